@@ -1,0 +1,118 @@
+//! `~/.skillmeat/daemon.toml`: the daemon's own settings, all optional.
+//!
+//! ```toml
+//! [discovery]
+//! # Folders to scan for projects holding SkillMeat deployment files (`~` allowed).
+//! scan = ["~/code"]
+//! # How deep below each folder to look.
+//! max_depth = 4
+//! # Read SkillMeat's own project registry (~/.skillmeat/cache/cache.db).
+//! registry = true
+//! ```
+//!
+//! Unknown keys are errors (a typo must not be silently ignored); errors name the line.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// The configuration file's name inside SkillMeat's home.
+pub const FILE_NAME: &str = "daemon.toml";
+
+/// The daemon's settings.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub discovery: Discovery,
+}
+
+/// How projects are found besides `smctl project add`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Discovery {
+    pub scan: Vec<PathBuf>,
+    pub max_depth: usize,
+    pub registry: bool,
+}
+
+impl Default for Discovery {
+    fn default() -> Self {
+        Discovery {
+            scan: Vec::new(),
+            max_depth: 4,
+            registry: true,
+        }
+    }
+}
+
+/// A configuration file that cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {message}", path.display())]
+pub struct ConfigError {
+    pub path: PathBuf,
+    pub message: String,
+}
+
+impl Config {
+    /// Reads `<home>/daemon.toml`; a missing file gives the defaults.
+    ///
+    /// # Errors
+    /// The file exists but cannot be read, is not TOML, or has unknown keys or wrong types.
+    pub fn load(home: &Path) -> Result<Config, ConfigError> {
+        let path = home.join(FILE_NAME);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Config::default()),
+            Err(e) => {
+                return Err(ConfigError {
+                    path,
+                    message: e.to_string(),
+                });
+            }
+        };
+        let mut config: Config = toml::from_str(&text).map_err(|e| ConfigError {
+            path: path.clone(),
+            message: e.to_string().trim_end().to_string(),
+        })?;
+        let home_dir = std::env::var_os("HOME").map(PathBuf::from);
+        for p in &mut config.discovery.scan {
+            if let (Ok(rest), Some(h)) = (p.strip_prefix("~"), &home_dir) {
+                *p = h.join(rest);
+            }
+        }
+        Ok(config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_file_gives_defaults() {
+        let d = tempfile::tempdir().unwrap();
+        assert_eq!(Config::load(d.path()).unwrap(), Config::default());
+    }
+
+    #[test]
+    fn unknown_keys_are_errors_with_a_line() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join(FILE_NAME), "[discovery]\nscna = []\n").unwrap();
+        let e = Config::load(d.path()).unwrap_err().to_string();
+        assert!(e.contains("line 2") && e.contains("scna") && e.contains("scan"), "{e}");
+    }
+
+    #[test]
+    fn reads_scan_folders() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(
+            d.path().join(FILE_NAME),
+            "[discovery]\nscan = [\"/srv/code\"]\nmax_depth = 2\n",
+        )
+        .unwrap();
+        let c = Config::load(d.path()).unwrap();
+        assert_eq!(c.discovery.scan, [PathBuf::from("/srv/code")]);
+        assert_eq!(c.discovery.max_depth, 2);
+        assert!(c.discovery.registry);
+    }
+}

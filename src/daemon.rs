@@ -1,0 +1,418 @@
+//! The daemon's lifecycle: one instance per state directory, a secure socket, one graceful
+//! shutdown path, and `start`/`stop`/`status` for the command line.
+//!
+//! [`run`] is the foreground daemon (what systemd and launchd run): it takes the state
+//! directory's lock, opens the store, binds the socket in a 0700 folder, serves until
+//! SIGTERM, SIGINT or the `Shutdown` RPC, then stops accepting, lets in-flight RPCs finish,
+//! flushes the store and removes the socket and pid file. [`start`] forks into the
+//! background with `daemonize` before any runtime exists and returns once the child
+//! answers on its socket (or reports why it could not).
+
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::net::UnixListener;
+use tokio_stream::wrappers::UnixListenerStream;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::engine::Engine;
+use crate::paths::Paths;
+use crate::rpc::{self, DaemonService, pb};
+use crate::store::Store;
+
+/// How long `start` waits for the background daemon to answer.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long `stop` waits for the daemon to release its lock.
+const STOP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Why the daemon could not start or serve.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("another skillmeatd{} already runs for state directory {}", pid.map(|p| format!(" (pid {p})")).unwrap_or_default(), state_dir.display())]
+    AlreadyRunning {
+        state_dir: PathBuf,
+        pid: Option<u32>,
+    },
+    #[error("a live daemon already answers on socket {}; not taking it over", socket.display())]
+    SocketInUse { socket: PathBuf },
+    #[error("{}: {problem}", path.display())]
+    Insecure { path: PathBuf, problem: String },
+    #[error("{}: cannot {op}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        op: &'static str,
+        #[source]
+        source: io::Error,
+    },
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error("serving gRPC: {0}")]
+    Serve(#[from] tonic::transport::Error),
+    #[error("the background daemon failed to start: {0}")]
+    StartFailed(String),
+    #[error("the daemon did not stop within {}s", STOP_TIMEOUT.as_secs())]
+    StopTimeout,
+    #[error("no daemon answers on {}", socket.display())]
+    NotRunning { socket: PathBuf },
+    #[error("daemon answered with an error: {0}")]
+    Rpc(#[from] tonic::Status),
+}
+
+fn io_err<'a>(path: &'a Path, op: &'static str) -> impl FnOnce(io::Error) -> DaemonError + 'a {
+    move |source| DaemonError::Io {
+        path: path.to_path_buf(),
+        op,
+        source,
+    }
+}
+
+/// The exclusive lock that makes a daemon the only one of its state directory. Released
+/// when dropped (or when the process dies, however it dies).
+#[derive(Debug)]
+pub struct InstanceLock {
+    _file: File,
+}
+
+impl InstanceLock {
+    /// Takes the lock of `paths.state_dir`, creating the folder (0700) if needed.
+    ///
+    /// # Errors
+    /// Another process holds it ([`DaemonError::AlreadyRunning`]), or the folder cannot be
+    /// created.
+    pub fn acquire(paths: &Paths) -> Result<InstanceLock, DaemonError> {
+        private_dir(&paths.state_dir)?;
+        let path = paths.lock_file();
+        let file = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(io_err(&path, "open"))?;
+        match file.try_lock() {
+            Ok(()) => Ok(InstanceLock { _file: file }),
+            Err(fs::TryLockError::WouldBlock) => Err(DaemonError::AlreadyRunning {
+                state_dir: paths.state_dir.clone(),
+                pid: read_pid(paths),
+            }),
+            Err(fs::TryLockError::Error(e)) => Err(io_err(&path, "lock")(e)),
+        }
+    }
+}
+
+/// The pid recorded by the running daemon, if any.
+pub fn read_pid(paths: &Paths) -> Option<u32> {
+    fs::read_to_string(paths.pid_file())
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// Creates `dir` (and parents) with mode 0700 from the start, or checks an existing one is
+/// ours and private, tightening it if it is ours but open.
+fn private_dir(dir: &Path) -> Result<(), DaemonError> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(io_err(dir, "create folder"))?;
+    let meta = fs::symlink_metadata(dir).map_err(io_err(dir, "stat"))?;
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    if !meta.is_dir() {
+        return Err(DaemonError::Insecure {
+            path: dir.into(),
+            problem: "is not a folder (a symlink?)".into(),
+        });
+    }
+    if meta.uid() != me {
+        return Err(DaemonError::Insecure {
+            path: dir.into(),
+            problem: format!("is owned by uid {}, not by us ({me})", meta.uid()),
+        });
+    }
+    if meta.mode() & 0o077 != 0 {
+        tracing::warn!(dir = %dir.display(), "folder was open to others; setting mode 0700");
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+            .map_err(io_err(dir, "chmod"))?;
+    }
+    Ok(())
+}
+
+/// Binds the socket: a private folder first, a stale socket replaced, a live one left alone.
+///
+/// # Errors
+/// The folder is not private and ours, a daemon answers on the socket, the path is not a
+/// socket, or binding failed.
+pub fn bind_socket(socket: &Path) -> Result<UnixListener, DaemonError> {
+    let dir = socket.parent().unwrap_or(Path::new("/"));
+    private_dir(dir)?;
+    match fs::symlink_metadata(socket) {
+        Ok(meta) if meta.file_type().is_socket() => {
+            if std::os::unix::net::UnixStream::connect(socket).is_ok() {
+                return Err(DaemonError::SocketInUse {
+                    socket: socket.into(),
+                });
+            }
+            tracing::info!(socket = %socket.display(), "replacing a stale socket");
+            fs::remove_file(socket).map_err(io_err(socket, "remove stale socket"))?;
+        }
+        Ok(_) => {
+            return Err(DaemonError::Insecure {
+                path: socket.into(),
+                problem: "exists and is not a socket; not removing it".into(),
+            });
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io_err(socket, "stat")(e)),
+    }
+    UnixListener::bind(socket).map_err(io_err(socket, "bind"))
+}
+
+/// Serves the API on `listener` until `shutdown` is cancelled, then lets in-flight RPCs
+/// finish.
+///
+/// # Errors
+/// The server failed.
+pub async fn serve(
+    engine: Arc<Engine>,
+    listener: UnixListener,
+    shutdown: CancellationToken,
+) -> Result<(), DaemonError> {
+    let service = DaemonService::new(engine, shutdown.clone());
+    let (health_reporter, health) = tonic_health::server::health_reporter();
+    health_reporter
+        .set_serving::<pb::skillmeat_daemon_server::SkillmeatDaemonServer<DaemonService>>()
+        .await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .map_err(|e| DaemonError::StartFailed(format!("reflection: {e}")))?;
+    tonic::transport::Server::builder()
+        .add_service(health)
+        .add_service(reflection)
+        .add_service(
+            pb::skillmeat_daemon_server::SkillmeatDaemonServer::with_interceptor(
+                service,
+                rpc::check_peer,
+            ),
+        )
+        .serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown.cancelled())
+        .await?;
+    Ok(())
+}
+
+/// Runs the daemon in the foreground until it is asked to stop. `ready` (used by
+/// [`start`]) receives `ready` once the socket answers, or the error that stopped it.
+///
+/// # Errors
+/// Any start-up failure; the store flush on the way out.
+pub fn run(paths: &Paths, ready: Option<io::PipeWriter>) -> Result<(), DaemonError> {
+    let mut ready = ready;
+    let result = run_inner(paths, &mut ready);
+    if let (Err(e), Some(w)) = (&result, ready.as_mut()) {
+        let _ = writeln!(w, "{e}");
+    }
+    result
+}
+
+fn run_inner(paths: &Paths, ready: &mut Option<io::PipeWriter>) -> Result<(), DaemonError> {
+    let _lock = InstanceLock::acquire(paths)?;
+    let config = Config::load(&paths.skillmeat_home)?;
+    let store = Store::open(&paths.store_dir())?;
+    let engine = Arc::new(Engine::new(paths.clone(), store, config));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("skillmeatd")
+        .build()
+        .map_err(io_err(&paths.state_dir, "start the runtime"))?;
+    runtime.block_on(async {
+        let listener = bind_socket(&paths.socket)?;
+        let pid_file = paths.pid_file();
+        fs::write(&pid_file, format!("{}\n", std::process::id()))
+            .map_err(io_err(&pid_file, "write"))?;
+        let shutdown = CancellationToken::new();
+        spawn_signal_handler(shutdown.clone())?;
+        tracing::info!(
+            socket = %paths.socket.display(),
+            home = %paths.skillmeat_home.display(),
+            version = env!("CARGO_PKG_VERSION"),
+            "skillmeatd serving"
+        );
+        if let Some(mut w) = ready.take() {
+            let _ = w.write_all(b"ready\n");
+        }
+        let served = serve(Arc::clone(&engine), listener, shutdown).await;
+        tracing::info!("shutting down: flushing the store");
+        let flushed = engine.flush();
+        let _ = fs::remove_file(&paths.socket);
+        let _ = fs::remove_file(&pid_file);
+        served?;
+        flushed.map_err(|e| DaemonError::StartFailed(e.to_string()))?;
+        tracing::info!("stopped cleanly");
+        Ok(())
+    })
+}
+
+fn spawn_signal_handler(shutdown: CancellationToken) -> Result<(), DaemonError> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())
+        .map_err(|e| DaemonError::StartFailed(format!("SIGTERM handler: {e}")))?;
+    let mut int = signal(SignalKind::interrupt())
+        .map_err(|e| DaemonError::StartFailed(format!("SIGINT handler: {e}")))?;
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM received"),
+            _ = int.recv() => tracing::info!("SIGINT received"),
+            _ = shutdown.cancelled() => return,
+        }
+        shutdown.cancel();
+    });
+    Ok(())
+}
+
+/// What [`start`] found or did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Started {
+    /// A daemon was already answering.
+    AlreadyRunning,
+    /// A new daemon was started and answers.
+    Started,
+}
+
+/// Starts the daemon in the background and returns once it answers. `init_child` runs in
+/// the detached child before the daemon (set up logging there).
+///
+/// # Errors
+/// The fork failed, or the child reported an error or did not answer in time.
+pub fn start(paths: &Paths, init_child: impl FnOnce()) -> Result<Started, DaemonError> {
+    if answers(&paths.socket) {
+        return Ok(Started::AlreadyRunning);
+    }
+    private_dir(&paths.state_dir)?;
+    let log_path = paths.log_file();
+    let log = File::options()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .map_err(io_err(&log_path, "open"))?;
+    let log2 = log.try_clone().map_err(io_err(&log_path, "open"))?;
+    let (mut reader, writer) = io::pipe().map_err(io_err(&paths.state_dir, "create a pipe"))?;
+    let outcome = daemonize::Daemonize::new()
+        .working_directory("/")
+        .umask(0o077)
+        .stdout(log)
+        .stderr(log2)
+        .execute();
+    match outcome {
+        daemonize::Outcome::Child(Ok(_)) => {
+            drop(reader);
+            init_child();
+            let code = match run(paths, Some(writer)) {
+                Ok(()) => 0,
+                Err(e) => {
+                    tracing::error!("{e}");
+                    1
+                }
+            };
+            std::process::exit(code);
+        }
+        daemonize::Outcome::Child(Err(e)) => {
+            let mut writer = writer;
+            let _ = writeln!(writer, "detaching failed: {e}");
+            std::process::exit(1);
+        }
+        daemonize::Outcome::Parent(Err(e)) => Err(DaemonError::StartFailed(e.to_string())),
+        daemonize::Outcome::Parent(Ok(_)) => {
+            drop(writer);
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                let mut s = String::new();
+                let _ = reader.read_to_string(&mut s);
+                let _ = tx.send(s);
+            });
+            let said = rx.recv_timeout(START_TIMEOUT).map_err(|_| {
+                DaemonError::StartFailed(format!(
+                    "no answer within {}s; see {}",
+                    START_TIMEOUT.as_secs(),
+                    log_path.display()
+                ))
+            })?;
+            if said.starts_with("ready") {
+                Ok(Started::Started)
+            } else if said.trim().is_empty() {
+                Err(DaemonError::StartFailed(format!(
+                    "it exited without a word; see {}",
+                    log_path.display()
+                )))
+            } else {
+                Err(DaemonError::StartFailed(said.trim().to_string()))
+            }
+        }
+    }
+}
+
+/// Whether something accepts connections on `socket`.
+pub fn answers(socket: &Path) -> bool {
+    std::os::unix::net::UnixStream::connect(socket).is_ok()
+}
+
+/// A short-lived runtime for the command-line client calls.
+fn client_runtime() -> Result<tokio::runtime::Runtime, DaemonError> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| DaemonError::StartFailed(e.to_string()))
+}
+
+/// Asks the daemon to stop and waits until it released its lock.
+///
+/// # Errors
+/// No daemon answers, it refused, or it did not stop in time.
+pub fn stop(paths: &Paths) -> Result<(), DaemonError> {
+    client_runtime()?.block_on(async {
+        let channel = crate::connect::channel(&paths.socket)
+            .await
+            .map_err(|_| DaemonError::NotRunning {
+                socket: paths.socket.clone(),
+            })?;
+        pb::skillmeat_daemon_client::SkillmeatDaemonClient::new(channel)
+            .shutdown(pb::ShutdownRequest {})
+            .await?;
+        Ok::<_, DaemonError>(())
+    })?;
+    let deadline = Instant::now() + STOP_TIMEOUT;
+    while Instant::now() < deadline {
+        match InstanceLock::acquire(paths) {
+            Ok(_) => return Ok(()),
+            Err(DaemonError::AlreadyRunning { .. }) => std::thread::sleep(Duration::from_millis(20)),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(DaemonError::StopTimeout)
+}
+
+/// The running daemon's status.
+///
+/// # Errors
+/// No daemon answers, or it answered with an error.
+pub fn status(paths: &Paths) -> Result<pb::StatusResponse, DaemonError> {
+    client_runtime()?.block_on(async {
+        let channel = crate::connect::channel(&paths.socket)
+            .await
+            .map_err(|_| DaemonError::NotRunning {
+                socket: paths.socket.clone(),
+            })?;
+        Ok(pb::skillmeat_daemon_client::SkillmeatDaemonClient::new(channel)
+            .status(pb::StatusRequest {})
+            .await?
+            .into_inner())
+    })
+}

@@ -1,0 +1,460 @@
+//! The engine: SkillMeat's world as the daemon sees it, and the answers computed from it.
+//!
+//! It ties the readers ([`crate::formats`]), the hash index, the project set and the pure
+//! drift rules together. Every method is synchronous and may touch the disk; the RPC layer
+//! calls them on the blocking pool. The engine holds no lock across I/O: the store and the
+//! index are safe to share, and each call reads SkillMeat's files afresh.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::RwLock;
+use std::time::Instant;
+
+use crate::config::Config;
+use crate::drift::{self, DriftKind, Side};
+use crate::formats::collection::{self, Collection};
+use crate::formats::deployment;
+use crate::formats::frontmatter;
+use crate::formats::{self, Problem};
+use crate::hash::{HashError, Variant};
+use crate::index::HashIndex;
+use crate::paths::Paths;
+use crate::projects::{self, KnownProject};
+use crate::store::{Store, StoreError};
+
+/// Something a caller asked for that cannot be done.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("{}: not a folder", path.display())]
+    NotAFolder { path: PathBuf },
+    #[error("{}: not a known project (see `smctl project list`)", path.display())]
+    UnknownProject { path: PathBuf },
+    #[error("{}: the project folder no longer exists", path.display())]
+    MissingProject { path: PathBuf },
+    #[error("{}: was not added by hand; use `smctl project ignore` to hide it", path.display())]
+    NotManual { path: PathBuf },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The drift of one artifact, with everything `smctl drift` shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArtifactReport {
+    pub project: PathBuf,
+    /// Profile root, e.g. `.claude`; empty for `added`.
+    pub profile_root: String,
+    pub name: String,
+    pub artifact_type: String,
+    pub kind: DriftKind,
+    pub recommendation: &'static str,
+    pub change_origin: &'static str,
+    pub deployed_sha: Option<String>,
+    pub collection_sha: Option<String>,
+    pub project_sha: Option<String>,
+    pub collection_version: Option<String>,
+    pub project_version: Option<String>,
+    /// `deployed_at` with `Z` appended, as `sync-check` prints it.
+    pub last_deployed: Option<String>,
+    pub collection: String,
+    pub artifact_path: PathBuf,
+    pub error: Option<String>,
+}
+
+/// Drift of some projects, plus the problems met computing it.
+#[derive(Debug, Clone, Default)]
+pub struct DriftReport {
+    pub artifacts: Vec<ArtifactReport>,
+    pub problems: Vec<Problem>,
+}
+
+/// A project with its deployment summary.
+#[derive(Debug, Clone)]
+pub struct ProjectSummary {
+    pub project: KnownProject,
+    pub profile_roots: Vec<String>,
+    pub deployments: u32,
+    pub drift: BTreeMap<DriftKind, u32>,
+}
+
+/// Daemon-wide counters for `smctl status`.
+#[derive(Debug, Clone)]
+pub struct Totals {
+    pub collections: u32,
+    pub projects: u32,
+    pub artifacts: u32,
+    pub files_indexed: u64,
+    pub files_read: u64,
+    pub uptime_seconds: u64,
+    pub problems: Vec<Problem>,
+}
+
+/// The daemon's core.
+#[derive(Debug)]
+pub struct Engine {
+    paths: Paths,
+    store: Store,
+    index: HashIndex,
+    config: RwLock<Config>,
+    started: Instant,
+}
+
+impl Engine {
+    /// An engine over `paths`, with its store already open.
+    pub fn new(paths: Paths, store: Store, config: Config) -> Engine {
+        Engine {
+            index: HashIndex::new(store.clone()),
+            paths,
+            store,
+            config: RwLock::new(config),
+            started: Instant::now(),
+        }
+    }
+
+    pub fn paths(&self) -> &Paths {
+        &self.paths
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    fn config(&self) -> Config {
+        self.config.read().expect("config lock poisoned").clone()
+    }
+
+    /// Every known project, ignored ones included, and discovery problems.
+    ///
+    /// # Errors
+    /// The store could not be read.
+    pub fn known_projects(&self) -> Result<(Vec<KnownProject>, Vec<Problem>), EngineError> {
+        Ok(projects::known(
+            &self.store,
+            &self.paths.skillmeat_home,
+            &self.config(),
+        )?)
+    }
+
+    /// Drift of one project (by folder) or, with `None`, of every known, present, not
+    /// ignored project. In-sync artifacts are kept only when `include_in_sync`.
+    ///
+    /// # Errors
+    /// The project is not known or is missing; the store could not be read.
+    pub fn drift(
+        &self,
+        project: Option<&Path>,
+        include_in_sync: bool,
+    ) -> Result<DriftReport, EngineError> {
+        let (known, mut problems) = self.known_projects()?;
+        let targets: Vec<PathBuf> = match project {
+            Some(p) => {
+                let p = canonical(p);
+                let k = known
+                    .iter()
+                    .find(|k| k.path == p)
+                    .ok_or_else(|| EngineError::UnknownProject { path: p.clone() })?;
+                if k.missing {
+                    return Err(EngineError::MissingProject { path: p });
+                }
+                vec![p]
+            }
+            None => known
+                .iter()
+                .filter(|k| !k.ignored && !k.missing)
+                .map(|k| k.path.clone())
+                .collect(),
+        };
+        let mut collections = Collections::new(&self.paths.skillmeat_home);
+        let mut report = DriftReport::default();
+        for p in targets {
+            let mut r = self.project_drift(&p, &mut collections);
+            if !include_in_sync {
+                r.artifacts.retain(|a| a.kind.is_drift());
+            }
+            report.artifacts.append(&mut r.artifacts);
+            report.problems.append(&mut r.problems);
+        }
+        problems.append(&mut collections.problems());
+        problems.append(&mut report.problems);
+        report.problems = problems;
+        Ok(report)
+    }
+
+    fn project_drift(&self, project: &Path, collections: &mut Collections) -> DriftReport {
+        let mut report = DriftReport::default();
+        let files = deployment::read_project(project);
+        let mut deployed_keys = HashSet::new();
+        let mut used_collections = Vec::new();
+        for file in &files {
+            for p in &file.problems {
+                report.problems.push(Problem {
+                    project: Some(project.to_path_buf()),
+                    ..p.clone()
+                });
+            }
+            let root = project.join(&file.root);
+            for rec in &file.records {
+                deployed_keys.insert((
+                    rec.from_collection.clone(),
+                    formats::normalize_name(&rec.artifact_name).to_string(),
+                    rec.artifact_type.clone(),
+                ));
+                if !used_collections.contains(&rec.from_collection) {
+                    used_collections.push(rec.from_collection.clone());
+                }
+                let coll = collections.get(&rec.from_collection);
+                let source = coll.find(&rec.artifact_name, &rec.artifact_type);
+                let c_path = source.map(|a| coll.dir.join(&a.path));
+                let c_side = match &c_path {
+                    None => Side::Absent,
+                    Some(path) => self.side(path, Variant::DeployedCopy),
+                };
+                let mut p_path = root.join(&rec.artifact_path);
+                if !p_path.exists() && project.join(&rec.artifact_path).exists() {
+                    // Old records kept paths relative to the project.
+                    p_path = project.join(&rec.artifact_path);
+                }
+                let p_side = self.side(&p_path, Variant::Legacy);
+                let verdict = drift::classify(&rec.content_hash, &c_side, &p_side);
+                report.artifacts.push(ArtifactReport {
+                    project: project.to_path_buf(),
+                    profile_root: file.root.clone(),
+                    name: rec.artifact_name.clone(),
+                    artifact_type: rec.artifact_type.clone(),
+                    kind: verdict.kind,
+                    recommendation: verdict.recommendation,
+                    change_origin: verdict.change_origin,
+                    deployed_sha: Some(rec.content_hash.clone()),
+                    collection_version: c_path
+                        .as_deref()
+                        .map(|p| frontmatter::version_of(p).unwrap_or_else(|| "unknown".into())),
+                    project_version: matches!(p_side, Side::Hash(_))
+                        .then(|| frontmatter::version_of(&p_path))
+                        .flatten(),
+                    error: side_error(&c_side).or_else(|| side_error(&p_side)),
+                    collection_sha: side_hash(c_side),
+                    project_sha: side_hash(p_side),
+                    last_deployed: Some(format!("{}Z", rec.deployed_at)),
+                    collection: rec.from_collection.clone(),
+                    artifact_path: rec.artifact_path.clone(),
+                });
+            }
+        }
+        for name in used_collections {
+            let coll = collections.get(&name);
+            for a in &coll.artifacts {
+                let (n, t) = a.key();
+                if deployed_keys.contains(&(name.clone(), n, t)) {
+                    continue;
+                }
+                let path = coll.dir.join(&a.path);
+                let side = self.side(&path, Variant::DeployedCopy);
+                let verdict = drift::added();
+                report.artifacts.push(ArtifactReport {
+                    project: project.to_path_buf(),
+                    profile_root: String::new(),
+                    name: a.name.clone(),
+                    artifact_type: a.artifact_type.clone(),
+                    kind: verdict.kind,
+                    recommendation: verdict.recommendation,
+                    change_origin: verdict.change_origin,
+                    deployed_sha: None,
+                    collection_version: Some(
+                        frontmatter::version_of(&path).unwrap_or_else(|| "unknown".into()),
+                    ),
+                    project_version: None,
+                    error: side_error(&side),
+                    collection_sha: side_hash(side),
+                    project_sha: None,
+                    last_deployed: None,
+                    collection: name.clone(),
+                    artifact_path: a.path.clone(),
+                });
+            }
+        }
+        report
+    }
+
+    /// One side's hash, absent or unreadable.
+    fn side(&self, path: &Path, variant: Variant) -> Side {
+        match self.index.hash(path, variant) {
+            Ok(h) => Side::Hash(h),
+            Err(HashError::NotFound { .. }) => Side::Absent,
+            Err(e) => Side::Unreadable(e.to_string()),
+        }
+    }
+
+    /// Every known project with its roots, deployment count and drift summary.
+    ///
+    /// # Errors
+    /// The store could not be read.
+    pub fn project_summaries(&self) -> Result<(Vec<ProjectSummary>, Vec<Problem>), EngineError> {
+        let (known, mut problems) = self.known_projects()?;
+        let mut collections = Collections::new(&self.paths.skillmeat_home);
+        let mut out = Vec::new();
+        for k in known {
+            let mut s = ProjectSummary {
+                profile_roots: Vec::new(),
+                deployments: 0,
+                drift: BTreeMap::new(),
+                project: k,
+            };
+            if !s.project.missing && !s.project.ignored {
+                s.profile_roots = deployment::profile_roots(&s.project.path);
+                let mut r = self.project_drift(&s.project.path, &mut collections);
+                for a in &r.artifacts {
+                    if a.kind != DriftKind::Added {
+                        s.deployments += 1;
+                    }
+                    *s.drift.entry(a.kind).or_default() += 1;
+                }
+                problems.append(&mut r.problems);
+            }
+            out.push(s);
+        }
+        problems.append(&mut collections.problems());
+        Ok((out, problems))
+    }
+
+    /// Registers `path` by hand.
+    ///
+    /// # Errors
+    /// `path` is not a folder; the store failed.
+    pub fn add_project(&self, path: &Path) -> Result<PathBuf, EngineError> {
+        let path = canonical(path);
+        if !path.is_dir() {
+            return Err(EngineError::NotAFolder { path });
+        }
+        let mut mark = self.store.project_mark(&path)?;
+        mark.manual = true;
+        mark.ignored = false;
+        self.store.set_project_mark(&path, &mark)?;
+        Ok(path)
+    }
+
+    /// Forgets a hand registration.
+    ///
+    /// # Errors
+    /// The project was not added by hand; the store failed.
+    pub fn remove_project(&self, path: &Path) -> Result<(), EngineError> {
+        let path = canonical(path);
+        let mut mark = self.store.project_mark(&path)?;
+        if !mark.manual {
+            return Err(EngineError::NotManual { path });
+        }
+        mark.manual = false;
+        self.store.set_project_mark(&path, &mark)?;
+        Ok(())
+    }
+
+    /// Hides (or shows again) a project for good.
+    ///
+    /// # Errors
+    /// The store failed.
+    pub fn ignore_project(&self, path: &Path, ignored: bool) -> Result<(), EngineError> {
+        let path = canonical(path);
+        let mut mark = self.store.project_mark(&path)?;
+        mark.ignored = ignored;
+        if ignored {
+            mark.manual = false;
+        }
+        self.store.set_project_mark(&path, &mark)?;
+        Ok(())
+    }
+
+    /// Counters for `smctl status`.
+    ///
+    /// # Errors
+    /// The store could not be read.
+    pub fn totals(&self) -> Result<Totals, EngineError> {
+        let home = &self.paths.skillmeat_home;
+        let names = collection::list(home);
+        let mut problems = Vec::new();
+        let mut artifacts = 0u32;
+        for n in &names {
+            let c = collection::read(home, n);
+            artifacts += c.artifacts.len() as u32;
+            problems.extend(c.problems);
+        }
+        let (known, mut discovery_problems) = self.known_projects()?;
+        problems.append(&mut discovery_problems);
+        let live: Vec<&KnownProject> = known.iter().filter(|k| !k.ignored).collect();
+        for k in live.iter().filter(|k| !k.missing) {
+            for f in deployment::read_project(&k.path) {
+                artifacts += f.records.len() as u32;
+                problems.extend(f.problems);
+            }
+        }
+        Ok(Totals {
+            collections: names.len() as u32,
+            projects: live.len() as u32,
+            artifacts,
+            files_indexed: self.store.files_indexed(),
+            files_read: self
+                .index
+                .stats()
+                .files_read
+                .load(std::sync::atomic::Ordering::Relaxed),
+            uptime_seconds: self.started.elapsed().as_secs(),
+            problems,
+        })
+    }
+
+    /// Flushes the store (called on shutdown).
+    ///
+    /// # Errors
+    /// The flush failed.
+    pub fn flush(&self) -> Result<(), EngineError> {
+        Ok(self.store.flush()?)
+    }
+}
+
+/// Collections read at most once per request.
+struct Collections<'a> {
+    home: &'a Path,
+    read: BTreeMap<String, Collection>,
+}
+
+impl<'a> Collections<'a> {
+    fn new(home: &'a Path) -> Self {
+        Collections {
+            home,
+            read: BTreeMap::new(),
+        }
+    }
+
+    fn get(&mut self, name: &str) -> &Collection {
+        self.read.entry(name.to_string()).or_insert_with(|| {
+            let mut c = collection::read(self.home, name);
+            if !c.dir.is_dir() {
+                c.problems = vec![Problem::new(
+                    &c.dir,
+                    format!("collection {name:?} does not exist"),
+                )];
+            }
+            c
+        })
+    }
+
+    fn problems(&self) -> Vec<Problem> {
+        self.read.values().flat_map(|c| c.problems.clone()).collect()
+    }
+}
+
+/// The absolute, symlink-resolved form of a project path (as given when it does not exist).
+pub fn canonical(p: &Path) -> PathBuf {
+    std::fs::canonicalize(p).unwrap_or_else(|_| crate::paths::absolute(p))
+}
+
+fn side_hash(s: Side) -> Option<String> {
+    match s {
+        Side::Hash(h) => Some(h),
+        _ => None,
+    }
+}
+
+fn side_error(s: &Side) -> Option<String> {
+    match s {
+        Side::Unreadable(e) => Some(e.clone()),
+        _ => None,
+    }
+}

@@ -1,0 +1,107 @@
+//! SkillMeat's files, read exactly as the formats doc describes them.
+//!
+//! Plain functions over plain data: each reader takes a path and returns what it could
+//! parse plus a [`Problem`] for every file or record it could not use, so one bad record
+//! never hides the rest. The engine calls these; nothing here caches or watches.
+//!
+//! - [`config`]: `~/.skillmeat/config.toml` (the active collection).
+//! - [`collection`]: `collections/<name>/collection.toml` and `collection.lock`.
+//! - [`deployment`]: `<project>/<root>/.skillmeat-deployed.toml`, one per profile root.
+//! - [`frontmatter`]: the `version:` of a Markdown artifact.
+
+pub mod collection;
+pub mod config;
+pub mod deployment;
+pub mod frontmatter;
+
+use std::path::{Path, PathBuf};
+
+/// A file or record that could not be used, and why.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Problem {
+    pub path: PathBuf,
+    pub message: String,
+    /// The project concerned, when there is one.
+    pub project: Option<PathBuf>,
+}
+
+impl Problem {
+    /// A problem with `path`.
+    pub fn new(path: &Path, message: impl Into<String>) -> Problem {
+        Problem {
+            path: path.to_path_buf(),
+            message: message.into(),
+            project: None,
+        }
+    }
+}
+
+/// The SkillMeat name used to match artifacts: one extension among `.md .txt .json .yaml
+/// .yml` stripped (`core/collection.py` `_normalize_name`).
+pub fn normalize_name(name: &str) -> &str {
+    for ext in [".md", ".txt", ".json", ".yaml", ".yml"] {
+        if let Some(stem) = name.strip_suffix(ext) {
+            return stem;
+        }
+    }
+    name
+}
+
+/// Reads a TOML file into a table, describing a failure in one line with its position.
+pub(crate) fn read_toml(path: &Path) -> Result<toml::Table, String> {
+    let text = std::fs::read(path).map_err(|e| format!("cannot read: {e}"))?;
+    let text = String::from_utf8(text).map_err(|_| "not valid UTF-8".to_string())?;
+    text.parse::<toml::Table>().map_err(|e| {
+        let msg = e.message().to_string();
+        match e.span() {
+            Some(span) => {
+                let line = text[..span.start.min(text.len())].lines().count().max(1);
+                format!("invalid TOML at line {line}: {msg}")
+            }
+            None => format!("invalid TOML: {msg}"),
+        }
+    })
+}
+
+/// A string field of a TOML table.
+pub(crate) fn str_field<'a>(t: &'a toml::Table, key: &str) -> Option<&'a str> {
+    t.get(key).and_then(toml::Value::as_str)
+}
+
+/// Whether a relative path from a SkillMeat file stays inside its base (no absolute path,
+/// no `..`).
+pub(crate) fn is_contained(rel: &Path) -> bool {
+    rel.components()
+        .all(|c| matches!(c, std::path::Component::Normal(_) | std::path::Component::CurDir))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalize_strips_one_known_extension() {
+        assert_eq!(normalize_name("review.md"), "review");
+        assert_eq!(normalize_name("flow.yaml"), "flow");
+        assert_eq!(normalize_name("a.md.md"), "a.md");
+        assert_eq!(normalize_name("canvas"), "canvas");
+        assert_eq!(normalize_name("x.rs"), "x.rs");
+    }
+
+    #[test]
+    fn containment() {
+        assert!(is_contained(Path::new("skills/x")));
+        assert!(!is_contained(Path::new("../x")));
+        assert!(!is_contained(Path::new("/etc/passwd")));
+        assert!(!is_contained(Path::new("skills/../../x")));
+    }
+
+    #[test]
+    fn toml_errors_name_the_line() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("x.toml");
+        std::fs::write(&p, "a = 1\nb = = 2\n").unwrap();
+        let err = read_toml(&p).unwrap_err();
+        assert!(err.contains("line 2"), "{err}");
+    }
+}

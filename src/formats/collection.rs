@@ -1,0 +1,240 @@
+//! A collection folder: `collection.toml` (the manifest: which artifacts exist and where)
+//! and `collection.lock` (each artifact's recorded content hash).
+//!
+//! A folder under `collections/` is a collection iff it holds `collection.toml`
+//! (`core/collection.py` `list_collections`).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use super::{Problem, is_contained, normalize_name, read_toml, str_field};
+
+/// One `[[artifacts]]` record of a manifest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CollectionArtifact {
+    pub name: String,
+    pub artifact_type: String,
+    /// Path relative to the collection folder, e.g. `skills/canvas-design`.
+    pub path: PathBuf,
+}
+
+impl CollectionArtifact {
+    /// The identity SkillMeat matches deployments on: normalized name and type.
+    pub fn key(&self) -> (String, String) {
+        (
+            normalize_name(&self.name).to_string(),
+            self.artifact_type.clone(),
+        )
+    }
+}
+
+/// What a collection folder holds, as far as it could be read.
+#[derive(Debug, Clone, Default)]
+pub struct Collection {
+    pub name: String,
+    pub dir: PathBuf,
+    pub artifacts: Vec<CollectionArtifact>,
+    /// `collection.lock` entries: `"<name>::<type>"` → content hash.
+    pub lock: BTreeMap<String, String>,
+    pub problems: Vec<Problem>,
+}
+
+impl Collection {
+    /// The artifact a deployment of `name` (any known extension) and `artifact_type` came
+    /// from.
+    pub fn find(&self, name: &str, artifact_type: &str) -> Option<&CollectionArtifact> {
+        let name = normalize_name(name);
+        self.artifacts
+            .iter()
+            .find(|a| a.artifact_type == artifact_type && normalize_name(&a.name) == name)
+    }
+}
+
+/// The collections folder of a SkillMeat home.
+pub fn collections_dir(home: &Path) -> PathBuf {
+    home.join("collections")
+}
+
+/// Names of every collection under `home`, sorted.
+pub fn list(home: &Path) -> Vec<String> {
+    let Ok(rd) = std::fs::read_dir(collections_dir(home)) else {
+        return Vec::new();
+    };
+    let mut names: Vec<String> = rd
+        .filter_map(Result::ok)
+        .filter(|e| e.path().join("collection.toml").is_file())
+        .filter_map(|e| e.file_name().into_string().ok())
+        .collect();
+    names.sort();
+    names
+}
+
+/// Reads collection `name` of `home`: manifest and lock.
+pub fn read(home: &Path, name: &str) -> Collection {
+    let dir = collections_dir(home).join(name);
+    let mut c = Collection {
+        name: name.to_string(),
+        dir: dir.clone(),
+        ..Default::default()
+    };
+    let manifest = dir.join("collection.toml");
+    match read_toml(&manifest) {
+        Ok(t) => read_manifest(&manifest, &t, &mut c),
+        Err(e) => c.problems.push(Problem::new(&manifest, e)),
+    }
+    let lock = dir.join("collection.lock");
+    if lock.exists() {
+        match read_toml(&lock) {
+            Ok(t) => read_lock(&lock, &t, &mut c),
+            Err(e) => c.problems.push(Problem::new(&lock, e)),
+        }
+    }
+    c
+}
+
+fn read_manifest(path: &Path, t: &toml::Table, c: &mut Collection) {
+    let Some(records) = t.get("artifacts") else {
+        return;
+    };
+    let Some(records) = records.as_array() else {
+        c.problems
+            .push(Problem::new(path, "`artifacts` is not an array of tables"));
+        return;
+    };
+    for (i, r) in records.iter().enumerate() {
+        let Some(r) = r.as_table() else {
+            c.problems
+                .push(Problem::new(path, format!("artifacts[{i}] is not a table")));
+            continue;
+        };
+        let (Some(name), Some(ty), Some(rel)) =
+            (str_field(r, "name"), str_field(r, "type"), str_field(r, "path"))
+        else {
+            let missing: Vec<&str> = ["name", "type", "path"]
+                .into_iter()
+                .filter(|k| str_field(r, k).is_none())
+                .collect();
+            c.problems.push(Problem::new(
+                path,
+                format!("artifacts[{i}] lacks {}", missing.join(", ")),
+            ));
+            continue;
+        };
+        let rel = PathBuf::from(rel.trim_end_matches('/'));
+        if !is_contained(&rel) {
+            c.problems.push(Problem::new(
+                path,
+                format!("artifacts[{i}] ({name}): path {} leaves the collection", rel.display()),
+            ));
+            continue;
+        }
+        c.artifacts.push(CollectionArtifact {
+            name: name.to_string(),
+            artifact_type: ty.to_string(),
+            path: rel,
+        });
+    }
+}
+
+fn read_lock(path: &Path, t: &toml::Table, c: &mut Collection) {
+    let Some(entries) = t
+        .get("lock")
+        .and_then(|l| l.get("entries"))
+        .and_then(toml::Value::as_table)
+    else {
+        return;
+    };
+    for (key, entry) in entries {
+        match entry.get("content_hash").and_then(toml::Value::as_str) {
+            Some(h) => {
+                c.lock.insert(key.clone(), h.to_string());
+            }
+            None => c.problems.push(Problem::new(
+                path,
+                format!("lock entry {key:?} has no content_hash"),
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MANIFEST: &str = r#"
+[collection]
+name = "default"
+version = "1.0.0"
+created = "2025-01-15T10:00:00.000001"
+updated = "2025-01-16T09:00:00.600000"
+
+[[artifacts]]
+name = "canvas-design"
+type = "skill"
+path = "skills/canvas-design/"
+origin = "github"
+added = "2025-01-15T10:30:00.123456"
+future_key = 1
+
+[artifacts.metadata]
+title = "Canvas Design"
+
+[[artifacts]]
+name = "review"
+type = "command"
+path = "commands/review.md"
+origin = "local"
+added = "2025-01-16T09:00:00.500000"
+
+[[artifacts]]
+name = "broken"
+origin = "local"
+
+[[artifacts]]
+name = "evil"
+type = "skill"
+path = "../../etc"
+"#;
+
+    #[test]
+    fn reads_artifacts_and_reports_bad_records() {
+        let home = tempfile::tempdir().unwrap();
+        let dir = collections_dir(home.path()).join("default");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("collection.toml"), MANIFEST).unwrap();
+        std::fs::write(
+            dir.join("collection.lock"),
+            "[lock]\nversion = \"1.0.0\"\n\n[lock.entries.\"review::command\"]\ncontent_hash = \"ab\"\nfetched = \"x\"\n",
+        )
+        .unwrap();
+        assert_eq!(list(home.path()), vec!["default".to_string()]);
+        let c = read(home.path(), "default");
+        assert_eq!(c.artifacts.len(), 2);
+        assert_eq!(c.artifacts[0].path, PathBuf::from("skills/canvas-design"));
+        assert_eq!(c.find("review.md", "command").unwrap().name, "review");
+        assert!(c.find("review", "agent").is_none());
+        assert_eq!(c.lock.get("review::command").map(String::as_str), Some("ab"));
+        assert_eq!(c.problems.len(), 2, "{:?}", c.problems);
+        assert!(c.problems[0].message.contains("lacks type, path"));
+        assert!(c.problems[1].message.contains("leaves the collection"));
+    }
+
+    #[test]
+    fn empty_collection_as_skillmeat_writes_it() {
+        let home = tempfile::tempdir().unwrap();
+        let dir = collections_dir(home.path()).join("default");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("collection.toml"),
+            "artifacts = []\n\n[collection]\nname = \"default\"\nversion = \"1.0.0\"\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join("collection.lock"),
+            "[lock]\nversion = \"1.0.0\"\n\n[lock.entries]\n",
+        )
+        .unwrap();
+        let c = read(home.path(), "default");
+        assert!(c.artifacts.is_empty() && c.problems.is_empty(), "{:?}", c.problems);
+    }
+}

@@ -1,0 +1,399 @@
+//! SkillMeat's content hash, bit for bit, split into a stat-only walk and a read pass.
+//!
+//! SkillMeat stores one hash per artifact (`content_hash` in `.skillmeat-deployed.toml` and
+//! `collection.lock`): for a file, SHA-256 of its bytes; for a folder, one SHA-256 over every
+//! file in path-component order, each fed as its relative path followed by its bytes, with no
+//! separators and nothing excluded ("legacy" in the formats doc, §3.2). A deploy records that
+//! hash of the *deployed copy*, which drops a fixed list of names and dereferences symlinks
+//! ([`Variant::DeployedCopy`], §3.3).
+//!
+//! [`walk`] lists what a hash would read, with each file's identity and metadata, without
+//! reading any content; [`hash_listing`] reads it. The index uses the walk alone to decide
+//! whether a cached hash still holds. Everything here is synchronous; callers run it off
+//! the async runtime.
+
+use std::fs::{self, File, Metadata};
+use std::io::{self, Read};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+/// SHA-256 of nothing: the hash of an empty file or a folder with no files.
+pub const EMPTY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
+/// Which of SkillMeat's two stored hashes to compute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Variant {
+    /// `compute_content_hash(path)` on the tree as it is: every file, symlinked folders not
+    /// followed.
+    Legacy,
+    /// The legacy hash of the copy `skillmeat deploy` would make: names matching the copy
+    /// ignore list dropped at any depth, symlinks dereferenced, dangling symlinks an error.
+    DeployedCopy,
+}
+
+impl Variant {
+    /// A one-byte tag, stable across releases (used in store keys).
+    pub fn tag(self) -> u8 {
+        match self {
+            Variant::Legacy => b'L',
+            Variant::DeployedCopy => b'D',
+        }
+    }
+}
+
+/// Why a hash could not be computed. Every variant names the path concerned.
+#[derive(Debug, thiserror::Error)]
+pub enum HashError {
+    #[error("{}: does not exist", path.display())]
+    NotFound { path: PathBuf },
+    #[error("{}: cannot {op}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        op: &'static str,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{}: symbolic link points at nothing (a deploy would fail)", path.display())]
+    DanglingSymlink { path: PathBuf },
+    #[error("{}: symbolic link loop", path.display())]
+    SymlinkLoop { path: PathBuf },
+}
+
+impl HashError {
+    fn io(path: &Path, op: &'static str, source: io::Error) -> HashError {
+        if source.kind() == io::ErrorKind::NotFound {
+            HashError::NotFound {
+                path: path.to_path_buf(),
+            }
+        } else {
+            HashError::Io {
+                path: path.to_path_buf(),
+                op,
+                source,
+            }
+        }
+    }
+}
+
+/// Identity and metadata of one file, as `stat` reports them (symlinks followed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileStamp {
+    pub dev: u64,
+    pub ino: u64,
+    pub size: u64,
+    /// Modification time, nanoseconds since the epoch.
+    pub mtime_ns: i128,
+    /// Status-change time, nanoseconds since the epoch.
+    pub ctime_ns: i128,
+}
+
+impl FileStamp {
+    /// The stamp of a file's metadata.
+    pub fn of(meta: &Metadata) -> FileStamp {
+        FileStamp {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            size: meta.size(),
+            mtime_ns: i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
+            ctime_ns: i128::from(meta.ctime()) * 1_000_000_000 + i128::from(meta.ctime_nsec()),
+        }
+    }
+
+    /// The later of the modification and status-change times.
+    pub fn newest_ns(&self) -> i128 {
+        self.mtime_ns.max(self.ctime_ns)
+    }
+}
+
+/// One file a hash reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedFile {
+    /// Path relative to the hashed folder, `/`-separated, as raw bytes (empty for a single
+    /// file, whose name is not hashed).
+    pub rel: Vec<u8>,
+    /// Where to read it.
+    pub abs: PathBuf,
+    pub stamp: FileStamp,
+}
+
+/// Everything a hash of one path reads, in feed order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listing {
+    /// The path was a single file (hash = SHA-256 of its bytes, no name).
+    pub single_file: bool,
+    pub files: Vec<ListedFile>,
+}
+
+impl Listing {
+    /// A digest of every name, identity and metadata in the listing: equal digests mean no
+    /// file was added, removed, renamed or touched, so a cached hash still holds.
+    pub fn stamp_digest(&self) -> [u8; 32] {
+        let mut h = Sha256::new();
+        h.update([u8::from(self.single_file)]);
+        for f in &self.files {
+            h.update((f.rel.len() as u64).to_le_bytes());
+            h.update(&f.rel);
+            let s = f.stamp;
+            h.update(s.dev.to_le_bytes());
+            h.update(s.ino.to_le_bytes());
+            h.update(s.size.to_le_bytes());
+            h.update(s.mtime_ns.to_le_bytes());
+            h.update(s.ctime_ns.to_le_bytes());
+        }
+        h.finalize().into()
+    }
+
+    /// The newest modification or status-change time of any file, if any.
+    pub fn newest_ns(&self) -> Option<i128> {
+        self.files.iter().map(|f| f.stamp.newest_ns()).max()
+    }
+
+    /// Total bytes the hash reads.
+    pub fn total_bytes(&self) -> u64 {
+        self.files.iter().map(|f| f.stamp.size).sum()
+    }
+}
+
+/// Names a deploy never copies (`FilesystemManager.copy_artifact`'s ignore list, matched
+/// with `fnmatch` against each entry's name at any depth).
+pub fn copy_ignores(name: &[u8]) -> bool {
+    const EXACT: [&[u8]; 9] = [
+        b".git",
+        b".github",
+        b".gitignore",
+        b"__pycache__",
+        b"node_modules",
+        b".venv",
+        b"venv",
+        b".DS_Store",
+        b"Thumbs.db",
+    ];
+    const SUFFIX: [&[u8]; 3] = [b".pyc", b".pyo", b".egg-info"];
+    EXACT.contains(&name) || SUFFIX.iter().any(|s| name.ends_with(s))
+}
+
+/// Lists what hashing `path` with `variant` reads, without reading any file content.
+///
+/// # Errors
+/// [`HashError::NotFound`] when `path` does not exist; I/O errors reading folders or
+/// metadata; for [`Variant::DeployedCopy`], dangling symlinks and symlink loops.
+pub fn walk(path: &Path, variant: Variant) -> Result<Listing, HashError> {
+    let meta = fs::metadata(path).map_err(|e| HashError::io(path, "stat", e))?;
+    if !meta.is_dir() {
+        let files = if meta.is_file() {
+            vec![ListedFile {
+                rel: Vec::new(),
+                abs: path.to_path_buf(),
+                stamp: FileStamp::of(&meta),
+            }]
+        } else {
+            Vec::new()
+        };
+        return Ok(Listing {
+            single_file: true,
+            files,
+        });
+    }
+    let mut files = Vec::new();
+    let mut ancestors = vec![(meta.dev(), meta.ino())];
+    walk_dir(path, &mut Vec::new(), variant, &mut ancestors, &mut files)?;
+    Ok(Listing {
+        single_file: false,
+        files,
+    })
+}
+
+fn walk_dir(
+    dir: &Path,
+    rel: &mut Vec<u8>,
+    variant: Variant,
+    ancestors: &mut Vec<(u64, u64)>,
+    out: &mut Vec<ListedFile>,
+) -> Result<(), HashError> {
+    let mut entries = fs::read_dir(dir)
+        .map_err(|e| HashError::io(dir, "read folder", e))?
+        .map(|e| e.map(|e| e.file_name()))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| HashError::io(dir, "read folder", e))?;
+    // Sorting each folder's children by name bytes, depth first, gives Python's
+    // component-wise sort of the whole relative paths.
+    entries.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+    for name in entries {
+        let name = name.as_bytes();
+        if variant == Variant::DeployedCopy && copy_ignores(name) {
+            continue;
+        }
+        let abs = dir.join(std::ffi::OsStr::from_bytes(name));
+        let lmeta = fs::symlink_metadata(&abs).map_err(|e| HashError::io(&abs, "stat", e))?;
+        let (meta, via_link) = if lmeta.file_type().is_symlink() {
+            match fs::metadata(&abs) {
+                Ok(m) => (m, true),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    if variant == Variant::DeployedCopy {
+                        return Err(HashError::DanglingSymlink { path: abs });
+                    }
+                    continue;
+                }
+                Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+                    if variant == Variant::DeployedCopy {
+                        return Err(HashError::SymlinkLoop { path: abs });
+                    }
+                    continue;
+                }
+                Err(e) => return Err(HashError::io(&abs, "stat", e)),
+            }
+        } else {
+            (lmeta, false)
+        };
+        let start = rel.len();
+        if !rel.is_empty() {
+            rel.push(b'/');
+        }
+        rel.extend_from_slice(name);
+        if meta.is_dir() {
+            // The legacy hash never descends through a symlinked folder; a deploy copies it
+            // as a real folder, which then is hashed.
+            if !via_link || variant == Variant::DeployedCopy {
+                let id = (meta.dev(), meta.ino());
+                if ancestors.contains(&id) {
+                    return Err(HashError::SymlinkLoop { path: abs });
+                }
+                ancestors.push(id);
+                walk_dir(&abs, rel, variant, ancestors, out)?;
+                ancestors.pop();
+            }
+        } else if meta.is_file() {
+            out.push(ListedFile {
+                rel: rel.clone(),
+                abs,
+                stamp: FileStamp::of(&meta),
+            });
+        }
+        rel.truncate(start);
+    }
+    Ok(())
+}
+
+/// Reads every file of `listing` and returns the lowercase hex SHA-256 SkillMeat stores.
+///
+/// # Errors
+/// I/O errors opening or reading a file (a file that vanished since the walk is
+/// [`HashError::NotFound`]).
+pub fn hash_listing(listing: &Listing) -> Result<String, HashError> {
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    for f in &listing.files {
+        if !listing.single_file {
+            h.update(&f.rel);
+        }
+        let mut file = File::open(&f.abs).map_err(|e| HashError::io(&f.abs, "open", e))?;
+        loop {
+            let n = match file.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(HashError::io(&f.abs, "read", e)),
+            };
+            h.update(&buf[..n]);
+        }
+    }
+    Ok(hex::encode(h.finalize()))
+}
+
+/// Walks and hashes `path` in one go.
+///
+/// # Errors
+/// As [`walk`] and [`hash_listing`].
+pub fn content_hash(path: &Path, variant: Variant) -> Result<String, HashError> {
+    hash_listing(&walk(path, variant)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    fn sha(bytes: &[u8]) -> String {
+        hex::encode(Sha256::digest(bytes))
+    }
+
+    #[test]
+    fn single_file_is_plain_sha256() {
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("review.md");
+        fs::write(&f, b"hello\n").unwrap();
+        assert_eq!(content_hash(&f, Variant::Legacy).unwrap(), sha(b"hello\n"));
+    }
+
+    #[test]
+    fn folder_feeds_path_then_bytes_in_component_order() {
+        let d = tempfile::tempdir().unwrap();
+        fs::create_dir(d.path().join("a")).unwrap();
+        fs::write(d.path().join("a/b.md"), b"1").unwrap();
+        fs::write(d.path().join("a.md"), b"2").unwrap();
+        fs::write(d.path().join("a b.md"), b"3").unwrap();
+        let expected = sha(b"a/b.md1a b.md3a.md2");
+        assert_eq!(content_hash(d.path(), Variant::Legacy).unwrap(), expected);
+    }
+
+    #[test]
+    fn empty_folder_hashes_to_empty_sha() {
+        let d = tempfile::tempdir().unwrap();
+        fs::create_dir_all(d.path().join("x/y")).unwrap();
+        assert_eq!(content_hash(d.path(), Variant::Legacy).unwrap(), EMPTY_SHA256);
+    }
+
+    #[test]
+    fn deployed_copy_drops_ignored_names_and_follows_folder_links() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path().join("skill");
+        fs::create_dir_all(root.join("shared")).unwrap();
+        fs::write(root.join("SKILL.md"), b"s").unwrap();
+        fs::write(root.join(".DS_Store"), b"junk").unwrap();
+        fs::write(root.join("x.pyc"), b"junk").unwrap();
+        fs::write(root.join("shared/data.txt"), b"d").unwrap();
+        symlink("shared", root.join("linked")).unwrap();
+        assert_eq!(
+            content_hash(&root, Variant::Legacy).unwrap(),
+            sha(b".DS_StorejunkSKILL.mdsshared/data.txtdx.pycjunk")
+        );
+        assert_eq!(
+            content_hash(&root, Variant::DeployedCopy).unwrap(),
+            sha(b"SKILL.mdslinked/data.txtdshared/data.txtd")
+        );
+    }
+
+    #[test]
+    fn symlink_loop_is_an_error_for_a_deploy_and_skipped_by_legacy() {
+        let d = tempfile::tempdir().unwrap();
+        fs::write(d.path().join("SKILL.md"), b"s").unwrap();
+        symlink(".", d.path().join("self")).unwrap();
+        assert_eq!(content_hash(d.path(), Variant::Legacy).unwrap(), sha(b"SKILL.mds"));
+        assert!(matches!(
+            content_hash(d.path(), Variant::DeployedCopy),
+            Err(HashError::SymlinkLoop { .. })
+        ));
+    }
+
+    #[test]
+    fn missing_path_is_not_found() {
+        let d = tempfile::tempdir().unwrap();
+        assert!(matches!(
+            content_hash(&d.path().join("nope"), Variant::Legacy),
+            Err(HashError::NotFound { .. })
+        ));
+    }
+
+    #[test]
+    fn stamp_digest_changes_when_a_file_is_touched() {
+        let d = tempfile::tempdir().unwrap();
+        fs::write(d.path().join("f"), b"1").unwrap();
+        let a = walk(d.path(), Variant::Legacy).unwrap().stamp_digest();
+        fs::write(d.path().join("f"), b"22").unwrap();
+        let b = walk(d.path(), Variant::Legacy).unwrap().stamp_digest();
+        assert_ne!(a, b);
+    }
+}

@@ -1,0 +1,25 @@
+//! skillmeatd: always-on drift detection for SkillMeat collections and projects.
+//!
+//! # Layout
+//! - Pure core: [`hash`] (SkillMeat's content hash), [`formats`] (its files), [`drift`]
+//!   (classification rules), [`config`] (`daemon.toml`).
+//! - State: [`store`] (sled; owns every key and encoding), [`index`] (hashes re-read only
+//!   when metadata changed), [`projects`] + [`discovery`] (which projects exist).
+//! - [`engine`]: ties the above into answers (drift, project summaries, totals).
+//! - Edges: [`rpc`] (the gRPC service), [`daemon`] (lifecycle, socket, start/stop),
+//!   [`paths`] and [`connect`] (shared with `smctl`).
+
+pub mod config;
+#[path = "connect.rs"]
+pub mod connect;
+pub mod daemon;
+pub mod discovery;
+pub mod drift;
+pub mod engine;
+pub mod formats;
+pub mod hash;
+pub mod index;
+pub mod paths;
+pub mod projects;
+pub mod rpc;
+pub mod store;
