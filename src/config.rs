@@ -99,7 +99,10 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         std::fs::write(d.path().join(FILE_NAME), "[discovery]\nscna = []\n").unwrap();
         let e = Config::load(d.path()).unwrap_err().to_string();
-        assert!(e.contains("line 2") && e.contains("scna") && e.contains("scan"), "{e}");
+        assert!(
+            e.contains("line 2") && e.contains("scna") && e.contains("scan"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -378,11 +378,12 @@ fn client_runtime() -> Result<tokio::runtime::Runtime, DaemonError> {
 /// No daemon answers, it refused, or it did not stop in time.
 pub fn stop(paths: &Paths) -> Result<(), DaemonError> {
     client_runtime()?.block_on(async {
-        let channel = crate::connect::channel(&paths.socket)
-            .await
-            .map_err(|_| DaemonError::NotRunning {
-                socket: paths.socket.clone(),
-            })?;
+        let channel =
+            crate::connect::channel(&paths.socket)
+                .await
+                .map_err(|_| DaemonError::NotRunning {
+                    socket: paths.socket.clone(),
+                })?;
         pb::skillmeat_daemon_client::SkillmeatDaemonClient::new(channel)
             .shutdown(pb::ShutdownRequest {})
             .await?;
@@ -392,7 +393,9 @@ pub fn stop(paths: &Paths) -> Result<(), DaemonError> {
     while Instant::now() < deadline {
         match InstanceLock::acquire(paths) {
             Ok(_) => return Ok(()),
-            Err(DaemonError::AlreadyRunning { .. }) => std::thread::sleep(Duration::from_millis(20)),
+            Err(DaemonError::AlreadyRunning { .. }) => {
+                std::thread::sleep(Duration::from_millis(20))
+            }
             Err(e) => return Err(e),
         }
     }
@@ -405,14 +408,17 @@ pub fn stop(paths: &Paths) -> Result<(), DaemonError> {
 /// No daemon answers, or it answered with an error.
 pub fn status(paths: &Paths) -> Result<pb::StatusResponse, DaemonError> {
     client_runtime()?.block_on(async {
-        let channel = crate::connect::channel(&paths.socket)
-            .await
-            .map_err(|_| DaemonError::NotRunning {
-                socket: paths.socket.clone(),
-            })?;
-        Ok(pb::skillmeat_daemon_client::SkillmeatDaemonClient::new(channel)
-            .status(pb::StatusRequest {})
-            .await?
-            .into_inner())
+        let channel =
+            crate::connect::channel(&paths.socket)
+                .await
+                .map_err(|_| DaemonError::NotRunning {
+                    socket: paths.socket.clone(),
+                })?;
+        Ok(
+            pb::skillmeat_daemon_client::SkillmeatDaemonClient::new(channel)
+                .status(pb::StatusRequest {})
+                .await?
+                .into_inner(),
+        )
     })
 }

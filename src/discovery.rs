@@ -132,7 +132,10 @@ mod tests {
     #[test]
     fn registry_problems_are_errors_not_panics() {
         let home = tempfile::tempdir().unwrap();
-        assert_eq!(registry_projects(home.path()).unwrap(), Vec::<PathBuf>::new());
+        assert_eq!(
+            registry_projects(home.path()).unwrap(),
+            Vec::<PathBuf>::new()
+        );
         std::fs::create_dir_all(home.path().join("cache")).unwrap();
         let conn = rusqlite::Connection::open(registry_path(home.path())).unwrap();
         conn.execute_batch("CREATE TABLE other (x TEXT);").unwrap();

@@ -124,8 +124,18 @@ mod tests {
             (h("c"), h("d"), DriftKind::Outdated, "pull_from_collection"),
             (h("d"), h("p"), DriftKind::Modified, "push_to_collection"),
             (h("c"), h("p"), DriftKind::Conflict, "review_manually"),
-            (Side::Absent, h("d"), DriftKind::Removed, "remove_from_project"),
-            (Side::Absent, Side::Absent, DriftKind::Removed, "remove_from_project"),
+            (
+                Side::Absent,
+                h("d"),
+                DriftKind::Removed,
+                "remove_from_project",
+            ),
+            (
+                Side::Absent,
+                Side::Absent,
+                DriftKind::Removed,
+                "remove_from_project",
+            ),
         ];
         for (c, p, kind, rec) in cases {
             let v = classify("d", &c, &p);
@@ -135,7 +145,10 @@ mod tests {
 
     #[test]
     fn where_we_differ_from_skillmeat() {
-        assert_eq!(classify("d", &h("d"), &Side::Absent).kind, DriftKind::Missing);
+        assert_eq!(
+            classify("d", &h("d"), &Side::Absent).kind,
+            DriftKind::Missing
+        );
         assert_eq!(classify("d", &h("x"), &h("x")).kind, DriftKind::InSync);
         assert_eq!(
             classify("d", &h("d"), &Side::Unreadable("denied".into())).kind,
@@ -145,7 +158,10 @@ mod tests {
 
     #[test]
     fn change_origins_match_skillmeat() {
-        assert_eq!(classify("d", &h("d"), &h("p")).change_origin, "local_modification");
+        assert_eq!(
+            classify("d", &h("d"), &h("p")).change_origin,
+            "local_modification"
+        );
         assert_eq!(classify("d", &h("c"), &h("d")).change_origin, "sync");
         assert_eq!(added().recommendation, "deploy_to_project");
     }

@@ -436,7 +436,10 @@ impl<'a> Collections<'a> {
     }
 
     fn problems(&self) -> Vec<Problem> {
-        self.read.values().flat_map(|c| c.problems.clone()).collect()
+        self.read
+            .values()
+            .flat_map(|c| c.problems.clone())
+            .collect()
     }
 }
 

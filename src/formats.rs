@@ -71,8 +71,12 @@ pub(crate) fn str_field<'a>(t: &'a toml::Table, key: &str) -> Option<&'a str> {
 /// Whether a relative path from a SkillMeat file stays inside its base (no absolute path,
 /// no `..`).
 pub(crate) fn is_contained(rel: &Path) -> bool {
-    rel.components()
-        .all(|c| matches!(c, std::path::Component::Normal(_) | std::path::Component::CurDir))
+    rel.components().all(|c| {
+        matches!(
+            c,
+            std::path::Component::Normal(_) | std::path::Component::CurDir
+        )
+    })
 }
 
 #[cfg(test)]

@@ -101,11 +101,6 @@ impl FileStamp {
             ctime_ns: i128::from(meta.ctime()) * 1_000_000_000 + i128::from(meta.ctime_nsec()),
         }
     }
-
-    /// The later of the modification and status-change times.
-    pub fn newest_ns(&self) -> i128 {
-        self.mtime_ns.max(self.ctime_ns)
-    }
 }
 
 /// One file a hash reads.
@@ -146,9 +141,9 @@ impl Listing {
         h.finalize().into()
     }
 
-    /// The newest modification or status-change time of any file, if any.
-    pub fn newest_ns(&self) -> Option<i128> {
-        self.files.iter().map(|f| f.stamp.newest_ns()).max()
+    /// The newest modification time of any file, if any.
+    pub fn newest_mtime_ns(&self) -> Option<i128> {
+        self.files.iter().map(|f| f.stamp.mtime_ns).max()
     }
 
     /// Total bytes the hash reads.
@@ -343,7 +338,10 @@ mod tests {
     fn empty_folder_hashes_to_empty_sha() {
         let d = tempfile::tempdir().unwrap();
         fs::create_dir_all(d.path().join("x/y")).unwrap();
-        assert_eq!(content_hash(d.path(), Variant::Legacy).unwrap(), EMPTY_SHA256);
+        assert_eq!(
+            content_hash(d.path(), Variant::Legacy).unwrap(),
+            EMPTY_SHA256
+        );
     }
 
     #[test]
@@ -371,7 +369,10 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         fs::write(d.path().join("SKILL.md"), b"s").unwrap();
         symlink(".", d.path().join("self")).unwrap();
-        assert_eq!(content_hash(d.path(), Variant::Legacy).unwrap(), sha(b"SKILL.mds"));
+        assert_eq!(
+            content_hash(d.path(), Variant::Legacy).unwrap(),
+            sha(b"SKILL.mds")
+        );
         assert!(matches!(
             content_hash(d.path(), Variant::DeployedCopy),
             Err(HashError::SymlinkLoop { .. })

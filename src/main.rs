@@ -10,12 +10,16 @@ use skillmeatd::paths::Paths;
 
 /// Always-on drift detection for SkillMeat collections and projects.
 #[derive(Debug, Parser)]
-#[command(version, about, after_help = "\
+#[command(
+    version,
+    about,
+    after_help = "\
 Examples:
   skillmeatd start              detach into the background on ~/.skillmeat
   skillmeatd run                stay in the foreground (systemd, launchd)
   skillmeatd hash .claude/skills/review
-  skillmeatd stop")]
+  skillmeatd stop"
+)]
 struct Cli {
     /// SkillMeat's home folder.
     #[arg(long, global = true, env = "SKILLMEAT_HOME", value_name = "DIR")]
@@ -96,8 +100,8 @@ fn main() -> ExitCode {
             init_tracing(&cli.log_level, cli.log_format);
             daemon::run(&paths, None).map(|()| ExitCode::SUCCESS)
         }
-        Command::Start => {
-            daemon::start(&paths, || init_tracing(&cli.log_level, cli.log_format)).map(|s| {
+        Command::Start => daemon::start(&paths, || init_tracing(&cli.log_level, cli.log_format))
+            .map(|s| {
                 match s {
                     Started::AlreadyRunning => {
                         println!("skillmeatd already running on {}", paths.socket.display())
@@ -109,8 +113,7 @@ fn main() -> ExitCode {
                     ),
                 }
                 ExitCode::SUCCESS
-            })
-        }
+            }),
         Command::Stop => daemon::stop(&paths).map(|()| {
             println!("skillmeatd stopped");
             ExitCode::SUCCESS
@@ -124,7 +127,10 @@ fn main() -> ExitCode {
                 Ok(ExitCode::SUCCESS)
             }
             Err(DaemonError::NotRunning { socket }) => {
-                println!("skillmeatd is not running (no answer on {})", socket.display());
+                println!(
+                    "skillmeatd is not running (no answer on {})",
+                    socket.display()
+                );
                 Ok(ExitCode::from(3))
             }
             Err(e) => Err(e),

@@ -70,7 +70,8 @@ impl Paths {
             &socket
                 .or_else(|| from_env(ENV_SOCKET))
                 .or_else(|| {
-                    from_env("XDG_RUNTIME_DIR").map(|d| d.join("skillmeatd").join("skillmeatd.sock"))
+                    from_env("XDG_RUNTIME_DIR")
+                        .map(|d| d.join("skillmeatd").join("skillmeatd.sock"))
                 })
                 .unwrap_or_else(|| state_dir.join("skillmeatd.sock")),
         );
@@ -111,7 +112,9 @@ pub fn absolute(p: &Path) -> PathBuf {
 mod tests {
     use super::*;
 
-    fn env<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<std::ffi::OsString> + 'a {
+    fn env<'a>(
+        pairs: &'a [(&'a str, &'a str)],
+    ) -> impl Fn(&str) -> Option<std::ffi::OsString> + 'a {
         move |k| {
             pairs
                 .iter()
@@ -125,7 +128,10 @@ mod tests {
         let p = Paths::resolve_with(None, None, None, env(&[("HOME", "/h")])).unwrap();
         assert_eq!(p.skillmeat_home, PathBuf::from("/h/.skillmeat"));
         assert_eq!(p.state_dir, PathBuf::from("/h/.skillmeat/daemon"));
-        assert_eq!(p.socket, PathBuf::from("/h/.skillmeat/daemon/skillmeatd.sock"));
+        assert_eq!(
+            p.socket,
+            PathBuf::from("/h/.skillmeat/daemon/skillmeatd.sock")
+        );
     }
 
     #[test]
@@ -137,7 +143,10 @@ mod tests {
             env(&[("HOME", "/h"), ("XDG_RUNTIME_DIR", "/run/user/7")]),
         )
         .unwrap();
-        assert_eq!(p.socket, PathBuf::from("/run/user/7/skillmeatd/skillmeatd.sock"));
+        assert_eq!(
+            p.socket,
+            PathBuf::from("/run/user/7/skillmeatd/skillmeatd.sock")
+        );
     }
 
     #[test]
@@ -146,7 +155,11 @@ mod tests {
             Some("/x".into()),
             Some("/s".into()),
             None,
-            env(&[("HOME", "/h"), ("SKILLMEAT_HOME", "/y"), ("SKILLMEATD_STATE_DIR", "/z")]),
+            env(&[
+                ("HOME", "/h"),
+                ("SKILLMEAT_HOME", "/y"),
+                ("SKILLMEATD_STATE_DIR", "/z"),
+            ]),
         )
         .unwrap();
         assert_eq!(p.skillmeat_home, PathBuf::from("/x"));

@@ -58,7 +58,10 @@ pub fn known(
         match discovery::registry_projects(home) {
             Ok(paths) => {
                 for p in paths {
-                    found.entry(canonical(&p)).or_default().push(Source::Registry);
+                    found
+                        .entry(canonical(&p))
+                        .or_default()
+                        .push(Source::Registry);
                 }
             }
             Err(e) => {
@@ -108,14 +111,29 @@ mod tests {
         let store = Store::open(&home.path().join("store")).unwrap();
         let scanned = work.path().join("scanned");
         std::fs::create_dir_all(scanned.join(".claude")).unwrap();
-        std::fs::write(scanned.join(".claude/.skillmeat-deployed.toml"), "deployed = []\n")
-            .unwrap();
+        std::fs::write(
+            scanned.join(".claude/.skillmeat-deployed.toml"),
+            "deployed = []\n",
+        )
+        .unwrap();
         let manual = work.path().join("manual");
         store
-            .set_project_mark(&manual, &ProjectMark { manual: true, ignored: false })
+            .set_project_mark(
+                &manual,
+                &ProjectMark {
+                    manual: true,
+                    ignored: false,
+                },
+            )
             .unwrap();
         store
-            .set_project_mark(&scanned, &ProjectMark { manual: false, ignored: true })
+            .set_project_mark(
+                &scanned,
+                &ProjectMark {
+                    manual: false,
+                    ignored: true,
+                },
+            )
             .unwrap();
         let config = Config {
             discovery: crate::config::Discovery {

@@ -101,7 +101,9 @@ fn path_arg(name: &str, value: &str) -> Result<PathBuf, Status> {
         return Err(Status::invalid_argument(format!("{name} is required")));
     }
     if value.contains('\0') {
-        return Err(Status::invalid_argument(format!("{name} contains a NUL byte")));
+        return Err(Status::invalid_argument(format!(
+            "{name} contains a NUL byte"
+        )));
     }
     let p = PathBuf::from(value);
     if !p.is_absolute() {
@@ -258,7 +260,10 @@ impl pb::skillmeat_daemon_server::SkillmeatDaemon for DaemonService {
         _req: Request<pb::ListProjectsRequest>,
     ) -> Result<Response<pb::ListProjectsResponse>, Status> {
         let (projects, problems) = self.list().await?;
-        Ok(Response::new(pb::ListProjectsResponse { projects, problems }))
+        Ok(Response::new(pb::ListProjectsResponse {
+            projects,
+            problems,
+        }))
     }
 }
 

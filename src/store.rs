@@ -262,18 +262,21 @@ mod tests {
                 ignored: false,
             };
             s.set_project_mark(Path::new("/p/one"), &mark).unwrap();
-            s.put_hash(Variant::Legacy, Path::new("/p/one/x"), &entry).unwrap();
+            s.put_hash(Variant::Legacy, Path::new("/p/one/x"), &entry)
+                .unwrap();
             s.flush().unwrap();
         }
         let s = Store::open(d.path()).unwrap();
         assert_eq!(s.project_marks().unwrap().len(), 1);
         assert!(s.project_mark(Path::new("/p/one")).unwrap().manual);
         assert_eq!(
-            s.cached_hash(Variant::Legacy, Path::new("/p/one/x")).unwrap(),
+            s.cached_hash(Variant::Legacy, Path::new("/p/one/x"))
+                .unwrap(),
             Some(entry)
         );
         assert_eq!(
-            s.cached_hash(Variant::DeployedCopy, Path::new("/p/one/x")).unwrap(),
+            s.cached_hash(Variant::DeployedCopy, Path::new("/p/one/x"))
+                .unwrap(),
             None
         );
         assert_eq!(s.files_indexed(), 3);

@@ -32,7 +32,10 @@ type Client = pb::skillmeat_daemon_client::SkillmeatDaemonClient<Channel>;
 
 /// Talk to skillmeatd: drift, projects and daemon status.
 #[derive(Debug, Parser)]
-#[command(version, about, after_help = "\
+#[command(
+    version,
+    about,
+    after_help = "\
 Examples:
   smctl drift                      drift of every known project
   smctl drift ~/code/app --format json
@@ -41,7 +44,8 @@ Examples:
   smctl project list
   smctl status
 
-Exit codes: 0 ok, 1 drift found (--exit-code), 2 error, 3 daemon not running.")]
+Exit codes: 0 ok, 1 drift found (--exit-code), 2 error, 3 daemon not running."
+)]
 struct Cli {
     /// Output format [default: table on a terminal, json otherwise].
     #[arg(long, global = true, value_enum)]

@@ -149,7 +149,10 @@ pub fn drift(
         }
         Format::Table => {
             if r.artifacts.is_empty() {
-                writeln!(out, "No drift: every deployed artifact matches its collection.")?;
+                writeln!(
+                    out,
+                    "No drift: every deployed artifact matches its collection."
+                )?;
                 return Ok(any);
             }
             let mut header = vec![];
@@ -218,7 +221,11 @@ fn summary_text(d: &pb::DriftSummary) -> String {
 }
 
 /// Prints projects.
-pub fn projects(out: &mut impl Write, format: Format, projects: &[pb::ProjectInfo]) -> io::Result<()> {
+pub fn projects(
+    out: &mut impl Write,
+    format: Format,
+    projects: &[pb::ProjectInfo],
+) -> io::Result<()> {
     match format {
         Format::Json => {
             let list: Vec<Value> = projects
@@ -276,7 +283,11 @@ pub fn projects(out: &mut impl Write, format: Format, projects: &[pb::ProjectInf
                     ]
                 })
                 .collect();
-            table(out, &["PROJECT", "FOUND BY", "ROOTS", "DEPLOYED", "DRIFT"], &rows)
+            table(
+                out,
+                &["PROJECT", "FOUND BY", "ROOTS", "DEPLOYED", "DRIFT"],
+                &rows,
+            )
         }
     }
 }
@@ -304,7 +315,10 @@ pub fn status(out: &mut impl Write, format: Format, s: &pb::StatusResponse) -> i
         ),
         Format::Table => {
             let rows = [
-                ("daemon", format!("skillmeatd {} (pid {})", s.daemon_version, s.pid)),
+                (
+                    "daemon",
+                    format!("skillmeatd {} (pid {})", s.daemon_version, s.pid),
+                ),
                 ("protocol", s.protocol_version.to_string()),
                 ("uptime", format!("{}s", s.uptime_seconds)),
                 ("socket", s.socket_path.clone()),

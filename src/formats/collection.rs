@@ -107,9 +107,11 @@ fn read_manifest(path: &Path, t: &toml::Table, c: &mut Collection) {
                 .push(Problem::new(path, format!("artifacts[{i}] is not a table")));
             continue;
         };
-        let (Some(name), Some(ty), Some(rel)) =
-            (str_field(r, "name"), str_field(r, "type"), str_field(r, "path"))
-        else {
+        let (Some(name), Some(ty), Some(rel)) = (
+            str_field(r, "name"),
+            str_field(r, "type"),
+            str_field(r, "path"),
+        ) else {
             let missing: Vec<&str> = ["name", "type", "path"]
                 .into_iter()
                 .filter(|k| str_field(r, k).is_none())
@@ -124,7 +126,10 @@ fn read_manifest(path: &Path, t: &toml::Table, c: &mut Collection) {
         if !is_contained(&rel) {
             c.problems.push(Problem::new(
                 path,
-                format!("artifacts[{i}] ({name}): path {} leaves the collection", rel.display()),
+                format!(
+                    "artifacts[{i}] ({name}): path {} leaves the collection",
+                    rel.display()
+                ),
             ));
             continue;
         }
@@ -213,7 +218,10 @@ path = "../../etc"
         assert_eq!(c.artifacts[0].path, PathBuf::from("skills/canvas-design"));
         assert_eq!(c.find("review.md", "command").unwrap().name, "review");
         assert!(c.find("review", "agent").is_none());
-        assert_eq!(c.lock.get("review::command").map(String::as_str), Some("ab"));
+        assert_eq!(
+            c.lock.get("review::command").map(String::as_str),
+            Some("ab")
+        );
         assert_eq!(c.problems.len(), 2, "{:?}", c.problems);
         assert!(c.problems[0].message.contains("lacks type, path"));
         assert!(c.problems[1].message.contains("leaves the collection"));
@@ -235,6 +243,10 @@ path = "../../etc"
         )
         .unwrap();
         let c = read(home.path(), "default");
-        assert!(c.artifacts.is_empty() && c.problems.is_empty(), "{:?}", c.problems);
+        assert!(
+            c.artifacts.is_empty() && c.problems.is_empty(),
+            "{:?}",
+            c.problems
+        );
     }
 }

@@ -13,7 +13,14 @@ use super::{Problem, is_contained, read_toml, str_field};
 pub const FILE_NAME: &str = ".skillmeat-deployed.toml";
 
 /// Platforms SkillMeat's `Platform` enum accepts.
-pub const PLATFORMS: [&str; 6] = ["claude_code", "codex", "gemini", "cursor", "remote_git", "other"];
+pub const PLATFORMS: [&str; 6] = [
+    "claude_code",
+    "codex",
+    "gemini",
+    "cursor",
+    "remote_git",
+    "other",
+];
 
 /// One deployment record.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,7 +101,11 @@ pub fn read_file(project: &Path, root: &str) -> DeploymentFile {
         }
     };
     for (i, r) in records.iter().enumerate() {
-        match r.as_table().ok_or_else(|| "not a table".to_string()).and_then(parse_record) {
+        match r
+            .as_table()
+            .ok_or_else(|| "not a table".to_string())
+            .and_then(parse_record)
+        {
             Ok((record, warning)) => {
                 if let Some(w) = warning {
                     file.problems.push(Problem::new(
@@ -211,6 +222,10 @@ mod tests {
         write(d.path(), ".claude", "[[deployed]]\nartifact_name = \"a");
         let f = read_file(d.path(), ".claude");
         assert!(f.records.is_empty());
-        assert!(f.problems[0].message.starts_with("invalid TOML"), "{:?}", f.problems);
+        assert!(
+            f.problems[0].message.starts_with("invalid TOML"),
+            "{:?}",
+            f.problems
+        );
     }
 }

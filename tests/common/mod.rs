@@ -1,0 +1,347 @@
+//! Shared test harness: a temporary HOME with SkillMeat-shaped files, the real `skillmeatd`
+//! binary on a temporary socket, and the real `smctl`.
+//!
+//! Nothing here sleeps to synchronise: the daemon is ready when its socket answers
+//! (bounded polling while checking the process is alive).
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use skillmeatd::hash::{Variant, content_hash};
+
+/// Environment variables that could point a test at the user's real daemon.
+const SCRUBBED: [&str; 6] = [
+    "XDG_RUNTIME_DIR",
+    "SKILLMEAT_HOME",
+    "SKILLMEATD_STATE_DIR",
+    "SKILLMEATD_SOCKET",
+    "RUST_LOG",
+    "SKILLMEATD_NO_AUTOSTART",
+];
+
+/// Path of the `skillmeatd` binary under test.
+pub fn skillmeatd_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_skillmeatd"))
+}
+
+/// Path of the `smctl` binary, built beside `skillmeatd` by `cargo test --workspace`.
+pub fn smctl_bin() -> PathBuf {
+    let p = skillmeatd_bin().with_file_name("smctl");
+    assert!(
+        p.exists(),
+        "{} is missing: run the tests with `cargo test --workspace`",
+        p.display()
+    );
+    p
+}
+
+/// A temporary world: `HOME`, SkillMeat's home inside it, a state dir and a socket.
+pub struct Env {
+    pub dir: tempfile::TempDir,
+    pub home: PathBuf,
+    pub skillmeat_home: PathBuf,
+    pub state_dir: PathBuf,
+    pub socket: PathBuf,
+}
+
+impl Env {
+    pub fn new() -> Env {
+        let dir = tempfile::Builder::new().prefix("smd").tempdir().unwrap();
+        let home = dir.path().join("home");
+        let skillmeat_home = home.join(".skillmeat");
+        std::fs::create_dir_all(&skillmeat_home).unwrap();
+        let state_dir = dir.path().join("state");
+        let socket = dir.path().join("run").join("d.sock");
+        Env {
+            dir,
+            home,
+            skillmeat_home,
+            state_dir,
+            socket,
+        }
+    }
+
+    /// A folder inside the temporary world.
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    /// A command with this world's environment and nothing of the caller's daemon.
+    pub fn command(&self, bin: &Path) -> Command {
+        let mut c = Command::new(bin);
+        for k in SCRUBBED {
+            c.env_remove(k);
+        }
+        c.env("HOME", &self.home)
+            .env("SKILLMEATD_STATE_DIR", &self.state_dir)
+            .env("SKILLMEATD_SOCKET", &self.socket)
+            .stdin(Stdio::null());
+        c
+    }
+
+    /// Starts `skillmeatd run` and waits until it answers.
+    pub fn daemon(&self) -> Daemon {
+        self.daemon_with(&[])
+    }
+
+    /// Starts `skillmeatd run` with extra arguments and waits until it answers.
+    pub fn daemon_with(&self, args: &[&str]) -> Daemon {
+        let log = std::fs::File::create(self.path("daemon.log")).unwrap();
+        let child = self
+            .command(&skillmeatd_bin())
+            .arg("run")
+            .args(args)
+            .env("RUST_LOG", "skillmeatd=debug")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let mut d = Daemon {
+            child: Some(child),
+            log: self.path("daemon.log"),
+        };
+        d.wait_ready(&self.socket);
+        d
+    }
+
+    /// Runs smctl with `args`.
+    pub fn smctl(&self, args: &[&str]) -> Output {
+        self.command(&smctl_bin()).args(args).output().unwrap()
+    }
+
+    /// Runs smctl with `args` and `--format json`, asserts success and parses stdout.
+    pub fn smctl_json(&self, args: &[&str]) -> Value {
+        let out = self
+            .command(&smctl_bin())
+            .args(args)
+            .args(["--format", "json"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "smctl {args:?} failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "smctl {args:?}: not JSON ({e}): {}",
+                String::from_utf8_lossy(&out.stdout)
+            )
+        })
+    }
+}
+
+/// A running daemon, stopped with SIGTERM when dropped.
+pub struct Daemon {
+    child: Option<Child>,
+    pub log: PathBuf,
+}
+
+impl Daemon {
+    fn wait_ready(&mut self, socket: &Path) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if std::os::unix::net::UnixStream::connect(socket).is_ok() {
+                return;
+            }
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("skillmeatd exited early ({status}):\n{}", self.log_text());
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        panic!("skillmeatd did not answer within 30s:\n{}", self.log_text());
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Sends `signal` and waits for the exit status.
+    pub fn signal_and_wait(&mut self, signal: i32) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("daemon already stopped");
+        // SAFETY: kill has no memory-safety preconditions.
+        unsafe { libc::kill(child.id() as i32, signal) };
+        child.wait().unwrap()
+    }
+
+    /// Waits for the daemon to exit by itself (after `skillmeatd stop`).
+    pub fn wait(&mut self) -> std::process::ExitStatus {
+        self.child
+            .take()
+            .expect("daemon already stopped")
+            .wait()
+            .unwrap()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            // SAFETY: kill has no memory-safety preconditions.
+            unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Writes `content` to `path`, creating parent folders.
+pub fn write(path: &Path, content: impl AsRef<[u8]>) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, content).unwrap();
+}
+
+/// An artifact to put in a collection and deploy.
+pub struct Artifact {
+    pub name: &'static str,
+    pub kind: &'static str,
+    /// Files relative to the artifact (for a single-file artifact, one entry with "").
+    pub files: Vec<(&'static str, &'static str)>,
+}
+
+impl Artifact {
+    pub fn skill(name: &'static str) -> Artifact {
+        Artifact {
+            name,
+            kind: "skill",
+            files: vec![
+                (
+                    "SKILL.md",
+                    "---\nname: x\nversion: 1.0.0\n---\nDo things.\n",
+                ),
+                ("refs/guide.md", "guide\n"),
+            ],
+        }
+    }
+
+    pub fn command(name: &'static str) -> Artifact {
+        Artifact {
+            name,
+            kind: "command",
+            files: vec![("", "---\ndescription: c\n---\nRun it.\n")],
+        }
+    }
+
+    pub fn agent(name: &'static str) -> Artifact {
+        Artifact {
+            name,
+            kind: "agent",
+            files: vec![("", "---\nname: a\n---\nYou help.\n")],
+        }
+    }
+
+    /// Path relative to a collection or profile root: `skills/x`, `commands/x.md`, ...
+    pub fn rel(&self) -> String {
+        match self.kind {
+            "skill" => format!("skills/{}", self.name),
+            k => format!("{k}s/{}.md", self.name),
+        }
+    }
+
+    fn write_into(&self, base: &Path) {
+        let at = base.join(self.rel());
+        for (f, content) in &self.files {
+            let p = if f.is_empty() { at.clone() } else { at.join(f) };
+            write(&p, content);
+        }
+    }
+}
+
+/// A SkillMeat collection written the way SkillMeat writes it.
+pub fn make_collection(skillmeat_home: &Path, name: &str, artifacts: &[Artifact]) -> PathBuf {
+    let dir = skillmeat_home.join("collections").join(name);
+    let mut manifest = format!(
+        "[collection]\nname = \"{name}\"\nversion = \"1.0.0\"\ncreated = \"2026-01-01T00:00:00\"\nupdated = \"2026-01-01T00:00:00\"\n"
+    );
+    let mut lock = "[lock]\nversion = \"1.0.0\"\n".to_string();
+    for a in artifacts {
+        a.write_into(&dir);
+        manifest += &format!(
+            "\n[[artifacts]]\nname = \"{}\"\ntype = \"{}\"\npath = \"{}\"\norigin = \"local\"\nadded = \"2026-01-01T00:00:00\"\n",
+            a.name,
+            a.kind,
+            a.rel()
+        );
+        let h = content_hash(&dir.join(a.rel()), Variant::Legacy).unwrap();
+        lock += &format!(
+            "\n[lock.entries.\"{}::{}\"]\ncontent_hash = \"{h}\"\nfetched = \"2026-01-01T00:00:00\"\n",
+            a.name, a.kind
+        );
+    }
+    write(&dir.join("collection.toml"), manifest);
+    write(&dir.join("collection.lock"), lock);
+    dir
+}
+
+/// Deploys `artifacts` of `collection` into `project/<root>` as `skillmeat deploy` does:
+/// copy, then record the deployed copy's hash.
+pub fn deploy(
+    skillmeat_home: &Path,
+    collection: &str,
+    project: &Path,
+    root: &str,
+    artifacts: &[Artifact],
+) {
+    let mut body = String::new();
+    for a in artifacts {
+        a.write_into(&project.join(root));
+        let h = content_hash(&project.join(root).join(a.rel()), Variant::Legacy).unwrap();
+        body += &format!(
+            "[[deployed]]\nartifact_name = \"{}\"\nartifact_type = \"{}\"\nfrom_collection = \"{collection}\"\ndeployed_at = \"2026-03-13T15:13:08\"\nartifact_path = \"{}\"\ncontent_hash = \"{h}\"\nlocal_modifications = false\nmerge_base_snapshot = \"{h}\"\ndeployment_profile_id = \"claude_code\"\nplatform = \"claude_code\"\nprofile_root_dir = \"{root}\"\ncollection_sha = \"{h}\"\n\n",
+            a.name,
+            a.kind,
+            a.rel()
+        );
+    }
+    let _ = skillmeat_home;
+    write(&project.join(root).join(".skillmeat-deployed.toml"), body);
+}
+
+/// The drift entries of a `smctl drift --format json` answer, as (name, drift_type).
+pub fn drift_pairs(v: &Value) -> Vec<(String, String)> {
+    let mut pairs: Vec<(String, String)> = v["artifacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["name"].as_str().unwrap().to_string(),
+                a["drift_type"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    pairs.sort();
+    pairs
+}
+
+/// Sets the mtime of every file under `path` a minute into the past, so hashes taken now
+/// are not "racy" and the cache may keep them (see `index::RACY_WINDOW_NS`).
+pub fn age(path: &Path) {
+    let past = std::time::SystemTime::now() - Duration::from_secs(60);
+    for e in walk_files(path) {
+        let f = std::fs::File::options().write(true).open(&e).unwrap();
+        f.set_modified(past).unwrap();
+    }
+}
+
+fn walk_files(path: &Path) -> Vec<PathBuf> {
+    let meta = std::fs::symlink_metadata(path).unwrap();
+    if meta.is_file() {
+        return vec![path.to_path_buf()];
+    }
+    if !meta.is_dir() {
+        return vec![];
+    }
+    std::fs::read_dir(path)
+        .unwrap()
+        .flat_map(|e| walk_files(&e.unwrap().path()))
+        .collect()
+}
