@@ -28,9 +28,18 @@ installed_ok() {
 if ! installed_ok; then
     echo "skillmeat-venv: installing skillmeat==$SKILLMEAT_VERSION into $VENV" >&2
     mkdir -p "$(dirname "$VENV")"
-    # A half-built venv from an interrupted run would confuse pip: start clean.
+    # A half-built venv from an interrupted run would confuse pip: start clean,
+    # but never delete a non-empty directory that is not a venv.
+    if [ -d "$VENV" ] && [ -n "$(ls -A "$VENV")" ] && [ ! -f "$VENV/pyvenv.cfg" ]; then
+        echo "skillmeat-venv: $VENV exists and is not a venv; refusing to replace it" >&2
+        exit 1
+    fi
     rm -rf "$VENV"
-    "$PY" -m venv "$VENV"
+    # Debian's python3 needs the python3-venv package for ensurepip.
+    "$PY" -m venv "$VENV" >&2 || {
+        echo "skillmeat-venv: '$PY -m venv' failed (on Debian: apt-get install python3-venv)" >&2
+        exit 1
+    }
     # No pip self-upgrade or version-check chatter; PyPI only.
     PIP_DISABLE_PIP_VERSION_CHECK=1 "$VENV/bin/python" -m pip install --quiet \
         --no-input "skillmeat==$SKILLMEAT_VERSION" >&2
