@@ -8,6 +8,19 @@
 //! max_depth = 4
 //! # Read SkillMeat's own project registry (~/.skillmeat/cache/cache.db).
 //! registry = true
+//!
+//! [watch]
+//! settle_ms = 20          # quiet time that ends a burst of changes
+//! max_settle_ms = 1000    # a never-quiet burst is still processed this often
+//! reconcile_secs = 600    # periodic stat-only check of every root (0 = never)
+//! queue_capacity = 4096   # change hints buffered before falling back to a rescan
+//! force_polling = false   # poll every root instead of using kernel events
+//! poll_interval_ms = 1000 # how often polled roots are checked
+//!
+//! [journal]
+//! max_events = 100000     # events kept for `smctl watch --since`
+//! max_age_days = 30
+//! subscriber_buffer = 1024 # events a slow subscriber may lag before it gets a resync
 //! ```
 //!
 //! Unknown keys are errors (a typo must not be silently ignored); errors name the line.
@@ -24,6 +37,53 @@ pub const FILE_NAME: &str = "daemon.toml";
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     pub discovery: Discovery,
+    pub watch: Watch,
+    pub journal: Journal,
+}
+
+/// How changes are noticed.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Watch {
+    pub settle_ms: u64,
+    pub max_settle_ms: u64,
+    pub reconcile_secs: u64,
+    pub queue_capacity: usize,
+    pub force_polling: bool,
+    pub poll_interval_ms: u64,
+}
+
+impl Default for Watch {
+    fn default() -> Self {
+        Watch {
+            settle_ms: 20,
+            max_settle_ms: 1000,
+            reconcile_secs: 600,
+            queue_capacity: 4096,
+            force_polling: false,
+            poll_interval_ms: 1000,
+        }
+    }
+}
+
+/// How long drift events are kept.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Journal {
+    pub max_events: usize,
+    pub max_age_days: u64,
+    /// Events buffered per `Watch` subscriber before it is told to resync.
+    pub subscriber_buffer: usize,
+}
+
+impl Default for Journal {
+    fn default() -> Self {
+        Journal {
+            max_events: 100_000,
+            max_age_days: 30,
+            subscriber_buffer: 1024,
+        }
+    }
 }
 
 /// How projects are found besides `smctl project add`.

@@ -21,12 +21,13 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::engine::Engine;
+use crate::live::{self, Live};
 use crate::paths::Paths;
 use crate::rpc::{self, DaemonService, pb};
 use crate::store::Store;
 
 /// How long `start` waits for the background daemon to answer.
-const START_TIMEOUT: Duration = Duration::from_secs(30);
+const START_TIMEOUT: Duration = Duration::from_secs(120);
 /// How long `stop` waits for the daemon to release its lock.
 const STOP_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -53,6 +54,8 @@ pub enum DaemonError {
     Store(#[from] crate::store::StoreError),
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
+    #[error(transparent)]
+    Live(#[from] crate::live::LiveError),
     #[error("serving gRPC: {0}")]
     Serve(#[from] tonic::transport::Error),
     #[error("the background daemon failed to start: {0}")]
@@ -182,11 +185,11 @@ pub fn bind_socket(socket: &Path) -> Result<UnixListener, DaemonError> {
 /// # Errors
 /// The server failed.
 pub async fn serve(
-    engine: Arc<Engine>,
+    live: Arc<Live>,
     listener: UnixListener,
     shutdown: CancellationToken,
 ) -> Result<(), DaemonError> {
-    let service = DaemonService::new(engine, shutdown.clone());
+    let service = DaemonService::new(live, shutdown.clone());
     let (health_reporter, health) = tonic_health::server::health_reporter();
     health_reporter
         .set_serving::<pb::skillmeat_daemon_server::SkillmeatDaemonServer<DaemonService>>()
@@ -227,19 +230,27 @@ fn run_inner(paths: &Paths, ready: &mut Option<io::PipeWriter>) -> Result<(), Da
     let _lock = InstanceLock::acquire(paths)?;
     let config = Config::load(&paths.skillmeat_home)?;
     let store = Store::open(&paths.store_dir())?;
-    let engine = Arc::new(Engine::new(paths.clone(), store, config));
+    let engine = Arc::new(Engine::new(paths.clone(), store, config.clone()));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("skillmeatd")
         .build()
         .map_err(io_err(&paths.state_dir, "start the runtime"))?;
     runtime.block_on(async {
+        let (live, task) = live::new(Arc::clone(&engine), &config);
+        let started = std::time::Instant::now();
+        let running = task.start().await?;
+        tracing::info!(
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "initial scan done"
+        );
         let listener = bind_socket(&paths.socket)?;
         let pid_file = paths.pid_file();
         fs::write(&pid_file, format!("{}\n", std::process::id()))
             .map_err(io_err(&pid_file, "write"))?;
         let shutdown = CancellationToken::new();
         spawn_signal_handler(shutdown.clone())?;
+        let live_task = tokio::spawn(live::run(running, shutdown.clone()));
         tracing::info!(
             socket = %paths.socket.display(),
             home = %paths.skillmeat_home.display(),
@@ -249,7 +260,13 @@ fn run_inner(paths: &Paths, ready: &mut Option<io::PipeWriter>) -> Result<(), Da
         if let Some(mut w) = ready.take() {
             let _ = w.write_all(b"ready\n");
         }
-        let served = serve(Arc::clone(&engine), listener, shutdown).await;
+        let served = serve(live, listener, shutdown.clone()).await;
+        shutdown.cancel();
+        match live_task.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!("live drift stopped: {e}"),
+            Err(e) => tracing::error!("live drift task failed: {e}"),
+        }
         tracing::info!("shutting down: flushing the store");
         let flushed = engine.flush();
         let _ = fs::remove_file(&paths.socket);

@@ -8,10 +8,10 @@
 //! - both sides changed *to the same content* is in sync (SkillMeat says `conflict`);
 //! - a side that cannot be read is [`DriftKind::Error`], never a guess.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The drift of one deployed (or deployable) artifact.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
 #[serde(rename_all = "snake_case")]
 pub enum DriftKind {
     InSync,

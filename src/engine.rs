@@ -38,7 +38,7 @@ pub enum EngineError {
 }
 
 /// The drift of one artifact, with everything `smctl drift` shows.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ArtifactReport {
     pub project: PathBuf,
     /// Profile root, e.g. `.claude`; empty for `added`.
@@ -46,8 +46,8 @@ pub struct ArtifactReport {
     pub name: String,
     pub artifact_type: String,
     pub kind: DriftKind,
-    pub recommendation: &'static str,
-    pub change_origin: &'static str,
+    pub recommendation: String,
+    pub change_origin: String,
     pub deployed_sha: Option<String>,
     pub collection_sha: Option<String>,
     pub project_sha: Option<String>,
@@ -60,20 +60,26 @@ pub struct ArtifactReport {
     pub error: Option<String>,
 }
 
+impl ArtifactReport {
+    /// Identity of the artifact across recomputations: project, profile root, type,
+    /// normalized name and collection.
+    pub fn key(&self) -> String {
+        format!(
+            "{}\0{}\0{}\0{}\0{}",
+            self.project.display(),
+            self.profile_root,
+            self.artifact_type,
+            formats::normalize_name(&self.name),
+            self.collection
+        )
+    }
+}
+
 /// Drift of some projects, plus the problems met computing it.
 #[derive(Debug, Clone, Default)]
 pub struct DriftReport {
     pub artifacts: Vec<ArtifactReport>,
     pub problems: Vec<Problem>,
-}
-
-/// A project with its deployment summary.
-#[derive(Debug, Clone)]
-pub struct ProjectSummary {
-    pub project: KnownProject,
-    pub profile_roots: Vec<String>,
-    pub deployments: u32,
-    pub drift: BTreeMap<DriftKind, u32>,
 }
 
 /// Daemon-wide counters for `smctl status`.
@@ -134,52 +140,15 @@ impl Engine {
         )?)
     }
 
-    /// Drift of one project (by folder) or, with `None`, of every known, present, not
-    /// ignored project. In-sync artifacts are kept only when `include_in_sync`.
-    ///
-    /// # Errors
-    /// The project is not known or is missing; the store could not be read.
-    pub fn drift(
+    /// Drift of every deployment of `project`, in sync ones included, plus `added` entries
+    /// for collection artifacts it does not have. Sides already in `memo` are not hashed
+    /// again; new ones are added to it.
+    pub fn project_drift(
         &self,
-        project: Option<&Path>,
-        include_in_sync: bool,
-    ) -> Result<DriftReport, EngineError> {
-        let (known, mut problems) = self.known_projects()?;
-        let targets: Vec<PathBuf> = match project {
-            Some(p) => {
-                let p = canonical(p);
-                let k = known
-                    .iter()
-                    .find(|k| k.path == p)
-                    .ok_or_else(|| EngineError::UnknownProject { path: p.clone() })?;
-                if k.missing {
-                    return Err(EngineError::MissingProject { path: p });
-                }
-                vec![p]
-            }
-            None => known
-                .iter()
-                .filter(|k| !k.ignored && !k.missing)
-                .map(|k| k.path.clone())
-                .collect(),
-        };
-        let mut collections = Collections::new(&self.paths.skillmeat_home);
-        let mut report = DriftReport::default();
-        for p in targets {
-            let mut r = self.project_drift(&p, &mut collections);
-            if !include_in_sync {
-                r.artifacts.retain(|a| a.kind.is_drift());
-            }
-            report.artifacts.append(&mut r.artifacts);
-            report.problems.append(&mut r.problems);
-        }
-        problems.append(&mut collections.problems());
-        problems.append(&mut report.problems);
-        report.problems = problems;
-        Ok(report)
-    }
-
-    fn project_drift(&self, project: &Path, collections: &mut Collections) -> DriftReport {
+        project: &Path,
+        collections: &mut Collections,
+        memo: &mut SideMemo,
+    ) -> DriftReport {
         let mut report = DriftReport::default();
         let files = deployment::read_project(project);
         let mut deployed_keys = HashSet::new();
@@ -206,14 +175,14 @@ impl Engine {
                 let c_path = source.map(|a| coll.dir.join(&a.path));
                 let c_side = match &c_path {
                     None => Side::Absent,
-                    Some(path) => self.side(path, Variant::DeployedCopy),
+                    Some(path) => memo.side(&self.index, path, Variant::DeployedCopy),
                 };
                 let mut p_path = root.join(&rec.artifact_path);
                 if !p_path.exists() && project.join(&rec.artifact_path).exists() {
                     // Old records kept paths relative to the project.
                     p_path = project.join(&rec.artifact_path);
                 }
-                let p_side = self.side(&p_path, Variant::Legacy);
+                let p_side = memo.side(&self.index, &p_path, Variant::Legacy);
                 let verdict = drift::classify(&rec.content_hash, &c_side, &p_side);
                 report.artifacts.push(ArtifactReport {
                     project: project.to_path_buf(),
@@ -221,8 +190,8 @@ impl Engine {
                     name: rec.artifact_name.clone(),
                     artifact_type: rec.artifact_type.clone(),
                     kind: verdict.kind,
-                    recommendation: verdict.recommendation,
-                    change_origin: verdict.change_origin,
+                    recommendation: verdict.recommendation.to_string(),
+                    change_origin: verdict.change_origin.to_string(),
                     deployed_sha: Some(rec.content_hash.clone()),
                     collection_version: c_path
                         .as_deref()
@@ -247,7 +216,7 @@ impl Engine {
                     continue;
                 }
                 let path = coll.dir.join(&a.path);
-                let side = self.side(&path, Variant::DeployedCopy);
+                let side = memo.side(&self.index, &path, Variant::DeployedCopy);
                 let verdict = drift::added();
                 report.artifacts.push(ArtifactReport {
                     project: project.to_path_buf(),
@@ -255,8 +224,8 @@ impl Engine {
                     name: a.name.clone(),
                     artifact_type: a.artifact_type.clone(),
                     kind: verdict.kind,
-                    recommendation: verdict.recommendation,
-                    change_origin: verdict.change_origin,
+                    recommendation: verdict.recommendation.to_string(),
+                    change_origin: verdict.change_origin.to_string(),
                     deployed_sha: None,
                     collection_version: Some(
                         frontmatter::version_of(&path).unwrap_or_else(|| "unknown".into()),
@@ -272,47 +241,6 @@ impl Engine {
             }
         }
         report
-    }
-
-    /// One side's hash, absent or unreadable.
-    fn side(&self, path: &Path, variant: Variant) -> Side {
-        match self.index.hash(path, variant) {
-            Ok(h) => Side::Hash(h),
-            Err(HashError::NotFound { .. }) => Side::Absent,
-            Err(e) => Side::Unreadable(e.to_string()),
-        }
-    }
-
-    /// Every known project with its roots, deployment count and drift summary.
-    ///
-    /// # Errors
-    /// The store could not be read.
-    pub fn project_summaries(&self) -> Result<(Vec<ProjectSummary>, Vec<Problem>), EngineError> {
-        let (known, mut problems) = self.known_projects()?;
-        let mut collections = Collections::new(&self.paths.skillmeat_home);
-        let mut out = Vec::new();
-        for k in known {
-            let mut s = ProjectSummary {
-                profile_roots: Vec::new(),
-                deployments: 0,
-                drift: BTreeMap::new(),
-                project: k,
-            };
-            if !s.project.missing && !s.project.ignored {
-                s.profile_roots = deployment::profile_roots(&s.project.path);
-                let mut r = self.project_drift(&s.project.path, &mut collections);
-                for a in &r.artifacts {
-                    if a.kind != DriftKind::Added {
-                        s.deployments += 1;
-                    }
-                    *s.drift.entry(a.kind).or_default() += 1;
-                }
-                problems.append(&mut r.problems);
-            }
-            out.push(s);
-        }
-        problems.append(&mut collections.problems());
-        Ok((out, problems))
     }
 
     /// Registers `path` by hand.
@@ -408,23 +336,82 @@ impl Engine {
     }
 }
 
-/// Collections read at most once per request.
-struct Collections<'a> {
-    home: &'a Path,
+/// Hashes of artifact sides already computed, by path and variant.
+///
+/// A request uses a fresh memo, so a side shared by many projects (a collection artifact)
+/// is walked once. The live loop keeps one across batches and [`SideMemo::invalidate`]s the
+/// paths the watcher reports, so unchanged sides are not even walked.
+#[derive(Debug, Default, Clone)]
+pub struct SideMemo {
+    sides: BTreeMap<(PathBuf, Variant), Side>,
+}
+
+impl SideMemo {
+    /// The side at `path`, from the memo or hashed through the index.
+    pub fn side(&mut self, index: &HashIndex, path: &Path, variant: Variant) -> Side {
+        let key = (path.to_path_buf(), variant);
+        if let Some(s) = self.sides.get(&key) {
+            return s.clone();
+        }
+        let side = match index.hash(path, variant) {
+            Ok(h) => Side::Hash(h),
+            Err(HashError::NotFound { .. }) => Side::Absent,
+            Err(e) => Side::Unreadable(e.to_string()),
+        };
+        self.sides.insert(key, side.clone());
+        side
+    }
+
+    /// Forgets every side that `changed` could affect: sides at or below it (a folder
+    /// renamed or removed) and sides above it (a file inside an artifact changed).
+    pub fn invalidate(&mut self, changed: &Path) {
+        for a in changed.ancestors() {
+            for v in [Variant::Legacy, Variant::DeployedCopy] {
+                self.sides.remove(&(a.to_path_buf(), v));
+            }
+        }
+        let below: Vec<(PathBuf, Variant)> = self
+            .sides
+            .range((changed.to_path_buf(), Variant::Legacy)..)
+            .take_while(|((p, _), _)| p.starts_with(changed))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in below {
+            self.sides.remove(&k);
+        }
+    }
+
+    /// Takes every entry of `other` (sides computed by another worker).
+    pub fn absorb(&mut self, other: SideMemo) {
+        self.sides.extend(other.sides);
+    }
+
+    /// Forgets everything (a full reconcile).
+    pub fn clear(&mut self) {
+        self.sides.clear();
+    }
+}
+
+/// Collections read at most once per request or batch.
+#[derive(Debug)]
+pub struct Collections {
+    home: PathBuf,
     read: BTreeMap<String, Collection>,
 }
 
-impl<'a> Collections<'a> {
-    fn new(home: &'a Path) -> Self {
+impl Collections {
+    /// An empty cache over the collections of SkillMeat home `home`.
+    pub fn new(home: &Path) -> Self {
         Collections {
-            home,
+            home: home.to_path_buf(),
             read: BTreeMap::new(),
         }
     }
 
-    fn get(&mut self, name: &str) -> &Collection {
+    /// Collection `name`, read on first use.
+    pub fn get(&mut self, name: &str) -> &Collection {
         self.read.entry(name.to_string()).or_insert_with(|| {
-            let mut c = collection::read(self.home, name);
+            let mut c = collection::read(&self.home, name);
             if !c.dir.is_dir() {
                 c.problems = vec![Problem::new(
                     &c.dir,
@@ -435,7 +422,16 @@ impl<'a> Collections<'a> {
         })
     }
 
-    fn problems(&self) -> Vec<Problem> {
+    /// Problems of each collection read so far.
+    pub fn problems_by_name(&self) -> Vec<(String, Vec<Problem>)> {
+        self.read
+            .iter()
+            .map(|(n, c)| (n.clone(), c.problems.clone()))
+            .collect()
+    }
+
+    /// Problems met reading the collections used so far.
+    pub fn problems(&self) -> Vec<Problem> {
         self.read
             .values()
             .flat_map(|c| c.problems.clone())

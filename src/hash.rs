@@ -24,7 +24,7 @@ use sha2::{Digest, Sha256};
 pub const EMPTY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
 /// Which of SkillMeat's two stored hashes to compute.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Variant {
     /// `compute_content_hash(path)` on the tree as it is: every file, symlinked folders not
     /// followed.

@@ -6,8 +6,13 @@
 //! ([`status_of`]). [`check_peer`] admits only callers with the daemon's own uid.
 
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
+use tokio::sync::{broadcast, mpsc};
+use tokio_stream::Stream;
+use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::server::UdsConnectInfo;
 use tonic::{Request, Response, Status};
@@ -15,6 +20,8 @@ use tonic::{Request, Response, Status};
 use crate::drift::DriftKind;
 use crate::engine::{ArtifactReport, Engine, EngineError};
 use crate::formats::Problem;
+use crate::journal::{ChangedSide, Event, EventKind};
+use crate::live::{Live, State, SyncError};
 use crate::projects::Source;
 
 /// The generated protocol types and stubs.
@@ -30,17 +37,23 @@ pub mod pb {
 /// Version of the protocol in `proto/`; bumped on incompatible changes.
 pub const PROTOCOL_VERSION: u32 = 1;
 
+/// Default period of `Watch` heartbeats.
+const HEARTBEAT: Duration = Duration::from_secs(10);
+
+/// Journal events read per page while replaying.
+const REPLAY_PAGE: usize = 512;
+
 /// The service implementation.
 #[derive(Debug, Clone)]
 pub struct DaemonService {
-    engine: Arc<Engine>,
+    live: Arc<Live>,
     shutdown: CancellationToken,
 }
 
 impl DaemonService {
-    /// A service over `engine`; the `Shutdown` RPC cancels `shutdown`.
-    pub fn new(engine: Arc<Engine>, shutdown: CancellationToken) -> Self {
-        DaemonService { engine, shutdown }
+    /// A service over the live state; the `Shutdown` RPC cancels `shutdown`.
+    pub fn new(live: Arc<Live>, shutdown: CancellationToken) -> Self {
+        DaemonService { live, shutdown }
     }
 
     /// Runs `f` on the blocking pool with the engine.
@@ -49,7 +62,7 @@ impl DaemonService {
         T: Send + 'static,
         F: FnOnce(&Engine) -> Result<T, EngineError> + Send + 'static,
     {
-        let engine = Arc::clone(&self.engine);
+        let engine = Arc::clone(self.live.engine());
         tokio::task::spawn_blocking(move || f(&engine))
             .await
             .map_err(|e| Status::internal(format!("worker failed: {e}")))?
@@ -159,6 +172,224 @@ fn artifact(a: ArtifactReport) -> pb::ArtifactDrift {
     }
 }
 
+fn sync_status(e: SyncError) -> Status {
+    match e {
+        SyncError::Timeout(_) => Status::deadline_exceeded(e.to_string()),
+        SyncError::ShuttingDown => Status::unavailable(e.to_string()),
+    }
+}
+
+fn event_kind(k: EventKind) -> pb::EventKind {
+    match k {
+        EventKind::DriftChanged => pb::EventKind::DriftChanged,
+        EventKind::HashChanged => pb::EventKind::HashChanged,
+        EventKind::DeploymentAdded => pb::EventKind::DeploymentAdded,
+        EventKind::DeploymentRemoved => pb::EventKind::DeploymentRemoved,
+        EventKind::Unreadable => pb::EventKind::Unreadable,
+        EventKind::InvalidFile => pb::EventKind::InvalidFile,
+        EventKind::RootPolling => pb::EventKind::RootPolling,
+    }
+}
+
+fn changed_side(c: ChangedSide) -> pb::ChangedSide {
+    match c {
+        ChangedSide::None => pb::ChangedSide::None,
+        ChangedSide::Collection => pb::ChangedSide::Collection,
+        ChangedSide::Project => pb::ChangedSide::Project,
+        ChangedSide::Both => pb::ChangedSide::Both,
+        ChangedSide::Record => pb::ChangedSide::Record,
+    }
+}
+
+fn event(e: &Event) -> pb::DriftEvent {
+    let drift = |k: Option<DriftKind>| k.map_or(pb::DriftType::Unspecified, drift_type).into();
+    pb::DriftEvent {
+        cursor: e.cursor,
+        time_unix_ms: e.time_ms,
+        kind: event_kind(e.kind).into(),
+        project: e.project.clone(),
+        profile_root: e.profile_root.clone(),
+        name: e.name.clone(),
+        artifact_type: e.artifact_type.clone(),
+        old_drift: drift(e.old_drift),
+        new_drift: drift(e.new_drift),
+        deployed_sha: e.deployed_sha.clone(),
+        collection_sha: e.collection_sha.clone(),
+        project_sha: e.project_sha.clone(),
+        recommendation: e.recommendation.clone(),
+        changed_side: changed_side(e.changed).into(),
+        message: e.message.clone(),
+        operation: e.operation.clone(),
+    }
+}
+
+/// What a `Watch` subscriber asked to see.
+#[derive(Debug, Clone, Default)]
+struct Filter {
+    projects: Vec<PathBuf>,
+    types: Vec<String>,
+    drift: Vec<DriftKind>,
+}
+
+impl Filter {
+    #[allow(clippy::result_large_err)]
+    fn from_request(req: &pb::WatchRequest) -> Result<Filter, Status> {
+        let projects = req
+            .projects
+            .iter()
+            .map(|p| path_arg("projects", p).map(|p| crate::engine::canonical(&p)))
+            .collect::<Result<_, _>>()?;
+        let drift = req
+            .drift_types
+            .iter()
+            .map(|&t| match pb::DriftType::try_from(t) {
+                Ok(pb::DriftType::InSync) => Ok(DriftKind::InSync),
+                Ok(pb::DriftType::Modified) => Ok(DriftKind::Modified),
+                Ok(pb::DriftType::Outdated) => Ok(DriftKind::Outdated),
+                Ok(pb::DriftType::Conflict) => Ok(DriftKind::Conflict),
+                Ok(pb::DriftType::Removed) => Ok(DriftKind::Removed),
+                Ok(pb::DriftType::Added) => Ok(DriftKind::Added),
+                Ok(pb::DriftType::Missing) => Ok(DriftKind::Missing),
+                Ok(pb::DriftType::Error) => Ok(DriftKind::Error),
+                _ => Err(Status::invalid_argument(format!("unknown drift type {t}"))),
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Filter {
+            projects,
+            types: req.artifact_types.clone(),
+            drift,
+        })
+    }
+
+    fn event(&self, e: &Event) -> bool {
+        let project_ok = self.projects.is_empty()
+            || self
+                .projects
+                .iter()
+                .any(|p| p.as_os_str() == e.project.as_str());
+        let type_ok = self.types.is_empty()
+            || e.artifact_type.is_empty()
+            || self.types.contains(&e.artifact_type);
+        let drift_ok = matches!(e.kind, EventKind::InvalidFile | EventKind::RootPolling)
+            || crate::live::drift_matches(&self.drift, e.old_drift, e.new_drift);
+        project_ok && type_ok && drift_ok
+    }
+
+    fn report(&self, r: &ArtifactReport) -> bool {
+        (self.projects.is_empty() || self.projects.contains(&r.project))
+            && (self.types.is_empty() || self.types.contains(&r.artifact_type))
+            && crate::live::drift_matches(&self.drift, None, Some(r.kind))
+    }
+}
+
+fn resync(state: &State, filter: &Filter, reason: &str) -> pb::WatchResponse {
+    pb::WatchResponse {
+        message: Some(pb::watch_response::Message::Resync(pb::Resync {
+            cursor: state.cursor,
+            artifacts: state
+                .reports
+                .values()
+                .filter(|r| filter.report(r))
+                .cloned()
+                .map(artifact)
+                .collect(),
+            reason: reason.to_string(),
+        })),
+    }
+}
+
+fn event_message(e: &Event) -> pb::WatchResponse {
+    pb::WatchResponse {
+        message: Some(pb::watch_response::Message::Event(event(e))),
+    }
+}
+
+fn heartbeat(cursor: u64) -> pb::WatchResponse {
+    pb::WatchResponse {
+        message: Some(pb::watch_response::Message::Heartbeat(pb::Heartbeat {
+            cursor,
+        })),
+    }
+}
+
+/// Feeds one `Watch` subscriber: replay, then live events, resyncs and heartbeats. Ends
+/// when the subscriber goes away or the daemon shuts down.
+async fn feed(
+    live: Arc<Live>,
+    mut sub: broadcast::Receiver<Arc<Event>>,
+    since: Option<u64>,
+    filter: Filter,
+    period: Duration,
+    tx: mpsc::Sender<Result<pb::WatchResponse, Status>>,
+    shutdown: CancellationToken,
+) {
+    let store = live.engine().store().clone();
+    let now = live.with_state(|s| s.cursor);
+    let mut last = now;
+    if let Some(since) = since {
+        let first = store.first_cursor().ok().flatten();
+        let expired = since > now || first.map_or(since < now, |f| since + 1 < f);
+        if expired {
+            let msg = live.with_state(|s| {
+                last = s.cursor;
+                resync(s, &filter, "cursor_expired")
+            });
+            if tx.send(Ok(msg)).await.is_err() {
+                return;
+            }
+        } else {
+            let mut after = since;
+            while after < now {
+                let page = match store.events_after(after, REPLAY_PAGE) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        let _ = tx.send(Err(Status::internal(e.to_string()))).await;
+                        return;
+                    }
+                };
+                if page.is_empty() {
+                    break;
+                }
+                for e in page.iter().filter(|e| e.cursor <= now) {
+                    if filter.event(e) && tx.send(Ok(event_message(e))).await.is_err() {
+                        return;
+                    }
+                }
+                after = page.last().map_or(now, |e| e.cursor);
+            }
+        }
+    }
+    let mut beat = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    loop {
+        let msg = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tx.closed() => return,
+            _ = beat.tick() => heartbeat(last),
+            r = sub.recv() => match r {
+                Ok(e) if e.cursor <= last => continue,
+                Ok(e) => {
+                    last = e.cursor;
+                    if !filter.event(&e) {
+                        continue;
+                    }
+                    event_message(&e)
+                }
+                Err(broadcast::error::RecvError::Lagged(n)) => {
+                    tracing::info!(missed = n, "a Watch subscriber fell behind; resyncing it");
+                    live.with_state(|s| {
+                        last = s.cursor;
+                        resync(s, &filter, "lagged")
+                    })
+                }
+                Err(broadcast::error::RecvError::Closed) => return,
+            },
+        };
+        if tx.send(Ok(msg)).await.is_err() {
+            return;
+        }
+    }
+}
+
 fn source(s: Source) -> pb::ProjectSource {
     match s {
         Source::Manual => pb::ProjectSource::Manual,
@@ -174,7 +405,27 @@ impl pb::skillmeat_daemon_server::SkillmeatDaemon for DaemonService {
         _req: Request<pb::StatusRequest>,
     ) -> Result<Response<pb::StatusResponse>, Status> {
         let totals = self.blocking(|e| e.totals()).await?;
-        let paths = self.engine.paths();
+        let paths = self.live.engine().paths();
+        let store = self.live.engine().store();
+        let (cursor, watched_roots, polled_roots, mut problems) = self.live.with_state(|s| {
+            (
+                s.cursor,
+                s.watched_roots as u32,
+                s.polled
+                    .iter()
+                    .map(|(p, r)| pb::PolledRoot {
+                        path: p.display().to_string(),
+                        reason: r.clone(),
+                    })
+                    .collect(),
+                s.problems.clone(),
+            )
+        });
+        for p in totals.problems {
+            if !problems.contains(&p) {
+                problems.push(p);
+            }
+        }
         Ok(Response::new(pb::StatusResponse {
             daemon_version: env!("CARGO_PKG_VERSION").to_string(),
             protocol_version: PROTOCOL_VERSION,
@@ -188,7 +439,12 @@ impl pb::skillmeat_daemon_server::SkillmeatDaemon for DaemonService {
             artifacts: totals.artifacts,
             files_indexed: totals.files_indexed,
             files_read: totals.files_read,
-            problems: totals.problems.into_iter().map(problem).collect(),
+            problems: problems.into_iter().map(problem).collect(),
+            watched_roots,
+            polled_roots,
+            cursor,
+            journal_first_cursor: store.first_cursor().ok().flatten().unwrap_or(0),
+            journal_events: store.journal_len() as u64,
         }))
     }
 
@@ -211,13 +467,17 @@ impl pb::skillmeat_daemon_server::SkillmeatDaemon for DaemonService {
         } else {
             Some(path_arg("project", &req.project)?)
         };
-        let include = req.include_in_sync;
-        let report = self
-            .blocking(move |e| e.drift(project.as_deref(), include))
-            .await?;
+        if req.sync {
+            self.live.sync().await.map_err(sync_status)?;
+        }
+        let (cursor, reports, problems) = self
+            .live
+            .drift(project.as_deref(), req.include_in_sync)
+            .map_err(status_of)?;
         Ok(Response::new(pb::GetDriftResponse {
-            artifacts: report.artifacts.into_iter().map(artifact).collect(),
-            problems: report.problems.into_iter().map(problem).collect(),
+            artifacts: reports.into_iter().map(artifact).collect(),
+            problems: problems.into_iter().map(problem).collect(),
+            cursor,
         }))
     }
 
@@ -227,8 +487,10 @@ impl pb::skillmeat_daemon_server::SkillmeatDaemon for DaemonService {
     ) -> Result<Response<pb::AddProjectResponse>, Status> {
         let path = path_arg("path", &req.into_inner().path)?;
         let added = self.blocking(move |e| e.add_project(&path)).await?;
-        let (projects, _) = self.list().await?;
-        let project = projects
+        self.live.refresh_projects().await.map_err(sync_status)?;
+        let project = self
+            .list()
+            .0
             .into_iter()
             .find(|p| p.path == added.display().to_string());
         Ok(Response::new(pb::AddProjectResponse { project }))
@@ -240,6 +502,7 @@ impl pb::skillmeat_daemon_server::SkillmeatDaemon for DaemonService {
     ) -> Result<Response<pb::RemoveProjectResponse>, Status> {
         let path = path_arg("path", &req.into_inner().path)?;
         self.blocking(move |e| e.remove_project(&path)).await?;
+        self.live.refresh_projects().await.map_err(sync_status)?;
         Ok(Response::new(pb::RemoveProjectResponse {}))
     }
 
@@ -252,6 +515,7 @@ impl pb::skillmeat_daemon_server::SkillmeatDaemon for DaemonService {
         let ignored = !req.unignore;
         self.blocking(move |e| e.ignore_project(&path, ignored))
             .await?;
+        self.live.refresh_projects().await.map_err(sync_status)?;
         Ok(Response::new(pb::IgnoreProjectResponse {}))
     }
 
@@ -259,46 +523,86 @@ impl pb::skillmeat_daemon_server::SkillmeatDaemon for DaemonService {
         &self,
         _req: Request<pb::ListProjectsRequest>,
     ) -> Result<Response<pb::ListProjectsResponse>, Status> {
-        let (projects, problems) = self.list().await?;
+        let (projects, problems) = self.list();
         Ok(Response::new(pb::ListProjectsResponse {
             projects,
             problems,
         }))
     }
+
+    type WatchStream = Pin<Box<dyn Stream<Item = Result<pb::WatchResponse, Status>> + Send>>;
+
+    async fn watch(
+        &self,
+        req: Request<pb::WatchRequest>,
+    ) -> Result<Response<Self::WatchStream>, Status> {
+        let req = req.into_inner();
+        let filter = Filter::from_request(&req)?;
+        if req.sync {
+            self.live.sync().await.map_err(sync_status)?;
+        }
+        let period = match req.heartbeat_ms {
+            0 => HEARTBEAT,
+            ms => Duration::from_millis(u64::from(ms).max(50)),
+        };
+        // Subscribe before reading the cursor, so no event falls between replay and live.
+        let sub = self.live.subscribe();
+        let (tx, rx) = mpsc::channel(self.live.subscriber_buffer());
+        tokio::spawn(feed(
+            Arc::clone(&self.live),
+            sub,
+            req.since_cursor,
+            filter,
+            period,
+            tx,
+            self.shutdown.clone(),
+        ));
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
 }
 
 impl DaemonService {
-    async fn list(&self) -> Result<(Vec<pb::ProjectInfo>, Vec<pb::Problem>), Status> {
-        let (summaries, problems) = self.blocking(|e| e.project_summaries()).await?;
-        let projects = summaries
-            .into_iter()
-            .map(|s| {
-                let count = |k| s.drift.get(&k).copied().unwrap_or(0);
-                pb::ProjectInfo {
-                    path: s.project.path.display().to_string(),
-                    sources: s
-                        .project
-                        .sources
-                        .iter()
-                        .map(|&x| source(x).into())
-                        .collect(),
-                    missing: s.project.missing,
-                    profile_roots: s.profile_roots.clone(),
-                    deployments: s.deployments,
-                    drift: Some(pb::DriftSummary {
-                        in_sync: count(DriftKind::InSync),
-                        modified: count(DriftKind::Modified),
-                        outdated: count(DriftKind::Outdated),
-                        conflict: count(DriftKind::Conflict),
-                        removed: count(DriftKind::Removed),
-                        added: count(DriftKind::Added),
-                        missing: count(DriftKind::Missing),
-                        error: count(DriftKind::Error),
-                    }),
-                    ignored: s.project.ignored,
-                }
-            })
-            .collect();
-        Ok((projects, problems.into_iter().map(problem).collect()))
+    fn list(&self) -> (Vec<pb::ProjectInfo>, Vec<pb::Problem>) {
+        self.live.with_state(|s| {
+            let projects = s
+                .projects
+                .iter()
+                .map(|k| {
+                    let mut summary = pb::DriftSummary::default();
+                    let mut deployments = 0;
+                    for r in s.reports_of(Some(&k.path)) {
+                        if r.kind != DriftKind::Added {
+                            deployments += 1;
+                        }
+                        let slot = match r.kind {
+                            DriftKind::InSync => &mut summary.in_sync,
+                            DriftKind::Modified => &mut summary.modified,
+                            DriftKind::Outdated => &mut summary.outdated,
+                            DriftKind::Conflict => &mut summary.conflict,
+                            DriftKind::Removed => &mut summary.removed,
+                            DriftKind::Added => &mut summary.added,
+                            DriftKind::Missing => &mut summary.missing,
+                            DriftKind::Error => &mut summary.error,
+                        };
+                        *slot += 1;
+                    }
+                    let live = !k.missing && !k.ignored;
+                    pb::ProjectInfo {
+                        path: k.path.display().to_string(),
+                        sources: k.sources.iter().map(|&x| source(x).into()).collect(),
+                        missing: k.missing,
+                        profile_roots: if live {
+                            crate::formats::deployment::profile_roots(&k.path)
+                        } else {
+                            Vec::new()
+                        },
+                        deployments,
+                        drift: Some(summary),
+                        ignored: k.ignored,
+                    }
+                })
+                .collect();
+            (projects, s.problems.iter().cloned().map(problem).collect())
+        })
     }
 }

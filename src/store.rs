@@ -9,11 +9,14 @@
 //! | `hashes` | variant tag byte + absolute path (bytes) | [`CachedHash`], fixed layout |
 //! | `meta` | name | bytes (`schema` = format version) |
 //!
+//! The journal and drift-state trees are described in [`journal`].
+//!
 //! Writes that answer an RPC are flushed before the answer ([`Store::flush`]).
 
-use std::path::{Path, PathBuf};
+mod journal;
 
 use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
 
 use crate::hash::Variant;
 
@@ -88,8 +91,11 @@ impl CachedHash {
 #[derive(Debug, Clone)]
 pub struct Store {
     db: sled::Db,
+    meta: sled::Tree,
     projects: sled::Tree,
     hashes: sled::Tree,
+    journal: sled::Tree,
+    state: sled::Tree,
 }
 
 impl Store {
@@ -128,6 +134,9 @@ impl Store {
         Ok(Store {
             projects: db.open_tree("projects")?,
             hashes: db.open_tree("hashes")?,
+            journal: db.open_tree("journal")?,
+            state: db.open_tree("state")?,
+            meta,
             db,
         })
     }

@@ -89,6 +89,9 @@ Examples:
         /// Also list artifacts that are in sync.
         #[arg(long)]
         all: bool,
+        /// First wait until every change made before this command is seen.
+        #[arg(long)]
+        sync: bool,
     },
     /// Projects: list, register by hand, forget, ignore.
     #[command(subcommand)]
@@ -207,11 +210,13 @@ async fn dispatch(command: Command, socket: &Path, format: Format) -> Result<u8,
             project,
             exit_code,
             all,
+            sync,
         } => {
             let several = project.is_none();
             let req = pb::GetDriftRequest {
                 project: project.as_deref().map(absolute).unwrap_or_default(),
                 include_in_sync: all,
+                sync,
             };
             let r = client.get_drift(req).await?.into_inner();
             output::problems(&r.problems);

@@ -32,10 +32,10 @@ fn every_drift_type_for_every_artifact_type() {
     env.smctl_json(&["project", "add", project.to_str().unwrap()]);
     let p = project.to_str().unwrap();
 
-    let v = env.smctl_json(&["drift", p]);
+    let v = env.smctl_json(&["drift", "--sync", p]);
     assert_eq!(v["drift_detected"], false, "{v:#}");
     assert_eq!(v["drift_count"], 0);
-    let all = env.smctl_json(&["drift", p, "--all"]);
+    let all = env.smctl_json(&["drift", "--sync", p, "--all"]);
     assert_eq!(
         drift_pairs(&all),
         [
@@ -50,7 +50,7 @@ fn every_drift_type_for_every_artifact_type() {
     write(&coll.join("agents/helper.md"), "upstream edit\n");
     write(&project.join(".claude/skills/review/SKILL.md"), "mine\n");
     write(&coll.join("skills/review/refs/guide.md"), "theirs\n");
-    let v = env.smctl_json(&["drift", p]);
+    let v = env.smctl_json(&["drift", "--sync", p]);
     assert_eq!(
         drift_pairs(&v),
         [
@@ -114,16 +114,16 @@ fn every_drift_type_for_every_artifact_type() {
             write(&coll.join(&rel), content);
         }
     }
-    let v = env.smctl_json(&["drift", p, "--exit-code"]);
+    let v = env.smctl_json(&["drift", "--sync", p, "--exit-code"]);
     assert_eq!(v["drift_count"], 0, "{v:#}");
 
     // A deleted deployed copy is `missing` (SkillMeat would call it unchanged).
     std::fs::remove_file(project.join(".claude/commands/hello.md")).unwrap();
-    let v = env.smctl_json(&["drift", p]);
+    let v = env.smctl_json(&["drift", "--sync", p]);
     assert_eq!(drift_pairs(&v), [pair("hello", "missing")]);
 
     // Exit code 1 with --exit-code when drifted.
-    let out = env.smctl(&["drift", p, "--exit-code", "--format", "json"]);
+    let out = env.smctl(&["drift", "--sync", p, "--exit-code", "--format", "json"]);
     assert_eq!(out.status.code(), Some(1));
 }
 
@@ -146,7 +146,7 @@ fn removed_and_added_follow_the_collection() {
     make_collection(&env.skillmeat_home, "default", &kept);
     let _d = env.daemon();
     env.smctl_json(&["project", "add", project.to_str().unwrap()]);
-    let v = env.smctl_json(&["drift", project.to_str().unwrap()]);
+    let v = env.smctl_json(&["drift", "--sync", project.to_str().unwrap()]);
     assert_eq!(
         drift_pairs(&v),
         [pair("extra", "added"), pair("hello", "removed")]
@@ -187,7 +187,7 @@ fn every_profile_root_is_checked() {
     );
     let _d = env.daemon();
     env.smctl_json(&["project", "add", project.to_str().unwrap()]);
-    let v = env.smctl_json(&["drift", project.to_str().unwrap()]);
+    let v = env.smctl_json(&["drift", "--sync", project.to_str().unwrap()]);
     let arts = v["artifacts"].as_array().unwrap();
     assert_eq!(arts.len(), 1, "{v:#}");
     assert_eq!(arts[0]["profile_root"], ".codex");
@@ -215,7 +215,7 @@ fn a_broken_project_does_not_hide_the_others() {
     for p in [&good, &bad] {
         env.smctl_json(&["project", "add", p.to_str().unwrap()]);
     }
-    let out = env.smctl(&["drift", "--format", "json"]);
+    let out = env.smctl(&["drift", "--sync", "--format", "json"]);
     assert!(out.status.success());
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(drift_pairs(&v), [pair("hello", "modified")]);
@@ -245,7 +245,7 @@ fn malformed_collection_is_reported_and_drift_goes_on() {
     write(&coll.join("collection.lock"), "[lock\n");
     let _d = env.daemon();
     env.smctl_json(&["project", "add", project.to_str().unwrap()]);
-    let v = env.smctl_json(&["drift", project.to_str().unwrap()]);
+    let v = env.smctl_json(&["drift", "--sync", project.to_str().unwrap()]);
     assert_eq!(v["drift_count"], 0);
     assert!(
         serde_json::to_string(&v["problems"])
@@ -258,7 +258,7 @@ fn malformed_collection_is_reported_and_drift_goes_on() {
 fn unknown_project_is_a_clear_error() {
     let env = Env::new();
     let _d = env.daemon();
-    let out = env.smctl(&["drift", env.dir.path().to_str().unwrap()]);
+    let out = env.smctl(&["drift", "--sync", env.dir.path().to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a known project"));
 }
@@ -285,19 +285,19 @@ fn hashes_are_cached_across_calls_and_restarts() {
     {
         let _d = env.daemon();
         env.smctl_json(&["project", "add", p]);
-        env.smctl_json(&["drift", p]);
+        env.smctl_json(&["drift", "--sync", p]);
         let first = files_read(&env);
         assert_eq!(first, 8, "2 skills of 2 files + 4 single files");
-        env.smctl_json(&["drift", p]);
+        env.smctl_json(&["drift", "--sync", p]);
         assert_eq!(files_read(&env), first, "a second drift re-read files");
         // One edited file re-reads only its artifact.
         write(&project.join(".claude/commands/hello.md"), "edit\n");
         age(&project.join(".claude/commands/hello.md"));
-        env.smctl_json(&["drift", p]);
+        env.smctl_json(&["drift", "--sync", p]);
         assert_eq!(files_read(&env), first + 1);
     }
     let _d = env.daemon();
-    let v = env.smctl_json(&["drift", p]);
+    let v = env.smctl_json(&["drift", "--sync", p]);
     assert_eq!(drift_pairs(&v), [pair("hello", "modified")]);
     assert_eq!(files_read(&env), 0, "a restart re-read unchanged files");
 }

@@ -46,13 +46,14 @@ fn add_list_remove_and_missing() {
     // A vanished folder stays listed as missing.
     let canonical = canon(&project);
     std::fs::rename(&project, env.path("moved")).unwrap();
+    env.smctl_json(&["drift", "--sync"]);
     let v = env.smctl_json(&["project", "list"]);
     assert_eq!(paths(&v), std::slice::from_ref(&canonical));
     assert_eq!(v["projects"][0]["missing"], true);
-    let out = env.smctl(&["drift", &canonical]);
+    let out = env.smctl(&["drift", "--sync", &canonical]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no longer exists"));
-    let v = env.smctl_json(&["drift"]);
+    let v = env.smctl_json(&["drift", "--sync"]);
     assert_eq!(v["drift_count"], 0);
 
     env.smctl_json(&["project", "remove", &canonical]);
@@ -131,17 +132,17 @@ fn registry_projects_appear_without_setup_and_new_rows_without_restart() {
     );
 
     make_registry(&env, &[("a2", two.to_str().unwrap(), None)]);
-    let v = env.smctl_json(&["drift"]);
+    let v = env.smctl_json(&["drift", "--sync"]);
     assert_eq!(v["drift_count"], 1);
     assert_eq!(v["artifacts"][0]["project"], canon(&two));
 
     // Ignore hides it for good; undo shows it again.
     env.smctl_json(&["project", "ignore", two.to_str().unwrap()]);
-    assert_eq!(env.smctl_json(&["drift"])["drift_count"], 0);
+    assert_eq!(env.smctl_json(&["drift", "--sync"])["drift_count"], 0);
     let v = env.smctl_json(&["project", "list"]);
     assert_eq!(v["projects"][1]["ignored"], true);
     env.smctl_json(&["project", "ignore", "--undo", two.to_str().unwrap()]);
-    assert_eq!(env.smctl_json(&["drift"])["drift_count"], 1);
+    assert_eq!(env.smctl_json(&["drift", "--sync"])["drift_count"], 1);
 }
 
 #[test]

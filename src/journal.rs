@@ -1,0 +1,274 @@
+//! Drift events: what changed between two drift states, as journal entries.
+//!
+//! [`diff`] is a pure function from the previous and the new state of some artifacts to
+//! the events a subscriber needs: an event only when something changed — a drift type, a
+//! collection / project / record hash, a deployment appearing or disappearing, a side
+//! becoming unreadable. [`problem_events`] does the same for files that became invalid.
+//! The live loop assigns cursors, appends the events to the store's journal (durable
+//! before anyone hears of them) and broadcasts them.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::drift::DriftKind;
+use crate::engine::ArtifactReport;
+use crate::formats::Problem;
+
+/// An artifact's last known drift, as persisted between runs.
+pub type KnownDrift = ArtifactReport;
+
+/// What an event reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    /// The drift type changed (e.g. in sync → modified).
+    DriftChanged,
+    /// Same drift type, but a collection, project or record hash changed.
+    HashChanged,
+    /// A deployment (or an undeployed collection artifact) appeared.
+    DeploymentAdded,
+    /// A deployment (or an undeployed collection artifact) disappeared.
+    DeploymentRemoved,
+    /// A side of the artifact can no longer be read.
+    Unreadable,
+    /// A SkillMeat file became invalid (bad TOML, bad record).
+    InvalidFile,
+    /// A watched root switched to polling.
+    RootPolling,
+}
+
+/// Which side of a deployment changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChangedSide {
+    None,
+    Collection,
+    Project,
+    Both,
+    /// The deployment record itself (its content_hash) changed.
+    Record,
+}
+
+/// One journal entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    /// Monotonic, never reused.
+    pub cursor: u64,
+    /// Milliseconds since the Unix epoch.
+    pub time_ms: i64,
+    pub kind: EventKind,
+    pub project: String,
+    pub profile_root: String,
+    pub name: String,
+    pub artifact_type: String,
+    pub old_drift: Option<DriftKind>,
+    pub new_drift: Option<DriftKind>,
+    pub deployed_sha: Option<String>,
+    pub collection_sha: Option<String>,
+    pub project_sha: Option<String>,
+    pub recommendation: String,
+    pub changed: ChangedSide,
+    /// For problems and polling: what happened, in one sentence.
+    pub message: String,
+    /// The daemon operation that caused the change, if the daemon wrote the files.
+    pub operation: String,
+}
+
+impl Event {
+    fn blank(kind: EventKind) -> Event {
+        Event {
+            cursor: 0,
+            time_ms: 0,
+            kind,
+            project: String::new(),
+            profile_root: String::new(),
+            name: String::new(),
+            artifact_type: String::new(),
+            old_drift: None,
+            new_drift: None,
+            deployed_sha: None,
+            collection_sha: None,
+            project_sha: None,
+            recommendation: String::new(),
+            changed: ChangedSide::None,
+            message: String::new(),
+            operation: String::new(),
+        }
+    }
+
+    /// An event saying `root` is now polled, and why.
+    pub fn polling(root: &str, reason: &str) -> Event {
+        Event {
+            project: root.to_string(),
+            message: reason.to_string(),
+            ..Event::blank(EventKind::RootPolling)
+        }
+    }
+}
+
+fn changed_side(old: &ArtifactReport, new: &ArtifactReport) -> ChangedSide {
+    if old.deployed_sha != new.deployed_sha {
+        return ChangedSide::Record;
+    }
+    match (
+        old.collection_sha != new.collection_sha,
+        old.project_sha != new.project_sha,
+    ) {
+        (true, true) => ChangedSide::Both,
+        (true, false) => ChangedSide::Collection,
+        (false, true) => ChangedSide::Project,
+        (false, false) => ChangedSide::None,
+    }
+}
+
+fn from_report(kind: EventKind, r: &ArtifactReport) -> Event {
+    Event {
+        project: r.project.display().to_string(),
+        profile_root: r.profile_root.clone(),
+        name: r.name.clone(),
+        artifact_type: r.artifact_type.clone(),
+        deployed_sha: r.deployed_sha.clone(),
+        collection_sha: r.collection_sha.clone(),
+        project_sha: r.project_sha.clone(),
+        recommendation: r.recommendation.clone(),
+        message: r.error.clone().unwrap_or_default(),
+        ..Event::blank(kind)
+    }
+}
+
+/// Events turning `old` into `new` (both keyed by [`ArtifactReport::key`]), in key order.
+/// Only keys present in `scope` are compared; `None` compares every key of both.
+pub fn diff(
+    old: &BTreeMap<String, ArtifactReport>,
+    new: &BTreeMap<String, ArtifactReport>,
+    scope: Option<&BTreeSet<String>>,
+) -> Vec<Event> {
+    let keys: BTreeSet<&String> = match scope {
+        Some(s) => s.iter().collect(),
+        None => old.keys().chain(new.keys()).collect(),
+    };
+    let mut events = Vec::new();
+    for k in keys {
+        match (old.get(k), new.get(k)) {
+            (None, None) => {}
+            (None, Some(n)) => {
+                let mut e = from_report(EventKind::DeploymentAdded, n);
+                e.new_drift = Some(n.kind);
+                events.push(e);
+            }
+            (Some(o), None) => {
+                let mut e = from_report(EventKind::DeploymentRemoved, o);
+                e.old_drift = Some(o.kind);
+                events.push(e);
+            }
+            (Some(o), Some(n)) => {
+                let side = changed_side(o, n);
+                let kind = if o.kind != n.kind {
+                    if n.kind == DriftKind::Error {
+                        EventKind::Unreadable
+                    } else {
+                        EventKind::DriftChanged
+                    }
+                } else if side != ChangedSide::None || o.error != n.error {
+                    EventKind::HashChanged
+                } else {
+                    continue;
+                };
+                let mut e = from_report(kind, n);
+                e.old_drift = Some(o.kind);
+                e.new_drift = Some(n.kind);
+                e.changed = side;
+                events.push(e);
+            }
+        }
+    }
+    events
+}
+
+/// Events for problems in `new` that were not in `old`.
+pub fn problem_events(old: &[Problem], new: &[Problem]) -> Vec<Event> {
+    new.iter()
+        .filter(|p| !old.contains(p))
+        .map(|p| Event {
+            project: p
+                .project
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
+            message: format!("{}: {}", p.path.display(), p.message),
+            ..Event::blank(EventKind::InvalidFile)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    fn report(kind: DriftKind, c: &str, p: &str) -> ArtifactReport {
+        ArtifactReport {
+            project: PathBuf::from("/p"),
+            profile_root: ".claude".into(),
+            name: "a".into(),
+            artifact_type: "skill".into(),
+            kind,
+            recommendation: "none".into(),
+            change_origin: "sync".into(),
+            deployed_sha: Some("d".into()),
+            collection_sha: Some(c.into()),
+            project_sha: Some(p.into()),
+            collection_version: None,
+            project_version: None,
+            last_deployed: None,
+            collection: "default".into(),
+            artifact_path: PathBuf::from("skills/a"),
+            error: None,
+        }
+    }
+
+    fn map(r: ArtifactReport) -> BTreeMap<String, ArtifactReport> {
+        BTreeMap::from([(r.key(), r)])
+    }
+
+    #[test]
+    fn only_changes_make_events() {
+        let a = map(report(DriftKind::InSync, "d", "d"));
+        assert!(diff(&a, &a, None).is_empty());
+        let b = map(report(DriftKind::Modified, "d", "p"));
+        let e = diff(&a, &b, None);
+        assert_eq!(e.len(), 1);
+        assert_eq!(e[0].kind, EventKind::DriftChanged);
+        assert_eq!(
+            (e[0].old_drift, e[0].new_drift),
+            (Some(DriftKind::InSync), Some(DriftKind::Modified))
+        );
+        assert_eq!(e[0].changed, ChangedSide::Project);
+        let c = map(report(DriftKind::Modified, "d", "p2"));
+        let e = diff(&b, &c, None);
+        assert_eq!(
+            (e[0].kind, e[0].changed),
+            (EventKind::HashChanged, ChangedSide::Project)
+        );
+    }
+
+    #[test]
+    fn appearing_and_vanishing() {
+        let a = map(report(DriftKind::InSync, "d", "d"));
+        let none = BTreeMap::new();
+        assert_eq!(diff(&none, &a, None)[0].kind, EventKind::DeploymentAdded);
+        assert_eq!(diff(&a, &none, None)[0].kind, EventKind::DeploymentRemoved);
+        // Out of scope keys are not compared.
+        assert!(diff(&a, &none, Some(&BTreeSet::new())).is_empty());
+    }
+
+    #[test]
+    fn new_problems_only() {
+        let p1 = Problem::new(std::path::Path::new("/x"), "bad");
+        let p2 = Problem::new(std::path::Path::new("/y"), "worse");
+        let e = problem_events(std::slice::from_ref(&p1), &[p1.clone(), p2]);
+        assert_eq!(e.len(), 1);
+        assert!(e[0].message.contains("/y: worse"));
+    }
+}

@@ -1,0 +1,155 @@
+//! Store trees for live drift: the event journal and the last known drift state.
+//!
+//! | tree | key | value |
+//! |---|---|---|
+//! | `journal` | cursor, big-endian u64 (so keys sort by cursor) | JSON [`Event`] |
+//! | `state` | artifact key (bytes) | JSON [`KnownDrift`] |
+//!
+//! Cursors are assigned here, monotonically: the next cursor is one past the largest ever
+//! written (kept in `meta` as `next_cursor`, so pruning the journal never reuses one).
+
+use crate::journal::{Event, KnownDrift};
+
+use super::{Store, StoreError};
+
+const NEXT_CURSOR: &str = "next_cursor";
+
+fn corrupt(tree: &'static str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt {
+        tree,
+        detail: e.to_string(),
+    }
+}
+
+impl Store {
+    /// The cursor the next appended event will get.
+    ///
+    /// # Errors
+    /// sled failed.
+    pub fn next_cursor(&self) -> Result<u64, StoreError> {
+        let stored = self
+            .meta
+            .get(NEXT_CURSOR)?
+            .and_then(|v| v.as_ref().try_into().ok().map(u64::from_be_bytes))
+            .unwrap_or(1);
+        let after_last = self
+            .journal
+            .last()?
+            .and_then(|(k, _)| k.as_ref().try_into().ok().map(u64::from_be_bytes))
+            .map_or(1, |c| c + 1);
+        Ok(stored.max(after_last))
+    }
+
+    /// Appends events (their cursors already assigned, ascending) and flushes, so an event
+    /// is durable before anyone is told about it.
+    ///
+    /// # Errors
+    /// sled failed.
+    pub fn append_events(&self, events: &[Event]) -> Result<(), StoreError> {
+        let Some(last) = events.last() else {
+            return Ok(());
+        };
+        let mut batch = sled::Batch::default();
+        for e in events {
+            let v = serde_json::to_vec(e).map_err(|e| corrupt("journal", e))?;
+            batch.insert(&e.cursor.to_be_bytes(), v);
+        }
+        self.journal.apply_batch(batch)?;
+        self.meta
+            .insert(NEXT_CURSOR, &(last.cursor + 1).to_be_bytes())?;
+        self.flush()
+    }
+
+    /// Events with a cursor greater than `after`, ascending, at most `limit`.
+    ///
+    /// # Errors
+    /// sled failed, or an event does not decode.
+    pub fn events_after(&self, after: u64, limit: usize) -> Result<Vec<Event>, StoreError> {
+        let start = after.saturating_add(1).to_be_bytes();
+        self.journal
+            .range(start..)
+            .take(limit)
+            .map(|kv| {
+                let (_, v) = kv?;
+                serde_json::from_slice(&v).map_err(|e| corrupt("journal", e))
+            })
+            .collect()
+    }
+
+    /// The oldest cursor still in the journal, if any.
+    ///
+    /// # Errors
+    /// sled failed.
+    pub fn first_cursor(&self) -> Result<Option<u64>, StoreError> {
+        Ok(self
+            .journal
+            .first()?
+            .and_then(|(k, _)| k.as_ref().try_into().ok().map(u64::from_be_bytes)))
+    }
+
+    /// Number of events in the journal.
+    pub fn journal_len(&self) -> usize {
+        self.journal.len()
+    }
+
+    /// Drops events beyond `max_events` (oldest first) and older than `min_time_ms`.
+    ///
+    /// # Errors
+    /// sled failed.
+    pub fn prune_journal(&self, max_events: usize, min_time_ms: i64) -> Result<usize, StoreError> {
+        let mut removed = 0;
+        let excess = self.journal.len().saturating_sub(max_events);
+        for kv in self.journal.iter() {
+            let (k, v) = kv?;
+            let old = serde_json::from_slice::<Event>(&v)
+                .map(|e| e.time_ms < min_time_ms)
+                .unwrap_or(true);
+            if removed < excess || old {
+                self.journal.remove(k)?;
+                removed += 1;
+            } else {
+                break;
+            }
+        }
+        Ok(removed)
+    }
+
+    /// The drift state persisted by the last run, by artifact key.
+    ///
+    /// # Errors
+    /// sled failed, or a record does not decode.
+    pub fn known_drift(&self) -> Result<Vec<(String, KnownDrift)>, StoreError> {
+        self.state
+            .iter()
+            .map(|kv| {
+                let (k, v) = kv?;
+                Ok((
+                    String::from_utf8_lossy(&k).into_owned(),
+                    serde_json::from_slice(&v).map_err(|e| corrupt("state", e))?,
+                ))
+            })
+            .collect()
+    }
+
+    /// Records changed drift states (`None` removes one). Flushed with the journal.
+    ///
+    /// # Errors
+    /// sled failed.
+    pub fn put_known_drift(
+        &self,
+        changes: &[(String, Option<KnownDrift>)],
+    ) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        for (k, v) in changes {
+            match v {
+                Some(v) => batch.insert(
+                    k.as_bytes(),
+                    serde_json::to_vec(v).map_err(|e| corrupt("state", e))?,
+                ),
+                None => batch.remove(k.as_bytes()),
+            }
+        }
+        self.state.apply_batch(batch)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,328 @@
+//! Kernel file events (notify) turned into change hints, with polling as the fallback.
+//!
+//! The watcher owns the notify watchers and the set of watched roots. Its callbacks run on
+//! notify's threads and only `try_send` [`Hint`]s into a bounded queue: when the queue is
+//! full, or the kernel's own queue overflowed (notify's rescan flag), a shared
+//! [`Overflow`] flag is raised instead and the live loop reconciles everything — events are
+//! hints, never the truth, and overflow is never silent.
+//!
+//! A root whose watch cannot be added because the inotify watch limit is exhausted
+//! (ENOSPC / `MaxFilesWatch`) is polled instead; [`Watcher::polled`] says which and why.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use notify::{EventKind, RecursiveMode, Watcher as _};
+use tokio::sync::{Notify, mpsc};
+
+/// The sysctl that raises the inotify watch limit.
+pub const WATCH_LIMIT_FIX: &str =
+    "sysctl fs.inotify.max_user_watches=524288 (persist it in /etc/sysctl.d/)";
+
+/// Environment variable that makes every kernel watch fail as if the watch limit were
+/// exhausted (fault injection for tests of the polling fallback).
+pub const FAULT_WATCH_LIMIT: &str = "SKILLMEATD_FAULT_WATCH_LIMIT";
+
+/// Prefix of the cookie files written by sync barriers.
+pub const COOKIE_PREFIX: &str = ".skillmeatd-cookie-";
+
+/// A change hint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hint {
+    pub paths: Vec<PathBuf>,
+}
+
+/// Raised when hints were lost; the live loop answers with a full reconcile.
+#[derive(Debug, Default)]
+pub struct Overflow {
+    raised: AtomicBool,
+    pub notify: Notify,
+}
+
+impl Overflow {
+    pub fn raise(&self) {
+        self.raised.store(true, Ordering::SeqCst);
+        self.notify.notify_one();
+    }
+
+    /// Lowers the flag, saying whether it was raised.
+    pub fn take(&self) -> bool {
+        self.raised.swap(false, Ordering::SeqCst)
+    }
+}
+
+/// Whether a path is one of the transient files SkillMeat or the daemon make beside real
+/// ones: lock files, transaction temporaries, swap-asides, our own temporaries. Cookie files
+/// are not ignored here: the live loop needs to see them.
+pub fn is_noise(path: &Path) -> bool {
+    let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+        return false;
+    };
+    name.ends_with(".skillmeat-lock")
+        || name.contains(".skillmeat-txn-")
+        || name.ends_with(".txn.tmp")
+        || name.contains(".txn-")
+        || name.contains(".skillmeat-swap-aside-")
+        || (name.starts_with(".skillmeatd-") && !name.starts_with(COOKIE_PREFIX))
+        || (name.starts_with('.') && name.contains(".skillmeatd-") && name.ends_with(".tmp"))
+}
+
+/// One watched root.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Depth {
+    /// The folder's own entries only.
+    Flat,
+    /// Everything below.
+    Recursive,
+}
+
+/// The notify watchers and what they watch.
+pub struct Watcher {
+    kernel: Option<notify::RecommendedWatcher>,
+    poll: notify::PollWatcher,
+    roots: BTreeMap<PathBuf, Depth>,
+    polled: BTreeMap<PathBuf, String>,
+    force_polling: bool,
+    fault_limit: bool,
+}
+
+impl std::fmt::Debug for Watcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Watcher")
+            .field("roots", &self.roots)
+            .field("polled", &self.polled)
+            .finish()
+    }
+}
+
+fn handler(
+    tx: mpsc::Sender<Hint>,
+    overflow: Arc<Overflow>,
+) -> impl Fn(notify::Result<notify::Event>) + Send + 'static {
+    move |res: notify::Result<notify::Event>| match res {
+        Ok(event) => {
+            if event.need_rescan() {
+                tracing::warn!("the kernel dropped file events; reconciling");
+                overflow.raise();
+                return;
+            }
+            if matches!(event.kind, EventKind::Access(_)) {
+                return;
+            }
+            let paths: Vec<PathBuf> = event.paths.into_iter().filter(|p| !is_noise(p)).collect();
+            if paths.is_empty() {
+                return;
+            }
+            if tx.try_send(Hint { paths }).is_err() {
+                overflow.raise();
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "file watcher error; reconciling");
+            overflow.raise();
+        }
+    }
+}
+
+impl Watcher {
+    /// A watcher sending hints to `tx`.
+    ///
+    /// # Errors
+    /// Neither a kernel watcher nor a poll watcher could be created.
+    pub fn new(
+        tx: mpsc::Sender<Hint>,
+        overflow: Arc<Overflow>,
+        force_polling: bool,
+        poll_interval: Duration,
+    ) -> notify::Result<Watcher> {
+        let kernel = if force_polling {
+            None
+        } else {
+            match notify::recommended_watcher(handler(tx.clone(), Arc::clone(&overflow))) {
+                Ok(w) => Some(w),
+                Err(e) => {
+                    tracing::warn!(error = %e, "no kernel file events; polling every root");
+                    None
+                }
+            }
+        };
+        let poll = notify::PollWatcher::new(
+            handler(tx, overflow),
+            notify::Config::default().with_poll_interval(poll_interval),
+        )?;
+        Ok(Watcher {
+            kernel,
+            poll,
+            roots: BTreeMap::new(),
+            polled: BTreeMap::new(),
+            force_polling,
+            fault_limit: std::env::var_os(FAULT_WATCH_LIMIT).is_some_and(|v| v == "1"),
+        })
+    }
+
+    /// Roots watched by polling, with the reason.
+    pub fn polled(&self) -> &BTreeMap<PathBuf, String> {
+        &self.polled
+    }
+
+    /// Watched roots.
+    pub fn roots(&self) -> &BTreeMap<PathBuf, Depth> {
+        &self.roots
+    }
+
+    /// Makes the watched set equal `wanted`. Returns the roots newly watched (their content
+    /// may have changed before the watch existed: the caller rescans them) and, for roots
+    /// that fell back to polling, the reason.
+    pub fn set_roots(
+        &mut self,
+        wanted: &BTreeMap<PathBuf, Depth>,
+    ) -> (Vec<PathBuf>, Vec<(PathBuf, String)>) {
+        let stale: Vec<PathBuf> = self
+            .roots
+            .iter()
+            .filter(|(p, d)| wanted.get(*p) != Some(d))
+            .map(|(p, _)| p.clone())
+            .collect();
+        for p in stale {
+            self.unwatch(&p);
+        }
+        let mut added = Vec::new();
+        let mut fell_back = Vec::new();
+        for (p, d) in wanted {
+            if self.roots.contains_key(p) || !p.exists() {
+                continue;
+            }
+            if let Some(reason) = self.watch(p, *d) {
+                fell_back.push((p.clone(), reason));
+            }
+            if self.roots.contains_key(p) {
+                added.push(p.clone());
+            }
+        }
+        (added, fell_back)
+    }
+
+    /// Watches one root; returns the reason when it had to be polled.
+    fn watch(&mut self, path: &Path, depth: Depth) -> Option<String> {
+        let mode = match depth {
+            Depth::Flat => RecursiveMode::NonRecursive,
+            Depth::Recursive => RecursiveMode::Recursive,
+        };
+        let reason = match (&mut self.kernel, self.force_polling, self.fault_limit) {
+            (_, true, _) => {
+                Some("polling is forced by configuration (watch.force_polling)".to_string())
+            }
+            (None, _, _) => Some("kernel file events are unavailable".to_string()),
+            (Some(_), _, true) => Some(format!(
+                "the inotify watch limit is exhausted (simulated by {FAULT_WATCH_LIMIT}); raise it: {WATCH_LIMIT_FIX}"
+            )),
+            (Some(k), _, _) => match k.watch(path, mode) {
+                Ok(()) => None,
+                Err(e) if is_limit(&e) => {
+                    let _ = k.unwatch(path);
+                    Some(format!(
+                        "the inotify watch limit is exhausted; raise it: {WATCH_LIMIT_FIX}"
+                    ))
+                }
+                Err(e) => {
+                    tracing::warn!(root = %path.display(), error = %e, "cannot watch; polling it");
+                    let _ = k.unwatch(path);
+                    Some(format!("kernel watch failed: {e}"))
+                }
+            },
+        };
+        if let Some(reason) = &reason {
+            if let Err(e) = self.poll.watch(path, mode) {
+                tracing::error!(root = %path.display(), error = %e, "cannot poll either; relying on periodic reconciles");
+            }
+            self.polled.insert(path.to_path_buf(), reason.clone());
+        }
+        self.roots.insert(path.to_path_buf(), depth);
+        reason
+    }
+
+    fn unwatch(&mut self, path: &Path) {
+        if self.polled.remove(path).is_some() {
+            let _ = self.poll.unwatch(path);
+        } else if let Some(k) = &mut self.kernel {
+            let _ = k.unwatch(path);
+        }
+        self.roots.remove(path);
+    }
+}
+
+fn is_limit(e: &notify::Error) -> bool {
+    match &e.kind {
+        notify::ErrorKind::MaxFilesWatch => true,
+        notify::ErrorKind::Io(io) => io.raw_os_error() == Some(libc::ENOSPC),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn noise_is_recognised() {
+        for n in [
+            ".claude/skills/.review.skillmeat-lock",
+            ".claude/..skillmeat-deployed.toml.skillmeat-lock",
+            ".claude/commands/.hello.md.skillmeat-txn-1a2b3c4d",
+            ".claude/commands/.hello.md.x81k.txn.tmp",
+            ".claude/skills/.review.txn-1a2b3c4d",
+            ".claude/skills/.review.skillmeat-swap-aside-1a2b3c4d",
+            ".claude/commands/.hello.md.skillmeatd-1234.tmp",
+        ] {
+            assert!(is_noise(Path::new(n)), "{n}");
+        }
+        for n in [
+            ".claude/skills/review/SKILL.md",
+            ".claude/.skillmeat-deployed.toml",
+            ".claude/.skillmeatd-cookie-1-2",
+        ] {
+            assert!(!is_noise(Path::new(n)), "{n}");
+        }
+    }
+
+    #[tokio::test]
+    async fn kernel_events_become_hints() {
+        let d = tempfile::tempdir().unwrap();
+        let (tx, mut rx) = mpsc::channel(64);
+        let overflow = Arc::new(Overflow::default());
+        let mut w = Watcher::new(tx, overflow, false, Duration::from_millis(100)).unwrap();
+        let roots = BTreeMap::from([(d.path().to_path_buf(), Depth::Recursive)]);
+        let (added, polled) = w.set_roots(&roots);
+        assert_eq!(added, [d.path().to_path_buf()]);
+        assert!(polled.is_empty());
+        std::fs::write(d.path().join("f"), b"1").unwrap();
+        let hint = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(hint.paths.iter().any(|p| p.ends_with("f")), "{hint:?}");
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_raises_overflow() {
+        let d = tempfile::tempdir().unwrap();
+        let (tx, _rx) = mpsc::channel(1);
+        let overflow = Arc::new(Overflow::default());
+        let mut w =
+            Watcher::new(tx, Arc::clone(&overflow), false, Duration::from_millis(100)).unwrap();
+        w.set_roots(&BTreeMap::from([(
+            d.path().to_path_buf(),
+            Depth::Recursive,
+        )]));
+        for i in 0..20 {
+            std::fs::write(d.path().join(format!("f{i}")), b"1").unwrap();
+        }
+        tokio::time::timeout(Duration::from_secs(10), overflow.notify.notified())
+            .await
+            .unwrap();
+        assert!(overflow.take());
+    }
+}
