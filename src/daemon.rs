@@ -237,6 +237,9 @@ fn run_inner(paths: &Paths, ready: &mut Option<io::PipeWriter>) -> Result<(), Da
         .build()
         .map_err(io_err(&paths.state_dir, "start the runtime"))?;
     runtime.block_on(async {
+        // Signals first: from here on SIGTERM/SIGINT take the graceful path.
+        let shutdown = CancellationToken::new();
+        spawn_signal_handler(shutdown.clone())?;
         let (live, task) = live::new(Arc::clone(&engine), &config);
         let started = std::time::Instant::now();
         let running = task.start().await?;
@@ -248,8 +251,6 @@ fn run_inner(paths: &Paths, ready: &mut Option<io::PipeWriter>) -> Result<(), Da
         let pid_file = paths.pid_file();
         fs::write(&pid_file, format!("{}\n", std::process::id()))
             .map_err(io_err(&pid_file, "write"))?;
-        let shutdown = CancellationToken::new();
-        spawn_signal_handler(shutdown.clone())?;
         let live_task = tokio::spawn(live::run(running, shutdown.clone()));
         tracing::info!(
             socket = %paths.socket.display(),

@@ -8,6 +8,9 @@
 //!
 //! A root whose watch cannot be added because the inotify watch limit is exhausted
 //! (ENOSPC / `MaxFilesWatch`) is polled instead; [`Watcher::polled`] says which and why.
+//! The poller is ours, not notify's `PollWatcher`: that one compares modification times in
+//! whole seconds and ignores sizes, so two saves within a second look like none. Ours
+//! compares size, inode, and nanosecond mtime and ctime of every entry.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -82,7 +85,7 @@ pub enum Depth {
 /// The notify watchers and what they watch.
 pub struct Watcher {
     kernel: Option<notify::RecommendedWatcher>,
-    poll: notify::PollWatcher,
+    poll: Poller,
     roots: BTreeMap<PathBuf, Depth>,
     polled: BTreeMap<PathBuf, String>,
     force_polling: bool,
@@ -149,10 +152,7 @@ impl Watcher {
                 }
             }
         };
-        let poll = notify::PollWatcher::new(
-            handler(tx, overflow),
-            notify::Config::default().with_poll_interval(poll_interval),
-        )?;
+        let poll = Poller::start(tx, overflow, poll_interval);
         Ok(Watcher {
             kernel,
             poll,
@@ -235,9 +235,7 @@ impl Watcher {
             },
         };
         if let Some(reason) = &reason {
-            if let Err(e) = self.poll.watch(path, mode) {
-                tracing::error!(root = %path.display(), error = %e, "cannot poll either; relying on periodic reconciles");
-            }
+            self.poll.watch(path, depth);
             self.polled.insert(path.to_path_buf(), reason.clone());
         }
         self.roots.insert(path.to_path_buf(), depth);
@@ -246,11 +244,118 @@ impl Watcher {
 
     fn unwatch(&mut self, path: &Path) {
         if self.polled.remove(path).is_some() {
-            let _ = self.poll.unwatch(path);
+            self.poll.unwatch(path);
         } else if let Some(k) = &mut self.kernel {
             let _ = k.unwatch(path);
         }
         self.roots.remove(path);
+    }
+}
+
+/// What the poller remembers of one entry.
+type Stamp = (u64, u64, i64, i64, i64, i64);
+
+fn stamp(meta: &std::fs::Metadata) -> Stamp {
+    use std::os::unix::fs::MetadataExt;
+    (
+        meta.len(),
+        meta.ino(),
+        meta.mtime(),
+        meta.mtime_nsec(),
+        meta.ctime(),
+        meta.ctime_nsec(),
+    )
+}
+
+/// Every entry below `root` (or directly in it, for a flat root) with its stamp.
+fn scan(root: &Path, depth: Depth) -> BTreeMap<PathBuf, Stamp> {
+    let max = match depth {
+        Depth::Flat => 1,
+        Depth::Recursive => usize::MAX,
+    };
+    walkdir::WalkDir::new(root)
+        .max_depth(max)
+        .follow_links(false)
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter_map(|e| Some((e.path().to_path_buf(), stamp(&e.metadata().ok()?))))
+        .collect()
+}
+
+type Polled = BTreeMap<PathBuf, (Depth, BTreeMap<PathBuf, Stamp>)>;
+
+/// A thread that stat-walks polled roots every interval and hints what changed.
+struct Poller {
+    roots: Arc<std::sync::Mutex<Polled>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Poller {
+    fn start(tx: mpsc::Sender<Hint>, overflow: Arc<Overflow>, interval: Duration) -> Poller {
+        let roots: Arc<std::sync::Mutex<Polled>> = Arc::default();
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let roots = Arc::clone(&roots);
+            let stop = Arc::clone(&stop);
+            std::thread::Builder::new()
+                .name("skillmeatd-poll".into())
+                .spawn(move || {
+                    while !stop.load(Ordering::SeqCst) {
+                        std::thread::park_timeout(interval);
+                        if stop.load(Ordering::SeqCst) {
+                            break;
+                        }
+                        let mut roots = roots.lock().expect("poller lock poisoned");
+                        for (root, (depth, seen)) in roots.iter_mut() {
+                            let now = scan(root, *depth);
+                            let mut changed: Vec<PathBuf> = now
+                                .iter()
+                                .filter(|(p, s)| seen.get(*p) != Some(s))
+                                .map(|(p, _)| p.clone())
+                                .collect();
+                            changed.extend(seen.keys().filter(|p| !now.contains_key(*p)).cloned());
+                            *seen = now;
+                            changed.retain(|p| !is_noise(p));
+                            if !changed.is_empty() && tx.try_send(Hint { paths: changed }).is_err() {
+                                overflow.raise();
+                            }
+                        }
+                    }
+                })
+                .ok()
+        };
+        if thread.is_none() {
+            tracing::error!("cannot start the polling thread; relying on periodic reconciles");
+        }
+        Poller {
+            roots,
+            stop,
+            thread,
+        }
+    }
+
+    /// Polls `root` from now on; its current state is the baseline.
+    fn watch(&self, root: &Path, depth: Depth) {
+        let baseline = scan(root, depth);
+        self.roots
+            .lock()
+            .expect("poller lock poisoned")
+            .insert(root.to_path_buf(), (depth, baseline));
+    }
+
+    fn unwatch(&self, root: &Path) {
+        self.roots.lock().expect("poller lock poisoned").remove(root);
+    }
+}
+
+impl Drop for Poller {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            t.thread().unpark();
+            let _ = t.join();
+        }
     }
 }
 

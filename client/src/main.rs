@@ -12,6 +12,7 @@ mod output;
 #[path = "../../src/paths.rs"]
 #[allow(dead_code)]
 mod paths;
+mod watch;
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -42,6 +43,7 @@ Examples:
   smctl drift --exit-code          exit 1 when anything drifted (for scripts and CI)
   smctl project add ~/code/app
   smctl project list
+  smctl watch --format json        one JSON object per drift event (NDJSON)
   smctl status
 
 Exit codes: 0 ok, 1 drift found (--exit-code), 2 error, 3 daemon not running."
@@ -96,6 +98,62 @@ Examples:
     /// Projects: list, register by hand, forget, ignore.
     #[command(subcommand)]
     Project(ProjectCommand),
+    /// Stream drift events as they happen (NDJSON with --format json).
+    #[command(after_help = "\
+Examples:
+  smctl watch
+  smctl watch --format json --since 1200     resume after event #1200
+  smctl watch --project . --drift modified --drift conflict")]
+    Watch {
+        /// Replay events after this cursor first (resume); default: live events only.
+        #[arg(long, value_name = "CURSOR")]
+        since: Option<u64>,
+        /// Only this project (repeatable).
+        #[arg(long = "project", value_name = "PATH")]
+        projects: Vec<PathBuf>,
+        /// Only this artifact type, e.g. skill (repeatable).
+        #[arg(long = "type", value_name = "TYPE")]
+        types: Vec<String>,
+        /// Only events from or to this drift type (repeatable).
+        #[arg(long = "drift", value_enum, value_name = "DRIFT")]
+        drift: Vec<DriftArg>,
+        /// First wait until every change made before this command is seen.
+        #[arg(long)]
+        sync: bool,
+        /// Heartbeat period in milliseconds (JSON output shows heartbeats).
+        #[arg(long, default_value_t = 10_000)]
+        heartbeat_ms: u32,
+        /// Stop after this many events (for scripts and tests).
+        #[arg(long, value_name = "N")]
+        count: Option<u64>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum DriftArg {
+    InSync,
+    Modified,
+    Outdated,
+    Conflict,
+    Removed,
+    Added,
+    Missing,
+    Error,
+}
+
+impl From<DriftArg> for pb::DriftType {
+    fn from(d: DriftArg) -> Self {
+        match d {
+            DriftArg::InSync => pb::DriftType::InSync,
+            DriftArg::Modified => pb::DriftType::Modified,
+            DriftArg::Outdated => pb::DriftType::Outdated,
+            DriftArg::Conflict => pb::DriftType::Conflict,
+            DriftArg::Removed => pb::DriftType::Removed,
+            DriftArg::Added => pb::DriftType::Added,
+            DriftArg::Missing => pb::DriftType::Missing,
+            DriftArg::Error => pb::DriftType::Error,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -222,6 +280,40 @@ async fn dispatch(command: Command, socket: &Path, format: Format) -> Result<u8,
             output::problems(&r.problems);
             let drifted = output::drift(&mut out, format, &r, several)?;
             Ok(if exit_code && drifted { 1 } else { 0 })
+        }
+        Command::Watch {
+            since,
+            projects,
+            types,
+            drift,
+            sync,
+            heartbeat_ms,
+            count,
+        } => {
+            let req = pb::WatchRequest {
+                since_cursor: since,
+                projects: projects.iter().map(|p| absolute(p)).collect(),
+                artifact_types: types,
+                drift_types: drift
+                    .into_iter()
+                    .map(|d| pb::DriftType::from(d) as i32)
+                    .collect(),
+                sync,
+                heartbeat_ms,
+            };
+            let mut stream = client.watch(req).await?.into_inner();
+            let mut seen = 0u64;
+            while let Some(msg) = stream.message().await? {
+                let Some(m) = msg.message else { continue };
+                watch::print(&mut out, format, &m)?;
+                if matches!(m, pb::watch_response::Message::Event(_)) {
+                    seen += 1;
+                    if count.is_some_and(|c| seen >= c) {
+                        break;
+                    }
+                }
+            }
+            Ok(0)
         }
         Command::Project(ProjectCommand::List) => {
             let r = client

@@ -46,6 +46,13 @@ fn source_name(s: i32) -> &'static str {
     }
 }
 
+/// Writes one compact JSON object and a newline, flushed (NDJSON).
+pub fn ndjson(out: &mut impl Write, v: &Value) -> io::Result<()> {
+    serde_json::to_writer(&mut *out, v)?;
+    writeln!(out)?;
+    out.flush()
+}
+
 fn json_line(out: &mut impl Write, v: &Value) -> io::Result<()> {
     serde_json::to_writer_pretty(&mut *out, v)?;
     writeln!(out)
@@ -93,6 +100,33 @@ fn problems_json(problems: &[pb::Problem]) -> Value {
     )
 }
 
+/// One artifact in `sync-check`'s schema plus our fields (`project` when asked).
+pub fn artifact_json(a: &pb::ArtifactDrift, with_project: bool) -> Value {
+    let mut v = json!({
+        "name": a.name,
+        "type": a.artifact_type,
+        "drift_type": drift_name(a.drift_type),
+        "collection_sha": a.collection_sha,
+        "project_sha": a.project_sha,
+        "collection_version": a.collection_version,
+        "project_version": a.project_version,
+        "last_deployed": a.last_deployed,
+        "recommendation": a.recommendation,
+    });
+    let m = v.as_object_mut().expect("an object");
+    if with_project {
+        m.insert("project".into(), json!(a.project));
+    }
+    m.insert("profile_root".into(), json!(a.profile_root));
+    m.insert("deployed_sha".into(), json!(a.deployed_sha));
+    m.insert("collection".into(), json!(a.collection));
+    m.insert("artifact_path".into(), json!(a.artifact_path));
+    if !a.error.is_empty() {
+        m.insert("error".into(), json!(a.error));
+    }
+    v
+}
+
 /// Prints a drift answer; returns whether anything drifted.
 pub fn drift(
     out: &mut impl Write,
@@ -111,31 +145,7 @@ pub fn drift(
             let artifacts: Vec<Value> = r
                 .artifacts
                 .iter()
-                .map(|a| {
-                    let mut v = json!({
-                        "name": a.name,
-                        "type": a.artifact_type,
-                        "drift_type": drift_name(a.drift_type),
-                        "collection_sha": a.collection_sha,
-                        "project_sha": a.project_sha,
-                        "collection_version": a.collection_version,
-                        "project_version": a.project_version,
-                        "last_deployed": a.last_deployed,
-                        "recommendation": a.recommendation,
-                    });
-                    let m = v.as_object_mut().expect("an object");
-                    if several {
-                        m.insert("project".into(), json!(a.project));
-                    }
-                    m.insert("profile_root".into(), json!(a.profile_root));
-                    m.insert("deployed_sha".into(), json!(a.deployed_sha));
-                    m.insert("collection".into(), json!(a.collection));
-                    m.insert("artifact_path".into(), json!(a.artifact_path));
-                    if !a.error.is_empty() {
-                        m.insert("error".into(), json!(a.error));
-                    }
-                    v
-                })
+                .map(|a| artifact_json(a, several))
                 .collect();
             json_line(
                 out,
@@ -310,6 +320,11 @@ pub fn status(out: &mut impl Write, format: Format, s: &pb::StatusResponse) -> i
                 "artifacts": s.artifacts,
                 "files_indexed": s.files_indexed,
                 "files_read": s.files_read,
+                "watched_roots": s.watched_roots,
+                "polled_roots": s.polled_roots.iter().map(|p| json!({"path": p.path, "reason": p.reason})).collect::<Vec<_>>(),
+                "cursor": s.cursor,
+                "journal_first_cursor": s.journal_first_cursor,
+                "journal_events": s.journal_events,
                 "problems": problems_json(&s.problems),
             }),
         ),
@@ -329,9 +344,23 @@ pub fn status(out: &mut impl Write, format: Format, s: &pb::StatusResponse) -> i
                 ("artifacts", s.artifacts.to_string()),
                 ("files indexed", s.files_indexed.to_string()),
                 ("files read", s.files_read.to_string()),
+                (
+                    "watched roots",
+                    format!("{} ({} polled)", s.watched_roots, s.polled_roots.len()),
+                ),
+                (
+                    "events",
+                    format!(
+                        "cursor {} (journal keeps {} from #{})",
+                        s.cursor, s.journal_events, s.journal_first_cursor
+                    ),
+                ),
             ];
             for (k, v) in rows {
                 writeln!(out, "{:<15} {v}", format!("{k}:"))?;
+            }
+            for p in &s.polled_roots {
+                writeln!(out, "polled:         {}: {}", p.path, p.reason)?;
             }
             for p in &s.problems {
                 writeln!(out, "problem:        {}: {}", p.path, p.message)?;

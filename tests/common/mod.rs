@@ -90,22 +90,101 @@ impl Env {
 
     /// Starts `skillmeatd run` with extra arguments and waits until it answers.
     pub fn daemon_with(&self, args: &[&str]) -> Daemon {
-        let log = std::fs::File::create(self.path("daemon.log")).unwrap();
-        let child = self
-            .command(&skillmeatd_bin())
+        self.daemon_cmd(
+            self.command(&skillmeatd_bin()),
+            args,
+            &self.socket,
+            "daemon.log",
+        )
+    }
+
+    /// Starts `skillmeatd run` from a prepared command (extra environment) and waits until
+    /// it answers on `socket`.
+    pub fn daemon_cmd(&self, mut cmd: Command, args: &[&str], socket: &Path, log: &str) -> Daemon {
+        let log = self.path(log);
+        let child = cmd
             .arg("run")
             .args(args)
             .env("RUST_LOG", "skillmeatd=debug")
             .stdout(Stdio::null())
-            .stderr(log)
+            .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap();
         let mut d = Daemon {
             child: Some(child),
-            log: self.path("daemon.log"),
+            log,
         };
-        d.wait_ready(&self.socket);
+        d.wait_ready(socket);
         d
+    }
+
+    /// A second daemon on the same HOME with its own, fresh state directory and socket:
+    /// a from-scratch view of the same files.
+    pub fn twin(&self, name: &str) -> (Daemon, Twin) {
+        let twin = Twin {
+            state_dir: self.path(&format!("{name}-state")),
+            socket: self.path(&format!("{name}-run/d.sock")),
+        };
+        let mut cmd = self.command(&skillmeatd_bin());
+        cmd.env("SKILLMEATD_STATE_DIR", &twin.state_dir)
+            .env("SKILLMEATD_SOCKET", &twin.socket);
+        let d = self.daemon_cmd(cmd, &[], &twin.socket, &format!("{name}.log"));
+        (d, twin)
+    }
+
+    /// Runs smctl against a twin with `--format json` and parses stdout.
+    pub fn twin_json(&self, twin: &Twin, args: &[&str]) -> Value {
+        let out = self
+            .command(&smctl_bin())
+            .env("SKILLMEATD_STATE_DIR", &twin.state_dir)
+            .env("SKILLMEATD_SOCKET", &twin.socket)
+            .args(args)
+            .args(["--format", "json"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    /// The current event cursor.
+    pub fn cursor(&self) -> u64 {
+        self.smctl_json(&["status"])["cursor"].as_u64().unwrap()
+    }
+
+    /// Waits until every change so far is applied, then returns the events after `since`
+    /// (replayed from the journal), as NDJSON objects of type `event`.
+    pub fn events_since(&self, since: u64) -> Vec<Value> {
+        self.smctl_json(&["drift", "--sync"]);
+        let now = self.cursor();
+        if now <= since {
+            return Vec::new();
+        }
+        let out = self
+            .command(&smctl_bin())
+            .args(["watch", "--format", "json", "--since", &since.to_string()])
+            .args([
+                "--count",
+                &(now - since).to_string(),
+                "--heartbeat-ms",
+                "100000",
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap())
+            .filter(|v| v["type"] == "event")
+            .collect()
     }
 
     /// Runs smctl with `args`.
@@ -134,6 +213,12 @@ impl Env {
             )
         })
     }
+}
+
+/// The state directory and socket of a second daemon on the same HOME.
+pub struct Twin {
+    pub state_dir: PathBuf,
+    pub socket: PathBuf,
 }
 
 /// A running daemon, stopped with SIGTERM when dropped.

@@ -7,4 +7,5 @@ mod common;
 mod drift;
 mod hash_vectors;
 mod lifecycle;
+mod live;
 mod projects;
