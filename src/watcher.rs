@@ -317,7 +317,8 @@ impl Poller {
                             changed.extend(seen.keys().filter(|p| !now.contains_key(*p)).cloned());
                             *seen = now;
                             changed.retain(|p| !is_noise(p));
-                            if !changed.is_empty() && tx.try_send(Hint { paths: changed }).is_err() {
+                            if !changed.is_empty() && tx.try_send(Hint { paths: changed }).is_err()
+                            {
                                 overflow.raise();
                             }
                         }
@@ -345,7 +346,10 @@ impl Poller {
     }
 
     fn unwatch(&self, root: &Path) {
-        self.roots.lock().expect("poller lock poisoned").remove(root);
+        self.roots
+            .lock()
+            .expect("poller lock poisoned")
+            .remove(root);
     }
 }
 

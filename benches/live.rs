@@ -1,0 +1,323 @@
+//! Live-drift benchmarks (issue "Live"): each figure is printed with a reference measured in
+//! the same run, so a noisy machine still gives a fair ratio.
+//!
+//! - hashing throughput on large files vs `openssl dgst -sha256`;
+//! - cold index of a generated 100,000-file tree (100 projects x 100 skills of 10 files) and
+//!   a warm restart, vs `git status` on the same tree after `git add`;
+//! - daemon RSS with that tree watched;
+//! - change -> event latency at a Watch subscriber, p50/p99 over 1,000 edits, vs the settle
+//!   window.
+//!
+//! Run: `cargo bench --bench live` (release build; takes a few minutes; not part of CI).
+//! `BENCH_PROJECTS`, `BENCH_SKILLS`, `BENCH_EDITS` and `BENCH_HASH_MB` scale it down.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use skillmeatd::hash::{Variant, content_hash};
+use skillmeatd::rpc::pb;
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn bin(name: &str) -> PathBuf {
+    let p = PathBuf::from(env!("CARGO_BIN_EXE_skillmeatd")).with_file_name(name);
+    assert!(
+        p.exists(),
+        "{} missing: build with `cargo build --release --workspace`",
+        p.display()
+    );
+    p
+}
+
+fn time<T>(f: impl FnOnce() -> T) -> (Duration, T) {
+    let t = Instant::now();
+    let r = f();
+    (t.elapsed(), r)
+}
+
+fn write(path: &Path, content: &[u8]) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, content).unwrap();
+}
+
+struct World {
+    _dir: tempfile::TempDir,
+    root: PathBuf,
+    home: PathBuf,
+    state: PathBuf,
+    socket: PathBuf,
+}
+
+impl World {
+    fn cmd(&self, bin_name: &str) -> Command {
+        let mut c = Command::new(bin(bin_name));
+        for k in ["XDG_RUNTIME_DIR", "SKILLMEAT_HOME", "RUST_LOG"] {
+            c.env_remove(k);
+        }
+        c.env("HOME", self.home.parent().unwrap())
+            .env("SKILLMEATD_STATE_DIR", &self.state)
+            .env("SKILLMEATD_SOCKET", &self.socket)
+            .stdin(Stdio::null());
+        c
+    }
+
+    fn start(&self) -> (Duration, std::process::Child) {
+        let t = Instant::now();
+        let mut child = self
+            .cmd("skillmeatd")
+            .arg("run")
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        while std::os::unix::net::UnixStream::connect(&self.socket).is_err() {
+            assert!(child.try_wait().unwrap().is_none(), "daemon exited");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        (t.elapsed(), child)
+    }
+
+    fn stop(&self, mut child: std::process::Child) {
+        // SAFETY: kill has no memory-safety preconditions.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        child.wait().unwrap();
+    }
+}
+
+/// 100 projects x `skills` skills of 10 files, all deployed from one collection and found
+/// by scanning the projects folder.
+fn generate(projects: usize, skills: usize) -> World {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_path_buf();
+    let home = root.join("home/.skillmeat");
+    let coll = home.join("collections/default");
+    let mut manifest = String::from(
+        "[collection]\nname = \"default\"\nversion = \"1.0.0\"\ncreated = \"x\"\nupdated = \"x\"\n",
+    );
+    for s in 0..skills {
+        for f in 0..10 {
+            let body = format!(
+                "---\nname: s{s}\nversion: 1.0.{f}\n---\n{}\n",
+                "lorem ipsum ".repeat(40 + f)
+            );
+            let rel = if f == 0 {
+                "SKILL.md".to_string()
+            } else {
+                format!("refs/f{f}.md")
+            };
+            write(&coll.join(format!("skills/s{s:03}/{rel}")), body.as_bytes());
+        }
+        manifest += &format!(
+            "\n[[artifacts]]\nname = \"s{s:03}\"\ntype = \"skill\"\npath = \"skills/s{s:03}\"\norigin = \"local\"\nadded = \"x\"\n"
+        );
+    }
+    write(&coll.join("collection.toml"), manifest.as_bytes());
+    let hashes: Vec<String> = (0..skills)
+        .map(|s| content_hash(&coll.join(format!("skills/s{s:03}")), Variant::Legacy).unwrap())
+        .collect();
+    let mut record = String::new();
+    for (s, h) in hashes.iter().enumerate() {
+        record += &format!(
+            "[[deployed]]\nartifact_name = \"s{s:03}\"\nartifact_type = \"skill\"\nfrom_collection = \"default\"\ndeployed_at = \"2026-01-01T00:00:00\"\nartifact_path = \"skills/s{s:03}\"\ncontent_hash = \"{h}\"\ncollection_sha = \"{h}\"\n\n"
+        );
+    }
+    for p in 0..projects {
+        let claude = root.join(format!("projects/p{p:03}/.claude"));
+        std::fs::create_dir_all(&claude).unwrap();
+        let copied = Command::new("cp")
+            .arg("-rp")
+            .arg(coll.join("skills"))
+            .arg(&claude)
+            .status()
+            .unwrap();
+        assert!(copied.success());
+        write(&claude.join(".skillmeat-deployed.toml"), record.as_bytes());
+    }
+    write(
+        &home.join("daemon.toml"),
+        format!(
+            "[discovery]\nscan = [\"{}\"]\nmax_depth = 2\nregistry = false\n",
+            root.join("projects").display()
+        )
+        .as_bytes(),
+    );
+    World {
+        state: root.join("state"),
+        socket: root.join("run/d.sock"),
+        _dir: dir,
+        root,
+        home,
+    }
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+fn bench_hashing() {
+    let mb = env_usize("BENCH_HASH_MB", 1024);
+    let dir = tempfile::tempdir().unwrap();
+    let files: Vec<PathBuf> = (0..4)
+        .map(|i| {
+            let p = dir.path().join(format!("big{i}.bin"));
+            let chunk: Vec<u8> = (0..1024 * 1024).map(|j| (j * 31 + i) as u8).collect();
+            let mut f = std::fs::File::create(&p).unwrap();
+            for _ in 0..mb / 4 {
+                std::io::Write::write_all(&mut f, &chunk).unwrap();
+            }
+            p
+        })
+        .collect();
+    let run = |prog: &mut Command| {
+        let out = prog.args(&files).output().unwrap();
+        assert!(out.status.success());
+        String::from_utf8(out.stdout).unwrap()
+    };
+    // Warm the page cache, and check both agree.
+    let ours = run(Command::new(bin("skillmeatd")).arg("hash"));
+    let theirs = run(Command::new("openssl").args(["dgst", "-sha256", "-r"]));
+    for (a, b) in ours.lines().zip(theirs.lines()) {
+        assert_eq!(a.split_whitespace().next(), b.split_whitespace().next());
+    }
+    let best = |f: &dyn Fn() -> String| (0..3).map(|_| time(f).0).min().unwrap();
+    let t_ours = best(&|| run(Command::new(bin("skillmeatd")).arg("hash")));
+    let t_ssl = best(&|| run(Command::new("openssl").args(["dgst", "-sha256", "-r"])));
+    let mbps = |t: Duration| mb as f64 / t.as_secs_f64();
+    println!(
+        "hashing {mb} MiB: skillmeatd hash {:.0} MiB/s, openssl dgst -sha256 {:.0} MiB/s, ratio {:.2} (1.0 = as fast as openssl)",
+        mbps(t_ours),
+        mbps(t_ssl),
+        t_ssl.as_secs_f64() / t_ours.as_secs_f64()
+    );
+}
+
+fn bench_tree(projects: usize, skills: usize) -> World {
+    let (t_gen, w) = time(|| generate(projects, skills));
+    let files = projects * skills * 10;
+    println!(
+        "generated {files} project files + {} collection files in {:.1}s",
+        skills * 10,
+        t_gen.as_secs_f64()
+    );
+    let (cold, child) = w.start();
+    let rss = rss_kib(child.id());
+    w.stop(child);
+    let (warm, child) = w.start();
+    let rss_warm = rss_kib(child.id());
+    // Check it sees every project.
+    let out = w
+        .cmd("smctl")
+        .args(["status", "--format", "json"])
+        .output()
+        .unwrap();
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    w.stop(child);
+    let projects_dir = w.root.join("projects");
+    let git = |args: &[&str]| {
+        let s = Command::new("git")
+            .args(args)
+            .current_dir(&projects_dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(s.success(), "git {args:?}");
+    };
+    git(&["init", "-q"]);
+    let (t_add, ()) = time(|| git(&["add", "-A"]));
+    git(&["status", "--porcelain"]);
+    let t_status = (0..3)
+        .map(|_| time(|| git(&["status", "--porcelain"])).0)
+        .min()
+        .unwrap();
+    println!(
+        "cold index ({} projects, {} files read): {:.2}s  vs git add -A {:.2}s: ratio {:.2}",
+        status["projects"],
+        status["files_indexed"],
+        cold.as_secs_f64(),
+        t_add.as_secs_f64(),
+        cold.as_secs_f64() / t_add.as_secs_f64()
+    );
+    println!(
+        "warm restart (stat only, until the socket answers): {:.3}s  vs git status {:.3}s: ratio {:.2}",
+        warm.as_secs_f64(),
+        t_status.as_secs_f64(),
+        warm.as_secs_f64() / t_status.as_secs_f64()
+    );
+    println!(
+        "daemon RSS with the tree watched: {:.1} MiB after a cold start, {:.1} MiB after a warm restart ({} files)",
+        rss as f64 / 1024.0,
+        rss_warm as f64 / 1024.0,
+        files
+    );
+    w
+}
+
+fn bench_latency(w: &World, edits: usize) {
+    let (_, child) = w.start();
+    let target = w.root.join("projects/p000/.claude/skills/s000/SKILL.md");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let mut lat = rt.block_on(async {
+        let channel = skillmeatd::connect::channel(&w.socket).await.unwrap();
+        let mut client = pb::skillmeat_daemon_client::SkillmeatDaemonClient::new(channel);
+        let mut stream = client
+            .watch(pb::WatchRequest {
+                sync: true,
+                heartbeat_ms: 600_000,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let mut lat = Vec::with_capacity(edits);
+        for i in 0..edits {
+            let t = Instant::now();
+            std::fs::write(&target, format!("edit {i}\n")).unwrap();
+            loop {
+                let m = stream.message().await.unwrap().unwrap();
+                if let Some(pb::watch_response::Message::Event(e)) = m.message
+                    && e.name == "s000"
+                    && e.project.ends_with("p000")
+                {
+                    break;
+                }
+            }
+            lat.push(t.elapsed());
+        }
+        lat
+    });
+    w.stop(child);
+    lat.sort();
+    let pct =
+        |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)].as_secs_f64() * 1000.0;
+    let settle = 20.0;
+    println!(
+        "change -> event at the subscriber over {edits} edits: p50 {:.1} ms ({:.2}x the {settle} ms settle window), p99 {:.1} ms ({:.2}x)",
+        pct(0.5),
+        pct(0.5) / settle,
+        pct(0.99),
+        pct(0.99) / settle
+    );
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    bench_hashing();
+    let w = bench_tree(
+        env_usize("BENCH_PROJECTS", 100),
+        env_usize("BENCH_SKILLS", 100),
+    );
+    bench_latency(&w, env_usize("BENCH_EDITS", 1000));
+}
