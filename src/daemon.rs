@@ -234,7 +234,7 @@ fn run_inner(paths: &Paths, ready: &mut Option<io::PipeWriter>) -> Result<(), Da
         .build()
         .map_err(io_err(&paths.state_dir, "start the runtime"))?;
     runtime.block_on(async {
-        let listener = bind_socket(&paths.socket)?;
+        let (listener, socket_owner) = crate::service::listener(&paths.socket)?;
         let pid_file = paths.pid_file();
         fs::write(&pid_file, format!("{}\n", std::process::id()))
             .map_err(io_err(&pid_file, "write"))?;
@@ -249,10 +249,13 @@ fn run_inner(paths: &Paths, ready: &mut Option<io::PipeWriter>) -> Result<(), Da
         if let Some(mut w) = ready.take() {
             let _ = w.write_all(b"ready\n");
         }
+        crate::service::announce_ready(&paths.socket, shutdown.clone());
         let served = serve(Arc::clone(&engine), listener, shutdown).await;
         tracing::info!("shutting down: flushing the store");
         let flushed = engine.flush();
-        let _ = fs::remove_file(&paths.socket);
+        if socket_owner == crate::service::SocketOwner::Daemon {
+            let _ = fs::remove_file(&paths.socket);
+        }
         let _ = fs::remove_file(&pid_file);
         served?;
         flushed.map_err(|e| DaemonError::StartFailed(e.to_string()))?;

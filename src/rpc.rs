@@ -27,8 +27,7 @@ pub mod pb {
         tonic::include_file_descriptor_set!("skillmeat_descriptor");
 }
 
-/// Version of the protocol in `proto/`; bumped on incompatible changes.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub use crate::protocol::PROTOCOL_VERSION;
 
 /// The service implementation.
 #[derive(Debug, Clone)]
