@@ -8,3 +8,4 @@ mod drift;
 mod hash_vectors;
 mod lifecycle;
 mod projects;
+mod service;
