@@ -191,13 +191,20 @@ pub async fn serve(
     health_reporter
         .set_serving::<pb::skillmeat_daemon_server::SkillmeatDaemonServer<DaemonService>>()
         .await;
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
-        .build_v1()
-        .map_err(|e| DaemonError::StartFailed(format!("reflection: {e}")))?;
+    // Reflection in both versions: grpcurl and grpc-go use v1, grpcio's Python client and
+    // older tools only v1alpha. The health service is described too.
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let reflection_err = |e| DaemonError::StartFailed(format!("reflection: {e}"));
+    let reflection_v1 = reflection().build_v1().map_err(reflection_err)?;
+    let reflection_v1alpha = reflection().build_v1alpha().map_err(reflection_err)?;
     tonic::transport::Server::builder()
         .add_service(health)
-        .add_service(reflection)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
         .add_service(
             pb::skillmeat_daemon_server::SkillmeatDaemonServer::with_interceptor(
                 service,

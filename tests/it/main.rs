@@ -5,6 +5,7 @@
 mod common;
 
 mod drift;
+mod grpc_python;
 mod hash_vectors;
 mod lifecycle;
 mod projects;

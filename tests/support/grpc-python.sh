@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Create (once) a Python venv holding Google's gRPC client (grpcio from PyPI), generate
+# Create (once) a Python venv holding Google's gRPC client (grpcio, its health and reflection clients from PyPI), generate
 # Python stubs from proto/ with grpc_tools.protoc, and print the venv's python as the
 # last line of stdout. Used by tests/it/grpc_python.rs to check that a third-party gRPC
 # stack can use the daemon over its Unix socket.
@@ -14,7 +14,7 @@ PY="${SKILLMEAT_PYTHON:-python3}"
 STUBS="$VENV/stubs"
 MARK="$VENV/.installed-$GRPC_VERSION"
 
-if [ ! -f "$MARK" ] || ! "$VENV/bin/python" -c 'import grpc, grpc_health.v1, grpc_tools' 2>/dev/null; then
+if [ ! -f "$MARK" ] || ! "$VENV/bin/python" -c 'import grpc, grpc_health.v1, grpc_reflection.v1alpha, grpc_tools' 2>/dev/null; then
     echo "grpc-venv: installing grpcio==$GRPC_VERSION into $VENV" >&2
     mkdir -p "$(dirname "$VENV")"
     # A half-built venv from an interrupted run would confuse pip: start clean.
@@ -22,7 +22,7 @@ if [ ! -f "$MARK" ] || ! "$VENV/bin/python" -c 'import grpc, grpc_health.v1, grp
     "$PY" -m venv "$VENV"
     PIP_DISABLE_PIP_VERSION_CHECK=1 "$VENV/bin/python" -m pip install --quiet --no-input \
         "grpcio==$GRPC_VERSION" "grpcio-tools==$GRPC_VERSION" \
-        "grpcio-health-checking==$GRPC_VERSION" >&2
+        "grpcio-health-checking==$GRPC_VERSION" "grpcio-reflection==$GRPC_VERSION" >&2
     touch "$MARK"
 fi
 
