@@ -102,7 +102,9 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Run { check_config: true } => Ok(check_config(&paths)),
-        Command::Run { check_config: false } => {
+        Command::Run {
+            check_config: false,
+        } => {
             init_tracing(&cli.log_level, cli.log_format);
             daemon::run(&paths, None).map(|()| ExitCode::SUCCESS)
         }

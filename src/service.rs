@@ -47,7 +47,10 @@ pub fn listener(socket: &Path) -> Result<(UnixListener, SocketOwner), DaemonErro
         return Ok((bind_socket(socket)?, SocketOwner::Daemon));
     };
     if fds.len() > 1 {
-        tracing::warn!(count = fds.len(), "several sockets passed in; serving on the first");
+        tracing::warn!(
+            count = fds.len(),
+            "several sockets passed in; serving on the first"
+        );
     }
     // SAFETY: LISTEN_PID names this process, so the manager passed `fd` to us alone and
     // nothing else in the process owns it.
@@ -69,8 +72,8 @@ pub fn listener(socket: &Path) -> Result<(UnixListener, SocketOwner), DaemonErro
     std_listener
         .set_nonblocking(true)
         .map_err(|e| invalid(format!("socket activation: {e}")))?;
-    let listener =
-        UnixListener::from_std(std_listener).map_err(|e| invalid(format!("socket activation: {e}")))?;
+    let listener = UnixListener::from_std(std_listener)
+        .map_err(|e| invalid(format!("socket activation: {e}")))?;
     tracing::info!(socket = ?passed, "serving on the socket passed by the service manager");
     Ok((listener, SocketOwner::ServiceManager))
 }
@@ -82,7 +85,10 @@ pub fn announce_ready(socket: &Path, shutdown: CancellationToken) {
     send(&[NotifyState::Ready, NotifyState::Status(&status)]);
     let period = sd_notify::watchdog_enabled().map(ping_period);
     if let Some(p) = period {
-        tracing::info!(every_ms = p.as_millis() as u64, "feeding the service manager's watchdog");
+        tracing::info!(
+            every_ms = p.as_millis() as u64,
+            "feeding the service manager's watchdog"
+        );
     }
     tokio::spawn(async move {
         if let Some(period) = period {

@@ -61,8 +61,10 @@ mod tests {
             unknown_field("unknown field `registy`, expected `scan` or `registry`")
                 .ends_with("did you mean `registry`?")
         );
-        assert!(unknown_field("unknown field `discovry`, expected `discovery`")
-            .ends_with("did you mean `discovery`?"));
+        assert!(
+            unknown_field("unknown field `discovry`, expected `discovery`")
+                .ends_with("did you mean `discovery`?")
+        );
     }
 
     #[test]

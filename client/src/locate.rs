@@ -14,8 +14,7 @@ pub const DAEMON: &str = "skillmeatd";
 /// The named file is not an executable, or none was found beside smctl or on `PATH`.
 pub fn skillmeatd(explicit: Option<&Path>) -> Result<PathBuf, String> {
     if let Some(p) = explicit {
-        return executable(p)
-            .ok_or_else(|| format!("{} is not an executable file", p.display()));
+        return executable(p).ok_or_else(|| format!("{} is not an executable file", p.display()));
     }
     let beside = std::env::current_exe()
         .ok()
@@ -49,9 +48,16 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let f = d.path().join("skillmeatd");
         std::fs::write(&f, "#!/bin/sh\n").unwrap();
-        assert!(skillmeatd(Some(&f)).unwrap_err().contains("not an executable"));
+        assert!(
+            skillmeatd(Some(&f))
+                .unwrap_err()
+                .contains("not an executable")
+        );
         std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o755)).unwrap();
         assert_eq!(skillmeatd(Some(&f)).unwrap(), f.canonicalize().unwrap());
-        assert!(skillmeatd(Some(d.path())).is_err(), "a folder is not a binary");
+        assert!(
+            skillmeatd(Some(d.path())).is_err(),
+            "a folder is not a binary"
+        );
     }
 }

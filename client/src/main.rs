@@ -286,7 +286,11 @@ fn local_command(
                     print: *print,
                     no_start: *no_start,
                 };
-                service::install(manager.unwrap_or_else(service::Manager::native), &spec, opts)
+                service::install(
+                    manager.unwrap_or_else(service::Manager::native),
+                    &spec,
+                    opts,
+                )
             }),
         Command::Service(ServiceCommand::Uninstall { dry_run, manager }) => {
             service::uninstall(manager.unwrap_or_else(service::Manager::native), *dry_run)

@@ -146,7 +146,10 @@ pub fn systemd_socket(spec: &Spec) -> String {
         match spec.explicit_socket() {
             Some(s) if line.starts_with("ListenStream=") => {
                 // ListenStream= takes the path as is, specifiers expanded; no quoting.
-                out += &format!("ListenStream={}\n", s.display().to_string().replace('%', "%%"));
+                out += &format!(
+                    "ListenStream={}\n",
+                    s.display().to_string().replace('%', "%%")
+                );
             }
             _ => {
                 out += line;
@@ -181,7 +184,12 @@ pub fn launchd_plist(spec: &Spec) -> Result<String, String> {
         let env: plist::Dictionary = spec
             .environment
             .iter()
-            .map(|(k, v)| (k.to_string(), plist::Value::String(v.to_string_lossy().into_owned())))
+            .map(|(k, v)| {
+                (
+                    k.to_string(),
+                    plist::Value::String(v.to_string_lossy().into_owned()),
+                )
+            })
             .collect();
         dict.insert("EnvironmentVariables".into(), env.into());
     }
@@ -213,7 +221,11 @@ pub fn files(manager: Manager, spec: &Spec) -> Result<Vec<(PathBuf, String)>, Fa
 
 /// `~/.config/systemd/user` (honouring `XDG_CONFIG_HOME`) or `~/Library/LaunchAgents`.
 fn definition_dir(manager: Manager) -> Result<PathBuf, Failure> {
-    let var = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+    let var = |k: &str| {
+        std::env::var_os(k)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
     let home = || var("HOME").ok_or_else(|| Failure::new(2, "HOME is not set"));
     Ok(match manager {
         Manager::Systemd => match var("XDG_CONFIG_HOME") {
@@ -413,7 +425,10 @@ pub fn uninstall(manager: Manager, dry_run: bool) -> Result<u8, Failure> {
     };
     let present: Vec<&PathBuf> = paths.iter().filter(|p| p.exists()).collect();
     if present.is_empty() {
-        eprintln!("smctl: no skillmeatd service is installed in {}", dir.display());
+        eprintln!(
+            "smctl: no skillmeatd service is installed in {}",
+            dir.display()
+        );
         return Ok(0);
     }
     if dry_run {
@@ -427,10 +442,7 @@ pub fn uninstall(manager: Manager, dry_run: bool) -> Result<u8, Failure> {
             "systemctl",
             &["--user", "disable", "--now", SOCKET_UNIT, SERVICE_UNIT],
         ),
-        Manager::Launchd => run(
-            "launchctl",
-            &["bootout", &format!("gui/{}/{LABEL}", uid())],
-        ),
+        Manager::Launchd => run("launchctl", &["bootout", &format!("gui/{}/{LABEL}", uid())]),
     };
     if let Err(e) = stopped {
         eprintln!(
@@ -469,19 +481,21 @@ pub fn status(manager: Manager, paths: &Paths, format: Format) -> Result<u8, Fai
         ),
     };
     let installed = file.exists();
-    let program = std::fs::read_to_string(&file).ok().and_then(|t| match manager {
-        Manager::Systemd => t
-            .lines()
-            .find_map(|l| l.strip_prefix("ExecStart=").map(str::to_string)),
-        Manager::Launchd => plist::Value::from_reader_xml(t.as_bytes())
-            .ok()?
-            .as_dictionary()?
-            .get("ProgramArguments")?
-            .as_array()?
-            .first()?
-            .as_string()
-            .map(str::to_string),
-    });
+    let program = std::fs::read_to_string(&file)
+        .ok()
+        .and_then(|t| match manager {
+            Manager::Systemd => t
+                .lines()
+                .find_map(|l| l.strip_prefix("ExecStart=").map(str::to_string)),
+            Manager::Launchd => plist::Value::from_reader_xml(t.as_bytes())
+                .ok()?
+                .as_dictionary()?
+                .get("ProgramArguments")?
+                .as_array()?
+                .first()?
+                .as_string()
+                .map(str::to_string),
+        });
     let answers = std::os::unix::net::UnixStream::connect(&paths.socket).is_ok();
     let manager_says = match &state {
         Ok(s) => s.clone(),
@@ -499,13 +513,21 @@ pub fn status(manager: Manager, paths: &Paths, format: Format) -> Result<u8, Fai
     });
     let mut out = std::io::stdout().lock();
     match format {
-        Format::Json => writeln!(out, "{}", serde_json::to_string_pretty(&v).unwrap_or_default())?,
+        Format::Json => writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(&v).unwrap_or_default()
+        )?,
         Format::Table => {
             writeln!(
                 out,
                 "service file:  {} ({})",
                 file.display(),
-                if installed { "installed" } else { "not installed" }
+                if installed {
+                    "installed"
+                } else {
+                    "not installed"
+                }
             )?;
             if let Some(p) = &program {
                 writeln!(out, "runs:          {p}")?;
@@ -570,7 +592,10 @@ mod tests {
     #[test]
     fn socket_unit_listens_where_smctl_looks() {
         let socket = systemd_socket(&spec([false, false, true], true));
-        assert!(socket.contains("\nListenStream=/run/x%%y/d.sock\n"), "{socket}");
+        assert!(
+            socket.contains("\nListenStream=/run/x%%y/d.sock\n"),
+            "{socket}"
+        );
         assert!(socket.contains("\nSocketMode=0600\n"));
     }
 
@@ -597,7 +622,10 @@ mod tests {
             Some("/h/my skills/.skillmeat/daemon/skillmeatd.log")
         );
         let env = d["EnvironmentVariables"].as_dictionary().unwrap();
-        assert_eq!(env["SKILLMEAT_HOME"].as_string(), Some("/h/my skills/.skillmeat"));
+        assert_eq!(
+            env["SKILLMEAT_HOME"].as_string(),
+            Some("/h/my skills/.skillmeat")
+        );
         assert_eq!(env.len(), 1);
     }
 }

@@ -61,11 +61,18 @@ fn completions_for_every_shell() {
         ("powershell", "Register-ArgumentCompleter"),
     ] {
         let out = smctl().args(["completions", shell]).output().unwrap();
-        assert!(out.status.success(), "{shell}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{shell}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(text.contains(marker), "{shell}: {text}");
         // Subcommands and their flags come from the CLI definition.
-        assert!(text.contains("drift") && text.contains("service"), "{shell}");
+        assert!(
+            text.contains("drift") && text.contains("service"),
+            "{shell}"
+        );
     }
     let out = smctl().args(["completions", "tcsh"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
@@ -78,9 +85,17 @@ fn bash_completion_script_is_valid_bash() {
     std::fs::create_dir_all(&dir).unwrap();
     let script = dir.join("smctl.bash");
     std::fs::write(&script, &out.stdout).unwrap();
-    let check = Command::new("bash").arg("-n").arg(&script).output().unwrap();
+    let check = Command::new("bash")
+        .arg("-n")
+        .arg(&script)
+        .output()
+        .unwrap();
     std::fs::remove_dir_all(&dir).unwrap();
-    assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stderr));
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
 }
 
 #[test]
@@ -88,9 +103,18 @@ fn man_page_is_roff_with_the_commands() {
     let out = smctl().arg("man").output().unwrap();
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.starts_with(".ie") || text.contains(".TH smctl"), "{text}");
+    assert!(
+        text.starts_with(".ie") || text.contains(".TH smctl"),
+        "{text}"
+    );
     assert!(text.contains(".TH smctl 1"), "{text}");
-    for word in ["drift", "project", "service", "completions", "SKILLMEATD_NO_AUTOSTART"] {
+    for word in [
+        "drift",
+        "project",
+        "service",
+        "completions",
+        "SKILLMEATD_NO_AUTOSTART",
+    ] {
         assert!(text.contains(word), "man page lacks {word}");
     }
 }

@@ -27,7 +27,12 @@ fn python() -> PathBuf {
         String::from_utf8_lossy(&out.stderr)
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
-    PathBuf::from(stdout.lines().last().expect("the script prints the python path"))
+    PathBuf::from(
+        stdout
+            .lines()
+            .last()
+            .expect("the script prints the python path"),
+    )
 }
 
 #[test]
@@ -60,7 +65,10 @@ fn python_grpcio_checks_health_and_gets_drift() {
     );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["health"][""], "SERVING", "{v:#}");
-    assert_eq!(v["health"]["skillmeat.daemon.v1.SkillmeatDaemon"], "SERVING");
+    assert_eq!(
+        v["health"]["skillmeat.daemon.v1.SkillmeatDaemon"],
+        "SERVING"
+    );
     let services = v["reflection"]["services"].as_array().unwrap();
     for s in [
         "grpc.health.v1.Health",

@@ -54,7 +54,10 @@ fn printed_files(out: &str) -> Vec<(PathBuf, String)> {
 #[test]
 fn printed_units_run_the_real_binary_and_pass_systemd_analyze() {
     let env = Env::new();
-    let out = smctl_no_manager(&env, &["service", "install", "--print", "--socket-activation"]);
+    let out = smctl_no_manager(
+        &env,
+        &["service", "install", "--print", "--socket-activation"],
+    );
     assert!(out.status.success(), "{}", text(&out.stderr));
     let files = printed_files(&text(&out.stdout));
     let names: Vec<_> = files.iter().map(|(p, _)| p.clone()).collect();
@@ -78,7 +81,11 @@ fn printed_units_run_the_real_binary_and_pass_systemd_analyze() {
         "\nEnvironment=\"SKILLMEATD_SOCKET={}\"\n",
         env.socket.display()
     )));
-    assert!(files[1].1.contains(&format!("\nListenStream={}\n", env.socket.display())));
+    assert!(
+        files[1]
+            .1
+            .contains(&format!("\nListenStream={}\n", env.socket.display()))
+    );
 
     let Some(analyze) = tool("systemd-analyze") else {
         eprintln!("skipped systemd-analyze verify: not installed");
@@ -123,7 +130,10 @@ fn install_without_a_user_manager_writes_and_explains() {
     );
     // The state directory is there for the service's logs, private.
     use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(&env.state_dir).unwrap().permissions().mode();
+    let mode = std::fs::metadata(&env.state_dir)
+        .unwrap()
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o777, 0o700);
 }
 
@@ -133,7 +143,11 @@ fn install_no_start_then_status_then_uninstall() {
     let out = smctl_no_manager(&env, &["service", "install", "--no-start"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let unit = env.path("config/systemd/user/skillmeatd.service");
-    assert!(std::fs::read_to_string(&unit).unwrap().contains("Type=notify"));
+    assert!(
+        std::fs::read_to_string(&unit)
+            .unwrap()
+            .contains("Type=notify")
+    );
 
     let out = smctl_no_manager(&env, &["service", "status", "--format", "json"]);
     assert_eq!(out.status.code(), Some(3), "no daemon answers");
@@ -142,10 +156,13 @@ fn install_no_start_then_status_then_uninstall() {
     assert_eq!(v["answers"], false);
     assert_eq!(v["file"], unit.display().to_string());
     assert!(
-        v["program"]
-            .as_str()
-            .unwrap()
-            .contains(&skillmeatd_bin().canonicalize().unwrap().display().to_string())
+        v["program"].as_str().unwrap().contains(
+            &skillmeatd_bin()
+                .canonicalize()
+                .unwrap()
+                .display()
+                .to_string()
+        )
     );
 
     let out = smctl_no_manager(&env, &["service", "uninstall", "--dry-run"]);
@@ -172,7 +189,10 @@ fn launchd_agent_is_written_with_real_paths() {
         .join("Library/LaunchAgents/dev.skillmeat.skillmeatd.plist");
     let body = std::fs::read_to_string(&plist).unwrap();
     let daemon = skillmeatd_bin().canonicalize().unwrap();
-    assert!(body.contains(&format!("<string>{}</string>", daemon.display())), "{body}");
+    assert!(
+        body.contains(&format!("<string>{}</string>", daemon.display())),
+        "{body}"
+    );
     assert!(body.contains(&format!(
         "<string>{}</string>",
         env.state_dir.join("skillmeatd.log").display()
@@ -185,7 +205,13 @@ fn a_missing_daemon_binary_is_named() {
     let env = Env::new();
     let out = smctl_no_manager(
         &env,
-        &["service", "install", "--print", "--daemon-bin", "/nonexistent/skillmeatd"],
+        &[
+            "service",
+            "install",
+            "--print",
+            "--daemon-bin",
+            "/nonexistent/skillmeatd",
+        ],
     );
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("/nonexistent/skillmeatd is not an executable"));
@@ -358,7 +384,11 @@ fn smctl_starts_the_daemon_when_none_answers() {
         .output()
         .unwrap();
     assert!(out.status.success());
-    assert!(!text(&out.stderr).contains("started"), "{}", text(&out.stderr));
+    assert!(
+        !text(&out.stderr).contains("started"),
+        "{}",
+        text(&out.stderr)
+    );
     let again: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(again["pid"], v["pid"]);
 
