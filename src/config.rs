@@ -132,7 +132,7 @@ impl Config {
         };
         let mut config: Config = toml::from_str(&text).map_err(|e| ConfigError {
             path: path.clone(),
-            message: e.to_string().trim_end().to_string(),
+            message: crate::suggest::unknown_field(e.to_string().trim_end()),
         })?;
         let home_dir = std::env::var_os("HOME").map(PathBuf::from);
         for p in &mut config.discovery.scan {
@@ -160,7 +160,7 @@ mod tests {
         std::fs::write(d.path().join(FILE_NAME), "[discovery]\nscna = []\n").unwrap();
         let e = Config::load(d.path()).unwrap_err().to_string();
         assert!(
-            e.contains("line 2") && e.contains("scna") && e.contains("scan"),
+            e.contains("line 2") && e.contains("scna") && e.contains("did you mean `scan`?"),
             "{e}"
         );
     }

@@ -194,13 +194,20 @@ pub async fn serve(
     health_reporter
         .set_serving::<pb::skillmeat_daemon_server::SkillmeatDaemonServer<DaemonService>>()
         .await;
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
-        .build_v1()
-        .map_err(|e| DaemonError::StartFailed(format!("reflection: {e}")))?;
+    // Reflection in both versions: grpcurl and grpc-go use v1, grpcio's Python client and
+    // older tools only v1alpha. The health service is described too.
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let reflection_err = |e| DaemonError::StartFailed(format!("reflection: {e}"));
+    let reflection_v1 = reflection().build_v1().map_err(reflection_err)?;
+    let reflection_v1alpha = reflection().build_v1alpha().map_err(reflection_err)?;
     tonic::transport::Server::builder()
         .add_service(health)
-        .add_service(reflection)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
         .add_service(
             pb::skillmeat_daemon_server::SkillmeatDaemonServer::with_interceptor(
                 service,
@@ -247,7 +254,7 @@ fn run_inner(paths: &Paths, ready: &mut Option<io::PipeWriter>) -> Result<(), Da
             elapsed_ms = started.elapsed().as_millis() as u64,
             "initial scan done"
         );
-        let listener = bind_socket(&paths.socket)?;
+        let (listener, socket_owner) = crate::service::listener(&paths.socket)?;
         let pid_file = paths.pid_file();
         fs::write(&pid_file, format!("{}\n", std::process::id()))
             .map_err(io_err(&pid_file, "write"))?;
@@ -261,6 +268,7 @@ fn run_inner(paths: &Paths, ready: &mut Option<io::PipeWriter>) -> Result<(), Da
         if let Some(mut w) = ready.take() {
             let _ = w.write_all(b"ready\n");
         }
+        crate::service::announce_ready(&paths.socket, shutdown.clone());
         let served = serve(live, listener, shutdown.clone()).await;
         shutdown.cancel();
         match live_task.await {
@@ -270,7 +278,9 @@ fn run_inner(paths: &Paths, ready: &mut Option<io::PipeWriter>) -> Result<(), Da
         }
         tracing::info!("shutting down: flushing the store");
         let flushed = engine.flush();
-        let _ = fs::remove_file(&paths.socket);
+        if socket_owner == crate::service::SocketOwner::Daemon {
+            let _ = fs::remove_file(&paths.socket);
+        }
         let _ = fs::remove_file(&pid_file);
         served?;
         flushed.map_err(|e| DaemonError::StartFailed(e.to_string()))?;

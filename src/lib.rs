@@ -7,7 +7,9 @@
 //!   when metadata changed), [`projects`] + [`discovery`] (which projects exist).
 //! - [`engine`]: ties the above into answers (drift, project summaries, totals).
 //! - Edges: [`rpc`] (the gRPC service), [`daemon`] (lifecycle, socket, start/stop),
-//!   [`paths`] and [`connect`] (shared with `smctl`).
+//!   [`service`] (systemd/launchd integration: readiness, watchdog, socket activation),
+//!   [`paths`], [`connect`] and [`protocol`] (shared with `smctl`).
+//! - [`suggest`]: "did you mean" for misspelt names.
 
 pub mod config;
 #[path = "connect.rs"]
@@ -23,6 +25,9 @@ pub mod journal;
 pub mod live;
 pub mod paths;
 pub mod projects;
+pub mod protocol;
 pub mod rpc;
+pub mod service;
 pub mod store;
+pub mod suggest;
 pub mod watcher;

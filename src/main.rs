@@ -17,6 +17,7 @@ use skillmeatd::paths::Paths;
 Examples:
   skillmeatd start              detach into the background on ~/.skillmeat
   skillmeatd run                stay in the foreground (systemd, launchd)
+  skillmeatd run --check-config validate ~/.skillmeat/daemon.toml and exit
   skillmeatd hash .claude/skills/review
   skillmeatd stop"
 )]
@@ -49,7 +50,11 @@ enum LogFormat {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run in the foreground until SIGTERM, SIGINT or `skillmeatd stop`.
-    Run,
+    Run {
+        /// Only validate <home>/daemon.toml: exit 0 when usable, 1 with the problem.
+        #[arg(long)]
+        check_config: bool,
+    },
     /// Start in the background; returns once the daemon answers.
     Start,
     /// Ask the running daemon to stop, and wait for it.
@@ -96,7 +101,10 @@ fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
-        Command::Run => {
+        Command::Run { check_config: true } => Ok(check_config(&paths)),
+        Command::Run {
+            check_config: false,
+        } => {
             init_tracing(&cli.log_level, cli.log_format);
             daemon::run(&paths, None).map(|()| ExitCode::SUCCESS)
         }
@@ -139,6 +147,25 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(code) => code,
+        Err(e) => {
+            eprintln!("skillmeatd: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `skillmeatd run --check-config`: whether the daemon would accept its configuration.
+fn check_config(paths: &Paths) -> ExitCode {
+    let file = paths.skillmeat_home.join(skillmeatd::config::FILE_NAME);
+    match skillmeatd::config::Config::load(&paths.skillmeat_home) {
+        Ok(_) if file.exists() => {
+            println!("{}: ok", file.display());
+            ExitCode::SUCCESS
+        }
+        Ok(_) => {
+            println!("{}: not present; defaults in use", file.display());
+            ExitCode::SUCCESS
+        }
         Err(e) => {
             eprintln!("skillmeatd: {e}");
             ExitCode::FAILURE

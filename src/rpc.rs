@@ -34,8 +34,7 @@ pub mod pb {
         tonic::include_file_descriptor_set!("skillmeat_descriptor");
 }
 
-/// Version of the protocol in `proto/`; bumped on incompatible changes.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub use crate::protocol::PROTOCOL_VERSION;
 
 /// Default period of `Watch` heartbeats.
 const HEARTBEAT: Duration = Duration::from_secs(10);

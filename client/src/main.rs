@@ -8,17 +8,22 @@
 
 #[path = "../../src/connect.rs"]
 mod connect;
+mod locate;
 mod output;
 #[path = "../../src/paths.rs"]
 #[allow(dead_code)]
 mod paths;
+#[path = "../../src/protocol.rs"]
+mod protocol;
+mod service;
+mod session;
 mod watch;
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use tonic::transport::Channel;
 
 use output::Format;
@@ -45,6 +50,11 @@ Examples:
   smctl project list
   smctl watch --format json        one JSON object per drift event (NDJSON)
   smctl status
+  smctl service install            start skillmeatd at login (systemd or launchd)
+  smctl completions bash > ~/.local/share/bash-completion/completions/smctl
+
+When no daemon answers, smctl starts one with `skillmeatd start` and says so on stderr;
+set SKILLMEATD_NO_AUTOSTART=1 to turn that off.
 
 Exit codes: 0 ok, 1 drift found (--exit-code), 2 error, 3 daemon not running."
 )]
@@ -127,6 +137,25 @@ Examples:
         #[arg(long, value_name = "N")]
         count: Option<u64>,
     },
+    /// Run skillmeatd under the service manager (systemd user unit or launchd agent).
+    #[command(subcommand)]
+    Service(ServiceCommand),
+    /// Print a shell completion script for smctl.
+    #[command(after_help = "\
+Examples:
+  smctl completions bash > ~/.local/share/bash-completion/completions/smctl
+  smctl completions zsh > ~/.zfunc/_smctl
+  smctl completions fish > ~/.config/fish/completions/smctl.fish")]
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print smctl's manual page (roff).
+    #[command(after_help = "\
+Examples:
+  smctl man > ~/.local/share/man/man1/smctl.1
+  smctl man | man -l -")]
+    Man,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -154,6 +183,47 @@ impl From<DriftArg> for pb::DriftType {
             DriftArg::Error => pb::DriftType::Error,
         }
     }
+}
+
+#[derive(Debug, Subcommand)]
+enum ServiceCommand {
+    /// Write the service definition for this user, enable and start it.
+    #[command(after_help = "\
+Examples:
+  smctl service install
+  smctl service install --print                   show the unit, write nothing
+  smctl service install --socket-activation       also install skillmeatd.socket
+  smctl service install --daemon-bin ~/bin/skillmeatd")]
+    Install {
+        /// The skillmeatd binary to run [default: beside smctl, else on PATH].
+        #[arg(long, value_name = "PATH")]
+        daemon_bin: Option<PathBuf>,
+        /// Print the files that would be written, and write nothing.
+        #[arg(long, visible_alias = "dry-run")]
+        print: bool,
+        /// Write the files, but do not enable or start the service.
+        #[arg(long)]
+        no_start: bool,
+        /// Also install skillmeatd.socket: systemd holds the socket (systemd only).
+        #[arg(long)]
+        socket_activation: bool,
+        /// Service manager to write for [default: launchd on macOS, systemd elsewhere].
+        #[arg(long, value_enum)]
+        manager: Option<service::Manager>,
+    },
+    /// Stop and disable the service, and remove its files.
+    Uninstall {
+        /// Say what would be removed, and remove nothing.
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long, value_enum)]
+        manager: Option<service::Manager>,
+    },
+    /// Whether the service is installed, what it runs, and whether the daemon answers.
+    Status {
+        #[arg(long, value_enum)]
+        manager: Option<service::Manager>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -211,10 +281,22 @@ fn main() -> ExitCode {
         None if std::io::stdout().is_terminal() => Format::Table,
         None => Format::Json,
     };
+    let explicit = [
+        cli.skillmeat_home.is_some(),
+        cli.state_dir.is_some(),
+        cli.socket.is_some(),
+    ];
     let paths = match paths::Paths::resolve(cli.skillmeat_home, cli.state_dir, cli.socket) {
         Ok(p) => p,
         Err(e) => return fail(Failure::new(2, e)),
     };
+    if let Some(result) = local_command(&cli.command, &paths, explicit, format) {
+        return match result {
+            Ok(code) => ExitCode::from(code),
+            Err(f) if f.message.contains("Broken pipe") => ExitCode::SUCCESS,
+            Err(f) => fail(f),
+        };
+    }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -222,7 +304,7 @@ fn main() -> ExitCode {
         Ok(r) => r,
         Err(e) => return fail(Failure::new(2, e.to_string())),
     };
-    match runtime.block_on(dispatch(cli.command, &paths.socket, format)) {
+    match runtime.block_on(dispatch(cli.command, &paths, format)) {
         Ok(code) => ExitCode::from(code),
         Err(f) if f.message.contains("Broken pipe") => ExitCode::SUCCESS,
         Err(f) => fail(f),
@@ -234,17 +316,53 @@ fn fail(f: Failure) -> ExitCode {
     ExitCode::from(f.code)
 }
 
-async fn connect(socket: &Path) -> Result<Client, Failure> {
-    match connect::channel(socket).await {
-        Ok(ch) => Ok(Client::new(ch)),
-        Err(_) => Err(Failure::new(
-            3,
-            format!(
-                "skillmeatd is not running (no answer on {}); start it with `skillmeatd start`",
-                socket.display()
-            ),
-        )),
-    }
+/// Commands that need no daemon; `None` for the others.
+fn local_command(
+    command: &Command,
+    paths: &paths::Paths,
+    explicit: [bool; 3],
+    format: Format,
+) -> Option<Result<u8, Failure>> {
+    let mut out = std::io::stdout().lock();
+    Some(match command {
+        Command::Completions { shell } => {
+            clap_complete::generate(*shell, &mut Cli::command(), "smctl", &mut out);
+            Ok(0)
+        }
+        Command::Man => clap_mangen::Man::new(Cli::command())
+            .render(&mut out)
+            .map(|()| 0)
+            .map_err(Failure::from),
+        Command::Service(ServiceCommand::Install {
+            daemon_bin,
+            print,
+            no_start,
+            socket_activation,
+            manager,
+        }) => locate::skillmeatd(daemon_bin.as_deref())
+            .map_err(|e| Failure::new(2, e))
+            .and_then(|bin| {
+                let spec = service::Spec::new(bin, paths.clone(), explicit, *socket_activation);
+                let opts = service::InstallOptions {
+                    print: *print,
+                    no_start: *no_start,
+                };
+                service::install(
+                    manager.unwrap_or_else(service::Manager::native),
+                    &spec,
+                    opts,
+                )
+            }),
+        Command::Service(ServiceCommand::Uninstall { dry_run, manager }) => {
+            service::uninstall(manager.unwrap_or_else(service::Manager::native), *dry_run)
+        }
+        Command::Service(ServiceCommand::Status { manager }) => service::status(
+            manager.unwrap_or_else(service::Manager::native),
+            paths,
+            format,
+        ),
+        _ => return None,
+    })
 }
 
 /// An absolute form of a path argument, resolved against the current folder.
@@ -255,13 +373,12 @@ fn absolute(p: &Path) -> String {
         .to_string()
 }
 
-async fn dispatch(command: Command, socket: &Path, format: Format) -> Result<u8, Failure> {
-    let mut client = connect(socket).await?;
+async fn dispatch(command: Command, paths: &paths::Paths, format: Format) -> Result<u8, Failure> {
+    let session::Session { mut client, status } = session::open(paths).await?;
     let mut out = std::io::stdout().lock();
     match command {
         Command::Status => {
-            let s = client.status(pb::StatusRequest {}).await?.into_inner();
-            output::status(&mut out, format, &s)?;
+            output::status(&mut out, format, &status)?;
             Ok(0)
         }
         Command::Drift {
@@ -358,6 +475,9 @@ async fn dispatch(command: Command, socket: &Path, format: Format) -> Result<u8,
                 &path,
             )?;
             Ok(0)
+        }
+        Command::Service(_) | Command::Completions { .. } | Command::Man => {
+            unreachable!("answered without the daemon")
         }
     }
 }

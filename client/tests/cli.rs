@@ -8,6 +8,8 @@ fn smctl() -> Command {
     for k in ["XDG_RUNTIME_DIR", "SKILLMEAT_HOME", "SKILLMEATD_STATE_DIR"] {
         c.env_remove(k);
     }
+    // Never start a daemon on the real home from a test.
+    c.env("SKILLMEATD_NO_AUTOSTART", "1");
     c
 }
 
@@ -47,4 +49,72 @@ fn usage_errors_exit_2() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn completions_for_every_shell() {
+    for (shell, marker) in [
+        ("bash", "complete -F"),
+        ("zsh", "#compdef smctl"),
+        ("fish", "complete -c smctl"),
+        ("elvish", "smctl"),
+        ("powershell", "Register-ArgumentCompleter"),
+    ] {
+        let out = smctl().args(["completions", shell]).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{shell}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains(marker), "{shell}: {text}");
+        // Subcommands and their flags come from the CLI definition.
+        assert!(
+            text.contains("drift") && text.contains("service"),
+            "{shell}"
+        );
+    }
+    let out = smctl().args(["completions", "tcsh"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn bash_completion_script_is_valid_bash() {
+    let out = smctl().args(["completions", "bash"]).output().unwrap();
+    let dir = std::env::temp_dir().join(format!("smctl-compl-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let script = dir.join("smctl.bash");
+    std::fs::write(&script, &out.stdout).unwrap();
+    let check = Command::new("bash")
+        .arg("-n")
+        .arg(&script)
+        .output()
+        .unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+}
+
+#[test]
+fn man_page_is_roff_with_the_commands() {
+    let out = smctl().arg("man").output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.starts_with(".ie") || text.contains(".TH smctl"),
+        "{text}"
+    );
+    assert!(text.contains(".TH smctl 1"), "{text}");
+    for word in [
+        "drift",
+        "project",
+        "service",
+        "completions",
+        "SKILLMEATD_NO_AUTOSTART",
+    ] {
+        assert!(text.contains(word), "man page lacks {word}");
+    }
 }

@@ -76,7 +76,10 @@ impl Env {
         for k in SCRUBBED {
             c.env_remove(k);
         }
-        c.env("HOME", &self.home)
+        // Tests that mean "no daemon" must not get one started for them; the autostart
+        // test removes this.
+        c.env("SKILLMEATD_NO_AUTOSTART", "1")
+            .env("HOME", &self.home)
             .env("SKILLMEATD_STATE_DIR", &self.state_dir)
             .env("SKILLMEATD_SOCKET", &self.socket)
             .stdin(Stdio::null());

@@ -5,7 +5,9 @@
 mod common;
 
 mod drift;
+mod grpc_python;
 mod hash_vectors;
 mod lifecycle;
 mod live;
 mod projects;
+mod service;

@@ -1,0 +1,173 @@
+//! Opening a session with the daemon: connect, start it when nobody answers, and compare
+//! versions.
+//!
+//! When nothing answers on the socket, smctl runs `skillmeatd start` (the binary beside
+//! smctl or on `PATH`) with the same home, state directory and socket, says so on stderr,
+//! and connects again; `SKILLMEATD_NO_AUTOSTART=1` turns this off. Every session begins
+//! with `Status`, the handshake: when the daemon's version or protocol differs from
+//! smctl's own, smctl warns on stderr and goes on.
+
+use std::time::{Duration, Instant};
+
+use crate::paths::Paths;
+use crate::{Client, Failure, connect, locate, pb, protocol};
+
+/// Set to `1` (or any value but `0` and empty) to never start the daemon automatically.
+pub const ENV_NO_AUTOSTART: &str = "SKILLMEATD_NO_AUTOSTART";
+/// How long to keep trying to connect after starting the daemon.
+const RETRY_FOR: Duration = Duration::from_secs(5);
+
+/// A connected client and the daemon's handshake answer.
+pub struct Session {
+    pub client: Client,
+    pub status: pb::StatusResponse,
+}
+
+/// Connects to the daemon of `paths`, starting it first when allowed and needed.
+///
+/// # Errors
+/// Exit 3 when no daemon answers (and autostart is off or failed); the handshake failed.
+pub async fn open(paths: &Paths) -> Result<Session, Failure> {
+    let channel = match connect::channel(&paths.socket).await {
+        Ok(ch) => ch,
+        Err(_) if autostart_disabled(std::env::var(ENV_NO_AUTOSTART).ok().as_deref()) => {
+            return Err(not_running(paths, ""));
+        }
+        Err(_) => {
+            autostart(paths).await?;
+            retry(paths).await?
+        }
+    };
+    let mut client = Client::new(channel);
+    let status = client.status(pb::StatusRequest {}).await?.into_inner();
+    if let Some(w) = mismatch(
+        env!("CARGO_PKG_VERSION"),
+        protocol::PROTOCOL_VERSION,
+        &status.daemon_version,
+        status.protocol_version,
+    ) {
+        eprintln!("smctl: warning: {w}");
+    }
+    Ok(Session { client, status })
+}
+
+fn not_running(paths: &Paths, why: &str) -> Failure {
+    Failure::new(
+        3,
+        format!(
+            "skillmeatd is not running (no answer on {}){why}; start it with `skillmeatd start`",
+            paths.socket.display()
+        ),
+    )
+}
+
+/// Whether the variable's value asks for no autostart.
+fn autostart_disabled(value: Option<&str>) -> bool {
+    value.is_some_and(|v| !v.is_empty() && v != "0")
+}
+
+async fn autostart(paths: &Paths) -> Result<(), Failure> {
+    let bin = locate::skillmeatd(None)
+        .map_err(|e| not_running(paths, &format!(" and it cannot be started: {e}")))?;
+    let out = tokio::process::Command::new(&bin)
+        .arg("--skillmeat-home")
+        .arg(&paths.skillmeat_home)
+        .arg("--state-dir")
+        .arg(&paths.state_dir)
+        .arg("--socket")
+        .arg(&paths.socket)
+        .arg("start")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await
+        .map_err(|e| not_running(paths, &format!(" and {} failed to run: {e}", bin.display())))?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        return Err(not_running(
+            paths,
+            &format!(" and `skillmeatd start` failed: {}", err.trim()),
+        ));
+    }
+    eprintln!(
+        "smctl: started skillmeatd ({}) on {} (log: {}); set {ENV_NO_AUTOSTART}=1 to turn this off",
+        bin.display(),
+        paths.socket.display(),
+        paths.log_file().display()
+    );
+    Ok(())
+}
+
+/// Connects again for a short while: `skillmeatd start` returns once its daemon answers,
+/// so the first try normally succeeds.
+async fn retry(paths: &Paths) -> Result<tonic::transport::Channel, Failure> {
+    let deadline = Instant::now() + RETRY_FOR;
+    loop {
+        match connect::channel(&paths.socket).await {
+            Ok(ch) => return Ok(ch),
+            Err(_) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => {
+                return Err(not_running(
+                    paths,
+                    &format!(" even after starting it ({e})"),
+                ));
+            }
+        }
+    }
+}
+
+/// What to tell the user when the daemon's version or protocol is not smctl's.
+fn mismatch(
+    own_version: &str,
+    own_protocol: u32,
+    daemon_version: &str,
+    daemon_protocol: u32,
+) -> Option<String> {
+    if own_protocol != daemon_protocol {
+        Some(format!(
+            "skillmeatd {daemon_version} speaks protocol {daemon_protocol}, smctl {own_version} \
+             speaks protocol {own_protocol}: some requests may fail; run the skillmeatd that \
+             came with this smctl (`skillmeatd stop && skillmeatd start`)"
+        ))
+    } else if own_version != daemon_version {
+        Some(format!(
+            "skillmeatd is version {daemon_version}, smctl is {own_version} (same protocol \
+             {own_protocol}); restart the daemon after an upgrade (`skillmeatd stop && \
+             skillmeatd start`)"
+        ))
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn same_version_and_protocol_is_quiet() {
+        assert_eq!(mismatch("0.1.0", 1, "0.1.0", 1), None);
+    }
+
+    #[test]
+    fn protocol_difference_is_named() {
+        let w = mismatch("0.1.0", 1, "0.2.0", 2).unwrap();
+        assert!(w.contains("protocol 2") && w.contains("protocol 1"), "{w}");
+    }
+
+    #[test]
+    fn version_difference_alone_is_named() {
+        let w = mismatch("0.1.0", 1, "0.1.1", 1).unwrap();
+        assert!(w.contains("0.1.1") && w.contains("same protocol 1"), "{w}");
+    }
+
+    #[test]
+    fn autostart_switch() {
+        assert!(!autostart_disabled(None));
+        assert!(!autostart_disabled(Some("")));
+        assert!(!autostart_disabled(Some("0")));
+        assert!(autostart_disabled(Some("1")));
+        assert!(autostart_disabled(Some("yes")));
+    }
+}

@@ -1,0 +1,115 @@
+//! A third-party gRPC stack talks to the daemon: Python's grpcio (from PyPI) with stubs
+//! generated from our proto by `grpc_tools.protoc`, over the Unix socket. It checks the
+//! standard health service and server reflection, and gets the same drift `smctl` sees.
+//! The script can also read `Watch` events (`--watch N`); that RPC is not served yet, so
+//! nothing here asks for it.
+//!
+//! The venv is made by `tests/support/grpc-python.sh` (CI runs it up front).
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use crate::common::{Artifact, Env, deploy, drift_pairs, make_collection, write};
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The venv's python, creating the venv and stubs when needed.
+fn python() -> PathBuf {
+    let out = Command::new("bash")
+        .arg(repo().join("tests/support/grpc-python.sh"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "tests/support/grpc-python.sh failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    PathBuf::from(
+        stdout
+            .lines()
+            .last()
+            .expect("the script prints the python path"),
+    )
+}
+
+#[test]
+fn python_grpcio_checks_health_and_gets_drift() {
+    let python = python();
+    let stubs = python.parent().unwrap().parent().unwrap().join("stubs");
+    let env = Env::new();
+    let arts = || vec![Artifact::skill("review"), Artifact::command("hello")];
+    make_collection(&env.skillmeat_home, "default", &arts());
+    let project = env.path("proj");
+    deploy(&env.skillmeat_home, "default", &project, ".claude", &arts());
+    write(&project.join(".claude/commands/hello.md"), "local edit\n");
+    let _d = env.daemon();
+    env.smctl_json(&["project", "add", project.to_str().unwrap()]);
+
+    let out = Command::new(&python)
+        .arg(repo().join("tests/support/grpc_client.py"))
+        .arg("--stubs")
+        .arg(&stubs)
+        .arg("--socket")
+        .arg(&env.socket)
+        .arg("--project")
+        .arg(&project)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "grpc_client.py failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["health"][""], "SERVING", "{v:#}");
+    assert_eq!(
+        v["health"]["skillmeat.daemon.v1.SkillmeatDaemon"],
+        "SERVING"
+    );
+    let services = v["reflection"]["services"].as_array().unwrap();
+    for s in [
+        "grpc.health.v1.Health",
+        "grpc.reflection.v1alpha.ServerReflection",
+        "skillmeat.daemon.v1.SkillmeatDaemon",
+    ] {
+        assert!(services.iter().any(|x| x == s), "{s} not in {services:?}");
+    }
+    assert_eq!(
+        v["reflection"]["service_file"],
+        "skillmeat/daemon/v1/daemon.proto"
+    );
+    assert_eq!(v["status"]["daemon_version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(v["status"]["protocol_version"], 1);
+
+    // Python's view of the drift is smctl's, down to the enum names.
+    let mut seen: Vec<(String, String)> = v["drift"]["artifacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["name"].as_str().unwrap().to_string(),
+                a["drift_type"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    seen.sort();
+    assert_eq!(
+        seen,
+        [
+            ("hello".to_string(), "DRIFT_TYPE_MODIFIED".to_string()),
+            ("review".to_string(), "DRIFT_TYPE_IN_SYNC".to_string())
+        ]
+    );
+    let smctl = env.smctl_json(&["drift", project.to_str().unwrap(), "--all"]);
+    assert_eq!(
+        drift_pairs(&smctl),
+        [
+            ("hello".to_string(), "modified".to_string()),
+            ("review".to_string(), "in_sync".to_string())
+        ]
+    );
+}
