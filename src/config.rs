@@ -8,6 +8,18 @@
 //! max_depth = 4
 //! # Read SkillMeat's own project registry (~/.skillmeat/cache/cache.db).
 //! registry = true
+//!
+//! [history]
+//! # At most one automatic snapshot per collection or project this often.
+//! auto_snapshot_interval_secs = 300
+//! [history.retention]      # everything for keep_all, hourly, daily, then weekly
+//! keep_all_secs = 3600
+//! hourly_secs = 86400
+//! daily_secs = 2592000
+//! [history.import]         # limits for imported archives (decompression bombs)
+//! max_entry_bytes = 67108864
+//! max_total_bytes = 536870912
+//! max_entries = 100000
 //! ```
 //!
 //! Unknown keys are errors (a typo must not be silently ignored); errors name the line.
@@ -24,6 +36,8 @@ pub const FILE_NAME: &str = "daemon.toml";
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     pub discovery: Discovery,
+    /// `[history]`: automatic snapshots, retention, import limits.
+    pub history: crate::history::Settings,
 }
 
 /// How projects are found besides `smctl project add`.

@@ -140,6 +140,7 @@ mod tests {
                 scan: vec![work.path().to_path_buf()],
                 ..Default::default()
             },
+            ..Default::default()
         };
         let (list, problems) = known(&store, home.path(), &config).unwrap();
         assert!(problems.is_empty(), "{problems:?}");

@@ -9,7 +9,11 @@
 //! | `hashes` | variant tag byte + absolute path (bytes) | [`CachedHash`], fixed layout |
 //! | `meta` | name | bytes (`schema` = format version) |
 //!
+//! The history trees (blobs, versions, snapshots, tags) are in [`history`].
+//!
 //! Writes that answer an RPC are flushed before the answer ([`Store::flush`]).
+
+pub mod history;
 
 use std::path::{Path, PathBuf};
 
