@@ -227,7 +227,9 @@ fn run_inner(paths: &Paths, ready: &mut Option<io::PipeWriter>) -> Result<(), Da
     let _lock = InstanceLock::acquire(paths)?;
     let config = Config::load(&paths.skillmeat_home)?;
     let store = Store::open(&paths.store_dir())?;
-    let engine = Arc::new(Engine::new(paths.clone(), store, config));
+    let history = crate::history::History::open(&store, paths.skillmeat_home.clone())
+        .map_err(|e| DaemonError::StartFailed(e.to_string()))?;
+    let engine = Arc::new(Engine::new(paths.clone(), store, history, config));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("skillmeatd")

@@ -5,6 +5,8 @@
 //! the result; engine errors become statuses with the right code in one place
 //! ([`status_of`]). [`check_peer`] admits only callers with the daemon's own uid.
 
+mod history;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -91,6 +93,7 @@ pub fn status_of(e: EngineError) -> Status {
             Status::failed_precondition(msg)
         }
         EngineError::Store(_) => Status::internal(msg),
+        EngineError::History(h) => history::status_of(&h),
     }
 }
 
@@ -174,6 +177,7 @@ impl pb::skillmeat_daemon_server::SkillmeatDaemon for DaemonService {
         _req: Request<pb::StatusRequest>,
     ) -> Result<Response<pb::StatusResponse>, Status> {
         let totals = self.blocking(|e| e.totals()).await?;
+        let history = self.history_stats().await?;
         let paths = self.engine.paths();
         Ok(Response::new(pb::StatusResponse {
             daemon_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -189,6 +193,7 @@ impl pb::skillmeat_daemon_server::SkillmeatDaemon for DaemonService {
             files_indexed: totals.files_indexed,
             files_read: totals.files_read,
             problems: totals.problems.into_iter().map(problem).collect(),
+            history: Some(history),
         }))
     }
 
@@ -264,6 +269,71 @@ impl pb::skillmeat_daemon_server::SkillmeatDaemon for DaemonService {
             projects,
             problems,
         }))
+    }
+
+    // ---- history (handlers in rpc/history.rs)
+
+    async fn create_snapshot(
+        &self,
+        req: Request<pb::CreateSnapshotRequest>,
+    ) -> Result<Response<pb::CreateSnapshotResponse>, Status> {
+        self.do_create_snapshot(req).await
+    }
+
+    async fn list_snapshots(
+        &self,
+        req: Request<pb::ListSnapshotsRequest>,
+    ) -> Result<Response<pb::ListSnapshotsResponse>, Status> {
+        self.do_list_snapshots(req).await
+    }
+
+    async fn get_snapshot(
+        &self,
+        req: Request<pb::GetSnapshotRequest>,
+    ) -> Result<Response<pb::GetSnapshotResponse>, Status> {
+        self.do_get_snapshot(req).await
+    }
+
+    async fn artifact_log(
+        &self,
+        req: Request<pb::ArtifactLogRequest>,
+    ) -> Result<Response<pb::ArtifactLogResponse>, Status> {
+        self.do_artifact_log(req).await
+    }
+
+    async fn get_version(
+        &self,
+        req: Request<pb::GetVersionRequest>,
+    ) -> Result<Response<pb::GetVersionResponse>, Status> {
+        self.do_get_version(req).await
+    }
+
+    async fn tag_version(
+        &self,
+        req: Request<pb::TagVersionRequest>,
+    ) -> Result<Response<pb::TagVersionResponse>, Status> {
+        self.do_tag_version(req).await
+    }
+
+    async fn diff(
+        &self,
+        req: Request<pb::DiffRequest>,
+    ) -> Result<Response<pb::DiffResponse>, Status> {
+        self.do_diff(req).await
+    }
+
+    async fn export_snapshot(
+        &self,
+        req: Request<pb::ExportSnapshotRequest>,
+    ) -> Result<Response<pb::ExportSnapshotResponse>, Status> {
+        self.do_export_snapshot(req).await
+    }
+
+    async fn import_snapshot(
+        &self,
+        req: Request<pb::ImportSnapshotRequest>,
+    ) -> Result<Response<pb::ImportSnapshotResponse>, Status> {
+        self.do_import_snapshot(req).await
     }
 }
 
