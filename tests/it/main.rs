@@ -6,5 +6,6 @@ mod common;
 
 mod drift;
 mod hash_vectors;
+mod history;
 mod lifecycle;
 mod projects;
