@@ -350,7 +350,7 @@ enum Prepared {
     /// The content equals this existing version.
     Same(VersionId),
     /// A new version (its blobs already written).
-    New(Version),
+    New(Box<Version>),
     /// Nothing to record (gone, or not the expected content).
     Nothing,
 }
@@ -495,7 +495,7 @@ impl History {
         if let Some(n) = newest.as_ref().filter(|n| n.content_hash == hash) {
             return Ok(Prepared::Same(n.id));
         }
-        Ok(Prepared::New(self.new_version(
+        Ok(Prepared::New(Box::new(self.new_version(
             loc,
             &content,
             hash,
@@ -503,7 +503,7 @@ impl History {
             time::now_ms(),
             origin,
             message,
-        )?))
+        )?)))
     }
 
     /// Writes the blobs of `content` and builds (without recording) its version.
@@ -622,7 +622,7 @@ impl History {
                 Prepared::Same(id) => members.push(id),
                 Prepared::New(v) => {
                     members.push(v.id);
-                    new.push(v);
+                    new.push(*v);
                 }
                 Prepared::Nothing => {}
             }

@@ -272,3 +272,69 @@ fn hostile_archives_are_refused_and_nothing_is_written() {
     assert_eq!(s["history"]["blobs"], 0);
     assert_eq!(snapshot_count(&env), 0);
 }
+
+/// kill -9 during a storm of edits and snapshots, several times: after each restart every
+/// acknowledged snapshot is present and every blob its versions name can be read (an
+/// export reads them all).
+#[test]
+fn acknowledged_snapshots_survive_kill_9() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+    let env = Arc::new(Env::new());
+    let coll = make_collection(
+        &env.skillmeat_home,
+        "default",
+        &[Artifact::skill("canvas"), Artifact::command("review")],
+    );
+    let acked = Arc::new(Mutex::new(Vec::<String>::new()));
+    for round in 0..4u32 {
+        let mut d = env.daemon();
+        let stop = Arc::new(AtomicBool::new(false));
+        let storm = {
+            let (env, acked, stop, coll) = (env.clone(), acked.clone(), stop.clone(), coll.clone());
+            std::thread::spawn(move || {
+                let mut n = 0u32;
+                while !stop.load(Ordering::SeqCst) {
+                    n += 1;
+                    write(
+                        &coll.join("skills/canvas/SKILL.md"),
+                        format!("round {round} edit {n}\n"),
+                    );
+                    write(
+                        &coll.join(format!("skills/canvas/f{}.md", n % 7)),
+                        vec![b'x'; (n as usize * 997) % 20_000],
+                    );
+                    let out = env.smctl(&["snapshot", "create", "--format", "json"]);
+                    if out.status.success() {
+                        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+                        acked
+                            .lock()
+                            .unwrap()
+                            .push(v["id"].as_str().unwrap().to_string());
+                    }
+                }
+            })
+        };
+        // Let a few snapshots through, then kill at a moment that varies by round.
+        let target = acked.lock().unwrap().len() + 3 + round as usize;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while acked.lock().unwrap().len() < target && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        d.signal_and_wait(libc::SIGKILL);
+        stop.store(true, Ordering::SeqCst);
+        storm.join().unwrap();
+    }
+    let _d = env.daemon();
+    let ids = acked.lock().unwrap().clone();
+    assert!(
+        ids.len() >= 12,
+        "too few snapshots acknowledged: {}",
+        ids.len()
+    );
+    for (i, id) in ids.iter().enumerate() {
+        env.smctl_json(&["snapshot", "show", id]);
+        let out = env.path(&format!("check-{i}.tar.zst"));
+        env.smctl_json(&["snapshot", "export", id, "-o", out.to_str().unwrap()]);
+    }
+}
