@@ -21,6 +21,18 @@
 //! max_events = 100000     # events kept for `smctl watch --since`
 //! max_age_days = 30
 //! subscriber_buffer = 1024 # events a slow subscriber may lag before it gets a resync
+//!
+//! [history]
+//! # At most one automatic snapshot per collection or project this often.
+//! auto_snapshot_interval_secs = 300
+//! [history.retention]      # everything for keep_all, hourly, daily, then weekly
+//! keep_all_secs = 3600
+//! hourly_secs = 86400
+//! daily_secs = 2592000
+//! [history.import]         # limits for imported archives (decompression bombs)
+//! max_entry_bytes = 67108864
+//! max_total_bytes = 536870912
+//! max_entries = 100000
 //! ```
 //!
 //! Unknown keys are errors (a typo must not be silently ignored); errors name the line.
@@ -39,6 +51,8 @@ pub struct Config {
     pub discovery: Discovery,
     pub watch: Watch,
     pub journal: Journal,
+    /// `[history]`: automatic snapshots, retention, import limits.
+    pub history: crate::history::Settings,
 }
 
 /// How changes are noticed.

@@ -237,7 +237,9 @@ fn run_inner(paths: &Paths, ready: &mut Option<io::PipeWriter>) -> Result<(), Da
     let _lock = InstanceLock::acquire(paths)?;
     let config = Config::load(&paths.skillmeat_home)?;
     let store = Store::open(&paths.store_dir())?;
-    let engine = Arc::new(Engine::new(paths.clone(), store, config.clone()));
+    let history = crate::history::History::open(&store, paths.skillmeat_home.clone())
+        .map_err(|e| DaemonError::StartFailed(e.to_string()))?;
+    let engine = Arc::new(Engine::new(paths.clone(), store, history, config.clone()));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("skillmeatd")
@@ -270,6 +272,7 @@ fn run_inner(paths: &Paths, ready: &mut Option<io::PipeWriter>) -> Result<(), Da
         }
         crate::service::announce_ready(&paths.socket, shutdown.clone());
         let served = serve(live, listener, shutdown.clone()).await;
+        crate::service::announce_stopping();
         shutdown.cancel();
         match live_task.await {
             Ok(Ok(())) => {}

@@ -17,6 +17,7 @@ use crate::formats::deployment;
 use crate::formats::frontmatter;
 use crate::formats::{self, Problem};
 use crate::hash::{HashError, Variant};
+use crate::history::{History, HistoryError, Location};
 use crate::index::HashIndex;
 use crate::paths::Paths;
 use crate::projects::{self, KnownProject};
@@ -35,6 +36,8 @@ pub enum EngineError {
     NotManual { path: PathBuf },
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    History(#[from] HistoryError),
 }
 
 /// The drift of one artifact, with everything `smctl drift` shows.
@@ -100,15 +103,17 @@ pub struct Engine {
     paths: Paths,
     store: Store,
     index: HashIndex,
+    history: History,
     config: RwLock<Config>,
     started: Instant,
 }
 
 impl Engine {
-    /// An engine over `paths`, with its store already open.
-    pub fn new(paths: Paths, store: Store, config: Config) -> Engine {
+    /// An engine over `paths`, with its store and history already open.
+    pub fn new(paths: Paths, store: Store, history: History, config: Config) -> Engine {
         Engine {
             index: HashIndex::new(store.clone()),
+            history,
             paths,
             store,
             config: RwLock::new(config),
@@ -124,7 +129,11 @@ impl Engine {
         &self.store
     }
 
-    fn config(&self) -> Config {
+    pub fn history(&self) -> &History {
+        &self.history
+    }
+
+    pub fn config(&self) -> Config {
         self.config.read().expect("config lock poisoned").clone()
     }
 
@@ -183,6 +192,19 @@ impl Engine {
                     p_path = project.join(&rec.artifact_path);
                 }
                 let p_side = memo.side(&self.index, &p_path, Variant::Legacy);
+                // History: a copy that still hashes to the record is the deployment's base.
+                if p_path == root.join(&rec.artifact_path) {
+                    let loc = Location::project(
+                        project,
+                        &file.root,
+                        &rec.artifact_path.to_string_lossy(),
+                    );
+                    self.remember_base(&loc, &p_path, &p_side, &rec.content_hash);
+                }
+                if let (Some(a), Some(path)) = (source, &c_path) {
+                    let loc = Location::collection(&rec.from_collection, &a.path.to_string_lossy());
+                    self.remember_base(&loc, path, &c_side, &rec.content_hash);
+                }
                 let verdict = drift::classify(&rec.content_hash, &c_side, &p_side);
                 report.artifacts.push(ArtifactReport {
                     project: project.to_path_buf(),
@@ -241,6 +263,18 @@ impl Engine {
             }
         }
         report
+    }
+
+    /// Captures `path` as the base version of a deployment at `loc` when its hash is the
+    /// recorded `content_hash` and history has no version with it yet. Failures are
+    /// logged: drift answers never depend on history.
+    fn remember_base(&self, loc: &Location, path: &Path, side: &Side, content_hash: &str) {
+        if !matches!(side, Side::Hash(h) if h == content_hash) {
+            return;
+        }
+        if let Err(e) = self.history.capture_base(loc, path, content_hash) {
+            tracing::warn!(location = %loc, "could not record the deployment's base: {e}");
+        }
     }
 
     /// Registers `path` by hand.

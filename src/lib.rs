@@ -5,6 +5,7 @@
 //!   (classification rules), [`config`] (`daemon.toml`).
 //! - State: [`store`] (sled; owns every key and encoding), [`index`] (hashes re-read only
 //!   when metadata changed), [`projects`] + [`discovery`] (which projects exist).
+//! - [`history`]: every version of every artifact, snapshots, retention, diff, archives.
 //! - [`engine`]: ties the above into answers (drift, project summaries, totals).
 //! - Edges: [`rpc`] (the gRPC service), [`daemon`] (lifecycle, socket, start/stop),
 //!   [`service`] (systemd/launchd integration: readiness, watchdog, socket activation),
@@ -20,6 +21,7 @@ pub mod drift;
 pub mod engine;
 pub mod formats;
 pub mod hash;
+pub mod history;
 pub mod index;
 pub mod journal;
 pub mod live;

@@ -5,6 +5,8 @@
 //! the result; engine errors become statuses with the right code in one place
 //! ([`status_of`]). [`check_peer`] admits only callers with the daemon's own uid.
 
+mod history;
+
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -103,6 +105,7 @@ pub fn status_of(e: EngineError) -> Status {
             Status::failed_precondition(msg)
         }
         EngineError::Store(_) => Status::internal(msg),
+        EngineError::History(h) => history::status_of(&h),
     }
 }
 
@@ -404,6 +407,7 @@ impl pb::skillmeat_daemon_server::SkillmeatDaemon for DaemonService {
         _req: Request<pb::StatusRequest>,
     ) -> Result<Response<pb::StatusResponse>, Status> {
         let totals = self.blocking(|e| e.totals()).await?;
+        let history = self.history_stats().await?;
         let paths = self.live.engine().paths();
         let store = self.live.engine().store();
         let (cursor, watched_roots, polled_roots, mut problems) = self.live.with_state(|s| {
@@ -444,6 +448,7 @@ impl pb::skillmeat_daemon_server::SkillmeatDaemon for DaemonService {
             cursor,
             journal_first_cursor: store.first_cursor().ok().flatten().unwrap_or(0),
             journal_events: store.journal_len() as u64,
+            history: Some(history),
         }))
     }
 
@@ -557,6 +562,71 @@ impl pb::skillmeat_daemon_server::SkillmeatDaemon for DaemonService {
             self.shutdown.clone(),
         ));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    // ---- history (handlers in rpc/history.rs)
+
+    async fn create_snapshot(
+        &self,
+        req: Request<pb::CreateSnapshotRequest>,
+    ) -> Result<Response<pb::CreateSnapshotResponse>, Status> {
+        self.do_create_snapshot(req).await
+    }
+
+    async fn list_snapshots(
+        &self,
+        req: Request<pb::ListSnapshotsRequest>,
+    ) -> Result<Response<pb::ListSnapshotsResponse>, Status> {
+        self.do_list_snapshots(req).await
+    }
+
+    async fn get_snapshot(
+        &self,
+        req: Request<pb::GetSnapshotRequest>,
+    ) -> Result<Response<pb::GetSnapshotResponse>, Status> {
+        self.do_get_snapshot(req).await
+    }
+
+    async fn artifact_log(
+        &self,
+        req: Request<pb::ArtifactLogRequest>,
+    ) -> Result<Response<pb::ArtifactLogResponse>, Status> {
+        self.do_artifact_log(req).await
+    }
+
+    async fn get_version(
+        &self,
+        req: Request<pb::GetVersionRequest>,
+    ) -> Result<Response<pb::GetVersionResponse>, Status> {
+        self.do_get_version(req).await
+    }
+
+    async fn tag_version(
+        &self,
+        req: Request<pb::TagVersionRequest>,
+    ) -> Result<Response<pb::TagVersionResponse>, Status> {
+        self.do_tag_version(req).await
+    }
+
+    async fn diff(
+        &self,
+        req: Request<pb::DiffRequest>,
+    ) -> Result<Response<pb::DiffResponse>, Status> {
+        self.do_diff(req).await
+    }
+
+    async fn export_snapshot(
+        &self,
+        req: Request<pb::ExportSnapshotRequest>,
+    ) -> Result<Response<pb::ExportSnapshotResponse>, Status> {
+        self.do_export_snapshot(req).await
+    }
+
+    async fn import_snapshot(
+        &self,
+        req: Request<pb::ImportSnapshotRequest>,
+    ) -> Result<Response<pb::ImportSnapshotResponse>, Status> {
+        self.do_import_snapshot(req).await
     }
 }
 

@@ -102,8 +102,15 @@ pub fn announce_ready(socket: &Path, shutdown: CancellationToken) {
         } else {
             shutdown.cancelled().await;
         }
-        send(&[NotifyState::Stopping, NotifyState::Status("stopping")]);
+        announce_stopping();
     });
+}
+
+/// Tells the service manager that shutdown has begun. Sent by the task above the moment
+/// shutdown starts, and again on the shutdown path itself once RPCs have drained, so it is
+/// sent even when the runtime stops before the task runs (a repeat is harmless).
+pub fn announce_stopping() {
+    send(&[NotifyState::Stopping, NotifyState::Status("stopping")]);
 }
 
 /// Half the watchdog interval (as `sd_watchdog_enabled(3)` advises), never zero.

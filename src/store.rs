@@ -9,10 +9,11 @@
 //! | `hashes` | variant tag byte + absolute path (bytes) | [`CachedHash`], fixed layout |
 //! | `meta` | name | bytes (`schema` = format version) |
 //!
-//! The journal and drift-state trees are described in [`journal`].
+//! The journal and drift-state trees are described in [`journal`]; the history trees (blobs, versions, snapshots, tags) are in [`history`].
 //!
 //! Writes that answer an RPC are flushed before the answer ([`Store::flush`]).
 
+pub mod history;
 mod journal;
 
 use std::os::unix::ffi::OsStrExt;

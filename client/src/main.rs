@@ -8,6 +8,7 @@
 
 #[path = "../../src/connect.rs"]
 mod connect;
+mod history;
 mod locate;
 mod output;
 #[path = "../../src/paths.rs"]
@@ -156,6 +157,45 @@ Examples:
   smctl man > ~/.local/share/man/man1/smctl.1
   smctl man | man -l -")]
     Man,
+    /// Snapshots: create, list, show, export, import.
+    #[command(subcommand)]
+    Snapshot(history::SnapshotCommand),
+    /// The version graph of one artifact, newest first.
+    #[command(
+        after_help = "Examples:\n  smctl log review\n  smctl log skills/canvas --project ~/code/app"
+    )]
+    Log {
+        /// Artifact name or path.
+        artifact: String,
+        #[command(flatten)]
+        select: history::Selector,
+    },
+    /// One version (by id or tag) and its files.
+    Show { version: String },
+    /// Name a version; tagged versions are never pruned.
+    Tag { version: String, name: String },
+    /// Unified diff between two states: a version (v12), a tag, a snapshot (s7),
+    /// `collection` or `project` (current files), or a time (@2h, @2026-11-25T10:00 UTC).
+    #[command(
+        after_help = "Examples:\n  smctl diff v3 v7\n  smctl diff s4 collection --collection default\n  smctl diff --at 2h project review --project ~/code/app\n  smctl diff v3 project --format json"
+    )]
+    Diff {
+        /// First state (omit with --at).
+        a: Option<String>,
+        /// Second state.
+        b: Option<String>,
+        /// Limit the diff to this artifact (name or path).
+        #[arg(long)]
+        artifact: Option<String>,
+        /// The state at this time is the first side (30m, 2h, 3d, 2026-11-25T10:00).
+        #[arg(long)]
+        at: Option<String>,
+        /// Exit 1 when the two differ.
+        #[arg(long)]
+        exit_code: bool,
+        #[command(flatten)]
+        select: history::Selector,
+    },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -377,6 +417,44 @@ async fn dispatch(command: Command, paths: &paths::Paths, format: Format) -> Res
     let session::Session { mut client, status } = session::open(paths).await?;
     let mut out = std::io::stdout().lock();
     match command {
+        Command::Snapshot(cmd) => history::snapshot(&mut client, cmd, format, &mut out).await,
+        Command::Log { artifact, select } => {
+            history::log(&mut client, artifact, &select, format, &mut out).await
+        }
+        Command::Show { version } => history::show(&mut client, version, format, &mut out).await,
+        Command::Tag { version, name } => {
+            history::tag(&mut client, version, name, format, &mut out).await
+        }
+        Command::Diff {
+            a,
+            b,
+            artifact,
+            at,
+            exit_code,
+            select,
+        } => {
+            let (a, b) = match (at, a, b) {
+                (Some(t), Some(b), None) => (format!("@{t}"), b),
+                (None, Some(a), Some(b)) => (a, b),
+                _ => {
+                    return Err(Failure::new(
+                        2,
+                        "give two states, or --at TIME and one state",
+                    ));
+                }
+            };
+            history::diff(
+                &mut client,
+                a,
+                b,
+                artifact,
+                &select,
+                exit_code,
+                format,
+                &mut out,
+            )
+            .await
+        }
         Command::Status => {
             output::status(&mut out, format, &status)?;
             Ok(0)

@@ -326,6 +326,14 @@ pub fn status(out: &mut impl Write, format: Format, s: &pb::StatusResponse) -> i
                 "journal_first_cursor": s.journal_first_cursor,
                 "journal_events": s.journal_events,
                 "problems": problems_json(&s.problems),
+                "history": s.history.map(|h| json!({
+                    "store_bytes": h.store_bytes,
+                    "logical_bytes": h.logical_bytes,
+                    "unique_compressed_bytes": h.unique_compressed_bytes,
+                    "versions": h.versions,
+                    "snapshots": h.snapshots,
+                    "blobs": h.blobs,
+                })),
             }),
         ),
         Format::Table => {
@@ -358,6 +366,18 @@ pub fn status(out: &mut impl Write, format: Format, s: &pb::StatusResponse) -> i
             ];
             for (k, v) in rows {
                 writeln!(out, "{:<15} {v}", format!("{k}:"))?;
+            }
+            if let Some(h) = s.history {
+                writeln!(
+                    out,
+                    "history:        {} versions, {} snapshots, {} blobs; {} logical, {} unique compressed, {} store on disk",
+                    h.versions,
+                    h.snapshots,
+                    h.blobs,
+                    h.logical_bytes,
+                    h.unique_compressed_bytes,
+                    h.store_bytes
+                )?;
             }
             for p in &s.polled_roots {
                 writeln!(out, "polled:         {}: {}", p.path, p.reason)?;

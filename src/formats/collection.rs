@@ -92,7 +92,7 @@ pub fn read(home: &Path, name: &str) -> Collection {
     c
 }
 
-fn read_manifest(path: &Path, t: &toml::Table, c: &mut Collection) {
+pub(crate) fn read_manifest(path: &Path, t: &toml::Table, c: &mut Collection) {
     let Some(records) = t.get("artifacts") else {
         return;
     };

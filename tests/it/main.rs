@@ -7,6 +7,7 @@ mod common;
 mod drift;
 mod grpc_python;
 mod hash_vectors;
+mod history;
 mod lifecycle;
 mod live;
 mod projects;

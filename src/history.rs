@@ -1,0 +1,1019 @@
+//! History: every version of every artifact the daemon has seen, and snapshots of whole
+//! collections and projects, deduplicated and compressed in the store.
+//!
+//! - A *blob* is a file's bytes, stored once under their SHA-256 (zstd level 3).
+//! - A *version* is one content of one artifact at one [`Location`]: its SkillMeat content
+//!   hash, a manifest (relative path → blob, mode, symlink target), its parent (the
+//!   previous version at that location), time, [`Origin`], message and tags.
+//! - A *snapshot* is a named, timestamped set of versions covering a collection (its
+//!   artifacts plus `collection.toml` and `collection.lock`) or a project (its deployed
+//!   artifacts plus each `.skillmeat-deployed.toml`).
+//!
+//! Collection artifacts are read as a deploy would copy them ([`Variant::DeployedCopy`]),
+//! project artifacts as they are ([`Variant::Legacy`]), so a version's hash is directly
+//! comparable with a deployment record's `content_hash`.
+//!
+//! [`History`] is the synchronous API the engine, the RPC layer and the watcher call. Every
+//! method that writes returns only after the write is flushed. Submodules: [`content`]
+//! (reading trees from disk and writing them back), [`retention`] (which versions to keep,
+//! a pure function), [`archive`] (export and import), [`diff`] (unified diffs between any two
+//! states), [`time`] (parsing and printing instants). Encodings live in
+//! [`crate::store::history`].
+
+pub mod archive;
+pub mod content;
+pub mod diff;
+pub mod retention;
+pub mod time;
+
+use std::collections::HashSet;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::{Mutex, MutexGuard};
+
+use serde::{Deserialize, Serialize};
+
+use crate::formats::{collection, deployment};
+use crate::hash::{HashError, Variant};
+use crate::index::HashIndex;
+use crate::store::history::HistoryStore;
+use crate::store::{Store, StoreError};
+
+use content::Content;
+
+/// Id of a version, printed `v<N>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct VersionId(pub u64);
+
+/// Id of a snapshot, printed `s<N>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct SnapshotId(pub u64);
+
+impl fmt::Display for VersionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "v{}", self.0)
+    }
+}
+
+impl fmt::Display for SnapshotId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "s{}", self.0)
+    }
+}
+
+impl FromStr for VersionId {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        s.strip_prefix('v')
+            .and_then(|n| n.parse().ok())
+            .map(VersionId)
+            .ok_or(())
+    }
+}
+
+impl FromStr for SnapshotId {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        s.strip_prefix('s')
+            .and_then(|n| n.parse().ok())
+            .map(SnapshotId)
+            .ok_or(())
+    }
+}
+
+/// What made a version or snapshot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Origin {
+    /// Seen by the watcher after changes settled (automatic).
+    Watch,
+    /// Content recorded by a deployment (the merge base).
+    Deploy,
+    Sync,
+    Merge,
+    Rollback,
+    Import,
+    Manual,
+}
+
+impl Origin {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Origin::Watch => "watch",
+            Origin::Deploy => "deploy",
+            Origin::Sync => "sync",
+            Origin::Merge => "merge",
+            Origin::Rollback => "rollback",
+            Origin::Import => "import",
+            Origin::Manual => "manual",
+        }
+    }
+}
+
+/// Whose artifact: a collection's or a project's.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    /// A collection, by name.
+    Collection(String),
+    /// A project, by absolute folder.
+    Project(PathBuf),
+}
+
+/// Where an artifact lives.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Location {
+    pub scope: Scope,
+    /// Profile root inside a project (`.claude`); empty in a collection.
+    pub root: String,
+    /// Artifact path relative to the collection folder or the profile root, `/`-separated.
+    pub path: String,
+}
+
+impl Location {
+    /// A collection artifact.
+    pub fn collection(name: &str, path: &str) -> Location {
+        Location {
+            scope: Scope::Collection(name.to_string()),
+            root: String::new(),
+            path: path.trim_end_matches('/').to_string(),
+        }
+    }
+
+    /// A project artifact.
+    pub fn project(project: &Path, root: &str, path: &str) -> Location {
+        Location {
+            scope: Scope::Project(project.to_path_buf()),
+            root: root.to_string(),
+            path: path.trim_end_matches('/').to_string(),
+        }
+    }
+
+    /// Which SkillMeat hash describes content at this location.
+    pub fn variant(&self) -> Variant {
+        match self.scope {
+            Scope::Collection(_) => Variant::DeployedCopy,
+            Scope::Project(_) => Variant::Legacy,
+        }
+    }
+
+    /// The artifact's path on disk.
+    pub fn on_disk(&self, skillmeat_home: &Path) -> PathBuf {
+        match &self.scope {
+            Scope::Collection(n) => collection::collections_dir(skillmeat_home)
+                .join(n)
+                .join(&self.path),
+            Scope::Project(p) => p.join(&self.root).join(&self.path),
+        }
+    }
+
+    /// Path of the artifact inside its collection or project (`skills/x`,
+    /// `.claude/skills/x`).
+    pub fn display_path(&self) -> String {
+        if self.root.is_empty() {
+            self.path.clone()
+        } else {
+            format!("{}/{}", self.root, self.path)
+        }
+    }
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.scope {
+            Scope::Collection(n) => write!(f, "collection {n}: {}", self.path),
+            Scope::Project(p) => write!(f, "{}: {}", p.display(), self.display_path()),
+        }
+    }
+}
+
+/// What a snapshot covers.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SnapshotTarget {
+    Collection(String),
+    Project(PathBuf),
+}
+
+impl fmt::Display for SnapshotTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SnapshotTarget::Collection(n) => write!(f, "collection {n}"),
+            SnapshotTarget::Project(p) => write!(f, "project {}", p.display()),
+        }
+    }
+}
+
+/// One file of a version's manifest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    /// Path relative to the artifact, `/`-separated; empty for a single-file artifact.
+    pub path: String,
+    /// Hex SHA-256 of the bytes (the blob id).
+    pub blob: String,
+    pub size: u64,
+    /// Permission bits (`0o644`, `0o755`).
+    pub mode: u32,
+    /// The link target when the file was a symbolic link (its bytes are the target's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub symlink: Option<String>,
+}
+
+/// One content of one artifact.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Version {
+    pub id: VersionId,
+    pub location: Location,
+    /// SkillMeat's content hash of this content (see [`Location::variant`]).
+    pub content_hash: String,
+    /// The artifact is one file (its name is not part of the hash).
+    pub single_file: bool,
+    pub entries: Vec<Entry>,
+    pub parent: Option<VersionId>,
+    /// Milliseconds since the Unix epoch.
+    pub time_ms: i64,
+    pub origin: Origin,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+}
+
+impl Version {
+    /// Bytes of the content, uncompressed.
+    pub fn logical_bytes(&self) -> u64 {
+        self.entries.iter().map(|e| e.size).sum()
+    }
+}
+
+/// A set of versions covering a collection or a project at one instant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub id: SnapshotId,
+    pub target: SnapshotTarget,
+    pub time_ms: i64,
+    pub origin: Origin,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    pub members: Vec<VersionId>,
+}
+
+/// Why a history operation failed. Each names what it concerns.
+#[derive(Debug, thiserror::Error)]
+pub enum HistoryError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Hash(#[from] HashError),
+    #[error("{}: cannot {op}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        op: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{}: refused: {problem}; nothing was imported", path.display())]
+    Hostile { path: PathBuf, problem: String },
+    #[error("{}: restored content hashes to {found}, expected {expected}", path.display())]
+    HashMismatch {
+        path: PathBuf,
+        expected: String,
+        found: String,
+    },
+    #[error("version {version} names blob {blob}, which is missing from the store")]
+    MissingBlob { version: VersionId, blob: String },
+}
+
+impl HistoryError {
+    pub(crate) fn io<'a>(
+        path: &'a Path,
+        op: &'static str,
+    ) -> impl FnOnce(std::io::Error) -> Self + 'a {
+        move |source| HistoryError::Io {
+            path: path.to_path_buf(),
+            op,
+            source,
+        }
+    }
+}
+
+/// History settings (`[history]` in `daemon.toml`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// At most one automatic snapshot per collection or project this often (seconds).
+    pub auto_snapshot_interval_secs: u64,
+    pub retention: retention::Policy,
+    pub import: archive::Limits,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            auto_snapshot_interval_secs: 300,
+            retention: retention::Policy::default(),
+            import: archive::Limits::default(),
+        }
+    }
+}
+
+/// Sizes and counts for `smctl status`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Bytes the whole store takes on disk.
+    pub store_bytes: u64,
+    /// Sum of every version's uncompressed size (what keeping full copies would take).
+    pub logical_bytes: u64,
+    /// Bytes of the distinct blobs, compressed.
+    pub unique_compressed_bytes: u64,
+    pub versions: u64,
+    pub snapshots: u64,
+    pub blobs: u64,
+}
+
+/// Whether an automatic snapshot may be taken now: the last one (if any) is at least
+/// `min_interval_ms` old. A clock that went backwards allows one.
+pub fn auto_snapshot_due(last_ms: Option<i64>, now_ms: i64, min_interval_ms: i64) -> bool {
+    match last_ms {
+        None => true,
+        Some(last) => now_ms < last || now_ms - last >= min_interval_ms,
+    }
+}
+
+/// The result of preparing one capture.
+enum Prepared {
+    /// The content equals this existing version.
+    Same(VersionId),
+    /// A new version (its blobs already written).
+    New(Box<Version>),
+    /// Nothing to record (gone, or not the expected content).
+    Nothing,
+}
+
+/// The history of a SkillMeat home.
+#[derive(Debug)]
+pub struct History {
+    store: HistoryStore,
+    index: HashIndex,
+    home: PathBuf,
+    /// Serialises writers, so that collecting unreferenced blobs never races a capture.
+    write: Mutex<()>,
+}
+
+impl History {
+    /// History over `store` for the SkillMeat home `skillmeat_home`.
+    ///
+    /// # Errors
+    /// The store's history trees cannot be opened.
+    pub fn open(store: &Store, skillmeat_home: PathBuf) -> Result<History, HistoryError> {
+        Ok(History {
+            store: store.history()?,
+            index: HashIndex::new(store.clone()),
+            home: skillmeat_home,
+            write: Mutex::new(()),
+        })
+    }
+
+    pub fn skillmeat_home(&self) -> &Path {
+        &self.home
+    }
+
+    pub(crate) fn store(&self) -> &HistoryStore {
+        &self.store
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, ()> {
+        self.write.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Records the content of the artifact at `loc` (read from `path`) as a new version,
+    /// unless it equals the artifact's newest version. Returns the new version's id.
+    ///
+    /// # Errors
+    /// The artifact cannot be read; the store failed.
+    pub fn capture(
+        &self,
+        loc: &Location,
+        path: &Path,
+        origin: Origin,
+        message: Option<&str>,
+    ) -> Result<Option<VersionId>, HistoryError> {
+        let _w = self.lock();
+        match self.prepare(loc, path, origin, message, None)? {
+            Prepared::New(v) => {
+                self.store.flush()?;
+                self.store.put_versions(std::slice::from_ref(&v))?;
+                self.store.flush()?;
+                Ok(Some(v.id))
+            }
+            Prepared::Same(_) | Prepared::Nothing => Ok(None),
+        }
+    }
+
+    /// Records the content at `path` as a deployment's base (origin `deploy`) when it still
+    /// hashes to `content_hash` and no version of `loc` has that hash yet.
+    ///
+    /// # Errors
+    /// The store failed; the artifact cannot be read.
+    pub fn capture_base(
+        &self,
+        loc: &Location,
+        path: &Path,
+        content_hash: &str,
+    ) -> Result<Option<VersionId>, HistoryError> {
+        if !self
+            .store
+            .versions_with_hash(content_hash, Some(loc))?
+            .is_empty()
+        {
+            return Ok(None);
+        }
+        let _w = self.lock();
+        if !self
+            .store
+            .versions_with_hash(content_hash, Some(loc))?
+            .is_empty()
+        {
+            return Ok(None);
+        }
+        match self.prepare(loc, path, Origin::Deploy, None, Some(content_hash))? {
+            Prepared::New(v) => {
+                self.store.flush()?;
+                self.store.put_versions(std::slice::from_ref(&v))?;
+                self.store.flush()?;
+                Ok(Some(v.id))
+            }
+            Prepared::Same(_) | Prepared::Nothing => Ok(None),
+        }
+    }
+
+    /// The newest version of `loc` (latest time, then highest id).
+    fn newest(&self, loc: &Location) -> Result<Option<Version>, HistoryError> {
+        Ok(self
+            .store
+            .versions_at(loc)?
+            .into_iter()
+            .max_by_key(|v| (v.time_ms, v.id)))
+    }
+
+    /// Reads `path` and, when its content is new for `loc`, writes its blobs (not yet
+    /// flushed) and returns the version to record.
+    fn prepare(
+        &self,
+        loc: &Location,
+        path: &Path,
+        origin: Origin,
+        message: Option<&str>,
+        expect: Option<&str>,
+    ) -> Result<Prepared, HistoryError> {
+        let newest = self.newest(loc)?;
+        let variant = loc.variant();
+        // The hash index answers from a stat walk when nothing changed: no bytes read.
+        match self.index.hash(path, variant) {
+            Ok(h) => {
+                if let Some(n) = newest.as_ref().filter(|n| n.content_hash == h) {
+                    return Ok(Prepared::Same(n.id));
+                }
+            }
+            Err(HashError::NotFound { .. }) => return Ok(Prepared::Nothing),
+            Err(e) => return Err(e.into()),
+        }
+        let content = match Content::read(path, variant) {
+            Ok(c) => c,
+            Err(HistoryError::Hash(HashError::NotFound { .. })) => return Ok(Prepared::Nothing),
+            Err(e) => return Err(e),
+        };
+        let hash = content.hash();
+        if expect.is_some_and(|e| e != hash) {
+            return Ok(Prepared::Nothing);
+        }
+        if let Some(n) = newest.as_ref().filter(|n| n.content_hash == hash) {
+            return Ok(Prepared::Same(n.id));
+        }
+        Ok(Prepared::New(Box::new(self.new_version(
+            loc,
+            &content,
+            hash,
+            newest.map(|n| n.id),
+            time::now_ms(),
+            origin,
+            message,
+        )?)))
+    }
+
+    /// Writes the blobs of `content` and builds (without recording) its version.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new_version(
+        &self,
+        loc: &Location,
+        content: &Content,
+        hash: String,
+        parent: Option<VersionId>,
+        time_ms: i64,
+        origin: Origin,
+        message: Option<&str>,
+    ) -> Result<Version, HistoryError> {
+        let mut entries = Vec::with_capacity(content.files.len());
+        for f in &content.files {
+            let sha = content::sha256(&f.bytes);
+            self.store.put_blob(&sha, &f.bytes)?;
+            entries.push(Entry {
+                path: f.path.clone(),
+                blob: hex::encode(sha),
+                size: f.bytes.len() as u64,
+                mode: f.mode,
+                symlink: f.symlink.clone(),
+            });
+        }
+        Ok(Version {
+            id: VersionId(self.store.next_id()?),
+            location: loc.clone(),
+            content_hash: hash,
+            single_file: content.single_file,
+            entries,
+            parent,
+            time_ms,
+            origin,
+            message: message.map(str::to_string),
+            tags: Vec::new(),
+        })
+    }
+
+    /// The artifacts a snapshot of `target` covers, with their paths on disk.
+    ///
+    /// # Errors
+    /// The collection or project does not exist.
+    pub fn members_on_disk(
+        &self,
+        target: &SnapshotTarget,
+    ) -> Result<Vec<(Location, PathBuf)>, HistoryError> {
+        let mut out = Vec::new();
+        match target {
+            SnapshotTarget::Collection(name) => {
+                let c = collection::read(&self.home, name);
+                if !c.dir.join("collection.toml").is_file() {
+                    return Err(HistoryError::NotFound(format!("collection {name:?}")));
+                }
+                for f in ["collection.toml", "collection.lock"] {
+                    out.push((Location::collection(name, f), c.dir.join(f)));
+                }
+                for a in &c.artifacts {
+                    let loc = Location::collection(name, &a.path.to_string_lossy());
+                    out.push((loc, c.dir.join(&a.path)));
+                }
+            }
+            SnapshotTarget::Project(p) => {
+                if !p.is_dir() {
+                    return Err(HistoryError::NotFound(format!("project {}", p.display())));
+                }
+                for file in deployment::read_project(p) {
+                    let root = p.join(&file.root);
+                    out.push((
+                        Location::project(p, &file.root, deployment::FILE_NAME),
+                        root.join(deployment::FILE_NAME),
+                    ));
+                    for r in &file.records {
+                        let rel = r.artifact_path.to_string_lossy();
+                        out.push((
+                            Location::project(p, &file.root, &rel),
+                            root.join(&r.artifact_path),
+                        ));
+                    }
+                }
+            }
+        }
+        out.sort();
+        out.dedup();
+        Ok(out)
+    }
+
+    /// Takes a snapshot of `target` now: every covered artifact's current content becomes
+    /// (or reuses) a version.
+    ///
+    /// # Errors
+    /// The target does not exist; an artifact cannot be read; the store failed.
+    pub fn snapshot(
+        &self,
+        target: &SnapshotTarget,
+        origin: Origin,
+        message: Option<&str>,
+    ) -> Result<SnapshotId, HistoryError> {
+        let _w = self.lock();
+        let (members, new) = self.capture_members(target, origin)?;
+        self.record_snapshot(target, time::now_ms(), origin, message, members, &new)
+    }
+
+    /// Captures every artifact `target` covers: the members' ids and the new versions
+    /// (whose blobs are written, not yet flushed).
+    fn capture_members(
+        &self,
+        target: &SnapshotTarget,
+        origin: Origin,
+    ) -> Result<(Vec<VersionId>, Vec<Version>), HistoryError> {
+        let mut members = Vec::new();
+        let mut new = Vec::new();
+        for (loc, path) in self.members_on_disk(target)? {
+            match self.prepare(&loc, &path, origin, None, None)? {
+                Prepared::Same(id) => members.push(id),
+                Prepared::New(v) => {
+                    members.push(v.id);
+                    new.push(*v);
+                }
+                Prepared::Nothing => {}
+            }
+        }
+        Ok((members, new))
+    }
+
+    /// Records a snapshot and its new versions durably: blobs flushed first, then the
+    /// records naming them in one batch, flushed.
+    fn record_snapshot(
+        &self,
+        target: &SnapshotTarget,
+        time_ms: i64,
+        origin: Origin,
+        message: Option<&str>,
+        members: Vec<VersionId>,
+        new: &[Version],
+    ) -> Result<SnapshotId, HistoryError> {
+        self.store.flush()?;
+        let snap = Snapshot {
+            id: SnapshotId(self.store.next_id()?),
+            target: target.clone(),
+            time_ms,
+            origin,
+            message: message.map(str::to_string),
+            members,
+        };
+        self.store.put_snapshot(new, &snap)?;
+        self.store.flush()?;
+        Ok(snap.id)
+    }
+
+    /// The call for "changes under `target` settled": takes an automatic snapshot (origin
+    /// `watch`) unless one was taken less than `min_interval_ms` ago, or nothing changed
+    /// since the last snapshot of `target`. Returns the new snapshot's id.
+    ///
+    /// # Errors
+    /// As [`History::snapshot`].
+    pub fn auto_snapshot(
+        &self,
+        target: &SnapshotTarget,
+        now_ms: i64,
+        min_interval_ms: i64,
+    ) -> Result<Option<SnapshotId>, HistoryError> {
+        let _w = self.lock();
+        let last = self.store.last_auto_snapshot(target)?;
+        if !auto_snapshot_due(last, now_ms, min_interval_ms) {
+            return Ok(None);
+        }
+        let previous = self
+            .store
+            .all_snapshots()?
+            .into_iter()
+            .rfind(|s| &s.target == target);
+        // Capture first; a snapshot equal to the previous one is not recorded.
+        let (members, new) = self.capture_members(target, Origin::Watch)?;
+        if new.is_empty() && previous.is_some_and(|p| p.members == members) {
+            return Ok(None);
+        }
+        let id = self.record_snapshot(target, now_ms, Origin::Watch, None, members, &new)?;
+        self.store.set_last_auto_snapshot(target, now_ms)?;
+        self.store.flush()?;
+        Ok(Some(id))
+    }
+
+    /// One version.
+    ///
+    /// # Errors
+    /// [`HistoryError::NotFound`]; the store failed.
+    pub fn version(&self, id: VersionId) -> Result<Version, HistoryError> {
+        self.store
+            .version(id)?
+            .ok_or_else(|| HistoryError::NotFound(format!("version {id}")))
+    }
+
+    /// A version named by id (`v12`) or tag.
+    ///
+    /// # Errors
+    /// Neither a version nor a tag of that name exists.
+    pub fn resolve_version(&self, spec: &str) -> Result<Version, HistoryError> {
+        if let Ok(id) = spec.parse::<VersionId>()
+            && let Some(v) = self.store.version(id)?
+        {
+            return Ok(v);
+        }
+        match self.store.tag(spec)? {
+            Some(id) => self.version(id),
+            None => Err(HistoryError::NotFound(format!("version or tag {spec:?}"))),
+        }
+    }
+
+    /// Every version of `loc`, newest first.
+    ///
+    /// # Errors
+    /// The store failed.
+    pub fn versions_of(&self, loc: &Location) -> Result<Vec<Version>, HistoryError> {
+        let mut v = self.store.versions_at(loc)?;
+        v.sort_by_key(|v| std::cmp::Reverse((v.time_ms, v.id)));
+        Ok(v)
+    }
+
+    /// Versions whose SkillMeat hash is `content_hash`, at `loc` or anywhere; newest first.
+    ///
+    /// # Errors
+    /// The store failed.
+    pub fn find_by_hash(
+        &self,
+        loc: Option<&Location>,
+        content_hash: &str,
+    ) -> Result<Vec<Version>, HistoryError> {
+        let mut out = Vec::new();
+        for id in self.store.versions_with_hash(content_hash, loc)? {
+            out.push(self.version(id)?);
+        }
+        out.sort_by_key(|v| std::cmp::Reverse((v.time_ms, v.id)));
+        Ok(out)
+    }
+
+    /// One snapshot.
+    ///
+    /// # Errors
+    /// [`HistoryError::NotFound`]; the store failed.
+    pub fn snapshot_record(&self, id: SnapshotId) -> Result<Snapshot, HistoryError> {
+        self.store
+            .snapshot(id)?
+            .ok_or_else(|| HistoryError::NotFound(format!("snapshot {id}")))
+    }
+
+    /// A page of snapshots, newest first, optionally of one target: at most `limit` (1 to
+    /// 100) items strictly after `cursor`; the next cursor when more remain.
+    ///
+    /// # Errors
+    /// A bad limit, an unknown cursor; the store failed.
+    pub fn snapshots(
+        &self,
+        target: Option<&SnapshotTarget>,
+        limit: usize,
+        cursor: Option<SnapshotId>,
+    ) -> Result<(Vec<Snapshot>, Option<SnapshotId>), HistoryError> {
+        if limit == 0 {
+            return Err(HistoryError::Invalid("limit must be at least 1".into()));
+        }
+        let limit = limit.min(100);
+        let mut all: Vec<Snapshot> = self
+            .store
+            .all_snapshots()?
+            .into_iter()
+            .filter(|s| target.is_none_or(|t| &s.target == t))
+            .collect();
+        all.sort_by_key(|s| std::cmp::Reverse((s.time_ms, s.id)));
+        let start = match cursor {
+            None => 0,
+            Some(c) => {
+                all.iter()
+                    .position(|s| s.id == c)
+                    .ok_or_else(|| HistoryError::NotFound(format!("cursor {c}")))?
+                    + 1
+            }
+        };
+        let page: Vec<Snapshot> = all.iter().skip(start).take(limit).cloned().collect();
+        let next = (start + page.len() < all.len())
+            .then(|| page.last().map(|s| s.id))
+            .flatten();
+        Ok((page, next))
+    }
+
+    /// The versions a snapshot names.
+    ///
+    /// # Errors
+    /// A member is missing; the store failed.
+    pub fn members(&self, snap: &Snapshot) -> Result<Vec<Version>, HistoryError> {
+        snap.members.iter().map(|&id| self.version(id)).collect()
+    }
+
+    /// Tags a version (a tag names one version; tagging again moves it). Tagged versions
+    /// are never pruned.
+    ///
+    /// # Errors
+    /// An empty or id-like name; the version does not exist; the store failed.
+    pub fn tag(&self, id: VersionId, name: &str) -> Result<Version, HistoryError> {
+        let name = name.trim();
+        if name.is_empty()
+            || name.parse::<VersionId>().is_ok()
+            || name.parse::<SnapshotId>().is_ok()
+            || name.starts_with('@')
+            || matches!(name, "collection" | "project")
+        {
+            return Err(HistoryError::Invalid(format!(
+                "{name:?} cannot be a tag: it would read as an id, a time or a keyword"
+            )));
+        }
+        let _w = self.lock();
+        let mut v = self.version(id)?;
+        let previous = match self.store.tag(name)? {
+            Some(p) if p == id => None,
+            Some(p) => {
+                let mut pv = self.version(p)?;
+                pv.tags.retain(|t| t != name);
+                Some(pv)
+            }
+            None => None,
+        };
+        if !v.tags.iter().any(|t| t == name) {
+            v.tags.push(name.to_string());
+        }
+        self.store.set_tag(name, &v, previous.as_ref())?;
+        self.store.flush()?;
+        Ok(v)
+    }
+
+    /// The files of a version, read back from their blobs.
+    ///
+    /// # Errors
+    /// A blob is missing or corrupt.
+    pub fn content_of(&self, v: &Version) -> Result<Content, HistoryError> {
+        let mut files = Vec::with_capacity(v.entries.len());
+        for e in &v.entries {
+            let sha = content::parse_sha(&e.blob).ok_or_else(|| HistoryError::MissingBlob {
+                version: v.id,
+                blob: e.blob.clone(),
+            })?;
+            let bytes = self
+                .store
+                .blob(&sha)?
+                .ok_or_else(|| HistoryError::MissingBlob {
+                    version: v.id,
+                    blob: e.blob.clone(),
+                })?;
+            files.push(content::FileContent {
+                path: e.path.clone(),
+                mode: e.mode,
+                symlink: e.symlink.clone(),
+                bytes,
+            });
+        }
+        Ok(Content {
+            single_file: v.single_file,
+            files,
+        })
+    }
+
+    /// Writes version `id` to `dest` (which must not exist), atomically, after checking the
+    /// written copy hashes to the version's SkillMeat hash.
+    ///
+    /// # Errors
+    /// `dest` exists or its folder does not; a blob is missing; the check failed (nothing
+    /// is left behind).
+    pub fn materialize(&self, id: VersionId, dest: &Path) -> Result<(), HistoryError> {
+        let v = self.version(id)?;
+        let content = self.content_of(&v)?;
+        content.write_to(dest, v.location.variant(), &v.content_hash)
+    }
+
+    /// Sizes and counts.
+    ///
+    /// # Errors
+    /// The store failed.
+    pub fn stats(&self) -> Result<Stats, HistoryError> {
+        let blobs = self.store.blob_totals()?;
+        let versions = self.store.all_versions()?;
+        Ok(Stats {
+            store_bytes: self.store.size_on_disk(),
+            logical_bytes: versions.iter().map(Version::logical_bytes).sum(),
+            unique_compressed_bytes: blobs.compressed_bytes,
+            versions: versions.len() as u64,
+            snapshots: self.store.all_snapshots()?.len() as u64,
+            blobs: blobs.blobs,
+        })
+    }
+
+    /// Checks that every version's blobs are present; returns the problems found.
+    ///
+    /// # Errors
+    /// The store failed.
+    pub fn check(&self) -> Result<Vec<String>, HistoryError> {
+        let blobs: HashSet<[u8; 32]> = self.store.blob_ids()?.into_iter().collect();
+        let mut problems = Vec::new();
+        for v in self.store.all_versions()? {
+            for e in &v.entries {
+                if !content::parse_sha(&e.blob).is_some_and(|s| blobs.contains(&s)) {
+                    problems.push(format!("{}: missing blob {}", v.id, e.blob));
+                }
+            }
+        }
+        for s in self.store.all_snapshots()? {
+            for m in &s.members {
+                if self.store.version(*m)?.is_none() {
+                    problems.push(format!("{}: missing version {m}", s.id));
+                }
+            }
+        }
+        Ok(problems)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn setup() -> (tempfile::TempDir, History) {
+        let d = tempfile::tempdir().unwrap();
+        let store = Store::open(&d.path().join("store")).unwrap();
+        let h = History::open(&store, d.path().join("home")).unwrap();
+        (d, h)
+    }
+
+    #[test]
+    fn ids_print_and_parse() {
+        assert_eq!(VersionId(12).to_string(), "v12");
+        assert_eq!("v12".parse::<VersionId>(), Ok(VersionId(12)));
+        assert_eq!("s3".parse::<SnapshotId>(), Ok(SnapshotId(3)));
+        assert!("x3".parse::<SnapshotId>().is_err());
+    }
+
+    #[test]
+    fn auto_snapshot_rate_limit() {
+        assert!(auto_snapshot_due(None, 1000, 500));
+        assert!(!auto_snapshot_due(Some(800), 1000, 500));
+        assert!(auto_snapshot_due(Some(500), 1000, 500));
+        assert!(auto_snapshot_due(Some(2000), 1000, 500));
+    }
+
+    #[test]
+    fn capture_dedups_links_parents_and_materializes() {
+        let (d, h) = setup();
+        let art = d.path().join("proj/.claude/skills/x");
+        std::fs::create_dir_all(art.join("refs")).unwrap();
+        std::fs::write(art.join("SKILL.md"), "one\n").unwrap();
+        std::fs::write(art.join("refs/g.md"), "g\n").unwrap();
+        let loc = Location::project(&d.path().join("proj"), ".claude", "skills/x");
+        let v1 = h
+            .capture(&loc, &art, Origin::Manual, None)
+            .unwrap()
+            .unwrap();
+        assert_eq!(h.capture(&loc, &art, Origin::Manual, None).unwrap(), None);
+        std::fs::write(art.join("SKILL.md"), "two, longer\n").unwrap();
+        let v2 = h
+            .capture(&loc, &art, Origin::Watch, Some("edit"))
+            .unwrap()
+            .unwrap();
+        let log = h.versions_of(&loc).unwrap();
+        assert_eq!(log.iter().map(|v| v.id).collect::<Vec<_>>(), [v2, v1]);
+        assert_eq!(log[0].parent, Some(v1));
+        assert_eq!(log[1].parent, None);
+        assert_eq!(
+            log[0].content_hash,
+            crate::hash::content_hash(&art, Variant::Legacy).unwrap()
+        );
+        let out = d.path().join("restored");
+        h.materialize(v1, &out).unwrap();
+        assert_eq!(std::fs::read(out.join("SKILL.md")).unwrap(), b"one\n");
+        assert_eq!(
+            crate::hash::content_hash(&out, Variant::Legacy).unwrap(),
+            log[1].content_hash
+        );
+        assert!(
+            h.materialize(v1, &out).is_err(),
+            "an existing dest is refused"
+        );
+        let found = h.find_by_hash(None, &log[1].content_hash).unwrap();
+        assert_eq!(found[0].id, v1);
+        assert!(h.check().unwrap().is_empty());
+    }
+
+    #[test]
+    fn base_capture_only_for_the_recorded_hash() {
+        let (d, h) = setup();
+        let f = d.path().join("cmd.md");
+        std::fs::write(&f, "x").unwrap();
+        let loc = Location::collection("default", "commands/cmd.md");
+        assert_eq!(h.capture_base(&loc, &f, &"0".repeat(64)).unwrap(), None);
+        let good = crate::hash::content_hash(&f, Variant::DeployedCopy).unwrap();
+        let v = h.capture_base(&loc, &f, &good).unwrap().unwrap();
+        assert_eq!(h.version(v).unwrap().origin, Origin::Deploy);
+        assert_eq!(h.capture_base(&loc, &f, &good).unwrap(), None);
+    }
+
+    #[test]
+    fn tags_move_and_resolve() {
+        let (d, h) = setup();
+        let f = d.path().join("a.md");
+        let loc = Location::collection("c", "agents/a.md");
+        std::fs::write(&f, "1").unwrap();
+        let v1 = h.capture(&loc, &f, Origin::Manual, None).unwrap().unwrap();
+        std::fs::write(&f, "22").unwrap();
+        let v2 = h.capture(&loc, &f, Origin::Manual, None).unwrap().unwrap();
+        h.tag(v1, "good").unwrap();
+        assert_eq!(h.resolve_version("good").unwrap().id, v1);
+        h.tag(v2, "good").unwrap();
+        assert_eq!(h.resolve_version("good").unwrap().id, v2);
+        assert!(h.version(v1).unwrap().tags.is_empty());
+        assert!(h.tag(v1, "v7").is_err());
+    }
+}
