@@ -60,6 +60,9 @@ pub struct ArtifactReport {
     pub last_deployed: Option<String>,
     pub collection: String,
     pub artifact_path: PathBuf,
+    /// Path of the collection copy, relative to the collection folder, when it exists.
+    #[serde(default)]
+    pub collection_path: Option<PathBuf>,
     pub error: Option<String>,
 }
 
@@ -227,6 +230,7 @@ impl Engine {
                     last_deployed: Some(format!("{}Z", rec.deployed_at)),
                     collection: rec.from_collection.clone(),
                     artifact_path: rec.artifact_path.clone(),
+                    collection_path: source.map(|a| a.path.clone()),
                 });
             }
         }
@@ -259,6 +263,7 @@ impl Engine {
                     last_deployed: None,
                     collection: name.clone(),
                     artifact_path: a.path.clone(),
+                    collection_path: Some(a.path.clone()),
                 });
             }
         }

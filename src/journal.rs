@@ -224,6 +224,7 @@ mod tests {
             last_deployed: None,
             collection: "default".into(),
             artifact_path: PathBuf::from("skills/a"),
+            collection_path: Some(PathBuf::from("skills/a")),
             error: None,
         }
     }

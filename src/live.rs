@@ -30,7 +30,14 @@ use crate::formats::collection::collections_dir;
 use crate::formats::deployment;
 use crate::journal::{self, Event};
 use crate::projects::KnownProject;
+use crate::history::{Location, Origin, SnapshotTarget};
 use crate::watcher::{COOKIE_PREFIX, Depth, Hint, Overflow, Watcher};
+
+/// How often pending automatic snapshots and retention are looked at.
+const HOUSEKEEPING: Duration = Duration::from_secs(1);
+
+/// How often retention runs.
+const PRUNE_EVERY_MS: i64 = 3_600_000;
 
 /// Profile roots watched even before they hold a deployment file.
 const KNOWN_ROOTS: [&str; 4] = [".claude", ".codex", ".gemini", ".cursor"];
@@ -239,6 +246,8 @@ struct Dirty {
     full: bool,
     projects: bool,
     acks: Vec<oneshot::Sender<()>>,
+    /// Only history upkeep (pending snapshots, retention) is due.
+    housekeeping: bool,
 }
 
 /// The live task's own state, moved to the blocking pool for each batch.
@@ -251,6 +260,12 @@ struct Worker {
     collection_problems: BTreeMap<String, Vec<Problem>>,
     discovery_problems: Vec<Problem>,
     journal_limits: crate::config::Journal,
+    history: crate::history::Settings,
+    /// Roots whose changes settled but whose automatic snapshot is rate-limited.
+    pending_snapshots: BTreeSet<SnapshotTarget>,
+    /// When each root's automatic snapshot was last attempted.
+    last_snapshot_ms: HashMap<SnapshotTarget, i64>,
+    last_prune_ms: i64,
 }
 
 /// Creates the shared live state and the task that keeps it current. The task must be
@@ -319,6 +334,10 @@ impl Task {
             collection_problems: BTreeMap::new(),
             discovery_problems: Vec::new(),
             journal_limits: self.config.journal.clone(),
+            history: self.config.history.clone(),
+            pending_snapshots: BTreeSet::new(),
+            last_snapshot_ms: HashMap::new(),
+            last_prune_ms: now_ms(),
         };
         let worker = apply(
             worker,
@@ -384,6 +403,8 @@ pub async fn run(running: Running, shutdown: CancellationToken) -> Result<(), Li
         s => Duration::from_secs(s),
     };
     let mut reconcile = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    let mut upkeep = tokio::time::interval(HOUSEKEEPING);
+    upkeep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let mut dirty = Dirty::default();
         tokio::select! {
@@ -410,6 +431,9 @@ pub async fn run(running: Running, shutdown: CancellationToken) -> Result<(), Li
             _ = reconcile.tick() => {
                 tracing::debug!("periodic reconcile");
                 dirty.full = true;
+            }
+            _ = upkeep.tick(), if worker.upkeep_due() => {
+                dirty.housekeeping = true;
             }
         }
         if overflow.take() {
@@ -456,7 +480,102 @@ impl Worker {
         roots
     }
 
+    /// Whether a pending snapshot or retention is due.
+    fn upkeep_due(&self) -> bool {
+        !self.pending_snapshots.is_empty() || now_ms() - self.last_prune_ms >= PRUNE_EVERY_MS
+    }
+
+    /// Records new content as versions, queues automatic snapshots of the roots that changed.
+    fn record_history(
+        &mut self,
+        previous: &BTreeMap<String, ArtifactReport>,
+        changed: &[(String, Option<ArtifactReport>)],
+    ) {
+        let engine = Arc::clone(&self.live.engine);
+        let history = engine.history();
+        let mut seen = BTreeSet::new();
+        for (key, new) in changed {
+            let Some(new) = new else { continue };
+            let old = previous.get(key);
+            if new.project_sha.is_some()
+                && old.is_none_or(|o| o.project_sha != new.project_sha)
+            {
+                let rel = new.artifact_path.to_string_lossy();
+                let loc = Location::project(&new.project, &new.profile_root, &rel);
+                let path = new.project.join(&new.profile_root).join(&new.artifact_path);
+                if seen.insert(loc.clone()) {
+                    if let Err(e) = history.capture(&loc, &path, Origin::Watch, None) {
+                        tracing::warn!(location = %loc, "cannot record a version: {e}");
+                    }
+                    self.pending_snapshots
+                        .insert(SnapshotTarget::Project(new.project.clone()));
+                }
+            }
+            if let (Some(_), Some(rel)) = (&new.collection_sha, &new.collection_path)
+                && old.is_none_or(|o| o.collection_sha != new.collection_sha)
+            {
+                let loc = Location::collection(&new.collection, &rel.to_string_lossy());
+                if seen.insert(loc.clone()) {
+                    let path = collections_dir(history.skillmeat_home())
+                        .join(&new.collection)
+                        .join(rel);
+                    if let Err(e) = history.capture(&loc, &path, Origin::Watch, None) {
+                        tracing::warn!(location = %loc, "cannot record a version: {e}");
+                    }
+                    self.pending_snapshots
+                        .insert(SnapshotTarget::Collection(new.collection.clone()));
+                }
+            }
+        }
+    }
+
+    /// Takes the automatic snapshots that are due, and runs retention hourly.
+    fn upkeep(&mut self) {
+        let engine = Arc::clone(&self.live.engine);
+        let history = engine.history();
+        let now = now_ms();
+        let interval = i64::try_from(self.history.auto_snapshot_interval_secs)
+            .unwrap_or(i64::MAX / 2)
+            .saturating_mul(1000);
+        let due: Vec<SnapshotTarget> = self
+            .pending_snapshots
+            .iter()
+            .filter(|t| {
+                self.last_snapshot_ms
+                    .get(*t)
+                    .is_none_or(|&last| now - last >= interval)
+            })
+            .cloned()
+            .collect();
+        for t in due {
+            self.pending_snapshots.remove(&t);
+            self.last_snapshot_ms.insert(t.clone(), now);
+            match history.auto_snapshot(&t, now, interval) {
+                Ok(Some(id)) => tracing::debug!(target = %t, ?id, "automatic snapshot"),
+                Ok(None) => {}
+                Err(e) => tracing::warn!(target = %t, "automatic snapshot failed: {e}"),
+            }
+        }
+        if now - self.last_prune_ms >= PRUNE_EVERY_MS {
+            self.last_prune_ms = now;
+            let protected: std::collections::HashSet<String> = self.live.with_state(|s| {
+                s.reports
+                    .values()
+                    .filter_map(|r| r.deployed_sha.clone())
+                    .collect()
+            });
+            match history.prune(now, &self.history.retention, &protected) {
+                Ok(r) => tracing::info!(?r, "history retention"),
+                Err(e) => tracing::warn!("history retention failed: {e}"),
+            }
+        }
+    }
+
     fn apply(&mut self, dirty: Dirty, initial: bool) {
+        if dirty.housekeeping && dirty.paths.is_empty() && !dirty.full && !dirty.projects {
+            self.upkeep();
+            return;
+        }
         let started = Instant::now();
         let engine = Arc::clone(&self.live.engine);
         let home = engine.paths().skillmeat_home.clone();
@@ -643,6 +762,9 @@ impl Worker {
         for ack in dirty.acks {
             let _ = ack.send(());
         }
+        // History after the answer: new content becomes versions, roots get snapshots.
+        self.record_history(&previous, &changes);
+        self.upkeep();
         tracing::debug!(
             paths = paths.len(),
             projects = affected.len(),
