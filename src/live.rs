@@ -28,9 +28,9 @@ use crate::engine::{ArtifactReport, Collections, Engine, EngineError, SideMemo, 
 use crate::formats::Problem;
 use crate::formats::collection::collections_dir;
 use crate::formats::deployment;
+use crate::history::{Location, Origin, SnapshotTarget};
 use crate::journal::{self, Event};
 use crate::projects::KnownProject;
-use crate::history::{Location, Origin, SnapshotTarget};
 use crate::watcher::{COOKIE_PREFIX, Depth, Hint, Overflow, Watcher};
 
 /// How often pending automatic snapshots and retention are looked at.
@@ -419,7 +419,12 @@ pub async fn run(running: Running, shutdown: CancellationToken) -> Result<(), Li
                     }
                     match tokio::time::timeout(settle.min(left), hints.recv()).await {
                         Ok(Some(h)) => dirty.paths.extend(h.paths),
-                        _ => break,
+                        Ok(None) => break,
+                        // Quiet for a settle window; but a file written less than a window
+                        // ago may be half-saved by a writer that was descheduled (truncate,
+                        // then write): wait for quiet on the files themselves too.
+                        Err(_) if recently_written(&dirty.paths, settle) => {}
+                        Err(_) => break,
                     }
                 }
             }
@@ -446,6 +451,23 @@ pub async fn run(running: Running, shutdown: CancellationToken) -> Result<(), Li
         worker = apply(worker, dirty, false).await?;
     }
     Ok(())
+}
+
+/// Whether any of `paths` (up to a bound, to keep bursts cheap) was modified less than
+/// `window` ago.
+fn recently_written(paths: &BTreeSet<PathBuf>, window: Duration) -> bool {
+    const MAX_CHECKED: usize = 256;
+    if paths.len() > MAX_CHECKED {
+        return false;
+    }
+    let now = SystemTime::now();
+    paths.iter().any(|p| {
+        std::fs::symlink_metadata(p)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| now.duration_since(t).ok())
+            .is_some_and(|age| age < window)
+    })
 }
 
 fn now_ms() -> i64 {
@@ -497,9 +519,7 @@ impl Worker {
         for (key, new) in changed {
             let Some(new) = new else { continue };
             let old = previous.get(key);
-            if new.project_sha.is_some()
-                && old.is_none_or(|o| o.project_sha != new.project_sha)
-            {
+            if new.project_sha.is_some() && old.is_none_or(|o| o.project_sha != new.project_sha) {
                 let rel = new.artifact_path.to_string_lossy();
                 let loc = Location::project(&new.project, &new.profile_root, &rel);
                 let path = new.project.join(&new.profile_root).join(&new.artifact_path);

@@ -338,3 +338,65 @@ fn acknowledged_snapshots_survive_kill_9() {
         env.smctl_json(&["snapshot", "export", id, "-o", out.to_str().unwrap()]);
     }
 }
+
+/// While the daemon watches, every distinct content becomes a version whose parent is the
+/// previous one, and the changed root gets an automatic snapshot.
+#[test]
+fn watched_edits_become_versions_with_parents_and_auto_snapshots() {
+    let env = Env::new();
+    crate::common::write(
+        &env.skillmeat_home.join("daemon.toml"),
+        "[history]\nauto_snapshot_interval_secs = 0\n",
+    );
+    let arts = [Artifact::command("hello")];
+    make_collection(&env.skillmeat_home, "default", &arts);
+    let project = env.path("proj");
+    deploy(&env.skillmeat_home, "default", &project, ".claude", &arts);
+    let _d = env.daemon();
+    let p = project.to_str().unwrap();
+    env.smctl_json(&["project", "add", p]);
+    let file = project.join(".claude/commands/hello.md");
+    for content in ["first edit\n", "second edit\n"] {
+        crate::common::write(&file, content);
+        env.smctl_json(&["drift", "--sync"]);
+    }
+    let log = env.smctl_json(&["log", "hello", "--project", p]);
+    let versions = log["versions"].as_array().unwrap();
+    let hashes: Vec<&str> = versions
+        .iter()
+        .map(|v| v["content_hash"].as_str().unwrap())
+        .collect();
+    let expect = |s: &str| hex_sha256(s.as_bytes());
+    assert_eq!(hashes[0], expect("second edit\n"), "{log:#}");
+    assert_eq!(hashes[1], expect("first edit\n"), "{log:#}");
+    assert_eq!(versions.len(), 3, "deployed base + two edits: {log:#}");
+    assert_eq!(versions[2]["origin"], "deploy");
+    for w in versions.windows(2) {
+        assert_eq!(w[0]["parent"], w[1]["id"], "parent links: {log:#}");
+    }
+    assert_eq!(versions[0]["origin"], "watch");
+    // Automatic snapshots of the project were taken (rate limit 0 in this test).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let snaps = env.smctl_json(&["snapshot", "list"]);
+        let auto = snaps["snapshots"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["origin"] == "watch" && s["target"]["project"].is_string())
+            .count();
+        if auto >= 1 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no automatic snapshot: {snaps:#}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+fn hex_sha256(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
