@@ -86,6 +86,17 @@ impl ArtifactReport {
 pub struct DriftReport {
     pub artifacts: Vec<ArtifactReport>,
     pub problems: Vec<Problem>,
+    /// Copies that still hash to their deployment's record: candidates for the deployment's
+    /// base version, recorded later with [`Engine::record_bases`] (off the answer's path).
+    pub bases: Vec<Base>,
+}
+
+/// A copy at `path` whose content is a deployment's recorded base.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Base {
+    pub location: Location,
+    pub path: PathBuf,
+    pub content_hash: String,
 }
 
 /// Daemon-wide counters for `smctl status`.
@@ -202,11 +213,11 @@ impl Engine {
                         &file.root,
                         &rec.artifact_path.to_string_lossy(),
                     );
-                    self.remember_base(&loc, &p_path, &p_side, &rec.content_hash);
+                    report.bases.extend(base(loc, &p_path, &p_side, &rec.content_hash));
                 }
                 if let (Some(a), Some(path)) = (source, &c_path) {
                     let loc = Location::collection(&rec.from_collection, &a.path.to_string_lossy());
-                    self.remember_base(&loc, path, &c_side, &rec.content_hash);
+                    report.bases.extend(base(loc, path, &c_side, &rec.content_hash));
                 }
                 let verdict = drift::classify(&rec.content_hash, &c_side, &p_side);
                 report.artifacts.push(ArtifactReport {
@@ -270,15 +281,13 @@ impl Engine {
         report
     }
 
-    /// Captures `path` as the base version of a deployment at `loc` when its hash is the
-    /// recorded `content_hash` and history has no version with it yet. Failures are
-    /// logged: drift answers never depend on history.
-    fn remember_base(&self, loc: &Location, path: &Path, side: &Side, content_hash: &str) {
-        if !matches!(side, Side::Hash(h) if h == content_hash) {
-            return;
-        }
-        if let Err(e) = self.history.capture_base(loc, path, content_hash) {
-            tracing::warn!(location = %loc, "could not record the deployment's base: {e}");
+    /// Captures each base as its deployment's base version, unless history already has a
+    /// version with that hash there. Failures are logged: drift never depends on history.
+    pub fn record_bases(&self, bases: &[Base]) {
+        for b in bases {
+            if let Err(e) = self.history.capture_base(&b.location, &b.path, &b.content_hash) {
+                tracing::warn!(location = %b.location, "could not record the deployment's base: {e}");
+            }
         }
     }
 
@@ -481,6 +490,15 @@ impl Collections {
 /// The absolute, symlink-resolved form of a project path (as given when it does not exist).
 pub fn canonical(p: &Path) -> PathBuf {
     std::fs::canonicalize(p).unwrap_or_else(|_| crate::paths::absolute(p))
+}
+
+/// A base candidate when the side still hashes to the record.
+fn base(location: Location, path: &Path, side: &Side, content_hash: &str) -> Option<Base> {
+    matches!(side, Side::Hash(h) if h == content_hash).then(|| Base {
+        location,
+        path: path.to_path_buf(),
+        content_hash: content_hash.to_string(),
+    })
 }
 
 fn side_hash(s: Side) -> Option<String> {

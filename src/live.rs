@@ -266,6 +266,15 @@ struct Worker {
     /// When each root's automatic snapshot was last attempted.
     last_snapshot_ms: HashMap<SnapshotTarget, i64>,
     last_prune_ms: i64,
+    /// History work found by the last batch, done after its answer is published.
+    backlog: Backlog,
+}
+
+/// History work waiting to be done.
+#[derive(Debug, Default)]
+struct Backlog {
+    bases: Vec<crate::engine::Base>,
+    captures: Vec<(Location, PathBuf, SnapshotTarget)>,
 }
 
 /// Creates the shared live state and the task that keeps it current. The task must be
@@ -338,6 +347,7 @@ impl Task {
             pending_snapshots: BTreeSet::new(),
             last_snapshot_ms: HashMap::new(),
             last_prune_ms: now_ms(),
+            backlog: Backlog::default(),
         };
         let worker = apply(
             worker,
@@ -502,33 +512,34 @@ impl Worker {
         roots
     }
 
-    /// Whether a pending snapshot or retention is due.
+    /// Whether queued history work, a pending snapshot or retention is due.
     fn upkeep_due(&self) -> bool {
-        !self.pending_snapshots.is_empty() || now_ms() - self.last_prune_ms >= PRUNE_EVERY_MS
+        !self.backlog.bases.is_empty()
+            || !self.backlog.captures.is_empty()
+            || !self.pending_snapshots.is_empty()
+            || now_ms() - self.last_prune_ms >= PRUNE_EVERY_MS
     }
 
-    /// Records new content as versions, queues automatic snapshots of the roots that changed.
-    fn record_history(
+    /// Queues new content to become versions, and the changed roots for snapshots.
+    fn queue_history(
         &mut self,
         previous: &BTreeMap<String, ArtifactReport>,
         changed: &[(String, Option<ArtifactReport>)],
     ) {
-        let engine = Arc::clone(&self.live.engine);
-        let history = engine.history();
+        let home = self.live.engine.paths().skillmeat_home.clone();
         let mut seen = BTreeSet::new();
         for (key, new) in changed {
             let Some(new) = new else { continue };
             let old = previous.get(key);
-            if new.project_sha.is_some() && old.is_none_or(|o| o.project_sha != new.project_sha) {
+            if new.project_sha.is_some()
+                && old.is_none_or(|o| o.project_sha != new.project_sha)
+            {
                 let rel = new.artifact_path.to_string_lossy();
                 let loc = Location::project(&new.project, &new.profile_root, &rel);
-                let path = new.project.join(&new.profile_root).join(&new.artifact_path);
                 if seen.insert(loc.clone()) {
-                    if let Err(e) = history.capture(&loc, &path, Origin::Watch, None) {
-                        tracing::warn!(location = %loc, "cannot record a version: {e}");
-                    }
-                    self.pending_snapshots
-                        .insert(SnapshotTarget::Project(new.project.clone()));
+                    let path = new.project.join(&new.profile_root).join(&new.artifact_path);
+                    let target = SnapshotTarget::Project(new.project.clone());
+                    self.backlog.captures.push((loc, path, target));
                 }
             }
             if let (Some(_), Some(rel)) = (&new.collection_sha, &new.collection_path)
@@ -536,17 +547,36 @@ impl Worker {
             {
                 let loc = Location::collection(&new.collection, &rel.to_string_lossy());
                 if seen.insert(loc.clone()) {
-                    let path = collections_dir(history.skillmeat_home())
-                        .join(&new.collection)
-                        .join(rel);
-                    if let Err(e) = history.capture(&loc, &path, Origin::Watch, None) {
-                        tracing::warn!(location = %loc, "cannot record a version: {e}");
-                    }
-                    self.pending_snapshots
-                        .insert(SnapshotTarget::Collection(new.collection.clone()));
+                    let path = collections_dir(&home).join(&new.collection).join(rel);
+                    let target = SnapshotTarget::Collection(new.collection.clone());
+                    self.backlog.captures.push((loc, path, target));
                 }
             }
         }
+    }
+
+    /// Does the queued history work: deployment bases, new versions, then snapshots.
+    fn drain_history(&mut self) {
+        let backlog = std::mem::take(&mut self.backlog);
+        if backlog.bases.is_empty() && backlog.captures.is_empty() {
+            return;
+        }
+        let started = Instant::now();
+        let engine = Arc::clone(&self.live.engine);
+        engine.record_bases(&backlog.bases);
+        let history = engine.history();
+        for (loc, path, target) in &backlog.captures {
+            if let Err(e) = history.capture(loc, path, Origin::Watch, None) {
+                tracing::warn!(location = %loc, "cannot record a version: {e}");
+            }
+            self.pending_snapshots.insert(target.clone());
+        }
+        tracing::debug!(
+            bases = backlog.bases.len(),
+            versions = backlog.captures.len(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "history recorded"
+        );
     }
 
     /// Takes the automatic snapshots that are due, and runs retention hourly.
@@ -593,6 +623,7 @@ impl Worker {
 
     fn apply(&mut self, dirty: Dirty, initial: bool) {
         if dirty.housekeeping && dirty.paths.is_empty() && !dirty.full && !dirty.projects {
+            self.drain_history();
             self.upkeep();
             return;
         }
@@ -694,7 +725,8 @@ impl Worker {
         self.project_problems
             .retain(|p, _| active.contains(p) && !affected.contains(p));
         let computed = self.compute(&affected);
-        for (project, r) in computed {
+        for (project, mut r) in computed {
+            self.backlog.bases.append(&mut r.bases);
             for a in r.artifacts {
                 reports.insert(a.key(), a);
             }
@@ -782,9 +814,13 @@ impl Worker {
         for ack in dirty.acks {
             let _ = ack.send(());
         }
-        // History after the answer: new content becomes versions, roots get snapshots.
-        self.record_history(&previous, &changes);
-        self.upkeep();
+        // History after the answer: new content becomes versions, roots get snapshots. The
+        // first reconcile leaves it to the running task, so the socket opens sooner.
+        self.queue_history(&previous, &changes);
+        if !initial {
+            self.drain_history();
+            self.upkeep();
+        }
         tracing::debug!(
             paths = paths.len(),
             projects = affected.len(),
