@@ -5,6 +5,8 @@
 mod common;
 
 mod drift;
+mod first_run;
 mod hash_vectors;
+mod interop;
 mod lifecycle;
 mod projects;
