@@ -5,9 +5,11 @@
 mod common;
 
 mod drift;
+mod first_run;
 mod grpc_python;
 mod hash_vectors;
 mod history;
+mod interop;
 mod lifecycle;
 mod live;
 mod projects;
