@@ -124,8 +124,14 @@ impl Engine {
         &self.store
     }
 
-    fn config(&self) -> Config {
+    /// The configuration in use.
+    pub fn config(&self) -> Config {
         self.config.read().expect("config lock poisoned").clone()
+    }
+
+    /// Replaces the configuration (a reload); the next project listing uses it.
+    pub fn set_config(&self, config: Config) {
+        *self.config.write().expect("config lock poisoned") = config;
     }
 
     /// Every known project, ignored ones included, and discovery problems.

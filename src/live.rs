@@ -70,6 +70,9 @@ impl State {
 enum Control {
     /// The set of projects may have changed (add / remove / ignore).
     Refresh(oneshot::Sender<()>),
+    /// A reloaded configuration to apply, or why `daemon.toml` could not be used (the
+    /// running configuration stays, and the problem is reported).
+    Reload(Result<Box<Config>, Problem>, oneshot::Sender<()>),
 }
 
 /// What the RPC layer shares with the live task.
@@ -86,7 +89,10 @@ pub struct Live {
 
 impl std::fmt::Debug for Control {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Control::Refresh")
+        f.write_str(match self {
+            Control::Refresh(_) => "Control::Refresh",
+            Control::Reload(..) => "Control::Reload",
+        })
     }
 }
 
@@ -133,6 +139,22 @@ impl Live {
         let (tx, rx) = oneshot::channel();
         self.control
             .send(Control::Refresh(tx))
+            .await
+            .map_err(|_| SyncError::ShuttingDown)?;
+        rx.await.map_err(|_| SyncError::ShuttingDown)
+    }
+
+    /// Hands a reloaded configuration to the live task (or the problem that kept it from
+    /// loading), and waits until the state reflects it: discovery rerun, timings, polling
+    /// and journal limits applied. Queue sizes are not changed here (see
+    /// [`Config::reload`]).
+    ///
+    /// # Errors
+    /// The live task is gone (shutting down).
+    pub async fn reload(&self, config: Result<Config, Problem>) -> Result<(), SyncError> {
+        let (tx, rx) = oneshot::channel();
+        self.control
+            .send(Control::Reload(config.map(Box::new), tx))
             .await
             .map_err(|_| SyncError::ShuttingDown)?;
         rx.await.map_err(|_| SyncError::ShuttingDown)
@@ -250,6 +272,8 @@ struct Worker {
     project_problems: BTreeMap<PathBuf, Vec<Problem>>,
     collection_problems: BTreeMap<String, Vec<Problem>>,
     discovery_problems: Vec<Problem>,
+    /// Why the last reload of `daemon.toml` failed, until one succeeds.
+    config_problems: Vec<Problem>,
     journal_limits: crate::config::Journal,
 }
 
@@ -318,6 +342,7 @@ impl Task {
             project_problems: BTreeMap::new(),
             collection_problems: BTreeMap::new(),
             discovery_problems: Vec::new(),
+            config_problems: Vec::new(),
             journal_limits: self.config.journal.clone(),
         };
         let worker = apply(
@@ -377,12 +402,7 @@ pub async fn run(running: Running, shutdown: CancellationToken) -> Result<(), Li
         mut control,
         config,
     } = running;
-    let settle = Duration::from_millis(config.watch.settle_ms);
-    let max_settle = Duration::from_millis(config.watch.max_settle_ms.max(config.watch.settle_ms));
-    let period = match config.watch.reconcile_secs {
-        0 => Duration::from_secs(365 * 24 * 3600),
-        s => Duration::from_secs(s),
-    };
+    let (mut settle, mut max_settle, period) = timings(&config.watch);
     let mut reconcile = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     loop {
         let mut dirty = Dirty::default();
@@ -403,10 +423,24 @@ pub async fn run(running: Running, shutdown: CancellationToken) -> Result<(), Li
                 }
             }
             _ = overflow.notify.notified() => {}
-            Some(Control::Refresh(ack)) = control.recv() => {
-                dirty.projects = true;
-                dirty.acks.push(ack);
-            }
+            Some(c) = control.recv() => match c {
+                Control::Refresh(ack) => {
+                    dirty.projects = true;
+                    dirty.acks.push(ack);
+                }
+                Control::Reload(Ok(config), ack) => {
+                    let period;
+                    (settle, max_settle, period) = timings(&config.watch);
+                    reconcile =
+                        tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+                    worker.reload(*config, &mut dirty);
+                    dirty.acks.push(ack);
+                }
+                Control::Reload(Err(problem), ack) => {
+                    worker.config_problems = vec![problem];
+                    dirty.acks.push(ack);
+                }
+            },
             _ = reconcile.tick() => {
                 tracing::debug!("periodic reconcile");
                 dirty.full = true;
@@ -424,6 +458,19 @@ pub async fn run(running: Running, shutdown: CancellationToken) -> Result<(), Li
     Ok(())
 }
 
+/// Settle window, longest settle, and reconcile period.
+fn timings(watch: &crate::config::Watch) -> (Duration, Duration, Duration) {
+    let period = match watch.reconcile_secs {
+        0 => Duration::from_secs(365 * 24 * 3600),
+        s => Duration::from_secs(s),
+    };
+    (
+        Duration::from_millis(watch.settle_ms),
+        Duration::from_millis(watch.max_settle_ms.max(watch.settle_ms)),
+        period,
+    )
+}
+
 fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -434,6 +481,21 @@ fn now_ms() -> i64 {
 impl Worker {
     fn engine(&self) -> &Engine {
         &self.live.engine
+    }
+
+    /// Applies a reloaded configuration: discovery (the projects are listed again), polling
+    /// and journal limits. Switching polling on or off rewatches every root.
+    fn reload(&mut self, config: Config, dirty: &mut Dirty) {
+        self.watcher
+            .set_poll_interval(Duration::from_millis(config.watch.poll_interval_ms.max(10)));
+        if self.watcher.force_polling() != config.watch.force_polling {
+            self.watcher.set_force_polling(config.watch.force_polling);
+            dirty.full = true;
+        }
+        self.journal_limits = config.journal.clone();
+        self.config_problems.clear();
+        self.live.engine.set_config(config);
+        dirty.projects = true;
     }
 
     /// Folders to watch for `projects`.
@@ -562,7 +624,8 @@ impl Worker {
             self.project_problems.insert(project, r.problems);
         }
 
-        let mut problems = self.discovery_problems.clone();
+        let mut problems = self.config_problems.clone();
+        problems.extend(self.discovery_problems.iter().cloned());
         problems.extend(self.collection_problems.values().flatten().cloned());
         problems.extend(self.project_problems.values().flatten().cloned());
 

@@ -6,6 +6,8 @@
 
 #![allow(dead_code)]
 
+pub mod subscriber;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -253,6 +255,20 @@ impl Daemon {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// Sends `signal` and returns at once.
+    pub fn signal(&self, signal: i32) {
+        let child = self.child.as_ref().expect("daemon already stopped");
+        // SAFETY: kill has no memory-safety preconditions.
+        unsafe { libc::kill(child.id() as i32, signal) };
+    }
+
+    /// Whether the daemon process is still running.
+    pub fn alive(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| c.try_wait().unwrap().is_none())
+    }
+
     /// Sends `signal` and waits for the exit status.
     pub fn signal_and_wait(&mut self, signal: i32) -> std::process::ExitStatus {
         let mut child = self.child.take().expect("daemon already stopped");
@@ -432,4 +448,17 @@ fn walk_files(path: &Path) -> Vec<PathBuf> {
         .unwrap()
         .flat_map(|e| walk_files(&e.unwrap().path()))
         .collect()
+}
+
+/// Polls `f` (every 20 ms, bounded by `timeout`) until it gives a value; panics with
+/// `what` when it never does.
+pub fn eventually<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }

@@ -10,4 +10,5 @@ mod hash_vectors;
 mod lifecycle;
 mod live;
 mod projects;
+mod reload;
 mod service;
