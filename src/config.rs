@@ -178,18 +178,38 @@ impl Config {
         note(o.registry != n.registry, "discovery.registry", true);
         let (o, n) = (&self.watch, &new.watch);
         note(o.settle_ms != n.settle_ms, "watch.settle_ms", true);
-        note(o.max_settle_ms != n.max_settle_ms, "watch.max_settle_ms", true);
-        note(o.reconcile_secs != n.reconcile_secs, "watch.reconcile_secs", true);
-        note(o.force_polling != n.force_polling, "watch.force_polling", true);
+        note(
+            o.max_settle_ms != n.max_settle_ms,
+            "watch.max_settle_ms",
+            true,
+        );
+        note(
+            o.reconcile_secs != n.reconcile_secs,
+            "watch.reconcile_secs",
+            true,
+        );
+        note(
+            o.force_polling != n.force_polling,
+            "watch.force_polling",
+            true,
+        );
         note(
             o.poll_interval_ms != n.poll_interval_ms,
             "watch.poll_interval_ms",
             true,
         );
-        note(o.queue_capacity != n.queue_capacity, "watch.queue_capacity", false);
+        note(
+            o.queue_capacity != n.queue_capacity,
+            "watch.queue_capacity",
+            false,
+        );
         let (o, n) = (&self.journal, &new.journal);
         note(o.max_events != n.max_events, "journal.max_events", true);
-        note(o.max_age_days != n.max_age_days, "journal.max_age_days", true);
+        note(
+            o.max_age_days != n.max_age_days,
+            "journal.max_age_days",
+            true,
+        );
         note(
             o.subscriber_buffer != n.subscriber_buffer,
             "journal.subscriber_buffer",

@@ -4,6 +4,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod doctor;
 mod drift;
 mod grpc_python;
 mod hash_vectors;

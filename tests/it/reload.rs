@@ -58,11 +58,17 @@ fn sighup_applies_discovery_and_watch_streams_keep_streaming() {
     let start = env.cursor();
     let mut sub = Subscriber::start(&env, &["--since", &start.to_string()]);
     env.smctl_json(&["drift", "--sync"]);
-    assert!(!known(&env, &project), "not found before the scan is configured");
+    assert!(
+        !known(&env, &project),
+        "not found before the scan is configured"
+    );
 
     write(
         &env.skillmeat_home.join("daemon.toml"),
-        scan_config(&env, "[journal]\nsubscriber_buffer = 7\nmax_events = 5000\n"),
+        scan_config(
+            &env,
+            "[journal]\nsubscriber_buffer = 7\nmax_events = 5000\n",
+        ),
     );
     // Editing the file alone changes nothing: the daemon reloads on SIGHUP.
     env.smctl_json(&["drift", "--sync"]);
@@ -92,7 +98,10 @@ fn sighup_applies_discovery_and_watch_streams_keep_streaming() {
 fn a_broken_file_keeps_the_running_configuration_and_is_reported() {
     let env = Env::new();
     let project = setup(&env);
-    write(&env.skillmeat_home.join("daemon.toml"), scan_config(&env, ""));
+    write(
+        &env.skillmeat_home.join("daemon.toml"),
+        scan_config(&env, ""),
+    );
     let mut d = env.daemon();
     assert!(known(&env, &project));
 
@@ -116,7 +125,10 @@ fn a_broken_file_keeps_the_running_configuration_and_is_reported() {
     assert!(known(&env, &project));
 
     // Fixed and reloaded: the problem goes away.
-    write(&env.skillmeat_home.join("daemon.toml"), scan_config(&env, ""));
+    write(
+        &env.skillmeat_home.join("daemon.toml"),
+        scan_config(&env, ""),
+    );
     d.signal(libc::SIGHUP);
     eventually(WAIT, "the problem to clear", || {
         config_problem(&env).is_none().then_some(())
@@ -127,14 +139,20 @@ fn a_broken_file_keeps_the_running_configuration_and_is_reported() {
 fn sighup_switches_polling_on_and_changes_are_still_seen() {
     let env = Env::new();
     let project = setup(&env);
-    write(&env.skillmeat_home.join("daemon.toml"), scan_config(&env, ""));
+    write(
+        &env.skillmeat_home.join("daemon.toml"),
+        scan_config(&env, ""),
+    );
     let d = env.daemon();
     let polled = |s: &Value| s["polled_roots"].as_array().unwrap().len();
     assert_eq!(polled(&env.smctl_json(&["status"])), 0);
 
     write(
         &env.skillmeat_home.join("daemon.toml"),
-        scan_config(&env, "[watch]\nforce_polling = true\npoll_interval_ms = 50\n"),
+        scan_config(
+            &env,
+            "[watch]\nforce_polling = true\npoll_interval_ms = 50\n",
+        ),
     );
     d.signal(libc::SIGHUP);
     let s = eventually(WAIT, "polled roots", || {
