@@ -462,3 +462,39 @@ pub fn eventually<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Optio
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// Sorted (project, root, name, drift, project_sha, collection_sha) of a full drift answer.
+pub fn fingerprint(v: &Value) -> Vec<String> {
+    let mut rows: Vec<String> = v["artifacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            format!(
+                "{} {} {} {} {} {} {}",
+                a["project"],
+                a["profile_root"],
+                a["type"],
+                a["name"],
+                a["drift_type"],
+                a["project_sha"],
+                a["collection_sha"]
+            )
+        })
+        .collect();
+    rows.sort();
+    rows
+}
+
+/// Asserts the live drift (after a sync barrier) equals what a second daemon with a fresh
+/// store computes from the same files: nothing missed, nothing stale.
+pub fn assert_matches_scratch(env: &Env, projects: &[&Path]) {
+    let live = env.smctl_json(&["drift", "--sync", "--all"]);
+    let (_twin_daemon, twin) = env.twin("scratch");
+    for p in projects {
+        env.twin_json(&twin, &["project", "add", p.to_str().unwrap()]);
+    }
+    let scratch = env.twin_json(&twin, &["drift", "--sync", "--all"]);
+    assert!(!fingerprint(&live).is_empty());
+    assert_eq!(fingerprint(&live), fingerprint(&scratch));
+}

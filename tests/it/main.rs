@@ -13,3 +13,4 @@ mod live;
 mod projects;
 mod reload;
 mod service;
+mod soak;
