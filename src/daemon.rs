@@ -3,8 +3,9 @@
 //!
 //! [`run`] is the foreground daemon (what systemd and launchd run): it takes the state
 //! directory's lock, opens the store, binds the socket in a 0700 folder, serves until
-//! SIGTERM, SIGINT or the `Shutdown` RPC, then stops accepting, lets in-flight RPCs finish,
-//! flushes the store and removes the socket and pid file. [`start`] forks into the
+//! SIGTERM, SIGINT or the `Shutdown` RPC (SIGHUP reloads the configuration, see
+//! [`crate::reload`]), then stops accepting, lets in-flight RPCs finish, flushes the
+//! store and removes the socket and pid file. [`start`] forks into the
 //! background with `daemonize` before any runtime exists and returns once the child
 //! answers on its socket (or reports why it could not).
 
@@ -249,6 +250,8 @@ fn run_inner(paths: &Paths, ready: &mut Option<io::PipeWriter>) -> Result<(), Da
         // Signals first: from here on SIGTERM/SIGINT take the graceful path.
         let shutdown = CancellationToken::new();
         spawn_signal_handler(shutdown.clone())?;
+        let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            .map_err(|e| DaemonError::StartFailed(format!("SIGHUP handler: {e}")))?;
         let (live, task) = live::new(Arc::clone(&engine), &config);
         let started = std::time::Instant::now();
         let running = task.start().await?;
@@ -261,6 +264,11 @@ fn run_inner(paths: &Paths, ready: &mut Option<io::PipeWriter>) -> Result<(), Da
         fs::write(&pid_file, format!("{}\n", std::process::id()))
             .map_err(io_err(&pid_file, "write"))?;
         let live_task = tokio::spawn(live::run(running, shutdown.clone()));
+        tokio::spawn(crate::reload::run(
+            Arc::clone(&live),
+            hangups,
+            shutdown.clone(),
+        ));
         tracing::info!(
             socket = %paths.socket.display(),
             home = %paths.skillmeat_home.display(),

@@ -147,8 +147,14 @@ impl Engine {
         &self.history
     }
 
+    /// The configuration in use.
     pub fn config(&self) -> Config {
         self.config.read().expect("config lock poisoned").clone()
+    }
+
+    /// Replaces the configuration (a reload); the next project listing uses it.
+    pub fn set_config(&self, config: Config) {
+        *self.config.write().expect("config lock poisoned") = config;
     }
 
     /// Every known project, ignored ones included, and discovery problems.
@@ -213,11 +219,15 @@ impl Engine {
                         &file.root,
                         &rec.artifact_path.to_string_lossy(),
                     );
-                    report.bases.extend(base(loc, &p_path, &p_side, &rec.content_hash));
+                    report
+                        .bases
+                        .extend(base(loc, &p_path, &p_side, &rec.content_hash));
                 }
                 if let (Some(a), Some(path)) = (source, &c_path) {
                     let loc = Location::collection(&rec.from_collection, &a.path.to_string_lossy());
-                    report.bases.extend(base(loc, path, &c_side, &rec.content_hash));
+                    report
+                        .bases
+                        .extend(base(loc, path, &c_side, &rec.content_hash));
                 }
                 let verdict = drift::classify(&rec.content_hash, &c_side, &p_side);
                 report.artifacts.push(ArtifactReport {
@@ -285,7 +295,10 @@ impl Engine {
     /// version with that hash there. Failures are logged: drift never depends on history.
     pub fn record_bases(&self, bases: &[Base]) {
         for b in bases {
-            if let Err(e) = self.history.capture_base(&b.location, &b.path, &b.content_hash) {
+            if let Err(e) = self
+                .history
+                .capture_base(&b.location, &b.path, &b.content_hash)
+            {
                 tracing::warn!(location = %b.location, "could not record the deployment's base: {e}");
             }
         }

@@ -9,7 +9,8 @@
 //! - [`engine`]: ties the above into answers (drift, project summaries, totals).
 //! - Edges: [`rpc`] (the gRPC service), [`daemon`] (lifecycle, socket, start/stop),
 //!   [`service`] (systemd/launchd integration: readiness, watchdog, socket activation),
-//!   [`paths`], [`connect`] and [`protocol`] (shared with `smctl`).
+//!   [`reload`] (SIGHUP re-reads `daemon.toml`), [`paths`], [`connect`] and [`protocol`]
+//!   (shared with `smctl`).
 //! - [`suggest`]: "did you mean" for misspelt names.
 
 pub mod config;
@@ -28,6 +29,7 @@ pub mod live;
 pub mod paths;
 pub mod projects;
 pub mod protocol;
+pub mod reload;
 pub mod rpc;
 pub mod service;
 pub mod store;

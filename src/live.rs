@@ -77,6 +77,9 @@ impl State {
 enum Control {
     /// The set of projects may have changed (add / remove / ignore).
     Refresh(oneshot::Sender<()>),
+    /// A reloaded configuration to apply, or why `daemon.toml` could not be used (the
+    /// running configuration stays, and the problem is reported).
+    Reload(Result<Box<Config>, Problem>, oneshot::Sender<()>),
 }
 
 /// What the RPC layer shares with the live task.
@@ -93,7 +96,10 @@ pub struct Live {
 
 impl std::fmt::Debug for Control {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Control::Refresh")
+        f.write_str(match self {
+            Control::Refresh(_) => "Control::Refresh",
+            Control::Reload(..) => "Control::Reload",
+        })
     }
 }
 
@@ -140,6 +146,22 @@ impl Live {
         let (tx, rx) = oneshot::channel();
         self.control
             .send(Control::Refresh(tx))
+            .await
+            .map_err(|_| SyncError::ShuttingDown)?;
+        rx.await.map_err(|_| SyncError::ShuttingDown)
+    }
+
+    /// Hands a reloaded configuration to the live task (or the problem that kept it from
+    /// loading), and waits until the state reflects it: discovery rerun, timings, polling
+    /// and journal limits applied. Queue sizes are not changed here (see
+    /// [`Config::reload`]).
+    ///
+    /// # Errors
+    /// The live task is gone (shutting down).
+    pub async fn reload(&self, config: Result<Config, Problem>) -> Result<(), SyncError> {
+        let (tx, rx) = oneshot::channel();
+        self.control
+            .send(Control::Reload(config.map(Box::new), tx))
             .await
             .map_err(|_| SyncError::ShuttingDown)?;
         rx.await.map_err(|_| SyncError::ShuttingDown)
@@ -259,6 +281,8 @@ struct Worker {
     project_problems: BTreeMap<PathBuf, Vec<Problem>>,
     collection_problems: BTreeMap<String, Vec<Problem>>,
     discovery_problems: Vec<Problem>,
+    /// Why the last reload of `daemon.toml` failed, until one succeeds.
+    config_problems: Vec<Problem>,
     journal_limits: crate::config::Journal,
     history: crate::history::Settings,
     /// Roots whose changes settled but whose automatic snapshot is rate-limited.
@@ -342,6 +366,7 @@ impl Task {
             project_problems: BTreeMap::new(),
             collection_problems: BTreeMap::new(),
             discovery_problems: Vec::new(),
+            config_problems: Vec::new(),
             journal_limits: self.config.journal.clone(),
             history: self.config.history.clone(),
             pending_snapshots: BTreeSet::new(),
@@ -406,12 +431,7 @@ pub async fn run(running: Running, shutdown: CancellationToken) -> Result<(), Li
         mut control,
         config,
     } = running;
-    let settle = Duration::from_millis(config.watch.settle_ms);
-    let max_settle = Duration::from_millis(config.watch.max_settle_ms.max(config.watch.settle_ms));
-    let period = match config.watch.reconcile_secs {
-        0 => Duration::from_secs(365 * 24 * 3600),
-        s => Duration::from_secs(s),
-    };
+    let (mut settle, mut max_settle, period) = timings(&config.watch);
     let mut reconcile = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     let mut upkeep = tokio::time::interval(HOUSEKEEPING);
     upkeep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -439,10 +459,24 @@ pub async fn run(running: Running, shutdown: CancellationToken) -> Result<(), Li
                 }
             }
             _ = overflow.notify.notified() => {}
-            Some(Control::Refresh(ack)) = control.recv() => {
-                dirty.projects = true;
-                dirty.acks.push(ack);
-            }
+            Some(c) = control.recv() => match c {
+                Control::Refresh(ack) => {
+                    dirty.projects = true;
+                    dirty.acks.push(ack);
+                }
+                Control::Reload(Ok(config), ack) => {
+                    let period;
+                    (settle, max_settle, period) = timings(&config.watch);
+                    reconcile =
+                        tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+                    worker.reload(*config, &mut dirty);
+                    dirty.acks.push(ack);
+                }
+                Control::Reload(Err(problem), ack) => {
+                    worker.config_problems = vec![problem];
+                    dirty.acks.push(ack);
+                }
+            },
             _ = reconcile.tick() => {
                 tracing::debug!("periodic reconcile");
                 dirty.full = true;
@@ -463,8 +497,9 @@ pub async fn run(running: Running, shutdown: CancellationToken) -> Result<(), Li
     Ok(())
 }
 
-/// Whether any of `paths` (up to a bound, to keep bursts cheap) was modified less than
-/// `window` ago.
+/// Whether any of `paths` (up to a bound, to keep bursts cheap) is an empty file modified
+/// less than `window` ago: the middle of a truncate-then-write save whose writer was
+/// descheduled. (Renames are atomic; other files need no extra wait.)
 fn recently_written(paths: &BTreeSet<PathBuf>, window: Duration) -> bool {
     const MAX_CHECKED: usize = 256;
     if paths.len() > MAX_CHECKED {
@@ -473,11 +508,25 @@ fn recently_written(paths: &BTreeSet<PathBuf>, window: Duration) -> bool {
     let now = SystemTime::now();
     paths.iter().any(|p| {
         std::fs::symlink_metadata(p)
-            .and_then(|m| m.modified())
             .ok()
+            .filter(|m| m.is_file() && m.len() == 0)
+            .and_then(|m| m.modified().ok())
             .and_then(|t| now.duration_since(t).ok())
             .is_some_and(|age| age < window)
     })
+}
+
+/// Settle window, longest settle, and reconcile period.
+fn timings(watch: &crate::config::Watch) -> (Duration, Duration, Duration) {
+    let period = match watch.reconcile_secs {
+        0 => Duration::from_secs(365 * 24 * 3600),
+        s => Duration::from_secs(s),
+    };
+    (
+        Duration::from_millis(watch.settle_ms),
+        Duration::from_millis(watch.max_settle_ms.max(watch.settle_ms)),
+        period,
+    )
 }
 
 fn now_ms() -> i64 {
@@ -490,6 +539,21 @@ fn now_ms() -> i64 {
 impl Worker {
     fn engine(&self) -> &Engine {
         &self.live.engine
+    }
+
+    /// Applies a reloaded configuration: discovery (the projects are listed again), polling
+    /// and journal limits. Switching polling on or off rewatches every root.
+    fn reload(&mut self, config: Config, dirty: &mut Dirty) {
+        self.watcher
+            .set_poll_interval(Duration::from_millis(config.watch.poll_interval_ms.max(10)));
+        if self.watcher.force_polling() != config.watch.force_polling {
+            self.watcher.set_force_polling(config.watch.force_polling);
+            dirty.full = true;
+        }
+        self.journal_limits = config.journal.clone();
+        self.config_problems.clear();
+        self.live.engine.set_config(config);
+        dirty.projects = true;
     }
 
     /// Folders to watch for `projects`.
@@ -531,9 +595,7 @@ impl Worker {
         for (key, new) in changed {
             let Some(new) = new else { continue };
             let old = previous.get(key);
-            if new.project_sha.is_some()
-                && old.is_none_or(|o| o.project_sha != new.project_sha)
-            {
+            if new.project_sha.is_some() && old.is_none_or(|o| o.project_sha != new.project_sha) {
                 let rel = new.artifact_path.to_string_lossy();
                 let loc = Location::project(&new.project, &new.profile_root, &rel);
                 if seen.insert(loc.clone()) {
@@ -733,7 +795,8 @@ impl Worker {
             self.project_problems.insert(project, r.problems);
         }
 
-        let mut problems = self.discovery_problems.clone();
+        let mut problems = self.config_problems.clone();
+        problems.extend(self.discovery_problems.iter().cloned());
         problems.extend(self.collection_problems.values().flatten().cloned());
         problems.extend(self.project_problems.values().flatten().cloned());
 

@@ -406,7 +406,12 @@ impl pb::skillmeat_daemon_server::SkillmeatDaemon for DaemonService {
         &self,
         _req: Request<pb::StatusRequest>,
     ) -> Result<Response<pb::StatusResponse>, Status> {
-        let totals = self.blocking(|e| e.totals()).await?;
+        let (totals, store_bytes, inotify_watches) = self
+            .blocking(|e| {
+                let watches = crate::watcher::inotify_watches();
+                Ok((e.totals()?, e.store().size_on_disk(), watches))
+            })
+            .await?;
         let history = self.history_stats().await?;
         let paths = self.live.engine().paths();
         let store = self.live.engine().store();
@@ -449,6 +454,8 @@ impl pb::skillmeat_daemon_server::SkillmeatDaemon for DaemonService {
             journal_first_cursor: store.first_cursor().ok().flatten().unwrap_or(0),
             journal_events: store.journal_len() as u64,
             history: Some(history),
+            store_bytes,
+            inotify_watches,
         }))
     }
 

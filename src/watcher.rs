@@ -15,7 +15,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use notify::{EventKind, RecursiveMode, Watcher as _};
@@ -90,6 +90,8 @@ pub struct Watcher {
     polled: BTreeMap<PathBuf, String>,
     force_polling: bool,
     fault_limit: bool,
+    tx: mpsc::Sender<Hint>,
+    overflow: Arc<Overflow>,
 }
 
 impl std::fmt::Debug for Watcher {
@@ -130,6 +132,35 @@ fn handler(
     }
 }
 
+fn kernel_watcher(
+    tx: &mpsc::Sender<Hint>,
+    overflow: &Arc<Overflow>,
+) -> Option<notify::RecommendedWatcher> {
+    match notify::recommended_watcher(handler(tx.clone(), Arc::clone(overflow))) {
+        Ok(w) => Some(w),
+        Err(e) => {
+            tracing::warn!(error = %e, "no kernel file events; polling every root");
+            None
+        }
+    }
+}
+
+/// The number of inotify watches this process holds: the `inotify wd:` lines of its
+/// descriptors in `/proc/self/fdinfo` (Linux). `None` where that cannot be read.
+pub fn inotify_watches() -> Option<u64> {
+    let dir = std::fs::read_dir("/proc/self/fdinfo").ok()?;
+    let mut n = 0;
+    for entry in dir.flatten() {
+        if let Ok(text) = std::fs::read_to_string(entry.path()) {
+            n += text
+                .lines()
+                .filter(|l| l.starts_with("inotify wd:"))
+                .count() as u64;
+        }
+    }
+    Some(n)
+}
+
 impl Watcher {
     /// A watcher sending hints to `tx`.
     ///
@@ -144,15 +175,9 @@ impl Watcher {
         let kernel = if force_polling {
             None
         } else {
-            match notify::recommended_watcher(handler(tx.clone(), Arc::clone(&overflow))) {
-                Ok(w) => Some(w),
-                Err(e) => {
-                    tracing::warn!(error = %e, "no kernel file events; polling every root");
-                    None
-                }
-            }
+            kernel_watcher(&tx, &overflow)
         };
-        let poll = Poller::start(tx, overflow, poll_interval);
+        let poll = Poller::start(tx.clone(), Arc::clone(&overflow), poll_interval);
         Ok(Watcher {
             kernel,
             poll,
@@ -160,7 +185,38 @@ impl Watcher {
             polled: BTreeMap::new(),
             force_polling,
             fault_limit: std::env::var_os(FAULT_WATCH_LIMIT).is_some_and(|v| v == "1"),
+            tx,
+            overflow,
         })
+    }
+
+    /// Whether every root is polled by configuration.
+    pub fn force_polling(&self) -> bool {
+        self.force_polling
+    }
+
+    /// Changes how often polled roots are checked, from the next check on.
+    pub fn set_poll_interval(&self, interval: Duration) {
+        self.poll.set_interval(interval);
+    }
+
+    /// Switches between polling every root and kernel events. Every root is dropped, so
+    /// the next [`Watcher::set_roots`] watches them all afresh the new way (and reports
+    /// them as newly watched, so their content is rescanned).
+    pub fn set_force_polling(&mut self, force: bool) {
+        if force == self.force_polling {
+            return;
+        }
+        let roots: Vec<PathBuf> = self.roots.keys().cloned().collect();
+        for p in roots {
+            self.unwatch(&p);
+        }
+        self.force_polling = force;
+        self.kernel = if force {
+            None
+        } else {
+            kernel_watcher(&self.tx, &self.overflow)
+        };
     }
 
     /// Roots watched by polling, with the reason.
@@ -287,6 +343,7 @@ type Polled = BTreeMap<PathBuf, (Depth, BTreeMap<PathBuf, Stamp>)>;
 /// A thread that stat-walks polled roots every interval and hints what changed.
 struct Poller {
     roots: Arc<std::sync::Mutex<Polled>>,
+    interval_ms: Arc<AtomicU64>,
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -295,14 +352,17 @@ impl Poller {
     fn start(tx: mpsc::Sender<Hint>, overflow: Arc<Overflow>, interval: Duration) -> Poller {
         let roots: Arc<std::sync::Mutex<Polled>> = Arc::default();
         let stop = Arc::new(AtomicBool::new(false));
+        let interval_ms = Arc::new(AtomicU64::new(interval.as_millis() as u64));
         let thread = {
             let roots = Arc::clone(&roots);
             let stop = Arc::clone(&stop);
+            let interval_ms = Arc::clone(&interval_ms);
             std::thread::Builder::new()
                 .name("skillmeatd-poll".into())
                 .spawn(move || {
                     while !stop.load(Ordering::SeqCst) {
-                        std::thread::park_timeout(interval);
+                        let ms = interval_ms.load(Ordering::Relaxed);
+                        std::thread::park_timeout(Duration::from_millis(ms));
                         if stop.load(Ordering::SeqCst) {
                             break;
                         }
@@ -331,9 +391,15 @@ impl Poller {
         }
         Poller {
             roots,
+            interval_ms,
             stop,
             thread,
         }
+    }
+
+    fn set_interval(&self, interval: Duration) {
+        self.interval_ms
+            .store(interval.as_millis() as u64, Ordering::Relaxed);
     }
 
     /// Polls `root` from now on; its current state is the baseline.

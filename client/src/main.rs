@@ -8,6 +8,7 @@
 
 #[path = "../../src/connect.rs"]
 mod connect;
+mod doctor;
 mod history;
 mod locate;
 mod output;
@@ -51,6 +52,7 @@ Examples:
   smctl project list
   smctl watch --format json        one JSON object per drift event (NDJSON)
   smctl status
+  smctl doctor                     check the setup; each problem comes with its fix
   smctl service install            start skillmeatd at login (systemd or launchd)
   smctl completions bash > ~/.local/share/bash-completion/completions/smctl
 
@@ -138,6 +140,16 @@ Examples:
         #[arg(long, value_name = "N")]
         count: Option<u64>,
     },
+    /// Check the setup (daemon, configuration, permissions, inotify, polling, store,
+    /// journal, SkillMeat's files and CLI) and say how to fix what is wrong.
+    #[command(after_help = "\
+Examples:
+  smctl doctor
+  smctl doctor --format json | jq '.checks[] | select(.status != \"ok\")'
+
+Exit codes: 0 nothing needs action, 1 something does, 3 the daemon is not running (the
+checks that need no daemon are still printed). Never starts the daemon.")]
+    Doctor,
     /// Run skillmeatd under the service manager (systemd user unit or launchd agent).
     #[command(subcommand)]
     Service(ServiceCommand),
@@ -344,7 +356,11 @@ fn main() -> ExitCode {
         Ok(r) => r,
         Err(e) => return fail(Failure::new(2, e.to_string())),
     };
-    match runtime.block_on(dispatch(cli.command, &paths, format)) {
+    let result = match cli.command {
+        Command::Doctor => runtime.block_on(doctor::run(&paths, format)),
+        command => runtime.block_on(dispatch(command, &paths, format)),
+    };
+    match result {
         Ok(code) => ExitCode::from(code),
         Err(f) if f.message.contains("Broken pipe") => ExitCode::SUCCESS,
         Err(f) => fail(f),
@@ -554,8 +570,8 @@ async fn dispatch(command: Command, paths: &paths::Paths, format: Format) -> Res
             )?;
             Ok(0)
         }
-        Command::Service(_) | Command::Completions { .. } | Command::Man => {
-            unreachable!("answered without the daemon")
+        Command::Service(_) | Command::Completions { .. } | Command::Man | Command::Doctor => {
+            unreachable!("answered without a session")
         }
     }
 }

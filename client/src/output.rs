@@ -325,6 +325,8 @@ pub fn status(out: &mut impl Write, format: Format, s: &pb::StatusResponse) -> i
                 "cursor": s.cursor,
                 "journal_first_cursor": s.journal_first_cursor,
                 "journal_events": s.journal_events,
+                "store_bytes": s.store_bytes,
+                "inotify_watches": s.inotify_watches,
                 "problems": problems_json(&s.problems),
                 "history": s.history.map(|h| json!({
                     "store_bytes": h.store_bytes,

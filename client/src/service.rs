@@ -579,6 +579,10 @@ mod tests {
         assert!(!unit.contains("SKILLMEATD_STATE_DIR"));
         assert!(unit.contains("\nType=notify\n") && unit.contains("\nRestart=on-failure\n"));
         assert_eq!(unit.matches("ExecStart=").count(), 1);
+        assert!(
+            unit.contains("\nExecReload=/bin/kill -HUP $MAINPID\n"),
+            "{unit}"
+        );
     }
 
     #[test]

@@ -7,6 +7,7 @@
 #![allow(dead_code)]
 
 pub mod skillmeat;
+pub mod subscriber;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -255,6 +256,20 @@ impl Daemon {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// Sends `signal` and returns at once.
+    pub fn signal(&self, signal: i32) {
+        let child = self.child.as_ref().expect("daemon already stopped");
+        // SAFETY: kill has no memory-safety preconditions.
+        unsafe { libc::kill(child.id() as i32, signal) };
+    }
+
+    /// Whether the daemon process is still running.
+    pub fn alive(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| c.try_wait().unwrap().is_none())
+    }
+
     /// Sends `signal` and waits for the exit status.
     pub fn signal_and_wait(&mut self, signal: i32) -> std::process::ExitStatus {
         let mut child = self.child.take().expect("daemon already stopped");
@@ -434,4 +449,53 @@ fn walk_files(path: &Path) -> Vec<PathBuf> {
         .unwrap()
         .flat_map(|e| walk_files(&e.unwrap().path()))
         .collect()
+}
+
+/// Polls `f` (every 20 ms, bounded by `timeout`) until it gives a value; panics with
+/// `what` when it never does.
+pub fn eventually<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Sorted (project, root, name, drift, project_sha, collection_sha) of a full drift answer.
+pub fn fingerprint(v: &Value) -> Vec<String> {
+    let mut rows: Vec<String> = v["artifacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            format!(
+                "{} {} {} {} {} {} {}",
+                a["project"],
+                a["profile_root"],
+                a["type"],
+                a["name"],
+                a["drift_type"],
+                a["project_sha"],
+                a["collection_sha"]
+            )
+        })
+        .collect();
+    rows.sort();
+    rows
+}
+
+/// Asserts the live drift (after a sync barrier) equals what a second daemon with a fresh
+/// store computes from the same files: nothing missed, nothing stale.
+pub fn assert_matches_scratch(env: &Env, projects: &[&Path]) {
+    let live = env.smctl_json(&["drift", "--sync", "--all"]);
+    let (_twin_daemon, twin) = env.twin("scratch");
+    for p in projects {
+        env.twin_json(&twin, &["project", "add", p.to_str().unwrap()]);
+    }
+    let scratch = env.twin_json(&twin, &["drift", "--sync", "--all"]);
+    assert!(!fingerprint(&live).is_empty());
+    assert_eq!(fingerprint(&live), fingerprint(&scratch));
 }

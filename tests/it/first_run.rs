@@ -68,10 +68,10 @@ fn first_run_finds_skillmeat_projects_through_its_registry() {
     }
 
     // Everything SkillMeat just deployed is in sync, in both projects.
-    let v = env.smctl_json(&["drift"]);
+    let v = env.smctl_json(&["drift", "--sync"]);
     assert_eq!(v["drift_count"], 0, "{v:#}");
     assert_eq!(v["problems"], serde_json::json!([]), "{v:#}");
-    let all = env.smctl_json(&["drift", "--all"]);
+    let all = env.smctl_json(&["drift", "--sync", "--all"]);
     let arts = all["artifacts"].as_array().unwrap();
     assert_eq!(arts.len(), 6, "{all:#}");
     for p in [&p1, &p2] {
@@ -89,15 +89,15 @@ fn first_run_finds_skillmeat_projects_through_its_registry() {
         &p2.join(".claude/skills/review-skill/SKILL.md"),
         "---\nname: review-skill\n---\nReview nothing.\n",
     );
-    let d1 = env.smctl_json(&["drift", p1.to_str().unwrap()]);
+    let d1 = env.smctl_json(&["drift", "--sync", p1.to_str().unwrap()]);
     assert_eq!(drift_pairs(&d1), [pair("hello", "modified")], "{d1:#}");
-    let d2 = env.smctl_json(&["drift", p2.to_str().unwrap()]);
+    let d2 = env.smctl_json(&["drift", "--sync", p2.to_str().unwrap()]);
     assert_eq!(
         drift_pairs(&d2),
         [pair("review-skill", "modified")],
         "{d2:#}"
     );
-    let both = env.smctl_json(&["drift"]);
+    let both = env.smctl_json(&["drift", "--sync"]);
     assert_eq!(both["drift_count"], 2, "{both:#}");
     let mut per_project: Vec<(String, String)> = both["artifacts"]
         .as_array()

@@ -1,13 +1,13 @@
 //! A third-party gRPC stack talks to the daemon: Python's grpcio (from PyPI) with stubs
 //! generated from our proto by `grpc_tools.protoc`, over the Unix socket. It checks the
-//! standard health service and server reflection, and gets the same drift `smctl` sees.
-//! The script can also read `Watch` events (`--watch N`); that RPC is not served yet, so
-//! nothing here asks for it.
+//! standard health service and server reflection, gets the same drift `smctl` sees, and
+//! subscribes to `Watch` to receive the event of an edit made after it subscribed.
 //!
 //! The venv is made by `tests/support/grpc-python.sh` (CI runs it up front).
 
+use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 use crate::common::{Artifact, Env, deploy, drift_pairs, make_collection, write};
 
@@ -48,7 +48,7 @@ fn python_grpcio_checks_health_and_gets_drift() {
     let _d = env.daemon();
     env.smctl_json(&["project", "add", project.to_str().unwrap()]);
 
-    let out = Command::new(&python)
+    let mut child = Command::new(&python)
         .arg(repo().join("tests/support/grpc_client.py"))
         .arg("--stubs")
         .arg(&stubs)
@@ -56,13 +56,32 @@ fn python_grpcio_checks_health_and_gets_drift() {
         .arg(&env.socket)
         .arg("--project")
         .arg(&project)
-        .output()
+        .args(["--watch", "1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .unwrap();
+    // Once it says it is watching (from Status's cursor), the edit is made: its event
+    // must reach Python on the stream, live or replayed.
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut said = String::new();
+    stderr.read_line(&mut said).unwrap();
     assert!(
-        out.status.success(),
-        "grpc_client.py failed: {}",
-        String::from_utf8_lossy(&out.stderr)
+        said.starts_with("watching since "),
+        "grpc_client.py: {said}"
     );
+    write(
+        &project.join(".claude/skills/review/SKILL.md"),
+        "edited after subscribing\n",
+    );
+    let rest = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        s
+    });
+    let out = child.wait_with_output().unwrap();
+    let err = rest.join().unwrap();
+    assert!(out.status.success(), "grpc_client.py failed: {said}{err}");
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["health"][""], "SERVING", "{v:#}");
     assert_eq!(
@@ -104,12 +123,26 @@ fn python_grpcio_checks_health_and_gets_drift() {
             ("review".to_string(), "DRIFT_TYPE_IN_SYNC".to_string())
         ]
     );
-    let smctl = env.smctl_json(&["drift", project.to_str().unwrap(), "--all"]);
+
+    // The edit made after subscribing arrived as a drift event, with the proto's names.
+    let since = v["watch_since"].as_u64().unwrap();
+    let events = v["events"].as_array().unwrap();
+    assert_eq!(events.len(), 1, "{v:#}");
+    let e = &events[0];
+    assert_eq!(e["name"], "review", "{e:#}");
+    assert_eq!(e["kind"], "EVENT_KIND_DRIFT_CHANGED");
+    assert_eq!(e["old_drift"], "DRIFT_TYPE_IN_SYNC");
+    assert_eq!(e["new_drift"], "DRIFT_TYPE_MODIFIED");
+    assert_eq!(e["changed_side"], "CHANGED_SIDE_PROJECT");
+    assert_eq!(e["project"], project.to_str().unwrap());
+    assert!(e["cursor"].as_str().unwrap().parse::<u64>().unwrap() > since);
+
+    let smctl = env.smctl_json(&["drift", "--sync", project.to_str().unwrap(), "--all"]);
     assert_eq!(
         drift_pairs(&smctl),
         [
             ("hello".to_string(), "modified".to_string()),
-            ("review".to_string(), "in_sync".to_string())
+            ("review".to_string(), "modified".to_string())
         ]
     );
 }

@@ -102,7 +102,7 @@ fn check_drift(
     paths.extend(ARTIFACTS.iter().map(|a| coll.join(a.2)));
     let now = skillmeatd_hash(env, &paths);
 
-    let ours = env.smctl_json(&["drift", project.to_str().unwrap()]);
+    let ours = env.smctl_json(&["drift", "--sync", project.to_str().unwrap()]);
     assert_eq!(ours["drift_count"], 3, "{ours:#}");
     let ours = by_name(&ours);
     for (i, (name, kind, _, _)) in ARTIFACTS.iter().enumerate() {
@@ -226,9 +226,9 @@ fn interop_skillmeat_cli_hashes_and_drift() {
     // The daemon reports the same hashes, and nothing drifted.
     let _d = env.daemon();
     env.smctl_json(&["project", "add", p]);
-    let v = env.smctl_json(&["drift", p]);
+    let v = env.smctl_json(&["drift", "--sync", p]);
     assert_eq!(v["drift_count"], 0, "{v:#}");
-    let all = by_name(&env.smctl_json(&["drift", p, "--all"]));
+    let all = by_name(&env.smctl_json(&["drift", "--sync", p, "--all"]));
     assert_eq!(all.len(), 3, "{all:#?}");
     for r in records {
         let name = r["artifact_name"].as_str().unwrap();

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::common::{Artifact, Env, deploy, make_collection, write};
+use crate::common::{Artifact, Env, assert_matches_scratch, deploy, make_collection, write};
 
 fn three() -> Vec<Artifact> {
     vec![
@@ -201,29 +201,6 @@ fn renames_into_and_out_of_an_artifact() {
     );
 }
 
-/// Sorted (project, root, name, drift, project_sha, collection_sha) of a full drift answer.
-fn fingerprint(v: &Value) -> Vec<String> {
-    let mut rows: Vec<String> = v["artifacts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| {
-            format!(
-                "{} {} {} {} {} {} {}",
-                a["project"],
-                a["profile_root"],
-                a["type"],
-                a["name"],
-                a["drift_type"],
-                a["project_sha"],
-                a["collection_sha"]
-            )
-        })
-        .collect();
-    rows.sort();
-    rows
-}
-
 fn many(n: usize) -> Vec<Artifact> {
     (0..n)
         .map(|i| Artifact::skill(Box::leak(format!("s{i:03}").into_boxed_str())))
@@ -238,17 +215,6 @@ fn burst(root: &Path, skills: usize, writes: usize) {
             format!("write {i}\n"),
         );
     }
-}
-
-fn assert_matches_scratch(env: &Env, projects: &[&Path]) {
-    let live = env.smctl_json(&["drift", "--sync", "--all"]);
-    let (_twin_daemon, twin) = env.twin("scratch");
-    for p in projects {
-        env.twin_json(&twin, &["project", "add", p.to_str().unwrap()]);
-    }
-    let scratch = env.twin_json(&twin, &["drift", "--sync", "--all"]);
-    assert!(!fingerprint(&live).is_empty());
-    assert_eq!(fingerprint(&live), fingerprint(&scratch));
 }
 
 #[test]

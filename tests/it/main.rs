@@ -4,6 +4,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod doctor;
 mod drift;
 mod first_run;
 mod grpc_python;
@@ -13,4 +14,6 @@ mod interop;
 mod lifecycle;
 mod live;
 mod projects;
+mod reload;
 mod service;
+mod soak;

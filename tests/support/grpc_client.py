@@ -2,14 +2,19 @@
 """A third-party gRPC client for skillmeatd: Google's grpcio, stubs generated from proto/.
 
 Connects over the daemon's Unix socket, checks standard health (grpc.health.v1) and
-server reflection, calls
-Status and GetDrift, optionally reads Watch events, and prints one JSON object:
+server reflection, calls Status and GetDrift, optionally subscribes to Watch, and prints
+one JSON object:
 
     {"health": {"": "SERVING", "skillmeat.daemon.v1.SkillmeatDaemon": "SERVING"},
      "reflection": {"services": [...], "service_file": "..."},
      "status": {...}, "drift": {...}, "events": [...]}
 
 Usage: grpc_client.py --stubs DIR --socket PATH [--project DIR] [--watch N]
+
+With --watch N it subscribes after the Status call, from Status's cursor (since_cursor),
+so an event that happens between the two calls is replayed rather than lost; it says
+"watching since CURSOR" on stderr (a caller may make its change then) and collects N drift
+events, skipping heartbeats.
 """
 import argparse
 import json
@@ -71,14 +76,23 @@ def main():
     out["drift"] = as_dict(drift)
 
     if args.watch:
-        # The Watch RPC streams events; read the requested number, then hang up.
-        stream = stub.Watch(daemon_pb2.WatchRequest(), timeout=args.timeout)
+        # Resume from the cursor Status gave: nothing between the calls is missed.
+        since = int(out["status"].get("cursor", "0"))
+        stream = stub.Watch(
+            daemon_pb2.WatchRequest(since_cursor=since, heartbeat_ms=200),
+            timeout=args.timeout,
+        )
+        sys.stderr.write(f"watching since {since}\n")
+        sys.stderr.flush()
         events = []
-        for event in stream:
-            events.append(as_dict(event))
+        for message in stream:
+            if message.WhichOneof("message") != "event":
+                continue
+            events.append(as_dict(message.event))
             if len(events) >= args.watch:
                 stream.cancel()
                 break
+        out["watch_since"] = since
         out["events"] = events
 
     json.dump(out, sys.stdout, indent=2, sort_keys=True)

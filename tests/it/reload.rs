@@ -1,0 +1,173 @@
+//! SIGHUP reloads `daemon.toml` with the real binaries: discovery, polling and journal
+//! limits change live, queue sizes are reported as needing a restart, a broken file keeps
+//! the running configuration and shows in `smctl status`, and `Watch` streams survive.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::common::subscriber::Subscriber;
+use crate::common::{Artifact, Env, deploy, eventually, make_collection, write};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn arts() -> Vec<Artifact> {
+    vec![Artifact::skill("review"), Artifact::command("hello")]
+}
+
+/// A collection and a project under `<tmp>/code/app` that only a scan of `code` finds.
+fn setup(env: &Env) -> std::path::PathBuf {
+    make_collection(&env.skillmeat_home, "default", &arts());
+    let project = env.path("code/app");
+    deploy(&env.skillmeat_home, "default", &project, ".claude", &arts());
+    project
+}
+
+fn known(env: &Env, project: &Path) -> bool {
+    env.smctl_json(&["project", "list"])["projects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|p| p["path"] == project.to_str().unwrap())
+}
+
+fn config_problem(env: &Env) -> Option<String> {
+    let s = env.smctl_json(&["status"]);
+    s["problems"].as_array().unwrap().iter().find_map(|p| {
+        p["path"]
+            .as_str()
+            .unwrap()
+            .ends_with("daemon.toml")
+            .then(|| p["message"].as_str().unwrap().to_string())
+    })
+}
+
+fn scan_config(env: &Env, extra: &str) -> String {
+    format!(
+        "[discovery]\nscan = [\"{}\"]\nregistry = false\n{extra}",
+        env.path("code").display()
+    )
+}
+
+#[test]
+fn sighup_applies_discovery_and_watch_streams_keep_streaming() {
+    let env = Env::new();
+    let project = setup(&env);
+    let d = env.daemon();
+    let start = env.cursor();
+    let mut sub = Subscriber::start(&env, &["--since", &start.to_string()]);
+    env.smctl_json(&["drift", "--sync"]);
+    assert!(
+        !known(&env, &project),
+        "not found before the scan is configured"
+    );
+
+    write(
+        &env.skillmeat_home.join("daemon.toml"),
+        scan_config(
+            &env,
+            "[journal]\nsubscriber_buffer = 7\nmax_events = 5000\n",
+        ),
+    );
+    // Editing the file alone changes nothing: the daemon reloads on SIGHUP.
+    env.smctl_json(&["drift", "--sync"]);
+    assert!(!known(&env, &project));
+    d.signal(libc::SIGHUP);
+    eventually(WAIT, "the scanned project", || {
+        known(&env, &project).then_some(())
+    });
+    let log = d.log_text();
+    assert!(
+        log.contains("journal.subscriber_buffer") && log.contains("needs a restart"),
+        "{log}"
+    );
+    assert!(!log.contains("watch.queue_capacity changed"), "{log}");
+
+    // The stream opened before the reload still delivers, on the same connection.
+    write(&project.join(".claude/commands/hello.md"), "edited\n");
+    let e = sub.wait_for(WAIT, |v| {
+        v["type"] == "event" && v["name"] == "hello" && v["new_drift"] == "modified"
+    });
+    assert_eq!(e["project"], project.to_str().unwrap());
+    assert!(sub.alive(), "smctl watch ended across the reload");
+    assert!(d.log_text().contains("configuration reloaded"));
+}
+
+#[test]
+fn a_broken_file_keeps_the_running_configuration_and_is_reported() {
+    let env = Env::new();
+    let project = setup(&env);
+    write(
+        &env.skillmeat_home.join("daemon.toml"),
+        scan_config(&env, ""),
+    );
+    let mut d = env.daemon();
+    assert!(known(&env, &project));
+
+    write(
+        &env.skillmeat_home.join("daemon.toml"),
+        "[discovery]\nscna = []\n",
+    );
+    d.signal(libc::SIGHUP);
+    let msg = eventually(WAIT, "the configuration problem in status", || {
+        config_problem(&env)
+    });
+    assert!(
+        msg.contains("line 2") && msg.contains("did you mean `scan`?"),
+        "{msg}"
+    );
+    assert!(msg.contains("previous configuration"), "{msg}");
+    assert!(d.alive());
+    assert!(d.log_text().contains("keeping the running configuration"));
+    // The old discovery settings still hold.
+    env.smctl_json(&["drift", "--sync"]);
+    assert!(known(&env, &project));
+
+    // Fixed and reloaded: the problem goes away.
+    write(
+        &env.skillmeat_home.join("daemon.toml"),
+        scan_config(&env, ""),
+    );
+    d.signal(libc::SIGHUP);
+    eventually(WAIT, "the problem to clear", || {
+        config_problem(&env).is_none().then_some(())
+    });
+}
+
+#[test]
+fn sighup_switches_polling_on_and_changes_are_still_seen() {
+    let env = Env::new();
+    let project = setup(&env);
+    write(
+        &env.skillmeat_home.join("daemon.toml"),
+        scan_config(&env, ""),
+    );
+    let d = env.daemon();
+    let polled = |s: &Value| s["polled_roots"].as_array().unwrap().len();
+    assert_eq!(polled(&env.smctl_json(&["status"])), 0);
+
+    write(
+        &env.skillmeat_home.join("daemon.toml"),
+        scan_config(
+            &env,
+            "[watch]\nforce_polling = true\npoll_interval_ms = 50\n",
+        ),
+    );
+    d.signal(libc::SIGHUP);
+    let s = eventually(WAIT, "polled roots", || {
+        let s = env.smctl_json(&["status"]);
+        (polled(&s) > 0).then_some(s)
+    });
+    assert_eq!(polled(&s), s["watched_roots"].as_u64().unwrap() as usize);
+    assert!(
+        s["polled_roots"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("force_polling"),
+        "{s:#}"
+    );
+    write(&project.join(".claude/commands/hello.md"), "edited\n");
+    let v = env.smctl_json(&["drift", "--sync"]);
+    assert_eq!(v["drift_count"], 1, "{v:#}");
+}
