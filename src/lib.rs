@@ -19,6 +19,7 @@ pub mod engine;
 pub mod formats;
 pub mod hash;
 pub mod index;
+pub mod merge;
 pub mod paths;
 pub mod projects;
 pub mod rpc;
