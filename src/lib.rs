@@ -24,3 +24,4 @@ pub mod paths;
 pub mod projects;
 pub mod rpc;
 pub mod store;
+pub mod writer;
