@@ -10,7 +10,8 @@
 //! - [`frontmatter`]: the `version:` of a Markdown artifact.
 //! - [`deployment_write`], [`lock_write`]: edits of one deployment record or one
 //!   `collection.lock` entry that keep every other byte, written through [`crate::writer`].
-//! - [`timestamp`]: SkillMeat's timestamp strings.
+//! - [`rollback_audit`]: appending to `~/.skillmeat/audit/<collection>_rollback_audit.toml`.
+//! - [`timestamp`]: SkillMeat's timestamp strings; [`tomli_style`]: values as `tomli_w` writes them.
 
 pub mod collection;
 pub mod config;
@@ -18,6 +19,7 @@ pub mod deployment;
 pub mod deployment_write;
 pub mod frontmatter;
 pub mod lock_write;
+pub mod rollback_audit;
 pub mod timestamp;
 pub mod tomli_style;
 
