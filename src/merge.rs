@@ -8,6 +8,8 @@
 //! - [`tree`]: the same over whole artifacts (maps of relative path → bytes), following
 //!   SkillMeat's per-file table (formats doc §6.2) but merging both-modified text files
 //!   line by line instead of calling them conflicts.
+//! - [`selfcheck`]: the properties every merge must have, shared by the fuzz targets and
+//!   the bad-input corpus.
 //!
 //! # Sides
 //! `Local` is the side being written to (the "current" content) and `Remote` the incoming
@@ -28,6 +30,7 @@
 //! - A file is binary (never line-merged, never given markers) if *any* present side has a
 //!   NUL byte in its first 8192 bytes; SkillMeat looks at the base only when it exists.
 
+pub mod selfcheck;
 pub mod text;
 pub mod tree;
 

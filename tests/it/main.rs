@@ -4,6 +4,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod bad_inputs;
 mod drift;
 mod hash_vectors;
 mod lifecycle;
