@@ -2,10 +2,13 @@
 //!
 //! # Layout
 //! - Pure core: [`hash`] (SkillMeat's content hash), [`formats`] (its files), [`drift`]
-//!   (classification rules), [`config`] (`daemon.toml`).
+//!   (classification rules), [`config`] (`daemon.toml`), [`merge`] (three-way merge of
+//!   texts and artifact trees).
 //! - State: [`store`] (sled; owns every key and encoding), [`index`] (hashes re-read only
 //!   when metadata changed), [`projects`] + [`discovery`] (which projects exist).
 //! - [`engine`]: ties the above into answers (drift, project summaries, totals).
+//! - [`writer`]: every write into a collection or project (SkillMeat's flock protocol,
+//!   staged atomic swaps, confined to a managed folder).
 //! - Edges: [`rpc`] (the gRPC service), [`daemon`] (lifecycle, socket, start/stop),
 //!   [`paths`] and [`connect`] (shared with `smctl`).
 

@@ -110,11 +110,19 @@ pub fn update_record(
     writer.update_file(&managed, Path::new(FILE_NAME), |old| {
         let old = old.ok_or_else(|| DeploymentWriteError::Missing { path: path.clone() })?;
         let new = update_record_bytes(&path, old, key, update)?;
-        let check = deployment::parse(&path, root, new.as_bytes());
-        if let Some(p) = check.problems.first().filter(|_| check.records.is_empty()) {
+        // The edit may only ever make the file read better, never worse.
+        let before = deployment::parse(&path, root, old);
+        let after = deployment::parse(&path, root, new.as_bytes());
+        if after.records.len() < before.records.len()
+            || after.problems.len() > before.problems.len()
+        {
+            let message = after
+                .problems
+                .last()
+                .map_or_else(|| "records went missing".to_string(), |p| p.message.clone());
             return Err(DeploymentWriteError::WouldNotParse {
                 path: path.clone(),
-                message: p.message.clone(),
+                message,
             });
         }
         Ok(Some(new.into_bytes()))

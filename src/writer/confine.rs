@@ -31,8 +31,12 @@ impl Target {
         self.dir.join(&self.name)
     }
 
-    /// Removes the folders this check created, innermost first, if they are still empty.
+    /// Removes the folders this check created, innermost first, if nothing but the
+    /// destination's lock file (made by this write) landed in them.
     pub fn undo_created(&self) {
+        if self.created.last() == Some(&self.dir) {
+            let _ = std::fs::remove_file(super::lock_path(&self.path()));
+        }
         remove_empty(&self.created);
     }
 

@@ -151,6 +151,15 @@ fn update_file_reads_under_the_lock_and_skips_identical_content() {
         .unwrap_err();
     assert!(matches!(err, WriteError::BadEntry { .. }));
     assert_eq!(std::fs::read(d.path().join("f.toml")).unwrap(), b"a = 1\n");
+
+    // A refused edit in folders made for it leaves no folder (nor lock file) behind.
+    let wrote = w
+        .update_file(d.path(), Path::new("new/deep/f.toml"), |_| {
+            Ok::<_, WriteError>(None)
+        })
+        .unwrap();
+    assert!(!wrote);
+    assert!(!d.path().join("new").exists());
 }
 
 #[test]

@@ -9,3 +9,4 @@ mod drift;
 mod hash_vectors;
 mod lifecycle;
 mod projects;
+mod writeback_interop;
