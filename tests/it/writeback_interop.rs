@@ -180,5 +180,8 @@ fn skillmeat_keeps_working_after_our_writes_and_shares_our_lock() {
         "SkillMeat wrote through our lock:\n{}",
         text(&blocked)
     );
+    // SkillMeat 0.74.0: "… is locked by another skillmeat process (timed out …)".
+    let said = text(&blocked).replace('\n', " ");
+    assert!(said.contains("locked by another"), "{said}");
     assert_eq!(std::fs::read(&record_file).unwrap(), before);
 }
