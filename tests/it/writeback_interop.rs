@@ -181,7 +181,10 @@ fn skillmeat_keeps_working_after_our_writes_and_shares_our_lock() {
         text(&blocked)
     );
     // SkillMeat 0.74.0: "… is locked by another skillmeat process (timed out …)".
-    let said = text(&blocked).split_whitespace().collect::<Vec<_>>().join(" ");
+    let said = text(&blocked)
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
     assert!(said.contains("locked by another"), "{said}");
     assert_eq!(std::fs::read(&record_file).unwrap(), before);
 }
