@@ -42,9 +42,13 @@ fuzz_target!(|bytes: &[u8]| {
         content_hash: HASH.into(),
         fetched: "2026-11-25T10:00:00".into(),
     };
-    if let Ok(text) =
-        lock_write::update_entry_bytes(&dir.join("collection.lock"), Some(bytes), "a", "skill", &lock)
-    {
+    if let Ok(text) = lock_write::update_entry_bytes(
+        &dir.join("collection.lock"),
+        Some(bytes),
+        "a",
+        "skill",
+        &lock,
+    ) {
         let c = collection::parse("default", dir, b"", Some(text.as_bytes()));
         assert_eq!(c.lock.get("a::skill").map(String::as_str), Some(HASH));
     }
@@ -54,9 +58,12 @@ fuzz_target!(|bytes: &[u8]| {
         operation_type: "simple".into(),
         ..Default::default()
     };
-    if let Ok((text, id)) =
-        rollback_audit::append_bytes(Path::new("/a.toml"), Some(bytes), &record, Default::default())
-    {
+    if let Ok((text, id)) = rollback_audit::append_bytes(
+        Path::new("/a.toml"),
+        Some(bytes),
+        &record,
+        Default::default(),
+    ) {
         let t = parse_toml(text.as_bytes()).expect("an appended audit file is TOML");
         let entries = t["entries"].as_array().expect("entries");
         assert_eq!(entries.last().unwrap()["id"].as_str(), Some(id.as_str()));
