@@ -8,11 +8,20 @@
 //! - [`collection`]: `collections/<name>/collection.toml` and `collection.lock`.
 //! - [`deployment`]: `<project>/<root>/.skillmeat-deployed.toml`, one per profile root.
 //! - [`frontmatter`]: the `version:` of a Markdown artifact.
+//! - [`deployment_write`], [`lock_write`]: edits of one deployment record or one
+//!   `collection.lock` entry that keep every other byte, written through [`crate::writer`].
+//! - [`rollback_audit`]: appending to `~/.skillmeat/audit/<collection>_rollback_audit.toml`.
+//! - [`timestamp`]: SkillMeat's timestamp strings; [`tomli_style`]: values as `tomli_w` writes them.
 
 pub mod collection;
 pub mod config;
 pub mod deployment;
+pub mod deployment_write;
 pub mod frontmatter;
+pub mod lock_write;
+pub mod rollback_audit;
+pub mod timestamp;
+pub mod tomli_style;
 
 use std::path::{Path, PathBuf};
 
@@ -49,8 +58,13 @@ pub fn normalize_name(name: &str) -> &str {
 
 /// Reads a TOML file into a table, describing a failure in one line with its position.
 pub(crate) fn read_toml(path: &Path) -> Result<toml::Table, String> {
-    let text = std::fs::read(path).map_err(|e| format!("cannot read: {e}"))?;
-    let text = String::from_utf8(text).map_err(|_| "not valid UTF-8".to_string())?;
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read: {e}"))?;
+    parse_toml(&bytes)
+}
+
+/// Parses TOML bytes into a table, describing a failure in one line with its position.
+pub fn parse_toml(bytes: &[u8]) -> Result<toml::Table, String> {
+    let text = std::str::from_utf8(bytes).map_err(|_| "not valid UTF-8".to_string())?;
     text.parse::<toml::Table>().map_err(|e| {
         let msg = e.message().to_string();
         match e.span() {

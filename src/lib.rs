@@ -2,11 +2,14 @@
 //!
 //! # Layout
 //! - Pure core: [`hash`] (SkillMeat's content hash), [`formats`] (its files), [`drift`]
-//!   (classification rules), [`config`] (`daemon.toml`).
+//!   (classification rules), [`config`] (`daemon.toml`), [`merge`] (three-way merge of
+//!   texts and artifact trees).
 //! - State: [`store`] (sled; owns every key and encoding), [`index`] (hashes re-read only
 //!   when metadata changed), [`projects`] + [`discovery`] (which projects exist).
 //! - [`history`]: every version of every artifact, snapshots, retention, diff, archives.
 //! - [`engine`]: ties the above into answers (drift, project summaries, totals).
+//! - [`writer`]: every write into a collection or project (SkillMeat's flock protocol,
+//!   staged atomic swaps, confined to a managed folder).
 //! - Edges: [`rpc`] (the gRPC service), [`daemon`] (lifecycle, socket, start/stop),
 //!   [`service`] (systemd/launchd integration: readiness, watchdog, socket activation),
 //!   [`reload`] (SIGHUP re-reads `daemon.toml`), [`paths`], [`connect`] and [`protocol`]
@@ -26,6 +29,7 @@ pub mod history;
 pub mod index;
 pub mod journal;
 pub mod live;
+pub mod merge;
 pub mod paths;
 pub mod projects;
 pub mod protocol;
@@ -35,3 +39,4 @@ pub mod service;
 pub mod store;
 pub mod suggest;
 pub mod watcher;
+pub mod writer;

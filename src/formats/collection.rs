@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::{Problem, is_contained, normalize_name, read_toml, str_field};
+use super::{Problem, is_contained, normalize_name, parse_toml, read_toml, str_field};
 
 /// One `[[artifacts]]` record of a manifest.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,6 +87,29 @@ pub fn read(home: &Path, name: &str) -> Collection {
         match read_toml(&lock) {
             Ok(t) => read_lock(&lock, &t, &mut c),
             Err(e) => c.problems.push(Problem::new(&lock, e)),
+        }
+    }
+    c
+}
+
+/// Parses a collection from the bytes of its manifest and (if any) its lock file, as
+/// [`read`] would find them in `dir`.
+pub fn parse(name: &str, dir: &Path, manifest: &[u8], lock: Option<&[u8]>) -> Collection {
+    let mut c = Collection {
+        name: name.to_string(),
+        dir: dir.to_path_buf(),
+        ..Default::default()
+    };
+    let manifest_path = dir.join("collection.toml");
+    match parse_toml(manifest) {
+        Ok(t) => read_manifest(&manifest_path, &t, &mut c),
+        Err(e) => c.problems.push(Problem::new(&manifest_path, e)),
+    }
+    if let Some(lock) = lock {
+        let lock_path = dir.join("collection.lock");
+        match parse_toml(lock) {
+            Ok(t) => read_lock(&lock_path, &t, &mut c),
+            Err(e) => c.problems.push(Problem::new(&lock_path, e)),
         }
     }
     c

@@ -12,16 +12,18 @@ pub fn default_collection(home: &Path) -> (String, Option<Problem>) {
         return ("default".into(), None);
     }
     match read_toml(&path) {
-        Ok(t) => {
-            let name = t
-                .get("settings")
-                .and_then(|s| s.get("default-collection"))
-                .and_then(toml::Value::as_str)
-                .unwrap_or("default");
-            (name.to_string(), None)
-        }
+        Ok(t) => (active_collection(&t), None),
         Err(e) => ("default".into(), Some(Problem::new(&path, e))),
     }
+}
+
+/// The active collection named by a parsed `config.toml`.
+pub fn active_collection(t: &toml::Table) -> String {
+    t.get("settings")
+        .and_then(|s| s.get("default-collection"))
+        .and_then(toml::Value::as_str)
+        .unwrap_or("default")
+        .to_string()
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{Problem, is_contained, read_toml, str_field};
+use super::{Problem, is_contained, parse_toml, str_field};
 
 /// The deployment file's name inside a profile root.
 pub const FILE_NAME: &str = ".skillmeat-deployed.toml";
@@ -79,12 +79,26 @@ pub fn read_project(project: &Path) -> Vec<DeploymentFile> {
 /// Reads the deployment file of one profile root.
 pub fn read_file(project: &Path, root: &str) -> DeploymentFile {
     let path = project.join(root).join(FILE_NAME);
+    match std::fs::read(&path) {
+        Ok(bytes) => parse(&path, root, &bytes),
+        Err(e) => DeploymentFile {
+            root: root.to_string(),
+            problems: vec![Problem::new(&path, format!("cannot read: {e}"))],
+            path,
+            ..Default::default()
+        },
+    }
+}
+
+/// Parses the bytes of the deployment file `path` of profile root `root`.
+pub fn parse(path: &Path, root: &str, bytes: &[u8]) -> DeploymentFile {
+    let path = path.to_path_buf();
     let mut file = DeploymentFile {
         root: root.to_string(),
         path: path.clone(),
         ..Default::default()
     };
-    let table = match read_toml(&path) {
+    let table = match parse_toml(bytes) {
         Ok(t) => t,
         Err(e) => {
             file.problems.push(Problem::new(&path, e));

@@ -4,6 +4,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod bad_inputs;
 mod doctor;
 mod drift;
 mod first_run;
@@ -17,3 +18,4 @@ mod projects;
 mod reload;
 mod service;
 mod soak;
+mod writeback_interop;
