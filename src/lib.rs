@@ -10,6 +10,8 @@
 //! - [`engine`]: ties the above into answers (drift, project summaries, totals).
 //! - [`writer`]: every write into a collection or project (SkillMeat's flock protocol,
 //!   staged atomic swaps, confined to a managed folder).
+//! - [`operations`]: sync pull/push, merge, rollback and undo over the writer, each with a
+//!   safety snapshot first and a record in the operations log.
 //! - Edges: [`rpc`] (the gRPC service), [`daemon`] (lifecycle, socket, start/stop),
 //!   [`service`] (systemd/launchd integration: readiness, watchdog, socket activation),
 //!   [`reload`] (SIGHUP re-reads `daemon.toml`), [`paths`], [`connect`] and [`protocol`]
@@ -30,6 +32,7 @@ pub mod index;
 pub mod journal;
 pub mod live;
 pub mod merge;
+pub mod operations;
 pub mod paths;
 pub mod projects;
 pub mod protocol;

@@ -6,6 +6,7 @@
 //! ([`status_of`]). [`check_peer`] admits only callers with the daemon's own uid.
 
 mod history;
+mod ops;
 
 use std::path::PathBuf;
 use std::pin::Pin;
@@ -634,6 +635,50 @@ impl pb::skillmeat_daemon_server::SkillmeatDaemon for DaemonService {
         req: Request<pb::ImportSnapshotRequest>,
     ) -> Result<Response<pb::ImportSnapshotResponse>, Status> {
         self.do_import_snapshot(req).await
+    }
+
+    // ---- write-back (handlers in rpc/ops.rs)
+
+    async fn sync_pull(
+        &self,
+        req: Request<pb::SyncRequest>,
+    ) -> Result<Response<pb::OperationResponse>, Status> {
+        self.do_sync(req, false).await
+    }
+
+    async fn sync_push(
+        &self,
+        req: Request<pb::SyncRequest>,
+    ) -> Result<Response<pb::OperationResponse>, Status> {
+        self.do_sync(req, true).await
+    }
+
+    async fn merge(
+        &self,
+        req: Request<pb::MergeRequest>,
+    ) -> Result<Response<pb::OperationResponse>, Status> {
+        self.do_merge(req).await
+    }
+
+    async fn undo(
+        &self,
+        req: Request<pb::UndoRequest>,
+    ) -> Result<Response<pb::OperationResponse>, Status> {
+        self.do_undo(req).await
+    }
+
+    async fn rollback(
+        &self,
+        req: Request<pb::RollbackRequest>,
+    ) -> Result<Response<pb::OperationResponse>, Status> {
+        self.do_rollback(req).await
+    }
+
+    async fn audit(
+        &self,
+        req: Request<pb::AuditRequest>,
+    ) -> Result<Response<pb::AuditResponse>, Status> {
+        self.do_audit(req).await
     }
 }
 

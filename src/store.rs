@@ -9,12 +9,13 @@
 //! | `hashes` | variant tag byte + absolute path (bytes) | [`CachedHash`], fixed layout |
 //! | `meta` | name | bytes (`schema` = format version) |
 //!
-//! The journal and drift-state trees are described in [`journal`]; the history trees (blobs, versions, snapshots, tags) are in [`history`].
+//! The journal and drift-state trees are described in [`journal`]; the history trees (blobs, versions, snapshots, tags) are in [`history`]; the operations log is in [`operations`].
 //!
 //! Writes that answer an RPC are flushed before the answer ([`Store::flush`]).
 
 pub mod history;
 mod journal;
+mod operations;
 
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};

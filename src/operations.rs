@@ -1,0 +1,1024 @@
+//! Write-back operations: sync pull, sync push, merge, rollback and undo, and the log of
+//! every one of them (`smctl audit`).
+//!
+//! Each operation is a synchronous function over the [`Engine`] (its history and store)
+//! and a [`Writer`], run by the RPC layer on the blocking pool. They share one shape:
+//!
+//! 1. find the deployment (or collection artifact) and read every side into memory;
+//! 2. with `dry_run`, stop there and say what would change;
+//! 3. take a safety snapshot of every collection or project about to change
+//!    ([`History::snapshot`]) *before* the first byte is written;
+//! 4. write through the [`Writer`] (SkillMeat's lock, atomic swap, confined to the profile
+//!    root or the collection folder): artifacts whole (a skill folder with
+//!    [`Writer::replace_dir`], a single file with [`Writer::replace_file`]), then the
+//!    bookkeeping files (`.skillmeat-deployed.toml`, `collection.lock`, the rollback audit);
+//! 5. record the operation ([`OperationRecord`]): what it touched and which snapshot holds
+//!    the previous content of each, so [`undo`] can put it back. Failed operations are
+//!    recorded too, with their error.
+//!
+//! # Directions and choices
+//! - `sync pull` is collection → project (a redeploy). SkillMeat's own `sync-pull` verb goes
+//!   the other way (project → collection); ours for that is `sync push`.
+//! - `merge` writes the merged result into the **project** copy (LOCAL = project, REMOTE =
+//!   collection), unlike SkillMeat's sync merge, which writes into the collection. The
+//!   base is the version in history whose hash is the deployment's `content_hash`. When no
+//!   conflict is left, the deployment record's hash becomes the collection's hash (the
+//!   collection content is now the merge base, and the project shows as `modified` by the
+//!   local edits it kept); with conflicts left, the record is not touched.
+//! - Restoring from a snapshot writes what history kept: collection artifacts as a deploy
+//!   copies them (SkillMeat's copy-ignored names are not part of their versions), project
+//!   copies byte for byte, symbolic links as the files they pointed to.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::engine::{Engine, canonical};
+use crate::formats::deployment_write::{self, DeploymentWriteError, RecordKey, RecordUpdate};
+use crate::formats::lock_write::{self, LockUpdate, LockWriteError};
+use crate::formats::rollback_audit::{self, AuditWriteError, RollbackRecord};
+use crate::formats::{collection, deployment, normalize_name, timestamp};
+use crate::hash::{self, HashError, Variant};
+use crate::history::content::{Content, FileContent};
+use crate::history::{
+    History, HistoryError, Location, Origin, Scope, SnapshotId, SnapshotTarget, Version, time,
+};
+use crate::merge::{self, ConflictKind, FileOutcome, Resolution, Side, Tree};
+use crate::store::StoreError;
+use crate::writer::{DEFAULT_FILE_MODE, DirFiles, WriteError, Writer};
+
+/// One touched artifact or file, and the snapshot holding what it was before.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Touched {
+    pub location: Location,
+    pub snapshot: SnapshotId,
+}
+
+/// One entry of the operations log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OperationRecord {
+    pub id: u64,
+    /// Milliseconds since the Unix epoch.
+    pub time_ms: i64,
+    /// `sync_pull`, `sync_push`, `merge`, `rollback`, `undo`.
+    pub operation: String,
+    /// What it worked on, as people read it (`/home/u/app: .claude/skills/x`).
+    pub targets: Vec<String>,
+    pub files_restored: Vec<String>,
+    pub files_merged: Vec<String>,
+    pub files_conflicted: Vec<String>,
+    /// Safety snapshots taken before writing.
+    pub safety_snapshots: Vec<SnapshotId>,
+    /// What was (or was about to be) written, for undo.
+    pub touched: Vec<Touched>,
+    pub success: bool,
+    pub error: Option<String>,
+    /// For an undo: the operation it undid.
+    #[serde(default)]
+    pub undoes: Option<u64>,
+}
+
+impl OperationRecord {
+    fn new(operation: &str, targets: Vec<String>) -> OperationRecord {
+        OperationRecord {
+            id: 0,
+            time_ms: time::now_ms(),
+            operation: operation.to_string(),
+            targets,
+            files_restored: Vec::new(),
+            files_merged: Vec::new(),
+            files_conflicted: Vec::new(),
+            safety_snapshots: Vec::new(),
+            touched: Vec::new(),
+            success: false,
+            error: None,
+            undoes: None,
+        }
+    }
+}
+
+/// Why an operation did not happen (or stopped). Each names what it concerns.
+#[derive(Debug, thiserror::Error)]
+pub enum OpError {
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Precondition(String),
+    #[error(transparent)]
+    Write(#[from] WriteError),
+    #[error(transparent)]
+    Deployment(#[from] DeploymentWriteError),
+    #[error(transparent)]
+    Lock(#[from] LockWriteError),
+    #[error(transparent)]
+    Audit(#[from] AuditWriteError),
+    #[error(transparent)]
+    History(#[from] HistoryError),
+    #[error(transparent)]
+    Hash(#[from] HashError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl OpError {
+    /// Whether the failure is another process holding SkillMeat's lock.
+    pub fn is_locked(&self) -> bool {
+        matches!(
+            self,
+            OpError::Write(WriteError::Locked { .. })
+                | OpError::Deployment(DeploymentWriteError::Write(WriteError::Locked { .. }))
+                | OpError::Lock(LockWriteError::Write(WriteError::Locked { .. }))
+                | OpError::Audit(AuditWriteError::Write(WriteError::Locked { .. }))
+        )
+    }
+}
+
+/// A file conflict, as reported.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Conflict {
+    pub path: String,
+    /// `both_modified`, `add_add`, `deleted_locally`, `deleted_in_collection`.
+    pub kind: String,
+    pub binary: bool,
+    /// The side a `--prefer` took, if any.
+    pub resolved: Option<String>,
+}
+
+/// A merged file, for dry runs: its path and merged bytes (None = deleted).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MergedFile {
+    pub path: String,
+    pub content: Option<Vec<u8>>,
+}
+
+/// What an operation did (or, for a dry run, would do).
+#[derive(Debug, Clone, Default)]
+pub struct OpReport {
+    /// The recorded operation (None for dry runs).
+    pub record: Option<OperationRecord>,
+    pub dry_run: bool,
+    /// Files that change (restored, copied or merged).
+    pub changed: Vec<String>,
+    pub conflicts: Vec<Conflict>,
+    /// The files of the result that differ from what is there now (merge dry runs).
+    pub merged: Vec<MergedFile>,
+    /// The base version of a merge.
+    pub base: Option<String>,
+}
+
+/// A deployment found by project and artifact name or path.
+#[derive(Debug, Clone)]
+struct Deployed {
+    project: PathBuf,
+    root: String,
+    record: deployment::Deployment,
+    collection_dir: PathBuf,
+    /// The collection copy's path relative to the collection folder.
+    collection_rel: PathBuf,
+}
+
+impl Deployed {
+    fn managed(&self) -> PathBuf {
+        self.project.join(&self.root)
+    }
+    fn project_path(&self) -> PathBuf {
+        self.managed().join(&self.record.artifact_path)
+    }
+    fn collection_path(&self) -> PathBuf {
+        self.collection_dir.join(&self.collection_rel)
+    }
+    fn project_loc(&self) -> Location {
+        Location::project(
+            &self.project,
+            &self.root,
+            &self.record.artifact_path.to_string_lossy(),
+        )
+    }
+    fn collection_loc(&self) -> Location {
+        Location::collection(
+            &self.record.from_collection,
+            &self.collection_rel.to_string_lossy(),
+        )
+    }
+    fn deployment_file_loc(&self) -> Location {
+        Location::project(&self.project, &self.root, deployment::FILE_NAME)
+    }
+    fn key(&self) -> RecordKey<'_> {
+        RecordKey {
+            name: &self.record.artifact_name,
+            artifact_type: &self.record.artifact_type,
+            profile_id: self.record.profile_id.as_deref(),
+        }
+    }
+}
+
+/// Whether `spec` names this artifact: its name (any SkillMeat extension), its path in the
+/// profile root, or `type/name`.
+fn names(spec: &str, name: &str, artifact_type: &str, path: &Path) -> bool {
+    let spec = spec.trim_end_matches('/');
+    normalize_name(spec) == normalize_name(name)
+        || Path::new(spec) == path
+        || spec == format!("{artifact_type}/{}", normalize_name(name))
+}
+
+fn find_deployment(home: &Path, project: &Path, artifact: &str) -> Result<Deployed, OpError> {
+    let project = canonical(project);
+    if !project.is_dir() {
+        return Err(OpError::NotFound(format!("project {}", project.display())));
+    }
+    let mut found = Vec::new();
+    for file in deployment::read_project(&project) {
+        for r in file.records {
+            if names(
+                artifact,
+                &r.artifact_name,
+                &r.artifact_type,
+                &r.artifact_path,
+            ) {
+                found.push((file.root.clone(), r));
+            }
+        }
+    }
+    let (root, record) = match found.len() {
+        0 => {
+            return Err(OpError::NotFound(format!(
+                "deployment of {artifact:?} in {}",
+                project.display()
+            )));
+        }
+        1 => found.remove(0),
+        _ => {
+            let all: Vec<String> = found
+                .iter()
+                .map(|(root, r)| format!("{root}/{}", r.artifact_path.display()))
+                .collect();
+            return Err(OpError::Invalid(format!(
+                "{artifact:?} names several deployments in {}: {}; give the path instead",
+                project.display(),
+                all.join(", ")
+            )));
+        }
+    };
+    let coll = collection::read(home, &record.from_collection);
+    let source = coll
+        .find(&record.artifact_name, &record.artifact_type)
+        .ok_or_else(|| {
+            OpError::NotFound(format!(
+                "{} {:?} in collection {:?}",
+                record.artifact_type, record.artifact_name, record.from_collection
+            ))
+        })?;
+    Ok(Deployed {
+        collection_rel: source.path.clone(),
+        collection_dir: coll.dir.clone(),
+        project,
+        root,
+        record,
+    })
+}
+
+/// The artifact's content, or None when it is not there.
+fn read_opt(path: &Path, variant: Variant) -> Result<Option<Content>, OpError> {
+    if std::fs::symlink_metadata(path).is_err() {
+        return Ok(None);
+    }
+    let c = Content::read(path, variant)?;
+    Ok(Some(match variant {
+        Variant::DeployedCopy => c.deployed_copy(),
+        Variant::Legacy => c,
+    }))
+}
+
+fn tree_of(c: &Content) -> Tree {
+    c.files
+        .iter()
+        .map(|f| (PathBuf::from(&f.path), f.bytes.clone()))
+        .collect()
+}
+
+/// Paths (relative to the artifact) whose bytes differ between `a` and `b`.
+fn changed_paths(a: Option<&Content>, b: Option<&Content>) -> Vec<String> {
+    let ta = a.map(tree_of).unwrap_or_default();
+    let tb = b.map(tree_of).unwrap_or_default();
+    let keys: BTreeSet<&PathBuf> = ta.keys().chain(tb.keys()).collect();
+    keys.into_iter()
+        .filter(|k| ta.get(*k) != tb.get(*k))
+        .map(|k| k.to_string_lossy().into_owned())
+        .collect()
+}
+
+/// `rel` inside the artifact at display path `artifact` (`.claude/skills/x/SKILL.md`).
+fn file_label(artifact: &str, rel: &str) -> String {
+    if rel.is_empty() {
+        artifact.to_string()
+    } else {
+        format!("{artifact}/{rel}")
+    }
+}
+
+/// Writes `content` as the whole artifact `dest` under `root`.
+fn write_content(
+    writer: &Writer,
+    root: &Path,
+    dest: &Path,
+    content: &Content,
+) -> Result<(), OpError> {
+    if content.single_file {
+        let f = content
+            .files
+            .first()
+            .ok_or_else(|| OpError::Invalid(format!("{}: no content to write", dest.display())))?;
+        writer.replace_file(root, dest, &f.bytes)?;
+    } else {
+        let files: DirFiles = content
+            .files
+            .iter()
+            .map(|f| (PathBuf::from(&f.path), (f.bytes.clone(), f.mode)))
+            .collect();
+        writer.replace_dir(root, dest, &files)?;
+    }
+    Ok(())
+}
+
+/// The managed folder holding `loc` (profile root or collection folder).
+fn managed_root(home: &Path, loc: &Location) -> PathBuf {
+    match &loc.scope {
+        Scope::Collection(n) => collection::collections_dir(home).join(n),
+        Scope::Project(p) => p.join(&loc.root),
+    }
+}
+
+/// Runs and logs operations.
+pub struct Operations<'a> {
+    engine: &'a Engine,
+    writer: Writer,
+}
+
+impl<'a> Operations<'a> {
+    pub fn new(engine: &'a Engine, writer: Writer) -> Operations<'a> {
+        Operations { engine, writer }
+    }
+
+    fn history(&self) -> &History {
+        self.engine.history()
+    }
+
+    fn home(&self) -> &Path {
+        self.history().skillmeat_home()
+    }
+
+    /// Runs `body` as a logged operation: the record is stored whatever the outcome.
+    fn logged(
+        &self,
+        mut rec: OperationRecord,
+        body: impl FnOnce(&mut OperationRecord) -> Result<(), OpError>,
+    ) -> Result<OperationRecord, OpError> {
+        rec.id = self.engine.store().next_operation_id()?;
+        let result = body(&mut rec);
+        rec.success = result.is_ok();
+        rec.error = result.as_ref().err().map(ToString::to_string);
+        self.engine.store().put_operation(&rec)?;
+        result.map(|()| rec)
+    }
+
+    fn safety_snapshot(
+        &self,
+        rec: &mut OperationRecord,
+        target: SnapshotTarget,
+        origin: Origin,
+        what: &str,
+    ) -> Result<SnapshotId, OpError> {
+        let msg = format!("before {what} (operation {})", rec.id);
+        let id = self.history().snapshot(&target, origin, Some(&msg))?;
+        rec.safety_snapshots.push(id);
+        Ok(id)
+    }
+
+    fn update_deployment(&self, d: &Deployed, content_hash: String) -> Result<(), OpError> {
+        deployment_write::update_record(
+            &self.writer,
+            &d.project,
+            &d.root,
+            d.key(),
+            &RecordUpdate {
+                content_hash,
+                deployed_at: timestamp::isoformat(timestamp::now_local()),
+            },
+        )?;
+        Ok(())
+    }
+
+    fn update_lock(
+        &self,
+        collection_dir: &Path,
+        name: &str,
+        artifact_type: &str,
+        copy: &Path,
+    ) -> Result<(), OpError> {
+        lock_write::update_entry(
+            &self.writer,
+            collection_dir,
+            name,
+            artifact_type,
+            &LockUpdate {
+                content_hash: hash::content_hash(copy, Variant::Legacy)?,
+                fetched: timestamp::isoformat(timestamp::now_utc()),
+            },
+        )?;
+        Ok(())
+    }
+
+    /// Collection → project: replaces the project copy with the collection's (as a deploy
+    /// copies it) and records the new copy's hash in the deployment.
+    ///
+    /// # Errors
+    /// See [`OpError`]; files are as they were unless the error says otherwise.
+    pub fn sync_pull(
+        &self,
+        project: &Path,
+        artifact: &str,
+        dry_run: bool,
+    ) -> Result<OpReport, OpError> {
+        let d = find_deployment(self.home(), project, artifact)?;
+        let incoming = read_opt(&d.collection_path(), Variant::DeployedCopy)?.ok_or_else(|| {
+            OpError::NotFound(format!("collection copy {}", d.collection_path().display()))
+        })?;
+        let current = read_opt(&d.project_path(), Variant::Legacy)?;
+        let label = d.project_loc().display_path();
+        let changed: Vec<String> = changed_paths(current.as_ref(), Some(&incoming))
+            .iter()
+            .map(|p| file_label(&label, p))
+            .collect();
+        if dry_run {
+            return Ok(OpReport {
+                dry_run: true,
+                changed,
+                ..OpReport::default()
+            });
+        }
+        let rec = OperationRecord::new("sync_pull", vec![d.project_loc().to_string()]);
+        let rec = self.logged(rec, |rec| {
+            let snap = self.safety_snapshot(
+                rec,
+                SnapshotTarget::Project(d.project.clone()),
+                Origin::Sync,
+                &format!("sync pull {label}"),
+            )?;
+            for location in [d.project_loc(), d.deployment_file_loc()] {
+                rec.touched.push(Touched {
+                    location,
+                    snapshot: snap,
+                });
+            }
+            write_content(&self.writer, &d.managed(), &d.project_path(), &incoming)?;
+            rec.files_restored = changed.clone();
+            let h = hash::content_hash(&d.project_path(), Variant::Legacy)?;
+            self.update_deployment(&d, h)
+        })?;
+        Ok(OpReport {
+            record: Some(rec),
+            changed,
+            ..OpReport::default()
+        })
+    }
+
+    /// Project → collection: replaces the collection copy with the project's, then sets the
+    /// lock entry and the deployment record so both sides agree.
+    ///
+    /// # Errors
+    /// See [`OpError`].
+    pub fn sync_push(
+        &self,
+        project: &Path,
+        artifact: &str,
+        dry_run: bool,
+    ) -> Result<OpReport, OpError> {
+        let d = find_deployment(self.home(), project, artifact)?;
+        let incoming = read_opt(&d.project_path(), Variant::Legacy)?
+            .ok_or_else(|| {
+                OpError::NotFound(format!("project copy {}", d.project_path().display()))
+            })?
+            .deployed_copy();
+        let current = read_opt(&d.collection_path(), Variant::DeployedCopy)?;
+        let label = d.collection_loc().display_path();
+        let changed: Vec<String> = changed_paths(current.as_ref(), Some(&incoming))
+            .iter()
+            .map(|p| file_label(&label, p))
+            .collect();
+        if dry_run {
+            return Ok(OpReport {
+                dry_run: true,
+                changed,
+                ..OpReport::default()
+            });
+        }
+        let coll = d.record.from_collection.clone();
+        let rec = OperationRecord::new(
+            "sync_push",
+            vec![d.collection_loc().to_string(), d.project_loc().to_string()],
+        );
+        let rec = self.logged(rec, |rec| {
+            let what = format!("sync push {}", d.project_loc().display_path());
+            let cs = self.safety_snapshot(
+                rec,
+                SnapshotTarget::Collection(coll.clone()),
+                Origin::Sync,
+                &what,
+            )?;
+            let ps = self.safety_snapshot(
+                rec,
+                SnapshotTarget::Project(d.project.clone()),
+                Origin::Sync,
+                &what,
+            )?;
+            rec.touched.push(Touched {
+                location: d.collection_loc(),
+                snapshot: cs,
+            });
+            rec.touched.push(Touched {
+                location: Location::collection(&coll, lock_write::FILE_NAME),
+                snapshot: cs,
+            });
+            rec.touched.push(Touched {
+                location: d.deployment_file_loc(),
+                snapshot: ps,
+            });
+            write_content(
+                &self.writer,
+                &d.collection_dir,
+                &d.collection_path(),
+                &incoming,
+            )?;
+            rec.files_restored = changed.clone();
+            self.update_lock(
+                &d.collection_dir,
+                &d.record.artifact_name,
+                &d.record.artifact_type,
+                &d.collection_path(),
+            )?;
+            let h = hash::content_hash(&d.project_path(), Variant::Legacy)?;
+            self.update_deployment(&d, h)
+        })?;
+        Ok(OpReport {
+            record: Some(rec),
+            changed,
+            ..OpReport::default()
+        })
+    }
+
+    /// The deployment's base version: a version whose hash is the record's `content_hash`,
+    /// preferably at the project copy, then at the collection copy, then anywhere.
+    fn base_of(&self, d: &Deployed) -> Result<Option<Version>, OpError> {
+        let h = self.history();
+        for loc in [Some(d.project_loc()), Some(d.collection_loc()), None] {
+            if let Some(v) = h
+                .find_by_hash(loc.as_ref(), &d.record.content_hash)?
+                .into_iter()
+                .next()
+            {
+                return Ok(Some(v));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Three-way merge into the project copy: base = the deployment's recorded content
+    /// (from history), local = the project copy, remote = the collection copy.
+    ///
+    /// # Errors
+    /// [`OpError::Precondition`] when history has no version with the deployment's hash;
+    /// otherwise see [`OpError`].
+    pub fn merge(
+        &self,
+        project: &Path,
+        artifact: &str,
+        dry_run: bool,
+        resolution: Resolution,
+    ) -> Result<OpReport, OpError> {
+        let d = find_deployment(self.home(), project, artifact)?;
+        let base_v = self.base_of(&d)?.ok_or_else(|| {
+            OpError::Precondition(format!(
+                "no known base for {}: history has no version with the deployment's hash {}; \
+                 compare the two copies with `smctl diff collection project --artifact {artifact} --project {}` \
+                 and use `smctl sync pull` or `smctl sync push`",
+                d.project_loc(),
+                d.record.content_hash,
+                d.project.display()
+            ))
+        })?;
+        let base = tree_of(&self.history().content_of(&base_v)?);
+        let local_c = read_opt(&d.project_path(), Variant::Legacy)?;
+        let remote_c = read_opt(&d.collection_path(), Variant::DeployedCopy)?;
+        let local = local_c.as_ref().map(tree_of).unwrap_or_default();
+        let remote = remote_c.as_ref().map(tree_of).unwrap_or_default();
+        let m = merge::merge_trees(&base, &local, &remote, resolution);
+        let label = d.project_loc().display_path();
+        let mut conflicts = Vec::new();
+        let mut merged_files = Vec::new();
+        for (path, outcome) in &m.outcomes {
+            let p = path.to_string_lossy().into_owned();
+            match outcome {
+                FileOutcome::Conflict(c) => conflicts.push(Conflict {
+                    path: file_label(&label, &p),
+                    kind: match c.kind {
+                        ConflictKind::BothModified => "both_modified",
+                        ConflictKind::AddAdd => "add_add",
+                        ConflictKind::DeletedBy(Side::Local) => "deleted_locally",
+                        ConflictKind::DeletedBy(Side::Remote) => "deleted_in_collection",
+                    }
+                    .into(),
+                    binary: c.binary,
+                    resolved: c.resolved.map(|s| match s {
+                        Side::Local => "local".into(),
+                        Side::Remote => "collection".into(),
+                    }),
+                }),
+                FileOutcome::Merged | FileOutcome::Took { .. } | FileOutcome::Same { .. } => {}
+            }
+            if m.files.get(path) != local.get(path) {
+                merged_files.push(MergedFile {
+                    path: file_label(&label, &p),
+                    content: m.files.get(path).cloned(),
+                });
+            }
+        }
+        let changed: Vec<String> = merged_files.iter().map(|f| f.path.clone()).collect();
+        let merged_labels: Vec<String> = m
+            .outcomes
+            .iter()
+            .filter(|(_, o)| matches!(o, FileOutcome::Merged | FileOutcome::Took { .. }))
+            .map(|(p, _)| file_label(&label, &p.to_string_lossy()))
+            .collect();
+        let base_name = Some(base_v.id.to_string());
+        if dry_run {
+            return Ok(OpReport {
+                dry_run: true,
+                changed,
+                conflicts,
+                merged: merged_files,
+                base: base_name,
+                ..OpReport::default()
+            });
+        }
+        let single_file = local_c
+            .as_ref()
+            .or(remote_c.as_ref())
+            .is_some_and(|c| c.single_file);
+        let modes: BTreeMap<String, u32> = [remote_c.as_ref(), local_c.as_ref()]
+            .into_iter()
+            .flatten()
+            .flat_map(|c| c.files.iter().map(|f| (f.path.clone(), f.mode)))
+            .collect();
+        let result = Content {
+            single_file,
+            files: m
+                .files
+                .iter()
+                .map(|(p, bytes)| {
+                    let path = p.to_string_lossy().into_owned();
+                    FileContent {
+                        mode: modes.get(&path).copied().unwrap_or(DEFAULT_FILE_MODE),
+                        path,
+                        symlink: None,
+                        bytes: bytes.clone(),
+                    }
+                })
+                .collect(),
+        };
+        let unresolved = m.has_unresolved();
+        let rec = OperationRecord::new("merge", vec![d.project_loc().to_string()]);
+        let rec = self.logged(rec, |rec| {
+            let snap = self.safety_snapshot(
+                rec,
+                SnapshotTarget::Project(d.project.clone()),
+                Origin::Merge,
+                &format!("merge {label}"),
+            )?;
+            for location in [d.project_loc(), d.deployment_file_loc()] {
+                rec.touched.push(Touched {
+                    location,
+                    snapshot: snap,
+                });
+            }
+            rec.files_merged = merged_labels.clone();
+            rec.files_conflicted = conflicts.iter().map(|c| c.path.clone()).collect();
+            if !changed.is_empty() {
+                write_content(&self.writer, &d.managed(), &d.project_path(), &result)?;
+            }
+            if !unresolved && let Some(remote) = &remote_c {
+                self.update_deployment(&d, remote.hash())?;
+            }
+            Ok(())
+        })?;
+        Ok(OpReport {
+            record: Some(rec),
+            changed,
+            conflicts,
+            base: base_name,
+            ..OpReport::default()
+        })
+    }
+
+    /// Writes back what `loc` was in snapshot `snap` (removing it if it was absent).
+    fn restore(&self, loc: &Location, snap: SnapshotId) -> Result<Vec<String>, OpError> {
+        let h = self.history();
+        let record = h.snapshot_record(snap)?;
+        let version = h.members(&record)?.into_iter().find(|v| &v.location == loc);
+        let root = managed_root(self.home(), loc);
+        let dest = loc.on_disk(self.home());
+        let before = read_opt(&dest, loc.variant())?;
+        let label = loc.display_path();
+        match version {
+            Some(v) => {
+                let content = h.content_of(&v)?;
+                let changed = changed_paths(before.as_ref(), Some(&content));
+                if !changed.is_empty() || before.is_none() {
+                    write_content(&self.writer, &root, &dest, &content)?;
+                }
+                Ok(changed.iter().map(|p| file_label(&label, p)).collect())
+            }
+            None => {
+                self.writer.remove(&root, &dest)?;
+                Ok(changed_paths(before.as_ref(), None)
+                    .iter()
+                    .map(|p| file_label(&label, p))
+                    .collect())
+            }
+        }
+    }
+
+    /// Restores what operation `id` (default: the last one that changed something and was
+    /// not undone yet) touched, from its safety snapshots. Itself an operation, with its
+    /// own safety snapshots, so it can be undone too.
+    ///
+    /// # Errors
+    /// No such operation, nothing to undo; otherwise see [`OpError`].
+    pub fn undo(&self, id: Option<u64>, dry_run: bool) -> Result<OpReport, OpError> {
+        let store = self.engine.store();
+        let all = store.all_operations()?;
+        let undone: BTreeSet<u64> = all
+            .iter()
+            .filter(|o| o.success)
+            .filter_map(|o| o.undoes)
+            .collect();
+        let target = match id {
+            Some(id) => store
+                .operation(id)?
+                .ok_or_else(|| OpError::NotFound(format!("operation {id}")))?,
+            None => all
+                .iter()
+                .rev()
+                .find(|o| o.operation != "undo" && !o.touched.is_empty() && !undone.contains(&o.id))
+                .cloned()
+                .ok_or_else(|| OpError::Precondition("no operation to undo".into()))?,
+        };
+        if target.touched.is_empty() {
+            return Err(OpError::Precondition(format!(
+                "operation {} changed nothing; nothing to undo",
+                target.id
+            )));
+        }
+        let mut targets: Vec<SnapshotTarget> = Vec::new();
+        for t in &target.touched {
+            let st = self.history().snapshot_record(t.snapshot)?.target;
+            if !targets.contains(&st) {
+                targets.push(st);
+            }
+        }
+        if dry_run {
+            let mut changed = Vec::new();
+            for t in &target.touched {
+                let h = self.history();
+                let v = h
+                    .members(&h.snapshot_record(t.snapshot)?)?
+                    .into_iter()
+                    .find(|v| v.location == t.location);
+                let now = read_opt(&t.location.on_disk(self.home()), t.location.variant())?;
+                let then = v.map(|v| h.content_of(&v)).transpose()?;
+                let label = t.location.display_path();
+                changed.extend(
+                    changed_paths(now.as_ref(), then.as_ref())
+                        .iter()
+                        .map(|p| file_label(&label, p)),
+                );
+            }
+            return Ok(OpReport {
+                dry_run: true,
+                changed,
+                ..OpReport::default()
+            });
+        }
+        let mut rec = OperationRecord::new("undo", target.targets.clone());
+        rec.undoes = Some(target.id);
+        let rec = self.logged(rec, |rec| {
+            let mut snaps = BTreeMap::new();
+            for st in &targets {
+                let s = self.safety_snapshot(
+                    rec,
+                    st.clone(),
+                    Origin::Rollback,
+                    &format!("undo of operation {}", target.id),
+                )?;
+                snaps.insert(st.clone(), s);
+            }
+            for t in &target.touched {
+                let st = self.history().snapshot_record(t.snapshot)?.target;
+                rec.touched.push(Touched {
+                    location: t.location.clone(),
+                    snapshot: snaps[&st],
+                });
+            }
+            for t in &target.touched {
+                let files = self.restore(&t.location, t.snapshot)?;
+                rec.files_restored.extend(files);
+            }
+            Ok(())
+        })?;
+        Ok(OpReport {
+            changed: rec.files_restored.clone(),
+            record: Some(rec),
+            ..OpReport::default()
+        })
+    }
+
+    /// Replaces one artifact (a project's deployment, or a collection's artifact) with the
+    /// content of a version (`v12`, a tag) or of its member in a snapshot (`s7`). A
+    /// collection rollback also sets the lock entry and appends to SkillMeat's rollback
+    /// audit; a project rollback leaves the deployment record alone (drift then says how
+    /// the copy relates to it).
+    ///
+    /// # Errors
+    /// Unknown artifact, version or snapshot; otherwise see [`OpError`].
+    pub fn rollback(
+        &self,
+        artifact: &str,
+        project: Option<&Path>,
+        collection_name: Option<&str>,
+        to: &str,
+        dry_run: bool,
+    ) -> Result<OpReport, OpError> {
+        let home = self.home().to_path_buf();
+        let (loc, coll_entry) = match (project, collection_name) {
+            (Some(p), None) => (find_deployment(&home, p, artifact)?.project_loc(), None),
+            (None, Some(c)) => {
+                let coll = collection::read(&home, c);
+                if !coll.dir.join("collection.toml").is_file() {
+                    return Err(OpError::NotFound(format!("collection {c:?}")));
+                }
+                let a = coll
+                    .artifacts
+                    .iter()
+                    .find(|a| names(artifact, &a.name, &a.artifact_type, &a.path))
+                    .ok_or_else(|| {
+                        OpError::NotFound(format!("artifact {artifact:?} in collection {c:?}"))
+                    })?;
+                (
+                    Location::collection(c, &a.path.to_string_lossy()),
+                    Some((coll.dir.clone(), a.name.clone(), a.artifact_type.clone())),
+                )
+            }
+            _ => {
+                return Err(OpError::Invalid(
+                    "give either a project or a collection".into(),
+                ));
+            }
+        };
+        let h = self.history();
+        let version = match to.parse::<SnapshotId>() {
+            Ok(sid) => {
+                let snap = h.snapshot_record(sid)?;
+                h.members(&snap)?
+                    .into_iter()
+                    .find(|v| v.location == loc)
+                    .ok_or_else(|| OpError::NotFound(format!("{loc} in snapshot {sid}")))?
+            }
+            Err(()) => h.resolve_version(to)?,
+        };
+        let mut content = h.content_of(&version)?;
+        if matches!(loc.scope, Scope::Collection(_)) {
+            content = content.deployed_copy();
+        }
+        let dest = loc.on_disk(&home);
+        let root = managed_root(&home, &loc);
+        let label = loc.display_path();
+        let changed: Vec<String> =
+            changed_paths(read_opt(&dest, loc.variant())?.as_ref(), Some(&content))
+                .iter()
+                .map(|p| file_label(&label, p))
+                .collect();
+        if dry_run {
+            return Ok(OpReport {
+                dry_run: true,
+                changed,
+                ..OpReport::default()
+            });
+        }
+        let target = match &loc.scope {
+            Scope::Collection(n) => SnapshotTarget::Collection(n.clone()),
+            Scope::Project(p) => SnapshotTarget::Project(p.clone()),
+        };
+        let rec = OperationRecord::new("rollback", vec![loc.to_string()]);
+        let rec = self.logged(rec, |rec| {
+            let snap = self.safety_snapshot(
+                rec,
+                target,
+                Origin::Rollback,
+                &format!("rollback of {label} to {to}"),
+            )?;
+            rec.touched.push(Touched {
+                location: loc.clone(),
+                snapshot: snap,
+            });
+            if let Scope::Collection(n) = &loc.scope {
+                rec.touched.push(Touched {
+                    location: Location::collection(n, lock_write::FILE_NAME),
+                    snapshot: snap,
+                });
+            }
+            write_content(&self.writer, &root, &dest, &content)?;
+            rec.files_restored = changed.clone();
+            if let (Some((dir, name, ty)), Scope::Collection(n)) = (&coll_entry, &loc.scope) {
+                self.update_lock(dir, name, ty, &dest)?;
+                rollback_audit::append(
+                    &self.writer,
+                    &home,
+                    &RollbackRecord {
+                        collection_name: n.clone(),
+                        source_snapshot_id: snap.to_string(),
+                        target_snapshot_id: to.to_string(),
+                        operation_type: "selective".into(),
+                        files_restored: changed.clone(),
+                        success: true,
+                        selective_paths: Some(vec![loc.path.clone()]),
+                        ..RollbackRecord::default()
+                    },
+                    timestamp::now_local(),
+                )?;
+            }
+            Ok(())
+        })?;
+        Ok(OpReport {
+            record: Some(rec),
+            changed,
+            ..OpReport::default()
+        })
+    }
+
+    /// The operations log, oldest first, optionally only those at or after `since_ms`.
+    ///
+    /// # Errors
+    /// The store failed.
+    pub fn audit(&self, since_ms: Option<i64>) -> Result<Vec<OperationRecord>, OpError> {
+        Ok(self
+            .engine
+            .store()
+            .all_operations()?
+            .into_iter()
+            .filter(|o| since_ms.is_none_or(|s| o.time_ms >= s))
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn artifact_names_match_by_name_path_or_type() {
+        let p = Path::new("skills/canvas");
+        assert!(names("canvas", "canvas", "skill", p));
+        assert!(names("skills/canvas/", "canvas", "skill", p));
+        assert!(names("skill/canvas", "canvas", "skill", p));
+        assert!(names(
+            "review",
+            "review.md",
+            "command",
+            Path::new("commands/review.md")
+        ));
+        assert!(!names("canvas2", "canvas", "skill", p));
+    }
+
+    #[test]
+    fn changed_paths_lists_differences_both_ways() {
+        let f = |p: &str, b: &[u8]| FileContent {
+            path: p.into(),
+            mode: 0o644,
+            symlink: None,
+            bytes: b.to_vec(),
+        };
+        let a = Content {
+            single_file: false,
+            files: vec![f("a", b"1"), f("b", b"2")],
+        };
+        let b = Content {
+            single_file: false,
+            files: vec![f("a", b"1"), f("c", b"3")],
+        };
+        assert_eq!(changed_paths(Some(&a), Some(&b)), vec!["b", "c"]);
+        assert_eq!(changed_paths(None, Some(&a)), vec!["a", "b"]);
+        assert!(changed_paths(Some(&a), Some(&a)).is_empty());
+    }
+}

@@ -1,0 +1,190 @@
+//! The write-back RPCs: sync pull/push, merge, undo, rollback and the operations log.
+//! Each handler validates its arguments, runs [`crate::operations`] on the blocking pool
+//! and converts the result here.
+
+use tonic::{Request, Response, Status};
+
+use crate::engine::canonical;
+use crate::history::time;
+use crate::merge::{Resolution, Side};
+use crate::operations::{OpError, OpReport, OperationRecord, Operations};
+use crate::writer::{WriteError, Writer};
+
+use super::{DaemonService, path_arg, pb};
+
+/// The status an operation error answers with.
+pub fn status_of(e: OpError) -> Status {
+    let msg = e.to_string();
+    if e.is_locked() {
+        return Status::aborted(msg);
+    }
+    match e {
+        OpError::NotFound(_) => Status::not_found(msg),
+        OpError::Invalid(_) => Status::invalid_argument(msg),
+        OpError::Precondition(_)
+        | OpError::Write(WriteError::Outside { .. } | WriteError::SymlinkEscape { .. }) => {
+            Status::failed_precondition(msg)
+        }
+        OpError::History(h) => super::history::status_of(&h),
+        OpError::Hash(crate::hash::HashError::NotFound { .. }) => Status::not_found(msg),
+        _ => Status::internal(msg),
+    }
+}
+
+fn info(o: &OperationRecord) -> pb::OperationInfo {
+    pb::OperationInfo {
+        id: o.id,
+        time: time::format(o.time_ms),
+        operation: o.operation.clone(),
+        targets: o.targets.clone(),
+        files_restored: o.files_restored.clone(),
+        files_merged: o.files_merged.clone(),
+        files_conflicted: o.files_conflicted.clone(),
+        safety_snapshots: o.safety_snapshots.iter().map(ToString::to_string).collect(),
+        success: o.success,
+        error: o.error.clone().unwrap_or_default(),
+        undoes: o.undoes.unwrap_or(0),
+    }
+}
+
+fn response(r: OpReport) -> pb::OperationResponse {
+    pb::OperationResponse {
+        operation: r.record.as_ref().map(info),
+        dry_run: r.dry_run,
+        changed: r.changed,
+        conflicts: r
+            .conflicts
+            .into_iter()
+            .map(|c| pb::MergeConflict {
+                path: c.path,
+                kind: c.kind,
+                binary: c.binary,
+                resolved: c.resolved.unwrap_or_default(),
+            })
+            .collect(),
+        merged: r
+            .merged
+            .into_iter()
+            .map(|f| pb::MergedFile {
+                path: f.path,
+                deleted: f.content.is_none(),
+                content: f.content.unwrap_or_default(),
+            })
+            .collect(),
+        base_version: r.base.unwrap_or_default(),
+    }
+}
+
+fn required(name: &str, v: &str) -> Result<(), Status> {
+    if v.is_empty() {
+        Err(Status::invalid_argument(format!("{name} is required")))
+    } else {
+        Ok(())
+    }
+}
+
+impl DaemonService {
+    /// Runs `f` on the blocking pool with an [`Operations`] over the engine.
+    async fn operate<T, F>(&self, f: F) -> Result<T, Status>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Operations<'_>) -> Result<T, OpError> + Send + 'static,
+    {
+        let engine = std::sync::Arc::clone(self.live.engine());
+        tokio::task::spawn_blocking(move || f(&Operations::new(&engine, Writer::new())))
+            .await
+            .map_err(|e| Status::internal(format!("worker failed: {e}")))?
+            .map_err(status_of)
+    }
+
+    pub(super) async fn do_sync(
+        &self,
+        req: Request<pb::SyncRequest>,
+        push: bool,
+    ) -> Result<Response<pb::OperationResponse>, Status> {
+        let req = req.into_inner();
+        required("artifact", &req.artifact)?;
+        let project = canonical(&path_arg("project", &req.project)?);
+        let r = self
+            .operate(move |ops| {
+                if push {
+                    ops.sync_push(&project, &req.artifact, req.dry_run)
+                } else {
+                    ops.sync_pull(&project, &req.artifact, req.dry_run)
+                }
+            })
+            .await?;
+        Ok(Response::new(response(r)))
+    }
+
+    pub(super) async fn do_merge(
+        &self,
+        req: Request<pb::MergeRequest>,
+    ) -> Result<Response<pb::OperationResponse>, Status> {
+        let req = req.into_inner();
+        required("artifact", &req.artifact)?;
+        let project = canonical(&path_arg("project", &req.project)?);
+        let resolution = match req.prefer() {
+            pb::MergePreference::Unspecified | pb::MergePreference::Markers => Resolution::Markers,
+            pb::MergePreference::Local => Resolution::Prefer(Side::Local),
+            pb::MergePreference::Collection => Resolution::Prefer(Side::Remote),
+        };
+        let r = self
+            .operate(move |ops| ops.merge(&project, &req.artifact, req.dry_run, resolution))
+            .await?;
+        Ok(Response::new(response(r)))
+    }
+
+    pub(super) async fn do_undo(
+        &self,
+        req: Request<pb::UndoRequest>,
+    ) -> Result<Response<pb::OperationResponse>, Status> {
+        let req = req.into_inner();
+        let id = (req.operation != 0).then_some(req.operation);
+        let r = self.operate(move |ops| ops.undo(id, req.dry_run)).await?;
+        Ok(Response::new(response(r)))
+    }
+
+    pub(super) async fn do_rollback(
+        &self,
+        req: Request<pb::RollbackRequest>,
+    ) -> Result<Response<pb::OperationResponse>, Status> {
+        let req = req.into_inner();
+        required("artifact", &req.artifact)?;
+        required("to", &req.to)?;
+        let project = if req.project.is_empty() {
+            None
+        } else {
+            Some(canonical(&path_arg("project", &req.project)?))
+        };
+        let collection = (!req.collection.is_empty()).then_some(req.collection);
+        let r = self
+            .operate(move |ops| {
+                ops.rollback(
+                    &req.artifact,
+                    project.as_deref(),
+                    collection.as_deref(),
+                    &req.to,
+                    req.dry_run,
+                )
+            })
+            .await?;
+        Ok(Response::new(response(r)))
+    }
+
+    pub(super) async fn do_audit(
+        &self,
+        req: Request<pb::AuditRequest>,
+    ) -> Result<Response<pb::AuditResponse>, Status> {
+        let since = req.into_inner().since;
+        let since_ms = if since.is_empty() {
+            None
+        } else {
+            Some(time::parse(&since, time::now_ms()).map_err(Status::invalid_argument)?)
+        };
+        let ops = self.operate(move |ops| ops.audit(since_ms)).await?;
+        Ok(Response::new(pb::AuditResponse {
+            operations: ops.iter().map(info).collect(),
+        }))
+    }
+}
