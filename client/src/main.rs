@@ -11,6 +11,7 @@ mod connect;
 mod doctor;
 mod history;
 mod locate;
+mod ops;
 mod output;
 #[path = "../../src/paths.rs"]
 #[allow(dead_code)]
@@ -207,6 +208,92 @@ Examples:
         exit_code: bool,
         #[command(flatten)]
         select: history::Selector,
+    },
+    // ---- write-back (client/src/ops.rs)
+    /// Copy one deployed artifact between its collection and a project.
+    #[command(
+        subcommand,
+        long_about = "Copy one deployed artifact between its collection and a project.\n\n\
+`smctl sync pull` goes collection → project (a redeploy); `smctl sync push` goes project → \
+collection. Note: SkillMeat's own `skillmeat sync-pull` verb goes the other way (project → \
+collection), like `smctl sync push`.\n\n\
+Every write takes SkillMeat's lock, is atomic, and is preceded by a safety snapshot; \
+`smctl undo` restores it.",
+        after_help = "\
+Examples:
+  smctl sync pull canvas --project ~/code/app --dry-run
+  smctl sync pull canvas --project ~/code/app --yes
+  smctl sync push canvas --project ~/code/app --yes"
+    )]
+    Sync(ops::SyncCommand),
+    /// Three-way merge of a deployment: the project's edits and the collection's, from
+    /// the deployed version as base, written into the project copy.
+    #[command(after_help = "\
+Examples:
+  smctl merge canvas --project ~/code/app --dry-run
+  smctl merge canvas --project ~/code/app --yes
+  smctl merge canvas --project . --prefer collection --yes
+
+The base is the version in history whose hash is the deployment's content_hash; without one
+the merge is refused (see `smctl diff`). Overlapping edits get SkillMeat's conflict markers
+(binary files keep the project's bytes) unless --prefer picks a side. When no conflict is
+left, the deployment record takes the collection's hash as its new base.")]
+    Merge {
+        /// Artifact name, `type/name`, or path in the profile root.
+        artifact: String,
+        /// The project folder.
+        #[arg(long, default_value = ".")]
+        project: PathBuf,
+        /// Resolve conflicts by taking this side.
+        #[arg(long, value_enum)]
+        prefer: Option<ops::Prefer>,
+        #[command(flatten)]
+        run: ops::RunArgs,
+    },
+    /// Restore what an operation (default: the last one not undone) changed, from its
+    /// safety snapshot. The undo is itself an operation.
+    #[command(
+        after_help = "Examples:\n  smctl undo --dry-run\n  smctl undo --yes\n  smctl undo 12 --yes"
+    )]
+    Undo {
+        /// Operation id (see `smctl audit`).
+        operation: Option<u64>,
+        #[command(flatten)]
+        run: ops::RunArgs,
+    },
+    /// Replace one artifact with a version (v12), a tag, or its content in a snapshot (s7).
+    #[command(after_help = "\
+Examples:
+  smctl rollback canvas --project ~/code/app --to s4 --yes
+  smctl rollback canvas --collection default --to v12 --yes
+
+A collection rollback also updates collection.lock and appends to SkillMeat's rollback
+audit file; a project rollback leaves the deployment record as it is.")]
+    Rollback {
+        /// Artifact name, `type/name`, or path.
+        artifact: String,
+        /// The project whose deployment to roll back.
+        #[arg(
+            long,
+            conflicts_with = "collection",
+            required_unless_present = "collection"
+        )]
+        project: Option<PathBuf>,
+        /// The collection whose artifact to roll back.
+        #[arg(long)]
+        collection: Option<String>,
+        /// Version id, tag or snapshot id.
+        #[arg(long, value_name = "VERSION|SNAPSHOT|TAG")]
+        to: String,
+        #[command(flatten)]
+        run: ops::RunArgs,
+    },
+    /// The operations log: sync, merge, rollback and undo, oldest first.
+    #[command(after_help = "Examples:\n  smctl audit\n  smctl audit --since 2h --format json")]
+    Audit {
+        /// Only operations since this time (30m, 2h, 3d, 2026-11-25T10:00 UTC).
+        #[arg(long)]
+        since: Option<String>,
     },
 }
 
@@ -434,6 +521,47 @@ async fn dispatch(command: Command, paths: &paths::Paths, format: Format) -> Res
     let mut out = std::io::stdout().lock();
     match command {
         Command::Snapshot(cmd) => history::snapshot(&mut client, cmd, format, &mut out).await,
+        Command::Sync(cmd) => ops::sync(&mut client, cmd, format, &mut out).await,
+        Command::Merge {
+            artifact,
+            project,
+            prefer,
+            run,
+        } => {
+            ops::merge(
+                &mut client,
+                artifact,
+                project,
+                prefer,
+                run,
+                format,
+                &mut out,
+            )
+            .await
+        }
+        Command::Undo { operation, run } => {
+            ops::undo(&mut client, operation, run, format, &mut out).await
+        }
+        Command::Rollback {
+            artifact,
+            project,
+            collection,
+            to,
+            run,
+        } => {
+            ops::rollback(
+                &mut client,
+                artifact,
+                project,
+                collection,
+                to,
+                run,
+                format,
+                &mut out,
+            )
+            .await
+        }
+        Command::Audit { since } => ops::audit(&mut client, since, format, &mut out).await,
         Command::Log { artifact, select } => {
             history::log(&mut client, artifact, &select, format, &mut out).await
         }

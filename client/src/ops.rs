@@ -1,0 +1,383 @@
+//! `smctl sync|merge|undo|rollback|audit`: the write-back commands, their confirmation
+//! rule and how their answers print.
+//!
+//! Confirmation: a command that writes asks on a terminal (after showing what a dry run
+//! says would change) unless `--yes` is given. When stdin is not a terminal it never
+//! asks: it proceeds only with `--yes` and otherwise exits 2 saying so. `--dry-run` never
+//! needs `--yes`.
+//!
+//! JSON field names (stable): an operation answer has `operation` (null for dry runs),
+//! `dry_run`, `changed[]`, `conflicts[]` (`path`, `kind`, `binary`, `resolved`),
+//! `merged[]` (`path`, `content`, `deleted`; merge dry runs) and `base_version`. An
+//! operation has `id`, `time`, `operation`, `targets`, `files_restored`, `files_merged`,
+//! `files_conflicted`, `safety_snapshots`, `success`, `error`, `undoes`. `audit` prints
+//! `{"operations": [...]}`, oldest first.
+
+use std::io::{self, BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+
+use clap::{Subcommand, ValueEnum};
+use serde_json::{Value, json};
+
+use crate::output::Format;
+use crate::{Client, Failure, absolute, pb};
+
+/// `smctl sync …`
+#[derive(Debug, Subcommand)]
+pub enum SyncCommand {
+    /// Collection → project: replace the project's copy with the collection's (a
+    /// redeploy) and update the deployment record. A safety snapshot of the project is
+    /// taken first (`smctl undo` puts it back).
+    #[command(after_help = "\
+Examples:
+  smctl sync pull canvas --project ~/code/app --dry-run
+  smctl sync pull canvas --project ~/code/app --yes")]
+    Pull(SyncArgs),
+    /// Project → collection: replace the collection's copy with the project's, update
+    /// collection.lock and the deployment record. A safety snapshot of the collection and
+    /// the project is taken first.
+    #[command(after_help = "\
+Examples:
+  smctl sync push canvas --project ~/code/app --yes")]
+    Push(SyncArgs),
+}
+
+/// The artifact and project of a sync, and how to run it.
+#[derive(Debug, clap::Args)]
+pub struct SyncArgs {
+    /// Artifact name, `type/name`, or path in the profile root (`skills/canvas`).
+    pub artifact: String,
+    /// The project folder.
+    #[arg(long, default_value = ".")]
+    pub project: PathBuf,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+/// Dry run and confirmation flags.
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub struct RunArgs {
+    /// Say what would change; write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Do not ask for confirmation (required when stdin is not a terminal).
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+}
+
+/// Which side `merge --prefer` takes in conflicts.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Prefer {
+    /// The project's copy.
+    Local,
+    /// The collection's copy.
+    Collection,
+}
+
+fn json_out(out: &mut impl Write, v: &Value) -> io::Result<()> {
+    serde_json::to_writer_pretty(&mut *out, v)?;
+    writeln!(out)
+}
+
+fn info_json(o: &pb::OperationInfo) -> Value {
+    json!({"id": o.id, "time": o.time, "operation": o.operation, "targets": o.targets,
+        "files_restored": o.files_restored, "files_merged": o.files_merged,
+        "files_conflicted": o.files_conflicted, "safety_snapshots": o.safety_snapshots,
+        "success": o.success, "error": (!o.error.is_empty()).then_some(&o.error),
+        "undoes": (o.undoes != 0).then_some(o.undoes)})
+}
+
+fn response_json(r: &pb::OperationResponse) -> Value {
+    json!({
+        "operation": r.operation.as_ref().map(info_json),
+        "dry_run": r.dry_run,
+        "changed": r.changed,
+        "conflicts": r.conflicts.iter().map(|c| json!({"path": c.path, "kind": c.kind,
+            "binary": c.binary, "resolved": (!c.resolved.is_empty()).then_some(&c.resolved)}))
+            .collect::<Vec<_>>(),
+        "merged": r.merged.iter().map(|f| json!({"path": f.path, "deleted": f.deleted,
+            "content": String::from_utf8_lossy(&f.content)})).collect::<Vec<_>>(),
+        "base_version": (!r.base_version.is_empty()).then_some(&r.base_version),
+    })
+}
+
+fn response_text(out: &mut impl Write, r: &pb::OperationResponse) -> io::Result<()> {
+    match &r.operation {
+        Some(o) => {
+            let snaps = o.safety_snapshots.join(", ");
+            writeln!(
+                out,
+                "operation {} ({}) done; safety snapshot {snaps}; undo with `smctl undo {}`",
+                o.id, o.operation, o.id
+            )?;
+        }
+        None => writeln!(out, "dry run: nothing written")?,
+    }
+    if !r.base_version.is_empty() {
+        writeln!(out, "base: {}", r.base_version)?;
+    }
+    if r.changed.is_empty() {
+        writeln!(out, "no file changes")?;
+    }
+    for c in &r.changed {
+        writeln!(out, "  changed    {c}")?;
+    }
+    for c in &r.conflicts {
+        let how = if c.resolved.is_empty() {
+            if c.binary {
+                "unresolved; the project's bytes were kept".to_string()
+            } else {
+                "unresolved; conflict markers written".to_string()
+            }
+        } else {
+            format!("took the {} side", c.resolved)
+        };
+        let bin = if c.binary { " (binary)" } else { "" };
+        writeln!(out, "  conflict   {} [{}]{bin}: {how}", c.path, c.kind)?;
+    }
+    for f in &r.merged {
+        if f.deleted {
+            writeln!(out, "--- {} (deleted)", f.path)?;
+        } else {
+            writeln!(out, "--- {}", f.path)?;
+            out.write_all(&f.content)?;
+            if !f.content.ends_with(b"\n") {
+                writeln!(out)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn print(out: &mut impl Write, format: Format, r: &pb::OperationResponse) -> Result<u8, Failure> {
+    match format {
+        Format::Json => json_out(out, &response_json(r))?,
+        Format::Table => response_text(out, r)?,
+    }
+    Ok(0)
+}
+
+/// Whether to go ahead with a write: yes with `--yes`; exit 2 without it when stdin is not
+/// a terminal; otherwise show `preview` (a dry run's answer) and ask.
+fn confirm(
+    run: RunArgs,
+    what: &str,
+    preview: Option<&pb::OperationResponse>,
+) -> Result<(), Failure> {
+    if run.yes || run.dry_run {
+        return Ok(());
+    }
+    if !io::stdin().is_terminal() {
+        return Err(Failure::new(
+            2,
+            format!(
+                "{what} changes files; stdin is not a terminal, so pass --yes to proceed (or --dry-run to see what would change)"
+            ),
+        ));
+    }
+    let mut err = io::stderr().lock();
+    if let Some(p) = preview {
+        if p.changed.is_empty() {
+            writeln!(err, "{what}: no file would change")?;
+        }
+        for c in &p.changed {
+            writeln!(err, "  would change  {c}")?;
+        }
+        for c in &p.conflicts {
+            writeln!(err, "  conflict      {} [{}]", c.path, c.kind)?;
+        }
+    }
+    write!(err, "{what}: proceed? [y/N] ")?;
+    err.flush()?;
+    let mut line = String::new();
+    io::stdin().lock().read_line(&mut line)?;
+    if matches!(line.trim(), "y" | "Y" | "yes") {
+        Ok(())
+    } else {
+        Err(Failure::new(2, "cancelled; nothing written"))
+    }
+}
+
+/// Whether a confirmation prompt will be shown (so a preview is worth fetching).
+fn will_ask(run: RunArgs) -> bool {
+    !run.yes && !run.dry_run && io::stdin().is_terminal()
+}
+
+/// Runs `smctl sync pull|push`.
+pub async fn sync(
+    client: &mut Client,
+    cmd: SyncCommand,
+    format: Format,
+    out: &mut impl Write,
+) -> Result<u8, Failure> {
+    let (push, args) = match cmd {
+        SyncCommand::Pull(a) => (false, a),
+        SyncCommand::Push(a) => (true, a),
+    };
+    let req = |dry_run| pb::SyncRequest {
+        project: absolute(&args.project),
+        artifact: args.artifact.clone(),
+        dry_run,
+    };
+    let call = async |client: &mut Client, dry_run| -> Result<pb::OperationResponse, Failure> {
+        Ok(if push {
+            client.sync_push(req(dry_run)).await?.into_inner()
+        } else {
+            client.sync_pull(req(dry_run)).await?.into_inner()
+        })
+    };
+    let what = format!(
+        "sync {} {}",
+        if push { "push" } else { "pull" },
+        args.artifact
+    );
+    let preview = if will_ask(args.run) {
+        Some(call(client, true).await?)
+    } else {
+        None
+    };
+    confirm(args.run, &what, preview.as_ref())?;
+    let r = call(client, args.run.dry_run).await?;
+    print(out, format, &r)
+}
+
+/// Runs `smctl merge`.
+pub async fn merge(
+    client: &mut Client,
+    artifact: String,
+    project: PathBuf,
+    prefer: Option<Prefer>,
+    run: RunArgs,
+    format: Format,
+    out: &mut impl Write,
+) -> Result<u8, Failure> {
+    let prefer = match prefer {
+        None => pb::MergePreference::Markers,
+        Some(Prefer::Local) => pb::MergePreference::Local,
+        Some(Prefer::Collection) => pb::MergePreference::Collection,
+    };
+    let req = |dry_run| {
+        let mut r = pb::MergeRequest {
+            project: absolute(&project),
+            artifact: artifact.clone(),
+            dry_run,
+            prefer: 0,
+        };
+        r.set_prefer(prefer);
+        r
+    };
+    let preview = if will_ask(run) {
+        Some(client.merge(req(true)).await?.into_inner())
+    } else {
+        None
+    };
+    confirm(run, &format!("merge {artifact}"), preview.as_ref())?;
+    let r = client.merge(req(run.dry_run)).await?.into_inner();
+    print(out, format, &r)
+}
+
+/// Runs `smctl undo`.
+pub async fn undo(
+    client: &mut Client,
+    operation: Option<u64>,
+    run: RunArgs,
+    format: Format,
+    out: &mut impl Write,
+) -> Result<u8, Failure> {
+    let req = |dry_run| pb::UndoRequest {
+        operation: operation.unwrap_or(0),
+        dry_run,
+    };
+    let preview = if will_ask(run) {
+        Some(client.undo(req(true)).await?.into_inner())
+    } else {
+        None
+    };
+    let what = match operation {
+        Some(id) => format!("undo operation {id}"),
+        None => "undo the last operation".to_string(),
+    };
+    confirm(run, &what, preview.as_ref())?;
+    let r = client.undo(req(run.dry_run)).await?.into_inner();
+    print(out, format, &r)
+}
+
+/// Runs `smctl rollback`.
+#[allow(clippy::too_many_arguments)]
+pub async fn rollback(
+    client: &mut Client,
+    artifact: String,
+    project: Option<PathBuf>,
+    collection: Option<String>,
+    to: String,
+    run: RunArgs,
+    format: Format,
+    out: &mut impl Write,
+) -> Result<u8, Failure> {
+    let req = |dry_run| pb::RollbackRequest {
+        artifact: artifact.clone(),
+        project: project.as_deref().map(absolute).unwrap_or_default(),
+        collection: collection.clone().unwrap_or_default(),
+        to: to.clone(),
+        dry_run,
+    };
+    let preview = if will_ask(run) {
+        Some(client.rollback(req(true)).await?.into_inner())
+    } else {
+        None
+    };
+    confirm(
+        run,
+        &format!("rollback {artifact} to {to}"),
+        preview.as_ref(),
+    )?;
+    let r = client.rollback(req(run.dry_run)).await?.into_inner();
+    print(out, format, &r)
+}
+
+/// Runs `smctl audit`.
+pub async fn audit(
+    client: &mut Client,
+    since: Option<String>,
+    format: Format,
+    out: &mut impl Write,
+) -> Result<u8, Failure> {
+    let r = client
+        .audit(pb::AuditRequest {
+            since: since.unwrap_or_default(),
+        })
+        .await?
+        .into_inner();
+    match format {
+        Format::Json => json_out(
+            out,
+            &json!({"operations": r.operations.iter().map(info_json).collect::<Vec<_>>()}),
+        )?,
+        Format::Table => {
+            for o in &r.operations {
+                let status = if o.success {
+                    "ok".to_string()
+                } else {
+                    format!("failed: {}", o.error)
+                };
+                writeln!(
+                    out,
+                    "{:>4}  {}  {:<9}  {}  snapshot {}  restored {} merged {} conflicted {}  {status}",
+                    o.id,
+                    o.time,
+                    o.operation,
+                    o.targets.join(", "),
+                    if o.safety_snapshots.is_empty() {
+                        "-".to_string()
+                    } else {
+                        o.safety_snapshots.join(",")
+                    },
+                    o.files_restored.len(),
+                    o.files_merged.len(),
+                    o.files_conflicted.len(),
+                )?;
+            }
+        }
+    }
+    Ok(0)
+}
