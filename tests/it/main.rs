@@ -14,6 +14,7 @@ mod history;
 mod interop;
 mod lifecycle;
 mod live;
+mod operations;
 mod projects;
 mod reload;
 mod service;

@@ -1,0 +1,426 @@
+//! Write-back operations with the real binaries: sync pull/push, merge (clean, conflicting,
+//! without a base, dry run), undo, rollback, the confirmation rule, a held SkillMeat lock,
+//! and the operations log.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+use skillmeatd::hash::{Variant, content_hash};
+
+use crate::common::{Artifact, Env, age, deploy, drift_pairs, make_collection, write};
+
+const SKILL_MD: &str = "---\nname: canvas\nversion: 1.0.0\n---\n# Canvas\n\nline one\nline two\nline three\nline four\nline five\n";
+
+fn skill() -> Artifact {
+    Artifact {
+        name: "canvas",
+        kind: "skill",
+        files: vec![("SKILL.md", SKILL_MD), ("refs/guide.md", "guide\n")],
+    }
+}
+
+/// A collection `default` with one skill deployed into `<tmp>/app/.claude`, aged.
+struct World {
+    env: Env,
+    coll: PathBuf,
+    project: PathBuf,
+}
+
+impl World {
+    fn new() -> World {
+        let env = Env::new();
+        let coll = make_collection(&env.skillmeat_home, "default", &[skill()]);
+        let project = env.path("app");
+        deploy(
+            &env.skillmeat_home,
+            "default",
+            &project,
+            ".claude",
+            &[skill()],
+        );
+        age(&coll);
+        age(&project);
+        let project = project.canonicalize().unwrap();
+        World { env, coll, project }
+    }
+
+    /// Starts the daemon and registers the project.
+    fn start(&self) -> crate::common::Daemon {
+        let d = self.env.daemon();
+        self.env.smctl_json(&["project", "add", self.p()]);
+        d
+    }
+
+    fn p(&self) -> &str {
+        self.project.to_str().unwrap()
+    }
+
+    fn project_skill(&self) -> PathBuf {
+        self.project.join(".claude/skills/canvas")
+    }
+
+    fn drift(&self) -> Vec<(String, String)> {
+        drift_pairs(&self.env.smctl_json(&["drift", self.p(), "--all", "--sync"]))
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        self.env.smctl_json(args)
+    }
+
+    /// The deployment record's content_hash.
+    fn recorded_hash(&self) -> String {
+        let text =
+            std::fs::read_to_string(self.project.join(".claude/.skillmeat-deployed.toml")).unwrap();
+        let doc: toml::Table = text.parse().unwrap();
+        doc["deployed"][0]["content_hash"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+}
+
+/// Every file under `root` (relative path → bytes), SkillMeat's lock files aside (they
+/// stay beside what was written, by SkillMeat's rule).
+fn files(root: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if !p.to_string_lossy().ends_with(".skillmeat-lock") {
+                let rel = p.strip_prefix(root).unwrap().display().to_string();
+                out.push((rel, std::fs::read(&p).unwrap()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn edit(path: &Path, from: &str, to: &str) {
+    let text = std::fs::read_to_string(path).unwrap();
+    assert!(text.contains(from), "{} has no {from:?}", path.display());
+    write(path, text.replacen(from, to, 1));
+}
+
+fn pair(kind: &str) -> Vec<(String, String)> {
+    vec![("canvas".to_string(), kind.to_string())]
+}
+
+#[test]
+fn sync_pull_fixes_outdated_and_needs_yes_without_a_terminal() {
+    let w = World::new();
+    let _d = w.start();
+    assert_eq!(w.drift(), pair("in_sync"));
+    edit(&w.coll.join("skills/canvas/SKILL.md"), "line two", "line 2");
+    assert_eq!(w.drift(), pair("outdated"));
+    let before = files(&w.project);
+
+    // stdin is not a terminal here: without --yes it refuses, writing nothing.
+    let out = w.env.smctl(&["sync", "pull", "canvas", "--project", w.p()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--yes"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // A dry run needs no --yes and writes nothing.
+    let dry = w.json(&["sync", "pull", "canvas", "--project", w.p(), "--dry-run"]);
+    assert_eq!(dry["dry_run"], true);
+    assert_eq!(dry["operation"], Value::Null);
+    assert_eq!(
+        dry["changed"],
+        serde_json::json!([".claude/skills/canvas/SKILL.md"])
+    );
+    assert_eq!(files(&w.project), before);
+
+    let r = w.json(&["sync", "pull", "canvas", "--project", w.p(), "--yes"]);
+    let op = &r["operation"];
+    assert_eq!(op["operation"], "sync_pull");
+    assert_eq!(op["success"], true);
+    assert!(op["safety_snapshots"][0].as_str().unwrap().starts_with('s'));
+    assert_eq!(
+        std::fs::read(w.project_skill().join("SKILL.md")).unwrap(),
+        std::fs::read(w.coll.join("skills/canvas/SKILL.md")).unwrap()
+    );
+    assert_eq!(
+        w.recorded_hash(),
+        content_hash(&w.project_skill(), Variant::Legacy).unwrap()
+    );
+    assert_eq!(w.drift(), pair("in_sync"));
+    // The safety snapshot holds the project as it was.
+    let snap = w.json(&[
+        "snapshot",
+        "show",
+        op["safety_snapshots"][0].as_str().unwrap(),
+    ]);
+    assert_eq!(snap["origin"], "sync", "{snap}");
+}
+
+#[test]
+fn sync_push_fixes_modified_and_updates_the_lock() {
+    let w = World::new();
+    let _d = w.start();
+    edit(&w.project_skill().join("SKILL.md"), "line three", "line 3!");
+    write(&w.project_skill().join("refs/new.md"), "new\n");
+    assert_eq!(w.drift(), pair("modified"));
+    let r = w.json(&["sync", "push", "canvas", "--project", w.p(), "--yes"]);
+    assert_eq!(r["operation"]["operation"], "sync_push");
+    assert_eq!(
+        r["operation"]["safety_snapshots"].as_array().unwrap().len(),
+        2
+    );
+    assert_eq!(
+        files(&w.coll.join("skills/canvas")),
+        files(&w.project_skill())
+    );
+    let lock: toml::Table = std::fs::read_to_string(w.coll.join("collection.lock"))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(
+        lock["lock"]["entries"]["canvas::skill"]["content_hash"].as_str(),
+        Some(
+            content_hash(&w.coll.join("skills/canvas"), Variant::Legacy)
+                .unwrap()
+                .as_str()
+        )
+    );
+    assert_eq!(
+        w.recorded_hash(),
+        content_hash(&w.project_skill(), Variant::Legacy).unwrap()
+    );
+    assert_eq!(w.drift(), pair("in_sync"));
+}
+
+#[test]
+fn merge_combines_edits_dry_run_writes_nothing_and_undo_restores() {
+    let w = World::new();
+    let _d = w.start();
+    assert_eq!(w.drift(), pair("in_sync"));
+    // The deployed content is in history (the merge base).
+    w.json(&["snapshot", "create", w.p()]);
+    edit(
+        &w.project_skill().join("SKILL.md"),
+        "line one",
+        "line ONE (local)",
+    );
+    edit(
+        &w.coll.join("skills/canvas/SKILL.md"),
+        "line five",
+        "line FIVE (collection)",
+    );
+    assert_eq!(w.drift(), pair("conflict"));
+    let before = files(&w.project);
+    let recorded = w.recorded_hash();
+
+    let dry = w.json(&["merge", "canvas", "--project", w.p(), "--dry-run"]);
+    assert_eq!(dry["conflicts"], serde_json::json!([]), "{dry}");
+    let merged = dry["merged"][0]["content"].as_str().unwrap();
+    assert!(merged.contains("line ONE (local)") && merged.contains("line FIVE (collection)"));
+    assert!(dry["base_version"].as_str().unwrap().starts_with('v'));
+    assert_eq!(files(&w.project), before, "a dry run writes nothing");
+
+    let r = w.json(&["merge", "canvas", "--project", w.p(), "--yes"]);
+    assert_eq!(r["operation"]["operation"], "merge");
+    let text = std::fs::read_to_string(w.project_skill().join("SKILL.md")).unwrap();
+    assert!(text.contains("line ONE (local)"), "{text}");
+    assert!(text.contains("line FIVE (collection)"), "{text}");
+    // No conflict left: the collection's content is the new base; the project keeps its
+    // own edit on top of it.
+    assert_eq!(
+        w.recorded_hash(),
+        content_hash(&w.coll.join("skills/canvas"), Variant::DeployedCopy).unwrap()
+    );
+    assert_eq!(w.drift(), pair("modified"));
+
+    let u = w.json(&["undo", "--yes"]);
+    assert_eq!(u["operation"]["operation"], "undo");
+    assert_eq!(u["operation"]["undoes"], r["operation"]["id"]);
+    assert_eq!(
+        files(&w.project),
+        before,
+        "undo restores the project byte for byte"
+    );
+    assert_eq!(w.recorded_hash(), recorded);
+    assert_eq!(w.drift(), pair("conflict"));
+
+    let audit = w.json(&["audit"]);
+    let ops: Vec<&str> = audit["operations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["operation"].as_str().unwrap())
+        .collect();
+    assert_eq!(ops, ["merge", "undo"], "{audit}");
+    let first = &audit["operations"][0];
+    assert_eq!(first["success"], true);
+    assert_eq!(
+        first["files_merged"],
+        serde_json::json!([".claude/skills/canvas/SKILL.md"])
+    );
+    assert!(!first["safety_snapshots"].as_array().unwrap().is_empty());
+    let later = w.json(&["audit", "--since", "2030-01-01T00:00"]);
+    assert_eq!(later["operations"], serde_json::json!([]));
+}
+
+#[test]
+fn overlapping_edits_get_skillmeat_markers_and_are_reported() {
+    let w = World::new();
+    let _d = w.start();
+    w.json(&["snapshot", "create", w.p()]);
+    edit(
+        &w.project_skill().join("SKILL.md"),
+        "line three",
+        "line three (local)",
+    );
+    edit(
+        &w.coll.join("skills/canvas/SKILL.md"),
+        "line three",
+        "line three (collection)",
+    );
+    let recorded = w.recorded_hash();
+    let r = w.json(&["merge", "canvas", "--project", w.p(), "--yes"]);
+    let c = &r["conflicts"][0];
+    assert_eq!(c["path"], ".claude/skills/canvas/SKILL.md", "{r}");
+    assert_eq!(c["kind"], "both_modified");
+    assert_eq!(c["binary"], false);
+    assert_eq!(
+        r["operation"]["files_conflicted"],
+        serde_json::json!([".claude/skills/canvas/SKILL.md"])
+    );
+    let text = std::fs::read_to_string(w.project_skill().join("SKILL.md")).unwrap();
+    assert!(
+        text.contains("<<<<<<< LOCAL (current)\nline three (local)\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("=======\nline three (collection)\n>>>>>>> REMOTE (incoming)"),
+        "{text}"
+    );
+    assert_eq!(
+        w.recorded_hash(),
+        recorded,
+        "the record waits for the conflict"
+    );
+
+    // --prefer collection resolves it the other way (after undoing the first merge).
+    w.json(&["undo", "--yes"]);
+    let r = w.json(&[
+        "merge",
+        "canvas",
+        "--project",
+        w.p(),
+        "--prefer",
+        "collection",
+        "--yes",
+    ]);
+    assert_eq!(r["conflicts"][0]["resolved"], "collection", "{r}");
+    assert_eq!(
+        std::fs::read(w.project_skill().join("SKILL.md")).unwrap(),
+        std::fs::read(w.coll.join("skills/canvas/SKILL.md")).unwrap()
+    );
+    assert_eq!(w.drift(), pair("in_sync"));
+}
+
+#[test]
+fn merge_without_a_known_base_is_refused() {
+    let w = World::new();
+    // Both copies changed before the daemon ever saw the deployed content.
+    edit(&w.project_skill().join("SKILL.md"), "line one", "line 1");
+    edit(
+        &w.coll.join("skills/canvas/SKILL.md"),
+        "line five",
+        "line 5",
+    );
+    let _d = w.start();
+    assert_eq!(w.drift(), pair("conflict"));
+    let before = files(&w.project);
+    let out = w
+        .env
+        .smctl(&["merge", "canvas", "--project", w.p(), "--yes"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no known base") && err.contains("smctl diff"),
+        "{err}"
+    );
+    assert_eq!(files(&w.project), before);
+}
+
+#[test]
+fn a_held_skillmeat_lock_fails_the_write_and_changes_nothing() {
+    let w = World::new();
+    let _d = w.start();
+    edit(&w.coll.join("skills/canvas/SKILL.md"), "line two", "line 2");
+    assert_eq!(w.drift(), pair("outdated"));
+    let before = files(&w.project);
+    let lock = skillmeatd::writer::lock_path(&w.project_skill());
+    let held = std::fs::File::create(&lock).unwrap();
+    held.lock().unwrap();
+    let out = w
+        .env
+        .smctl(&["sync", "pull", "canvas", "--project", w.p(), "--yes"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("locked by another process"), "{err}");
+    drop(held);
+    assert_eq!(files(&w.project), before, "nothing changed");
+    let audit = w.json(&["audit"]);
+    let op = &audit["operations"][0];
+    assert_eq!(op["success"], false, "{audit}");
+    assert!(
+        op["error"]
+            .as_str()
+            .unwrap()
+            .contains("locked by another process")
+    );
+    assert_eq!(w.drift(), pair("outdated"));
+}
+
+#[test]
+fn rollback_of_a_collection_artifact_updates_lock_and_audit() {
+    let w = World::new();
+    let _d = w.start();
+    let snap = w.json(&["snapshot", "create", "default"]);
+    let sid = snap["id"].as_str().unwrap();
+    let original = files(&w.coll.join("skills/canvas"));
+    edit(&w.coll.join("skills/canvas/SKILL.md"), "line two", "line 2");
+    let r = w.json(&[
+        "rollback",
+        "canvas",
+        "--collection",
+        "default",
+        "--to",
+        sid,
+        "--yes",
+    ]);
+    assert_eq!(r["operation"]["operation"], "rollback", "{r}");
+    assert_eq!(r["changed"], serde_json::json!(["skills/canvas/SKILL.md"]));
+    assert_eq!(files(&w.coll.join("skills/canvas")), original);
+    let audit = std::fs::read_to_string(
+        w.env
+            .skillmeat_home
+            .join("audit/default_rollback_audit.toml"),
+    )
+    .unwrap();
+    assert!(
+        audit.contains(&format!("target_snapshot_id = \"{sid}\"")),
+        "{audit}"
+    );
+    let lock: toml::Table = std::fs::read_to_string(w.coll.join("collection.lock"))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(
+        lock["lock"]["entries"]["canvas::skill"]["content_hash"].as_str(),
+        Some(
+            content_hash(&w.coll.join("skills/canvas"), Variant::Legacy)
+                .unwrap()
+                .as_str()
+        )
+    );
+    assert_eq!(w.drift(), pair("in_sync"));
+}
