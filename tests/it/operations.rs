@@ -424,3 +424,86 @@ fn rollback_of_a_collection_artifact_updates_lock_and_audit() {
     );
     assert_eq!(w.drift(), pair("in_sync"));
 }
+
+/// SkillMeat's sync-check entry for `name`, if it reports one.
+fn skillmeat_drift(sm: &crate::common::skillmeat::SkillMeat, project: &Path, name: &str) -> Value {
+    let v = sm.sync_check(project);
+    v["artifacts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|a| a["name"] == name)
+        .cloned()
+        .unwrap_or(Value::Null)
+}
+
+#[test]
+fn skillmeat_cli_agrees_after_sync_pull_and_push() {
+    let env = Env::new();
+    let Some(sm) = crate::common::skillmeat::SkillMeat::new(&env, "operations interop") else {
+        return;
+    };
+    let (p1, p2) = (env.path("p1"), env.path("p2"));
+    let out = std::process::Command::new("bash")
+        .arg(crate::common::skillmeat::support_script(
+            "make-skillmeat-home.sh",
+        ))
+        .args([&env.home, &p1, &p2])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let project = p1.canonicalize().unwrap();
+    let p = project.to_str().unwrap();
+    let coll_skill = env
+        .skillmeat_home
+        .join("collections/default/skills/review-skill");
+    let proj_skill = project.join(".claude/skills/review-skill");
+    let _d = env.daemon();
+    env.smctl_json(&["project", "add", p]);
+
+    // Collection changed: SkillMeat and we call it outdated; a pull fixes it for both.
+    let md = coll_skill.join("SKILL.md");
+    let text = std::fs::read_to_string(&md).unwrap();
+    write(&md, format!("{text}\nPulled line.\n"));
+    let theirs = skillmeat_drift(&sm, &project, "review-skill");
+    assert_eq!(theirs["drift_type"], "outdated", "{theirs}");
+    env.smctl_json(&["sync", "pull", "review-skill", "--project", p, "--yes"]);
+    assert_eq!(
+        skillmeat_drift(&sm, &project, "review-skill"),
+        Value::Null,
+        "SkillMeat sees no drift after our sync pull"
+    );
+
+    // Project changed: a push makes collection, lock and record agree for SkillMeat too.
+    let md = proj_skill.join("SKILL.md");
+    let text = std::fs::read_to_string(&md).unwrap();
+    write(&md, format!("{text}\nPushed line.\n"));
+    env.smctl_json(&["sync", "push", "review-skill", "--project", p, "--yes"]);
+    assert_eq!(
+        skillmeat_drift(&sm, &project, "review-skill"),
+        Value::Null,
+        "SkillMeat sees no drift after our sync push"
+    );
+    let drift = env.smctl_json(&["drift", p, "--sync"]);
+    assert!(
+        drift["artifacts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|a| a["name"] != "review-skill"),
+        "{drift}"
+    );
+
+    // SkillMeat still lists the collection and undeploys what we wrote.
+    sm.run(&["list"]);
+    sm.run(&["undeploy", "review-skill", "--project", p, "--force"]);
+    assert!(
+        !proj_skill.exists(),
+        "SkillMeat removed the folder we wrote"
+    );
+}
