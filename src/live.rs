@@ -92,6 +92,7 @@ pub struct Live {
     cookies: Mutex<HashMap<String, oneshot::Sender<()>>>,
     next_cookie: AtomicU64,
     subscriber_buffer: usize,
+    claims: crate::operations::Claims,
 }
 
 impl std::fmt::Debug for Control {
@@ -130,6 +131,11 @@ impl Live {
     /// A new subscription to live events.
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<Event>> {
         self.events.subscribe()
+    }
+
+    /// Artifacts daemon operations are writing (their events carry the operation id).
+    pub fn claims(&self) -> &crate::operations::Claims {
+        &self.claims
     }
 
     /// The bound of each subscriber's queue.
@@ -315,6 +321,7 @@ pub fn new(engine: Arc<Engine>, config: &Config) -> (Arc<Live>, Task) {
         cookies: Mutex::new(HashMap::new()),
         next_cookie: AtomicU64::new(0),
         subscriber_buffer: buffer,
+        claims: crate::operations::Claims::default(),
     });
     (
         Arc::clone(&live),
@@ -813,6 +820,7 @@ impl Worker {
             old.reports.clone()
         };
         let mut events = journal::diff(&previous, &reports, None);
+        self.live.claims.attribute(&mut events);
         events.extend(journal::problem_events(&old.problems, &problems));
         for (root, reason) in &fell_back {
             tracing::warn!(root = %root.display(), "{reason}");

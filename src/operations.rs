@@ -31,6 +31,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
@@ -44,6 +46,7 @@ use crate::history::content::{Content, FileContent};
 use crate::history::{
     History, HistoryError, Location, Origin, Scope, SnapshotId, SnapshotTarget, Version, time,
 };
+use crate::journal::Event;
 use crate::merge::{self, ConflictKind, FileOutcome, Resolution, Side, Tree};
 use crate::store::StoreError;
 use crate::writer::{DEFAULT_FILE_MODE, DirFiles, WriteError, Writer};
@@ -206,6 +209,13 @@ impl Deployed {
     fn deployment_file_loc(&self) -> Location {
         Location::project(&self.project, &self.root, deployment::FILE_NAME)
     }
+    fn claim(&self) -> Claim {
+        Claim::new(
+            Some(&self.project),
+            &self.record.artifact_name,
+            &self.record.artifact_type,
+        )
+    }
     fn key(&self) -> RecordKey<'_> {
         RecordKey {
             name: &self.record.artifact_name,
@@ -351,15 +361,105 @@ fn managed_root(home: &Path, loc: &Location) -> PathBuf {
     }
 }
 
+/// How long after an operation ends the drift events of its writes are still attributed
+/// to it (the watcher settles changes before it reports them).
+pub const CLAIM_GRACE: Duration = Duration::from_secs(60);
+
+/// One artifact an operation is writing: a project's deployment (`project` set) or a
+/// collection's artifact (every deployment of it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claim {
+    pub operation: u64,
+    pub project: Option<PathBuf>,
+    pub name: String,
+    pub artifact_type: String,
+    expires: Option<Instant>,
+}
+
+impl Claim {
+    fn new(project: Option<&Path>, name: &str, artifact_type: &str) -> Claim {
+        Claim {
+            operation: 0,
+            project: project.map(Path::to_path_buf),
+            name: normalize_name(name).to_string(),
+            artifact_type: artifact_type.to_string(),
+            expires: None,
+        }
+    }
+
+    fn matches(&self, e: &Event) -> bool {
+        normalize_name(&e.name) == self.name
+            && e.artifact_type == self.artifact_type
+            && self
+                .project
+                .as_ref()
+                .is_none_or(|p| p.display().to_string() == e.project)
+    }
+}
+
+/// Which operations are writing which artifacts, so that the drift events their writes
+/// cause carry the operation's id (`DriftEvent.operation`). Shared by the RPC layer (which
+/// claims before writing) and the live task (which attributes events).
+#[derive(Debug, Default)]
+pub struct Claims {
+    inner: Mutex<Vec<Claim>>,
+}
+
+impl Claims {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Claim>> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Records that operation `id` is about to write these artifacts.
+    pub fn claim(&self, id: u64, claims: &[Claim]) {
+        self.lock().extend(claims.iter().map(|c| Claim {
+            operation: id,
+            ..c.clone()
+        }));
+    }
+
+    /// Operation `id` ended: its claims last [`CLAIM_GRACE`] more.
+    pub fn release(&self, id: u64) {
+        let until = Instant::now() + CLAIM_GRACE;
+        for c in self.lock().iter_mut().filter(|c| c.operation == id) {
+            c.expires = Some(until);
+        }
+    }
+
+    /// Sets `operation` on the events of claimed artifacts (the newest claim wins), and
+    /// forgets expired claims.
+    pub fn attribute(&self, events: &mut [Event]) {
+        let mut claims = self.lock();
+        let now = Instant::now();
+        claims.retain(|c| c.expires.is_none_or(|t| t > now));
+        for e in events.iter_mut().filter(|e| e.operation.is_empty()) {
+            if let Some(c) = claims.iter().rev().find(|c| c.matches(e)) {
+                e.operation = c.operation.to_string();
+            }
+        }
+    }
+}
+
 /// Runs and logs operations.
 pub struct Operations<'a> {
     engine: &'a Engine,
     writer: Writer,
+    claims: Option<&'a Claims>,
 }
 
 impl<'a> Operations<'a> {
     pub fn new(engine: &'a Engine, writer: Writer) -> Operations<'a> {
-        Operations { engine, writer }
+        Operations {
+            engine,
+            writer,
+            claims: None,
+        }
+    }
+
+    /// The same, announcing what each operation writes to `claims`.
+    pub fn with_claims(mut self, claims: &'a Claims) -> Operations<'a> {
+        self.claims = Some(claims);
+        self
     }
 
     fn history(&self) -> &History {
@@ -371,13 +471,21 @@ impl<'a> Operations<'a> {
     }
 
     /// Runs `body` as a logged operation: the record is stored whatever the outcome.
+    /// `claims` are the artifacts it writes (for event attribution).
     fn logged(
         &self,
         mut rec: OperationRecord,
+        claims: &[Claim],
         body: impl FnOnce(&mut OperationRecord) -> Result<(), OpError>,
     ) -> Result<OperationRecord, OpError> {
         rec.id = self.engine.store().next_operation_id()?;
+        if let Some(c) = self.claims {
+            c.claim(rec.id, claims);
+        }
         let result = body(&mut rec);
+        if let Some(c) = self.claims {
+            c.release(rec.id);
+        }
         rec.success = result.is_ok();
         rec.error = result.as_ref().err().map(ToString::to_string);
         self.engine.store().put_operation(&rec)?;
@@ -460,7 +568,7 @@ impl<'a> Operations<'a> {
             });
         }
         let rec = OperationRecord::new("sync_pull", vec![d.project_loc().to_string()]);
-        let rec = self.logged(rec, |rec| {
+        let rec = self.logged(rec, &[d.claim()], |rec| {
             let snap = self.safety_snapshot(
                 rec,
                 SnapshotTarget::Project(d.project.clone()),
@@ -520,48 +628,56 @@ impl<'a> Operations<'a> {
             "sync_push",
             vec![d.collection_loc().to_string(), d.project_loc().to_string()],
         );
-        let rec = self.logged(rec, |rec| {
-            let what = format!("sync push {}", d.project_loc().display_path());
-            let cs = self.safety_snapshot(
-                rec,
-                SnapshotTarget::Collection(coll.clone()),
-                Origin::Sync,
-                &what,
-            )?;
-            let ps = self.safety_snapshot(
-                rec,
-                SnapshotTarget::Project(d.project.clone()),
-                Origin::Sync,
-                &what,
-            )?;
-            rec.touched.push(Touched {
-                location: d.collection_loc(),
-                snapshot: cs,
-            });
-            rec.touched.push(Touched {
-                location: Location::collection(&coll, lock_write::FILE_NAME),
-                snapshot: cs,
-            });
-            rec.touched.push(Touched {
-                location: d.deployment_file_loc(),
-                snapshot: ps,
-            });
-            write_content(
-                &self.writer,
-                &d.collection_dir,
-                &d.collection_path(),
-                &incoming,
-            )?;
-            rec.files_restored = changed.clone();
-            self.update_lock(
-                &d.collection_dir,
+        let rec = self.logged(
+            rec,
+            &[Claim::new(
+                None,
                 &d.record.artifact_name,
                 &d.record.artifact_type,
-                &d.collection_path(),
-            )?;
-            let h = hash::content_hash(&d.project_path(), Variant::Legacy)?;
-            self.update_deployment(&d, h)
-        })?;
+            )],
+            |rec| {
+                let what = format!("sync push {}", d.project_loc().display_path());
+                let cs = self.safety_snapshot(
+                    rec,
+                    SnapshotTarget::Collection(coll.clone()),
+                    Origin::Sync,
+                    &what,
+                )?;
+                let ps = self.safety_snapshot(
+                    rec,
+                    SnapshotTarget::Project(d.project.clone()),
+                    Origin::Sync,
+                    &what,
+                )?;
+                rec.touched.push(Touched {
+                    location: d.collection_loc(),
+                    snapshot: cs,
+                });
+                rec.touched.push(Touched {
+                    location: Location::collection(&coll, lock_write::FILE_NAME),
+                    snapshot: cs,
+                });
+                rec.touched.push(Touched {
+                    location: d.deployment_file_loc(),
+                    snapshot: ps,
+                });
+                write_content(
+                    &self.writer,
+                    &d.collection_dir,
+                    &d.collection_path(),
+                    &incoming,
+                )?;
+                rec.files_restored = changed.clone();
+                self.update_lock(
+                    &d.collection_dir,
+                    &d.record.artifact_name,
+                    &d.record.artifact_type,
+                    &d.collection_path(),
+                )?;
+                let h = hash::content_hash(&d.project_path(), Variant::Legacy)?;
+                self.update_deployment(&d, h)
+            },
+        )?;
         Ok(OpReport {
             record: Some(rec),
             changed,
@@ -690,7 +806,7 @@ impl<'a> Operations<'a> {
         };
         let unresolved = m.has_unresolved();
         let rec = OperationRecord::new("merge", vec![d.project_loc().to_string()]);
-        let rec = self.logged(rec, |rec| {
+        let rec = self.logged(rec, &[d.claim()], |rec| {
             let snap = self.safety_snapshot(
                 rec,
                 SnapshotTarget::Project(d.project.clone()),
@@ -813,7 +929,7 @@ impl<'a> Operations<'a> {
         }
         let mut rec = OperationRecord::new("undo", target.targets.clone());
         rec.undoes = Some(target.id);
-        let rec = self.logged(rec, |rec| {
+        let rec = self.logged(rec, &[], |rec| {
             let mut snaps = BTreeMap::new();
             for st in &targets {
                 let s = self.safety_snapshot(
@@ -861,8 +977,11 @@ impl<'a> Operations<'a> {
         dry_run: bool,
     ) -> Result<OpReport, OpError> {
         let home = self.home().to_path_buf();
-        let (loc, coll_entry) = match (project, collection_name) {
-            (Some(p), None) => (find_deployment(&home, p, artifact)?.project_loc(), None),
+        let (loc, coll_entry, claim) = match (project, collection_name) {
+            (Some(p), None) => {
+                let d = find_deployment(&home, p, artifact)?;
+                (d.project_loc(), None, d.claim())
+            }
             (None, Some(c)) => {
                 let coll = collection::read(&home, c);
                 if !coll.dir.join("collection.toml").is_file() {
@@ -878,6 +997,7 @@ impl<'a> Operations<'a> {
                 (
                     Location::collection(c, &a.path.to_string_lossy()),
                     Some((coll.dir.clone(), a.name.clone(), a.artifact_type.clone())),
+                    Claim::new(None, &a.name, &a.artifact_type),
                 )
             }
             _ => {
@@ -921,7 +1041,7 @@ impl<'a> Operations<'a> {
             Scope::Project(p) => SnapshotTarget::Project(p.clone()),
         };
         let rec = OperationRecord::new("rollback", vec![loc.to_string()]);
-        let rec = self.logged(rec, |rec| {
+        let rec = self.logged(rec, std::slice::from_ref(&claim), |rec| {
             let snap = self.safety_snapshot(
                 rec,
                 target,
@@ -999,6 +1119,31 @@ mod tests {
             Path::new("commands/review.md")
         ));
         assert!(!names("canvas2", "canvas", "skill", p));
+    }
+
+    #[test]
+    fn claimed_artifacts_name_the_operation_in_their_events() {
+        let claims = Claims::default();
+        let event = |project: &str, name: &str| {
+            let mut e = Event::polling("", "");
+            e.project = project.into();
+            e.name = name.into();
+            e.artifact_type = "skill".into();
+            e.operation.clear();
+            e
+        };
+        claims.claim(3, &[Claim::new(Some(Path::new("/p")), "canvas", "skill")]);
+        claims.claim(4, &[Claim::new(None, "review.md", "skill")]);
+        claims.release(3);
+        let mut events = vec![
+            event("/p", "canvas"),
+            event("/q", "canvas"),
+            event("/q", "review"),
+            event("/p", "other"),
+        ];
+        claims.attribute(&mut events);
+        let ops: Vec<&str> = events.iter().map(|e| e.operation.as_str()).collect();
+        assert_eq!(ops, ["3", "", "4", ""]);
     }
 
     #[test]

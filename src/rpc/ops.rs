@@ -90,11 +90,13 @@ impl DaemonService {
         T: Send + 'static,
         F: FnOnce(&Operations<'_>) -> Result<T, OpError> + Send + 'static,
     {
-        let engine = std::sync::Arc::clone(self.live.engine());
-        tokio::task::spawn_blocking(move || f(&Operations::new(&engine, Writer::new())))
-            .await
-            .map_err(|e| Status::internal(format!("worker failed: {e}")))?
-            .map_err(status_of)
+        let live = std::sync::Arc::clone(&self.live);
+        tokio::task::spawn_blocking(move || {
+            f(&Operations::new(live.engine(), Writer::new()).with_claims(live.claims()))
+        })
+        .await
+        .map_err(|e| Status::internal(format!("worker failed: {e}")))?
+        .map_err(status_of)
     }
 
     pub(super) async fn do_sync(

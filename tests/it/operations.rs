@@ -136,9 +136,21 @@ fn sync_pull_fixes_outdated_and_needs_yes_without_a_terminal() {
     );
     assert_eq!(files(&w.project), before);
 
+    let cursor = w.env.cursor();
     let r = w.json(&["sync", "pull", "canvas", "--project", w.p(), "--yes"]);
     let op = &r["operation"];
     assert_eq!(op["operation"], "sync_pull");
+    // The drift events our writes cause name the operation.
+    let events = w.env.events_since(cursor);
+    let ours = events
+        .iter()
+        .find(|e| e["name"] == "canvas" && e["new_drift"] == "in_sync")
+        .unwrap_or_else(|| panic!("no event for canvas: {events:?}"));
+    assert_eq!(
+        ours["operation"],
+        op["id"].as_u64().unwrap().to_string(),
+        "{ours}"
+    );
     assert_eq!(op["success"], true);
     assert!(op["safety_snapshots"][0].as_str().unwrap().starts_with('s'));
     assert_eq!(
