@@ -1087,6 +1087,111 @@ impl<'a> Operations<'a> {
         })
     }
 
+    /// Replaces a whole collection or project with snapshot `to` (SkillMeat's replace
+    /// mode): every artifact and bookkeeping file the snapshot holds is written back, and
+    /// what it covers now but did not then is removed. A collection rollback appends to
+    /// SkillMeat's rollback audit.
+    ///
+    /// # Errors
+    /// `to` is not a snapshot of `target`; otherwise see [`OpError`].
+    pub fn rollback_all(
+        &self,
+        target: &SnapshotTarget,
+        to: &str,
+        dry_run: bool,
+    ) -> Result<OpReport, OpError> {
+        let sid: SnapshotId = to.parse().map_err(|()| {
+            OpError::Invalid(format!(
+                "{to:?}: rolling back a whole {target} needs a snapshot id (s<N>); give an \
+                 artifact to roll back to a version or tag"
+            ))
+        })?;
+        let h = self.history();
+        let snap = h.snapshot_record(sid)?;
+        if &snap.target != target {
+            return Err(OpError::Invalid(format!(
+                "snapshot {sid} is of {}, not of {target}",
+                snap.target
+            )));
+        }
+        let home = self.home().to_path_buf();
+        let then = h.members(&snap)?;
+        let mut locs: BTreeSet<Location> = then.iter().map(|v| v.location.clone()).collect();
+        locs.extend(h.members_on_disk(target)?.into_iter().map(|(l, _)| l));
+        // Artifacts first, the files that describe them last.
+        let bookkeeping = |l: &Location| {
+            matches!(
+                l.path.as_str(),
+                "collection.toml" | "collection.lock" | deployment::FILE_NAME
+            )
+        };
+        let mut order: Vec<Location> = locs.iter().filter(|l| !bookkeeping(l)).cloned().collect();
+        order.extend(locs.iter().filter(|l| bookkeeping(l)).cloned());
+        let mut changed = Vec::new();
+        for loc in &order {
+            let now = read_opt(&loc.on_disk(&home), loc.variant())?;
+            let old = then
+                .iter()
+                .find(|v| &v.location == loc)
+                .map(|v| h.content_of(v))
+                .transpose()?;
+            let label = loc.display_path();
+            changed.extend(
+                changed_paths(now.as_ref(), old.as_ref())
+                    .iter()
+                    .map(|p| file_label(&label, p)),
+            );
+        }
+        if dry_run {
+            return Ok(OpReport {
+                dry_run: true,
+                changed,
+                ..OpReport::default()
+            });
+        }
+        let rec = OperationRecord::new("rollback", vec![target.to_string()]);
+        let rec = self.logged(rec, &[], |rec| {
+            let safety = self.safety_snapshot(
+                rec,
+                target.clone(),
+                Origin::Rollback,
+                &format!("rollback of {target} to {sid}"),
+            )?;
+            for loc in &order {
+                rec.touched.push(Touched {
+                    location: loc.clone(),
+                    snapshot: safety,
+                });
+            }
+            for loc in &order {
+                let files = self.restore(loc, sid)?;
+                rec.files_restored.extend(files);
+            }
+            if let SnapshotTarget::Collection(n) = target {
+                rollback_audit::append(
+                    &self.writer,
+                    &home,
+                    &RollbackRecord {
+                        collection_name: n.clone(),
+                        source_snapshot_id: safety.to_string(),
+                        target_snapshot_id: sid.to_string(),
+                        operation_type: "simple".into(),
+                        files_restored: rec.files_restored.clone(),
+                        success: true,
+                        ..RollbackRecord::default()
+                    },
+                    timestamp::now_local(),
+                )?;
+            }
+            Ok(())
+        })?;
+        Ok(OpReport {
+            changed: rec.files_restored.clone(),
+            record: Some(rec),
+            ..OpReport::default()
+        })
+    }
+
     /// The operations log, oldest first, optionally only those at or after `since_ms`.
     ///
     /// # Errors

@@ -261,17 +261,21 @@ left, the deployment record takes the collection's hash as its new base.")]
         #[command(flatten)]
         run: ops::RunArgs,
     },
-    /// Replace one artifact with a version (v12), a tag, or its content in a snapshot (s7).
+    /// Replace one artifact with a version (v12), a tag, or its content in a snapshot (s7);
+    /// without ARTIFACT, a whole project or collection with a snapshot.
     #[command(after_help = "\
 Examples:
   smctl rollback canvas --project ~/code/app --to s4 --yes
   smctl rollback canvas --collection default --to v12 --yes
+  smctl rollback --collection default --to s9 --dry-run
 
-A collection rollback also updates collection.lock and appends to SkillMeat's rollback
-audit file; a project rollback leaves the deployment record as it is.")]
+A collection rollback also updates collection.lock (one artifact) and appends to SkillMeat's
+rollback audit file. A project artifact's rollback leaves the deployment record as it is; a
+whole project's restores its deployment files too. A whole rollback removes what the
+snapshot did not cover.")]
     Rollback {
-        /// Artifact name, `type/name`, or path.
-        artifact: String,
+        /// Artifact name, `type/name`, or path [default: the whole project or collection].
+        artifact: Option<String>,
         /// The project whose deployment to roll back.
         #[arg(
             long,

@@ -306,7 +306,7 @@ pub async fn undo(
 #[allow(clippy::too_many_arguments)]
 pub async fn rollback(
     client: &mut Client,
-    artifact: String,
+    artifact: Option<String>,
     project: Option<PathBuf>,
     collection: Option<String>,
     to: String,
@@ -315,7 +315,7 @@ pub async fn rollback(
     out: &mut impl Write,
 ) -> Result<u8, Failure> {
     let req = |dry_run| pb::RollbackRequest {
-        artifact: artifact.clone(),
+        artifact: artifact.clone().unwrap_or_default(),
         project: project.as_deref().map(absolute).unwrap_or_default(),
         collection: collection.clone().unwrap_or_default(),
         to: to.clone(),
@@ -326,11 +326,12 @@ pub async fn rollback(
     } else {
         None
     };
-    confirm(
-        run,
-        &format!("rollback {artifact} to {to}"),
-        preview.as_ref(),
-    )?;
+    let what = match (&artifact, &project, &collection) {
+        (Some(a), _, _) => format!("rollback {a} to {to}"),
+        (None, Some(p), _) => format!("rollback project {} to {to}", p.display()),
+        (None, None, c) => format!("rollback collection {} to {to}", c.as_deref().unwrap_or("")),
+    };
+    confirm(run, &what, preview.as_ref())?;
     let r = client.rollback(req(run.dry_run)).await?.into_inner();
     print(out, format, &r)
 }

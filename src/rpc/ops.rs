@@ -5,7 +5,7 @@
 use tonic::{Request, Response, Status};
 
 use crate::engine::canonical;
-use crate::history::time;
+use crate::history::{SnapshotTarget, time};
 use crate::merge::{Resolution, Side};
 use crate::operations::{OpError, OpReport, OperationRecord, Operations};
 use crate::writer::{WriteError, Writer};
@@ -152,7 +152,6 @@ impl DaemonService {
         req: Request<pb::RollbackRequest>,
     ) -> Result<Response<pb::OperationResponse>, Status> {
         let req = req.into_inner();
-        required("artifact", &req.artifact)?;
         required("to", &req.to)?;
         let project = if req.project.is_empty() {
             None
@@ -160,6 +159,21 @@ impl DaemonService {
             Some(canonical(&path_arg("project", &req.project)?))
         };
         let collection = (!req.collection.is_empty()).then_some(req.collection);
+        if req.artifact.is_empty() {
+            let target = match (project, collection) {
+                (Some(p), None) => SnapshotTarget::Project(p),
+                (None, Some(c)) => SnapshotTarget::Collection(c),
+                _ => {
+                    return Err(Status::invalid_argument(
+                        "give either a project or a collection",
+                    ));
+                }
+            };
+            let r = self
+                .operate(move |ops| ops.rollback_all(&target, &req.to, req.dry_run))
+                .await?;
+            return Ok(Response::new(response(r)));
+        }
         let r = self
             .operate(move |ops| {
                 ops.rollback(

@@ -519,3 +519,65 @@ fn skillmeat_cli_agrees_after_sync_pull_and_push() {
         "SkillMeat removed the folder we wrote"
     );
 }
+
+#[test]
+fn whole_rollbacks_restore_a_collection_and_a_project_from_a_snapshot() {
+    let w = World::new();
+    let _d = w.start();
+    let cs = w.json(&["snapshot", "create", "default"])["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let ps = w.json(&["snapshot", "create", w.p()])["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let coll_before = files(&w.coll);
+    let project_before = files(&w.project);
+    edit(&w.coll.join("skills/canvas/SKILL.md"), "line two", "line 2");
+    write(&w.coll.join("skills/canvas/extra.md"), "extra\n");
+    edit(&w.project_skill().join("SKILL.md"), "line four", "line 4");
+
+    // A version is not a whole-target state.
+    let out = w
+        .env
+        .smctl(&["rollback", "--collection", "default", "--to", "v1", "--yes"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("needs a snapshot id"), "{err}");
+    // A dry run lists what would change and writes nothing.
+    let dry = w.json(&[
+        "rollback",
+        "--collection",
+        "default",
+        "--to",
+        &cs,
+        "--dry-run",
+    ]);
+    let mut changed: Vec<&str> = dry["changed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    changed.sort();
+    assert_eq!(
+        changed,
+        ["skills/canvas/SKILL.md", "skills/canvas/extra.md"]
+    );
+
+    w.json(&["rollback", "--collection", "default", "--to", &cs, "--yes"]);
+    assert_eq!(files(&w.coll), coll_before);
+    let audit = std::fs::read_to_string(
+        w.env
+            .skillmeat_home
+            .join("audit/default_rollback_audit.toml"),
+    )
+    .unwrap();
+    assert!(audit.contains("operation_type = \"simple\""), "{audit}");
+
+    let r = w.json(&["rollback", "--project", w.p(), "--to", &ps, "--yes"]);
+    assert_eq!(r["operation"]["targets"][0], format!("project {}", w.p()));
+    assert_eq!(files(&w.project), project_before);
+    assert_eq!(w.drift(), pair("in_sync"));
+}
