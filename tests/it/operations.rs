@@ -581,3 +581,62 @@ fn whole_rollbacks_restore_a_collection_and_a_project_from_a_snapshot() {
     assert_eq!(files(&w.project), project_before);
     assert_eq!(w.drift(), pair("in_sync"));
 }
+
+/// Runs smctl `args` on a pseudo-terminal (util-linux `script`), typing `answer`.
+fn smctl_on_terminal(env: &Env, args: &[&str], answer: &str) -> (Option<i32>, String) {
+    use std::io::Write as _;
+    let line = std::iter::once(crate::common::smctl_bin().display().to_string())
+        .chain(args.iter().map(|a| format!("'{a}'")))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut child = env
+        .command(Path::new("script"))
+        .args(["-qec", &line, "/dev/null"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(answer.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+#[test]
+fn on_a_terminal_the_change_is_shown_and_confirmed() {
+    let w = World::new();
+    let _d = w.start();
+    edit(&w.coll.join("skills/canvas/SKILL.md"), "line two", "line 2");
+    let before = files(&w.project);
+    let args = ["sync", "pull", "canvas", "--project", w.p()];
+    let (code, text) = smctl_on_terminal(&w.env, &args, "n\n");
+    assert_eq!(code, Some(2), "{text}");
+    assert!(
+        text.contains("would change  .claude/skills/canvas/SKILL.md"),
+        "{text}"
+    );
+    assert!(
+        text.contains("proceed? [y/N]") && text.contains("cancelled"),
+        "{text}"
+    );
+    assert_eq!(files(&w.project), before);
+    let (code, text) = smctl_on_terminal(&w.env, &args, "y\n");
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("sync_pull"), "{text}");
+    assert_eq!(
+        std::fs::read(w.project_skill().join("SKILL.md")).unwrap(),
+        std::fs::read(w.coll.join("skills/canvas/SKILL.md")).unwrap()
+    );
+}
