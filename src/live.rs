@@ -709,13 +709,20 @@ impl Worker {
         let started = Instant::now();
         let engine = Arc::clone(&self.live.engine);
         let home = engine.paths().skillmeat_home.clone();
-        let cookies: Vec<String> = dirty
+        let mut cookies: Vec<String> = dirty
             .paths
             .iter()
             .filter_map(|p| p.file_name()?.to_str())
             .filter(|n| n.starts_with(COOKIE_PREFIX))
             .map(str::to_string)
             .collect();
+        if dirty.full {
+            // A full reconcile reads the disk after this point, so it reflects every change
+            // made before any barrier already waiting, even when the cookie's own event was
+            // among the lost ones.
+            let waiting = self.live.cookies.lock().expect("cookie lock poisoned");
+            cookies.extend(waiting.keys().cloned());
+        }
         let paths: Vec<&PathBuf> = dirty
             .paths
             .iter()
