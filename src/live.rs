@@ -898,6 +898,14 @@ impl Worker {
         for e in events {
             let _ = self.live.events.send(Arc::new(e));
         }
+        // History after the events went out: new content becomes versions, roots get
+        // snapshots. The first reconcile leaves it to the running task, so the socket opens
+        // sooner. Barriers are released after the versions are recorded, so `--sync` also
+        // covers history (`smctl log` right after an edit shows it).
+        self.queue_history(&previous, &changes);
+        if !initial {
+            self.drain_history();
+        }
         let mut waiting = self.live.cookies.lock().expect("cookie lock poisoned");
         for c in cookies {
             if let Some(tx) = waiting.remove(&c) {
@@ -908,11 +916,7 @@ impl Worker {
         for ack in dirty.acks {
             let _ = ack.send(());
         }
-        // History after the answer: new content becomes versions, roots get snapshots. The
-        // first reconcile leaves it to the running task, so the socket opens sooner.
-        self.queue_history(&previous, &changes);
         if !initial {
-            self.drain_history();
             self.upkeep();
         }
         tracing::debug!(
