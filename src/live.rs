@@ -50,8 +50,10 @@ const SYNC_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct State {
     /// Cursor of the last event (0 before any).
     pub cursor: u64,
-    /// Every artifact's drift, in sync ones included, by [`ArtifactReport::key`].
-    pub reports: BTreeMap<String, ArtifactReport>,
+    /// Every artifact's drift, in sync ones included: per project, by
+    /// [`ArtifactReport::key`]. Shared between states, so a batch copies only the projects it
+    /// recomputes.
+    pub reports: BTreeMap<PathBuf, Arc<Reports>>,
     /// Problems met: discovery, collections, deployment files.
     pub problems: Vec<Problem>,
     /// Every known project, ignored and missing ones included.
@@ -62,16 +64,34 @@ pub struct State {
     pub watched_roots: usize,
 }
 
+/// One project's reports, by [`ArtifactReport::key`].
+pub type Reports = BTreeMap<String, ArtifactReport>;
+
 impl State {
+    /// Every report.
+    pub fn all(&self) -> impl Iterator<Item = &ArtifactReport> + '_ {
+        self.reports.values().flat_map(|r| r.values())
+    }
+
     /// Reports of one project, or of every present project.
     pub fn reports_of<'a>(
         &'a self,
         project: Option<&'a Path>,
-    ) -> impl Iterator<Item = &'a ArtifactReport> + 'a {
-        self.reports
-            .values()
-            .filter(move |r| project.is_none_or(|p| r.project == p))
+    ) -> Box<dyn Iterator<Item = &'a ArtifactReport> + 'a> {
+        match project {
+            None => Box::new(self.all()),
+            Some(p) => Box::new(self.reports.get(p).into_iter().flat_map(|r| r.values())),
+        }
     }
+}
+
+/// The reports of `projects` in `reports`, flattened.
+fn flatten(reports: &BTreeMap<PathBuf, Arc<Reports>>, projects: &BTreeSet<PathBuf>) -> Reports {
+    projects
+        .iter()
+        .filter_map(|p| reports.get(p))
+        .flat_map(|r| r.iter().map(|(k, v)| (k.clone(), v.clone())))
+        .collect()
 }
 
 enum Control {
@@ -86,7 +106,7 @@ enum Control {
 #[derive(Debug)]
 pub struct Live {
     engine: Arc<Engine>,
-    state: RwLock<State>,
+    state: RwLock<Arc<State>>,
     events: broadcast::Sender<Arc<Event>>,
     control: mpsc::Sender<Control>,
     cookies: Mutex<HashMap<String, oneshot::Sender<()>>>,
@@ -119,8 +139,8 @@ impl Live {
     }
 
     /// A copy of the current state.
-    pub fn state(&self) -> State {
-        self.state.read().expect("state lock poisoned").clone()
+    pub fn state(&self) -> Arc<State> {
+        Arc::clone(&self.state.read().expect("state lock poisoned"))
     }
 
     /// Runs `f` on the current state without copying it.
@@ -315,7 +335,7 @@ pub fn new(engine: Arc<Engine>, config: &Config) -> (Arc<Live>, Task) {
     let (events, _) = broadcast::channel(buffer);
     let live = Arc::new(Live {
         engine,
-        state: RwLock::new(State::default()),
+        state: RwLock::new(Arc::new(State::default())),
         events,
         control: control_tx,
         cookies: Mutex::new(HashMap::new()),
@@ -677,12 +697,9 @@ impl Worker {
         }
         if now - self.last_prune_ms >= PRUNE_EVERY_MS {
             self.last_prune_ms = now;
-            let protected: std::collections::HashSet<String> = self.live.with_state(|s| {
-                s.reports
-                    .values()
-                    .filter_map(|r| r.deployed_sha.clone())
-                    .collect()
-            });
+            let protected: std::collections::HashSet<String> = self
+                .live
+                .with_state(|s| s.all().filter_map(|r| r.deployed_sha.clone()).collect());
             match history.prune(now, &self.history.retention, &protected) {
                 Ok(r) => tracing::info!(?r, "history retention"),
                 Err(e) => tracing::warn!("history retention failed: {e}"),
@@ -699,13 +716,20 @@ impl Worker {
         let started = Instant::now();
         let engine = Arc::clone(&self.live.engine);
         let home = engine.paths().skillmeat_home.clone();
-        let cookies: Vec<String> = dirty
+        let mut cookies: Vec<String> = dirty
             .paths
             .iter()
             .filter_map(|p| p.file_name()?.to_str())
             .filter(|n| n.starts_with(COOKIE_PREFIX))
             .map(str::to_string)
             .collect();
+        if dirty.full {
+            // A full reconcile reads the disk after this point, so it reflects every change
+            // made before any barrier already waiting, even when the cookie's own event was
+            // among the lost ones.
+            let waiting = self.live.cookies.lock().expect("cookie lock poisoned");
+            cookies.extend(waiting.keys().cloned());
+        }
         let paths: Vec<&PathBuf> = dirty
             .paths
             .iter()
@@ -778,27 +802,32 @@ impl Worker {
                     affected.insert(project.to_path_buf());
                 }
             }
-            for r in old.reports.values() {
-                if dirty_collections.contains(&r.collection) && active.contains(&r.project) {
-                    affected.insert(r.project.clone());
+            if !dirty_collections.is_empty() {
+                for r in old.all() {
+                    if dirty_collections.contains(&r.collection) && active.contains(&r.project) {
+                        affected.insert(r.project.clone());
+                    }
                 }
             }
         }
 
-        let mut reports: BTreeMap<String, ArtifactReport> = old
+        // Unaffected projects keep their reports (shared); affected and vanished ones are
+        // the scope of this batch's comparison.
+        let mut reports: BTreeMap<PathBuf, Arc<Reports>> = old
             .reports
             .iter()
-            .filter(|(_, r)| active.contains(&r.project) && !affected.contains(&r.project))
-            .map(|(k, r)| (k.clone(), r.clone()))
+            .filter(|(p, _)| active.contains(*p) && !affected.contains(*p))
+            .map(|(p, r)| (p.clone(), Arc::clone(r)))
             .collect();
+        let mut scope: BTreeSet<PathBuf> = affected.clone();
+        scope.extend(old.reports.keys().filter(|p| !active.contains(*p)).cloned());
         self.project_problems
             .retain(|p, _| active.contains(p) && !affected.contains(p));
         let computed = self.compute(&affected);
         for (project, mut r) in computed {
             self.backlog.bases.append(&mut r.bases);
-            for a in r.artifacts {
-                reports.insert(a.key(), a);
-            }
+            let mine: Reports = r.artifacts.into_iter().map(|a| (a.key(), a)).collect();
+            reports.insert(project.clone(), Arc::new(mine));
             self.project_problems.insert(project, r.problems);
         }
 
@@ -808,18 +837,20 @@ impl Worker {
         problems.extend(self.project_problems.values().flatten().cloned());
 
         let store = engine.store();
-        let previous = if initial {
-            match store.known_drift() {
+        let (previous, current) = if initial {
+            let persisted = match store.known_drift() {
                 Ok(v) => v.into_iter().collect(),
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot read the last known drift state");
                     BTreeMap::new()
                 }
-            }
+            };
+            let all: BTreeSet<PathBuf> = reports.keys().cloned().collect();
+            (persisted, flatten(&reports, &all))
         } else {
-            old.reports.clone()
+            (flatten(&old.reports, &scope), flatten(&reports, &scope))
         };
-        let mut events = journal::diff(&previous, &reports, None);
+        let mut events = journal::diff(&previous, &current, None);
         self.live.claims.attribute(&mut events);
         events.extend(journal::problem_events(&old.problems, &problems));
         for (root, reason) in &fell_back {
@@ -828,11 +859,11 @@ impl Worker {
         }
         let changes: Vec<(String, Option<ArtifactReport>)> = previous
             .keys()
-            .chain(reports.keys())
+            .chain(current.keys())
             .collect::<BTreeSet<_>>()
             .into_iter()
-            .filter(|k| previous.get(*k) != reports.get(*k))
-            .map(|k| (k.clone(), reports.get(k).cloned()))
+            .filter(|k| previous.get(*k) != current.get(*k))
+            .map(|k| (k.clone(), current.get(k).cloned()))
             .collect();
 
         let mut cursor = old.cursor;
@@ -863,17 +894,25 @@ impl Worker {
         }
         {
             let mut s = self.live.state.write().expect("state lock poisoned");
-            *s = State {
+            *s = Arc::new(State {
                 cursor,
                 reports,
                 problems,
                 projects,
                 polled: self.watcher.polled().clone(),
                 watched_roots: self.watcher.roots().len(),
-            };
+            });
         }
         for e in events {
             let _ = self.live.events.send(Arc::new(e));
+        }
+        // History after the events went out: new content becomes versions, roots get
+        // snapshots. The first reconcile leaves it to the running task, so the socket opens
+        // sooner. Barriers are released after the versions are recorded, so `--sync` also
+        // covers history (`smctl log` right after an edit shows it).
+        self.queue_history(&previous, &changes);
+        if !initial {
+            self.drain_history();
         }
         let mut waiting = self.live.cookies.lock().expect("cookie lock poisoned");
         for c in cookies {
@@ -885,11 +924,7 @@ impl Worker {
         for ack in dirty.acks {
             let _ = ack.send(());
         }
-        // History after the answer: new content becomes versions, roots get snapshots. The
-        // first reconcile leaves it to the running task, so the socket opens sooner.
-        self.queue_history(&previous, &changes);
         if !initial {
-            self.drain_history();
             self.upkeep();
         }
         tracing::debug!(

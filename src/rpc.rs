@@ -290,8 +290,7 @@ fn resync(state: &State, filter: &Filter, reason: &str) -> pb::WatchResponse {
         message: Some(pb::watch_response::Message::Resync(pb::Resync {
             cursor: state.cursor,
             artifacts: state
-                .reports
-                .values()
+                .all()
                 .filter(|r| filter.report(r))
                 .cloned()
                 .map(artifact)
