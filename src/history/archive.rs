@@ -282,22 +282,43 @@ fn read_archive(
     file: &Path,
     limits: &Limits,
 ) -> Result<(Layout, BTreeMap<String, Raw>), HistoryError> {
-    let mut f = File::open(file).map_err(HistoryError::io(file, "open"))?;
-    let mut magic = [0u8; 4];
-    let n = f.read(&mut magic).map_err(HistoryError::io(file, "read"))?;
-    drop(f);
     let f = File::open(file).map_err(HistoryError::io(file, "open"))?;
-    let buf = io::BufReader::new(f);
+    read_entries(file, io::BufReader::new(f), limits)
+}
+
+/// Reads an archive's entries from a stream (`file` names it in errors), choosing the
+/// decompressor by magic bytes.
+fn read_entries(
+    file: &Path,
+    mut stream: impl Read,
+    limits: &Limits,
+) -> Result<(Layout, BTreeMap<String, Raw>), HistoryError> {
+    let mut magic = Vec::with_capacity(4);
+    (&mut stream)
+        .take(4)
+        .read_to_end(&mut magic)
+        .map_err(HistoryError::io(file, "read"))?;
+    let n = magic.len();
+    let buf = io::Cursor::new(magic.clone()).chain(stream);
     if n >= 2 && magic[..2] == [0x1f, 0x8b] {
         let entries = read_tar(file, flate2::read::GzDecoder::new(buf), limits)?;
         Ok((Layout::SkillMeat, entries))
     } else if n == 4 && magic == [0x28, 0xb5, 0x2f, 0xfd] {
-        let dec = zstd::stream::read::Decoder::with_buffer(buf)
+        let dec = zstd::stream::read::Decoder::new(buf)
             .map_err(|e| hostile(file, format!("not zstd: {e}")))?;
         Ok((Layout::Zstd, read_tar(file, dec, limits)?))
     } else {
         Err(hostile(file, "neither a .tar.zst nor a .tar.gz archive"))
     }
+}
+
+/// Checks archive bytes the way an import does (every hostile-entry and size rule) without
+/// touching the store; returns the number of entries accepted. For fuzzing and tests.
+///
+/// # Errors
+/// The archive is malformed, hostile, or beyond `limits`.
+pub fn check_bytes(bytes: &[u8], limits: &Limits) -> Result<usize, HistoryError> {
+    read_entries(Path::new("<archive>"), bytes, limits).map(|(_, e)| e.len())
 }
 
 fn header(kind: tar::EntryType, size: u64, mode: u32, mtime: u64) -> tar::Header {
@@ -844,6 +865,31 @@ mod tests {
         h.set_mode(0o644);
         h.set_cksum();
         h
+    }
+
+    #[test]
+    fn arbitrary_bytes_are_checked_without_panics() {
+        let limits = Limits::default();
+        let good = gz(&tar_with(|b| {
+            let data = b"hello\n";
+            let mut h = tar::Header::new_gnu();
+            h.set_size(data.len() as u64);
+            h.set_mode(0o644);
+            h.set_cksum();
+            b.append_data(&mut h, "default/skills/x/SKILL.md", &data[..])
+                .unwrap();
+        }));
+        assert_eq!(check_bytes(&good, &limits).unwrap(), 1);
+        for bad in [
+            Vec::new(),
+            b"\x1f".to_vec(),
+            b"not an archive at all".to_vec(),
+            good[..good.len() / 2].to_vec(),
+            b"\x28\xb5\x2f\xfd garbage".to_vec(),
+            gz(b"not a tar stream, only text"),
+        ] {
+            assert!(check_bytes(&bad, &limits).is_err(), "{bad:?}");
+        }
     }
 
     #[test]
