@@ -511,6 +511,45 @@ fn skillmeat_cli_agrees_after_sync_pull_and_push() {
         "{drift}"
     );
 
+    // A SkillMeat deploy made while the daemon runs is picked up: the command changes in
+    // the collection (outdated), SkillMeat redeploys it, and the drift is gone with the
+    // record change reported as such.
+    let coll_cmd = env
+        .skillmeat_home
+        .join("collections/default/commands/hello.md");
+    let text = std::fs::read_to_string(&coll_cmd).unwrap();
+    write(&coll_cmd, format!("{text}\nRedeployed line.\n"));
+    let drift = env.smctl_json(&["drift", p, "--sync"]);
+    let hello = drift["artifacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == "hello")
+        .cloned();
+    assert_eq!(
+        hello.map(|a| a["drift_type"].clone()),
+        Some("outdated".into()),
+        "{drift}"
+    );
+    let cursor = env.cursor();
+    sm.run(&["deploy", "hello", "--project", p, "--overwrite"]);
+    let drift = env.smctl_json(&["drift", p, "--sync"]);
+    assert!(
+        drift["artifacts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|a| a["name"] != "hello"),
+        "after SkillMeat's deploy: {drift}"
+    );
+    let events = env.events_since(cursor);
+    assert!(
+        events.iter().any(|e| e["name"] == "hello"
+            && e["old_drift"] == "outdated"
+            && e["new_drift"] == "in_sync"),
+        "{events:#?}"
+    );
+
     // SkillMeat still lists the collection and undeploys what we wrote.
     sm.run(&["list"]);
     sm.run(&["undeploy", "review-skill", "--project", p, "--force"]);
