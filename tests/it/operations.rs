@@ -804,14 +804,18 @@ fn preserve_keeps_edits_since_the_last_recorded_version_and_restores_the_rest() 
 fn preserve_marks_overlapping_edits_and_reports_them() {
     let w = World::new();
     let _d = w.start();
+    let blob = w.coll.join("skills/canvas/refs/blob.bin");
+    write(&blob, b"\0target");
     let s1 = w.json(&["snapshot", "create", "default"])["id"]
         .as_str()
         .unwrap()
         .to_string();
     let skill_md = w.coll.join("skills/canvas/SKILL.md");
     edit(&skill_md, "line three", "line three (recorded)");
+    write(&blob, b"\0recorded");
     w.json(&["snapshot", "create", "default"]);
     edit(&skill_md, "line three (recorded)", "line three (local)");
+    write(&blob, b"\0local");
     let r = w.json(&[
         "rollback",
         "canvas",
@@ -827,9 +831,17 @@ fn preserve_marks_overlapping_edits_and_reports_them() {
     assert_eq!(c["path"], "skills/canvas/SKILL.md", "{r}");
     assert_eq!(c["kind"], "both_modified");
     assert_eq!(c["binary"], false);
+    let b = &r["conflicts"][1];
+    assert_eq!(b["path"], "skills/canvas/refs/blob.bin", "{r}");
+    assert_eq!(b["binary"], true);
+    assert_eq!(
+        std::fs::read(&blob).unwrap(),
+        b"\0local",
+        "a binary conflict keeps the current bytes"
+    );
     assert_eq!(
         r["operation"]["files_conflicted"],
-        serde_json::json!(["skills/canvas/SKILL.md"])
+        serde_json::json!(["skills/canvas/SKILL.md", "skills/canvas/refs/blob.bin"])
     );
     let text = std::fs::read_to_string(&skill_md).unwrap();
     assert!(
