@@ -329,6 +329,90 @@ fn file_label(artifact: &str, rel: &str) -> String {
     }
 }
 
+/// A tree merge as reported: its conflicts, the files of the result that differ from the
+/// local side, and the files merged or taken from one side.
+struct MergeReport {
+    conflicts: Vec<Conflict>,
+    merged: Vec<MergedFile>,
+    changed: Vec<String>,
+    merged_labels: Vec<String>,
+}
+
+/// Reports merge `m` of the artifact at display path `label`; `remote` names the incoming
+/// side in conflict kinds and resolutions (`collection`, `target`).
+fn report_merge(label: &str, m: &merge::TreeMerge, local: &Tree, remote: &str) -> MergeReport {
+    let mut conflicts = Vec::new();
+    let mut merged = Vec::new();
+    for (path, outcome) in &m.outcomes {
+        let p = path.to_string_lossy().into_owned();
+        if let FileOutcome::Conflict(c) = outcome {
+            conflicts.push(Conflict {
+                path: file_label(label, &p),
+                kind: match c.kind {
+                    ConflictKind::BothModified => "both_modified".into(),
+                    ConflictKind::AddAdd => "add_add".into(),
+                    ConflictKind::DeletedBy(Side::Local) => "deleted_locally".into(),
+                    ConflictKind::DeletedBy(Side::Remote) => format!("deleted_in_{remote}"),
+                },
+                binary: c.binary,
+                resolved: c.resolved.map(|s| match s {
+                    Side::Local => "local".into(),
+                    Side::Remote => remote.into(),
+                }),
+            });
+        }
+        if m.files.get(path) != local.get(path) {
+            merged.push(MergedFile {
+                path: file_label(label, &p),
+                content: m.files.get(path).cloned(),
+            });
+        }
+    }
+    let changed = merged.iter().map(|f| f.path.clone()).collect();
+    let merged_labels = m
+        .outcomes
+        .iter()
+        .filter(|(_, o)| matches!(o, FileOutcome::Merged | FileOutcome::Took { .. }))
+        .map(|(p, _)| file_label(label, &p.to_string_lossy()))
+        .collect();
+    MergeReport {
+        conflicts,
+        merged,
+        changed,
+        merged_labels,
+    }
+}
+
+/// The content of merge result `m`, with the file modes of `remote` then `local`.
+fn merged_content(
+    m: &merge::TreeMerge,
+    local: Option<&Content>,
+    remote: Option<&Content>,
+) -> Content {
+    let single_file = local.or(remote).is_some_and(|c| c.single_file);
+    let modes: BTreeMap<String, u32> = [remote, local]
+        .into_iter()
+        .flatten()
+        .flat_map(|c| c.files.iter().map(|f| (f.path.clone(), f.mode)))
+        .collect();
+    Content {
+        single_file,
+        files: m
+            .files
+            .iter()
+            .map(|(p, bytes)| {
+                let path = p.to_string_lossy().into_owned();
+                FileContent {
+                    mode: modes.get(&path).copied().unwrap_or(DEFAULT_FILE_MODE),
+                    path,
+                    symlink: None,
+                    bytes: bytes.clone(),
+                }
+            })
+            .collect(),
+    }
+}
+
 /// Writes `content` as the whole artifact `dest` under `root`.
 fn write_content(
     writer: &Writer,
@@ -440,6 +524,27 @@ impl Claims {
     }
 }
 
+/// What a rollback goes back to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RollbackTo {
+    /// A version id (`v12`), a tag, or a snapshot id (`s7`).
+    Spec(String),
+    /// A time (ms since the epoch): the version current then, or the newest snapshot
+    /// taken at or before it.
+    At(i64),
+}
+
+/// How a rollback treats the current content.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RollbackMode {
+    /// Exact restore of the target.
+    #[default]
+    Replace,
+    /// Three-way merge keeping the changes made since the last recorded version (see
+    /// [`Operations::rollback`]).
+    Preserve,
+}
+
 /// Runs and logs operations.
 pub struct Operations<'a> {
     engine: &'a Engine,
@@ -490,6 +595,26 @@ impl<'a> Operations<'a> {
         rec.error = result.as_ref().err().map(ToString::to_string);
         self.engine.store().put_operation(&rec)?;
         result.map(|()| rec)
+    }
+
+    /// The newest snapshot of `target` taken at or before `ms`.
+    fn snapshot_at(&self, target: &SnapshotTarget, ms: i64) -> Result<SnapshotId, OpError> {
+        let mut cursor = None;
+        loop {
+            let (page, next) = self.history().snapshots(Some(target), 100, cursor)?;
+            if let Some(s) = page.iter().find(|s| s.time_ms <= ms) {
+                return Ok(s.id);
+            }
+            match next {
+                Some(n) => cursor = Some(n),
+                None => {
+                    return Err(OpError::NotFound(format!(
+                        "a snapshot of {target} at or before {}",
+                        time::format(ms)
+                    )));
+                }
+            }
+        }
     }
 
     fn safety_snapshot(
@@ -732,42 +857,12 @@ impl<'a> Operations<'a> {
         let remote = remote_c.as_ref().map(tree_of).unwrap_or_default();
         let m = merge::merge_trees(&base, &local, &remote, resolution);
         let label = d.project_loc().display_path();
-        let mut conflicts = Vec::new();
-        let mut merged_files = Vec::new();
-        for (path, outcome) in &m.outcomes {
-            let p = path.to_string_lossy().into_owned();
-            match outcome {
-                FileOutcome::Conflict(c) => conflicts.push(Conflict {
-                    path: file_label(&label, &p),
-                    kind: match c.kind {
-                        ConflictKind::BothModified => "both_modified",
-                        ConflictKind::AddAdd => "add_add",
-                        ConflictKind::DeletedBy(Side::Local) => "deleted_locally",
-                        ConflictKind::DeletedBy(Side::Remote) => "deleted_in_collection",
-                    }
-                    .into(),
-                    binary: c.binary,
-                    resolved: c.resolved.map(|s| match s {
-                        Side::Local => "local".into(),
-                        Side::Remote => "collection".into(),
-                    }),
-                }),
-                FileOutcome::Merged | FileOutcome::Took { .. } | FileOutcome::Same { .. } => {}
-            }
-            if m.files.get(path) != local.get(path) {
-                merged_files.push(MergedFile {
-                    path: file_label(&label, &p),
-                    content: m.files.get(path).cloned(),
-                });
-            }
-        }
-        let changed: Vec<String> = merged_files.iter().map(|f| f.path.clone()).collect();
-        let merged_labels: Vec<String> = m
-            .outcomes
-            .iter()
-            .filter(|(_, o)| matches!(o, FileOutcome::Merged | FileOutcome::Took { .. }))
-            .map(|(p, _)| file_label(&label, &p.to_string_lossy()))
-            .collect();
+        let MergeReport {
+            conflicts,
+            merged: merged_files,
+            changed,
+            merged_labels,
+        } = report_merge(&label, &m, &local, "collection");
         let base_name = Some(base_v.id.to_string());
         if dry_run {
             return Ok(OpReport {
@@ -779,31 +874,7 @@ impl<'a> Operations<'a> {
                 ..OpReport::default()
             });
         }
-        let single_file = local_c
-            .as_ref()
-            .or(remote_c.as_ref())
-            .is_some_and(|c| c.single_file);
-        let modes: BTreeMap<String, u32> = [remote_c.as_ref(), local_c.as_ref()]
-            .into_iter()
-            .flatten()
-            .flat_map(|c| c.files.iter().map(|f| (f.path.clone(), f.mode)))
-            .collect();
-        let result = Content {
-            single_file,
-            files: m
-                .files
-                .iter()
-                .map(|(p, bytes)| {
-                    let path = p.to_string_lossy().into_owned();
-                    FileContent {
-                        mode: modes.get(&path).copied().unwrap_or(DEFAULT_FILE_MODE),
-                        path,
-                        symlink: None,
-                        bytes: bytes.clone(),
-                    }
-                })
-                .collect(),
-        };
+        let result = merged_content(&m, local_c.as_ref(), remote_c.as_ref());
         let unresolved = m.has_unresolved();
         let rec = OperationRecord::new("merge", vec![d.project_loc().to_string()]);
         let rec = self.logged(rec, &[d.claim()], |rec| {
@@ -960,20 +1031,29 @@ impl<'a> Operations<'a> {
         })
     }
 
-    /// Replaces one artifact (a project's deployment, or a collection's artifact) with the
-    /// content of a version (`v12`, a tag) or of its member in a snapshot (`s7`). A
-    /// collection rollback also sets the lock entry and appends to SkillMeat's rollback
-    /// audit; a project rollback leaves the deployment record alone (drift then says how
-    /// the copy relates to it).
+    /// Rolls one artifact (a project's deployment, or a collection's artifact) back to a
+    /// version (`v12`, a tag), its member in a snapshot (`s7`), or its version current at a
+    /// time. A collection rollback also sets the lock entry and appends to SkillMeat's
+    /// rollback audit; a project rollback leaves the deployment record alone (drift then
+    /// says how the copy relates to it).
+    ///
+    /// In [`RollbackMode::Preserve`] the result is a three-way merge: base = the newest
+    /// version in history whose content differs from the current content (the last state
+    /// the daemon recorded before the current edits), local = the current content, remote
+    /// = the target. Edits made since that version are kept, everything else returns to the
+    /// target, overlapping edits get SkillMeat's markers (binary conflicts keep the current
+    /// bytes) and are reported.
     ///
     /// # Errors
-    /// Unknown artifact, version or snapshot; otherwise see [`OpError`].
+    /// Unknown artifact, version or snapshot, nothing that old, no base for preserve;
+    /// otherwise see [`OpError`].
     pub fn rollback(
         &self,
         artifact: &str,
         project: Option<&Path>,
         collection_name: Option<&str>,
-        to: &str,
+        to: &RollbackTo,
+        mode: RollbackMode,
         dry_run: bool,
     ) -> Result<OpReport, OpError> {
         let home = self.home().to_path_buf();
@@ -1007,46 +1087,101 @@ impl<'a> Operations<'a> {
             }
         };
         let h = self.history();
-        let version = match to.parse::<SnapshotId>() {
-            Ok(sid) => {
-                let snap = h.snapshot_record(sid)?;
-                h.members(&snap)?
-                    .into_iter()
-                    .find(|v| v.location == loc)
-                    .ok_or_else(|| OpError::NotFound(format!("{loc} in snapshot {sid}")))?
-            }
-            Err(()) => h.resolve_version(to)?,
+        let version = match to {
+            RollbackTo::Spec(to) => match to.parse::<SnapshotId>() {
+                Ok(sid) => {
+                    let snap = h.snapshot_record(sid)?;
+                    h.members(&snap)?
+                        .into_iter()
+                        .find(|v| v.location == loc)
+                        .ok_or_else(|| OpError::NotFound(format!("{loc} in snapshot {sid}")))?
+                }
+                Err(()) => h.resolve_version(to)?,
+            },
+            RollbackTo::At(ms) => h
+                .versions_of(&loc)?
+                .into_iter()
+                .find(|v| v.time_ms <= *ms)
+                .ok_or_else(|| {
+                    OpError::NotFound(format!(
+                        "a version of {loc} at or before {}",
+                        time::format(*ms)
+                    ))
+                })?,
         };
-        let mut content = h.content_of(&version)?;
-        if matches!(loc.scope, Scope::Collection(_)) {
-            content = content.deployed_copy();
-        }
+        let to_label = match to {
+            RollbackTo::Spec(s) => s.clone(),
+            RollbackTo::At(_) => version.id.to_string(),
+        };
+        let collection_side = matches!(loc.scope, Scope::Collection(_));
+        let norm = |c: Content| {
+            if collection_side {
+                c.deployed_copy()
+            } else {
+                c
+            }
+        };
+        let target_content = norm(h.content_of(&version)?);
         let dest = loc.on_disk(&home);
         let root = managed_root(&home, &loc);
         let label = loc.display_path();
-        let changed: Vec<String> =
-            changed_paths(read_opt(&dest, loc.variant())?.as_ref(), Some(&content))
-                .iter()
-                .map(|p| file_label(&label, p))
-                .collect();
+        let current = read_opt(&dest, loc.variant())?;
+        let mut report = OpReport::default();
+        let mut merged_labels = Vec::new();
+        let content = match mode {
+            RollbackMode::Replace => {
+                report.changed = changed_paths(current.as_ref(), Some(&target_content))
+                    .iter()
+                    .map(|p| file_label(&label, p))
+                    .collect();
+                Some(target_content)
+            }
+            RollbackMode::Preserve => {
+                let local = current.as_ref().map(tree_of).unwrap_or_default();
+                let mut base = None;
+                for v in h.versions_of(&loc)? {
+                    let t = tree_of(&norm(h.content_of(&v)?));
+                    if current.is_none() || t != local {
+                        base = Some((v.id, t));
+                        break;
+                    }
+                }
+                let (base_id, base) = base.ok_or_else(|| {
+                    OpError::Precondition(format!(
+                        "no recorded version of {loc} before its current content, so there \
+                         are no local changes to tell apart; use --mode replace"
+                    ))
+                })?;
+                let remote = tree_of(&target_content);
+                let m = merge::merge_trees(&base, &local, &remote, Resolution::Markers);
+                let r = report_merge(&label, &m, &local, "target");
+                report.changed = r.changed;
+                report.conflicts = r.conflicts;
+                report.merged = r.merged;
+                report.base = Some(base_id.to_string());
+                merged_labels = r.merged_labels;
+                (!m.files.is_empty())
+                    .then(|| merged_content(&m, current.as_ref(), Some(&target_content)))
+            }
+        };
         if dry_run {
-            return Ok(OpReport {
-                dry_run: true,
-                changed,
-                ..OpReport::default()
-            });
+            report.dry_run = true;
+            return Ok(report);
         }
+        report.merged.clear();
         let target = match &loc.scope {
             Scope::Collection(n) => SnapshotTarget::Collection(n.clone()),
             Scope::Project(p) => SnapshotTarget::Project(p.clone()),
         };
+        let changed = report.changed.clone();
+        let conflicted: Vec<String> = report.conflicts.iter().map(|c| c.path.clone()).collect();
         let rec = OperationRecord::new("rollback", vec![loc.to_string()]);
         let rec = self.logged(rec, std::slice::from_ref(&claim), |rec| {
             let snap = self.safety_snapshot(
                 rec,
                 target,
                 Origin::Rollback,
-                &format!("rollback of {label} to {to}"),
+                &format!("rollback of {label} to {to_label}"),
             )?;
             rec.touched.push(Touched {
                 location: loc.clone(),
@@ -1058,19 +1193,32 @@ impl<'a> Operations<'a> {
                     snapshot: snap,
                 });
             }
-            write_content(&self.writer, &root, &dest, &content)?;
+            match &content {
+                Some(c) => write_content(&self.writer, &root, &dest, c)?,
+                None => {
+                    self.writer.remove(&root, &dest)?;
+                }
+            }
             rec.files_restored = changed.clone();
+            rec.files_merged = merged_labels.clone();
+            rec.files_conflicted = conflicted.clone();
             if let (Some((dir, name, ty)), Scope::Collection(n)) = (&coll_entry, &loc.scope) {
-                self.update_lock(dir, name, ty, &dest)?;
+                if content.is_some() {
+                    self.update_lock(dir, name, ty, &dest)?;
+                }
+                let preserve = mode == RollbackMode::Preserve;
                 rollback_audit::append(
                     &self.writer,
                     &home,
                     &RollbackRecord {
                         collection_name: n.clone(),
                         source_snapshot_id: snap.to_string(),
-                        target_snapshot_id: to.to_string(),
-                        operation_type: "selective".into(),
+                        target_snapshot_id: to_label.clone(),
+                        operation_type: if preserve { "intelligent" } else { "selective" }.into(),
                         files_restored: changed.clone(),
+                        files_merged: merged_labels.clone(),
+                        conflicts_pending: conflicted.clone(),
+                        preserve_changes_enabled: preserve,
                         success: true,
                         selective_paths: Some(vec![loc.path.clone()]),
                         ..RollbackRecord::default()
@@ -1080,11 +1228,8 @@ impl<'a> Operations<'a> {
             }
             Ok(())
         })?;
-        Ok(OpReport {
-            record: Some(rec),
-            changed,
-            ..OpReport::default()
-        })
+        report.record = Some(rec);
+        Ok(report)
     }
 
     /// Replaces a whole collection or project with snapshot `to` (SkillMeat's replace
@@ -1097,16 +1242,26 @@ impl<'a> Operations<'a> {
     pub fn rollback_all(
         &self,
         target: &SnapshotTarget,
-        to: &str,
+        to: &RollbackTo,
+        mode: RollbackMode,
         dry_run: bool,
     ) -> Result<OpReport, OpError> {
-        let sid: SnapshotId = to.parse().map_err(|()| {
-            OpError::Invalid(format!(
-                "{to:?}: rolling back a whole {target} needs a snapshot id (s<N>); give an \
-                 artifact to roll back to a version or tag"
-            ))
-        })?;
+        if mode == RollbackMode::Preserve {
+            return Err(OpError::Invalid(format!(
+                "preserve mode rolls back one artifact at a time; give an artifact of {target}, \
+                 or use --mode replace for the whole {target}"
+            )));
+        }
         let h = self.history();
+        let sid: SnapshotId = match to {
+            RollbackTo::Spec(to) => to.parse().map_err(|()| {
+                OpError::Invalid(format!(
+                    "{to:?}: rolling back a whole {target} needs a snapshot id (s<N>); give an \
+                     artifact to roll back to a version or tag"
+                ))
+            })?,
+            RollbackTo::At(ms) => self.snapshot_at(target, *ms)?,
+        };
         let snap = h.snapshot_record(sid)?;
         if &snap.target != target {
             return Err(OpError::Invalid(format!(

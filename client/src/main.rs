@@ -268,11 +268,23 @@ Examples:
   smctl rollback canvas --project ~/code/app --to s4 --yes
   smctl rollback canvas --collection default --to v12 --yes
   smctl rollback --collection default --to s9 --dry-run
+  smctl rollback canvas --project . --at 2h --yes
+  smctl rollback --project . --at 2026-11-25T10:00 --dry-run
+  smctl rollback canvas --project . --to v12 --mode preserve --yes
 
 A collection rollback also updates collection.lock (one artifact) and appends to SkillMeat's
 rollback audit file. A project artifact's rollback leaves the deployment record as it is; a
 whole project's restores its deployment files too. A whole rollback removes what the
-snapshot did not cover.")]
+snapshot did not cover.
+
+--at TIME picks the artifact's version current at that time (a whole project or
+collection: the newest snapshot taken at or before it).
+
+--mode preserve (one artifact) merges three ways: base = the newest recorded version whose
+content differs from the current content (the last state recorded before the current
+edits), local = the current content, remote = the target. Edits made since that version
+are kept, every other file returns to the target; overlapping edits get SkillMeat's
+conflict markers (a binary conflict keeps the current bytes) and are reported.")]
     Rollback {
         /// Artifact name, `type/name`, or path [default: the whole project or collection].
         artifact: Option<String>,
@@ -286,9 +298,8 @@ snapshot did not cover.")]
         /// The collection whose artifact to roll back.
         #[arg(long)]
         collection: Option<String>,
-        /// Version id, tag or snapshot id.
-        #[arg(long, value_name = "VERSION|SNAPSHOT|TAG")]
-        to: String,
+        #[command(flatten)]
+        target: ops::RollbackArgs,
         #[command(flatten)]
         run: ops::RunArgs,
     },
@@ -550,7 +561,7 @@ async fn dispatch(command: Command, paths: &paths::Paths, format: Format) -> Res
             artifact,
             project,
             collection,
-            to,
+            target,
             run,
         } => {
             ops::rollback(
@@ -558,7 +569,7 @@ async fn dispatch(command: Command, paths: &paths::Paths, format: Format) -> Res
                 artifact,
                 project,
                 collection,
-                to,
+                target,
                 run,
                 format,
                 &mut out,

@@ -74,6 +74,37 @@ pub enum Prefer {
     Collection,
 }
 
+/// What `smctl rollback` goes back to, and how.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RollbackArgs {
+    /// Version id, tag or snapshot id.
+    #[arg(
+        long,
+        value_name = "VERSION|SNAPSHOT|TAG",
+        required_unless_present = "at",
+        conflicts_with = "at"
+    )]
+    pub to: Option<String>,
+    /// Instead of --to: a time (30m, 2h, 3d, 2026-11-25T10:00 UTC). One artifact goes back
+    /// to its version current then; a whole project or collection to its newest snapshot
+    /// taken at or before then.
+    #[arg(long, value_name = "TIME")]
+    pub at: Option<String>,
+    /// replace: exact restore. preserve: three-way merge that keeps the changes made since
+    /// the last recorded version (one artifact only).
+    #[arg(long, value_enum, default_value = "replace")]
+    pub mode: Mode,
+}
+
+/// `smctl rollback --mode`.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Mode {
+    /// Exact restore of the target.
+    Replace,
+    /// Keep local changes made since the last recorded version; conflicts get markers.
+    Preserve,
+}
+
 fn json_out(out: &mut impl Write, v: &Value) -> io::Result<()> {
     serde_json::to_writer_pretty(&mut *out, v)?;
     writeln!(out)
@@ -309,27 +340,48 @@ pub async fn rollback(
     artifact: Option<String>,
     project: Option<PathBuf>,
     collection: Option<String>,
-    to: String,
+    target: RollbackArgs,
     run: RunArgs,
     format: Format,
     out: &mut impl Write,
 ) -> Result<u8, Failure> {
-    let req = |dry_run| pb::RollbackRequest {
-        artifact: artifact.clone().unwrap_or_default(),
-        project: project.as_deref().map(absolute).unwrap_or_default(),
-        collection: collection.clone().unwrap_or_default(),
-        to: to.clone(),
-        dry_run,
+    let mode = match target.mode {
+        Mode::Replace => pb::RollbackMode::Replace,
+        Mode::Preserve => pb::RollbackMode::Preserve,
+    };
+    let req = |dry_run| {
+        let mut r = pb::RollbackRequest {
+            artifact: artifact.clone().unwrap_or_default(),
+            project: project.as_deref().map(absolute).unwrap_or_default(),
+            collection: collection.clone().unwrap_or_default(),
+            to: target.to.clone().unwrap_or_default(),
+            dry_run,
+            at: target.at.clone().unwrap_or_default(),
+            mode: 0,
+        };
+        r.set_mode(mode);
+        r
     };
     let preview = if will_ask(run) {
         Some(client.rollback(req(true)).await?.into_inner())
     } else {
         None
     };
+    let to = match (&target.to, &target.at) {
+        (Some(to), _) => to.clone(),
+        (None, at) => format!("its state at {}", at.as_deref().unwrap_or("")),
+    };
+    let mode = match target.mode {
+        Mode::Replace => "",
+        Mode::Preserve => " keeping local changes",
+    };
     let what = match (&artifact, &project, &collection) {
-        (Some(a), _, _) => format!("rollback {a} to {to}"),
-        (None, Some(p), _) => format!("rollback project {} to {to}", p.display()),
-        (None, None, c) => format!("rollback collection {} to {to}", c.as_deref().unwrap_or("")),
+        (Some(a), _, _) => format!("rollback {a} to {to}{mode}"),
+        (None, Some(p), _) => format!("rollback project {} to {to}{mode}", p.display()),
+        (None, None, c) => format!(
+            "rollback collection {} to {to}{mode}",
+            c.as_deref().unwrap_or("")
+        ),
     };
     confirm(run, &what, preview.as_ref())?;
     let r = client.rollback(req(run.dry_run)).await?.into_inner();

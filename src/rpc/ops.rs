@@ -7,7 +7,7 @@ use tonic::{Request, Response, Status};
 use crate::engine::canonical;
 use crate::history::{SnapshotTarget, time};
 use crate::merge::{Resolution, Side};
-use crate::operations::{OpError, OpReport, OperationRecord, Operations};
+use crate::operations::{OpError, OpReport, OperationRecord, Operations, RollbackMode, RollbackTo};
 use crate::writer::{WriteError, Writer};
 
 use super::{DaemonService, path_arg, pb};
@@ -152,7 +152,20 @@ impl DaemonService {
         req: Request<pb::RollbackRequest>,
     ) -> Result<Response<pb::OperationResponse>, Status> {
         let req = req.into_inner();
-        required("to", &req.to)?;
+        let to = match (req.to.is_empty(), req.at.is_empty()) {
+            (false, true) => RollbackTo::Spec(req.to.clone()),
+            (true, false) => RollbackTo::At(
+                time::parse(&req.at, time::now_ms()).map_err(Status::invalid_argument)?,
+            ),
+            (true, true) => return Err(Status::invalid_argument("to or at is required")),
+            (false, false) => {
+                return Err(Status::invalid_argument("give either to or at, not both"));
+            }
+        };
+        let mode = match req.mode() {
+            pb::RollbackMode::Unspecified | pb::RollbackMode::Replace => RollbackMode::Replace,
+            pb::RollbackMode::Preserve => RollbackMode::Preserve,
+        };
         let project = if req.project.is_empty() {
             None
         } else {
@@ -170,7 +183,7 @@ impl DaemonService {
                 }
             };
             let r = self
-                .operate(move |ops| ops.rollback_all(&target, &req.to, req.dry_run))
+                .operate(move |ops| ops.rollback_all(&target, &to, mode, req.dry_run))
                 .await?;
             return Ok(Response::new(response(r)));
         }
@@ -180,7 +193,8 @@ impl DaemonService {
                     &req.artifact,
                     project.as_deref(),
                     collection.as_deref(),
-                    &req.to,
+                    &to,
+                    mode,
                     req.dry_run,
                 )
             })

@@ -679,3 +679,235 @@ fn on_a_terminal_the_change_is_shown_and_confirmed() {
         std::fs::read(w.coll.join("skills/canvas/SKILL.md")).unwrap()
     );
 }
+
+/// Polls (bounded) until the wall clock is past `ms`.
+fn wait_until_past(ms: i64) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while skillmeatd::history::time::now_ms() <= ms {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the clock did not move"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn rollback_at_a_time_picks_the_version_current_then() {
+    use skillmeatd::history::time;
+    let w = World::new();
+    let _d = w.start();
+    let ps = w.json(&["snapshot", "create", w.p()])["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let original = files(&w.project_skill());
+    // A whole second after the first snapshot, so that `--at` (second precision) falls
+    // between the two states.
+    let mid = (time::now_ms() / 1000 + 1) * 1000;
+    wait_until_past(mid + 1000);
+    edit(&w.project_skill().join("SKILL.md"), "line two", "line 2");
+    w.json(&["snapshot", "create", w.p()]);
+    edit(&w.project_skill().join("SKILL.md"), "line 2", "line II");
+    let at = time::format(mid);
+
+    // Nothing that old: a clear error, nothing written.
+    let before = files(&w.project);
+    let out = w.env.smctl(&[
+        "rollback",
+        "canvas",
+        "--project",
+        w.p(),
+        "--at",
+        "2020-01-01T00:00",
+        "--yes",
+    ]);
+    assert_ne!(out.status.code(), Some(0));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("at or before 2020-01-01T00:00:00Z"), "{err}");
+    assert_eq!(files(&w.project), before);
+    // --to and --at exclude each other.
+    let out = w.env.smctl(&[
+        "rollback",
+        "canvas",
+        "--project",
+        w.p(),
+        "--to",
+        "v1",
+        "--at",
+        "2h",
+        "--yes",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+
+    // A whole project at that time is its first snapshot.
+    let dry = w.json(&["rollback", "--project", w.p(), "--at", &at, "--dry-run"]);
+    assert_eq!(
+        dry["changed"],
+        serde_json::json!([".claude/skills/canvas/SKILL.md"]),
+        "{dry}"
+    );
+    assert_eq!(files(&w.project), before, "a dry run writes nothing");
+
+    let r = w.json(&[
+        "rollback",
+        "canvas",
+        "--project",
+        w.p(),
+        "--at",
+        &at,
+        "--yes",
+    ]);
+    assert_eq!(r["operation"]["operation"], "rollback", "{r}");
+    assert_eq!(files(&w.project_skill()), original);
+    let audit = w.json(&["audit"]);
+    assert!(
+        audit["operations"][0]["safety_snapshots"][0]
+            .as_str()
+            .is_some_and(|s| s != ps),
+        "{audit}"
+    );
+    w.json(&["undo", "--yes"]);
+    assert_eq!(files(&w.project), before, "undo restores");
+}
+
+#[test]
+fn preserve_keeps_edits_since_the_last_recorded_version_and_restores_the_rest() {
+    let w = World::new();
+    let _d = w.start();
+    let s1 = w.json(&["snapshot", "create", w.p()])["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // A recorded change, then a local edit after it.
+    write(
+        &w.project_skill().join("refs/guide.md"),
+        "guide, second draft\n",
+    );
+    w.json(&["snapshot", "create", w.p()]);
+    edit(
+        &w.project_skill().join("SKILL.md"),
+        "line one",
+        "line ONE (local)",
+    );
+    let before = files(&w.project);
+
+    let args = |extra: &str| {
+        vec![
+            "rollback".to_string(),
+            "canvas".into(),
+            "--project".into(),
+            w.p().into(),
+            "--to".into(),
+            s1.clone(),
+            "--mode".into(),
+            "preserve".into(),
+            extra.into(),
+        ]
+    };
+    let dry_args = args("--dry-run");
+    let dry = w.json(&dry_args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(
+        dry["changed"],
+        serde_json::json!([".claude/skills/canvas/refs/guide.md"]),
+        "{dry}"
+    );
+    assert_eq!(dry["conflicts"], serde_json::json!([]));
+    assert!(dry["base_version"].as_str().unwrap().starts_with('v'));
+    assert_eq!(files(&w.project), before, "a dry run writes nothing");
+
+    let yes_args = args("--yes");
+    let r = w.json(&yes_args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(r["operation"]["operation"], "rollback", "{r}");
+    assert_eq!(
+        std::fs::read_to_string(w.project_skill().join("refs/guide.md")).unwrap(),
+        "guide\n",
+        "the recorded change is rolled back"
+    );
+    let text = std::fs::read_to_string(w.project_skill().join("SKILL.md")).unwrap();
+    assert_eq!(
+        text,
+        SKILL_MD.replace("line one", "line ONE (local)"),
+        "the local edit is kept"
+    );
+    assert_eq!(
+        r["operation"]["files_restored"],
+        serde_json::json!([".claude/skills/canvas/refs/guide.md"])
+    );
+
+    w.json(&["undo", "--yes"]);
+    assert_eq!(files(&w.project), before, "undo restores");
+}
+
+#[test]
+fn preserve_marks_overlapping_edits_and_reports_them() {
+    let w = World::new();
+    let _d = w.start();
+    let blob = w.coll.join("skills/canvas/refs/blob.bin");
+    write(&blob, b"\0target");
+    let s1 = w.json(&["snapshot", "create", "default"])["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let skill_md = w.coll.join("skills/canvas/SKILL.md");
+    edit(&skill_md, "line three", "line three (recorded)");
+    write(&blob, b"\0recorded");
+    w.json(&["snapshot", "create", "default"]);
+    edit(&skill_md, "line three (recorded)", "line three (local)");
+    write(&blob, b"\0local");
+    let r = w.json(&[
+        "rollback",
+        "canvas",
+        "--collection",
+        "default",
+        "--to",
+        &s1,
+        "--mode",
+        "preserve",
+        "--yes",
+    ]);
+    let c = &r["conflicts"][0];
+    assert_eq!(c["path"], "skills/canvas/SKILL.md", "{r}");
+    assert_eq!(c["kind"], "both_modified");
+    assert_eq!(c["binary"], false);
+    let b = &r["conflicts"][1];
+    assert_eq!(b["path"], "skills/canvas/refs/blob.bin", "{r}");
+    assert_eq!(b["binary"], true);
+    assert_eq!(
+        std::fs::read(&blob).unwrap(),
+        b"\0local",
+        "a binary conflict keeps the current bytes"
+    );
+    assert_eq!(
+        r["operation"]["files_conflicted"],
+        serde_json::json!(["skills/canvas/SKILL.md", "skills/canvas/refs/blob.bin"])
+    );
+    let text = std::fs::read_to_string(&skill_md).unwrap();
+    assert!(
+        text.contains("<<<<<<< LOCAL (current)\nline three (local)\n=======\nline three\n>>>>>>> REMOTE (incoming)"),
+        "{text}"
+    );
+    let audit = std::fs::read_to_string(
+        w.env
+            .skillmeat_home
+            .join("audit/default_rollback_audit.toml"),
+    )
+    .unwrap();
+    assert!(
+        audit.contains("operation_type = \"intelligent\""),
+        "{audit}"
+    );
+    assert!(audit.contains("preserve_changes_enabled = true"), "{audit}");
+    // A whole collection cannot be rolled back in preserve mode.
+    let out = w.env.smctl(&[
+        "rollback",
+        "--collection",
+        "default",
+        "--to",
+        &s1,
+        "--mode",
+        "preserve",
+        "--yes",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+}
