@@ -477,10 +477,10 @@ pub async fn run(running: Running, shutdown: CancellationToken) -> Result<(), Li
                     match tokio::time::timeout(settle.min(left), hints.recv()).await {
                         Ok(Some(h)) => dirty.paths.extend(h.paths),
                         Ok(None) => break,
-                        // Quiet for a settle window; but a file written less than a window
-                        // ago may be half-saved by a writer that was descheduled (truncate,
-                        // then write): wait for quiet on the files themselves too.
-                        Err(_) if recently_written(&dirty.paths, settle) => {}
+                        // Quiet for a settle window; but a file just emptied may be half-saved
+                        // by a writer that was descheduled between truncate and write: give
+                        // it up to the longest settle to be written.
+                        Err(_) if recently_written(&dirty.paths, max_settle) => {}
                         Err(_) => break,
                     }
                 }
@@ -525,8 +525,9 @@ pub async fn run(running: Running, shutdown: CancellationToken) -> Result<(), Li
 }
 
 /// Whether any of `paths` (up to a bound, to keep bursts cheap) is an empty file modified
-/// less than `window` ago: the middle of a truncate-then-write save whose writer was
-/// descheduled. (Renames are atomic; other files need no extra wait.)
+/// less than `window` ago: perhaps the middle of a truncate-then-write save whose writer
+/// was descheduled. (Renames are atomic; other files need no extra wait. A file really
+/// emptied costs at most one `max_settle` of delay.)
 fn recently_written(paths: &BTreeSet<PathBuf>, window: Duration) -> bool {
     const MAX_CHECKED: usize = 256;
     if paths.len() > MAX_CHECKED {
