@@ -44,7 +44,8 @@ use crate::formats::{collection, deployment, normalize_name, timestamp};
 use crate::hash::{self, HashError, Variant};
 use crate::history::content::{Content, FileContent};
 use crate::history::{
-    History, HistoryError, Location, Origin, Scope, SnapshotId, SnapshotTarget, Version, time,
+    History, HistoryError, Location, Origin, Scope, Snapshot, SnapshotId, SnapshotTarget, Version,
+    time,
 };
 use crate::journal::Event;
 use crate::merge::{self, ConflictKind, FileOutcome, Resolution, Side, Tree};
@@ -435,6 +436,47 @@ fn write_content(
         writer.replace_dir(root, dest, &files)?;
     }
     Ok(())
+}
+
+/// The preserve merge of one artifact at display path `label`: base, local = `current`,
+/// remote = `target`, overlapping edits marked. The content to write (None = remove it)
+/// and its report.
+fn preserve_merge(
+    label: &str,
+    base: &Tree,
+    current: Option<&Content>,
+    target: &Content,
+) -> (Option<Content>, MergeReport) {
+    let local = current.map(tree_of).unwrap_or_default();
+    let m = merge::merge_trees(base, &local, &tree_of(target), Resolution::Markers);
+    let r = report_merge(label, &m, &local, "target");
+    let content = (!m.files.is_empty()).then(|| merged_content(&m, current, Some(target)));
+    (content, r)
+}
+
+/// One artifact a whole-target preserve rollback writes.
+struct PreserveWrite {
+    loc: Location,
+    /// The merged content; None removes the artifact.
+    content: Option<Content>,
+    /// The collection artifact's name and type, for its lock entry.
+    lock_entry: Option<(String, String)>,
+}
+
+/// Whether `loc` is a file describing the artifacts (not an artifact).
+fn is_bookkeeping(loc: &Location) -> bool {
+    matches!(
+        loc.path.as_str(),
+        "collection.toml" | "collection.lock" | deployment::FILE_NAME
+    )
+}
+
+/// `c` as history compares it at `loc` (collection copies as a deploy copies them).
+fn normalized(loc: &Location, c: Content) -> Content {
+    match loc.scope {
+        Scope::Collection(_) => c.deployed_copy(),
+        Scope::Project(_) => c,
+    }
 }
 
 /// The managed folder holding `loc` (profile root or collection folder).
@@ -1152,16 +1194,13 @@ impl<'a> Operations<'a> {
                          are no local changes to tell apart; use --mode replace"
                     ))
                 })?;
-                let remote = tree_of(&target_content);
-                let m = merge::merge_trees(&base, &local, &remote, Resolution::Markers);
-                let r = report_merge(&label, &m, &local, "target");
+                let (c, r) = preserve_merge(&label, &base, current.as_ref(), &target_content);
                 report.changed = r.changed;
                 report.conflicts = r.conflicts;
                 report.merged = r.merged;
                 report.base = Some(base_id.to_string());
                 merged_labels = r.merged_labels;
-                (!m.files.is_empty())
-                    .then(|| merged_content(&m, current.as_ref(), Some(&target_content)))
+                c
             }
         };
         if dry_run {
@@ -1235,7 +1274,8 @@ impl<'a> Operations<'a> {
     /// Replaces a whole collection or project with snapshot `to` (SkillMeat's replace
     /// mode): every artifact and bookkeeping file the snapshot holds is written back, and
     /// what it covers now but did not then is removed. A collection rollback appends to
-    /// SkillMeat's rollback audit.
+    /// SkillMeat's rollback audit. In [`RollbackMode::Preserve`], each artifact is merged
+    /// instead and local changes are kept (see `rollback_all_preserve`).
     ///
     /// # Errors
     /// `to` is not a snapshot of `target`; otherwise see [`OpError`].
@@ -1246,12 +1286,6 @@ impl<'a> Operations<'a> {
         mode: RollbackMode,
         dry_run: bool,
     ) -> Result<OpReport, OpError> {
-        if mode == RollbackMode::Preserve {
-            return Err(OpError::Invalid(format!(
-                "preserve mode rolls back one artifact at a time; give an artifact of {target}, \
-                 or use --mode replace for the whole {target}"
-            )));
-        }
         let h = self.history();
         let sid: SnapshotId = match to {
             RollbackTo::Spec(to) => to.parse().map_err(|()| {
@@ -1269,19 +1303,20 @@ impl<'a> Operations<'a> {
                 snap.target
             )));
         }
+        if mode == RollbackMode::Preserve {
+            return self.rollback_all_preserve(target, sid, &snap, dry_run);
+        }
         let home = self.home().to_path_buf();
         let then = h.members(&snap)?;
         let mut locs: BTreeSet<Location> = then.iter().map(|v| v.location.clone()).collect();
         locs.extend(h.members_on_disk(target)?.into_iter().map(|(l, _)| l));
         // Artifacts first, the files that describe them last.
-        let bookkeeping = |l: &Location| {
-            matches!(
-                l.path.as_str(),
-                "collection.toml" | "collection.lock" | deployment::FILE_NAME
-            )
-        };
-        let mut order: Vec<Location> = locs.iter().filter(|l| !bookkeeping(l)).cloned().collect();
-        order.extend(locs.iter().filter(|l| bookkeeping(l)).cloned());
+        let mut order: Vec<Location> = locs
+            .iter()
+            .filter(|l| !is_bookkeeping(l))
+            .cloned()
+            .collect();
+        order.extend(locs.iter().filter(|l| is_bookkeeping(l)).cloned());
         let mut changed = Vec::new();
         for loc in &order {
             let now = read_opt(&loc.on_disk(&home), loc.variant())?;
@@ -1345,6 +1380,158 @@ impl<'a> Operations<'a> {
             record: Some(rec),
             ..OpReport::default()
         })
+    }
+
+    /// [`Operations::rollback_all`] in [`RollbackMode::Preserve`]: every artifact snapshot
+    /// `sid` holds gets the single-artifact preserve merge, with one base for the whole
+    /// target: its newest snapshot (the last state the daemon recorded of it). An artifact
+    /// unchanged since then returns to the snapshot, edits made since are kept, overlapping
+    /// ones marked. Artifacts the snapshot does not hold are kept; those it holds but that
+    /// are gone now are restored. `collection.toml` and `.skillmeat-deployed.toml` are left
+    /// as they are; in a collection, the lock entries of the artifacts written are updated
+    /// and SkillMeat's rollback audit gets an `intelligent` entry.
+    fn rollback_all_preserve(
+        &self,
+        target: &SnapshotTarget,
+        sid: SnapshotId,
+        snap: &Snapshot,
+        dry_run: bool,
+    ) -> Result<OpReport, OpError> {
+        let h = self.history();
+        let home = self.home().to_path_buf();
+        let (newest, _) = h.snapshots(Some(target), 1, None)?;
+        let last = match newest.first() {
+            Some(s) => h.members(s)?,
+            None => Vec::new(),
+        };
+        let coll = match target {
+            SnapshotTarget::Collection(n) => Some(collection::read(&home, n)),
+            SnapshotTarget::Project(_) => None,
+        };
+        let mut report = OpReport::default();
+        let mut merged_labels = Vec::new();
+        let mut writes: Vec<PreserveWrite> = Vec::new();
+        for v in h.members(snap)? {
+            let loc = v.location.clone();
+            if is_bookkeeping(&loc) {
+                continue;
+            }
+            let label = loc.display_path();
+            let target_content = normalized(&loc, h.content_of(&v)?);
+            let current = read_opt(&loc.on_disk(&home), loc.variant())?;
+            let (content, r) = match &current {
+                None => {
+                    let changed = changed_paths(None, Some(&target_content))
+                        .iter()
+                        .map(|p| file_label(&label, p))
+                        .collect();
+                    let r = MergeReport {
+                        conflicts: Vec::new(),
+                        merged: Vec::new(),
+                        changed,
+                        merged_labels: Vec::new(),
+                    };
+                    (Some(target_content), r)
+                }
+                Some(cur) => {
+                    let base = match last.iter().find(|l| l.location == loc) {
+                        Some(l) => tree_of(&normalized(&loc, h.content_of(l)?)),
+                        None => Tree::default(),
+                    };
+                    preserve_merge(&label, &base, Some(cur), &target_content)
+                }
+            };
+            report.conflicts.extend(r.conflicts);
+            report.merged.extend(r.merged);
+            merged_labels.extend(r.merged_labels);
+            if r.changed.is_empty() {
+                continue;
+            }
+            report.changed.extend(r.changed);
+            let entry = coll.as_ref().and_then(|c| {
+                c.artifacts
+                    .iter()
+                    .find(|a| a.path == Path::new(&loc.path))
+                    .map(|a| (a.name.clone(), a.artifact_type.clone()))
+            });
+            writes.push(PreserveWrite {
+                loc,
+                content,
+                lock_entry: entry,
+            });
+        }
+        report.base = newest.first().map(|s| s.id.to_string());
+        if dry_run {
+            report.dry_run = true;
+            return Ok(report);
+        }
+        report.merged.clear();
+        let changed = report.changed.clone();
+        let conflicted: Vec<String> = report.conflicts.iter().map(|c| c.path.clone()).collect();
+        let claims: Vec<Claim> = writes
+            .iter()
+            .filter_map(|w| w.lock_entry.as_ref())
+            .map(|(name, ty)| Claim::new(None, name, ty))
+            .collect();
+        let rec = OperationRecord::new("rollback", vec![target.to_string()]);
+        let rec = self.logged(rec, &claims, |rec| {
+            let safety = self.safety_snapshot(
+                rec,
+                target.clone(),
+                Origin::Rollback,
+                &format!("rollback of {target} to {sid} keeping local changes"),
+            )?;
+            for w in &writes {
+                rec.touched.push(Touched {
+                    location: w.loc.clone(),
+                    snapshot: safety,
+                });
+            }
+            if let SnapshotTarget::Collection(n) = target {
+                rec.touched.push(Touched {
+                    location: Location::collection(n, lock_write::FILE_NAME),
+                    snapshot: safety,
+                });
+            }
+            for w in &writes {
+                let root = managed_root(&home, &w.loc);
+                let dest = w.loc.on_disk(&home);
+                match &w.content {
+                    Some(c) => write_content(&self.writer, &root, &dest, c)?,
+                    None => {
+                        self.writer.remove(&root, &dest)?;
+                    }
+                }
+                if let (Some(c), Some((name, ty)), Some(_)) = (&coll, &w.lock_entry, &w.content) {
+                    self.update_lock(&c.dir, name, ty, &dest)?;
+                }
+            }
+            rec.files_restored = changed.clone();
+            rec.files_merged = merged_labels.clone();
+            rec.files_conflicted = conflicted.clone();
+            if let SnapshotTarget::Collection(n) = target {
+                rollback_audit::append(
+                    &self.writer,
+                    &home,
+                    &RollbackRecord {
+                        collection_name: n.clone(),
+                        source_snapshot_id: safety.to_string(),
+                        target_snapshot_id: sid.to_string(),
+                        operation_type: "intelligent".into(),
+                        files_restored: changed.clone(),
+                        files_merged: merged_labels.clone(),
+                        conflicts_pending: conflicted.clone(),
+                        preserve_changes_enabled: true,
+                        success: true,
+                        ..RollbackRecord::default()
+                    },
+                    timestamp::now_local(),
+                )?;
+            }
+            Ok(())
+        })?;
+        report.record = Some(rec);
+        Ok(report)
     }
 
     /// The operations log, oldest first, optionally only those at or after `since_ms`.

@@ -271,6 +271,7 @@ Examples:
   smctl rollback canvas --project . --at 2h --yes
   smctl rollback --project . --at 2026-11-25T10:00 --dry-run
   smctl rollback canvas --project . --to v12 --mode preserve --yes
+  smctl rollback --project . --to s4 --mode preserve --dry-run
 
 A collection rollback also updates collection.lock (one artifact) and appends to SkillMeat's
 rollback audit file. A project artifact's rollback leaves the deployment record as it is; a
@@ -284,7 +285,14 @@ collection: the newest snapshot taken at or before it).
 content differs from the current content (the last state recorded before the current
 edits), local = the current content, remote = the target. Edits made since that version
 are kept, every other file returns to the target; overlapping edits get SkillMeat's
-conflict markers (a binary conflict keeps the current bytes) and are reported.")]
+conflict markers (a binary conflict keeps the current bytes) and are reported.
+
+--mode preserve without ARTIFACT merges every artifact the snapshot holds the same way,
+with one base: the newest snapshot of the project or collection (its last recorded state).
+Artifacts unchanged since then return to the snapshot, edits made since are kept, artifacts
+added after the snapshot are kept and missing ones restored. .skillmeat-deployed.toml and
+collection.toml are left as they are; collection.lock entries of the artifacts written are
+updated.")]
     Rollback {
         /// Artifact name, `type/name`, or path [default: the whole project or collection].
         artifact: Option<String>,

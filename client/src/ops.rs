@@ -91,7 +91,7 @@ pub struct RollbackArgs {
     #[arg(long, value_name = "TIME")]
     pub at: Option<String>,
     /// replace: exact restore. preserve: three-way merge that keeps the changes made since
-    /// the last recorded version (one artifact only).
+    /// the last recorded version (a whole project or collection: since its newest snapshot).
     #[arg(long, value_enum, default_value = "replace")]
     pub mode: Mode,
 }

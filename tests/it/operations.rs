@@ -898,8 +898,119 @@ fn preserve_marks_overlapping_edits_and_reports_them() {
         "{audit}"
     );
     assert!(audit.contains("preserve_changes_enabled = true"), "{audit}");
-    // A whole collection cannot be rolled back in preserve mode.
-    let out = w.env.smctl(&[
+}
+
+/// Makes the daemon record the current content as versions and run its automatic
+/// snapshot of what changed: the first `--sync` records the versions and queues the
+/// snapshot, which the daemon takes (or, rate-limited, skips) before it answers the second.
+/// No other automatic snapshot follows within the rate limit, so later edits stay
+/// unrecorded.
+fn record_now(env: &Env) {
+    env.smctl_json(&["drift", "--sync"]);
+    env.smctl_json(&["drift", "--sync"]);
+}
+
+#[test]
+fn whole_project_preserve_restores_recorded_changes_and_keeps_local_ones() {
+    let env = Env::new();
+    let arts = [skill(), Artifact::command("hello")];
+    make_collection(&env.skillmeat_home, "default", &arts);
+    let project = env.path("app");
+    deploy(&env.skillmeat_home, "default", &project, ".claude", &arts);
+    age(&project);
+    let project = project.canonicalize().unwrap();
+    let p = project.to_str().unwrap();
+    let _d = env.daemon();
+    env.smctl_json(&["project", "add", p]);
+    let s1 = env.smctl_json(&["snapshot", "create", p])["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let command = project.join(".claude/commands/hello.md");
+    let original_command = std::fs::read(&command).unwrap();
+    // A change the daemon records (a version and a snapshot)...
+    write(&command, "---\ndescription: c\n---\nRun it twice.\n");
+    record_now(&env);
+    env.smctl_json(&["snapshot", "create", p]);
+    // ...then a local edit of another artifact and an artifact added since.
+    let skill_md = project.join(".claude/skills/canvas/SKILL.md");
+    edit(&skill_md, "line one", "line ONE (local)");
+    let added = project.join(".claude/skills/extra/SKILL.md");
+    write(&added, "---\nname: extra\n---\n# Extra\n");
+    let before = files(&project);
+
+    let args = |extra: &'static str| {
+        vec![
+            "rollback",
+            "--project",
+            p,
+            "--to",
+            &s1,
+            "--mode",
+            "preserve",
+            extra,
+        ]
+    };
+    let dry = env.smctl_json(&args("--dry-run"));
+    assert_eq!(
+        dry["changed"],
+        serde_json::json!([".claude/commands/hello.md"]),
+        "{dry}"
+    );
+    assert_eq!(dry["conflicts"], serde_json::json!([]), "{dry}");
+    assert_eq!(files(&project), before, "a dry run writes nothing");
+
+    let r = env.smctl_json(&args("--yes"));
+    assert_eq!(r["operation"]["operation"], "rollback", "{r}");
+    assert_eq!(
+        r["operation"]["files_restored"],
+        serde_json::json!([".claude/commands/hello.md"]),
+        "{r}"
+    );
+    assert_eq!(
+        std::fs::read(&command).unwrap(),
+        original_command,
+        "the recorded change is rolled back"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&skill_md).unwrap(),
+        SKILL_MD.replace("line one", "line ONE (local)"),
+        "the local edit is kept"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&added).unwrap(),
+        "---\nname: extra\n---\n# Extra\n",
+        "an artifact added since the snapshot is kept"
+    );
+
+    env.smctl_json(&["undo", "--yes"]);
+    assert_eq!(files(&project), before, "undo restores");
+}
+
+#[test]
+fn whole_collection_preserve_updates_only_the_written_lock_entries() {
+    let env = Env::new();
+    let arts = [skill(), Artifact::command("hello")];
+    let coll = make_collection(&env.skillmeat_home, "default", &arts);
+    age(&coll);
+    let _d = env.daemon();
+    let s1 = env.smctl_json(&["snapshot", "create", "default"])["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let command = coll.join("commands/hello.md");
+    let original_command = std::fs::read(&command).unwrap();
+    write(&command, "---\ndescription: c\n---\nRun it twice.\n");
+    record_now(&env);
+    env.smctl_json(&["snapshot", "create", "default"]);
+    let skill_md = coll.join("skills/canvas/SKILL.md");
+    edit(&skill_md, "line one", "line ONE (local)");
+    let lock_text = || std::fs::read_to_string(coll.join("collection.lock")).unwrap();
+    let lock_before: toml::Table = lock_text().parse().unwrap();
+    let toml_before = std::fs::read(coll.join("collection.toml")).unwrap();
+    let before = files(&coll);
+
+    let r = env.smctl_json(&[
         "rollback",
         "--collection",
         "default",
@@ -909,5 +1020,40 @@ fn preserve_marks_overlapping_edits_and_reports_them() {
         "preserve",
         "--yes",
     ]);
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        r["operation"]["files_restored"],
+        serde_json::json!(["commands/hello.md"]),
+        "{r}"
+    );
+    assert_eq!(std::fs::read(&command).unwrap(), original_command);
+    assert_eq!(
+        std::fs::read_to_string(&skill_md).unwrap(),
+        SKILL_MD.replace("line one", "line ONE (local)"),
+        "the local edit is kept"
+    );
+    assert_eq!(
+        std::fs::read(coll.join("collection.toml")).unwrap(),
+        toml_before
+    );
+    let lock: toml::Table = lock_text().parse().unwrap();
+    let entries = &lock["lock"]["entries"];
+    assert_eq!(
+        entries["hello::command"]["content_hash"].as_str(),
+        Some(content_hash(&command, Variant::Legacy).unwrap().as_str())
+    );
+    assert_eq!(
+        entries["canvas::skill"], lock_before["lock"]["entries"]["canvas::skill"],
+        "an artifact not written keeps its lock entry"
+    );
+    let audit =
+        std::fs::read_to_string(env.skillmeat_home.join("audit/default_rollback_audit.toml"))
+            .unwrap();
+    assert!(
+        audit.contains("operation_type = \"intelligent\""),
+        "{audit}"
+    );
+    assert!(audit.contains("preserve_changes_enabled = true"), "{audit}");
+
+    env.smctl_json(&["undo", "--yes"]);
+    assert_eq!(files(&coll), before, "undo restores");
 }
