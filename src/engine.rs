@@ -103,8 +103,8 @@ pub struct Base {
 #[derive(Debug, Clone)]
 pub struct Totals {
     pub collections: u32,
-    pub projects: u32,
-    pub artifacts: u32,
+    /// Artifacts listed in the collections' manifests.
+    pub collection_artifacts: u32,
     pub files_indexed: u64,
     pub files_read: u64,
     pub uptime_seconds: u64,
@@ -350,7 +350,8 @@ impl Engine {
         Ok(())
     }
 
-    /// Counters for `smctl status`.
+    /// Collection counters and index counters for `smctl status` (projects and
+    /// deployments come from the live state, which already holds them).
     ///
     /// # Errors
     /// The store could not be read.
@@ -364,19 +365,9 @@ impl Engine {
             artifacts += c.artifacts.len() as u32;
             problems.extend(c.problems);
         }
-        let (known, mut discovery_problems) = self.known_projects()?;
-        problems.append(&mut discovery_problems);
-        let live: Vec<&KnownProject> = known.iter().filter(|k| !k.ignored).collect();
-        for k in live.iter().filter(|k| !k.missing) {
-            for f in deployment::read_project(&k.path) {
-                artifacts += f.records.len() as u32;
-                problems.extend(f.problems);
-            }
-        }
         Ok(Totals {
             collections: names.len() as u32,
-            projects: live.len() as u32,
-            artifacts,
+            collection_artifacts: artifacts,
             files_indexed: self.store.files_indexed(),
             files_read: self
                 .index

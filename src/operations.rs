@@ -672,6 +672,30 @@ impl<'a> Operations<'a> {
         Ok(id)
     }
 
+    /// Safety snapshot of `d`'s project, recorded as covering the deployed copy and its
+    /// deployment file (what writing one deployment touches).
+    fn snapshot_deployment(
+        &self,
+        rec: &mut OperationRecord,
+        d: &Deployed,
+        origin: Origin,
+        what: &str,
+    ) -> Result<SnapshotId, OpError> {
+        let snap = self.safety_snapshot(
+            rec,
+            SnapshotTarget::Project(d.project.clone()),
+            origin,
+            what,
+        )?;
+        for location in [d.project_loc(), d.deployment_file_loc()] {
+            rec.touched.push(Touched {
+                location,
+                snapshot: snap,
+            });
+        }
+        Ok(snap)
+    }
+
     fn update_deployment(&self, d: &Deployed, content_hash: String) -> Result<(), OpError> {
         deployment_write::update_record(
             &self.writer,
@@ -736,18 +760,7 @@ impl<'a> Operations<'a> {
         }
         let rec = OperationRecord::new("sync_pull", vec![d.project_loc().to_string()]);
         let rec = self.logged(rec, &[d.claim()], |rec| {
-            let snap = self.safety_snapshot(
-                rec,
-                SnapshotTarget::Project(d.project.clone()),
-                Origin::Sync,
-                &format!("sync pull {label}"),
-            )?;
-            for location in [d.project_loc(), d.deployment_file_loc()] {
-                rec.touched.push(Touched {
-                    location,
-                    snapshot: snap,
-                });
-            }
+            self.snapshot_deployment(rec, &d, Origin::Sync, &format!("sync pull {label}"))?;
             write_content(&self.writer, &d.managed(), &d.project_path(), &incoming)?;
             rec.files_restored = changed.clone();
             let h = hash::content_hash(&d.project_path(), Variant::Legacy)?;
@@ -920,18 +933,7 @@ impl<'a> Operations<'a> {
         let unresolved = m.has_unresolved();
         let rec = OperationRecord::new("merge", vec![d.project_loc().to_string()]);
         let rec = self.logged(rec, &[d.claim()], |rec| {
-            let snap = self.safety_snapshot(
-                rec,
-                SnapshotTarget::Project(d.project.clone()),
-                Origin::Merge,
-                &format!("merge {label}"),
-            )?;
-            for location in [d.project_loc(), d.deployment_file_loc()] {
-                rec.touched.push(Touched {
-                    location,
-                    snapshot: snap,
-                });
-            }
+            self.snapshot_deployment(rec, &d, Origin::Merge, &format!("merge {label}"))?;
             rec.files_merged = merged_labels.clone();
             rec.files_conflicted = conflicts.iter().map(|c| c.path.clone()).collect();
             if !changed.is_empty() {

@@ -415,20 +415,23 @@ impl pb::skillmeat_daemon_server::SkillmeatDaemon for DaemonService {
         let history = self.history_stats().await?;
         let paths = self.live.engine().paths();
         let store = self.live.engine().store();
-        let (cursor, watched_roots, polled_roots, mut problems) = self.live.with_state(|s| {
-            (
-                s.cursor,
-                s.watched_roots as u32,
-                s.polled
-                    .iter()
-                    .map(|(p, r)| pb::PolledRoot {
-                        path: p.display().to_string(),
-                        reason: r.clone(),
-                    })
-                    .collect(),
-                s.problems.clone(),
-            )
-        });
+        let (projects, deployments, cursor, watched_roots, polled_roots, mut problems) =
+            self.live.with_state(|s| {
+                (
+                    s.projects.iter().filter(|k| !k.ignored).count() as u32,
+                    s.all().filter(|r| r.kind != DriftKind::Added).count() as u32,
+                    s.cursor,
+                    s.watched_roots as u32,
+                    s.polled
+                        .iter()
+                        .map(|(p, r)| pb::PolledRoot {
+                            path: p.display().to_string(),
+                            reason: r.clone(),
+                        })
+                        .collect(),
+                    s.problems.clone(),
+                )
+            });
         for p in totals.problems {
             if !problems.contains(&p) {
                 problems.push(p);
@@ -443,8 +446,8 @@ impl pb::skillmeat_daemon_server::SkillmeatDaemon for DaemonService {
             state_dir: paths.state_dir.display().to_string(),
             skillmeat_home: paths.skillmeat_home.display().to_string(),
             collections: totals.collections,
-            projects: totals.projects,
-            artifacts: totals.artifacts,
+            projects,
+            artifacts: totals.collection_artifacts + deployments,
             files_indexed: totals.files_indexed,
             files_read: totals.files_read,
             problems: problems.into_iter().map(problem).collect(),
