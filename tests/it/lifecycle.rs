@@ -166,9 +166,15 @@ fn other_users_are_refused() {
         std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).unwrap();
     }
     std::fs::set_permissions(&env.socket, std::fs::Permissions::from_mode(0o777)).unwrap();
+    // The checkout may be private (a 0700 `mktemp -d` clone): give the other uid its own
+    // copy of smctl in the (now open) test folder.
+    let smctl = env.dir.path().join("smctl-for-another-user");
+    std::fs::copy(crate::common::smctl_bin(), &smctl).unwrap();
+    std::fs::set_permissions(&smctl, std::fs::Permissions::from_mode(0o755)).unwrap();
     let out = {
         use std::os::unix::process::CommandExt;
-        env.command(&crate::common::smctl_bin())
+        env.command(&smctl)
+            .current_dir(env.dir.path())
             .arg("status")
             .uid(65534)
             .gid(65534)

@@ -1,38 +1,51 @@
 #!/usr/bin/env bash
-# Create (once) a Python venv holding Google's gRPC client (grpcio, its health and reflection clients from PyPI), generate
-# Python stubs from proto/ with grpc_tools.protoc, and print the venv's python as the
-# last line of stdout. Used by tests/it/grpc_python.rs to check that a third-party gRPC
-# stack can use the daemon over its Unix socket.
-#   SKILLMEATD_GRPC_VENV   venv dir (default: <repo>/target/grpc-venv)
+# Create (once) a Python venv holding Google's gRPC client (grpcio, its health and
+# reflection clients from PyPI), generate Python stubs from proto/ with
+# grpc_tools.protoc, and print the venv's python as the last line of stdout. Used by
+# tests/it/grpc_python.rs to check that a third-party gRPC stack can use the daemon over
+# its Unix socket. Safe to run from many tests at once (see lib.sh).
+#   SKILLMEATD_GRPC_VENV   venv path (default: <repo>/target/grpc-venv)
 #   SKILLMEAT_PYTHON       interpreter used to create it (default: python3)
+# The stubs are in <venv>/stubs, regenerated when the proto changes.
 set -euo pipefail
 
 GRPC_VERSION=1.76.0
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 VENV="${SKILLMEATD_GRPC_VENV:-$REPO_ROOT/target/grpc-venv}"
 PY="${SKILLMEAT_PYTHON:-python3}"
-STUBS="$VENV/stubs"
-MARK="$VENV/.installed-$GRPC_VERSION"
+PROTO="$REPO_ROOT/proto/skillmeat/daemon/v1/daemon.proto"
+BUILD_ONCE_OWNED="$REPO_ROOT/target"
+. "$REPO_ROOT/tests/support/lib.sh"
 
-if [ ! -f "$MARK" ] || ! "$VENV/bin/python" -c 'import grpc, grpc_health.v1, grpc_reflection.v1alpha, grpc_tools' 2>/dev/null; then
-    echo "grpc-venv: installing grpcio==$GRPC_VERSION into $VENV" >&2
-    mkdir -p "$(dirname "$VENV")"
-    # A half-built venv from an interrupted run would confuse pip: start clean.
-    rm -rf "$VENV"
-    "$PY" -m venv "$VENV"
-    PIP_DISABLE_PIP_VERSION_CHECK=1 "$VENV/bin/python" -m pip install --quiet --no-input \
+installed_ok() {
+    [ -f "$1/.installed-$GRPC_VERSION" ] \
+        && "$1/bin/python" -c 'import grpc, grpc_health.v1, grpc_reflection.v1alpha, grpc_tools' 2>/dev/null
+}
+
+install_into() {
+    local venv=$1
+    echo "grpc-venv: installing grpcio==$GRPC_VERSION into $venv" >&2
+    "$PY" -m venv "$venv" >&2
+    PIP_DISABLE_PIP_VERSION_CHECK=1 "$venv/bin/python" -m pip install --quiet --no-input \
         "grpcio==$GRPC_VERSION" "grpcio-tools==$GRPC_VERSION" \
         "grpcio-health-checking==$GRPC_VERSION" "grpcio-reflection==$GRPC_VERSION" >&2
-    touch "$MARK"
-fi
+    touch "$venv/.installed-$GRPC_VERSION"
+}
 
-# Stubs are regenerated every time: cheap, and they always match the current proto.
-rm -rf "$STUBS.tmp"
-mkdir -p "$STUBS.tmp"
-"$VENV/bin/python" -m grpc_tools.protoc -I "$REPO_ROOT/proto" \
-    --python_out="$STUBS.tmp" --grpc_python_out="$STUBS.tmp" \
-    "$REPO_ROOT/proto/skillmeat/daemon/v1/daemon.proto" >&2
-rm -rf "$STUBS"
-mv "$STUBS.tmp" "$STUBS"
+build_once "$VENV" installed_ok install_into
+
+# Stubs for this exact proto: generated once per proto content, published by renaming a
+# symbolic link, so a test importing the previous stubs is never disturbed.
+STUB_KEY="$(sha256sum "$PROTO" | cut -c1-16)"
+stubs_ok() { [ -f "$1/skillmeat/daemon/v1/daemon_pb2.py" ]; }
+make_stubs() {
+    "$VENV/bin/python" -m grpc_tools.protoc -I "$REPO_ROOT/proto" \
+        --python_out="$1" --grpc_python_out="$1" "$PROTO" >&2
+}
+if [ "$(readlink "$VENV/stubs" 2>/dev/null || true)" != "stubs-$STUB_KEY" ] || ! stubs_ok "$VENV/stubs"; then
+    build_once "$VENV/stubs-$STUB_KEY" stubs_ok make_stubs
+    ln -sfn "stubs-$STUB_KEY" "$VENV/stubs.link-$$"
+    mv -T "$VENV/stubs.link-$$" "$VENV/stubs"
+fi
 
 echo "$VENV/bin/python"
