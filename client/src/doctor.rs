@@ -23,8 +23,9 @@ use crate::{Client, Failure, connect, locate, pb, protocol};
 
 /// The SkillMeat release whose files and behaviour skillmeatd was checked against.
 const SKILLMEAT_CHECKED: &str = "0.74.0";
-/// How long `skillmeat --version` may take.
-const SKILLMEAT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long `skillmeat --version` may take. A cold start of the Python CLI takes about 2 s
+/// on an idle machine and well over 10 s on a loaded one; only a hung CLI should fail.
+const SKILLMEAT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Share of `fs.inotify.max_user_watches` above which the limit is close.
 const INOTIFY_HIGH: f64 = 0.8;
 /// Store size above which the journal limits deserve a look.
