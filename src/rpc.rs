@@ -27,17 +27,10 @@ use crate::journal::{ChangedSide, Event, EventKind};
 use crate::live::{Live, State, SyncError};
 use crate::projects::Source;
 
-/// The generated protocol types and stubs.
-#[allow(clippy::all, missing_docs)]
-pub mod pb {
-    tonic::include_proto!("skillmeat.daemon.v1");
+/// The generated protocol types and stubs, compiled once in the wire crate.
+pub use skillmeatd_proto::pb;
 
-    /// Encoded descriptor set, for gRPC server reflection.
-    pub const FILE_DESCRIPTOR_SET: &[u8] =
-        tonic::include_file_descriptor_set!("skillmeat_descriptor");
-}
-
-pub use crate::protocol::PROTOCOL_VERSION;
+pub use skillmeatd_proto::PROTOCOL_VERSION;
 
 /// Default period of `Watch` heartbeats.
 const HEARTBEAT: Duration = Duration::from_secs(10);
@@ -141,26 +134,13 @@ fn problem(p: Problem) -> pb::Problem {
     }
 }
 
-fn drift_type(k: DriftKind) -> pb::DriftType {
-    match k {
-        DriftKind::InSync => pb::DriftType::InSync,
-        DriftKind::Modified => pb::DriftType::Modified,
-        DriftKind::Outdated => pb::DriftType::Outdated,
-        DriftKind::Conflict => pb::DriftType::Conflict,
-        DriftKind::Removed => pb::DriftType::Removed,
-        DriftKind::Added => pb::DriftType::Added,
-        DriftKind::Missing => pb::DriftType::Missing,
-        DriftKind::Error => pb::DriftType::Error,
-    }
-}
-
 fn artifact(a: ArtifactReport) -> pb::ArtifactDrift {
     pb::ArtifactDrift {
         project: a.project.display().to_string(),
         profile_root: a.profile_root,
         name: a.name,
         artifact_type: a.artifact_type,
-        drift_type: drift_type(a.kind).into(),
+        drift_type: pb::DriftType::from(a.kind).into(),
         deployed_sha: a.deployed_sha,
         collection_sha: a.collection_sha,
         project_sha: a.project_sha,
@@ -205,7 +185,7 @@ fn changed_side(c: ChangedSide) -> pb::ChangedSide {
 }
 
 fn event(e: &Event) -> pb::DriftEvent {
-    let drift = |k: Option<DriftKind>| k.map_or(pb::DriftType::Unspecified, drift_type).into();
+    let drift = |k: Option<DriftKind>| k.map_or(pb::DriftType::Unspecified.into(), i32::from);
     pb::DriftEvent {
         cursor: e.cursor,
         time_unix_ms: e.time_ms,
@@ -245,16 +225,9 @@ impl Filter {
         let drift = req
             .drift_types
             .iter()
-            .map(|&t| match pb::DriftType::try_from(t) {
-                Ok(pb::DriftType::InSync) => Ok(DriftKind::InSync),
-                Ok(pb::DriftType::Modified) => Ok(DriftKind::Modified),
-                Ok(pb::DriftType::Outdated) => Ok(DriftKind::Outdated),
-                Ok(pb::DriftType::Conflict) => Ok(DriftKind::Conflict),
-                Ok(pb::DriftType::Removed) => Ok(DriftKind::Removed),
-                Ok(pb::DriftType::Added) => Ok(DriftKind::Added),
-                Ok(pb::DriftType::Missing) => Ok(DriftKind::Missing),
-                Ok(pb::DriftType::Error) => Ok(DriftKind::Error),
-                _ => Err(Status::invalid_argument(format!("unknown drift type {t}"))),
+            .map(|&t| {
+                DriftKind::from_wire(t)
+                    .ok_or_else(|| Status::invalid_argument(format!("unknown drift type {t}")))
             })
             .collect::<Result<_, _>>()?;
         Ok(Filter {
@@ -697,17 +670,7 @@ impl DaemonService {
                         if r.kind != DriftKind::Added {
                             deployments += 1;
                         }
-                        let slot = match r.kind {
-                            DriftKind::InSync => &mut summary.in_sync,
-                            DriftKind::Modified => &mut summary.modified,
-                            DriftKind::Outdated => &mut summary.outdated,
-                            DriftKind::Conflict => &mut summary.conflict,
-                            DriftKind::Removed => &mut summary.removed,
-                            DriftKind::Added => &mut summary.added,
-                            DriftKind::Missing => &mut summary.missing,
-                            DriftKind::Error => &mut summary.error,
-                        };
-                        *slot += 1;
+                        *summary.count_mut(r.kind) += 1;
                     }
                     let live = !k.missing && !k.ignored;
                     pb::ProjectInfo {

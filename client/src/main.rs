@@ -6,18 +6,11 @@
 //! Exit codes: 0 success; 1 drift found with `--exit-code`; 2 usage or request error;
 //! 3 the daemon is not running. A closed stdout (`smctl drift | head`) is not an error.
 
-#[path = "../../src/connect.rs"]
-mod connect;
 mod doctor;
 mod history;
 mod locate;
 mod ops;
 mod output;
-#[path = "../../src/paths.rs"]
-#[allow(dead_code)]
-mod paths;
-#[path = "../../src/protocol.rs"]
-mod protocol;
 mod service;
 mod session;
 mod watch;
@@ -27,22 +20,17 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
+use skillmeatd_proto::{DriftKind, paths, pb};
 use tonic::transport::Channel;
 
 use output::Format;
-
-/// The generated protocol types and client stub.
-#[allow(clippy::all)]
-pub mod pb {
-    tonic::include_proto!("skillmeat.daemon.v1");
-}
 
 type Client = pb::skillmeat_daemon_client::SkillmeatDaemonClient<Channel>;
 
 /// Talk to skillmeatd: drift, projects and daemon status.
 #[derive(Debug, Parser)]
 #[command(
-    version,
+    version = env!("SKILLMEATD_LONG_VERSION"),
     about,
     after_help = "\
 Examples:
@@ -320,30 +308,28 @@ updated.")]
     },
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum DriftArg {
-    InSync,
-    Modified,
-    Outdated,
-    Conflict,
-    Removed,
-    Added,
-    Missing,
-    Error,
-}
+/// A `--drift` value: a drift kind, spelled with dashes (`in-sync`) on the command line.
+#[derive(Debug, Clone, Copy)]
+struct DriftArg(DriftKind);
 
-impl From<DriftArg> for pb::DriftType {
-    fn from(d: DriftArg) -> Self {
-        match d {
-            DriftArg::InSync => pb::DriftType::InSync,
-            DriftArg::Modified => pb::DriftType::Modified,
-            DriftArg::Outdated => pb::DriftType::Outdated,
-            DriftArg::Conflict => pb::DriftType::Conflict,
-            DriftArg::Removed => pb::DriftType::Removed,
-            DriftArg::Added => pb::DriftType::Added,
-            DriftArg::Missing => pb::DriftType::Missing,
-            DriftArg::Error => pb::DriftType::Error,
-        }
+impl ValueEnum for DriftArg {
+    fn value_variants<'a>() -> &'a [Self] {
+        const VARIANTS: [DriftArg; DriftKind::ALL.len()] = {
+            let mut v = [DriftArg(DriftKind::InSync); DriftKind::ALL.len()];
+            let mut i = 0;
+            while i < v.len() {
+                v[i] = DriftArg(DriftKind::ALL[i]);
+                i += 1;
+            }
+            v
+        };
+        &VARIANTS
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        Some(clap::builder::PossibleValue::new(
+            self.0.as_str().replace('_', "-"),
+        ))
     }
 }
 
@@ -656,10 +642,7 @@ async fn dispatch(command: Command, paths: &paths::Paths, format: Format) -> Res
                 since_cursor: since,
                 projects: projects.iter().map(|p| absolute(p)).collect(),
                 artifact_types: types,
-                drift_types: drift
-                    .into_iter()
-                    .map(|d| pb::DriftType::from(d) as i32)
-                    .collect(),
+                drift_types: drift.into_iter().map(|d| i32::from(d.0)).collect(),
                 sync,
                 heartbeat_ms,
             };

@@ -12,6 +12,7 @@
 use std::io::{self, Write};
 
 use serde_json::{Value, json};
+use skillmeatd_proto::DriftKind;
 
 use crate::pb;
 
@@ -22,19 +23,10 @@ pub enum Format {
     Json,
 }
 
-/// The `drift_type` string of a drift type.
+/// The `drift_type` string of a protocol drift type (`unknown` for one this smctl does not
+/// know).
 pub fn drift_name(t: i32) -> &'static str {
-    match pb::DriftType::try_from(t).unwrap_or(pb::DriftType::Unspecified) {
-        pb::DriftType::Unspecified => "unknown",
-        pb::DriftType::InSync => "in_sync",
-        pb::DriftType::Modified => "modified",
-        pb::DriftType::Outdated => "outdated",
-        pb::DriftType::Conflict => "conflict",
-        pb::DriftType::Removed => "removed",
-        pb::DriftType::Added => "added",
-        pb::DriftType::Missing => "missing",
-        pb::DriftType::Error => "error",
-    }
+    DriftKind::from_wire(t).map_or("unknown", DriftKind::as_str)
 }
 
 fn source_name(s: i32) -> &'static str {

@@ -16,10 +16,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::json;
+use skillmeatd_proto::paths::{ENV_SKILLMEAT_HOME, ENV_SOCKET, ENV_STATE_DIR, Paths};
 
 use crate::Failure;
 use crate::output::Format;
-use crate::paths::{ENV_SKILLMEAT_HOME, ENV_SOCKET, ENV_STATE_DIR, Paths};
 
 const SERVICE_TEMPLATE: &str = include_str!("../../systemd/skillmeatd.service");
 const SOCKET_TEMPLATE: &str = include_str!("../../systemd/skillmeatd.socket");

@@ -9,8 +9,10 @@
 
 use std::time::{Duration, Instant};
 
-use crate::paths::Paths;
-use crate::{Client, Failure, connect, locate, pb, protocol};
+use skillmeatd_proto::paths::Paths;
+use skillmeatd_proto::{PROTOCOL_VERSION, connect};
+
+use crate::{Client, Failure, locate, pb};
 
 /// Set to `1` (or any value but `0` and empty) to never start the daemon automatically.
 pub const ENV_NO_AUTOSTART: &str = "SKILLMEATD_NO_AUTOSTART";
@@ -42,7 +44,7 @@ pub async fn open(paths: &Paths) -> Result<Session, Failure> {
     let status = client.status(pb::StatusRequest {}).await?.into_inner();
     if let Some(w) = mismatch(
         env!("CARGO_PKG_VERSION"),
-        protocol::PROTOCOL_VERSION,
+        PROTOCOL_VERSION,
         &status.daemon_version,
         status.protocol_version,
     ) {
