@@ -17,10 +17,12 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use skillmeatd_proto::paths::Paths;
-use skillmeatd_proto::{PROTOCOL_VERSION, connect};
+use skillmeatd_proto::{PROTOCOL_VERSION, connect, pb};
 
+use crate::failure::Failure;
+use crate::locate;
 use crate::output::Format;
-use crate::{Client, Failure, locate, pb};
+use crate::session::Client;
 
 /// The SkillMeat release whose files and behaviour skillmeatd was checked against.
 const SKILLMEAT_CHECKED: &str = "0.74.0";
