@@ -12,7 +12,8 @@
 //!   staged atomic swaps, confined to a managed folder).
 //! - [`operations`]: sync pull/push, merge, rollback and undo over the writer, each with a
 //!   safety snapshot first and a record in the operations log.
-//! - Edges: [`rpc`] (the gRPC service), [`daemon`] (lifecycle, socket, start/stop),
+//! - Edges: [`rpc`] (the gRPC service: RPC methods, conversions, the Watch stream, error
+//!   codes), [`daemon`] (lifecycle, socket, start/stop),
 //!   [`service`] (systemd/launchd integration: readiness, watchdog, socket activation),
 //!   [`reload`] (SIGHUP re-reads `daemon.toml`), [`paths`] (the daemon's files; the
 //!   defaults come from the wire crate).

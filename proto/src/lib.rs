@@ -26,8 +26,9 @@ pub use drift::DriftKind;
 /// warns when they differ, so the two can never disagree about which number is theirs.
 pub const PROTOCOL_VERSION: u32 = 1;
 
-/// The generated protocol types and stubs.
-#[allow(clippy::all, missing_docs)]
+/// The generated protocol types and stubs. Their doc comments are the proto's comments,
+/// written as plain text rather than Markdown.
+#[allow(clippy::all, missing_docs, rustdoc::invalid_html_tags)]
 pub mod pb {
     tonic::include_proto!("skillmeat.daemon.v1");
 
