@@ -17,8 +17,12 @@ fn main() {
     println!("cargo:rustc-env=SKILLMEATD_LONG_VERSION={long}");
     // Run again when HEAD moves: HEAD itself (a checkout) and the branch it names (a
     // commit). Only files that exist are named: cargo reruns for a missing one every time.
-    // Naming any file also stops cargo from rerunning this on every source change.
-    let mut watch = Vec::new();
+    // The manifest is always named, so that even without git cargo does not rerun this
+    // (and rebuild the package) on every source change.
+    let mut watch: Vec<PathBuf> = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(|d| PathBuf::from(d).join("Cargo.toml"))
+        .into_iter()
+        .collect();
     if let Some(dir) = git(&["rev-parse", "--absolute-git-dir"]) {
         watch.push(PathBuf::from(dir).join("HEAD"));
     }
