@@ -4,7 +4,9 @@
 
 use std::path::PathBuf;
 
-pub use skillmeatd_proto::paths::{ENV_SKILLMEAT_HOME, ENV_SOCKET, ENV_STATE_DIR, Paths, absolute};
+pub use skillmeatd_proto::paths::{
+    ENV_SKILLMEAT_HOME, ENV_SOCKET, ENV_STATE_DIR, Paths, absolute, canonical,
+};
 
 /// The daemon's own files in [`Paths::state_dir`].
 pub trait StateFiles {

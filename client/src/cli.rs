@@ -256,8 +256,5 @@ pub fn man(out: &mut impl Write) -> std::io::Result<()> {
 /// An absolute form of a path argument, resolved against the current folder: the daemon
 /// runs elsewhere and takes absolute paths only.
 pub fn absolute(p: &Path) -> String {
-    std::fs::canonicalize(p)
-        .unwrap_or_else(|_| paths::absolute(p))
-        .display()
-        .to_string()
+    paths::canonical(p).display().to_string()
 }

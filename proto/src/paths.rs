@@ -95,6 +95,12 @@ pub fn absolute(p: &Path) -> PathBuf {
     std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
 }
 
+/// The absolute, symlink-resolved form of a project path (as given, made absolute, when it
+/// does not exist): how a project is named on both sides of the socket.
+pub fn canonical(p: &Path) -> PathBuf {
+    std::fs::canonicalize(p).unwrap_or_else(|_| absolute(p))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -152,6 +158,19 @@ mod tests {
         assert_eq!(p.skillmeat_home, PathBuf::from("/x"));
         assert_eq!(p.state_dir, PathBuf::from("/s"));
         assert_eq!(p.socket, PathBuf::from("/s/skillmeatd.sock"));
+    }
+
+    #[test]
+    fn canonical_resolves_links_and_keeps_missing_paths() {
+        let d = std::env::temp_dir().join(format!("skillmeatd-proto-{}", std::process::id()));
+        std::fs::create_dir_all(d.join("real")).unwrap();
+        let link = d.join("link");
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(d.join("real"), &link).unwrap();
+        let real = std::fs::canonicalize(d.join("real")).unwrap();
+        assert_eq!(canonical(&link), real);
+        assert_eq!(canonical(&link.join("gone")), link.join("gone"));
+        std::fs::remove_dir_all(&d).unwrap();
     }
 
     #[test]
