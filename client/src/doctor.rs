@@ -16,10 +16,13 @@ use std::path::Path;
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use skillmeatd_proto::paths::Paths;
+use skillmeatd_proto::{PROTOCOL_VERSION, connect, pb};
 
+use crate::failure::Failure;
+use crate::locate;
 use crate::output::Format;
-use crate::paths::Paths;
-use crate::{Client, Failure, connect, locate, pb, protocol};
+use crate::session::Client;
 
 /// The SkillMeat release whose files and behaviour skillmeatd was checked against.
 const SKILLMEAT_CHECKED: &str = "0.74.0";
@@ -163,14 +166,11 @@ fn daemon(paths: &Paths, s: Option<&pb::StatusResponse>) -> Check {
         "skillmeatd {} running (pid {}, up {}s) on {}",
         s.daemon_version, s.pid, s.uptime_seconds, s.socket_path
     );
-    if s.protocol_version != protocol::PROTOCOL_VERSION || s.daemon_version != own {
+    if s.protocol_version != PROTOCOL_VERSION || s.daemon_version != own {
         check(
             "daemon",
             Level::Warn,
-            format!(
-                "{msg}; smctl is {own} (protocol {})",
-                protocol::PROTOCOL_VERSION
-            ),
+            format!("{msg}; smctl is {own} (protocol {})", PROTOCOL_VERSION),
             "restart the daemon that came with this smctl: `skillmeatd stop && skillmeatd start`",
         )
     } else {
