@@ -39,24 +39,24 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// The configuration file's name inside SkillMeat's home.
 pub const FILE_NAME: &str = "daemon.toml";
 
 /// The daemon's settings.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     pub discovery: Discovery,
     pub watch: Watch,
     pub journal: Journal,
     /// `[history]`: automatic snapshots, retention, import limits.
-    pub history: crate::history::Settings,
+    pub history: History,
 }
 
 /// How changes are noticed.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Watch {
     pub settle_ms: u64,
@@ -81,7 +81,7 @@ impl Default for Watch {
 }
 
 /// How long drift events are kept.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Journal {
     pub max_events: usize,
@@ -101,7 +101,7 @@ impl Default for Journal {
 }
 
 /// How projects are found besides `smctl project add`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Discovery {
     pub scan: Vec<PathBuf>,
@@ -115,6 +115,70 @@ impl Default for Discovery {
             scan: Vec::new(),
             max_depth: 4,
             registry: true,
+        }
+    }
+}
+
+/// History settings (`[history]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct History {
+    /// At most one automatic snapshot per collection or project this often (seconds).
+    pub auto_snapshot_interval_secs: u64,
+    pub retention: Retention,
+    pub import: ImportLimits,
+}
+
+impl Default for History {
+    fn default() -> Self {
+        History {
+            auto_snapshot_interval_secs: 300,
+            retention: Retention::default(),
+            import: ImportLimits::default(),
+        }
+    }
+}
+
+/// How long each tier lasts (`[history.retention]` in `daemon.toml`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Retention {
+    /// Keep everything younger than this (seconds).
+    pub keep_all_secs: u64,
+    /// Then keep one per hour until this age (seconds).
+    pub hourly_secs: u64,
+    /// Then one per day until this age (seconds); one per week after.
+    pub daily_secs: u64,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention {
+            keep_all_secs: 3600,
+            hourly_secs: 86_400,
+            daily_secs: 30 * 86_400,
+        }
+    }
+}
+
+/// Size limits for imported archives (`[history.import]` in `daemon.toml`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ImportLimits {
+    /// Largest single file, uncompressed.
+    pub max_entry_bytes: u64,
+    /// Largest total of all files, uncompressed.
+    pub max_total_bytes: u64,
+    /// Most entries.
+    pub max_entries: u64,
+}
+
+impl Default for ImportLimits {
+    fn default() -> Self {
+        ImportLimits {
+            max_entry_bytes: 64 << 20,
+            max_total_bytes: 512 << 20,
+            max_entries: 100_000,
         }
     }
 }

@@ -11,7 +11,6 @@
 
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
-use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -25,6 +24,7 @@ use crate::engine::Engine;
 use crate::live::{self, Live};
 use crate::paths::Paths;
 use crate::rpc::{self, DaemonService, pb};
+use crate::socket::{self, SocketError, SocketOwner, private_dir};
 use crate::store::Store;
 
 /// How long `start` waits for the background daemon to answer.
@@ -40,10 +40,8 @@ pub enum DaemonError {
         state_dir: PathBuf,
         pid: Option<u32>,
     },
-    #[error("a live daemon already answers on socket {}; not taking it over", socket.display())]
-    SocketInUse { socket: PathBuf },
-    #[error("{}: {problem}", path.display())]
-    Insecure { path: PathBuf, problem: String },
+    #[error(transparent)]
+    Socket(#[from] SocketError),
     #[error("{}: cannot {op}: {source}", path.display())]
     Io {
         path: PathBuf,
@@ -117,67 +115,6 @@ pub fn read_pid(paths: &Paths) -> Option<u32> {
         .trim()
         .parse()
         .ok()
-}
-
-/// Creates `dir` (and parents) with mode 0700 from the start, or checks an existing one is
-/// ours and private, tightening it if it is ours but open.
-fn private_dir(dir: &Path) -> Result<(), DaemonError> {
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(io_err(dir, "create folder"))?;
-    let meta = fs::symlink_metadata(dir).map_err(io_err(dir, "stat"))?;
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let me = unsafe { libc::geteuid() };
-    if !meta.is_dir() {
-        return Err(DaemonError::Insecure {
-            path: dir.into(),
-            problem: "is not a folder (a symlink?)".into(),
-        });
-    }
-    if meta.uid() != me {
-        return Err(DaemonError::Insecure {
-            path: dir.into(),
-            problem: format!("is owned by uid {}, not by us ({me})", meta.uid()),
-        });
-    }
-    if meta.mode() & 0o077 != 0 {
-        tracing::warn!(dir = %dir.display(), "folder was open to others; setting mode 0700");
-        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
-            .map_err(io_err(dir, "chmod"))?;
-    }
-    Ok(())
-}
-
-/// Binds the socket: a private folder first, a stale socket replaced, a live one left alone.
-///
-/// # Errors
-/// The folder is not private and ours, a daemon answers on the socket, the path is not a
-/// socket, or binding failed.
-pub fn bind_socket(socket: &Path) -> Result<UnixListener, DaemonError> {
-    let dir = socket.parent().unwrap_or(Path::new("/"));
-    private_dir(dir)?;
-    match fs::symlink_metadata(socket) {
-        Ok(meta) if meta.file_type().is_socket() => {
-            if std::os::unix::net::UnixStream::connect(socket).is_ok() {
-                return Err(DaemonError::SocketInUse {
-                    socket: socket.into(),
-                });
-            }
-            tracing::info!(socket = %socket.display(), "replacing a stale socket");
-            fs::remove_file(socket).map_err(io_err(socket, "remove stale socket"))?;
-        }
-        Ok(_) => {
-            return Err(DaemonError::Insecure {
-                path: socket.into(),
-                problem: "exists and is not a socket; not removing it".into(),
-            });
-        }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(io_err(socket, "stat")(e)),
-    }
-    UnixListener::bind(socket).map_err(io_err(socket, "bind"))
 }
 
 /// Serves the API on `listener` until `shutdown` is cancelled, then lets in-flight RPCs
@@ -259,7 +196,7 @@ fn run_inner(paths: &Paths, ready: &mut Option<io::PipeWriter>) -> Result<(), Da
             elapsed_ms = started.elapsed().as_millis() as u64,
             "initial scan done"
         );
-        let (listener, socket_owner) = crate::service::listener(&paths.socket)?;
+        let (listener, socket_owner) = socket::listener(&paths.socket)?;
         let pid_file = paths.pid_file();
         fs::write(&pid_file, format!("{}\n", std::process::id()))
             .map_err(io_err(&pid_file, "write"))?;
@@ -289,7 +226,7 @@ fn run_inner(paths: &Paths, ready: &mut Option<io::PipeWriter>) -> Result<(), Da
         }
         tracing::info!("shutting down: flushing the store");
         let flushed = engine.flush();
-        if socket_owner == crate::service::SocketOwner::Daemon {
+        if socket_owner == SocketOwner::Daemon {
             let _ = fs::remove_file(&paths.socket);
         }
         let _ = fs::remove_file(&pid_file);

@@ -11,15 +11,16 @@ use std::sync::RwLock;
 use std::time::Instant;
 
 use crate::config::Config;
-use crate::drift::{self, DriftKind, Side};
+use crate::drift::{self, Side};
 use crate::formats::collection::{self, Collection};
 use crate::formats::deployment;
 use crate::formats::frontmatter;
 use crate::formats::{self, Problem};
 use crate::hash::{HashError, Variant};
-use crate::history::{History, HistoryError, Location};
+use crate::history::{History, HistoryError};
 use crate::index::HashIndex;
-use crate::paths::Paths;
+use crate::model::{ArtifactReport, Location};
+use crate::paths::{Paths, canonical};
 use crate::projects::{self, KnownProject};
 use crate::store::{Store, StoreError};
 
@@ -38,47 +39,6 @@ pub enum EngineError {
     Store(#[from] StoreError),
     #[error(transparent)]
     History(#[from] HistoryError),
-}
-
-/// The drift of one artifact, with everything `smctl drift` shows.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct ArtifactReport {
-    pub project: PathBuf,
-    /// Profile root, e.g. `.claude`; empty for `added`.
-    pub profile_root: String,
-    pub name: String,
-    pub artifact_type: String,
-    pub kind: DriftKind,
-    pub recommendation: String,
-    pub change_origin: String,
-    pub deployed_sha: Option<String>,
-    pub collection_sha: Option<String>,
-    pub project_sha: Option<String>,
-    pub collection_version: Option<String>,
-    pub project_version: Option<String>,
-    /// `deployed_at` with `Z` appended, as `sync-check` prints it.
-    pub last_deployed: Option<String>,
-    pub collection: String,
-    pub artifact_path: PathBuf,
-    /// Path of the collection copy, relative to the collection folder, when it exists.
-    #[serde(default)]
-    pub collection_path: Option<PathBuf>,
-    pub error: Option<String>,
-}
-
-impl ArtifactReport {
-    /// Identity of the artifact across recomputations: project, profile root, type,
-    /// normalized name and collection.
-    pub fn key(&self) -> String {
-        format!(
-            "{}\0{}\0{}\0{}\0{}",
-            self.project.display(),
-            self.profile_root,
-            self.artifact_type,
-            formats::normalize_name(&self.name),
-            self.collection
-        )
-    }
 }
 
 /// Drift of some projects, plus the problems met computing it.
@@ -489,11 +449,6 @@ impl Collections {
             .flat_map(|c| c.problems.clone())
             .collect()
     }
-}
-
-/// The absolute, symlink-resolved form of a project path (as given when it does not exist).
-pub fn canonical(p: &Path) -> PathBuf {
-    std::fs::canonicalize(p).unwrap_or_else(|_| crate::paths::absolute(p))
 }
 
 /// A base candidate when the side still hashes to the record.

@@ -27,237 +27,19 @@ pub mod retention;
 pub mod time;
 
 use std::collections::HashSet;
-use std::fmt;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 use std::sync::{Mutex, MutexGuard};
 
-use serde::{Deserialize, Serialize};
-
 use crate::formats::{collection, deployment};
-use crate::hash::{HashError, Variant};
+use crate::hash::HashError;
 use crate::index::HashIndex;
+use crate::model::{
+    Entry, Location, Origin, Snapshot, SnapshotId, SnapshotTarget, Version, VersionId,
+};
 use crate::store::history::HistoryStore;
 use crate::store::{Store, StoreError};
 
 use content::Content;
-
-/// Id of a version, printed `v<N>`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct VersionId(pub u64);
-
-/// Id of a snapshot, printed `s<N>`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct SnapshotId(pub u64);
-
-impl fmt::Display for VersionId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "v{}", self.0)
-    }
-}
-
-impl fmt::Display for SnapshotId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "s{}", self.0)
-    }
-}
-
-impl FromStr for VersionId {
-    type Err = ();
-    fn from_str(s: &str) -> Result<Self, ()> {
-        s.strip_prefix('v')
-            .and_then(|n| n.parse().ok())
-            .map(VersionId)
-            .ok_or(())
-    }
-}
-
-impl FromStr for SnapshotId {
-    type Err = ();
-    fn from_str(s: &str) -> Result<Self, ()> {
-        s.strip_prefix('s')
-            .and_then(|n| n.parse().ok())
-            .map(SnapshotId)
-            .ok_or(())
-    }
-}
-
-/// What made a version or snapshot.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Origin {
-    /// Seen by the watcher after changes settled (automatic).
-    Watch,
-    /// Content recorded by a deployment (the merge base).
-    Deploy,
-    Sync,
-    Merge,
-    Rollback,
-    Import,
-    Manual,
-}
-
-impl Origin {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Origin::Watch => "watch",
-            Origin::Deploy => "deploy",
-            Origin::Sync => "sync",
-            Origin::Merge => "merge",
-            Origin::Rollback => "rollback",
-            Origin::Import => "import",
-            Origin::Manual => "manual",
-        }
-    }
-}
-
-/// Whose artifact: a collection's or a project's.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Scope {
-    /// A collection, by name.
-    Collection(String),
-    /// A project, by absolute folder.
-    Project(PathBuf),
-}
-
-/// Where an artifact lives.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct Location {
-    pub scope: Scope,
-    /// Profile root inside a project (`.claude`); empty in a collection.
-    pub root: String,
-    /// Artifact path relative to the collection folder or the profile root, `/`-separated.
-    pub path: String,
-}
-
-impl Location {
-    /// A collection artifact.
-    pub fn collection(name: &str, path: &str) -> Location {
-        Location {
-            scope: Scope::Collection(name.to_string()),
-            root: String::new(),
-            path: path.trim_end_matches('/').to_string(),
-        }
-    }
-
-    /// A project artifact.
-    pub fn project(project: &Path, root: &str, path: &str) -> Location {
-        Location {
-            scope: Scope::Project(project.to_path_buf()),
-            root: root.to_string(),
-            path: path.trim_end_matches('/').to_string(),
-        }
-    }
-
-    /// Which SkillMeat hash describes content at this location.
-    pub fn variant(&self) -> Variant {
-        match self.scope {
-            Scope::Collection(_) => Variant::DeployedCopy,
-            Scope::Project(_) => Variant::Legacy,
-        }
-    }
-
-    /// The artifact's path on disk.
-    pub fn on_disk(&self, skillmeat_home: &Path) -> PathBuf {
-        match &self.scope {
-            Scope::Collection(n) => collection::collections_dir(skillmeat_home)
-                .join(n)
-                .join(&self.path),
-            Scope::Project(p) => p.join(&self.root).join(&self.path),
-        }
-    }
-
-    /// Path of the artifact inside its collection or project (`skills/x`,
-    /// `.claude/skills/x`).
-    pub fn display_path(&self) -> String {
-        if self.root.is_empty() {
-            self.path.clone()
-        } else {
-            format!("{}/{}", self.root, self.path)
-        }
-    }
-}
-
-impl fmt::Display for Location {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.scope {
-            Scope::Collection(n) => write!(f, "collection {n}: {}", self.path),
-            Scope::Project(p) => write!(f, "{}: {}", p.display(), self.display_path()),
-        }
-    }
-}
-
-/// What a snapshot covers.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SnapshotTarget {
-    Collection(String),
-    Project(PathBuf),
-}
-
-impl fmt::Display for SnapshotTarget {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            SnapshotTarget::Collection(n) => write!(f, "collection {n}"),
-            SnapshotTarget::Project(p) => write!(f, "project {}", p.display()),
-        }
-    }
-}
-
-/// One file of a version's manifest.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Entry {
-    /// Path relative to the artifact, `/`-separated; empty for a single-file artifact.
-    pub path: String,
-    /// Hex SHA-256 of the bytes (the blob id).
-    pub blob: String,
-    pub size: u64,
-    /// Permission bits (`0o644`, `0o755`).
-    pub mode: u32,
-    /// The link target when the file was a symbolic link (its bytes are the target's).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub symlink: Option<String>,
-}
-
-/// One content of one artifact.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Version {
-    pub id: VersionId,
-    pub location: Location,
-    /// SkillMeat's content hash of this content (see [`Location::variant`]).
-    pub content_hash: String,
-    /// The artifact is one file (its name is not part of the hash).
-    pub single_file: bool,
-    pub entries: Vec<Entry>,
-    pub parent: Option<VersionId>,
-    /// Milliseconds since the Unix epoch.
-    pub time_ms: i64,
-    pub origin: Origin,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub message: Option<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub tags: Vec<String>,
-}
-
-impl Version {
-    /// Bytes of the content, uncompressed.
-    pub fn logical_bytes(&self) -> u64 {
-        self.entries.iter().map(|e| e.size).sum()
-    }
-}
-
-/// A set of versions covering a collection or a project at one instant.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Snapshot {
-    pub id: SnapshotId,
-    pub target: SnapshotTarget,
-    pub time_ms: i64,
-    pub origin: Origin,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub message: Option<String>,
-    pub members: Vec<VersionId>,
-}
 
 /// Why a history operation failed. Each names what it concerns.
 #[derive(Debug, thiserror::Error)]
@@ -298,26 +80,6 @@ impl HistoryError {
             path: path.to_path_buf(),
             op,
             source,
-        }
-    }
-}
-
-/// History settings (`[history]` in `daemon.toml`).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Settings {
-    /// At most one automatic snapshot per collection or project this often (seconds).
-    pub auto_snapshot_interval_secs: u64,
-    pub retention: retention::Policy,
-    pub import: archive::Limits,
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Settings {
-            auto_snapshot_interval_secs: 300,
-            retention: retention::Policy::default(),
-            import: archive::Limits::default(),
         }
     }
 }
@@ -921,6 +683,7 @@ impl History {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::hash::Variant;
 
     fn setup() -> (tempfile::TempDir, History) {
         let d = tempfile::tempdir().unwrap();

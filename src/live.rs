@@ -24,12 +24,13 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::drift::DriftKind;
-use crate::engine::{ArtifactReport, Collections, Engine, EngineError, SideMemo, canonical};
+use crate::engine::{Collections, Engine, EngineError, SideMemo};
 use crate::formats::Problem;
 use crate::formats::collection::collections_dir;
 use crate::formats::deployment;
-use crate::history::{Location, Origin, SnapshotTarget};
-use crate::journal::{self, Event};
+use crate::journal;
+use crate::model::{ArtifactReport, Event, Location, Origin, SnapshotTarget};
+use crate::paths::canonical;
 use crate::projects::KnownProject;
 use crate::watcher::{COOKIE_PREFIX, Depth, Hint, Overflow, Watcher};
 
@@ -310,7 +311,7 @@ struct Worker {
     /// Why the last reload of `daemon.toml` failed, until one succeeds.
     config_problems: Vec<Problem>,
     journal_limits: crate::config::Journal,
-    history: crate::history::Settings,
+    history: crate::config::History,
     /// Roots whose changes settled but whose automatic snapshot is rate-limited.
     pending_snapshots: BTreeSet<SnapshotTarget>,
     /// When each root's automatic snapshot was last attempted.

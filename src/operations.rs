@@ -34,54 +34,22 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
-
-use crate::engine::{Engine, canonical};
+use crate::engine::Engine;
 use crate::formats::deployment_write::{self, DeploymentWriteError, RecordKey, RecordUpdate};
 use crate::formats::lock_write::{self, LockUpdate, LockWriteError};
 use crate::formats::rollback_audit::{self, AuditWriteError, RollbackRecord};
 use crate::formats::{collection, deployment, normalize_name, timestamp};
 use crate::hash::{self, HashError, Variant};
 use crate::history::content::{Content, FileContent};
-use crate::history::{
-    History, HistoryError, Location, Origin, Scope, Snapshot, SnapshotId, SnapshotTarget, Version,
-    time,
-};
-use crate::journal::Event;
+use crate::history::{History, HistoryError, time};
 use crate::merge::{self, ConflictKind, FileOutcome, Resolution, Side, Tree};
+use crate::model::{
+    Event, Location, OperationRecord, Origin, Scope, Snapshot, SnapshotId, SnapshotTarget, Touched,
+    Version,
+};
+use crate::paths::canonical;
 use crate::store::StoreError;
 use crate::writer::{DEFAULT_FILE_MODE, DirFiles, WriteError, Writer};
-
-/// One touched artifact or file, and the snapshot holding what it was before.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Touched {
-    pub location: Location,
-    pub snapshot: SnapshotId,
-}
-
-/// One entry of the operations log.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct OperationRecord {
-    pub id: u64,
-    /// Milliseconds since the Unix epoch.
-    pub time_ms: i64,
-    /// `sync_pull`, `sync_push`, `merge`, `rollback`, `undo`.
-    pub operation: String,
-    /// What it worked on, as people read it (`/home/u/app: .claude/skills/x`).
-    pub targets: Vec<String>,
-    pub files_restored: Vec<String>,
-    pub files_merged: Vec<String>,
-    pub files_conflicted: Vec<String>,
-    /// Safety snapshots taken before writing.
-    pub safety_snapshots: Vec<SnapshotId>,
-    /// What was (or was about to be) written, for undo.
-    pub touched: Vec<Touched>,
-    pub success: bool,
-    pub error: Option<String>,
-    /// For an undo: the operation it undid.
-    #[serde(default)]
-    pub undoes: Option<u64>,
-}
 
 impl OperationRecord {
     fn new(operation: &str, targets: Vec<String>) -> OperationRecord {

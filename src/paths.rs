@@ -108,6 +108,11 @@ pub fn absolute(p: &Path) -> PathBuf {
     std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
 }
 
+/// The absolute, symlink-resolved form of a project path (as given when it does not exist).
+pub fn canonical(p: &Path) -> PathBuf {
+    std::fs::canonicalize(p).unwrap_or_else(|_| absolute(p))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

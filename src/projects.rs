@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 
 use crate::config::Config;
 use crate::discovery;
-use crate::engine::canonical;
 use crate::formats::Problem;
+use crate::paths::canonical;
 use crate::store::{Store, StoreError};
 
 /// How a project was found.

@@ -21,10 +21,10 @@ use tonic::transport::server::UdsConnectInfo;
 use tonic::{Request, Response, Status};
 
 use crate::drift::DriftKind;
-use crate::engine::{ArtifactReport, Engine, EngineError};
+use crate::engine::{Engine, EngineError};
 use crate::formats::Problem;
-use crate::journal::{ChangedSide, Event, EventKind};
 use crate::live::{Live, State, SyncError};
+use crate::model::{ArtifactReport, ChangedSide, Event, EventKind};
 use crate::projects::Source;
 
 /// The generated protocol types and stubs.
@@ -240,7 +240,7 @@ impl Filter {
         let projects = req
             .projects
             .iter()
-            .map(|p| path_arg("projects", p).map(|p| crate::engine::canonical(&p)))
+            .map(|p| path_arg("projects", p).map(|p| crate::paths::canonical(&p)))
             .collect::<Result<_, _>>()?;
         let drift = req
             .drift_types

@@ -7,7 +7,7 @@
 //! snapshot gives the same bytes. The `.tar.gz` layout is what `skillmeat snapshot`
 //! writes: one folder named after the collection holding the whole collection.
 //!
-//! Import reads the whole archive into memory under [`Limits`] and checks every entry
+//! Import reads the whole archive into memory under [`ImportLimits`] and checks every entry
 //! before anything is written: absolute paths, `..`, links leading outside, device files,
 //! unexpected entries, and sizes beyond the limits are refused with the reason.
 
@@ -18,38 +18,15 @@ use std::path::{Component, Path};
 
 use serde::{Deserialize, Serialize};
 
+use crate::config::ImportLimits;
 use crate::formats::collection;
 
 use super::content::{self, Content, FileContent};
-use super::{
-    Entry, History, HistoryError, Location, Origin, Scope, SnapshotId, SnapshotTarget, Version,
-    time,
-};
+use super::{History, HistoryError, time};
+use crate::model::{Entry, Location, Origin, Scope, SnapshotId, SnapshotTarget, Version};
 
 const FORMAT: &str = "skillmeatd-snapshot/1";
 const META: &str = "snapshot.json";
-
-/// Size limits for imported archives (`[history.import]` in `daemon.toml`).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Limits {
-    /// Largest single file, uncompressed.
-    pub max_entry_bytes: u64,
-    /// Largest total of all files, uncompressed.
-    pub max_total_bytes: u64,
-    /// Most entries.
-    pub max_entries: u64,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            max_entry_bytes: 64 << 20,
-            max_total_bytes: 512 << 20,
-            max_entries: 100_000,
-        }
-    }
-}
 
 /// The two archive layouts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -160,7 +137,7 @@ fn clean(name: &Path) -> Option<String> {
 fn read_tar(
     file: &Path,
     stream: impl Read,
-    limits: &Limits,
+    limits: &ImportLimits,
 ) -> Result<BTreeMap<String, Raw>, HistoryError> {
     let slack = limits.max_entries.saturating_mul(1024) + (1 << 20);
     let capped = Capped {
@@ -280,7 +257,7 @@ fn read_tar(
 /// Opens an archive and reads its entries, choosing the decompressor by magic bytes.
 fn read_archive(
     file: &Path,
-    limits: &Limits,
+    limits: &ImportLimits,
 ) -> Result<(Layout, BTreeMap<String, Raw>), HistoryError> {
     let f = File::open(file).map_err(HistoryError::io(file, "open"))?;
     read_entries(file, io::BufReader::new(f), limits)
@@ -291,7 +268,7 @@ fn read_archive(
 fn read_entries(
     file: &Path,
     mut stream: impl Read,
-    limits: &Limits,
+    limits: &ImportLimits,
 ) -> Result<(Layout, BTreeMap<String, Raw>), HistoryError> {
     let mut magic = Vec::with_capacity(4);
     (&mut stream)
@@ -317,7 +294,7 @@ fn read_entries(
 ///
 /// # Errors
 /// The archive is malformed, hostile, or beyond `limits`.
-pub fn check_bytes(bytes: &[u8], limits: &Limits) -> Result<usize, HistoryError> {
+pub fn check_bytes(bytes: &[u8], limits: &ImportLimits) -> Result<usize, HistoryError> {
     read_entries(Path::new("<archive>"), bytes, limits).map(|(_, e)| e.len())
 }
 
@@ -515,7 +492,7 @@ impl History {
     /// # Errors
     /// The archive is unreadable or hostile ([`HistoryError::Hostile`]; nothing written);
     /// the store failed.
-    pub fn import(&self, file: &Path, limits: &Limits) -> Result<ImportReport, HistoryError> {
+    pub fn import(&self, file: &Path, limits: &ImportLimits) -> Result<ImportReport, HistoryError> {
         let (layout, entries) = read_archive(file, limits)?;
         let plan = match layout {
             Layout::Zstd => plan_zstd(file, entries)?,
@@ -533,7 +510,7 @@ impl History {
     /// failed.
     pub fn import_skillmeat_snapshots(
         &self,
-        limits: &Limits,
+        limits: &ImportLimits,
     ) -> Result<ImportReport, HistoryError> {
         let dir = self.home.join("snapshots");
         let mut report = ImportReport::default();
@@ -847,7 +824,7 @@ mod tests {
         e.finish().unwrap()
     }
 
-    fn refused(bytes: Vec<u8>, limits: &Limits) -> String {
+    fn refused(bytes: Vec<u8>, limits: &ImportLimits) -> String {
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("x.tar.gz");
         fs::write(&p, gz(&bytes)).unwrap();
@@ -869,7 +846,7 @@ mod tests {
 
     #[test]
     fn arbitrary_bytes_are_checked_without_panics() {
-        let limits = Limits::default();
+        let limits = ImportLimits::default();
         let good = gz(&tar_with(|b| {
             let data = b"hello\n";
             let mut h = tar::Header::new_gnu();
@@ -894,7 +871,7 @@ mod tests {
 
     #[test]
     fn hostile_entries_are_refused() {
-        let limits = Limits::default();
+        let limits = ImportLimits::default();
         let abs = tar_with(|b| {
             let h = raw_header(b"/etc/passwd", tar::EntryType::Regular, 1);
             b.append(&h, &b"x"[..]).unwrap();
@@ -915,9 +892,9 @@ mod tests {
             b.append(&h, io::empty()).unwrap();
         });
         assert!(refused(dev, &limits).contains("device file"));
-        let small = Limits {
+        let small = ImportLimits {
             max_entry_bytes: 1000,
-            ..Limits::default()
+            ..ImportLimits::default()
         };
         let big = tar_with(|b| {
             let mut h = header(tar::EntryType::Regular, 5000, 0o644, 0);

@@ -6,11 +6,11 @@ use std::path::PathBuf;
 
 use tonic::{Request, Response, Status};
 
-use crate::engine::{Engine, EngineError, canonical};
+use crate::engine::{Engine, EngineError};
 use crate::history::diff::{FileDiff, Operand, Subject};
-use crate::history::{
-    HistoryError, Location, Origin, Scope, Snapshot, SnapshotId, SnapshotTarget, Version, time,
-};
+use crate::history::{HistoryError, time};
+use crate::model::{Location, Origin, Scope, Snapshot, SnapshotId, SnapshotTarget, Version};
+use crate::paths::canonical;
 
 use super::{DaemonService, path_arg, pb};
 
