@@ -39,3 +39,15 @@ pub struct Snapshot {
     pub message: Option<String>,
     pub members: Vec<VersionId>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_print_and_parse() {
+        assert_eq!(SnapshotId(3).to_string(), "s3");
+        assert_eq!("s3".parse::<SnapshotId>(), Ok(SnapshotId(3)));
+        assert!("x3".parse::<SnapshotId>().is_err());
+    }
+}

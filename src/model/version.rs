@@ -98,3 +98,15 @@ impl Version {
         self.entries.iter().map(|e| e.size).sum()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_print_and_parse() {
+        assert_eq!(VersionId(12).to_string(), "v12");
+        assert_eq!("v12".parse::<VersionId>(), Ok(VersionId(12)));
+        assert!("x3".parse::<VersionId>().is_err());
+    }
+}
