@@ -19,7 +19,7 @@ use tokio::net::UnixListener;
 use tokio_stream::wrappers::UnixListenerStream;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::Config;
+use crate::config::{self, Config};
 use crate::engine::Engine;
 use crate::live::{self, Live};
 use crate::paths::Paths;
@@ -173,11 +173,11 @@ pub fn run(paths: &Paths, ready: Option<io::PipeWriter>) -> Result<(), DaemonErr
 
 fn run_inner(paths: &Paths, ready: &mut Option<io::PipeWriter>) -> Result<(), DaemonError> {
     let _lock = InstanceLock::acquire(paths)?;
-    let config = Config::load(&paths.skillmeat_home)?;
+    let (config, config_rx) = config::channel(Config::load(&paths.skillmeat_home)?);
     let store = Store::open(&paths.store_dir())?;
     let history = crate::history::History::open(&store, paths.skillmeat_home.clone())
         .map_err(|e| DaemonError::StartFailed(e.to_string()))?;
-    let engine = Arc::new(Engine::new(paths.clone(), store, history, config.clone()));
+    let engine = Arc::new(Engine::new(paths.clone(), store, history, config_rx));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("skillmeatd")
@@ -189,7 +189,7 @@ fn run_inner(paths: &Paths, ready: &mut Option<io::PipeWriter>) -> Result<(), Da
         spawn_signal_handler(shutdown.clone())?;
         let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
             .map_err(|e| DaemonError::StartFailed(format!("SIGHUP handler: {e}")))?;
-        let (live, task) = live::new(Arc::clone(&engine), &config);
+        let (live, task) = live::new(Arc::clone(&engine));
         let started = std::time::Instant::now();
         let running = task.start().await?;
         tracing::info!(
@@ -202,7 +202,8 @@ fn run_inner(paths: &Paths, ready: &mut Option<io::PipeWriter>) -> Result<(), Da
             .map_err(io_err(&pid_file, "write"))?;
         let live_task = tokio::spawn(live::run(running, shutdown.clone()));
         tokio::spawn(crate::reload::run(
-            Arc::clone(&live),
+            paths.skillmeat_home.clone(),
+            config,
             hangups,
             shutdown.clone(),
         ));

@@ -7,10 +7,10 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::RwLock;
+use std::sync::Arc;
 use std::time::Instant;
 
-use crate::config::Config;
+use crate::config::{self, Config};
 use crate::drift::{self, Side};
 use crate::formats::collection::{self, Collection};
 use crate::formats::deployment;
@@ -78,19 +78,20 @@ pub struct Engine {
     store: Store,
     index: HashIndex,
     history: History,
-    config: RwLock<Config>,
+    config: config::Shared,
     started: Instant,
 }
 
 impl Engine {
-    /// An engine over `paths`, with its store and history already open.
-    pub fn new(paths: Paths, store: Store, history: History, config: Config) -> Engine {
+    /// An engine over `paths`, with its store and history already open, reading the
+    /// configuration in force from `config`.
+    pub fn new(paths: Paths, store: Store, history: History, config: config::Shared) -> Engine {
         Engine {
             index: HashIndex::new(store.clone()),
             history,
             paths,
             store,
-            config: RwLock::new(config),
+            config,
             started: Instant::now(),
         }
     }
@@ -107,14 +108,14 @@ impl Engine {
         &self.history
     }
 
-    /// The configuration in use.
-    pub fn config(&self) -> Config {
-        self.config.read().expect("config lock poisoned").clone()
+    /// The configuration in force now.
+    pub fn config(&self) -> Arc<Config> {
+        Arc::clone(&self.config.borrow().config)
     }
 
-    /// Replaces the configuration (a reload); the next project listing uses it.
-    pub fn set_config(&self, config: Config) {
-        *self.config.write().expect("config lock poisoned") = config;
+    /// A receiver of the configuration in force, to follow its changes.
+    pub fn config_watch(&self) -> config::Shared {
+        self.config.clone()
     }
 
     /// Every known project, ignored ones included, and discovery problems.

@@ -25,7 +25,6 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use tokio::sync::{broadcast, mpsc, oneshot};
 
-use crate::config::Config;
 use crate::drift::DriftKind;
 use crate::engine::{Engine, EngineError};
 use crate::formats::Problem;
@@ -89,9 +88,6 @@ fn flatten(reports: &BTreeMap<PathBuf, Arc<Reports>>, projects: &BTreeSet<PathBu
 enum Control {
     /// The set of projects may have changed (add / remove / ignore).
     Refresh(oneshot::Sender<()>),
-    /// A reloaded configuration to apply, or why `daemon.toml` could not be used (the
-    /// running configuration stays, and the problem is reported).
-    Reload(Result<Box<Config>, Problem>, oneshot::Sender<()>),
 }
 
 /// What the RPC layer shares with the live task.
@@ -111,7 +107,6 @@ impl std::fmt::Debug for Control {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             Control::Refresh(_) => "Control::Refresh",
-            Control::Reload(..) => "Control::Reload",
         })
     }
 }
@@ -169,22 +164,6 @@ impl Live {
         rx.await.map_err(|_| SyncError::ShuttingDown)
     }
 
-    /// Hands a reloaded configuration to the live task (or the problem that kept it from
-    /// loading), and waits until the state reflects it: discovery rerun, timings, polling
-    /// and journal limits applied. Queue sizes are not changed here (see
-    /// [`Config::reload`]).
-    ///
-    /// # Errors
-    /// The live task is gone (shutting down).
-    pub async fn reload(&self, config: Result<Config, Problem>) -> Result<(), SyncError> {
-        let (tx, rx) = oneshot::channel();
-        self.control
-            .send(Control::Reload(config.map(Box::new), tx))
-            .await
-            .map_err(|_| SyncError::ShuttingDown)?;
-        rx.await.map_err(|_| SyncError::ShuttingDown)
-    }
-
     /// Drift of one project (by folder) or of every present, not ignored project.
     ///
     /// # Errors
@@ -226,10 +205,12 @@ impl Live {
 }
 
 /// Creates the shared live state and the task that keeps it current. The task must be
-/// spawned with [`run`]; the state is empty until its first reconcile.
-pub fn new(engine: Arc<Engine>, config: &Config) -> (Arc<Live>, Task) {
+/// spawned with [`run`]; the state is empty until its first reconcile. The task follows the
+/// engine's configuration in force.
+pub fn new(engine: Arc<Engine>) -> (Arc<Live>, Task) {
     let (control_tx, control_rx) = mpsc::channel(16);
-    let buffer = config.journal.subscriber_buffer.max(1);
+    let buffer = engine.config().journal.subscriber_buffer.max(1);
+    let config = engine.config_watch();
     let (events, _) = broadcast::channel(buffer);
     let live = Arc::new(Live {
         engine,
@@ -246,7 +227,7 @@ pub fn new(engine: Arc<Engine>, config: &Config) -> (Arc<Live>, Task) {
         Task {
             live,
             control: control_rx,
-            config: config.clone(),
+            config,
         },
     )
 }
@@ -256,7 +237,7 @@ pub fn new(engine: Arc<Engine>, config: &Config) -> (Arc<Live>, Task) {
 pub struct Task {
     live: Arc<Live>,
     control: mpsc::Receiver<Control>,
-    config: Config,
+    config: crate::config::Shared,
 }
 
 /// Why the live task stopped.

@@ -169,7 +169,7 @@ impl History {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::history::{Location, Origin};
+    use crate::model::{Location, Origin};
     use crate::store::Store;
 
     fn item(id: u64, group: &'static str, age_ms: i64, pinned: bool) -> Item<&'static str> {

@@ -1,5 +1,5 @@
 //! The live task's loop: it gathers change hints until the settle window passes, takes
-//! control messages (project changes, reloads), ticks the periodic reconcile and the upkeep,
+//! project changes and reloaded configurations, ticks the periodic reconcile and the upkeep,
 //! and hands each batch to the worker on the blocking pool.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -10,7 +10,7 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::Config;
+use crate::config;
 use crate::engine::SideMemo;
 use crate::history::time::now_ms;
 use crate::watcher::{Hint, Overflow, Watcher};
@@ -27,7 +27,8 @@ impl Task {
     /// # Errors
     /// No watcher could be created, or the worker panicked.
     pub async fn start(self) -> Result<Running, LiveError> {
-        let watch = self.config.watch.clone();
+        let config = self.live.engine.config();
+        let watch = &config.watch;
         let (tx, rx) = mpsc::channel(watch.queue_capacity.max(1));
         let overflow = Arc::new(Overflow::default());
         let watcher = Watcher::new(
@@ -44,8 +45,7 @@ impl Task {
             collection_problems: BTreeMap::new(),
             discovery_problems: Vec::new(),
             config_problems: Vec::new(),
-            journal_limits: self.config.journal.clone(),
-            history: self.config.history.clone(),
+            seen: Arc::clone(&config),
             pending_snapshots: BTreeSet::new(),
             last_snapshot_ms: HashMap::new(),
             last_prune_ms: now_ms(),
@@ -77,7 +77,7 @@ pub struct Running {
     hints: mpsc::Receiver<Hint>,
     overflow: Arc<Overflow>,
     control: mpsc::Receiver<Control>,
-    config: Config,
+    config: config::Shared,
 }
 
 impl std::fmt::Debug for Running {
@@ -106,9 +106,9 @@ pub async fn run(running: Running, shutdown: CancellationToken) -> Result<(), Li
         mut hints,
         overflow,
         mut control,
-        config,
+        mut config,
     } = running;
-    let (mut settle, mut max_settle, period) = timings(&config.watch);
+    let (mut settle, mut max_settle, period) = timings(&config.borrow().config.watch);
     let mut reconcile = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     let mut upkeep = tokio::time::interval(HOUSEKEEPING);
     upkeep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -141,19 +141,14 @@ pub async fn run(running: Running, shutdown: CancellationToken) -> Result<(), Li
                     dirty.projects = true;
                     dirty.acks.push(ack);
                 }
-                Control::Reload(Ok(config), ack) => {
-                    let period;
-                    (settle, max_settle, period) = timings(&config.watch);
-                    reconcile =
-                        tokio::time::interval_at(tokio::time::Instant::now() + period, period);
-                    worker.reload(*config, &mut dirty);
-                    dirty.acks.push(ack);
-                }
-                Control::Reload(Err(problem), ack) => {
-                    worker.config_problems = vec![problem];
-                    dirty.acks.push(ack);
-                }
             },
+            Ok(()) = config.changed() => {
+                let effective = Arc::clone(&config.borrow_and_update());
+                let period;
+                (settle, max_settle, period) = timings(&effective.config.watch);
+                reconcile = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+                worker.reconfigure(&effective, &mut dirty);
+            }
             _ = reconcile.tick() => {
                 tracing::debug!("periodic reconcile");
                 dirty.full = true;
@@ -195,7 +190,7 @@ fn recently_written(paths: &BTreeSet<PathBuf>, window: Duration) -> bool {
 }
 
 /// Settle window, longest settle, and reconcile period.
-fn timings(watch: &crate::config::Watch) -> (Duration, Duration, Duration) {
+fn timings(watch: &config::Watch) -> (Duration, Duration, Duration) {
     let period = match watch.reconcile_secs {
         0 => Duration::from_secs(365 * 24 * 3600),
         s => Duration::from_secs(s),

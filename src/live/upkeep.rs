@@ -94,12 +94,14 @@ impl Worker {
         );
     }
 
-    /// Takes the automatic snapshots that are due, and runs retention hourly.
+    /// Takes the automatic snapshots that are due, and runs retention hourly (and right
+    /// after a reload changed its policy).
     pub(super) fn upkeep(&mut self) {
         let engine = Arc::clone(&self.live.engine);
         let history = engine.history();
+        let config = self.config();
         let now = now_ms();
-        let interval = i64::try_from(self.history.auto_snapshot_interval_secs)
+        let interval = i64::try_from(config.history.auto_snapshot_interval_secs)
             .unwrap_or(i64::MAX / 2)
             .saturating_mul(1000);
         let due: Vec<SnapshotTarget> = self
@@ -126,7 +128,7 @@ impl Worker {
             let protected: std::collections::HashSet<String> = self
                 .live
                 .with_state(|s| s.all().filter_map(|r| r.deployed_sha.clone()).collect());
-            match history.prune(now, &self.history.retention, &protected) {
+            match history.prune(now, &config.history.retention, &protected) {
                 Ok(r) => tracing::info!(?r, "history retention"),
                 Err(e) => tracing::warn!("history retention failed: {e}"),
             }

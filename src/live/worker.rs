@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
-use crate::config::Config;
+use crate::config::{Config, Effective};
 use crate::engine::{Collections, Engine, SideMemo};
 use crate::formats::Problem;
 use crate::formats::collection::collections_dir;
@@ -43,14 +43,15 @@ pub(super) struct Worker {
     pub(super) live: Arc<Live>,
     pub(super) watcher: Watcher,
     pub(super) memo: SideMemo,
-    /// Roots of each active project, as last listed.
+    /// Problems of each active project's deployment files, as last computed.
     pub(super) project_problems: BTreeMap<PathBuf, Vec<Problem>>,
     pub(super) collection_problems: BTreeMap<String, Vec<Problem>>,
     pub(super) discovery_problems: Vec<Problem>,
-    /// Why the last reload of `daemon.toml` failed, until one succeeds.
+    /// What kept the last reload of `daemon.toml` from applying wholly.
     pub(super) config_problems: Vec<Problem>,
-    pub(super) journal_limits: crate::config::Journal,
-    pub(super) history: crate::config::History,
+    /// The configuration last adjusted to (to tell what a reload changed); settings are
+    /// read from the engine where they are used.
+    pub(super) seen: Arc<Config>,
     /// Roots whose changes settled but whose automatic snapshot is rate-limited.
     pub(super) pending_snapshots: BTreeSet<SnapshotTarget>,
     /// When each root's automatic snapshot was last attempted.
@@ -65,18 +66,28 @@ impl Worker {
         &self.live.engine
     }
 
-    /// Applies a reloaded configuration: discovery (the projects are listed again), polling
-    /// and journal limits. Switching polling on or off rewatches every root.
-    pub(super) fn reload(&mut self, config: Config, dirty: &mut Dirty) {
+    /// The configuration in force.
+    pub(super) fn config(&self) -> Arc<Config> {
+        self.live.engine.config()
+    }
+
+    /// Adjusts to a reloaded configuration: polling (switching it on or off rewatches every
+    /// root), discovery (the projects are listed again), retention (run at the next upkeep
+    /// when its policy changed), and the problems that kept the file from applying wholly.
+    /// The task loop re-arms its timers; every other setting is read where it is used.
+    pub(super) fn reconfigure(&mut self, effective: &Effective, dirty: &mut Dirty) {
+        let config = &effective.config;
         self.watcher
             .set_poll_interval(Duration::from_millis(config.watch.poll_interval_ms.max(10)));
         if self.watcher.force_polling() != config.watch.force_polling {
             self.watcher.set_force_polling(config.watch.force_polling);
             dirty.full = true;
         }
-        self.journal_limits = config.journal.clone();
-        self.config_problems.clear();
-        self.live.engine.set_config(config);
+        if self.seen.history.retention != config.history.retention {
+            self.last_prune_ms = 0;
+        }
+        self.config_problems = effective.problems.clone();
+        self.seen = Arc::clone(config);
         dirty.projects = true;
     }
 
@@ -276,12 +287,11 @@ impl Worker {
             tracing::error!(error = %e, "cannot append to the journal");
         }
         if !events.is_empty() {
-            let max_age = i64::try_from(self.journal_limits.max_age_days)
+            let limits = &self.config().journal;
+            let max_age = i64::try_from(limits.max_age_days)
                 .unwrap_or(i64::MAX / 2)
                 .saturating_mul(86_400_000);
-            if let Err(e) =
-                store.prune_journal(self.journal_limits.max_events, time.saturating_sub(max_age))
-            {
+            if let Err(e) = store.prune_journal(limits.max_events, time.saturating_sub(max_age)) {
                 tracing::warn!(error = %e, "cannot prune the journal");
             }
         }

@@ -349,7 +349,7 @@ impl DaemonService {
         let (report, snaps) = self
             .blocking(move |e| {
                 let h = e.history();
-                let limits = e.config().history.import;
+                let limits = e.config().history.import.clone();
                 let r = match &path {
                     Some(p) => h.import(p, &limits)?,
                     None => h.import_skillmeat_snapshots(&limits)?,
