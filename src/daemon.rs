@@ -26,6 +26,7 @@ use crate::paths::Paths;
 use crate::rpc::{self, DaemonService, pb};
 use crate::socket::{self, SocketError, SocketOwner, private_dir};
 use crate::store::Store;
+use crate::supervisor::{TaskFailed, Tasks};
 
 /// How long `start` waits for the background daemon to answer.
 const START_TIMEOUT: Duration = Duration::from_secs(120);
@@ -57,6 +58,8 @@ pub enum DaemonError {
     Live(#[from] crate::live::LiveError),
     #[error("serving gRPC: {0}")]
     Serve(#[from] tonic::transport::Error),
+    #[error(transparent)]
+    Task(#[from] TaskFailed),
     #[error("the background daemon failed to start: {0}")]
     StartFailed(String),
     #[error("the daemon did not stop within {}s", STOP_TIMEOUT.as_secs())]
@@ -186,7 +189,8 @@ fn run_inner(paths: &Paths, ready: &mut Option<io::PipeWriter>) -> Result<(), Da
     runtime.block_on(async {
         // Signals first: from here on SIGTERM/SIGINT take the graceful path.
         let shutdown = CancellationToken::new();
-        spawn_signal_handler(shutdown.clone())?;
+        let mut tasks = Tasks::new(shutdown.clone());
+        tasks.spawn("signal", stop_signals(shutdown.clone())?);
         let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
             .map_err(|e| DaemonError::StartFailed(format!("SIGHUP handler: {e}")))?;
         let (live, task) = live::new(Arc::clone(&engine));
@@ -200,13 +204,16 @@ fn run_inner(paths: &Paths, ready: &mut Option<io::PipeWriter>) -> Result<(), Da
         let pid_file = paths.pid_file();
         fs::write(&pid_file, format!("{}\n", std::process::id()))
             .map_err(io_err(&pid_file, "write"))?;
-        let live_task = tokio::spawn(live::run(running, shutdown.clone()));
-        tokio::spawn(crate::reload::run(
-            paths.skillmeat_home.clone(),
-            config,
-            hangups,
-            shutdown.clone(),
-        ));
+        tasks.spawn("live worker", live::run(running, shutdown.clone()));
+        tasks.spawn(
+            "configuration reload",
+            crate::reload::run(
+                paths.skillmeat_home.clone(),
+                config,
+                hangups,
+                shutdown.clone(),
+            ),
+        );
         tracing::info!(
             socket = %paths.socket.display(),
             home = %paths.skillmeat_home.display(),
@@ -216,43 +223,43 @@ fn run_inner(paths: &Paths, ready: &mut Option<io::PipeWriter>) -> Result<(), Da
         if let Some(mut w) = ready.take() {
             let _ = w.write_all(b"ready\n");
         }
-        crate::service::announce_ready(&paths.socket, shutdown.clone());
-        let served = serve(live, listener, shutdown.clone()).await;
+        crate::service::announce_ready(&paths.socket);
+        tasks.spawn("watchdog", crate::service::watchdog(shutdown.clone()));
+        tasks.spawn("RPC server", serve(live, listener, shutdown.clone()));
+        // Until SIGTERM, SIGINT, the Shutdown RPC, or a task's failure.
+        let ended = tasks.wait().await;
         crate::service::announce_stopping();
-        shutdown.cancel();
-        match live_task.await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::error!("live drift stopped: {e}"),
-            Err(e) => tracing::error!("live drift task failed: {e}"),
-        }
         tracing::info!("shutting down: flushing the store");
         let flushed = engine.flush();
         if socket_owner == SocketOwner::Daemon {
             let _ = fs::remove_file(&paths.socket);
         }
         let _ = fs::remove_file(&pid_file);
-        served?;
+        ended?;
         flushed.map_err(|e| DaemonError::StartFailed(e.to_string()))?;
         tracing::info!("stopped cleanly");
         Ok(())
     })
 }
 
-fn spawn_signal_handler(shutdown: CancellationToken) -> Result<(), DaemonError> {
+/// Installs the SIGTERM and SIGINT handlers; the returned task cancels `shutdown` when
+/// either arrives.
+fn stop_signals(
+    shutdown: CancellationToken,
+) -> Result<impl std::future::Future<Output = ()>, DaemonError> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate())
         .map_err(|e| DaemonError::StartFailed(format!("SIGTERM handler: {e}")))?;
     let mut int = signal(SignalKind::interrupt())
         .map_err(|e| DaemonError::StartFailed(format!("SIGINT handler: {e}")))?;
-    tokio::spawn(async move {
+    Ok(async move {
         tokio::select! {
             _ = term.recv() => tracing::info!("SIGTERM received"),
             _ = int.recv() => tracing::info!("SIGINT received"),
             _ = shutdown.cancelled() => return,
         }
         shutdown.cancel();
-    });
-    Ok(())
+    })
 }
 
 /// What [`start`] found or did.

@@ -8,8 +8,8 @@
 //! systemd (launchd, a terminal, `skillmeatd start`) none of the variables are set and every
 //! function here does nothing.
 //!
-//! [`crate::daemon::run`] calls [`announce_ready`] and [`announce_stopping`]; nothing else
-//! does.
+//! [`crate::daemon::run`] calls [`announce_ready`] and [`announce_stopping`] and runs
+//! [`watchdog`] among its supervised tasks; nothing else does.
 
 use std::path::Path;
 use std::time::Duration;
@@ -17,37 +17,37 @@ use std::time::Duration;
 use sd_notify::NotifyState;
 use tokio_util::sync::CancellationToken;
 
-/// Tells the service manager the daemon serves, then keeps its watchdog fed until
-/// `shutdown` is cancelled, when it says `STOPPING=1`. Must be called on the runtime.
-pub fn announce_ready(socket: &Path, shutdown: CancellationToken) {
+/// Tells the service manager the daemon serves.
+pub fn announce_ready(socket: &Path) {
     let status = format!("serving on {}", socket.display());
     send(&[NotifyState::Ready, NotifyState::Status(&status)]);
-    let period = sd_notify::watchdog_enabled().map(ping_period);
-    if let Some(p) = period {
-        tracing::info!(
-            every_ms = p.as_millis() as u64,
-            "feeding the service manager's watchdog"
-        );
-    }
-    tokio::spawn(async move {
-        if let Some(period) = period {
-            let mut tick = tokio::time::interval(period);
-            loop {
-                tokio::select! {
-                    _ = tick.tick() => send(&[NotifyState::Watchdog]),
-                    _ = shutdown.cancelled() => break,
-                }
-            }
-        } else {
-            shutdown.cancelled().await;
-        }
-        announce_stopping();
-    });
 }
 
-/// Tells the service manager that shutdown has begun. Sent by the task above the moment
-/// shutdown starts, and again on the shutdown path itself once RPCs have drained, so it is
-/// sent even when the runtime stops before the task runs (a repeat is harmless).
+/// The watchdog task: keeps the service manager's watchdog fed (when it asked for one)
+/// until `shutdown` is cancelled, then says `STOPPING=1` at once.
+pub async fn watchdog(shutdown: CancellationToken) {
+    let period = sd_notify::watchdog_enabled().map(ping_period);
+    if let Some(period) = period {
+        tracing::info!(
+            every_ms = period.as_millis() as u64,
+            "feeding the service manager's watchdog"
+        );
+        let mut tick = tokio::time::interval(period);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => send(&[NotifyState::Watchdog]),
+                _ = shutdown.cancelled() => break,
+            }
+        }
+    } else {
+        shutdown.cancelled().await;
+    }
+    announce_stopping();
+}
+
+/// Tells the service manager that shutdown has begun. Sent by [`watchdog`] the moment
+/// shutdown starts, and again on the shutdown path itself once the tasks have ended (a
+/// repeat is harmless).
 pub fn announce_stopping() {
     send(&[NotifyState::Stopping, NotifyState::Status("stopping")]);
 }

@@ -112,6 +112,7 @@ impl Worker {
     }
 
     pub(super) fn apply(&mut self, dirty: Dirty, initial: bool) {
+        crate::faults::point("live.batch");
         if dirty.housekeeping && dirty.paths.is_empty() && !dirty.full && !dirty.projects {
             self.drain_history();
             self.upkeep();

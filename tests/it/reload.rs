@@ -237,24 +237,28 @@ fn sighup_applies_retention_at_once() {
         scan_config(&env, "[history]\nauto_snapshot_interval_secs = 3600\n"),
     );
     let d = env.daemon();
-    let versions = || {
-        env.smctl_json(&["log", "hello", "--project", project.to_str().unwrap()])["versions"]
+    let log = || env.smctl_json(&["log", "hello", "--project", project.to_str().unwrap()]);
+    let origins = |log: &Value| -> Vec<String> {
+        log["versions"]
             .as_array()
             .unwrap()
-            .len()
+            .iter()
+            .map(|v| v["origin"].as_str().unwrap().to_string())
+            .collect()
     };
     eventually(WAIT, "the deployed base in history", || {
-        (versions() == 1).then_some(())
+        (origins(&log()) == ["deploy"]).then_some(())
     });
     for content in ["one\n", "two\n", "three\n"] {
         write(&hello, content);
         env.smctl_json(&["drift", "--sync"]);
     }
     // The deployed base, and each edit: everything younger than an hour is kept.
-    assert_eq!(versions(), 4);
+    assert_eq!(origins(&log()), ["watch", "watch", "watch", "deploy"]);
+    let newest = log()["versions"][0]["id"].clone();
 
-    // Keep only one version per week: the middle edit goes (the base is still deployed,
-    // the first edit is in the automatic snapshot, the last is the newest).
+    // One version per week: the newest edit and the still deployed base stay; of the two
+    // older edits, only one the automatic snapshot holds may stay.
     write(
         &file,
         scan_config(
@@ -264,8 +268,11 @@ fn sighup_applies_retention_at_once() {
         ),
     );
     d.signal(libc::SIGHUP);
-    eventually(WAIT, "retention by the new policy", || {
-        (versions() == 3).then_some(())
+    let after = eventually(WAIT, "retention by the new policy", || {
+        let l = log();
+        (origins(&l).len() < 4).then_some(l)
     });
+    assert_eq!(after["versions"][0]["id"], newest, "{after:#}");
+    assert_eq!(origins(&after).last().unwrap(), "deploy", "{after:#}");
     assert!(d.log_text().contains("history retention"));
 }
