@@ -28,7 +28,11 @@ fn changed_side(old: &ArtifactReport, new: &ArtifactReport) -> ChangedSide {
     }
 }
 
-fn from_report(kind: EventKind, r: &ArtifactReport) -> Event {
+fn from_report(
+    kind: EventKind,
+    r: &ArtifactReport,
+    operation_of: impl Fn(&ArtifactReport) -> Option<u64>,
+) -> Event {
     Event {
         project: r.project.display().to_string(),
         profile_root: r.profile_root.clone(),
@@ -39,16 +43,20 @@ fn from_report(kind: EventKind, r: &ArtifactReport) -> Event {
         project_sha: r.project_sha.clone(),
         recommendation: r.recommendation.clone(),
         message: r.error.clone().unwrap_or_default(),
+        operation: operation_of(r).map(|id| id.to_string()).unwrap_or_default(),
         ..Event::blank(kind)
     }
 }
 
 /// Events turning `old` into `new` (both keyed by [`ArtifactReport::key`]), in key order.
-/// Only keys present in `scope` are compared; `None` compares every key of both.
+/// Only keys present in `scope` are compared; `None` compares every key of both. Each
+/// event names the operation `operation_of` says wrote its artifact (given the new report,
+/// or the old one of a removed deployment).
 pub fn diff(
     old: &BTreeMap<String, ArtifactReport>,
     new: &BTreeMap<String, ArtifactReport>,
     scope: Option<&BTreeSet<String>>,
+    operation_of: impl Fn(&ArtifactReport) -> Option<u64>,
 ) -> Vec<Event> {
     let keys: BTreeSet<&String> = match scope {
         Some(s) => s.iter().collect(),
@@ -59,12 +67,12 @@ pub fn diff(
         match (old.get(k), new.get(k)) {
             (None, None) => {}
             (None, Some(n)) => {
-                let mut e = from_report(EventKind::DeploymentAdded, n);
+                let mut e = from_report(EventKind::DeploymentAdded, n, &operation_of);
                 e.new_drift = Some(n.kind);
                 events.push(e);
             }
             (Some(o), None) => {
-                let mut e = from_report(EventKind::DeploymentRemoved, o);
+                let mut e = from_report(EventKind::DeploymentRemoved, o, &operation_of);
                 e.old_drift = Some(o.kind);
                 events.push(e);
             }
@@ -81,7 +89,7 @@ pub fn diff(
                 } else {
                     continue;
                 };
-                let mut e = from_report(kind, n);
+                let mut e = from_report(kind, n, &operation_of);
                 e.old_drift = Some(o.kind);
                 e.new_drift = Some(n.kind);
                 e.changed = side;
@@ -142,9 +150,9 @@ mod tests {
     #[test]
     fn only_changes_make_events() {
         let a = map(report(DriftKind::InSync, "d", "d"));
-        assert!(diff(&a, &a, None).is_empty());
+        assert!(diff(&a, &a, None, |_| None).is_empty());
         let b = map(report(DriftKind::Modified, "d", "p"));
-        let e = diff(&a, &b, None);
+        let e = diff(&a, &b, None, |_| None);
         assert_eq!(e.len(), 1);
         assert_eq!(e[0].kind, EventKind::DriftChanged);
         assert_eq!(
@@ -152,8 +160,11 @@ mod tests {
             (Some(DriftKind::InSync), Some(DriftKind::Modified))
         );
         assert_eq!(e[0].changed, ChangedSide::Project);
+        assert_eq!(e[0].operation, "");
+        let attributed = diff(&a, &b, None, |r| (r.name == "a").then_some(7));
+        assert_eq!(attributed[0].operation, "7");
         let c = map(report(DriftKind::Modified, "d", "p2"));
-        let e = diff(&b, &c, None);
+        let e = diff(&b, &c, None, |_| None);
         assert_eq!(
             (e[0].kind, e[0].changed),
             (EventKind::HashChanged, ChangedSide::Project)
@@ -164,10 +175,16 @@ mod tests {
     fn appearing_and_vanishing() {
         let a = map(report(DriftKind::InSync, "d", "d"));
         let none = BTreeMap::new();
-        assert_eq!(diff(&none, &a, None)[0].kind, EventKind::DeploymentAdded);
-        assert_eq!(diff(&a, &none, None)[0].kind, EventKind::DeploymentRemoved);
+        assert_eq!(
+            diff(&none, &a, None, |_| None)[0].kind,
+            EventKind::DeploymentAdded
+        );
+        assert_eq!(
+            diff(&a, &none, None, |_| None)[0].kind,
+            EventKind::DeploymentRemoved
+        );
         // Out of scope keys are not compared.
-        assert!(diff(&a, &none, Some(&BTreeSet::new())).is_empty());
+        assert!(diff(&a, &none, Some(&BTreeSet::new()), |_| None).is_empty());
     }
 
     #[test]

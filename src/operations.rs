@@ -48,7 +48,7 @@ use crate::formats::rollback_audit::AuditWriteError;
 use crate::formats::timestamp;
 use crate::hash::{self, HashError, Variant};
 use crate::history::{History, HistoryError, time};
-use crate::model::{OperationRecord, Origin, SnapshotId, SnapshotTarget, Touched};
+use crate::model::{Location, OperationRecord, Origin, SnapshotId, SnapshotTarget, Touched};
 
 use crate::store::StoreError;
 use crate::writer::{WriteError, Writer};
@@ -196,18 +196,14 @@ impl<'a> Operations<'a> {
         self.history().skillmeat_home()
     }
 
-    /// Runs `body` as a logged operation: the record is stored whatever the outcome.
-    /// `claims` are the artifacts it writes (for event attribution).
+    /// Runs `body` as a logged operation: the record is stored whatever the outcome. The
+    /// body [`Operations::touch`]es every location before writing it.
     fn logged(
         &self,
         mut rec: OperationRecord,
-        claims: &[Claim],
         body: impl FnOnce(&mut OperationRecord) -> Result<(), OpError>,
     ) -> Result<OperationRecord, OpError> {
         rec.id = self.engine.store().next_operation_id()?;
-        if let Some(c) = self.claims {
-            c.claim(rec.id, claims);
-        }
         let result = body(&mut rec);
         if let Some(c) = self.claims {
             c.release(rec.id);
@@ -216,6 +212,16 @@ impl<'a> Operations<'a> {
         rec.error = result.as_ref().err().map(ToString::to_string);
         self.engine.store().put_operation(&rec)?;
         result.map(|()| rec)
+    }
+
+    /// Records that `rec` is about to write `location`, whose content before is in
+    /// `snapshot` (what undo restores), and claims it, so the drift events of the write carry
+    /// the operation's id.
+    fn touch(&self, rec: &mut OperationRecord, location: Location, snapshot: SnapshotId) {
+        if let Some(c) = self.claims {
+            c.claim(rec.id, &location);
+        }
+        rec.touched.push(Touched { location, snapshot });
     }
 
     fn safety_snapshot(
@@ -247,10 +253,7 @@ impl<'a> Operations<'a> {
             what,
         )?;
         for location in [d.project_loc(), d.deployment_file_loc()] {
-            rec.touched.push(Touched {
-                location,
-                snapshot: snap,
-            });
+            self.touch(rec, location, snap);
         }
         Ok(snap)
     }

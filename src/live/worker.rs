@@ -255,8 +255,8 @@ impl Worker {
         } else {
             (flatten(&old.reports, &scope), flatten(&reports, &scope))
         };
-        let mut events = journal::diff(&previous, &current, None);
-        self.live.claims.attribute(&mut events);
+        let claims = &self.live.claims;
+        let mut events = journal::diff(&previous, &current, None, |r| claims.operation_of(r));
         events.extend(journal::problem_events(&old.problems, &problems));
         for (root, reason) in &fell_back {
             tracing::warn!(root = %root.display(), "{reason}");

@@ -79,7 +79,7 @@ impl Operations<'_> {
         let result = merged_content(&m, local_c.as_ref(), remote_c.as_ref());
         let unresolved = m.has_unresolved();
         let rec = OperationRecord::new("merge", vec![d.project_loc().to_string()]);
-        let rec = self.logged(rec, &[d.claim()], |rec| {
+        let rec = self.logged(rec, |rec| {
             self.snapshot_deployment(rec, &d, Origin::Merge, &format!("merge {label}"))?;
             rec.files_merged = merged_labels.clone();
             rec.files_conflicted = conflicts.iter().map(|c| c.path.clone()).collect();

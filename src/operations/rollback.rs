@@ -11,7 +11,7 @@ use crate::history::content::Content;
 use crate::history::time;
 use crate::merge::Tree;
 use crate::model::{
-    Location, OperationRecord, Origin, Scope, Snapshot, SnapshotId, SnapshotTarget, Touched,
+    Location, OperationRecord, Origin, Scope, Snapshot, SnapshotId, SnapshotTarget,
 };
 
 use super::content::{
@@ -19,7 +19,7 @@ use super::content::{
     preserve_merge, read_opt, tree_of, write_content,
 };
 use super::target::{find_deployment, names};
-use super::{Claim, OpError, OpReport, Operations, RollbackMode, RollbackTo};
+use super::{OpError, OpReport, Operations, RollbackMode, RollbackTo};
 
 /// One artifact a whole-target preserve rollback writes.
 struct PreserveWrite {
@@ -77,10 +77,10 @@ impl Operations<'_> {
         dry_run: bool,
     ) -> Result<OpReport, OpError> {
         let home = self.home().to_path_buf();
-        let (loc, coll_entry, claim) = match (project, collection_name) {
+        let (loc, coll_entry) = match (project, collection_name) {
             (Some(p), None) => {
                 let d = find_deployment(&home, p, artifact)?;
-                (d.project_loc(), None, d.claim())
+                (d.project_loc(), None)
             }
             (None, Some(c)) => {
                 let coll = collection::read(&home, c);
@@ -97,7 +97,6 @@ impl Operations<'_> {
                 (
                     Location::collection(c, &a.path.to_string_lossy()),
                     Some((coll.dir.clone(), a.name.clone(), a.artifact_type.clone())),
-                    Claim::new(None, &a.name, &a.artifact_type),
                 )
             }
             _ => {
@@ -193,22 +192,16 @@ impl Operations<'_> {
         let changed = report.changed.clone();
         let conflicted: Vec<String> = report.conflicts.iter().map(|c| c.path.clone()).collect();
         let rec = OperationRecord::new("rollback", vec![loc.to_string()]);
-        let rec = self.logged(rec, std::slice::from_ref(&claim), |rec| {
+        let rec = self.logged(rec, |rec| {
             let snap = self.safety_snapshot(
                 rec,
                 target,
                 Origin::Rollback,
                 &format!("rollback of {label} to {to_label}"),
             )?;
-            rec.touched.push(Touched {
-                location: loc.clone(),
-                snapshot: snap,
-            });
+            self.touch(rec, loc.clone(), snap);
             if let Scope::Collection(n) = &loc.scope {
-                rec.touched.push(Touched {
-                    location: Location::collection(n, lock_write::FILE_NAME),
-                    snapshot: snap,
-                });
+                self.touch(rec, Location::collection(n, lock_write::FILE_NAME), snap);
             }
             match &content {
                 Some(c) => write_content(&self.writer, &root, &dest, c)?,
@@ -318,7 +311,7 @@ impl Operations<'_> {
             });
         }
         let rec = OperationRecord::new("rollback", vec![target.to_string()]);
-        let rec = self.logged(rec, &[], |rec| {
+        let rec = self.logged(rec, |rec| {
             let safety = self.safety_snapshot(
                 rec,
                 target.clone(),
@@ -326,10 +319,7 @@ impl Operations<'_> {
                 &format!("rollback of {target} to {sid}"),
             )?;
             for loc in &order {
-                rec.touched.push(Touched {
-                    location: loc.clone(),
-                    snapshot: safety,
-                });
+                self.touch(rec, loc.clone(), safety);
             }
             for loc in &order {
                 let files = self.restore(loc, sid)?;
@@ -446,13 +436,8 @@ impl Operations<'_> {
         report.merged.clear();
         let changed = report.changed.clone();
         let conflicted: Vec<String> = report.conflicts.iter().map(|c| c.path.clone()).collect();
-        let claims: Vec<Claim> = writes
-            .iter()
-            .filter_map(|w| w.lock_entry.as_ref())
-            .map(|(name, ty)| Claim::new(None, name, ty))
-            .collect();
         let rec = OperationRecord::new("rollback", vec![target.to_string()]);
-        let rec = self.logged(rec, &claims, |rec| {
+        let rec = self.logged(rec, |rec| {
             let safety = self.safety_snapshot(
                 rec,
                 target.clone(),
@@ -460,16 +445,10 @@ impl Operations<'_> {
                 &format!("rollback of {target} to {sid} keeping local changes"),
             )?;
             for w in &writes {
-                rec.touched.push(Touched {
-                    location: w.loc.clone(),
-                    snapshot: safety,
-                });
+                self.touch(rec, w.loc.clone(), safety);
             }
             if let SnapshotTarget::Collection(n) = target {
-                rec.touched.push(Touched {
-                    location: Location::collection(n, lock_write::FILE_NAME),
-                    snapshot: safety,
-                });
+                self.touch(rec, Location::collection(n, lock_write::FILE_NAME), safety);
             }
             for w in &writes {
                 let root = managed_root(&home, &w.loc);

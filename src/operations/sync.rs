@@ -4,11 +4,11 @@ use std::path::Path;
 
 use crate::formats::lock_write;
 use crate::hash::{self, Variant};
-use crate::model::{Location, OperationRecord, Origin, SnapshotTarget, Touched};
+use crate::model::{Location, OperationRecord, Origin, SnapshotTarget};
 
 use super::content::{changed_paths, file_label, read_opt, write_content};
 use super::target::find_deployment;
-use super::{Claim, OpError, OpReport, Operations};
+use super::{OpError, OpReport, Operations};
 
 impl Operations<'_> {
     /// Collection → project: replaces the project copy with the collection's (as a deploy
@@ -40,7 +40,7 @@ impl Operations<'_> {
             });
         }
         let rec = OperationRecord::new("sync_pull", vec![d.project_loc().to_string()]);
-        let rec = self.logged(rec, &[d.claim()], |rec| {
+        let rec = self.logged(rec, |rec| {
             self.snapshot_deployment(rec, &d, Origin::Sync, &format!("sync pull {label}"))?;
             write_content(&self.writer, &d.managed(), &d.project_path(), &incoming)?;
             rec.files_restored = changed.clone();
@@ -89,56 +89,39 @@ impl Operations<'_> {
             "sync_push",
             vec![d.collection_loc().to_string(), d.project_loc().to_string()],
         );
-        let rec = self.logged(
-            rec,
-            &[Claim::new(
-                None,
+        let rec = self.logged(rec, |rec| {
+            let what = format!("sync push {}", d.project_loc().display_path());
+            let cs = self.safety_snapshot(
+                rec,
+                SnapshotTarget::Collection(coll.clone()),
+                Origin::Sync,
+                &what,
+            )?;
+            let ps = self.safety_snapshot(
+                rec,
+                SnapshotTarget::Project(d.project.clone()),
+                Origin::Sync,
+                &what,
+            )?;
+            self.touch(rec, d.collection_loc(), cs);
+            self.touch(rec, Location::collection(&coll, lock_write::FILE_NAME), cs);
+            self.touch(rec, d.deployment_file_loc(), ps);
+            write_content(
+                &self.writer,
+                &d.collection_dir,
+                &d.collection_path(),
+                &incoming,
+            )?;
+            rec.files_restored = changed.clone();
+            self.update_lock(
+                &d.collection_dir,
                 &d.record.artifact_name,
                 &d.record.artifact_type,
-            )],
-            |rec| {
-                let what = format!("sync push {}", d.project_loc().display_path());
-                let cs = self.safety_snapshot(
-                    rec,
-                    SnapshotTarget::Collection(coll.clone()),
-                    Origin::Sync,
-                    &what,
-                )?;
-                let ps = self.safety_snapshot(
-                    rec,
-                    SnapshotTarget::Project(d.project.clone()),
-                    Origin::Sync,
-                    &what,
-                )?;
-                rec.touched.push(Touched {
-                    location: d.collection_loc(),
-                    snapshot: cs,
-                });
-                rec.touched.push(Touched {
-                    location: Location::collection(&coll, lock_write::FILE_NAME),
-                    snapshot: cs,
-                });
-                rec.touched.push(Touched {
-                    location: d.deployment_file_loc(),
-                    snapshot: ps,
-                });
-                write_content(
-                    &self.writer,
-                    &d.collection_dir,
-                    &d.collection_path(),
-                    &incoming,
-                )?;
-                rec.files_restored = changed.clone();
-                self.update_lock(
-                    &d.collection_dir,
-                    &d.record.artifact_name,
-                    &d.record.artifact_type,
-                    &d.collection_path(),
-                )?;
-                let h = hash::content_hash(&d.project_path(), Variant::Legacy)?;
-                self.update_deployment(&d, h)
-            },
-        )?;
+                &d.collection_path(),
+            )?;
+            let h = hash::content_hash(&d.project_path(), Variant::Legacy)?;
+            self.update_deployment(&d, h)
+        })?;
         Ok(OpReport {
             record: Some(rec),
             changed,

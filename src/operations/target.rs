@@ -8,7 +8,7 @@ use crate::formats::{collection, deployment, normalize_name};
 use crate::model::Location;
 use crate::paths::canonical;
 
-use super::{Claim, OpError};
+use super::OpError;
 
 /// A deployment found by project and artifact name or path.
 #[derive(Debug, Clone)]
@@ -46,13 +46,6 @@ impl Deployed {
     }
     pub(super) fn deployment_file_loc(&self) -> Location {
         Location::project(&self.project, &self.root, deployment::FILE_NAME)
-    }
-    pub(super) fn claim(&self) -> Claim {
-        Claim::new(
-            Some(&self.project),
-            &self.record.artifact_name,
-            &self.record.artifact_type,
-        )
     }
     pub(super) fn key(&self) -> RecordKey<'_> {
         RecordKey {

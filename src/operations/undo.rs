@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::model::{Location, OperationRecord, Origin, SnapshotId, SnapshotTarget, Touched};
+use crate::model::{Location, OperationRecord, Origin, SnapshotId, SnapshotTarget};
 
 use super::content::{changed_paths, file_label, managed_root, read_opt, write_content};
 use super::{OpError, OpReport, Operations};
@@ -99,7 +99,7 @@ impl Operations<'_> {
         }
         let mut rec = OperationRecord::new("undo", target.targets.clone());
         rec.undoes = Some(target.id);
-        let rec = self.logged(rec, &[], |rec| {
+        let rec = self.logged(rec, |rec| {
             let mut snaps = BTreeMap::new();
             for st in &targets {
                 let s = self.safety_snapshot(
@@ -112,10 +112,7 @@ impl Operations<'_> {
             }
             for t in &target.touched {
                 let st = self.history().snapshot_record(t.snapshot)?.target;
-                rec.touched.push(Touched {
-                    location: t.location.clone(),
-                    snapshot: snaps[&st],
-                });
+                self.touch(rec, t.location.clone(), snaps[&st]);
             }
             for t in &target.touched {
                 let files = self.restore(&t.location, t.snapshot)?;

@@ -621,6 +621,86 @@ fn whole_rollbacks_restore_a_collection_and_a_project_from_a_snapshot() {
     assert_eq!(w.drift(), pair("in_sync"));
 }
 
+/// Runs a write with `args` and returns its operation id and the drift events of canvas
+/// it caused.
+fn events_of(w: &World, args: &[&str]) -> (String, Vec<Value>) {
+    w.env.smctl_json(&["drift", "--sync"]);
+    let cursor = w.env.cursor();
+    let r = w.json(args);
+    let id = r["operation"]["id"].as_u64().unwrap().to_string();
+    let events: Vec<Value> = w
+        .env
+        .events_since(cursor)
+        .into_iter()
+        .filter(|e| e["name"] == "canvas")
+        .collect();
+    assert!(!events.is_empty(), "{args:?} caused no event for canvas");
+    (id, events)
+}
+
+#[test]
+fn whole_rollbacks_and_undo_name_their_operation_in_drift_events() {
+    let w = World::new();
+    let _d = w.start();
+    let ps = w.json(&["snapshot", "create", w.p()])["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let cs = w.json(&["snapshot", "create", "default"])["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    edit(&w.project_skill().join("SKILL.md"), "line four", "line 4");
+    assert_eq!(w.drift(), pair("modified"));
+
+    for args in [
+        vec!["rollback", "--project", w.p(), "--to", &ps, "--yes"],
+        vec!["undo", "--yes"],
+    ] {
+        let (id, events) = events_of(&w, &args);
+        for e in &events {
+            assert_eq!(e["operation"], id.as_str(), "{args:?}: {e}");
+        }
+    }
+    assert_eq!(w.drift(), pair("modified"), "undo put the edit back");
+
+    edit(&w.coll.join("skills/canvas/SKILL.md"), "line two", "line 2");
+    assert_eq!(w.drift(), pair("conflict"));
+    for args in [
+        vec!["rollback", "--collection", "default", "--to", &cs, "--yes"],
+        vec!["undo", "--yes"],
+    ] {
+        let (id, events) = events_of(&w, &args);
+        for e in &events {
+            assert_eq!(e["operation"], id.as_str(), "{args:?}: {e}");
+        }
+    }
+
+    // A whole-project rollback keeping local edits: the edit recorded in the newest
+    // snapshot goes, the one made since stays.
+    w.json(&["snapshot", "create", w.p()]);
+    edit(&w.project_skill().join("SKILL.md"), "line one", "line 1");
+    let args = [
+        "rollback",
+        "--project",
+        w.p(),
+        "--to",
+        &ps,
+        "--mode",
+        "preserve",
+        "--yes",
+    ];
+    let (id, events) = events_of(&w, &args);
+    for e in &events {
+        assert_eq!(e["operation"], id.as_str(), "{args:?}: {e}");
+    }
+    let text = std::fs::read_to_string(w.project_skill().join("SKILL.md")).unwrap();
+    assert!(
+        text.contains("line 1") && text.contains("line four"),
+        "{text}"
+    );
+}
+
 /// Runs smctl `args` on a pseudo-terminal (util-linux `script`), typing `answer`.
 fn smctl_on_terminal(env: &Env, args: &[&str], answer: &str) -> (Option<i32>, String) {
     use std::io::Write as _;
