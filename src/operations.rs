@@ -143,6 +143,8 @@ pub struct OpReport {
     pub merged: Vec<MergedFile>,
     /// The base version of a merge.
     pub base: Option<String>,
+    /// What a rollback's target resolved to: a version (`v12`) or a snapshot (`s7`).
+    pub resolved: Option<String>,
 }
 
 /// What a rollback goes back to.

@@ -145,7 +145,10 @@ impl Operations<'_> {
         let root = managed_root(&home, &loc);
         let label = loc.display_path();
         let current = read_opt(&dest, loc.variant())?;
-        let mut report = OpReport::default();
+        let mut report = OpReport {
+            resolved: Some(version.id.to_string()),
+            ..OpReport::default()
+        };
         let mut merged_labels = Vec::new();
         let content = match mode {
             RollbackMode::Replace => {
@@ -307,6 +310,7 @@ impl Operations<'_> {
             return Ok(OpReport {
                 dry_run: true,
                 changed,
+                resolved: Some(sid.to_string()),
                 ..OpReport::default()
             });
         }
@@ -346,6 +350,7 @@ impl Operations<'_> {
         Ok(OpReport {
             changed: rec.files_restored.clone(),
             record: Some(rec),
+            resolved: Some(sid.to_string()),
             ..OpReport::default()
         })
     }
@@ -376,7 +381,10 @@ impl Operations<'_> {
             SnapshotTarget::Collection(n) => Some(collection::read(&home, n)),
             SnapshotTarget::Project(_) => None,
         };
-        let mut report = OpReport::default();
+        let mut report = OpReport {
+            resolved: Some(sid.to_string()),
+            ..OpReport::default()
+        };
         let mut merged_labels = Vec::new();
         let mut writes: Vec<PreserveWrite> = Vec::new();
         for v in h.members(snap)? {

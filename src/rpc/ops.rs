@@ -73,6 +73,7 @@ fn response(r: OpReport) -> pb::OperationResponse {
             })
             .collect(),
         base_version: r.base.unwrap_or_default(),
+        resolved_to: r.resolved.unwrap_or_default(),
     }
 }
 

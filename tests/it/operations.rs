@@ -822,6 +822,7 @@ fn rollback_at_a_time_picks_the_version_current_then() {
 
     // A whole project at that time is its first snapshot.
     let dry = w.json(&["rollback", "--project", w.p(), "--at", &at, "--dry-run"]);
+    assert_eq!(dry["resolved_to"], ps.as_str(), "{dry}");
     assert_eq!(
         dry["changed"],
         serde_json::json!([".claude/skills/canvas/SKILL.md"]),
@@ -849,6 +850,73 @@ fn rollback_at_a_time_picks_the_version_current_then() {
     );
     w.json(&["undo", "--yes"]);
     assert_eq!(files(&w.project), before, "undo restores");
+}
+
+/// A rollback `--at` a relative time, confirmed on a terminal, runs what the preview
+/// resolved, however long the user took to answer: the time is resolved once.
+#[test]
+fn a_confirmed_rollback_at_a_time_runs_what_the_preview_showed() {
+    use std::io::{Read as _, Write as _};
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, Instant};
+
+    use skillmeatd::history::time;
+    let w = World::new();
+    let _d = w.start();
+    let skill_md = w.project_skill().join("SKILL.md");
+    edit(&skill_md, "line two", "line 2");
+    w.drift();
+    let first_edit = files(&w.project_skill());
+    let recorded_first = time::now_ms();
+    wait_until_past(recorded_first + 4000);
+    edit(&skill_md, "line 2", "line II");
+    w.drift();
+    let recorded_second = time::now_ms();
+
+    // `--at 3s` names the first edit now; by the time the user answers, it would name the
+    // second one.
+    let line = format!(
+        "{} rollback canvas --project '{}' --at 3s",
+        crate::common::smctl_bin().display(),
+        w.p()
+    );
+    let mut child = w
+        .env
+        .command(Path::new("script"))
+        .args(["-qec", &line, "/dev/null"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let shown = Arc::new(Mutex::new(Vec::new()));
+    let reader = {
+        let shown = Arc::clone(&shown);
+        let mut stdout = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = stdout.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                shown.lock().unwrap().extend_from_slice(&buf[..n]);
+            }
+        })
+    };
+    let text = || String::from_utf8_lossy(&shown.lock().unwrap()).into_owned();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !text().contains("proceed? [y/N]") {
+        assert!(Instant::now() < deadline, "no prompt: {}", text());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    wait_until_past(recorded_second + 3500);
+    child.stdin.take().unwrap().write_all(b"y\n").unwrap();
+    let status = child.wait().unwrap();
+    reader.join().unwrap();
+    let text = text();
+    assert!(status.success(), "{text}");
+    assert!(text.contains("rollback canvas to v"), "{text}");
+    assert_eq!(files(&w.project_skill()), first_edit, "{text}");
 }
 
 #[test]
