@@ -45,5 +45,6 @@ pub mod socket;
 pub mod store;
 pub mod suggest;
 pub mod supervisor;
+pub mod transient;
 pub mod watcher;
 pub mod writer;

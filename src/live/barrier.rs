@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tokio::sync::oneshot;
 
-use crate::watcher::COOKIE_PREFIX;
+use crate::transient::COOKIE_PREFIX;
 
 use super::{Live, SyncError};
 

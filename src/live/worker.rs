@@ -19,7 +19,8 @@ use crate::history::time::now_ms;
 use crate::journal;
 use crate::model::{ArtifactReport, Event, SnapshotTarget};
 use crate::projects::KnownProject;
-use crate::watcher::{COOKIE_PREFIX, Depth, Watcher};
+use crate::transient::COOKIE_PREFIX;
+use crate::watcher::{Depth, Watcher};
 
 use super::upkeep::Backlog;
 use super::{Live, Reports, State, flatten};

@@ -40,7 +40,7 @@ impl History {
         }
         let snap = self.snapshot_record(id)?;
         let members = self.members(&snap)?;
-        let tmp = content::temp_sibling(dest, "export");
+        let tmp = crate::transient::sibling(dest, "export");
         let result = (|| {
             let f = File::create(&tmp).map_err(HistoryError::io(&tmp, "create"))?;
             let w = BufWriter::new(f);
