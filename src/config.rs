@@ -36,6 +36,12 @@
 //! ```
 //!
 //! Unknown keys are errors (a typo must not be silently ignored); errors name the line.
+//!
+//! [`crate::daemon::run`] reads the file once at start and makes the one channel the
+//! configuration in force is published on ([`channel`], [`Effective`]); only the SIGHUP
+//! task ([`crate::reload`]) publishes after that, and every consumer reads its settings from
+//! the channel when it needs them. `reload` (private submodule) classifies every key as
+//! applied live or at the next start.
 
 mod reload;
 

@@ -2,12 +2,15 @@
 //! shutdown path, and `start`/`stop`/`status` for the command line.
 //!
 //! [`run`] is the foreground daemon (what systemd and launchd run): it takes the state
-//! directory's lock, opens the store, binds the socket in a 0700 folder, serves until
-//! SIGTERM, SIGINT or the `Shutdown` RPC (SIGHUP reloads the configuration, see
-//! [`crate::reload`]), then stops accepting, lets in-flight RPCs finish, flushes the
-//! store and removes the socket and pid file. [`start`] forks into the
-//! background with `daemonize` before any runtime exists and returns once the child
-//! answers on its socket (or reports why it could not).
+//! directory's lock, reads the configuration (and makes the one channel it is published
+//! on), opens the store, does the first reconcile, takes the socket ([`crate::socket`]) and
+//! runs its background tasks under [`crate::supervisor`]: the live worker, the SIGHUP
+//! reload ([`crate::reload`]), the signal handler, the watchdog and the RPC server. It
+//! serves until SIGTERM, SIGINT, the `Shutdown` RPC or a task's failure, then stops
+//! accepting, lets in-flight RPCs finish, flushes the store and removes the socket and pid
+//! file; a task's failure makes the exit a failure. [`start`] forks into the background
+//! with `daemonize` before any runtime exists and returns once the child answers on its
+//! socket (or reports why it could not). `main.rs` calls these.
 
 use std::fs::{self, File};
 use std::io::{self, Read, Write};

@@ -1,8 +1,10 @@
 //! The engine: SkillMeat's world as the daemon sees it, and the answers computed from it.
 //!
 //! It ties the readers ([`crate::formats`]), the hash index, the project set and the pure
-//! drift rules together. Every method is synchronous and may touch the disk; the RPC layer
-//! calls them on the blocking pool. The engine holds no lock across I/O: the store and the
+//! drift rules together, and holds the store, history and the receiver of the configuration
+//! in force ([`crate::config::Shared`]). Every method is synchronous and may touch the disk;
+//! the live worker calls them on the blocking pool for each batch, the RPC layer and the
+//! operations for each request. The engine holds no lock across I/O: the store and the
 //! index are safe to share, and each call reads SkillMeat's files afresh.
 
 use std::collections::{BTreeMap, HashSet};

@@ -9,16 +9,18 @@
 //!   artifacts plus `collection.toml` and `collection.lock`) or a project (its deployed
 //!   artifacts plus each `.skillmeat-deployed.toml`).
 //!
-//! Collection artifacts are read as a deploy would copy them ([`Variant::DeployedCopy`]),
-//! project artifacts as they are ([`Variant::Legacy`]), so a version's hash is directly
+//! Collection artifacts are read as a deploy would copy them ([`crate::hash::Variant::DeployedCopy`]),
+//! project artifacts as they are ([`crate::hash::Variant::Legacy`]), so a version's hash is directly
 //! comparable with a deployment record's `content_hash`.
 //!
-//! [`History`] is the synchronous API the engine, the RPC layer and the watcher call. Every
-//! method that writes returns only after the write is flushed. Submodules: [`content`]
-//! (reading trees from disk and writing them back), [`retention`] (which versions to keep,
-//! a pure function), [`archive`] (export and import), [`diff`] (unified diffs between any two
-//! states), [`time`] (parsing and printing instants). Encodings live in
-//! [`crate::store::history`].
+//! [`History`] is the synchronous API the engine (deployment bases), the live task's upkeep
+//! (versions, automatic snapshots, retention), the operations (safety snapshots, restores)
+//! and the RPC layer call. Every method that writes returns only after the write is
+//! flushed. Submodules: `snapshot` (what a snapshot covers, taking and reading them),
+//! [`content`] (reading trees from disk and writing them back), [`retention`] (which
+//! versions to keep, a pure function), [`archive`] (export and import), [`diff`] (unified
+//! diffs between any two states), [`time`] (parsing and printing instants). The types live
+//! in [`crate::model`], their encodings in [`crate::store::history`].
 
 pub mod archive;
 pub mod content;

@@ -12,6 +12,11 @@
 //! A lost hint (full queue, kernel overflow), a periodic tick or a projects change makes a
 //! full reconcile instead: every side is re-walked by `stat` through the hash index, so only
 //! files whose metadata changed are read, and the result equals a from-scratch scan.
+//!
+//! Submodules: `task` (the loop: hints, settle windows, control messages, reloads, timers),
+//! `worker` (one batch), `upkeep` (history work between batches), `barrier` (the
+//! sync-to-now cookies). [`crate::daemon::run`] creates both halves with [`new`], runs the
+//! first reconcile before the socket opens and supervises [`run`].
 
 mod barrier;
 mod task;
@@ -243,8 +248,6 @@ pub struct Task {
 /// Why the live task stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum LiveError {
-    #[error("cannot create a file watcher: {0}")]
-    Watcher(#[from] notify::Error),
     #[error("the live worker failed: {0}")]
     Worker(String),
 }

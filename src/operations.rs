@@ -13,8 +13,14 @@
 //!    [`Writer::replace_dir`], a single file with [`Writer::replace_file`]), then the
 //!    bookkeeping files (`.skillmeat-deployed.toml`, `collection.lock`, the rollback audit);
 //! 5. record the operation ([`OperationRecord`]): what it touched and which snapshot holds
-//!    the previous content of each, so [`undo`] can put it back. Failed operations are
-//!    recorded too, with their error.
+//!    the previous content of each, so [`Operations::undo`] can put it back. Failed
+//!    operations are recorded too, with their error. Each location is claimed as it is
+//!    recorded, before it is written ([`Claims`]), so the drift events of every write carry
+//!    the operation's id.
+//!
+//! Submodules, one per concept: `target` (finding the deployment), `content` (artifact
+//! contents in memory, compared, merged, written), `claims`, and one per verb: `sync`,
+//! `merge`, `rollback`, `undo`.
 //!
 //! # Directions and choices
 //! - `sync pull` is collection → project (a redeploy). SkillMeat's own `sync-pull` verb goes

@@ -1,7 +1,8 @@
 //! Where things live: SkillMeat's home, the daemon's state directory and its socket.
 //!
 //! Both binaries resolve paths through this one file (smctl includes it with `#[path]`, so it
-//! depends on `std` only). Each path has a flag and an environment variable; the flag wins,
+//! depends on `std` only); [`canonical`] is the one form of a project folder the daemon
+//! keys projects by. Each path has a flag and an environment variable; the flag wins,
 //! then the variable, then the default:
 //!
 //! | path | flag | variable | default |

@@ -11,6 +11,10 @@
 //! The poller is ours, not notify's `PollWatcher`: that one compares modification times in
 //! whole seconds and ignores sizes, so two saves within a second look like none. Ours
 //! compares size, inode, and nanosecond mtime and ctime of every entry.
+//!
+//! Names of transient files (SkillMeat's and the daemon's own) are skipped as
+//! [`crate::transient`] defines them. The live worker owns the one watcher and sets its
+//! roots on each batch.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -149,23 +153,22 @@ pub fn inotify_watches() -> Option<u64> {
 }
 
 impl Watcher {
-    /// A watcher sending hints to `tx`.
-    ///
-    /// # Errors
-    /// Neither a kernel watcher nor a poll watcher could be created.
+    /// A watcher sending hints to `tx`. It always exists: without kernel events every root
+    /// is polled, and without the polling thread the live task's periodic reconcile still
+    /// catches every change (both are logged).
     pub fn new(
         tx: mpsc::Sender<Hint>,
         overflow: Arc<Overflow>,
         force_polling: bool,
         poll_interval: Duration,
-    ) -> notify::Result<Watcher> {
+    ) -> Watcher {
         let kernel = if force_polling {
             None
         } else {
             kernel_watcher(&tx, &overflow)
         };
         let poll = Poller::start(tx.clone(), Arc::clone(&overflow), poll_interval);
-        Ok(Watcher {
+        Watcher {
             kernel,
             poll,
             roots: BTreeMap::new(),
@@ -174,7 +177,7 @@ impl Watcher {
             fault_limit: std::env::var_os(FAULT_WATCH_LIMIT).is_some_and(|v| v == "1"),
             tx,
             overflow,
-        })
+        }
     }
 
     /// Whether every root is polled by configuration.
@@ -433,7 +436,7 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let (tx, mut rx) = mpsc::channel(64);
         let overflow = Arc::new(Overflow::default());
-        let mut w = Watcher::new(tx, overflow, false, Duration::from_millis(100)).unwrap();
+        let mut w = Watcher::new(tx, overflow, false, Duration::from_millis(100));
         let roots = BTreeMap::from([(d.path().to_path_buf(), Depth::Recursive)]);
         let (added, polled) = w.set_roots(&roots);
         assert_eq!(added, [d.path().to_path_buf()]);
@@ -451,8 +454,7 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let (tx, _rx) = mpsc::channel(1);
         let overflow = Arc::new(Overflow::default());
-        let mut w =
-            Watcher::new(tx, Arc::clone(&overflow), false, Duration::from_millis(100)).unwrap();
+        let mut w = Watcher::new(tx, Arc::clone(&overflow), false, Duration::from_millis(100));
         w.set_roots(&BTreeMap::from([(
             d.path().to_path_buf(),
             Depth::Recursive,

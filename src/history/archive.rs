@@ -7,7 +7,7 @@
 //! snapshot gives the same bytes. The `.tar.gz` layout is what `skillmeat snapshot`
 //! writes: one folder named after the collection holding the whole collection.
 //!
-//! Import reads the whole archive into memory under [`ImportLimits`] and checks every entry
+//! Import reads the whole archive into memory under [`crate::config::ImportLimits`] and checks every entry
 //! before anything is written: absolute paths, `..`, links leading outside, device files,
 //! unexpected entries, and sizes beyond the limits are refused with the reason.
 

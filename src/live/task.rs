@@ -25,7 +25,7 @@ impl Task {
     /// before the socket opens. Returns the running part.
     ///
     /// # Errors
-    /// No watcher could be created, or the worker panicked.
+    /// The worker panicked.
     pub async fn start(self) -> Result<Running, LiveError> {
         let config = self.live.engine.config();
         let watch = &config.watch;
@@ -36,7 +36,7 @@ impl Task {
             Arc::clone(&overflow),
             watch.force_polling,
             Duration::from_millis(watch.poll_interval_ms.max(10)),
-        )?;
+        );
         let worker = Worker {
             live: Arc::clone(&self.live),
             watcher,

@@ -341,7 +341,7 @@ impl Worker {
         );
     }
 
-    /// Recomputes `projects`, on both cores when there are several.
+    /// Recomputes `projects`, one thread per available core (at most one per project).
     fn compute(
         &mut self,
         projects: &BTreeSet<PathBuf>,
