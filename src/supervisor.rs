@@ -134,10 +134,14 @@ mod tests {
         assert!(shutdown.is_cancelled());
     }
 
+    fn explode() {
+        panic!("boom")
+    }
+
     #[tokio::test]
     async fn a_panic_or_an_early_end_is_a_failure() {
         let mut tasks = Tasks::new(CancellationToken::new());
-        tasks.spawn("panicking", async { None::<()>.expect("boom") });
+        tasks.spawn("panicking", async { explode() });
         let failed = tasks.wait().await.unwrap_err();
         assert_eq!(
             (failed.task, failed.reason.as_str()),

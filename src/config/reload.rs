@@ -206,16 +206,16 @@ mod tests {
             let r = old.reload(&new);
             match apply_of(&key) {
                 Apply::Live => {
-                    assert_eq!(r.applied, [key.clone()], "{key}");
+                    assert_eq!(r.applied, [key.as_str()], "{key}");
                     assert!(r.needs_restart.is_empty(), "{key}");
                     assert_eq!(r.effective, new, "{key}");
                 }
                 Apply::Restart => {
-                    assert_eq!(r.needs_restart, [key.clone()], "{key}");
+                    assert_eq!(r.needs_restart, [key.as_str()], "{key}");
                     assert!(r.applied.is_empty(), "{key}");
                     assert_eq!(r.effective, old, "{key}");
                     // Reloading the same file again still names what waits for a restart.
-                    assert_eq!(r.effective.reload(&new).needs_restart, [key.clone()]);
+                    assert_eq!(r.effective.reload(&new).needs_restart, [key.as_str()]);
                 }
             }
         }
