@@ -38,6 +38,7 @@
 mod claims;
 mod content;
 mod merge;
+mod recovery;
 mod rollback;
 mod sync;
 mod target;
@@ -46,18 +47,24 @@ mod undo;
 use std::path::Path;
 
 pub use claims::{CLAIM_GRACE, Claim, Claims};
+pub use recovery::{Recovered, recover};
 
 use crate::engine::Engine;
+use crate::faults;
 use crate::formats::deployment_write::{self, DeploymentWriteError, RecordUpdate};
 use crate::formats::lock_write::{self, LockUpdate, LockWriteError};
 use crate::formats::rollback_audit::AuditWriteError;
 use crate::formats::timestamp;
 use crate::hash::{self, HashError, Variant};
 use crate::history::{History, HistoryError, time};
-use crate::model::{Location, OperationRecord, Origin, SnapshotId, SnapshotTarget, Touched};
+use crate::model::{
+    Location, OperationRecord, OperationStatus, Origin, RecordRef, SnapshotId, SnapshotTarget,
+    Touched,
+};
+use crate::paths::StateFiles;
 
 use crate::store::StoreError;
-use crate::writer::{WriteError, Writer};
+use crate::writer::{Journal, WriteError, Writer};
 
 use target::Deployed;
 
@@ -76,6 +83,9 @@ impl OperationRecord {
             success: false,
             error: None,
             undoes: None,
+            status: Some(OperationStatus::Running),
+            audit_entries: Vec::new(),
+            recovery: None,
         }
     }
 }
@@ -115,6 +125,14 @@ impl OpError {
                 | OpError::Lock(LockWriteError::Write(WriteError::Locked { .. }))
                 | OpError::Audit(AuditWriteError::Write(WriteError::Locked { .. }))
         )
+    }
+}
+
+/// The `collection.lock` entry of `name` (`artifact_type`), as the operations log names it.
+fn lock_entry(name: &str, artifact_type: &str) -> RecordRef {
+    RecordRef::LockEntry {
+        name: name.to_string(),
+        artifact_type: artifact_type.to_string(),
     }
 }
 
@@ -182,7 +200,13 @@ pub struct Operations<'a> {
 }
 
 impl<'a> Operations<'a> {
+    /// Operations over `engine`, writing with `writer`; every write of an operation is
+    /// journaled in the state directory's intents (see [`crate::writer::intent`]).
     pub fn new(engine: &'a Engine, writer: Writer) -> Operations<'a> {
+        let writer = match writer.journal() {
+            Some(_) => writer,
+            None => writer.with_journal(Journal::new(engine.paths().intents_dir())),
+        };
         Operations {
             engine,
             writer,
@@ -204,32 +228,99 @@ impl<'a> Operations<'a> {
         self.history().skillmeat_home()
     }
 
-    /// Runs `body` as a logged operation: the record is stored whatever the outcome. The
-    /// body [`Operations::touch`]es every location before writing it.
+    fn journal(&self) -> &Journal {
+        self.writer
+            .journal()
+            .expect("Operations::new gives the writer a journal")
+    }
+
+    /// Runs `body` as a logged operation. Its id is reserved and its record stored as
+    /// `running` first (flushed), then every write the body makes is journaled; the body
+    /// [`Operations::touch`]es every location before writing it. At the end:
+    ///
+    /// - success: the journal commits (from here a crash keeps the writes), the record is
+    ///   stored with its outcome, the parked copies are deleted;
+    /// - error: every write the body made is put back, newest first, and the record says
+    ///   so. Files are then as they were before the operation.
+    ///
+    /// A crash anywhere in between is settled by [`recover`] at the next start.
     fn logged(
         &self,
         mut rec: OperationRecord,
         body: impl FnOnce(&mut OperationRecord) -> Result<(), OpError>,
     ) -> Result<OperationRecord, OpError> {
-        rec.id = self.engine.store().next_operation_id()?;
-        let result = body(&mut rec);
+        rec.status = Some(OperationStatus::Running);
+        self.engine.store().begin_operation(&mut rec)?;
+        faults::step("op.reserved");
+        let journal = self.journal();
+        journal.begin(rec.id);
+        let result = body(&mut rec).and_then(|()| {
+            journal.commit()?;
+            faults::step("op.committed");
+            Ok(())
+        });
         if let Some(c) = self.claims {
             c.release(rec.id);
         }
-        rec.success = result.is_ok();
-        rec.error = result.as_ref().err().map(ToString::to_string);
-        self.engine.store().put_operation(&rec)?;
+        let (wait, poll) = (self.writer.lock_wait(), self.writer.lock_poll());
+        match &result {
+            Ok(()) => {
+                if rec.status != Some(OperationStatus::Conflicted) {
+                    rec.status = Some(OperationStatus::Succeeded);
+                }
+                rec.success = rec.status == Some(OperationStatus::Succeeded);
+                // Should this fail, the journal stays committed and the next start keeps
+                // the writes and says so.
+                self.engine.store().put_operation(&rec)?;
+                faults::step("op.recorded");
+                let settled = journal.finish(wait, poll);
+                for e in &settled.unsettled {
+                    tracing::warn!(operation = rec.id, "left for the next start: {e}");
+                }
+                faults::step("op.finished");
+            }
+            Err(e) => {
+                let settled = journal.abort(wait, poll);
+                let mut error = e.to_string();
+                if !settled.actions.is_empty() {
+                    error += &format!("; {}", settled.actions.join("; "));
+                }
+                if !settled.unsettled.is_empty() {
+                    error += &format!(
+                        "; not put back yet (retried at the next start): {}",
+                        settled.unsettled.join("; ")
+                    );
+                }
+                rec.status = Some(OperationStatus::Failed);
+                rec.success = false;
+                rec.error = Some(error);
+                self.engine.store().put_operation(&rec)?;
+            }
+        }
         result.map(|()| rec)
     }
 
-    /// Records that `rec` is about to write `location`, whose content before is in
-    /// `snapshot` (what undo restores), and claims it, so the drift events of the write carry
-    /// the operation's id.
-    fn touch(&self, rec: &mut OperationRecord, location: Location, snapshot: SnapshotId) {
+    /// Records that `rec` is about to write `location` (or only `record` of it), whose
+    /// content before is in `snapshot` (what undo restores), durably, and claims it, so the
+    /// drift events of the write carry the operation's id.
+    fn touch(
+        &self,
+        rec: &mut OperationRecord,
+        location: Location,
+        snapshot: SnapshotId,
+        record: Option<RecordRef>,
+    ) -> Result<(), OpError> {
         if let Some(c) = self.claims {
             c.claim(rec.id, &location);
         }
-        rec.touched.push(Touched { location, snapshot });
+        rec.touched.push(Touched {
+            location,
+            snapshot,
+            record,
+        });
+        self.engine.store().put_operation(rec)?;
+        faults::step("op.touched");
+        Ok(())
     }
 
     fn safety_snapshot(
@@ -242,17 +333,19 @@ impl<'a> Operations<'a> {
         let msg = format!("before {what} (operation {})", rec.id);
         let id = self.history().snapshot(&target, origin, Some(&msg))?;
         rec.safety_snapshots.push(id);
+        faults::step("op.snapshot");
         Ok(id)
     }
 
-    /// Safety snapshot of `d`'s project, recorded as covering the deployed copy and its
-    /// deployment file (what writing one deployment touches).
+    /// Safety snapshot of `d`'s project, recorded as covering the deployed copy and, with
+    /// `record`, its record in the deployment file (what writing one deployment touches).
     fn snapshot_deployment(
         &self,
         rec: &mut OperationRecord,
         d: &Deployed,
         origin: Origin,
         what: &str,
+        record: bool,
     ) -> Result<SnapshotId, OpError> {
         let snap = self.safety_snapshot(
             rec,
@@ -260,8 +353,9 @@ impl<'a> Operations<'a> {
             origin,
             what,
         )?;
-        for location in [d.project_loc(), d.deployment_file_loc()] {
-            self.touch(rec, location, snap);
+        self.touch(rec, d.project_loc(), snap, None)?;
+        if record {
+            self.touch(rec, d.deployment_file_loc(), snap, Some(d.record_ref()))?;
         }
         Ok(snap)
     }

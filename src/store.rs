@@ -7,10 +7,11 @@
 //! |---|---|---|
 //! | `projects` | absolute project path (bytes) | JSON [`ProjectMark`] |
 //! | `hashes` | variant tag byte + absolute path (bytes) | [`CachedHash`], fixed layout |
-//! | `meta` | name | bytes (`schema` = format version) |
+//! | `meta` | name | bytes (`schema` = format version; `ids.*`, see [`ids`]) |
 //!
 //! The journal and drift-state trees are described in [`journal`]; the history trees
-//! (blobs, versions, snapshots, tags) in [`history`]; the operations log in [`operations`].
+//! (blobs, versions, snapshots, tags) in [`history`]; the operations log in [`operations`];
+//! the id counters in [`ids`].
 //! The values are domain types from [`crate::model`]; the store knows nothing of who makes
 //! them.
 //!
@@ -18,6 +19,7 @@
 //! by [`crate::daemon::run`]; the index, history and engine share clones of it.
 
 pub mod history;
+mod ids;
 mod journal;
 mod operations;
 
