@@ -12,7 +12,8 @@
 //! ```
 //!
 //! A comma-separated list of `name=action[@n]`: the action is `panic` (the thread unwinds,
-//! as a bug would make it), `abort` (the process dies at once, as under `kill -9`) or
+//! as a bug would make it), `abort` (the process sends itself `SIGKILL`: it dies at once,
+//! exactly as under `kill -9`) or
 //! `skip` (an optional capability is treated as missing; see [`skipped`]), and it fires the
 //! `n`-th time the point is reached (default: the first; `skip` from the `n`-th on). A
 //! crash test names a step and a count to stop a write at any step.
@@ -45,7 +46,8 @@ pub fn point(name: &str) {
 #[inline]
 pub fn step(name: &str) {
     point(name);
-    point(STEP);
+    #[cfg(feature = "fault-injection")]
+    armed::hit_at(STEP, name);
 }
 
 /// Whether a test build was told to treat the optional capability `name` as missing
@@ -96,6 +98,11 @@ mod armed {
     }
 
     pub(super) fn hit(name: &str) {
+        hit_at(name, name);
+    }
+
+    /// Hits point `name` at the place called `step` (a step's own name, for the log).
+    pub(super) fn hit_at(name: &str, step: &str) {
         let armed = armed();
         let Some(&(action, at)) = armed.faults.get(name) else {
             return;
@@ -112,10 +119,15 @@ mod armed {
         if n != at {
             return;
         }
-        tracing::error!(point = name, hit = n, ?action, "injected fault");
+        tracing::error!(point = name, at = step, hit = n, ?action, "injected fault");
         match action {
             Action::Panic => panic!("injected fault at {name} (hit {n})"),
-            Action::Abort => std::process::abort(),
+            Action::Abort => {
+                // SIGKILL, exactly what `kill -9` does: no unwinding, no clean-up, no core.
+                // SAFETY: kill and getpid have no memory-safety preconditions.
+                unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
+                std::process::abort()
+            }
             Action::Skip => unreachable!("skip points are asked, not hit"),
         }
     }

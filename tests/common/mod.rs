@@ -8,6 +8,7 @@
 
 pub mod skillmeat;
 pub mod subscriber;
+pub mod world;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};

@@ -5,6 +5,7 @@
 mod common;
 
 mod bad_inputs;
+mod crash;
 mod doctor;
 mod drift;
 mod first_run;
