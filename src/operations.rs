@@ -6,21 +6,28 @@
 //!
 //! 1. find the deployment (or collection artifact) and read every side into memory;
 //! 2. with `dry_run`, stop there and say what would change;
-//! 3. take a safety snapshot of every collection or project about to change
+//! 3. reserve the operation's id: its record is stored as `running` and flushed before
+//!    anything else happens, so an id is never handed out twice, even across a crash;
+//! 4. take a safety snapshot of every collection or project about to change
 //!    ([`History::snapshot`]) *before* the first byte is written;
-//! 4. write through the [`Writer`] (SkillMeat's lock, atomic swap, confined to the profile
+//! 5. record what it is about to write ([`Operations::touch`], flushed) — an artifact
+//!    whole, or one record of a bookkeeping file — with the snapshot holding its previous
+//!    content, and claim it ([`Claims`]) so the drift events of the write carry the id;
+//! 6. write through the [`Writer`] (SkillMeat's lock, atomic swap, confined to the profile
 //!    root or the collection folder): artifacts whole (a skill folder with
 //!    [`Writer::replace_dir`], a single file with [`Writer::replace_file`]), then the
-//!    bookkeeping files (`.skillmeat-deployed.toml`, `collection.lock`, the rollback audit);
-//! 5. record the operation ([`OperationRecord`]): what it touched and which snapshot holds
-//!    the previous content of each, so [`Operations::undo`] can put it back. Failed
-//!    operations are recorded too, with their error. Each location is claimed as it is
-//!    recorded, before it is written ([`Claims`]), so the drift events of every write carry
-//!    the operation's id.
+//!    bookkeeping files (`.skillmeat-deployed.toml`, `collection.lock`, the rollback audit).
+//!    Every write is journaled in the operation's intent (see [`crate::writer::intent`]);
+//! 7. commit (the writes stay; parked copies are deleted) and store the outcome, or on an
+//!    error abort (every write put back, newest first) and store the error.
+//!
+//! A crash anywhere in between is settled by [`recover`] at the next start, before the
+//! daemon serves: committed operations keep their writes, others are put back, and both
+//! are logged as `interrupted`.
 //!
 //! Submodules, one per concept: `target` (finding the deployment), `content` (artifact
-//! contents in memory, compared, merged, written), `claims`, and one per verb: `sync`,
-//! `merge`, `rollback`, `undo`.
+//! contents in memory, compared, merged, written), `claims`, `recovery`, and one per verb:
+//! `sync`, `merge`, `rollback`, `undo` (whose module doc states the undo rule).
 //!
 //! # Directions and choices
 //! - `sync pull` is collection → project (a redeploy). SkillMeat's own `sync-pull` verb goes
@@ -30,7 +37,8 @@
 //!   base is the version in history whose hash is the deployment's `content_hash`. When no
 //!   conflict is left, the deployment record's hash becomes the collection's hash (the
 //!   collection content is now the merge base, and the project shows as `modified` by the
-//!   local edits it kept); with conflicts left, the record is not touched.
+//!   local edits it kept); with conflicts left, the record is not touched and the
+//!   operation ends `conflicted` (written, but not a success).
 //! - Restoring from a snapshot writes what history kept: collection artifacts as a deploy
 //!   copies them (SkillMeat's copy-ignored names are not part of their versions), project
 //!   copies byte for byte, symbolic links as the files they pointed to.

@@ -27,6 +27,9 @@
 //! | nothing at the destination, old parked | move the old copy back | a removal: delete the parked copy; a replacement: move the old copy back |
 //! | new at the destination, nothing before | remove the destination | keep it |
 //! | something else at the destination | leave it (another program wrote it since) and delete our copies | the same |
+//!
+//! Identities are (device, inode): a rename keeps them, and a write by another program has
+//! its own, since SkillMeat (like us) stages a new file before renaming it over.
 
 use std::ffi::OsString;
 use std::fs::File;

@@ -55,7 +55,7 @@ pub fn sweep(root: &Path, keep: &[PathBuf], wait: Duration, poll: Duration) -> V
     }
     let mut done = Vec::new();
     // Newest first: when a destination is missing, its newest parked copy goes back.
-    parked.sort_by(|a, b| b.0.cmp(&a.0));
+    parked.sort_by_key(|p| std::cmp::Reverse(p.0));
     for (_, dest, path) in parked {
         let Ok(_lock) = Lock::acquire(&dest, wait, poll) else {
             tracing::warn!(path = %path.display(), "left for later: its destination is locked");
