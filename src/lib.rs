@@ -32,6 +32,7 @@ pub mod index;
 pub mod journal;
 pub mod live;
 pub mod merge;
+pub mod notification;
 pub mod operations;
 pub mod paths;
 pub mod projects;
