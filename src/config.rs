@@ -33,6 +33,9 @@
 //! max_entry_bytes = 67108864
 //! max_total_bytes = 536870912
 //! max_entries = 100000
+//!
+//! [notify]                 # desktop notifications: see crate::notification::settings
+//! coalesce_ms = 5000
 //! ```
 //!
 //! Unknown keys are errors (a typo must not be silently ignored); errors name the line.
@@ -53,6 +56,8 @@ pub struct Config {
     pub journal: Journal,
     /// `[history]`: automatic snapshots, retention, import limits.
     pub history: crate::history::Settings,
+    /// `[notify]`: desktop notifications.
+    pub notify: crate::notification::Settings,
 }
 
 /// How changes are noticed.
@@ -154,6 +159,13 @@ impl Config {
                 *p = h.join(rest);
             }
         }
+        if let Some(h) = &home_dir {
+            config.notify.expand_home(h);
+        }
+        config
+            .notify
+            .validate()
+            .map_err(|message| ConfigError { path, message })?;
         Ok(config)
     }
 }
@@ -229,7 +241,16 @@ impl Config {
             "journal.subscriber_buffer",
             false,
         );
+        let (o, n) = (&self.notify, &new.notify);
+        let queue_changed = o.queue_capacity != n.queue_capacity;
+        let other_changed = crate::notification::Settings {
+            queue_capacity: o.queue_capacity,
+            ..n.clone()
+        } != *o;
+        note(other_changed, "notify", true);
+        note(queue_changed, "notify.queue_capacity", false);
         effective.watch.queue_capacity = self.watch.queue_capacity;
+        effective.notify.queue_capacity = self.notify.queue_capacity;
         effective.journal.subscriber_buffer = self.journal.subscriber_buffer;
         Reload {
             effective,

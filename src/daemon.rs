@@ -23,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Config;
 use crate::engine::Engine;
 use crate::live::{self, Live};
+use crate::notifier::Notifier;
 use crate::paths::Paths;
 use crate::rpc::{self, DaemonService, pb};
 use crate::store::Store;
@@ -187,10 +188,11 @@ pub fn bind_socket(socket: &Path) -> Result<UnixListener, DaemonError> {
 /// The server failed.
 pub async fn serve(
     live: Arc<Live>,
+    notifier: Arc<Notifier>,
     listener: UnixListener,
     shutdown: CancellationToken,
 ) -> Result<(), DaemonError> {
-    let service = DaemonService::new(live, shutdown.clone());
+    let service = DaemonService::new(live, notifier, shutdown.clone());
     let (health_reporter, health) = tonic_health::server::health_reporter();
     health_reporter
         .set_serving::<pb::skillmeat_daemon_server::SkillmeatDaemonServer<DaemonService>>()
@@ -253,6 +255,9 @@ fn run_inner(paths: &Paths, ready: &mut Option<io::PipeWriter>) -> Result<(), Da
         let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
             .map_err(|e| DaemonError::StartFailed(format!("SIGHUP handler: {e}")))?;
         let (live, task) = live::new(Arc::clone(&engine), &config);
+        // Subscribed before the first scan, so changes made while stopped are told too.
+        let notifier = Notifier::start(Arc::clone(&live), config.notify.clone(), shutdown.clone())
+            .map_err(|e| DaemonError::StartFailed(format!("desktop notifications: {e}")))?;
         let started = std::time::Instant::now();
         let running = task.start().await?;
         tracing::info!(
@@ -266,6 +271,7 @@ fn run_inner(paths: &Paths, ready: &mut Option<io::PipeWriter>) -> Result<(), Da
         let live_task = tokio::spawn(live::run(running, shutdown.clone()));
         tokio::spawn(crate::reload::run(
             Arc::clone(&live),
+            Arc::clone(&notifier),
             hangups,
             shutdown.clone(),
         ));
@@ -279,7 +285,7 @@ fn run_inner(paths: &Paths, ready: &mut Option<io::PipeWriter>) -> Result<(), Da
             let _ = w.write_all(b"ready\n");
         }
         crate::service::announce_ready(&paths.socket, shutdown.clone());
-        let served = serve(live, listener, shutdown.clone()).await;
+        let served = serve(live, notifier, listener, shutdown.clone()).await;
         crate::service::announce_stopping();
         shutdown.cancel();
         match live_task.await {

@@ -33,6 +33,7 @@ pub mod journal;
 pub mod live;
 pub mod merge;
 pub mod notification;
+pub mod notifier;
 pub mod operations;
 pub mod paths;
 pub mod projects;

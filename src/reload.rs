@@ -3,7 +3,8 @@
 //!
 //! [`run`] waits for SIGHUP, reads and validates the file, and hands the result to the live
 //! task ([`Live::reload`]), which applies what can change while running: discovery (the
-//! projects are listed again), the watch timings, polling, and the journal limits. Queue
+//! projects are listed again), the watch timings, polling, and the journal limits;
+//! `[notify]` goes to the [`Notifier`]. Queue
 //! sizes cannot change without a restart; they keep their values and the log says so. A
 //! file that cannot be used is logged with its line, the running configuration stays, and
 //! the problem shows in `smctl status` until a reload succeeds.
@@ -20,9 +21,15 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{self, Config};
 use crate::formats::Problem;
 use crate::live::Live;
+use crate::notifier::Notifier;
 
 /// Reloads the configuration on every SIGHUP received on `hangups`, until `shutdown`.
-pub async fn run(live: Arc<Live>, mut hangups: Signal, shutdown: CancellationToken) {
+pub async fn run(
+    live: Arc<Live>,
+    notifier: Arc<Notifier>,
+    mut hangups: Signal,
+    shutdown: CancellationToken,
+) {
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -31,14 +38,14 @@ pub async fn run(live: Arc<Live>, mut hangups: Signal, shutdown: CancellationTok
                     return;
                 }
                 tracing::info!("SIGHUP received: reloading the configuration");
-                reload(&live).await;
+                reload(&live, &notifier).await;
             }
         }
     }
 }
 
 /// One reload: read, compare, hand over, log.
-async fn reload(live: &Live) {
+async fn reload(live: &Live, notifier: &Notifier) {
     let home = live.engine().paths().skillmeat_home.clone();
     let file: PathBuf = home.join(config::FILE_NAME);
     let loaded = tokio::task::spawn_blocking(move || Config::load(&home))
@@ -58,7 +65,9 @@ async fn reload(live: &Live) {
                     "{name} changed; it needs a restart to take effect (keeping the running value)"
                 );
             }
+            let notify = change.effective.notify.clone();
             let handed = live.reload(Ok(change.effective)).await;
+            notifier.reload(notify).await;
             if handed.is_ok() {
                 tracing::info!(applied = ?change.applied, "configuration reloaded");
             }

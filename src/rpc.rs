@@ -6,6 +6,7 @@
 //! ([`status_of`]). [`check_peer`] admits only callers with the daemon's own uid.
 
 mod history;
+mod notify;
 mod ops;
 
 use std::path::PathBuf;
@@ -25,6 +26,7 @@ use crate::engine::{ArtifactReport, Engine, EngineError};
 use crate::formats::Problem;
 use crate::journal::{ChangedSide, Event, EventKind};
 use crate::live::{Live, State, SyncError};
+use crate::notifier::Notifier;
 use crate::projects::Source;
 
 /// The generated protocol types and stubs.
@@ -49,13 +51,19 @@ const REPLAY_PAGE: usize = 512;
 #[derive(Debug, Clone)]
 pub struct DaemonService {
     live: Arc<Live>,
+    notifier: Arc<Notifier>,
     shutdown: CancellationToken,
 }
 
 impl DaemonService {
-    /// A service over the live state; the `Shutdown` RPC cancels `shutdown`.
-    pub fn new(live: Arc<Live>, shutdown: CancellationToken) -> Self {
-        DaemonService { live, shutdown }
+    /// A service over the live state and the notifier; the `Shutdown` RPC cancels
+    /// `shutdown`.
+    pub fn new(live: Arc<Live>, notifier: Arc<Notifier>, shutdown: CancellationToken) -> Self {
+        DaemonService {
+            live,
+            notifier,
+            shutdown,
+        }
     }
 
     /// Runs `f` on the blocking pool with the engine.
@@ -681,6 +689,36 @@ impl pb::skillmeat_daemon_server::SkillmeatDaemon for DaemonService {
         req: Request<pb::AuditRequest>,
     ) -> Result<Response<pb::AuditResponse>, Status> {
         self.do_audit(req).await
+    }
+
+    // ---- desktop notifications (handlers in rpc/notify.rs)
+
+    async fn notify_status(
+        &self,
+        req: Request<pb::NotifyStatusRequest>,
+    ) -> Result<Response<pb::NotifyStatusResponse>, Status> {
+        self.do_notify_status(req).await
+    }
+
+    async fn notify_test(
+        &self,
+        req: Request<pb::NotifyTestRequest>,
+    ) -> Result<Response<pb::NotifyTestResponse>, Status> {
+        self.do_notify_test(req).await
+    }
+
+    async fn notify_mute(
+        &self,
+        req: Request<pb::NotifyMuteRequest>,
+    ) -> Result<Response<pb::NotifyMuteResponse>, Status> {
+        self.do_notify_mute(req).await
+    }
+
+    async fn notify_unmute(
+        &self,
+        req: Request<pb::NotifyUnmuteRequest>,
+    ) -> Result<Response<pb::NotifyUnmuteResponse>, Status> {
+        self.do_notify_unmute(req).await
     }
 }
 

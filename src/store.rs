@@ -9,13 +9,16 @@
 //! | `hashes` | variant tag byte + absolute path (bytes) | [`CachedHash`], fixed layout |
 //! | `meta` | name | bytes (`schema` = format version) |
 //!
-//! The journal and drift-state trees are described in [`journal`]; the history trees (blobs, versions, snapshots, tags) are in [`history`]; the operations log is in [`operations`].
+//! The journal and drift-state trees are described in [`journal`]; the history trees (blobs, versions, snapshots, tags) are in [`history`]; the operations log is in [`operations`]; notification mutes are in [`mutes`].
 //!
 //! Writes that answer an RPC are flushed before the answer ([`Store::flush`]).
 
 pub mod history;
 mod journal;
+mod mutes;
 mod operations;
+
+pub use operations::OperationWatch;
 
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
