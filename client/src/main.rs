@@ -11,6 +11,7 @@ mod connect;
 mod doctor;
 mod history;
 mod locate;
+mod notify;
 mod ops;
 mod output;
 #[path = "../../src/paths.rs"]
@@ -54,6 +55,7 @@ Examples:
   smctl watch --format json        one JSON object per drift event (NDJSON)
   smctl status
   smctl doctor                     check the setup; each problem comes with its fix
+  smctl notify status              desktop notifications: server, mutes, problems
   smctl service install            start skillmeatd at login (systemd or launchd)
   smctl completions bash > ~/.local/share/bash-completion/completions/smctl
 
@@ -311,6 +313,9 @@ updated.")]
         #[command(flatten)]
         run: ops::RunArgs,
     },
+    /// Desktop notifications: status, a test, mute and unmute projects.
+    #[command(subcommand)]
+    Notify(notify::NotifyCommand),
     /// The operations log: sync, merge, rollback and undo, oldest first.
     #[command(after_help = "Examples:\n  smctl audit\n  smctl audit --since 2h --format json")]
     Audit {
@@ -585,6 +590,7 @@ async fn dispatch(command: Command, paths: &paths::Paths, format: Format) -> Res
             .await
         }
         Command::Audit { since } => ops::audit(&mut client, since, format, &mut out).await,
+        Command::Notify(cmd) => notify::run(&mut client, cmd, format, &mut out).await,
         Command::Log { artifact, select } => {
             history::log(&mut client, artifact, &select, format, &mut out).await
         }
