@@ -10,6 +10,8 @@
 //! write files and run `systemctl --user` or `launchctl`, and explain what to do by hand
 //! where those cannot work.
 
+mod bus;
+
 use std::io::Write;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
@@ -60,6 +62,8 @@ pub struct Spec {
     pub environment: Vec<(&'static str, PathBuf)>,
     /// Also install `skillmeatd.socket` (systemd only).
     pub socket_activation: bool,
+    /// How the daemon finds the session bus (desktop notifications).
+    pub session_bus: bus::SessionBus,
 }
 
 impl Spec {
@@ -86,6 +90,7 @@ impl Spec {
             paths,
             environment,
             socket_activation,
+            session_bus: bus::SessionBus::from_env(),
         }
     }
 
@@ -130,6 +135,10 @@ pub fn systemd_unit(spec: &Spec) -> String {
                     "Environment={}\n",
                     systemd_word(&format!("{k}={}", v.display()), false)
                 );
+            }
+            if spec.session_bus == bus::SessionBus::PerUser {
+                out += bus::UNIT_LINE;
+                out.push('\n');
             }
         } else {
             out += line;
@@ -178,6 +187,8 @@ pub fn launchd_plist(spec: &Spec) -> Result<String, String> {
         ]),
     );
     let log = spec.paths.log_file().to_string_lossy().into_owned();
+    // Only in the person's GUI session, where Notification Center takes notifications.
+    dict.insert("LimitLoadToSessionType".into(), "Aqua".into());
     dict.insert("StandardOutPath".into(), log.clone().into());
     dict.insert("StandardErrorPath".into(), log.into());
     if !spec.environment.is_empty() {
@@ -321,6 +332,19 @@ pub fn install(manager: Manager, spec: &Spec, opts: InstallOptions) -> Result<u8
             let mut units = vec![SERVICE_UNIT];
             if spec.socket_activation {
                 units.push(SOCKET_UNIT);
+            }
+            if let bus::SessionBus::Login(address) = &spec.session_bus {
+                // This login's bus, for the daemon's desktop notifications (until logout;
+                // desktop sessions import it themselves at login).
+                match run("systemctl", &["--user", "import-environment", bus::ENV_BUS]) {
+                    Ok(_) => eprintln!(
+                        "smctl: passed this session's bus ({address}) to the user manager for desktop notifications"
+                    ),
+                    Err(e) => eprintln!(
+                        "smctl: note: cannot pass the session bus to the user manager ({e}); desktop notifications need `systemctl --user import-environment {}` at login",
+                        bus::ENV_BUS
+                    ),
+                }
             }
             run("systemctl", &["--user", "daemon-reload"])
                 .and_then(|_| {
@@ -559,12 +583,14 @@ mod tests {
             |_| None,
         )
         .unwrap();
-        Spec::new(
+        let mut s = Spec::new(
             "/opt/sm $bin/skillmeatd".into(),
             paths,
             explicit,
             socket_activation,
-        )
+        );
+        s.session_bus = bus::SessionBus::PerUser;
+        s
     }
 
     #[test]
@@ -577,6 +603,7 @@ mod tests {
         assert!(unit.contains("\nEnvironment=\"SKILLMEAT_HOME=/h/my skills/.skillmeat\"\n"));
         assert!(unit.contains("\nEnvironment=\"SKILLMEATD_SOCKET=/run/x%%y/d.sock\"\n"));
         assert!(!unit.contains("SKILLMEATD_STATE_DIR"));
+        assert!(unit.contains("\nEnvironment=DBUS_SESSION_BUS_ADDRESS=unix:path=%t/bus\n"));
         assert!(unit.contains("\nType=notify\n") && unit.contains("\nRestart=on-failure\n"));
         assert_eq!(unit.matches("ExecStart=").count(), 1);
         assert!(
@@ -588,7 +615,14 @@ mod tests {
     #[test]
     fn defaults_pass_no_environment() {
         let unit = systemd_unit(&spec([false; 3], false));
-        assert!(!unit.contains("Environment="), "{unit}");
+        assert!(
+            !unit.replace(bus::UNIT_LINE, "").contains("Environment="),
+            "{unit}"
+        );
+        // A login's own bus address is not frozen into the unit (it is imported instead).
+        let mut login = spec([false; 3], false);
+        login.session_bus = bus::SessionBus::Login("unix:abstract=/tmp/dbus-x".into());
+        assert!(!systemd_unit(&login).contains("DBUS_SESSION_BUS_ADDRESS"));
         let socket = systemd_socket(&spec([false; 3], true));
         assert!(socket.contains("\nListenStream=%t/skillmeatd/skillmeatd.sock\n"));
     }
@@ -617,6 +651,7 @@ mod tests {
             .collect();
         assert_eq!(args, ["/opt/sm $bin/skillmeatd", "run"]);
         assert_eq!(d["RunAtLoad"].as_boolean(), Some(true));
+        assert_eq!(d["LimitLoadToSessionType"].as_string(), Some("Aqua"));
         assert_eq!(
             d["KeepAlive"].as_dictionary().unwrap()["SuccessfulExit"].as_boolean(),
             Some(false)
