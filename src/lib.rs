@@ -12,6 +12,9 @@
 //!   staged atomic swaps, confined to a managed folder).
 //! - [`operations`]: sync pull/push, merge, rollback and undo over the writer, each with a
 //!   safety snapshot first and a record in the operations log.
+//! - [`notification`]: what is worth a desktop notification and when (pure policy);
+//!   [`notifier`] runs it over the live events and talks to the desktop's notification
+//!   server (session bus; macOS Notification Center), actions through [`operations`].
 //! - Edges: [`rpc`] (the gRPC service), [`daemon`] (lifecycle, socket, start/stop),
 //!   [`service`] (systemd/launchd integration: readiness, watchdog, socket activation),
 //!   [`reload`] (SIGHUP re-reads `daemon.toml`), [`paths`], [`connect`] and [`protocol`]

@@ -353,12 +353,16 @@ impl Policy {
                 {
                     return;
                 }
+                // Id 0: refused before the operations log could record it.
+                let op = if w.id == 0 {
+                    w.operation.clone()
+                } else {
+                    format!("{} (operation {})", w.operation, w.id)
+                };
                 let detail = match &w.error {
-                    Some(e) => format!("{} (operation {}) failed: {e}", w.operation, w.id),
+                    Some(e) => format!("{op} failed: {e}"),
                     None => format!(
-                        "{} (operation {}) left conflict markers in {} file{}",
-                        w.operation,
-                        w.id,
+                        "{op} left conflict markers in {} file{}",
                         w.conflicted,
                         if w.conflicted == 1 { "" } else { "s" }
                     ),

@@ -66,7 +66,7 @@ pub async fn run(ctx: Context, key: String, action: Action, items: Vec<Item>) ->
                 group: key,
                 id: 0,
                 operation: action.label().to_lowercase(),
-                target: what.clone(),
+                target: action.label().to_string(),
                 error: Some(e.clone()),
                 conflicted: 0,
             });

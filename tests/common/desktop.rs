@@ -145,6 +145,12 @@ impl Desktop {
         self.mock = Some(child);
     }
 
+    /// The server's log: one line per call, `<unix time, ms precision> <method> <args>`
+    /// (a body's newlines continue a line).
+    pub fn calls_log(&self) -> PathBuf {
+        self.dir.join("calls.log")
+    }
+
     /// Stops the notification server (the bus stays).
     pub fn stop_server(&mut self) {
         if let Some(mut c) = self.mock.take() {
