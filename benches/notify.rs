@@ -6,13 +6,14 @@
 //!   daemon's own work: hashing, journal, policy, D-Bus); each edit is undone (silently)
 //!   before the next;
 //! - **CPU**: the daemon's CPU time (user + system, `/proc/<pid>/stat`) under one stream
-//!   of `BENCH_STREAM` edits (default 2,000, at `BENCH_RATE` per second, default 100, over
-//!   50 skills, each edit a drift change), with notifications on (default settings, and
-//!   every batch shown: `coalesce_ms = 0`, no rate limit) against the same stream with
-//!   `notify.desktop = false`.
+//!   of `BENCH_STREAM` edits (default 1,000 at `BENCH_RATE` per second, default 25: apart
+//!   by more than the settle, so each edit is its own batch; over 50 skills, each edit
+//!   turning one skill modified or back in sync), with notifications on (default
+//!   settings, and every batch shown: `coalesce_ms = 0`, no rate limit) against the same
+//!   stream with `notify.desktop = false`.
 //!
 //! Run: `cargo build --release --workspace && cargo bench --bench notify` (not part of
-//! CI; about two minutes). Needs what the notification tests need (dbus-daemon, and the
+//! CI; about five minutes). Needs what the notification tests need (dbus-daemon, and the
 //! venv `tests/support/dbusmock-venv.sh` makes).
 
 #[path = "../tests/common/mod.rs"]
@@ -105,7 +106,7 @@ fn bench_latency(edits: usize) {
     let Some(desktop) = Desktop::start(&env, "body actions", "latency") else {
         return;
     };
-    let _d = start(&env, &desktop, &app);
+    let d = start(&env, &desktop, &app);
     let log = desktop.calls_log();
     let mut lat = Vec::new();
     for i in 0..edits {
@@ -118,7 +119,15 @@ fn bench_latency(edits: usize) {
             if let Some(&t) = notify_times(&log).get(seen) {
                 break t;
             }
-            assert!(Instant::now() < deadline, "no notification for edit {i}");
+            assert!(
+                Instant::now() < deadline,
+                "no notification for edit {i}; server log {}:\n{}\nmock stderr: {}\ndaemon log:\n{}",
+                log.display(),
+                std::fs::read_to_string(&log).unwrap_or_else(|e| e.to_string()),
+                std::fs::read_to_string(log.with_file_name("mock.log"))
+                    .unwrap_or_else(|e| e.to_string()),
+                d.log_text()
+            );
             std::thread::sleep(Duration::from_millis(1));
         };
         lat.push((t - t0) * 1000.0);
@@ -184,8 +193,8 @@ fn main() {
         return;
     }
     let edits = env_usize("BENCH_EDITS", 200);
-    let n = env_usize("BENCH_STREAM", 2000);
-    let rate = env_usize("BENCH_RATE", 100);
+    let n = env_usize("BENCH_STREAM", 1000);
+    let rate = env_usize("BENCH_RATE", 25);
     bench_latency(edits);
     let (off, _) = stream("desktop = false", n, rate);
     let (on, shown) = stream("", n, rate);

@@ -333,19 +333,7 @@ pub fn install(manager: Manager, spec: &Spec, opts: InstallOptions) -> Result<u8
             if spec.socket_activation {
                 units.push(SOCKET_UNIT);
             }
-            if let bus::SessionBus::Login(address) = &spec.session_bus {
-                // This login's bus, for the daemon's desktop notifications (until logout;
-                // desktop sessions import it themselves at login).
-                match run("systemctl", &["--user", "import-environment", bus::ENV_BUS]) {
-                    Ok(_) => eprintln!(
-                        "smctl: passed this session's bus ({address}) to the user manager for desktop notifications"
-                    ),
-                    Err(e) => eprintln!(
-                        "smctl: note: cannot pass the session bus to the user manager ({e}); desktop notifications need `systemctl --user import-environment {}` at login",
-                        bus::ENV_BUS
-                    ),
-                }
-            }
+            bus::pass_to_user_manager(&spec.session_bus, run);
             run("systemctl", &["--user", "daemon-reload"])
                 .and_then(|_| {
                     let mut args = vec!["--user", "enable", "--now"];

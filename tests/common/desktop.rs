@@ -125,6 +125,8 @@ impl Desktop {
                 "-p",
                 &params,
             ])
+            .arg("-l")
+            .arg(self.calls_log())
             .env("DBUS_SESSION_BUS_ADDRESS", &self.address)
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -231,10 +231,10 @@ fn quiet_hours_hold_notifications_then_one_summary() {
         return;
     };
     let app = project(&env, "app", &["canvas", "review"]);
-    // Quiet from an hour ago until 12 s from now (UTC, the daemon's time zone here).
+    // Quiet from an hour ago until 15 s from now (UTC, the daemon's time zone here).
     let now = chrono::Utc::now().time();
     let q = |t: chrono::NaiveTime| t.format("%H:%M:%S").to_string();
-    let end = now + chrono::Duration::seconds(12);
+    let end = now + chrono::Duration::seconds(15);
     config(
         &env,
         &format!(

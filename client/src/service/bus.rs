@@ -53,6 +53,26 @@ impl SessionBus {
     }
 }
 
+/// Imports a login's own bus into the systemd user manager (until logout; desktop
+/// sessions do it themselves at login), saying what happened. `run` runs a command.
+pub fn pass_to_user_manager(
+    bus: &SessionBus,
+    run: impl Fn(&str, &[&str]) -> Result<String, String>,
+) {
+    let SessionBus::Login(address) = bus else {
+        return;
+    };
+    match run("systemctl", &["--user", "import-environment", ENV_BUS]) {
+        Ok(_) => eprintln!(
+            "smctl: passed this session's bus ({address}) to the user manager for desktop notifications"
+        ),
+        Err(e) => eprintln!(
+            "smctl: note: cannot pass the session bus to the user manager ({e}); desktop \
+             notifications need `systemctl --user import-environment {ENV_BUS}` at login"
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
