@@ -17,7 +17,6 @@
 //! venv `tests/support/dbusmock-venv.sh` makes).
 
 #[path = "../tests/common/mod.rs"]
-#[allow(dead_code, unused_imports)]
 mod common;
 
 use std::path::{Path, PathBuf};
@@ -170,7 +169,7 @@ fn stream(notify: &str, edits: usize, rate: usize) -> (f64, usize) {
         // Each artifact alternates between edited and original: every edit changes drift.
         let name = names[i % names.len()];
         let round = i / names.len();
-        let text = if round % 2 == 0 {
+        let text = if round.is_multiple_of(2) {
             format!("{ORIGINAL}edit {i}\n")
         } else {
             ORIGINAL.to_string()

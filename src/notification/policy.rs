@@ -460,7 +460,7 @@ impl Policy {
                 g.shown.clear();
                 out.push(Out::Close(key.clone()));
             }
-            if !g.due.is_some_and(|d| d <= now.mono) {
+            if g.due.is_none_or(|d| d > now.mono) {
                 continue;
             }
             if quiet {
