@@ -24,7 +24,7 @@ use crate::config::Config;
 use crate::engine::Engine;
 use crate::live::{self, Live};
 use crate::notifier::Notifier;
-use crate::paths::Paths;
+use crate::paths::{Paths, StateFiles};
 use crate::rpc::{self, DaemonService, pb};
 use crate::store::Store;
 

@@ -15,15 +15,18 @@
 //! - [`notification`]: what is worth a desktop notification and when (pure policy);
 //!   [`notifier`] runs it over the live events and talks to the desktop's notification
 //!   server (session bus; macOS Notification Center), actions through [`operations`].
-//! - Edges: [`rpc`] (the gRPC service), [`daemon`] (lifecycle, socket, start/stop),
+//! - Edges: [`rpc`] (the gRPC service: RPC methods, conversions, the Watch stream, error
+//!   codes), [`daemon`] (lifecycle, socket, start/stop),
 //!   [`service`] (systemd/launchd integration: readiness, watchdog, socket activation),
-//!   [`reload`] (SIGHUP re-reads `daemon.toml`), [`paths`], [`connect`] and [`protocol`]
-//!   (shared with `smctl`).
+//!   [`reload`] (SIGHUP re-reads `daemon.toml`), [`paths`] (the daemon's files; the
+//!   defaults come from the wire crate).
+//! - The wire crate `skillmeatd_proto` (in `proto/`, shared with `smctl`): the generated
+//!   code (re-exported as [`rpc::pb`]), [`connect`], default paths, the protocol version
+//!   and the drift kinds ([`drift::DriftKind`]).
 //! - [`suggest`]: "did you mean" for misspelt names.
 
 pub mod config;
-#[path = "connect.rs"]
-pub mod connect;
+pub use skillmeatd_proto::connect;
 pub mod daemon;
 pub mod discovery;
 pub mod drift;
@@ -40,7 +43,6 @@ pub mod notifier;
 pub mod operations;
 pub mod paths;
 pub mod projects;
-pub mod protocol;
 pub mod reload;
 pub mod rpc;
 pub mod service;

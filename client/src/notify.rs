@@ -14,9 +14,13 @@ use std::path::PathBuf;
 use clap::Subcommand;
 use serde_json::{Value, json};
 
+use skillmeatd_proto::pb;
+
+use crate::cli::absolute;
 use crate::doctor::{Check, Level, check, skipped};
+use crate::failure::Failure;
 use crate::output::Format;
-use crate::{Client, Failure, absolute, pb};
+use crate::session::Client;
 
 /// `smctl notify …`
 #[derive(Debug, Subcommand)]

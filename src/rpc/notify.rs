@@ -5,23 +5,8 @@ use tonic::{Request, Response, Status};
 
 use crate::engine::canonical;
 use crate::history::time;
-use crate::notifier::NotifyError;
 
-use super::{DaemonService, path_arg, pb};
-
-/// The status a notifier error answers with. A missing server is a precondition the
-/// person can fix, not the daemon being unavailable (which smctl reads as "not running").
-fn status_of(e: NotifyError) -> Status {
-    let msg = e.to_string();
-    match e {
-        NotifyError::Disabled | NotifyError::Unavailable(_) | NotifyError::MutedByConfig(_) => {
-            Status::failed_precondition(msg)
-        }
-        NotifyError::NotAbsolute(_) => Status::invalid_argument(msg),
-        NotifyError::ShuttingDown => Status::unavailable(msg),
-        NotifyError::Store(_) => Status::internal(msg),
-    }
-}
+use super::{DaemonService, path_arg, pb, status};
 
 fn when(ms: i64) -> String {
     if ms > 0 {
@@ -99,7 +84,7 @@ impl DaemonService {
         &self,
         _req: Request<pb::NotifyTestRequest>,
     ) -> Result<Response<pb::NotifyTestResponse>, Status> {
-        let id = self.notifier.test().await.map_err(status_of)?;
+        let id = self.notifier.test().await.map_err(status::notify)?;
         Ok(Response::new(pb::NotifyTestResponse { id }))
     }
 
@@ -117,7 +102,7 @@ impl DaemonService {
         self.notifier
             .mute(path, until_ms)
             .await
-            .map_err(status_of)?;
+            .map_err(status::notify)?;
         Ok(Response::new(pb::NotifyMuteResponse {
             until: until_ms.map(time::format).unwrap_or_default(),
         }))
@@ -128,7 +113,7 @@ impl DaemonService {
         req: Request<pb::NotifyUnmuteRequest>,
     ) -> Result<Response<pb::NotifyUnmuteResponse>, Status> {
         let path = canonical(&path_arg("project", &req.into_inner().project)?);
-        let removed = self.notifier.unmute(path).await.map_err(status_of)?;
+        let removed = self.notifier.unmute(path).await.map_err(status::notify)?;
         Ok(Response::new(pb::NotifyUnmuteResponse { removed }))
     }
 }
