@@ -10,8 +10,7 @@
 //!
 //! This file parses, builds the runtime, dispatches to one module per command family
 //! ([`drift`], [`watch`], [`project`], [`history`], [`ops`], [`notify`], [`doctor`],
-//! [`service`]) and
-//! maps the result to the exit code. [`cli`] holds the command tree.
+//! [`service`]) and maps the result to the exit code. [`cli`] holds the command tree.
 
 mod cli;
 mod doctor;
