@@ -1,7 +1,7 @@
 //! `smctl notify status|test|mute|unmute`: the daemon's desktop notifications.
 //!
 //! JSON field names (stable): `status` prints the `NotifyStatusResponse` fields (`enabled`,
-//! `backend`, `available`, `server` {`name`, `vendor`, `version`, `spec_version`},
+//! `required`, `backend`, `available`, `server` {`name`, `vendor`, `version`, `spec_version`},
 //! `capabilities`, `problem`, `problem_since`, `next_retry`, `mutes[]` {`path`, `until`,
 //! `from_config`}, `quiet_hours`, `in_quiet_hours`, `held`, `last` {`time`, `key`,
 //! `summary`} or null, `shown`, `updated`, `overflow`, `lagged`, `unsent`,
@@ -52,6 +52,7 @@ fn json_out(out: &mut impl Write, v: &Value) -> io::Result<()> {
 fn status_json(s: &pb::NotifyStatusResponse) -> Value {
     json!({
         "enabled": s.enabled,
+        "required": s.required,
         "backend": s.backend,
         "available": s.available,
         "server": {"name": s.server_name, "vendor": s.server_vendor,
@@ -225,6 +226,18 @@ pub fn doctor_check(daemon_up: bool, s: Option<&pb::NotifyStatusResponse>) -> Ch
         } else {
             "see `smctl notify status`; the daemon retries with backoff"
         };
+        if !s.required {
+            return check(
+                NAME,
+                Level::Ok,
+                format!(
+                    "none shown now ({}); they will be once a notification server is reachable \
+                     (set notify.desktop = true to be warned, false to stop trying)",
+                    s.problem
+                ),
+                "",
+            );
+        }
         return check(NAME, Level::Warn, s.problem.clone(), fix);
     }
     if s.overflow > 0 {

@@ -4,7 +4,8 @@
 //!
 //! ```toml
 //! [notify]
-//! desktop = true            # send desktop notifications (when a server is reachable)
+//! desktop = true            # unset: shown whenever a server is reachable (its absence is
+//!                           # no problem); true: also warn when none is; false: never
 //! kinds = ["conflict", "missing", "error", "failed_write", "modified", "outdated"]
 //! coalesce_ms = 5000        # changes within this window make one notification per project
 //! rate_limit = 3            # at most this many notifications per project ...
@@ -158,9 +159,11 @@ impl QuietHours {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Settings {
-    /// Send desktop notifications. On by default; when no notification server is
-    /// reachable the daemon says so in `smctl notify status` and `smctl doctor`, and retries.
-    pub desktop: bool,
+    /// Send desktop notifications. Unset (the default): whenever a notification server is
+    /// reachable; with none, the daemon says so in `smctl notify status`, retries, and
+    /// `smctl doctor` is content. `true`: the same, but a missing server needs action in
+    /// `smctl doctor`. `false`: never (no bus connection at all).
+    pub desktop: Option<bool>,
     pub kinds: Vec<Kind>,
     pub coalesce_ms: u64,
     pub rate_limit: u32,
@@ -177,7 +180,7 @@ pub struct Settings {
 impl Default for Settings {
     fn default() -> Self {
         Settings {
-            desktop: true,
+            desktop: None,
             kinds: DEFAULT_KINDS.to_vec(),
             coalesce_ms: 5000,
             rate_limit: 3,
@@ -236,6 +239,11 @@ impl Settings {
         Ok(())
     }
 
+    /// Whether notifications are on (`desktop` unset or true).
+    pub fn enabled(&self) -> bool {
+        self.desktop != Some(false)
+    }
+
     /// Whether notifications of `kind` are wanted.
     pub fn wants(&self, kind: Kind) -> bool {
         self.kinds.contains(&kind)
@@ -287,7 +295,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(s.kinds, [Kind::Conflict, Kind::InSync]);
-        assert!(s.desktop && s.validate().is_ok());
+        assert!(s.enabled() && s.desktop.is_none() && s.validate().is_ok());
         let mut s2 = s.clone();
         s2.expand_home(std::path::Path::new("/home/u"));
         assert_eq!(s2.mute, [PathBuf::from("/home/u/x")]);

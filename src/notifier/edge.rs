@@ -60,6 +60,8 @@ pub struct Report {
     /// `freedesktop` or `macos`.
     pub backend: &'static str,
     pub enabled: bool,
+    /// `notify.desktop = true`: a missing server needs action.
+    pub required: bool,
     pub server: Option<ServerInfo>,
     pub capabilities: Vec<String>,
     /// Why notifications cannot be shown now (None when they can).
@@ -94,7 +96,8 @@ impl Report {
             } else {
                 "freedesktop"
             },
-            enabled: settings.desktop,
+            enabled: settings.enabled(),
+            required: settings.desktop == Some(true),
             server: None,
             capabilities: Vec::new(),
             problem: None,

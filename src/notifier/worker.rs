@@ -140,7 +140,7 @@ impl Worker {
         let mut backend = self
             .policy
             .settings()
-            .desktop
+            .enabled()
             .then(|| self.start_backend(&events_tx, &shutdown));
         loop {
             self.publish();
@@ -169,7 +169,7 @@ impl Worker {
                 c = control.recv() => match c {
                     None => return,
                     Some(Control::Reload(s)) => {
-                        match (s.desktop, &backend) {
+                        match (s.enabled(), &backend) {
                             (true, None) => backend = Some(self.start_backend(&events_tx, &shutdown)),
                             (false, Some(b)) => {
                                 b.stop.cancel();
@@ -181,7 +181,8 @@ impl Worker {
                         let mut s = *s;
                         s.queue_capacity = self.queue_capacity;
                         update(&self.report, |r| {
-                            r.enabled = s.desktop;
+                            r.enabled = s.enabled();
+                            r.required = s.desktop == Some(true);
                             r.quiet_hours = s.quiet_hours.map(|q| q.to_string()).unwrap_or_default();
                         });
                         self.policy.reload(s);

@@ -46,6 +46,7 @@ impl DaemonService {
             .unwrap_or_default();
         Ok(Response::new(pb::NotifyStatusResponse {
             enabled: r.enabled,
+            required: r.required,
             backend: r.backend.to_string(),
             available: r.enabled && r.server.is_some() && r.problem.is_none(),
             server_name: server.name,

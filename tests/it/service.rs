@@ -497,5 +497,8 @@ fn a_login_session_bus_is_not_frozen_into_the_unit() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let unit = text(&out.stdout);
     assert!(unit.contains("\nExecStart="), "{unit}");
-    assert!(!unit.contains("DBUS_SESSION_BUS_ADDRESS"), "{unit}");
+    assert!(
+        !unit.contains("\nEnvironment=DBUS_SESSION_BUS_ADDRESS"),
+        "{unit}"
+    );
 }

@@ -230,7 +230,7 @@ mod tests {
         // A login's own bus address is not frozen into the unit (it is imported instead).
         let mut login = spec([false; 3], false);
         login.session_bus = bus::SessionBus::Login("unix:abstract=/tmp/dbus-x".into());
-        assert!(!systemd_unit(&login).contains("DBUS_SESSION_BUS_ADDRESS"));
+        assert!(!systemd_unit(&login).contains("\nEnvironment=DBUS_SESSION_BUS_ADDRESS"));
         let socket = systemd_socket(&spec([false; 3], true));
         assert!(socket.contains("\nListenStream=%t/skillmeatd/skillmeatd.sock\n"));
     }
