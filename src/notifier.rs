@@ -18,7 +18,11 @@
 //!   directory and opens it with `notify.show_diff_with` (`xdg-open`, `open` on macOS);
 //!   "Mute project" mutes it for `notify.action_mute_secs`.
 //!
-//! [`Notifier`] is the handle the RPC layer and the reload task hold.
+//! [`Notifier::new`] gives the handle the RPC layer holds and the worker, which
+//! [`crate::daemon::run`] runs under the supervisor; the worker follows `[notify]` in the
+//! configuration in force ([`crate::config::Shared`]). The backend is the worker's own
+//! task: when it ends unexpectedly (a panic), the worker fails, and the supervisor stops
+//! the daemon on the one shutdown path.
 
 mod actions;
 #[cfg(not(target_os = "macos"))]
@@ -44,7 +48,6 @@ pub use edge::{Report, ServerInfo, Shown};
 /// Requests to the worker.
 #[derive(Debug)]
 enum Control {
-    Reload(Box<Settings>),
     /// The stored mutes changed.
     Mutes(oneshot::Sender<()>),
     Test(oneshot::Sender<Result<u32, NotifyError>>),
@@ -76,26 +79,33 @@ pub struct Notifier {
 }
 
 impl Notifier {
-    /// Starts the worker (and, when `settings.desktop`, the edge) until `shutdown`.
-    /// Subscribes to `live` at once, so start-up events are seen.
+    /// The handle, and the worker to run until `shutdown` (it starts the backend when
+    /// notifications are on). Subscribes to `live` at once, so the events of the first
+    /// scan (changes made while the daemon was stopped) are seen.
     ///
     /// # Errors
     /// The store cannot be watched or read.
-    pub fn start(
+    pub fn new(
         live: Arc<Live>,
-        settings: Settings,
         shutdown: CancellationToken,
-    ) -> Result<Arc<Notifier>, NotifyError> {
+    ) -> Result<
+        (
+            Arc<Notifier>,
+            impl std::future::Future<Output = Result<(), String>> + Send + 'static,
+        ),
+        NotifyError,
+    > {
         let store = live.engine().store().clone();
+        let settings: Settings = live.engine().config().notify.clone();
         let (control, rx) = mpsc::channel(16);
         let report = Arc::new(Mutex::new(Report::new(&settings)));
         let w = worker::Worker::new(Arc::clone(&live), settings, Arc::clone(&report))?;
-        tokio::spawn(w.run(rx, shutdown));
-        Ok(Arc::new(Notifier {
+        let notifier = Arc::new(Notifier {
             control,
             report,
             store,
-        }))
+        });
+        Ok((notifier, w.run(rx, shutdown)))
     }
 
     /// What the notifier knows: server, capabilities, mutes, the last notification,
@@ -105,11 +115,6 @@ impl Notifier {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
-    }
-
-    /// Applies reloaded `[notify]` settings.
-    pub async fn reload(&self, settings: Settings) {
-        let _ = self.control.send(Control::Reload(Box::new(settings))).await;
     }
 
     /// Shows a test notification now, whatever the policy says; returns the server's id.

@@ -20,10 +20,10 @@
 use std::path::PathBuf;
 
 use chrono::{NaiveTime, Timelike};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// What a notification can be about; each can be switched on or off in `kinds`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Kind {
     /// Both the collection and the project copy changed.
@@ -84,8 +84,8 @@ pub const DEFAULT_KINDS: [Kind; 6] = [
 
 /// A daily span of local time, `22:00-08:00` (seconds allowed: `22:00:30-08:00`). A span
 /// whose end is before its start runs over midnight.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(try_from = "String")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub struct QuietHours {
     pub start: NaiveTime,
     pub end: NaiveTime,
@@ -96,6 +96,12 @@ impl TryFrom<String> for QuietHours {
 
     fn try_from(s: String) -> Result<Self, String> {
         s.parse()
+    }
+}
+
+impl From<QuietHours> for String {
+    fn from(q: QuietHours) -> String {
+        q.to_string()
     }
 }
 
@@ -155,19 +161,21 @@ impl QuietHours {
     }
 }
 
-/// `[notify]`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+/// `[notify]`. Unset optional values are left out when written (TOML has no null).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Settings {
     /// Send desktop notifications. Unset (the default): whenever a notification server is
     /// reachable; with none, the daemon says so in `smctl notify status`, retries, and
     /// `smctl doctor` is content. `true`: the same, but a missing server needs action in
     /// `smctl doctor`. `false`: never (no bus connection at all).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub desktop: Option<bool>,
     pub kinds: Vec<Kind>,
     pub coalesce_ms: u64,
     pub rate_limit: u32,
     pub rate_window_secs: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub quiet_hours: Option<QuietHours>,
     /// Projects, or folders holding projects (`~` allowed).
     pub mute: Vec<PathBuf>,

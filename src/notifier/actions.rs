@@ -17,9 +17,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::history::diff::{Operand, Subject};
-use crate::history::{SnapshotTarget, time};
+use crate::history::time;
 use crate::live::Live;
 use crate::merge::Resolution;
+use crate::model::SnapshotTarget;
 use crate::notification::{Action, Input, Item, Kind, Mute, WriteOutcome};
 use crate::operations::Operations;
 use crate::writer::Writer;

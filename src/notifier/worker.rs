@@ -11,18 +11,18 @@ use super::actions::{self, Outcome};
 use super::edge::{CALL_TIMEOUT, EdgeCmd, EdgeEvent, SharedReport, TEST_KEY, update};
 use super::{Control, NotifyError, stored_mutes};
 use crate::history::time;
-use crate::journal::{Event, EventKind};
 use crate::live::Live;
+use crate::model::{Event, EventKind, OperationRecord};
 use crate::notification::{
     Action, Change, Input, Notice, Now, Out, Policy, Settings, WriteOutcome,
 };
-use crate::operations::OperationRecord;
 use crate::store::OperationWatch;
 
 /// The running backend: its queue and its stop switch.
 struct Backend {
     queue: mpsc::Sender<EdgeCmd>,
     stop: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
 }
 
 pub struct Worker {
@@ -129,12 +129,24 @@ impl Worker {
         let task = super::desktop::run(rx, events.clone(), Arc::clone(&self.report), stop.clone());
         #[cfg(target_os = "macos")]
         let task = super::macos::run(rx, events.clone(), Arc::clone(&self.report), stop.clone());
-        tokio::spawn(task);
-        Backend { queue, stop }
+        Backend {
+            queue,
+            stop,
+            task: tokio::spawn(task),
+        }
     }
 
-    /// Runs until `shutdown`.
-    pub async fn run(mut self, mut control: mpsc::Receiver<Control>, shutdown: CancellationToken) {
+    /// Runs until `shutdown`, following `[notify]` in the configuration in force.
+    ///
+    /// # Errors
+    /// The backend task ended by itself (a panic).
+    pub async fn run(
+        mut self,
+        mut control: mpsc::Receiver<Control>,
+        shutdown: CancellationToken,
+    ) -> Result<(), String> {
+        let mut config = self.live.engine().config_watch();
+        config.mark_unchanged();
         let (events_tx, mut events) = mpsc::channel(64);
         let (done_tx, mut done) = mpsc::channel::<Outcome>(16);
         let mut backend = self
@@ -150,7 +162,19 @@ impl Worker {
                 .map(tokio::time::Instant::from_std);
             let desktop = backend.is_some();
             tokio::select! {
-                _ = shutdown.cancelled() => return,
+                _ = shutdown.cancelled() => return Ok(()),
+                ended = backend_ended(&mut backend) => {
+                    return Err(format!("the notification backend stopped: {ended}"));
+                }
+                changed = config.changed() => {
+                    if changed.is_err() {
+                        return Ok(());
+                    }
+                    let s = config.borrow_and_update().config.notify.clone();
+                    if s != *self.policy.settings() {
+                        backend = self.apply(s, backend, &events_tx, &shutdown);
+                    }
+                }
                 r = self.drift.recv() => match r {
                     Ok(e) if desktop => {
                         if let Some(i) = input_of(&e) {
@@ -159,7 +183,7 @@ impl Worker {
                     }
                     Ok(_) => {}
                     Err(broadcast::error::RecvError::Lagged(n)) => self.lagged(n),
-                    Err(broadcast::error::RecvError::Closed) => return,
+                    Err(broadcast::error::RecvError::Closed) => return Ok(()),
                 },
                 rec = next_operation(&mut self.operations) => match rec {
                     Some(rec) if desktop => self.policy.input(Input::Write(outcome_of(&rec)), &now()),
@@ -167,26 +191,7 @@ impl Worker {
                     None => self.operations = None,
                 },
                 c = control.recv() => match c {
-                    None => return,
-                    Some(Control::Reload(s)) => {
-                        match (s.enabled(), &backend) {
-                            (true, None) => backend = Some(self.start_backend(&events_tx, &shutdown)),
-                            (false, Some(b)) => {
-                                b.stop.cancel();
-                                backend = None;
-                                update(&self.report, |r| { r.problem = None; r.server = None; r.capabilities.clear(); });
-                            }
-                            _ => {}
-                        }
-                        let mut s = *s;
-                        s.queue_capacity = self.queue_capacity;
-                        update(&self.report, |r| {
-                            r.enabled = s.enabled();
-                            r.required = s.desktop == Some(true);
-                            r.quiet_hours = s.quiet_hours.map(|q| q.to_string()).unwrap_or_default();
-                        });
-                        self.policy.reload(s);
-                    }
+                    None => return Ok(()),
                     Some(Control::Mutes(tx)) => {
                         self.reload_mutes().await;
                         let _ = tx.send(());
@@ -216,6 +221,37 @@ impl Worker {
                 self.send(backend.as_ref(), out);
             }
         }
+    }
+
+    /// New `[notify]` settings: the backend started or stopped as needed, the policy
+    /// told. Returns the backend to run with.
+    fn apply(
+        &mut self,
+        s: Settings,
+        backend: Option<Backend>,
+        events: &mpsc::Sender<EdgeEvent>,
+        shutdown: &CancellationToken,
+    ) -> Option<Backend> {
+        let backend = match (s.enabled(), backend) {
+            (true, None) => Some(self.start_backend(events, shutdown)),
+            (false, Some(b)) => {
+                b.stop.cancel();
+                update(&self.report, |r| {
+                    r.problem = None;
+                    r.server = None;
+                    r.capabilities.clear();
+                });
+                None
+            }
+            (_, b) => b,
+        };
+        update(&self.report, |r| {
+            r.enabled = s.enabled();
+            r.required = s.desktop == Some(true);
+            r.quiet_hours = s.quiet_hours.map(|q| q.to_string()).unwrap_or_default();
+        });
+        self.policy.reload(s);
+        backend
     }
 
     /// Copies what the policy knows into the report.
@@ -346,6 +382,18 @@ impl Worker {
 async fn next_operation(watch: &mut Option<OperationWatch>) -> Option<OperationRecord> {
     match watch {
         Some(w) => w.next().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Waits until the running backend's task ends (never while none runs).
+async fn backend_ended(backend: &mut Option<Backend>) -> String {
+    match backend {
+        Some(b) => match (&mut b.task).await {
+            Ok(()) if b.stop.is_cancelled() => std::future::pending().await,
+            Ok(()) => "it ended".to_string(),
+            Err(e) => e.to_string(),
+        },
         None => std::future::pending().await,
     }
 }

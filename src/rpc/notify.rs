@@ -3,8 +3,8 @@
 
 use tonic::{Request, Response, Status};
 
-use crate::engine::canonical;
 use crate::history::time;
+use crate::paths::canonical;
 
 use super::{DaemonService, path_arg, pb, status};
 

@@ -20,4 +20,5 @@ mod projects;
 mod reload;
 mod service;
 mod soak;
+mod supervision;
 mod writeback_interop;
