@@ -5,7 +5,8 @@
 //! directory's lock, reads the configuration (and makes the one channel it is published
 //! on), opens the store, does the first reconcile, takes the socket ([`crate::socket`]) and
 //! runs its background tasks under [`crate::supervisor`]: the live worker, the SIGHUP
-//! reload ([`crate::reload`]), the signal handler, the watchdog and the RPC server. It
+//! reload ([`crate::reload`]), the signal handler, the watchdog, the desktop notifier
+//! ([`crate::notifier`]) and the RPC server. It
 //! serves until SIGTERM, SIGINT, the `Shutdown` RPC or a task's failure, then stops
 //! accepting, lets in-flight RPCs finish, flushes the store and removes the socket and pid
 //! file; a task's failure makes the exit a failure. [`start`] forks into the background
