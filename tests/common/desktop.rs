@@ -104,7 +104,8 @@ impl Desktop {
             rt,
         };
         let deadline = Instant::now() + Duration::from_secs(30);
-        while !socket.exists() {
+        // The socket file appears at bind(), a moment before the bus listens on it.
+        while std::os::unix::net::UnixStream::connect(&socket).is_err() {
             assert!(Instant::now() < deadline, "dbus-daemon did not start");
             std::thread::sleep(Duration::from_millis(10));
         }
