@@ -11,9 +11,9 @@
 //!
 //! The journal and drift-state trees are described in [`journal`]; the history trees
 //! (blobs, versions, snapshots, tags) in [`history`]; the operations log in [`operations`];
-//! the id counters in [`ids`].
-//! The values are domain types from [`crate::model`]; the store knows nothing of who makes
-//! them.
+//! the id counters in [`ids`]; the notification mutes in [`mutes`]. The values are domain
+//! types from [`crate::model`] (and [`crate::notification::Mute`]); the store knows nothing
+//! of who makes them.
 //!
 //! Writes that answer an RPC are flushed before the answer ([`Store::flush`]). Opened once
 //! by [`crate::daemon::run`]; the index, history and engine share clones of it.
@@ -21,7 +21,10 @@
 pub mod history;
 mod ids;
 mod journal;
+mod mutes;
 mod operations;
+
+pub use operations::OperationWatch;
 
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};

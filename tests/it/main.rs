@@ -16,6 +16,7 @@ mod ids;
 mod interop;
 mod lifecycle;
 mod live;
+mod notify;
 mod operations;
 mod projects;
 mod reload;
