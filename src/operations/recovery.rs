@@ -45,18 +45,21 @@ fn mark_interrupted(store: &Store, id: u64, s: Option<&Settlement>) -> Result<bo
     let mut rec = match store.operation(id)? {
         Some(r) => r,
         // The log lost it (a store rebuilt since): say at least that it happened.
-        None => OperationRecord {
-            targets: Vec::new(),
-            ..OperationRecord::new("unknown", Vec::new())
-        },
+        None => OperationRecord::new("unknown", Vec::new()),
     };
     rec.id = id;
-    if !matches!(
-        rec.status(),
-        OperationStatus::Running | OperationStatus::Interrupted
-    ) {
+    match (rec.status(), s) {
+        (OperationStatus::Running | OperationStatus::Interrupted, _) => {}
+        (OperationStatus::Failed, Some(s)) if !s.actions.is_empty() => {
+            // It failed and could not put everything back then; now it has.
+            let mut recovery = rec.recovery.take().unwrap_or_default();
+            recovery.actions.extend(s.actions.iter().cloned());
+            rec.recovery = Some(recovery);
+            store.put_operation(&rec)?;
+            return Ok(false);
+        }
         // It ended (its record says how) before the crash; only its clean-up was left.
-        return Ok(false);
+        _ => return Ok(false),
     }
     let mut recovery = rec.recovery.take().unwrap_or_default();
     match s {

@@ -3,7 +3,7 @@
 //! The rule (also in the README):
 //! - plain `undo` takes the newest operation whose writes are in place (succeeded, left
 //!   conflicts, or was interrupted after its last write) and is not undone yet; never one
-//!   that failed or was put back;
+//!   that failed or was put back, nor an undo (`undo N` of an undo redoes);
 //! - `undo N` refuses, naming them, when later operations changed what N changed (the same
 //!   artifact, the same record of a bookkeeping file, or a whole file N edited): undo
 //!   those first, newest first. Operations undone since do not count;

@@ -215,11 +215,12 @@ impl Writer {
             if !e.is_crash()
                 && let Err(back) = step.roll_back()
             {
-                return Err(WriteError::io(
-                    &dest,
-                    "put the previous copy back (see the intent in the state folder)",
-                    back,
-                ));
+                let op = if journaled {
+                    "put the previous copy back (the next start retries from its intent)"
+                } else {
+                    "put the previous copy back"
+                };
+                return Err(WriteError::io(&dest, op, back));
             }
             return Err(e);
         }

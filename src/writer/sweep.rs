@@ -78,6 +78,15 @@ pub fn sweep(root: &Path, keep: &[PathBuf], wait: Duration, poll: Duration) -> V
         }
     }
     for path in staged {
+        // A write in progress holds its destination's lock from staging to swap.
+        let dest = match leftover(path.file_name().unwrap_or_default()) {
+            Some(Leftover::Staged(name)) => path.with_file_name(name),
+            _ => continue,
+        };
+        let Ok(_lock) = Lock::acquire(&dest, wait, poll) else {
+            tracing::warn!(path = %path.display(), "left for later: its destination is locked");
+            continue;
+        };
         match remove_entry(&path) {
             Ok(()) => done.push(format!(
                 "deleted {}, new content that never went into place",
