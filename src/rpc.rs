@@ -8,7 +8,7 @@
 mod history;
 mod ops;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,6 +23,7 @@ use tonic::{Request, Response, Status};
 use crate::drift::DriftKind;
 use crate::engine::{ArtifactReport, Engine, EngineError};
 use crate::formats::Problem;
+use crate::formats::collection::collections_dir;
 use crate::journal::{ChangedSide, Event, EventKind};
 use crate::live::{Live, State, SyncError};
 use crate::projects::Source;
@@ -154,7 +155,13 @@ fn drift_type(k: DriftKind) -> pb::DriftType {
     }
 }
 
-fn artifact(a: ArtifactReport) -> pb::ArtifactDrift {
+/// The protocol form of a report; `collections` is SkillMeat's collections folder.
+fn artifact(a: ArtifactReport, collections: &Path) -> pb::ArtifactDrift {
+    let collection_path = a
+        .collection_path
+        .as_ref()
+        .map(|rel| collections.join(&a.collection).join(rel).display().to_string())
+        .unwrap_or_default();
     pb::ArtifactDrift {
         project: a.project.display().to_string(),
         profile_root: a.profile_root,
@@ -172,6 +179,7 @@ fn artifact(a: ArtifactReport) -> pb::ArtifactDrift {
         artifact_path: a.artifact_path.display().to_string(),
         error: a.error.unwrap_or_default(),
         change_origin: a.change_origin.to_string(),
+        collection_path,
     }
 }
 
@@ -285,7 +293,7 @@ impl Filter {
     }
 }
 
-fn resync(state: &State, filter: &Filter, reason: &str) -> pb::WatchResponse {
+fn resync(state: &State, filter: &Filter, reason: &str, collections: &Path) -> pb::WatchResponse {
     pb::WatchResponse {
         message: Some(pb::watch_response::Message::Resync(pb::Resync {
             cursor: state.cursor,
@@ -293,7 +301,7 @@ fn resync(state: &State, filter: &Filter, reason: &str) -> pb::WatchResponse {
                 .all()
                 .filter(|r| filter.report(r))
                 .cloned()
-                .map(artifact)
+                .map(|a| artifact(a, collections))
                 .collect(),
             reason: reason.to_string(),
         })),
@@ -326,6 +334,7 @@ async fn feed(
     shutdown: CancellationToken,
 ) {
     let store = live.engine().store().clone();
+    let collections = collections_dir(&live.engine().paths().skillmeat_home);
     let now = live.with_state(|s| s.cursor);
     let mut last = now;
     if let Some(since) = since {
@@ -334,7 +343,7 @@ async fn feed(
         if expired {
             let msg = live.with_state(|s| {
                 last = s.cursor;
-                resync(s, &filter, "cursor_expired")
+                resync(s, &filter, "cursor_expired", &collections)
             });
             if tx.send(Ok(msg)).await.is_err() {
                 return;
@@ -380,7 +389,7 @@ async fn feed(
                     tracing::info!(missed = n, "a Watch subscriber fell behind; resyncing it");
                     live.with_state(|s| {
                         last = s.cursor;
-                        resync(s, &filter, "lagged")
+                        resync(s, &filter, "lagged", &collections)
                     })
                 }
                 Err(broadcast::error::RecvError::Closed) => return,
@@ -488,8 +497,12 @@ impl pb::skillmeat_daemon_server::SkillmeatDaemon for DaemonService {
             .live
             .drift(project.as_deref(), req.include_in_sync)
             .map_err(status_of)?;
+        let collections = collections_dir(&self.live.engine().paths().skillmeat_home);
         Ok(Response::new(pb::GetDriftResponse {
-            artifacts: reports.into_iter().map(artifact).collect(),
+            artifacts: reports
+                .into_iter()
+                .map(|a| artifact(a, &collections))
+                .collect(),
             problems: problems.into_iter().map(problem).collect(),
             cursor,
         }))
