@@ -160,7 +160,13 @@ fn artifact(a: ArtifactReport, collections: &Path) -> pb::ArtifactDrift {
     let collection_path = a
         .collection_path
         .as_ref()
-        .map(|rel| collections.join(&a.collection).join(rel).display().to_string())
+        .map(|rel| {
+            collections
+                .join(&a.collection)
+                .join(rel)
+                .display()
+                .to_string()
+        })
         .unwrap_or_default();
     pb::ArtifactDrift {
         project: a.project.display().to_string(),

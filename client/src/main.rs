@@ -11,6 +11,7 @@ mod connect;
 mod doctor;
 mod history;
 mod locate;
+mod lsp;
 mod ops;
 mod output;
 #[path = "../../src/paths.rs"]
@@ -164,6 +165,11 @@ Examples:
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+    /// Language Server (LSP, stdio): drift diagnostics, hover and fixes in editors.
+    #[command(after_help = "\
+Editors start it themselves; see client/editors/ for Neovim, VS Code, Helix, Zed and Emacs.
+Logs go to stderr.")]
+    Lsp,
     /// Print smctl's manual page (roff).
     #[command(after_help = "\
 Examples:
@@ -468,6 +474,7 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Doctor => runtime.block_on(doctor::run(&paths, format)),
+        Command::Lsp => runtime.block_on(lsp::run(&paths)),
         command => runtime.block_on(dispatch(command, &paths, format)),
     };
     match result {
@@ -721,7 +728,11 @@ async fn dispatch(command: Command, paths: &paths::Paths, format: Format) -> Res
             )?;
             Ok(0)
         }
-        Command::Service(_) | Command::Completions { .. } | Command::Man | Command::Doctor => {
+        Command::Service(_)
+        | Command::Completions { .. }
+        | Command::Man
+        | Command::Doctor
+        | Command::Lsp => {
             unreachable!("answered without a session")
         }
     }
