@@ -198,15 +198,18 @@ impl Model {
             .collect()
     }
 
-    /// Drifted deployments: in every project, and in projects under one of `roots`
-    /// (every project when `roots` is empty).
+    /// Drifted deployments: in every project, and in the projects under one of `roots`
+    /// (every project when no known project is under them, e.g. an editor opened on a
+    /// collection).
     pub fn drift_counts(&self, roots: &[PathBuf]) -> (usize, usize) {
+        let under =
+            |a: &pb::ArtifactDrift| roots.iter().any(|r| Path::new(&a.project).starts_with(r));
+        let scoped = self.by_project.values().flatten().any(under);
         let mut all = 0;
         let mut local = 0;
         for a in self.all().filter(|a| drifted(a)) {
             all += 1;
-            let project = Path::new(&a.project);
-            if roots.is_empty() || roots.iter().any(|r| project.starts_with(r)) {
+            if !scoped || under(a) {
                 local += 1;
             }
         }
@@ -327,6 +330,7 @@ mod tests {
         let mut m = model();
         assert_eq!(m.drift_counts(&[]), (2, 2));
         assert_eq!(m.drift_counts(&[PathBuf::from("/q")]), (2, 1));
+        assert_eq!(m.drift_counts(&[PathBuf::from("/elsewhere")]), (2, 2));
         m.replace_project("/p", vec![]);
         assert_eq!(m.drift_counts(&[]), (1, 1));
         m.clear();

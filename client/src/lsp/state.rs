@@ -228,10 +228,12 @@ impl Shared {
         self.refresh(editor, None).await;
     }
 
-    /// Recomputes and publishes the diagnostics of every open document (or of `only`),
-    /// then the status counts.
+    /// Sends the status counts, then recomputes and publishes the diagnostics of every
+    /// open document (or of `only`).
     pub async fn refresh(&self, editor: &Editor, only: Option<&Uri>) {
         let mut published = self.published.lock().await;
+        // Counts first: a status bar is current by the time the diagnostics arrive.
+        self.send_status(editor).await;
         let (pending, daemon) = {
             let s = self.lock();
             let pending: Vec<Pending> = s
@@ -266,8 +268,6 @@ impl Shared {
         // Closed documents are forgotten (their diagnostics were cleared on close).
         let open: Vec<Uri> = self.lock().docs.keys().cloned().collect();
         published.retain(|u, _| open.contains(u));
-        drop(published);
-        self.send_status(editor).await;
     }
 
     /// Tells the editor the drift counts (for a status bar).
