@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Config;
 use crate::engine::Engine;
 use crate::live::{self, Live};
-use crate::paths::Paths;
+use crate::paths::{Paths, StateFiles};
 use crate::rpc::{self, DaemonService, pb};
 use crate::store::Store;
 

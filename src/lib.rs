@@ -12,15 +12,18 @@
 //!   staged atomic swaps, confined to a managed folder).
 //! - [`operations`]: sync pull/push, merge, rollback and undo over the writer, each with a
 //!   safety snapshot first and a record in the operations log.
-//! - Edges: [`rpc`] (the gRPC service), [`daemon`] (lifecycle, socket, start/stop),
+//! - Edges: [`rpc`] (the gRPC service: RPC methods, conversions, the Watch stream, error
+//!   codes), [`daemon`] (lifecycle, socket, start/stop),
 //!   [`service`] (systemd/launchd integration: readiness, watchdog, socket activation),
-//!   [`reload`] (SIGHUP re-reads `daemon.toml`), [`paths`], [`connect`] and [`protocol`]
-//!   (shared with `smctl`).
+//!   [`reload`] (SIGHUP re-reads `daemon.toml`), [`paths`] (the daemon's files; the
+//!   defaults come from the wire crate).
+//! - The wire crate `skillmeatd_proto` (in `proto/`, shared with `smctl`): the generated
+//!   code (re-exported as [`rpc::pb`]), [`connect`], default paths, the protocol version
+//!   and the drift kinds ([`drift::DriftKind`]).
 //! - [`suggest`]: "did you mean" for misspelt names.
 
 pub mod config;
-#[path = "connect.rs"]
-pub mod connect;
+pub use skillmeatd_proto::connect;
 pub mod daemon;
 pub mod discovery;
 pub mod drift;
@@ -35,7 +38,6 @@ pub mod merge;
 pub mod operations;
 pub mod paths;
 pub mod projects;
-pub mod protocol;
 pub mod reload;
 pub mod rpc;
 pub mod service;

@@ -37,8 +37,9 @@ mod tests;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tower_lsp_server::{LspService, Server};
 
-use crate::Failure;
-use crate::paths::Paths;
+use skillmeatd_proto::paths::Paths;
+
+use crate::failure::Failure;
 
 pub use link::Options;
 

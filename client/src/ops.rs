@@ -18,9 +18,12 @@ use std::path::PathBuf;
 
 use clap::{Subcommand, ValueEnum};
 use serde_json::{Value, json};
+use skillmeatd_proto::pb;
 
+use crate::cli::absolute;
+use crate::failure::Failure;
 use crate::output::Format;
-use crate::{Client, Failure, absolute, pb};
+use crate::session::Client;
 
 /// `smctl sync …`
 #[derive(Debug, Subcommand)]
@@ -74,9 +77,54 @@ pub enum Prefer {
     Collection,
 }
 
+/// `smctl merge` arguments.
+#[derive(Debug, clap::Args)]
+pub struct MergeArgs {
+    /// Artifact name, `type/name`, or path in the profile root.
+    pub artifact: String,
+    /// The project folder.
+    #[arg(long, default_value = ".")]
+    pub project: PathBuf,
+    /// Resolve conflicts by taking this side.
+    #[arg(long, value_enum)]
+    pub prefer: Option<Prefer>,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+/// `smctl undo` arguments.
+#[derive(Debug, clap::Args)]
+pub struct UndoArgs {
+    /// Operation id (see `smctl audit`).
+    pub operation: Option<u64>,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+/// `smctl rollback` arguments.
+#[derive(Debug, clap::Args)]
+pub struct RollbackArgs {
+    /// Artifact name, `type/name`, or path [default: the whole project or collection].
+    pub artifact: Option<String>,
+    /// The project whose deployment to roll back.
+    #[arg(
+        long,
+        conflicts_with = "collection",
+        required_unless_present = "collection"
+    )]
+    pub project: Option<PathBuf>,
+    /// The collection whose artifact to roll back.
+    #[arg(long)]
+    pub collection: Option<String>,
+    #[command(flatten)]
+    pub target: RollbackTarget,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
 /// What `smctl rollback` goes back to, and how.
 #[derive(Debug, Clone, clap::Args)]
-pub struct RollbackArgs {
+pub struct RollbackTarget {
     /// Version id, tag or snapshot id.
     #[arg(
         long,
@@ -94,6 +142,14 @@ pub struct RollbackArgs {
     /// the last recorded version (a whole project or collection: since its newest snapshot).
     #[arg(long, value_enum, default_value = "replace")]
     pub mode: Mode,
+}
+
+/// `smctl audit` arguments.
+#[derive(Debug, clap::Args)]
+pub struct AuditArgs {
+    /// Only operations since this time (30m, 2h, 3d, 2026-11-25T10:00 UTC).
+    #[arg(long)]
+    pub since: Option<String>,
 }
 
 /// `smctl rollback --mode`.
@@ -275,13 +331,16 @@ pub async fn sync(
 /// Runs `smctl merge`.
 pub async fn merge(
     client: &mut Client,
-    artifact: String,
-    project: PathBuf,
-    prefer: Option<Prefer>,
-    run: RunArgs,
+    args: MergeArgs,
     format: Format,
     out: &mut impl Write,
 ) -> Result<u8, Failure> {
+    let MergeArgs {
+        artifact,
+        project,
+        prefer,
+        run,
+    } = args;
     let prefer = match prefer {
         None => pb::MergePreference::Markers,
         Some(Prefer::Local) => pb::MergePreference::Local,
@@ -310,11 +369,11 @@ pub async fn merge(
 /// Runs `smctl undo`.
 pub async fn undo(
     client: &mut Client,
-    operation: Option<u64>,
-    run: RunArgs,
+    args: UndoArgs,
     format: Format,
     out: &mut impl Write,
 ) -> Result<u8, Failure> {
+    let UndoArgs { operation, run } = args;
     let req = |dry_run| pb::UndoRequest {
         operation: operation.unwrap_or(0),
         dry_run,
@@ -334,17 +393,19 @@ pub async fn undo(
 }
 
 /// Runs `smctl rollback`.
-#[allow(clippy::too_many_arguments)]
 pub async fn rollback(
     client: &mut Client,
-    artifact: Option<String>,
-    project: Option<PathBuf>,
-    collection: Option<String>,
-    target: RollbackArgs,
-    run: RunArgs,
+    args: RollbackArgs,
     format: Format,
     out: &mut impl Write,
 ) -> Result<u8, Failure> {
+    let RollbackArgs {
+        artifact,
+        project,
+        collection,
+        target,
+        run,
+    } = args;
     let mode = match target.mode {
         Mode::Replace => pb::RollbackMode::Replace,
         Mode::Preserve => pb::RollbackMode::Preserve,
@@ -391,13 +452,13 @@ pub async fn rollback(
 /// Runs `smctl audit`.
 pub async fn audit(
     client: &mut Client,
-    since: Option<String>,
+    args: AuditArgs,
     format: Format,
     out: &mut impl Write,
 ) -> Result<u8, Failure> {
     let r = client
         .audit(pb::AuditRequest {
-            since: since.unwrap_or_default(),
+            since: args.since.unwrap_or_default(),
         })
         .await?
         .into_inner();

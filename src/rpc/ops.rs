@@ -8,28 +8,9 @@ use crate::engine::canonical;
 use crate::history::{SnapshotTarget, time};
 use crate::merge::{Resolution, Side};
 use crate::operations::{OpError, OpReport, OperationRecord, Operations, RollbackMode, RollbackTo};
-use crate::writer::{WriteError, Writer};
+use crate::writer::Writer;
 
-use super::{DaemonService, path_arg, pb};
-
-/// The status an operation error answers with.
-pub fn status_of(e: OpError) -> Status {
-    let msg = e.to_string();
-    if e.is_locked() {
-        return Status::aborted(msg);
-    }
-    match e {
-        OpError::NotFound(_) => Status::not_found(msg),
-        OpError::Invalid(_) => Status::invalid_argument(msg),
-        OpError::Precondition(_)
-        | OpError::Write(WriteError::Outside { .. } | WriteError::SymlinkEscape { .. }) => {
-            Status::failed_precondition(msg)
-        }
-        OpError::History(h) => super::history::status_of(&h),
-        OpError::Hash(crate::hash::HashError::NotFound { .. }) => Status::not_found(msg),
-        _ => Status::internal(msg),
-    }
-}
+use super::{DaemonService, path_arg, pb, status};
 
 fn info(o: &OperationRecord) -> pb::OperationInfo {
     pb::OperationInfo {
@@ -96,7 +77,7 @@ impl DaemonService {
         })
         .await
         .map_err(|e| Status::internal(format!("worker failed: {e}")))?
-        .map_err(status_of)
+        .map_err(status::operation)
     }
 
     pub(super) async fn do_sync(

@@ -7,6 +7,7 @@
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
+use skillmeatd_proto::pb;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tower_lsp_server::jsonrpc::Result;
@@ -25,7 +26,7 @@ use super::link::{self, Update};
 use super::model::{Side, drifted};
 use super::report::{self, Versions};
 use super::state::{Doc, Shared, base_version, doc_paths, selector};
-use crate::pb;
+use crate::session::Client;
 
 /// Updates buffered between the daemon link and the backend.
 const UPDATES: usize = 64;
@@ -258,7 +259,7 @@ impl LanguageServer for Backend {
 }
 
 /// The newest versions of a deployment's two copies, and its deployed version.
-async fn versions(daemon: &mut crate::Client, a: &pb::ArtifactDrift) -> Versions {
+async fn versions(daemon: &mut Client, a: &pb::ArtifactDrift) -> Versions {
     let newest =
         |r: std::result::Result<tonic::Response<pb::ArtifactLogResponse>, tonic::Status>| {
             r.ok()

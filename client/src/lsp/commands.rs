@@ -19,10 +19,11 @@ use tower_lsp_server::ls_types::{
     ShowDocumentParams, Uri,
 };
 
+use skillmeatd_proto::{DriftKind, pb};
+
 use super::model::{self, Hit, Side, drifted, kind};
 use super::state::{Shared, doc_paths, selector};
 use crate::output::drift_name;
-use crate::pb;
 
 pub const PULL: &str = "skillmeat.pull";
 pub const PUSH: &str = "skillmeat.push";
@@ -88,11 +89,11 @@ pub fn actions(
     diagnostics: &[Diagnostic],
     snapshot: Option<Value>,
 ) -> Vec<CodeActionOrCommand> {
-    use pb::DriftType as D;
+    use DriftKind as D;
     let mut out = Vec::new();
     let several = targets.len() > 1;
     for a in targets.iter().filter(|a| drifted(a)) {
-        let k = kind(a);
+        let Some(k) = kind(a) else { continue };
         let mine: Vec<Diagnostic> = diagnostics
             .iter()
             .filter(|d| d.message.starts_with(&a.name))
@@ -406,7 +407,7 @@ fn refuse_unsaved(shared: &Shared, copy: &Path) -> Result<(), Failed> {
 
 async fn show_diff(
     shared: &Shared,
-    daemon: &mut crate::Client,
+    daemon: &mut crate::session::Client,
     editor: &Editor,
     a: &pb::ArtifactDrift,
 ) -> Result<(String, Value), Failed> {

@@ -18,8 +18,10 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use crate::paths::Paths;
-use crate::{Client, connect, pb, session};
+use skillmeatd_proto::paths::Paths;
+use skillmeatd_proto::{connect, pb};
+
+use crate::session::{self, Client};
 
 /// Heartbeat period asked of the daemon (a dead connection is noticed by the transport
 /// long before; heartbeats keep idle connections honest).

@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use crate::pb;
+use skillmeatd_proto::{DriftKind, pb};
 
 /// The deployment file's name inside a profile root.
 pub const DEPLOYMENT_FILE: &str = ".skillmeat-deployed.toml";
@@ -42,18 +42,15 @@ impl Hit {
     }
 }
 
-/// The drift type of a report.
-pub fn kind(a: &pb::ArtifactDrift) -> pb::DriftType {
-    pb::DriftType::try_from(a.drift_type).unwrap_or(pb::DriftType::Unspecified)
+/// The drift kind of a report; `None` for a number this build does not know.
+pub fn kind(a: &pb::ArtifactDrift) -> Option<DriftKind> {
+    DriftKind::from_wire(a.drift_type)
 }
 
 /// Whether `a` is a deployment that is not in sync (`added` is a collection artifact not
 /// deployed to that project: nothing to report on any file).
 pub fn drifted(a: &pb::ArtifactDrift) -> bool {
-    !matches!(
-        kind(a),
-        pb::DriftType::InSync | pb::DriftType::Added | pb::DriftType::Unspecified
-    )
+    kind(a).is_some_and(|k| k.is_drift() && k != DriftKind::Added)
 }
 
 /// The deployed copy of `a`: `<project>/<profile root>/<artifact_path>`; `None` for a

@@ -18,28 +18,32 @@
 
 use tower_lsp_server::ls_types::{Diagnostic, DiagnosticSeverity, NumberOrString, Position, Range};
 
+use skillmeatd_proto::{DriftKind, pb};
+
 use super::model::{Side, kind};
 use crate::output::drift_name;
-use crate::pb;
 
 /// The diagnostics' `source`.
 pub const SOURCE: &str = "skillmeat";
 
 /// The severity of a drift kind; `None` for kinds that are not reported.
-pub fn severity(kind: pb::DriftType) -> Option<DiagnosticSeverity> {
-    use pb::DriftType as D;
+pub fn severity(kind: DriftKind) -> Option<DiagnosticSeverity> {
+    use DriftKind as D;
     match kind {
         D::Error => Some(DiagnosticSeverity::ERROR),
         D::Conflict | D::Removed | D::Missing => Some(DiagnosticSeverity::WARNING),
         D::Modified | D::Outdated => Some(DiagnosticSeverity::INFORMATION),
-        D::InSync | D::Added | D::Unspecified => None,
+        D::InSync | D::Added => None,
     }
 }
 
 /// What the drift means, in words.
 fn explanation(a: &pb::ArtifactDrift) -> String {
-    use pb::DriftType as D;
-    match kind(a) {
+    use DriftKind as D;
+    let Some(k) = kind(a) else {
+        return "unknown".into();
+    };
+    match k {
         D::Modified => "the project copy changed since it was deployed".into(),
         D::Outdated => "the collection copy changed since it was deployed".into(),
         D::Conflict => {
@@ -50,7 +54,6 @@ fn explanation(a: &pb::ArtifactDrift) -> String {
         D::Error => format!("cannot be checked: {}", a.error),
         D::Added => "in the collection, not deployed to this project".into(),
         D::InSync => "in sync".into(),
-        D::Unspecified => "unknown".into(),
     }
 }
 
@@ -90,7 +93,7 @@ pub fn lines_range(text: &str, first: u32, last: u32) -> Range {
 pub fn diagnostic(a: &pb::ArtifactDrift, side: Side, range: Range) -> Option<Diagnostic> {
     Some(Diagnostic {
         range,
-        severity: Some(severity(kind(a))?),
+        severity: Some(severity(kind(a)?)?),
         code: Some(NumberOrString::String(drift_name(a.drift_type).to_string())),
         source: Some(SOURCE.to_string()),
         message: message(a, side),
@@ -237,7 +240,7 @@ pub fn hover(a: &pb::ArtifactDrift, side: Side, versions: &Versions) -> String {
         a.artifact_type,
         drift_name(a.drift_type)
     );
-    if kind(a) != pb::DriftType::InSync {
+    if kind(a) != Some(DriftKind::InSync) {
         s += &format!("{}\n\n", message(a, side));
     }
     if a.profile_root.is_empty() {
@@ -307,7 +310,7 @@ mod tests {
 
     #[test]
     fn severities_follow_the_table() {
-        use pb::DriftType as D;
+        use DriftKind as D;
         assert_eq!(severity(D::Error), Some(DiagnosticSeverity::ERROR));
         assert_eq!(severity(D::Conflict), Some(DiagnosticSeverity::WARNING));
         assert_eq!(severity(D::Missing), Some(DiagnosticSeverity::WARNING));
@@ -315,7 +318,7 @@ mod tests {
         assert_eq!(severity(D::InSync), None);
         assert_eq!(severity(D::Added), None);
         let mut a = modified();
-        a.drift_type = D::InSync as i32;
+        a.drift_type = D::InSync.into();
         assert!(diagnostic(&a, Side::Project, Range::default()).is_none());
     }
 

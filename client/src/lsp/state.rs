@@ -15,10 +15,12 @@ use serde_json::json;
 use tower_lsp_server::Client as Editor;
 use tower_lsp_server::ls_types::{Diagnostic, MessageType, Uri, notification::Notification};
 
+use skillmeatd_proto::{DriftKind, pb};
+
 use super::link::{self, Update};
 use super::model::{Hit, Model, Side, drifted, kind};
 use super::report;
-use crate::{Client, pb};
+use crate::session::Client;
 
 /// An open document.
 #[derive(Debug, Clone)]
@@ -381,11 +383,11 @@ async fn first_change(mut daemon: Client, hit: &Hit) -> Option<(u32, u32)> {
         Side::Collection => "collection",
     };
     let other = match kind(a) {
-        pb::DriftType::Modified | pb::DriftType::Outdated => match hit.side {
+        Some(DriftKind::Modified | DriftKind::Outdated) => match hit.side {
             Side::Project => "collection".to_string(),
             Side::Collection => "project".to_string(),
         },
-        pb::DriftType::Conflict => base_version(&mut daemon, a).await?.id,
+        Some(DriftKind::Conflict) => base_version(&mut daemon, a).await?.id,
         _ => return None,
     };
     let req = pb::DiffRequest {

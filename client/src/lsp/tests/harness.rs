@@ -12,8 +12,9 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, WriteHa
 use tokio::sync::{Mutex, mpsc};
 use tokio::task::JoinHandle;
 
+use skillmeatd_proto::paths::Paths;
+
 use crate::lsp::{Options, serve};
-use crate::paths::Paths;
 
 use super::world::World;
 
