@@ -157,20 +157,29 @@ async fn hover_shows_drift_hashes_and_versions() {
     lsp.open(&w.project_skill()).await;
     lsp.diagnostics(&w.project_skill(), "modified", |d| !d.is_empty())
         .await;
-    let r = lsp
-        .request(
-            "textDocument/hover",
-            json!({"textDocument": {"uri": uri(&w.project_skill())}, "position": {"line": 7, "character": 1}}),
-        )
-        .await;
-    let text = r["result"]["contents"]["value"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    // History records the first versions just after the daemon's first scan: ask again
+    // (bounded) until the hover names them.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let text = loop {
+        let r = lsp
+            .request(
+                "textDocument/hover",
+                json!({"textDocument": {"uri": uri(&w.project_skill())}, "position": {"line": 7, "character": 1}}),
+            )
+            .await;
+        let text = r["result"]["contents"]["value"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        if text.contains("Latest versions: project v") || Instant::now() > deadline {
+            break text;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     let deployed = w.hash(w.collection_skill().parent().unwrap());
     for want in [
         "**review-skill** (skill) — **modified**",
-        &format!("`{}`", &deployed[..12]),
+        &format!("| deployed | `{}` | v", &deployed[..12]),
         "2026-03-13T15:13:08Z",
         "Latest versions: project v",
     ] {
