@@ -8,6 +8,8 @@
 //!   to D and calls it unchanged);
 //! - both sides changed *to the same content* is in sync (SkillMeat says `conflict`);
 //! - a side that cannot be read is [`DriftKind::Error`], never a guess.
+//!
+//! Called by the engine for every deployment it reports on.
 
 pub use skillmeatd_proto::drift::DriftKind;
 

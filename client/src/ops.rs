@@ -8,7 +8,8 @@
 //!
 //! JSON field names (stable): an operation answer has `operation` (null for dry runs),
 //! `dry_run`, `changed[]`, `conflicts[]` (`path`, `kind`, `binary`, `resolved`),
-//! `merged[]` (`path`, `content`, `deleted`; merge dry runs) and `base_version`. An
+//! `merged[]` (`path`, `content`, `deleted`; merge dry runs), `base_version` and
+//! `resolved_to` (rollbacks: the version or snapshot the target resolved to). An
 //! operation has `id`, `time`, `operation`, `targets`, `files_restored`, `files_merged`,
 //! `files_conflicted`, `safety_snapshots`, `success`, `error`, `undoes`. `audit` prints
 //! `{"operations": [...]}`, oldest first.
@@ -185,6 +186,7 @@ fn response_json(r: &pb::OperationResponse) -> Value {
         "merged": r.merged.iter().map(|f| json!({"path": f.path, "deleted": f.deleted,
             "content": String::from_utf8_lossy(&f.content)})).collect::<Vec<_>>(),
         "base_version": (!r.base_version.is_empty()).then_some(&r.base_version),
+        "resolved_to": (!r.resolved_to.is_empty()).then_some(&r.resolved_to),
     })
 }
 
@@ -410,27 +412,34 @@ pub async fn rollback(
         Mode::Replace => pb::RollbackMode::Replace,
         Mode::Preserve => pb::RollbackMode::Preserve,
     };
-    let req = |dry_run| {
+    let req = |dry_run, to: Option<&String>, at: Option<&String>| {
         let mut r = pb::RollbackRequest {
             artifact: artifact.clone().unwrap_or_default(),
             project: project.as_deref().map(absolute).unwrap_or_default(),
             collection: collection.clone().unwrap_or_default(),
-            to: target.to.clone().unwrap_or_default(),
+            to: to.cloned().unwrap_or_default(),
             dry_run,
-            at: target.at.clone().unwrap_or_default(),
+            at: at.cloned().unwrap_or_default(),
             mode: 0,
         };
         r.set_mode(mode);
         r
     };
     let preview = if will_ask(run) {
-        Some(client.rollback(req(true)).await?.into_inner())
+        let r = req(true, target.to.as_ref(), target.at.as_ref());
+        Some(client.rollback(r).await?.into_inner())
     } else {
         None
     };
-    let to = match (&target.to, &target.at) {
-        (Some(to), _) => to.clone(),
-        (None, at) => format!("its state at {}", at.as_deref().unwrap_or("")),
+    // A time is resolved once: what the confirmed preview resolved it to is what runs.
+    let resolved = preview
+        .as_ref()
+        .map(|p| &p.resolved_to)
+        .filter(|r| target.at.is_some() && !r.is_empty());
+    let to = match (&target.to, &target.at, resolved) {
+        (Some(to), _, _) => to.clone(),
+        (None, at, Some(r)) => format!("{r} (its state at {})", at.as_deref().unwrap_or("")),
+        (None, at, None) => format!("its state at {}", at.as_deref().unwrap_or("")),
     };
     let mode = match target.mode {
         Mode::Replace => "",
@@ -445,7 +454,11 @@ pub async fn rollback(
         ),
     };
     confirm(run, &what, preview.as_ref())?;
-    let r = client.rollback(req(run.dry_run)).await?.into_inner();
+    let r = match resolved {
+        Some(to) => req(run.dry_run, Some(to), None),
+        None => req(run.dry_run, target.to.as_ref(), target.at.as_ref()),
+    };
+    let r = client.rollback(r).await?.into_inner();
     print(out, format, &r)
 }
 

@@ -5,10 +5,10 @@
 use std::path::Path;
 
 use crate::drift::DriftKind;
-use crate::engine::ArtifactReport;
 use crate::formats::Problem;
-use crate::journal::{ChangedSide, Event, EventKind};
 use crate::live::State;
+use crate::model::ArtifactReport;
+use crate::model::{ChangedSide, Event, EventKind};
 use crate::projects::Source;
 
 use super::pb;

@@ -6,11 +6,11 @@ use std::path::PathBuf;
 
 use tonic::{Request, Response, Status};
 
-use crate::engine::{Engine, EngineError, canonical};
+use crate::engine::{Engine, EngineError};
 use crate::history::diff::{FileDiff, Operand, Subject};
-use crate::history::{
-    Location, Origin, Scope, Snapshot, SnapshotId, SnapshotTarget, Version, time,
-};
+use crate::history::time;
+use crate::model::{Location, Origin, Scope, Snapshot, SnapshotId, SnapshotTarget, Version};
+use crate::paths::canonical;
 
 use super::{DaemonService, path_arg, pb, status};
 
@@ -333,7 +333,7 @@ impl DaemonService {
         let (report, snaps) = self
             .blocking(move |e| {
                 let h = e.history();
-                let limits = e.config().history.import;
+                let limits = e.config().history.import.clone();
                 let r = match &path {
                     Some(p) => h.import(p, &limits)?,
                     None => h.import_skillmeat_snapshots(&limits)?,

@@ -4,10 +4,11 @@
 
 use tonic::{Request, Response, Status};
 
-use crate::engine::canonical;
-use crate::history::{SnapshotTarget, time};
+use crate::history::time;
 use crate::merge::{Resolution, Side};
-use crate::operations::{OpError, OpReport, OperationRecord, Operations, RollbackMode, RollbackTo};
+use crate::model::{OperationRecord, SnapshotTarget};
+use crate::operations::{OpError, OpReport, Operations, RollbackMode, RollbackTo};
+use crate::paths::canonical;
 use crate::writer::Writer;
 
 use super::{DaemonService, path_arg, pb, status};
@@ -53,6 +54,7 @@ fn response(r: OpReport) -> pb::OperationResponse {
             })
             .collect(),
         base_version: r.base.unwrap_or_default(),
+        resolved_to: r.resolved.unwrap_or_default(),
     }
 }
 

@@ -14,10 +14,10 @@ use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
 use crate::drift::DriftKind;
-use crate::engine::ArtifactReport;
 use crate::formats::collection::collections_dir;
-use crate::journal::{Event, EventKind};
 use crate::live::{Live, State};
+use crate::model::ArtifactReport;
+use crate::model::{Event, EventKind};
 
 use super::convert::{artifact, event};
 use super::{DaemonService, path_arg, pb, status};
@@ -77,7 +77,7 @@ impl Filter {
         let projects = req
             .projects
             .iter()
-            .map(|p| path_arg("projects", p).map(|p| crate::engine::canonical(&p)))
+            .map(|p| path_arg("projects", p).map(|p| crate::paths::canonical(&p)))
             .collect::<Result<_, _>>()?;
         let drift = req
             .drift_types

@@ -533,3 +533,23 @@ fn watch_filters_by_drift_kind() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("in-sync, modified, outdated"), "{err}");
 }
+
+/// The watcher skips exactly the transient names SkillMeat and the daemon make: a user's
+/// file that only looks like one is seen at once, not at the next periodic reconcile.
+#[test]
+fn a_user_file_named_like_a_transaction_temporary_makes_an_event() {
+    let env = Env::new();
+    let (_, project) = setup(&env, &three());
+    let _d = env.daemon();
+    add(&env, &project);
+    let skill = project.join(".claude/skills/review");
+
+    let c = env.cursor();
+    write(&skill.join("notes.txn-1.md"), "my notes\n");
+    let ev = env.events_since(c);
+    assert_eq!(
+        transitions(&ev),
+        [t("review", "in_sync", "modified")],
+        "{ev:#?}"
+    );
+}

@@ -19,4 +19,5 @@ mod projects;
 mod reload;
 mod service;
 mod soak;
+mod supervision;
 mod writeback_interop;
