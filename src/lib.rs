@@ -13,11 +13,13 @@
 //! - [`operations`]: sync pull/push, merge, rollback and undo over the writer, each with a
 //!   safety snapshot first and a record in the operations log.
 //! - Edges: [`rpc`] (the gRPC service), [`daemon`] (lifecycle, socket, start/stop),
+//!   [`authority`] (lets clients that send the socket path as `:authority` in),
 //!   [`service`] (systemd/launchd integration: readiness, watchdog, socket activation),
 //!   [`reload`] (SIGHUP re-reads `daemon.toml`), [`paths`], [`connect`] and [`protocol`]
 //!   (shared with `smctl`).
 //! - [`suggest`]: "did you mean" for misspelt names.
 
+pub mod authority;
 pub mod config;
 #[path = "connect.rs"]
 pub mod connect;
