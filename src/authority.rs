@@ -13,14 +13,16 @@
 //!
 //! # How
 //! [`Connection`] wraps each accepted socket. What the daemon writes passes untouched.
-//! What the client sends goes through a [`Rewriter`]: the preface and every frame pass
-//! unchanged, except header blocks (HEADERS + CONTINUATION), which are decoded with one
-//! persistent HPACK decoder per connection (loona-hpack, the maintained fork of `hpack`;
-//! it honours the client's dynamic-table size updates, bounded by the table size the
-//! server advertises), padding and priority fields removed or kept as h2 would read them,
-//! an `:authority` that h2 would refuse replaced with `localhost`, and re-encoded as
-//! literals without indexing — so h2's own decoder never stores an entry and can never
-//! disagree with the client's table. h2 then decodes and checks the block as always: every
+//! What the client sends goes through a [`Rewriter`]. The connection's first header block
+//! is decoded: when h2 would accept its `:authority` (tonic, grpc-go, grpc-js send
+//! `localhost`), that block and everything after it reach h2 byte for byte, unread — a
+//! gRPC channel names one authority for all its calls. When h2 would refuse it, every
+//! header block of the connection (HEADERS + CONTINUATION) is decoded with one persistent
+//! HPACK decoder (loona-hpack; it honours the client's dynamic-table size updates, bounded
+//! by the table size the server advertises), padding dropped and priority kept, the
+//! `:authority` replaced with `localhost`, and re-encoded as literals without indexing — so
+//! h2's own decoder never stores an entry and cannot disagree with the client's table.
+//! Other frames pass unchanged. h2 then decodes and checks every block as always: every
 //! other field, pseudo-header rule, size limit and stream state is still h2's to judge.
 //!
 //! Nothing else gets weaker. A valid `:authority`, and one that is not UTF-8 (h2 refuses
@@ -29,9 +31,16 @@
 //! have at most h2's number of CONTINUATION frames, and a block that decodes past four
 //! times [`MAX_HEADER_LIST_SIZE`] (h2's abuse limit) ends the connection, as h2 would; below
 //! that, an oversized list still reaches h2, which refuses the stream. Whatever the layer
-//! cannot pass on faithfully ends the connection with h2's GOAWAY(PROTOCOL_ERROR), never
-//! a panic. One difference in HPACK wire details remains: a dynamic-table size update
-//! after the first field of a block is accepted (h2 refuses it); the table stays bounded.
+//! cannot pass on faithfully on a rewritten connection ends it with h2's GOAWAY, never a
+//! panic; on a connection not (yet) rewritten, h2 gets such bytes unchanged and judges
+//! them itself. One difference in HPACK wire details remains on rewritten connections: a
+//! dynamic-table size update after the first field of a block is accepted (h2 refuses
+//! it); the table stays bounded.
+//!
+//! The HPACK crate: loona-hpack 0.4.3 (2024) is the maintained fork of `hpack` 0.3.0
+//! (2016, unmaintained); `fluke-hpack` 0.3 is loona-hpack's earlier name. Its Huffman
+//! decoder is slow (it builds its code table for every Huffman-coded string, tens of
+//! microseconds), which is one more reason to read only the connections that need it.
 //!
 //! [`crate::daemon::serve`] wraps every accepted connection and configures the server with
 //! the limits below, so the layer and h2 enforce the same numbers.

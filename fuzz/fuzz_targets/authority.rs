@@ -1,7 +1,8 @@
 //! Client bytes → the authority layer's rewriter (`skillmeatd::authority::Rewriter`): it
-//! never panics, gives the same output however the bytes are split into reads, and every
-//! header block it hands h2 reads with an empty HPACK table (nothing indexed) and carries
-//! no `:authority` h2 would refuse.
+//! never panics and gives the same output however the bytes are split into reads. A
+//! connection it does not rewrite reaches h2 byte for byte; on a rewritten one (the input
+//! may start with a request naming the socket path), every header block h2 gets reads with
+//! an empty HPACK table (nothing indexed) and carries no `:authority` h2 would refuse.
 #![no_main]
 
 use bytes::BytesMut;
@@ -14,9 +15,21 @@ const CONTINUATION: u8 = 0x9;
 const END_HEADERS: u8 = 0x4;
 const PRIORITY: u8 = 0x20;
 
-fuzz_target!(|input: (u8, Vec<u8>)| {
-    let (step, frames) = input;
-    let stream = [PREFACE, &frames].concat();
+fuzz_target!(|input: (u8, bool, Vec<u8>)| {
+    let (step, socket_path_first, frames) = input;
+    let mut stream = PREFACE.to_vec();
+    if socket_path_first {
+        // A grpcio-like first request (indexed, so later blocks may refer to it).
+        let block = loona_hpack::Encoder::new().encode([
+            (&b":method"[..], &b"POST"[..]),
+            (b":authority", b"%2Frun%2Fs.sock"),
+            (b":path", b"/grpc.health.v1.Health/Check"),
+        ]);
+        let len = (block.len() as u32).to_be_bytes();
+        stream.extend([len[1], len[2], len[3], HEADERS, END_HEADERS, 0, 0, 0, 1]);
+        stream.extend(block);
+    }
+    stream.extend(&frames);
 
     let mut whole = Rewriter::new();
     let mut out = BytesMut::new();
@@ -29,9 +42,15 @@ fuzz_target!(|input: (u8, Vec<u8>)| {
     }
     assert_eq!(out, out_split, "output depends on how the input was split");
     assert_eq!(whole.refusal(), split.refusal());
+    assert_eq!(whole.rewrites(), split.rewrites());
+    assert!(whole.rewrites() || !socket_path_first);
 
-    assert_eq!(&out[..PREFACE.len()], PREFACE);
-    check_blocks(&out[PREFACE.len()..]);
+    if whole.rewrites() {
+        assert_eq!(&out[..PREFACE.len()], PREFACE);
+        check_blocks(&out[PREFACE.len()..]);
+    } else {
+        assert!(stream.starts_with(&out), "a connection not rewritten was changed");
+    }
 });
 
 /// Every complete header block in `out` (whole frames only; a forwarded frame may be cut

@@ -3,11 +3,18 @@
 //! collected, transcoded by [`super::block`] and emitted again as HEADERS + CONTINUATION
 //! frames no larger than the server's SETTINGS_MAX_FRAME_SIZE.
 //!
+//! The connection's first header block decides whether that is needed. A gRPC channel
+//! sends one authority on all its calls: when the first block's `:authority` is one h2
+//! accepts (or the block is one this layer cannot read), the block goes to h2 exactly as
+//! it came and so does the rest of the connection, unread — h2's HPACK table stays the
+//! client's, and h2 judges every byte as if the layer were not there. Only a connection
+//! whose first request h2 would refuse is rewritten, every block of it, from that block on.
+//!
 //! [`Rewriter`] is plain data in, bytes out — no I/O — so it is unit-tested and fuzzed
 //! directly; [`super::Connection`] drives it from the socket.
 //!
-//! A connection the rewriter cannot pass on faithfully (HPACK it cannot decode, frames out
-//! of order, a header list past h2's abuse limit, …) is refused the way h2 would refuse
+//! A rewritten connection the rewriter cannot pass on faithfully (HPACK it cannot decode,
+//! frames out of order, a header list past h2's abuse limit, …) is refused the way h2 would refuse
 //! it: the rewriter hands h2 frames h2 treats as a connection error — a HEADERS frame on
 //! stream 0, or a CONTINUATION flood where h2 would speak of abuse — so h2 sends GOAWAY
 //! (PROTOCOL_ERROR or ENHANCE_YOUR_CALM) and closes, and then reports the end of the
@@ -91,7 +98,8 @@ enum State {
     Forward(usize),
     /// Buffering this many more payload bytes of a HEADERS or CONTINUATION frame.
     Collect(usize),
-    /// Not HTTP/2 with prior knowledge: everything passes unchanged and h2 refuses it.
+    /// Everything passes unchanged: the connection needs no rewriting, or is not HTTP/2
+    /// with prior knowledge (h2 refuses it), or its first header block is one h2 must judge.
     Raw,
     /// h2 has been handed what ends the connection; nothing more is read.
     Done,
@@ -120,6 +128,10 @@ pub struct Rewriter {
     codec: BlockCodec,
     /// The re-encoded block (kept to reuse its allocation).
     encoded: Vec<u8>,
+    /// Whether the connection is rewritten; until its first header block decides, the
+    /// frames of that block are also kept as they came, in `raw`.
+    rewriting: bool,
+    raw: Vec<u8>,
     replaced: u64,
     refusal: Option<Refusal>,
 }
@@ -142,6 +154,8 @@ impl Rewriter {
             block: None,
             codec: BlockCodec::new(),
             encoded: Vec::new(),
+            rewriting: false,
+            raw: Vec::new(),
             replaced: 0,
             refusal: None,
         }
@@ -241,6 +255,12 @@ impl Rewriter {
         self.refusal.as_ref()
     }
 
+    /// Whether the connection's header blocks are being rewritten (its first request had
+    /// an `:authority` h2 refuses).
+    pub fn rewrites(&self) -> bool {
+        self.rewriting
+    }
+
     /// How many `:authority` values were replaced so far.
     pub fn replaced(&self) -> u64 {
         self.replaced
@@ -251,11 +271,16 @@ impl Rewriter {
         let kind = self.head[3];
         if len > MAX_FRAME_SIZE {
             // h2 answers GOAWAY(FRAME_SIZE_ERROR) on seeing this header alone.
+            out.put_slice(&self.raw);
             out.put_slice(&self.head);
             self.state = State::Done;
             return;
         }
         let len = len as usize;
+        let keep_raw = !self.rewriting && matches!(kind, HEADERS | CONTINUATION | PUSH_PROMISE);
+        if !self.rewriting && (keep_raw || self.block.is_some()) {
+            self.raw.extend_from_slice(&self.head);
+        }
         if self.block.is_some() && kind != CONTINUATION {
             return self.refuse(Refusal::ExpectedContinuation, out);
         }
@@ -288,6 +313,9 @@ impl Rewriter {
         let stream = u32::from_be_bytes([self.head[5], self.head[6], self.head[7], self.head[8]])
             & 0x7fff_ffff;
         let payload = std::mem::take(&mut self.payload);
+        if !self.rewriting {
+            self.raw.extend_from_slice(&payload);
+        }
         let result = if kind == HEADERS {
             self.headers(flags, stream, &payload)
         } else {
@@ -357,7 +385,17 @@ impl Rewriter {
             return;
         };
         self.encoded.clear();
-        match self.codec.transcode(&self.fragment, &mut self.encoded) {
+        let transcoded = self.codec.transcode(&self.fragment, &mut self.encoded);
+        if !self.rewriting {
+            if transcoded != Ok(true) {
+                // Nothing to fix, or nothing this layer can read: h2 gets the connection as
+                // it is.
+                return self.pass_unchanged(out);
+            }
+            self.rewriting = true;
+            self.raw = Vec::new();
+        }
+        match transcoded {
             Err(e) => return self.refuse(e.into(), out),
             Ok(true) => {
                 if self.replaced == 0 {
@@ -405,7 +443,19 @@ impl Rewriter {
         }
     }
 
+    /// From here on, the client's bytes as they came: first those held back.
+    fn pass_unchanged(&mut self, out: &mut BytesMut) {
+        out.put_slice(&self.raw);
+        self.raw = Vec::new();
+        self.block = None;
+        self.state = State::Raw;
+    }
+
     fn refuse(&mut self, refusal: Refusal, out: &mut BytesMut) {
+        if !self.rewriting {
+            // Before the connection is rewritten, h2 is the judge of its problems.
+            return self.pass_unchanged(out);
+        }
         tracing::debug!("refusing an HTTP/2 connection: {refusal}");
         if refusal.is_abuse() {
             out.put_slice(&CALM_HEAD);

@@ -132,7 +132,7 @@ fn after_preface(out: &[u8]) -> Vec<Frame> {
     parse(&out[PREFACE.len()..])
 }
 
-fn with_authority(fields: &Fields, authority: &str) -> Fields {
+pub(super) fn with_authority(fields: &Fields, authority: &str) -> Fields {
     let mut f = fields.clone();
     for (n, v) in &mut f {
         if n == b":authority" {
@@ -176,21 +176,54 @@ fn any_split_of_the_input_gives_the_same_output() {
 }
 
 #[test]
-fn a_valid_authority_and_the_other_fields_pass_unchanged() {
+fn a_connection_that_starts_with_a_valid_authority_passes_unchanged() {
     let mut enc = loona_hpack::Encoder::new();
-    let req = request("localhost:50051");
     let mut input = PREFACE.to_vec();
-    input.extend(frame(
-        HEADERS,
-        END_HEADERS | END_STREAM,
-        1,
-        &encode(&mut enc, &req),
-    ));
-    let mut rw = Rewriter::new();
-    let frames = after_preface(&run(&mut rw, &input));
-    assert_eq!(frames[0].flags, END_HEADERS | END_STREAM);
-    assert_eq!(blocks(&frames), [req]);
-    assert_eq!(rw.replaced(), 0);
+    input.extend(frame(SETTINGS, 0, 0, &[]));
+    // Padded, in two frames: still byte for byte.
+    let block = encode(&mut enc, &request("localhost:50051"));
+    let mut payload = vec![2];
+    payload.extend(&block[..10]);
+    payload.extend([0, 0]);
+    input.extend(frame(HEADERS, PADDED, 1, &payload));
+    input.extend(frame(CONTINUATION, END_HEADERS, 1, &block[10..]));
+    input.extend(frame(DATA, END_STREAM, 1, &[0; 5]));
+    // Later requests are not even read, whatever they carry.
+    let block = encode(&mut enc, &request("/run/s.sock"));
+    input.extend(frame(HEADERS, END_HEADERS, 3, &block));
+    input.extend(frame(HEADERS, END_HEADERS, 0, &[0x80]));
+    for step in [1, 5, input.len()] {
+        let (out, rw) = run_split(&input, step);
+        assert_eq!(out, input);
+        assert!(!rw.rewrites());
+        assert_eq!(rw.pass_through_len(), usize::MAX);
+    }
+}
+
+/// A first block that is not the layer's to fix reaches h2 as it came, for h2 to judge.
+#[test]
+fn a_first_block_with_problems_reaches_h2_unchanged() {
+    let mut enc = loona_hpack::Encoder::new();
+    let block = encode(&mut enc, &request("/s"));
+    let firsts = [
+        frame(HEADERS, END_HEADERS, 0, &block),
+        frame(HEADERS, PADDED | END_HEADERS, 1, &[9, 1, 2]),
+        [frame(HEADERS, 0, 1, &block), frame(DATA, 0, 1, &[1, 2])].concat(),
+        [
+            frame(HEADERS, 0, 1, &[]),
+            frame(CONTINUATION, 0, 1, &[]).repeat(9),
+        ]
+        .concat(),
+        frame(PUSH_PROMISE, END_HEADERS, 1, &[0, 0, 0, 2]),
+        frame(HEADERS, END_HEADERS, 1, &[0x80]),
+        frame(HEADERS, END_HEADERS, 1, &[]),
+    ];
+    for first in firsts {
+        let input = [PREFACE, &first, &frame(DATA, 0, 1, b"next")].concat();
+        let (out, rw) = run_split(&input, 4);
+        assert_eq!(out, input);
+        assert_eq!((rw.rewrites(), rw.refusal()), (false, None));
+    }
 }
 
 #[test]
@@ -296,10 +329,17 @@ fn an_oversized_frame_reaches_h2_and_nothing_after_it() {
     assert!(rw.is_done());
 }
 
-/// Every malformed sequence: the output ends with the refusal frame, nothing follows.
+/// Every malformed sequence on a rewritten connection: the output ends with the frames that
+/// make h2 end it, nothing follows.
 #[test]
-fn bad_frames_end_the_connection() {
+fn bad_frames_end_a_rewritten_connection() {
     let mut enc = loona_hpack::Encoder::new();
+    let first = frame(
+        HEADERS,
+        END_HEADERS | END_STREAM,
+        1,
+        &encode(&mut enc, &request("/s")),
+    );
     let block = encode(&mut enc, &request("/s"));
     let big = vec![0x80 | 2; 16_000];
     let cases: Vec<(Vec<u8>, Refusal)> = vec![
@@ -358,6 +398,7 @@ fn bad_frames_end_the_connection() {
     for (bad, why) in cases {
         let mut input = PREFACE.to_vec();
         input.extend(frame(SETTINGS, 0, 0, &[]));
+        input.extend(&first);
         input.extend(&bad);
         for step in [1, 3, input.len()] {
             let (mut out, mut rw) = run_split(&input, step);
@@ -369,6 +410,10 @@ fn bad_frames_end_the_connection() {
             assert!(more.is_empty());
             let frames = after_preface(&out);
             assert_eq!(frames[0].kind, SETTINGS);
+            assert_eq!(
+                blocks(&frames[1..2]),
+                [with_authority(&request("/s"), "localhost")]
+            );
             let last = frames.last().unwrap();
             if why.is_abuse() {
                 let flood = &frames[frames.len() - 7..];
