@@ -72,7 +72,7 @@ async fn run() {
 async fn tonic_client(clients: &[HealthClient<Channel>]) {
     let mut samples = [Samples::default(), Samples::default()];
     // Warm-up, then rounds alternating which side goes first.
-    for client in &clients {
+    for client in clients {
         latency(client, 500).await;
     }
     for round in 0..ROUNDS {

@@ -110,9 +110,14 @@ impl<T: AsyncRead + Unpin> AsyncRead for Connection<T> {
                 return Poll::Ready(Ok(()));
             }
             let direct = this.rewriter.pass_through_len();
+            if direct == usize::MAX {
+                // A connection passed through: h2 reads the socket itself.
+                ready!(Pin::new(&mut this.inner).poll_read(cx, buf))?;
+                return Poll::Ready(Ok(()));
+            }
             if direct > 0 {
-                // The rest of a frame that passes unchanged (DATA, mostly): straight into
-                // h2's buffer, no copy.
+                // The rest of a frame that passes unchanged (DATA, mostly; at most a frame):
+                // straight into h2's buffer, no copy.
                 let mut dst = ReadBuf::new(buf.initialize_unfilled_to(direct.min(buf.remaining())));
                 ready!(Pin::new(&mut this.inner).poll_read(cx, &mut dst))?;
                 let n = dst.filled().len();
