@@ -14,7 +14,8 @@ use std::io::Write;
 use std::path::Path;
 use std::time::Instant;
 
-use skillmeatd::history::{History, Origin, SnapshotTarget};
+use skillmeatd::history::History;
+use skillmeatd::model::{Origin, SnapshotTarget};
 use skillmeatd::store::Store;
 
 fn env_usize(name: &str, default: usize) -> usize {

@@ -36,27 +36,41 @@
 //! ```
 //!
 //! Unknown keys are errors (a typo must not be silently ignored); errors name the line.
+//!
+//! [`crate::daemon::run`] reads the file once at start and makes the one channel the
+//! configuration in force is published on ([`channel`], [`Effective`]); only the SIGHUP
+//! task ([`crate::reload`]) publishes after that, and every consumer reads its settings from
+//! the channel when it needs them. `reload` (private submodule) classifies every key as
+//! applied live or at the next start.
+
+mod reload;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+
+use crate::formats::Problem;
+
+pub use reload::{Apply, KEYS, Reload, apply_of, value_of};
 
 /// The configuration file's name inside SkillMeat's home.
 pub const FILE_NAME: &str = "daemon.toml";
 
 /// The daemon's settings.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     pub discovery: Discovery,
     pub watch: Watch,
     pub journal: Journal,
     /// `[history]`: automatic snapshots, retention, import limits.
-    pub history: crate::history::Settings,
+    pub history: History,
 }
 
 /// How changes are noticed.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Watch {
     pub settle_ms: u64,
@@ -81,7 +95,7 @@ impl Default for Watch {
 }
 
 /// How long drift events are kept.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Journal {
     pub max_events: usize,
@@ -101,7 +115,7 @@ impl Default for Journal {
 }
 
 /// How projects are found besides `smctl project add`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Discovery {
     pub scan: Vec<PathBuf>,
@@ -115,6 +129,70 @@ impl Default for Discovery {
             scan: Vec::new(),
             max_depth: 4,
             registry: true,
+        }
+    }
+}
+
+/// History settings (`[history]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct History {
+    /// At most one automatic snapshot per collection or project this often (seconds).
+    pub auto_snapshot_interval_secs: u64,
+    pub retention: Retention,
+    pub import: ImportLimits,
+}
+
+impl Default for History {
+    fn default() -> Self {
+        History {
+            auto_snapshot_interval_secs: 300,
+            retention: Retention::default(),
+            import: ImportLimits::default(),
+        }
+    }
+}
+
+/// How long each tier lasts (`[history.retention]` in `daemon.toml`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Retention {
+    /// Keep everything younger than this (seconds).
+    pub keep_all_secs: u64,
+    /// Then keep one per hour until this age (seconds).
+    pub hourly_secs: u64,
+    /// Then one per day until this age (seconds); one per week after.
+    pub daily_secs: u64,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention {
+            keep_all_secs: 3600,
+            hourly_secs: 86_400,
+            daily_secs: 30 * 86_400,
+        }
+    }
+}
+
+/// Size limits for imported archives (`[history.import]` in `daemon.toml`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ImportLimits {
+    /// Largest single file, uncompressed.
+    pub max_entry_bytes: u64,
+    /// Largest total of all files, uncompressed.
+    pub max_total_bytes: u64,
+    /// Most entries.
+    pub max_entries: u64,
+}
+
+impl Default for ImportLimits {
+    fn default() -> Self {
+        ImportLimits {
+            max_entry_bytes: 64 << 20,
+            max_total_bytes: 512 << 20,
+            max_entries: 100_000,
         }
     }
 }
@@ -158,116 +236,39 @@ impl Config {
     }
 }
 
-/// What a reload of the configuration can and cannot apply.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Reload {
-    /// The configuration to run with: the new one, except for the values that only take
-    /// effect at start, which keep their running values.
-    pub effective: Config,
-    /// Settings that changed and were applied.
-    pub applied: Vec<&'static str>,
-    /// Settings that changed but only take effect after a restart.
-    pub needs_restart: Vec<&'static str>,
+/// The configuration in force, and what keeps `daemon.toml` from being wholly in force.
+///
+/// One value, published by one owner: [`crate::daemon::run`] makes the channel
+/// ([`channel`]) from the file read at start, and only the SIGHUP task
+/// ([`crate::reload`]) sends on it. Every consumer reads it from its [`Shared`] receiver when
+/// it needs a setting: the engine (discovery, import limits), the live task (watch timings,
+/// polling, journal limits, history upkeep), the RPC layer through the engine.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Effective {
+    /// The settings in force.
+    pub config: Arc<Config>,
+    /// Why the last reload could not be applied wholly: the file is unusable (the previous
+    /// settings stay), or changed keys wait for a restart. Shown by `smctl status`.
+    pub problems: Vec<Problem>,
 }
 
-impl Config {
-    /// Compares the running configuration with a newly read one: what a live reload
-    /// applies, and what needs a restart (queue sizes are fixed when the queues are made).
-    pub fn reload(&self, new: &Config) -> Reload {
-        let mut effective = new.clone();
-        let mut applied = Vec::new();
-        let mut needs_restart = Vec::new();
-        let mut note = |changed: bool, name: &'static str, live: bool| {
-            if changed {
-                if live {
-                    applied.push(name);
-                } else {
-                    needs_restart.push(name);
-                }
-            }
-        };
-        let (o, n) = (&self.discovery, &new.discovery);
-        note(o.scan != n.scan, "discovery.scan", true);
-        note(o.max_depth != n.max_depth, "discovery.max_depth", true);
-        note(o.registry != n.registry, "discovery.registry", true);
-        let (o, n) = (&self.watch, &new.watch);
-        note(o.settle_ms != n.settle_ms, "watch.settle_ms", true);
-        note(
-            o.max_settle_ms != n.max_settle_ms,
-            "watch.max_settle_ms",
-            true,
-        );
-        note(
-            o.reconcile_secs != n.reconcile_secs,
-            "watch.reconcile_secs",
-            true,
-        );
-        note(
-            o.force_polling != n.force_polling,
-            "watch.force_polling",
-            true,
-        );
-        note(
-            o.poll_interval_ms != n.poll_interval_ms,
-            "watch.poll_interval_ms",
-            true,
-        );
-        note(
-            o.queue_capacity != n.queue_capacity,
-            "watch.queue_capacity",
-            false,
-        );
-        let (o, n) = (&self.journal, &new.journal);
-        note(o.max_events != n.max_events, "journal.max_events", true);
-        note(
-            o.max_age_days != n.max_age_days,
-            "journal.max_age_days",
-            true,
-        );
-        note(
-            o.subscriber_buffer != n.subscriber_buffer,
-            "journal.subscriber_buffer",
-            false,
-        );
-        effective.watch.queue_capacity = self.watch.queue_capacity;
-        effective.journal.subscriber_buffer = self.journal.subscriber_buffer;
-        Reload {
-            effective,
-            applied,
-            needs_restart,
-        }
-    }
+/// A consumer's view of the configuration in force.
+pub type Shared = watch::Receiver<Arc<Effective>>;
+
+/// The one sender of the configuration in force.
+pub type Publisher = watch::Sender<Arc<Effective>>;
+
+/// The channel of the configuration in force, starting with `config`.
+pub fn channel(config: Config) -> (Publisher, Shared) {
+    watch::channel(Arc::new(Effective {
+        config: Arc::new(config),
+        problems: Vec::new(),
+    }))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn reload_applies_live_values_and_keeps_queue_sizes() {
-        let old = Config::default();
-        let mut new = Config::default();
-        new.discovery.scan = vec![PathBuf::from("/srv")];
-        new.watch.settle_ms = 5;
-        new.watch.queue_capacity = 8;
-        new.journal.subscriber_buffer = 2;
-        new.journal.max_events = 10;
-        let r = old.reload(&new);
-        assert_eq!(
-            r.applied,
-            ["discovery.scan", "watch.settle_ms", "journal.max_events"]
-        );
-        assert_eq!(
-            r.needs_restart,
-            ["watch.queue_capacity", "journal.subscriber_buffer"]
-        );
-        assert_eq!(r.effective.watch.queue_capacity, 4096);
-        assert_eq!(r.effective.journal.subscriber_buffer, 1024);
-        assert_eq!(r.effective.watch.settle_ms, 5);
-        // Reloading again still names what waits for a restart.
-        assert_eq!(r.effective.reload(&new).needs_restart.len(), 2);
-        assert!(old.reload(&old).applied.is_empty());
-    }
 
     #[test]
     fn missing_file_gives_defaults() {

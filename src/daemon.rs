@@ -2,16 +2,18 @@
 //! shutdown path, and `start`/`stop`/`status` for the command line.
 //!
 //! [`run`] is the foreground daemon (what systemd and launchd run): it takes the state
-//! directory's lock, opens the store, binds the socket in a 0700 folder, serves until
-//! SIGTERM, SIGINT or the `Shutdown` RPC (SIGHUP reloads the configuration, see
-//! [`crate::reload`]), then stops accepting, lets in-flight RPCs finish, flushes the
-//! store and removes the socket and pid file. [`start`] forks into the
-//! background with `daemonize` before any runtime exists and returns once the child
-//! answers on its socket (or reports why it could not).
+//! directory's lock, reads the configuration (and makes the one channel it is published
+//! on), opens the store, does the first reconcile, takes the socket ([`crate::socket`]) and
+//! runs its background tasks under [`crate::supervisor`]: the live worker, the SIGHUP
+//! reload ([`crate::reload`]), the signal handler, the watchdog and the RPC server. It
+//! serves until SIGTERM, SIGINT, the `Shutdown` RPC or a task's failure, then stops
+//! accepting, lets in-flight RPCs finish, flushes the store and removes the socket and pid
+//! file; a task's failure makes the exit a failure. [`start`] forks into the background
+//! with `daemonize` before any runtime exists and returns once the child answers on its
+//! socket (or reports why it could not). `main.rs` calls these.
 
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
-use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -22,12 +24,14 @@ use tokio_stream::wrappers::UnixListenerStream;
 use tokio_util::sync::CancellationToken;
 
 use crate::authority;
-use crate::config::Config;
+use crate::config::{self, Config};
 use crate::engine::Engine;
 use crate::live::{self, Live};
-use crate::paths::Paths;
+use crate::paths::{Paths, StateFiles};
 use crate::rpc::{self, DaemonService, pb};
+use crate::socket::{self, SocketError, SocketOwner, private_dir};
 use crate::store::Store;
+use crate::supervisor::{TaskFailed, Tasks};
 
 /// How long `start` waits for the background daemon to answer.
 const START_TIMEOUT: Duration = Duration::from_secs(120);
@@ -42,10 +46,8 @@ pub enum DaemonError {
         state_dir: PathBuf,
         pid: Option<u32>,
     },
-    #[error("a live daemon already answers on socket {}; not taking it over", socket.display())]
-    SocketInUse { socket: PathBuf },
-    #[error("{}: {problem}", path.display())]
-    Insecure { path: PathBuf, problem: String },
+    #[error(transparent)]
+    Socket(#[from] SocketError),
     #[error("{}: cannot {op}: {source}", path.display())]
     Io {
         path: PathBuf,
@@ -61,6 +63,8 @@ pub enum DaemonError {
     Live(#[from] crate::live::LiveError),
     #[error("serving gRPC: {0}")]
     Serve(#[from] tonic::transport::Error),
+    #[error(transparent)]
+    Task(#[from] TaskFailed),
     #[error("the background daemon failed to start: {0}")]
     StartFailed(String),
     #[error("the daemon did not stop within {}s", STOP_TIMEOUT.as_secs())]
@@ -119,67 +123,6 @@ pub fn read_pid(paths: &Paths) -> Option<u32> {
         .trim()
         .parse()
         .ok()
-}
-
-/// Creates `dir` (and parents) with mode 0700 from the start, or checks an existing one is
-/// ours and private, tightening it if it is ours but open.
-fn private_dir(dir: &Path) -> Result<(), DaemonError> {
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(io_err(dir, "create folder"))?;
-    let meta = fs::symlink_metadata(dir).map_err(io_err(dir, "stat"))?;
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let me = unsafe { libc::geteuid() };
-    if !meta.is_dir() {
-        return Err(DaemonError::Insecure {
-            path: dir.into(),
-            problem: "is not a folder (a symlink?)".into(),
-        });
-    }
-    if meta.uid() != me {
-        return Err(DaemonError::Insecure {
-            path: dir.into(),
-            problem: format!("is owned by uid {}, not by us ({me})", meta.uid()),
-        });
-    }
-    if meta.mode() & 0o077 != 0 {
-        tracing::warn!(dir = %dir.display(), "folder was open to others; setting mode 0700");
-        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
-            .map_err(io_err(dir, "chmod"))?;
-    }
-    Ok(())
-}
-
-/// Binds the socket: a private folder first, a stale socket replaced, a live one left alone.
-///
-/// # Errors
-/// The folder is not private and ours, a daemon answers on the socket, the path is not a
-/// socket, or binding failed.
-pub fn bind_socket(socket: &Path) -> Result<UnixListener, DaemonError> {
-    let dir = socket.parent().unwrap_or(Path::new("/"));
-    private_dir(dir)?;
-    match fs::symlink_metadata(socket) {
-        Ok(meta) if meta.file_type().is_socket() => {
-            if std::os::unix::net::UnixStream::connect(socket).is_ok() {
-                return Err(DaemonError::SocketInUse {
-                    socket: socket.into(),
-                });
-            }
-            tracing::info!(socket = %socket.display(), "replacing a stale socket");
-            fs::remove_file(socket).map_err(io_err(socket, "remove stale socket"))?;
-        }
-        Ok(_) => {
-            return Err(DaemonError::Insecure {
-                path: socket.into(),
-                problem: "exists and is not a socket; not removing it".into(),
-            });
-        }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(io_err(socket, "stat")(e)),
-    }
-    UnixListener::bind(socket).map_err(io_err(socket, "bind"))
 }
 
 /// Serves the API on `listener` until `shutdown` is cancelled, then lets in-flight RPCs
@@ -243,11 +186,11 @@ pub fn run(paths: &Paths, ready: Option<io::PipeWriter>) -> Result<(), DaemonErr
 
 fn run_inner(paths: &Paths, ready: &mut Option<io::PipeWriter>) -> Result<(), DaemonError> {
     let _lock = InstanceLock::acquire(paths)?;
-    let config = Config::load(&paths.skillmeat_home)?;
+    let (config, config_rx) = config::channel(Config::load(&paths.skillmeat_home)?);
     let store = Store::open(&paths.store_dir())?;
     let history = crate::history::History::open(&store, paths.skillmeat_home.clone())
         .map_err(|e| DaemonError::StartFailed(e.to_string()))?;
-    let engine = Arc::new(Engine::new(paths.clone(), store, history, config.clone()));
+    let engine = Arc::new(Engine::new(paths.clone(), store, history, config_rx));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("skillmeatd")
@@ -256,26 +199,31 @@ fn run_inner(paths: &Paths, ready: &mut Option<io::PipeWriter>) -> Result<(), Da
     runtime.block_on(async {
         // Signals first: from here on SIGTERM/SIGINT take the graceful path.
         let shutdown = CancellationToken::new();
-        spawn_signal_handler(shutdown.clone())?;
+        let mut tasks = Tasks::new(shutdown.clone());
+        tasks.spawn("signal", stop_signals(shutdown.clone())?);
         let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
             .map_err(|e| DaemonError::StartFailed(format!("SIGHUP handler: {e}")))?;
-        let (live, task) = live::new(Arc::clone(&engine), &config);
+        let (live, task) = live::new(Arc::clone(&engine));
         let started = std::time::Instant::now();
         let running = task.start().await?;
         tracing::info!(
             elapsed_ms = started.elapsed().as_millis() as u64,
             "initial scan done"
         );
-        let (listener, socket_owner) = crate::service::listener(&paths.socket)?;
+        let (listener, socket_owner) = socket::listener(&paths.socket)?;
         let pid_file = paths.pid_file();
         fs::write(&pid_file, format!("{}\n", std::process::id()))
             .map_err(io_err(&pid_file, "write"))?;
-        let live_task = tokio::spawn(live::run(running, shutdown.clone()));
-        tokio::spawn(crate::reload::run(
-            Arc::clone(&live),
-            hangups,
-            shutdown.clone(),
-        ));
+        tasks.spawn("live worker", live::run(running, shutdown.clone()));
+        tasks.spawn(
+            "configuration reload",
+            crate::reload::run(
+                paths.skillmeat_home.clone(),
+                config,
+                hangups,
+                shutdown.clone(),
+            ),
+        );
         tracing::info!(
             socket = %paths.socket.display(),
             home = %paths.skillmeat_home.display(),
@@ -285,43 +233,43 @@ fn run_inner(paths: &Paths, ready: &mut Option<io::PipeWriter>) -> Result<(), Da
         if let Some(mut w) = ready.take() {
             let _ = w.write_all(b"ready\n");
         }
-        crate::service::announce_ready(&paths.socket, shutdown.clone());
-        let served = serve(live, listener, shutdown.clone()).await;
+        crate::service::announce_ready(&paths.socket);
+        tasks.spawn("watchdog", crate::service::watchdog(shutdown.clone()));
+        tasks.spawn("RPC server", serve(live, listener, shutdown.clone()));
+        // Until SIGTERM, SIGINT, the Shutdown RPC, or a task's failure.
+        let ended = tasks.wait().await;
         crate::service::announce_stopping();
-        shutdown.cancel();
-        match live_task.await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::error!("live drift stopped: {e}"),
-            Err(e) => tracing::error!("live drift task failed: {e}"),
-        }
         tracing::info!("shutting down: flushing the store");
         let flushed = engine.flush();
-        if socket_owner == crate::service::SocketOwner::Daemon {
+        if socket_owner == SocketOwner::Daemon {
             let _ = fs::remove_file(&paths.socket);
         }
         let _ = fs::remove_file(&pid_file);
-        served?;
+        ended?;
         flushed.map_err(|e| DaemonError::StartFailed(e.to_string()))?;
         tracing::info!("stopped cleanly");
         Ok(())
     })
 }
 
-fn spawn_signal_handler(shutdown: CancellationToken) -> Result<(), DaemonError> {
+/// Installs the SIGTERM and SIGINT handlers; the returned task cancels `shutdown` when
+/// either arrives.
+fn stop_signals(
+    shutdown: CancellationToken,
+) -> Result<impl std::future::Future<Output = ()>, DaemonError> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate())
         .map_err(|e| DaemonError::StartFailed(format!("SIGTERM handler: {e}")))?;
     let mut int = signal(SignalKind::interrupt())
         .map_err(|e| DaemonError::StartFailed(format!("SIGINT handler: {e}")))?;
-    tokio::spawn(async move {
+    Ok(async move {
         tokio::select! {
             _ = term.recv() => tracing::info!("SIGTERM received"),
             _ = int.recv() => tracing::info!("SIGINT received"),
             _ = shutdown.cancelled() => return,
         }
         shutdown.cancel();
-    });
-    Ok(())
+    })
 }
 
 /// What [`start`] found or did.

@@ -9,6 +9,8 @@
 //! - Folders named in `daemon.toml` (`[discovery] scan`), walked to a bounded depth, skipping
 //!   `.git`, `node_modules` and build folders: a folder with a deployment file in any hidden
 //!   child is a project.
+//!
+//! Called by [`crate::projects::known`] each time the live task lists the projects.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -2,48 +2,16 @@
 //!
 //! Given the deployment record's hash D, what the collection side holds and what the
 //! project side holds, [`classify`] returns the drift type, SkillMeat's recommendation and
-//! change origin. Where SkillMeat is wrong we are right, on purpose:
+//! change origin. The kinds themselves, with their strings, are defined once in the wire
+//! crate ([`DriftKind`]). Where SkillMeat is wrong we are right, on purpose:
 //! - a deployed copy deleted from the project is [`DriftKind::Missing`] (SkillMeat falls back
 //!   to D and calls it unchanged);
 //! - both sides changed *to the same content* is in sync (SkillMeat says `conflict`);
 //! - a side that cannot be read is [`DriftKind::Error`], never a guess.
+//!
+//! Called by the engine for every deployment it reports on.
 
-use serde::{Deserialize, Serialize};
-
-/// The drift of one deployed (or deployable) artifact.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
-#[serde(rename_all = "snake_case")]
-pub enum DriftKind {
-    InSync,
-    Modified,
-    Outdated,
-    Conflict,
-    Removed,
-    Added,
-    Missing,
-    Error,
-}
-
-impl DriftKind {
-    /// The `drift_type` string SkillMeat's `sync-check` prints (ours for the extra kinds).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DriftKind::InSync => "in_sync",
-            DriftKind::Modified => "modified",
-            DriftKind::Outdated => "outdated",
-            DriftKind::Conflict => "conflict",
-            DriftKind::Removed => "removed",
-            DriftKind::Added => "added",
-            DriftKind::Missing => "missing",
-            DriftKind::Error => "error",
-        }
-    }
-
-    /// Whether this counts as drift (`sync-check`'s `drift_detected`).
-    pub fn is_drift(self) -> bool {
-        self != DriftKind::InSync
-    }
-}
+pub use skillmeatd_proto::drift::DriftKind;
 
 /// One side of a comparison.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,20 +36,10 @@ pub struct Verdict {
 
 impl Verdict {
     fn new(kind: DriftKind) -> Verdict {
-        let (recommendation, change_origin) = match kind {
-            DriftKind::InSync => ("none", "deployment"),
-            DriftKind::Modified => ("push_to_collection", "local_modification"),
-            DriftKind::Outdated => ("pull_from_collection", "sync"),
-            DriftKind::Conflict => ("review_manually", "local_modification"),
-            DriftKind::Removed => ("remove_from_project", "sync"),
-            DriftKind::Added => ("deploy_to_project", "sync"),
-            DriftKind::Missing => ("deploy_to_project", "local_modification"),
-            DriftKind::Error => ("review_manually", "sync"),
-        };
         Verdict {
             kind,
-            recommendation,
-            change_origin,
+            recommendation: kind.recommendation(),
+            change_origin: kind.change_origin(),
         }
     }
 }

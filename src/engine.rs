@@ -1,25 +1,28 @@
 //! The engine: SkillMeat's world as the daemon sees it, and the answers computed from it.
 //!
 //! It ties the readers ([`crate::formats`]), the hash index, the project set and the pure
-//! drift rules together. Every method is synchronous and may touch the disk; the RPC layer
-//! calls them on the blocking pool. The engine holds no lock across I/O: the store and the
+//! drift rules together, and holds the store, history and the receiver of the configuration
+//! in force ([`crate::config::Shared`]). Every method is synchronous and may touch the disk;
+//! the live worker calls them on the blocking pool for each batch, the RPC layer and the
+//! operations for each request. The engine holds no lock across I/O: the store and the
 //! index are safe to share, and each call reads SkillMeat's files afresh.
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::RwLock;
+use std::sync::Arc;
 use std::time::Instant;
 
-use crate::config::Config;
-use crate::drift::{self, DriftKind, Side};
+use crate::config::{self, Config};
+use crate::drift::{self, Side};
 use crate::formats::collection::{self, Collection};
 use crate::formats::deployment;
 use crate::formats::frontmatter;
 use crate::formats::{self, Problem};
 use crate::hash::{HashError, Variant};
-use crate::history::{History, HistoryError, Location};
+use crate::history::{History, HistoryError};
 use crate::index::HashIndex;
-use crate::paths::Paths;
+use crate::model::{ArtifactReport, Location};
+use crate::paths::{Paths, canonical};
 use crate::projects::{self, KnownProject};
 use crate::store::{Store, StoreError};
 
@@ -38,47 +41,6 @@ pub enum EngineError {
     Store(#[from] StoreError),
     #[error(transparent)]
     History(#[from] HistoryError),
-}
-
-/// The drift of one artifact, with everything `smctl drift` shows.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct ArtifactReport {
-    pub project: PathBuf,
-    /// Profile root, e.g. `.claude`; empty for `added`.
-    pub profile_root: String,
-    pub name: String,
-    pub artifact_type: String,
-    pub kind: DriftKind,
-    pub recommendation: String,
-    pub change_origin: String,
-    pub deployed_sha: Option<String>,
-    pub collection_sha: Option<String>,
-    pub project_sha: Option<String>,
-    pub collection_version: Option<String>,
-    pub project_version: Option<String>,
-    /// `deployed_at` with `Z` appended, as `sync-check` prints it.
-    pub last_deployed: Option<String>,
-    pub collection: String,
-    pub artifact_path: PathBuf,
-    /// Path of the collection copy, relative to the collection folder, when it exists.
-    #[serde(default)]
-    pub collection_path: Option<PathBuf>,
-    pub error: Option<String>,
-}
-
-impl ArtifactReport {
-    /// Identity of the artifact across recomputations: project, profile root, type,
-    /// normalized name and collection.
-    pub fn key(&self) -> String {
-        format!(
-            "{}\0{}\0{}\0{}\0{}",
-            self.project.display(),
-            self.profile_root,
-            self.artifact_type,
-            formats::normalize_name(&self.name),
-            self.collection
-        )
-    }
 }
 
 /// Drift of some projects, plus the problems met computing it.
@@ -118,19 +80,20 @@ pub struct Engine {
     store: Store,
     index: HashIndex,
     history: History,
-    config: RwLock<Config>,
+    config: config::Shared,
     started: Instant,
 }
 
 impl Engine {
-    /// An engine over `paths`, with its store and history already open.
-    pub fn new(paths: Paths, store: Store, history: History, config: Config) -> Engine {
+    /// An engine over `paths`, with its store and history already open, reading the
+    /// configuration in force from `config`.
+    pub fn new(paths: Paths, store: Store, history: History, config: config::Shared) -> Engine {
         Engine {
             index: HashIndex::new(store.clone()),
             history,
             paths,
             store,
-            config: RwLock::new(config),
+            config,
             started: Instant::now(),
         }
     }
@@ -147,14 +110,14 @@ impl Engine {
         &self.history
     }
 
-    /// The configuration in use.
-    pub fn config(&self) -> Config {
-        self.config.read().expect("config lock poisoned").clone()
+    /// The configuration in force now.
+    pub fn config(&self) -> Arc<Config> {
+        Arc::clone(&self.config.borrow().config)
     }
 
-    /// Replaces the configuration (a reload); the next project listing uses it.
-    pub fn set_config(&self, config: Config) {
-        *self.config.write().expect("config lock poisoned") = config;
+    /// A receiver of the configuration in force, to follow its changes.
+    pub fn config_watch(&self) -> config::Shared {
+        self.config.clone()
     }
 
     /// Every known project, ignored ones included, and discovery problems.
@@ -489,11 +452,6 @@ impl Collections {
             .flat_map(|c| c.problems.clone())
             .collect()
     }
-}
-
-/// The absolute, symlink-resolved form of a project path (as given when it does not exist).
-pub fn canonical(p: &Path) -> PathBuf {
-    std::fs::canonicalize(p).unwrap_or_else(|_| crate::paths::absolute(p))
 }
 
 /// A base candidate when the side still hashes to the record.

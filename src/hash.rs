@@ -9,8 +9,8 @@
 //!
 //! [`walk`] lists what a hash would read, with each file's identity and metadata, without
 //! reading any content; [`hash_listing`] reads it. The index uses the walk alone to decide
-//! whether a cached hash still holds. Everything here is synchronous; callers run it off
-//! the async runtime.
+//! whether a cached hash still holds. Everything here is synchronous; its callers (the index,
+//! history, the operations, `skillmeatd hash`) run it off the async runtime.
 
 use std::fs::{self, File, Metadata};
 use std::io::{self, Read};

@@ -9,255 +9,39 @@
 //!   artifacts plus `collection.toml` and `collection.lock`) or a project (its deployed
 //!   artifacts plus each `.skillmeat-deployed.toml`).
 //!
-//! Collection artifacts are read as a deploy would copy them ([`Variant::DeployedCopy`]),
-//! project artifacts as they are ([`Variant::Legacy`]), so a version's hash is directly
+//! Collection artifacts are read as a deploy would copy them ([`crate::hash::Variant::DeployedCopy`]),
+//! project artifacts as they are ([`crate::hash::Variant::Legacy`]), so a version's hash is directly
 //! comparable with a deployment record's `content_hash`.
 //!
-//! [`History`] is the synchronous API the engine, the RPC layer and the watcher call. Every
-//! method that writes returns only after the write is flushed. Submodules: [`content`]
-//! (reading trees from disk and writing them back), [`retention`] (which versions to keep,
-//! a pure function), [`archive`] (export and import), [`diff`] (unified diffs between any two
-//! states), [`time`] (parsing and printing instants). Encodings live in
-//! [`crate::store::history`].
+//! [`History`] is the synchronous API the engine (deployment bases), the live task's upkeep
+//! (versions, automatic snapshots, retention), the operations (safety snapshots, restores)
+//! and the RPC layer call. Every method that writes returns only after the write is
+//! flushed. Submodules: `snapshot` (what a snapshot covers, taking and reading them),
+//! [`content`] (reading trees from disk and writing them back), [`retention`] (which
+//! versions to keep, a pure function), [`archive`] (export and import), [`diff`] (unified
+//! diffs between any two states), [`time`] (parsing and printing instants). The types live
+//! in [`crate::model`], their encodings in [`crate::store::history`].
 
 pub mod archive;
 pub mod content;
 pub mod diff;
 pub mod retention;
+mod snapshot;
 pub mod time;
 
+pub use snapshot::auto_snapshot_due;
+
 use std::collections::HashSet;
-use std::fmt;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 use std::sync::{Mutex, MutexGuard};
 
-use serde::{Deserialize, Serialize};
-
-use crate::formats::{collection, deployment};
-use crate::hash::{HashError, Variant};
+use crate::hash::HashError;
 use crate::index::HashIndex;
+use crate::model::{Entry, Location, Origin, Snapshot, SnapshotId, Version, VersionId};
 use crate::store::history::HistoryStore;
 use crate::store::{Store, StoreError};
 
 use content::Content;
-
-/// Id of a version, printed `v<N>`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct VersionId(pub u64);
-
-/// Id of a snapshot, printed `s<N>`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct SnapshotId(pub u64);
-
-impl fmt::Display for VersionId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "v{}", self.0)
-    }
-}
-
-impl fmt::Display for SnapshotId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "s{}", self.0)
-    }
-}
-
-impl FromStr for VersionId {
-    type Err = ();
-    fn from_str(s: &str) -> Result<Self, ()> {
-        s.strip_prefix('v')
-            .and_then(|n| n.parse().ok())
-            .map(VersionId)
-            .ok_or(())
-    }
-}
-
-impl FromStr for SnapshotId {
-    type Err = ();
-    fn from_str(s: &str) -> Result<Self, ()> {
-        s.strip_prefix('s')
-            .and_then(|n| n.parse().ok())
-            .map(SnapshotId)
-            .ok_or(())
-    }
-}
-
-/// What made a version or snapshot.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Origin {
-    /// Seen by the watcher after changes settled (automatic).
-    Watch,
-    /// Content recorded by a deployment (the merge base).
-    Deploy,
-    Sync,
-    Merge,
-    Rollback,
-    Import,
-    Manual,
-}
-
-impl Origin {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Origin::Watch => "watch",
-            Origin::Deploy => "deploy",
-            Origin::Sync => "sync",
-            Origin::Merge => "merge",
-            Origin::Rollback => "rollback",
-            Origin::Import => "import",
-            Origin::Manual => "manual",
-        }
-    }
-}
-
-/// Whose artifact: a collection's or a project's.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Scope {
-    /// A collection, by name.
-    Collection(String),
-    /// A project, by absolute folder.
-    Project(PathBuf),
-}
-
-/// Where an artifact lives.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct Location {
-    pub scope: Scope,
-    /// Profile root inside a project (`.claude`); empty in a collection.
-    pub root: String,
-    /// Artifact path relative to the collection folder or the profile root, `/`-separated.
-    pub path: String,
-}
-
-impl Location {
-    /// A collection artifact.
-    pub fn collection(name: &str, path: &str) -> Location {
-        Location {
-            scope: Scope::Collection(name.to_string()),
-            root: String::new(),
-            path: path.trim_end_matches('/').to_string(),
-        }
-    }
-
-    /// A project artifact.
-    pub fn project(project: &Path, root: &str, path: &str) -> Location {
-        Location {
-            scope: Scope::Project(project.to_path_buf()),
-            root: root.to_string(),
-            path: path.trim_end_matches('/').to_string(),
-        }
-    }
-
-    /// Which SkillMeat hash describes content at this location.
-    pub fn variant(&self) -> Variant {
-        match self.scope {
-            Scope::Collection(_) => Variant::DeployedCopy,
-            Scope::Project(_) => Variant::Legacy,
-        }
-    }
-
-    /// The artifact's path on disk.
-    pub fn on_disk(&self, skillmeat_home: &Path) -> PathBuf {
-        match &self.scope {
-            Scope::Collection(n) => collection::collections_dir(skillmeat_home)
-                .join(n)
-                .join(&self.path),
-            Scope::Project(p) => p.join(&self.root).join(&self.path),
-        }
-    }
-
-    /// Path of the artifact inside its collection or project (`skills/x`,
-    /// `.claude/skills/x`).
-    pub fn display_path(&self) -> String {
-        if self.root.is_empty() {
-            self.path.clone()
-        } else {
-            format!("{}/{}", self.root, self.path)
-        }
-    }
-}
-
-impl fmt::Display for Location {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.scope {
-            Scope::Collection(n) => write!(f, "collection {n}: {}", self.path),
-            Scope::Project(p) => write!(f, "{}: {}", p.display(), self.display_path()),
-        }
-    }
-}
-
-/// What a snapshot covers.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SnapshotTarget {
-    Collection(String),
-    Project(PathBuf),
-}
-
-impl fmt::Display for SnapshotTarget {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            SnapshotTarget::Collection(n) => write!(f, "collection {n}"),
-            SnapshotTarget::Project(p) => write!(f, "project {}", p.display()),
-        }
-    }
-}
-
-/// One file of a version's manifest.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Entry {
-    /// Path relative to the artifact, `/`-separated; empty for a single-file artifact.
-    pub path: String,
-    /// Hex SHA-256 of the bytes (the blob id).
-    pub blob: String,
-    pub size: u64,
-    /// Permission bits (`0o644`, `0o755`).
-    pub mode: u32,
-    /// The link target when the file was a symbolic link (its bytes are the target's).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub symlink: Option<String>,
-}
-
-/// One content of one artifact.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Version {
-    pub id: VersionId,
-    pub location: Location,
-    /// SkillMeat's content hash of this content (see [`Location::variant`]).
-    pub content_hash: String,
-    /// The artifact is one file (its name is not part of the hash).
-    pub single_file: bool,
-    pub entries: Vec<Entry>,
-    pub parent: Option<VersionId>,
-    /// Milliseconds since the Unix epoch.
-    pub time_ms: i64,
-    pub origin: Origin,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub message: Option<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub tags: Vec<String>,
-}
-
-impl Version {
-    /// Bytes of the content, uncompressed.
-    pub fn logical_bytes(&self) -> u64 {
-        self.entries.iter().map(|e| e.size).sum()
-    }
-}
-
-/// A set of versions covering a collection or a project at one instant.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Snapshot {
-    pub id: SnapshotId,
-    pub target: SnapshotTarget,
-    pub time_ms: i64,
-    pub origin: Origin,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub message: Option<String>,
-    pub members: Vec<VersionId>,
-}
 
 /// Why a history operation failed. Each names what it concerns.
 #[derive(Debug, thiserror::Error)]
@@ -302,26 +86,6 @@ impl HistoryError {
     }
 }
 
-/// History settings (`[history]` in `daemon.toml`).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Settings {
-    /// At most one automatic snapshot per collection or project this often (seconds).
-    pub auto_snapshot_interval_secs: u64,
-    pub retention: retention::Policy,
-    pub import: archive::Limits,
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Settings {
-            auto_snapshot_interval_secs: 300,
-            retention: retention::Policy::default(),
-            import: archive::Limits::default(),
-        }
-    }
-}
-
 /// Sizes and counts for `smctl status`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Stats {
@@ -334,15 +98,6 @@ pub struct Stats {
     pub versions: u64,
     pub snapshots: u64,
     pub blobs: u64,
-}
-
-/// Whether an automatic snapshot may be taken now: the last one (if any) is at least
-/// `min_interval_ms` old. A clock that went backwards allows one.
-pub fn auto_snapshot_due(last_ms: Option<i64>, now_ms: i64, min_interval_ms: i64) -> bool {
-    match last_ms {
-        None => true,
-        Some(last) => now_ms < last || now_ms - last >= min_interval_ms,
-    }
 }
 
 /// The result of preparing one capture.
@@ -544,150 +299,6 @@ impl History {
         })
     }
 
-    /// The artifacts a snapshot of `target` covers, with their paths on disk.
-    ///
-    /// # Errors
-    /// The collection or project does not exist.
-    pub fn members_on_disk(
-        &self,
-        target: &SnapshotTarget,
-    ) -> Result<Vec<(Location, PathBuf)>, HistoryError> {
-        let mut out = Vec::new();
-        match target {
-            SnapshotTarget::Collection(name) => {
-                let c = collection::read(&self.home, name);
-                if !c.dir.join("collection.toml").is_file() {
-                    return Err(HistoryError::NotFound(format!("collection {name:?}")));
-                }
-                for f in ["collection.toml", "collection.lock"] {
-                    out.push((Location::collection(name, f), c.dir.join(f)));
-                }
-                for a in &c.artifacts {
-                    let loc = Location::collection(name, &a.path.to_string_lossy());
-                    out.push((loc, c.dir.join(&a.path)));
-                }
-            }
-            SnapshotTarget::Project(p) => {
-                if !p.is_dir() {
-                    return Err(HistoryError::NotFound(format!("project {}", p.display())));
-                }
-                for file in deployment::read_project(p) {
-                    let root = p.join(&file.root);
-                    out.push((
-                        Location::project(p, &file.root, deployment::FILE_NAME),
-                        root.join(deployment::FILE_NAME),
-                    ));
-                    for r in &file.records {
-                        let rel = r.artifact_path.to_string_lossy();
-                        out.push((
-                            Location::project(p, &file.root, &rel),
-                            root.join(&r.artifact_path),
-                        ));
-                    }
-                }
-            }
-        }
-        out.sort();
-        out.dedup();
-        Ok(out)
-    }
-
-    /// Takes a snapshot of `target` now: every covered artifact's current content becomes
-    /// (or reuses) a version.
-    ///
-    /// # Errors
-    /// The target does not exist; an artifact cannot be read; the store failed.
-    pub fn snapshot(
-        &self,
-        target: &SnapshotTarget,
-        origin: Origin,
-        message: Option<&str>,
-    ) -> Result<SnapshotId, HistoryError> {
-        let _w = self.lock();
-        let (members, new) = self.capture_members(target, origin)?;
-        self.record_snapshot(target, time::now_ms(), origin, message, members, &new)
-    }
-
-    /// Captures every artifact `target` covers: the members' ids and the new versions
-    /// (whose blobs are written, not yet flushed).
-    fn capture_members(
-        &self,
-        target: &SnapshotTarget,
-        origin: Origin,
-    ) -> Result<(Vec<VersionId>, Vec<Version>), HistoryError> {
-        let mut members = Vec::new();
-        let mut new = Vec::new();
-        for (loc, path) in self.members_on_disk(target)? {
-            match self.prepare(&loc, &path, origin, None, None)? {
-                Prepared::Same(id) => members.push(id),
-                Prepared::New(v) => {
-                    members.push(v.id);
-                    new.push(*v);
-                }
-                Prepared::Nothing => {}
-            }
-        }
-        Ok((members, new))
-    }
-
-    /// Records a snapshot and its new versions durably: blobs flushed first, then the
-    /// records naming them in one batch, flushed.
-    fn record_snapshot(
-        &self,
-        target: &SnapshotTarget,
-        time_ms: i64,
-        origin: Origin,
-        message: Option<&str>,
-        members: Vec<VersionId>,
-        new: &[Version],
-    ) -> Result<SnapshotId, HistoryError> {
-        self.store.flush()?;
-        let snap = Snapshot {
-            id: SnapshotId(self.store.next_id()?),
-            target: target.clone(),
-            time_ms,
-            origin,
-            message: message.map(str::to_string),
-            members,
-        };
-        self.store.put_snapshot(new, &snap)?;
-        self.store.flush()?;
-        Ok(snap.id)
-    }
-
-    /// The call for "changes under `target` settled": takes an automatic snapshot (origin
-    /// `watch`) unless one was taken less than `min_interval_ms` ago, or nothing changed
-    /// since the last snapshot of `target`. Returns the new snapshot's id.
-    ///
-    /// # Errors
-    /// As [`History::snapshot`].
-    pub fn auto_snapshot(
-        &self,
-        target: &SnapshotTarget,
-        now_ms: i64,
-        min_interval_ms: i64,
-    ) -> Result<Option<SnapshotId>, HistoryError> {
-        let _w = self.lock();
-        let last = self.store.last_auto_snapshot(target)?;
-        if !auto_snapshot_due(last, now_ms, min_interval_ms) {
-            return Ok(None);
-        }
-        let previous = self
-            .store
-            .all_snapshots()?
-            .into_iter()
-            .rfind(|s| &s.target == target);
-        // Capture first; a snapshot equal to the previous one is not recorded.
-        let (members, new) = self.capture_members(target, Origin::Watch)?;
-        if new.is_empty() && previous.is_some_and(|p| p.members == members) {
-            return Ok(None);
-        }
-        let id = self.record_snapshot(target, now_ms, Origin::Watch, None, members, &new)?;
-        self.store.set_last_auto_snapshot(target, now_ms)?;
-        self.store.flush()?;
-        Ok(Some(id))
-    }
-
     /// One version.
     ///
     /// # Errors
@@ -739,62 +350,6 @@ impl History {
         }
         out.sort_by_key(|v| std::cmp::Reverse((v.time_ms, v.id)));
         Ok(out)
-    }
-
-    /// One snapshot.
-    ///
-    /// # Errors
-    /// [`HistoryError::NotFound`]; the store failed.
-    pub fn snapshot_record(&self, id: SnapshotId) -> Result<Snapshot, HistoryError> {
-        self.store
-            .snapshot(id)?
-            .ok_or_else(|| HistoryError::NotFound(format!("snapshot {id}")))
-    }
-
-    /// A page of snapshots, newest first, optionally of one target: at most `limit` (1 to
-    /// 100) items strictly after `cursor`; the next cursor when more remain.
-    ///
-    /// # Errors
-    /// A bad limit, an unknown cursor; the store failed.
-    pub fn snapshots(
-        &self,
-        target: Option<&SnapshotTarget>,
-        limit: usize,
-        cursor: Option<SnapshotId>,
-    ) -> Result<(Vec<Snapshot>, Option<SnapshotId>), HistoryError> {
-        if limit == 0 {
-            return Err(HistoryError::Invalid("limit must be at least 1".into()));
-        }
-        let limit = limit.min(100);
-        let mut all: Vec<Snapshot> = self
-            .store
-            .all_snapshots()?
-            .into_iter()
-            .filter(|s| target.is_none_or(|t| &s.target == t))
-            .collect();
-        all.sort_by_key(|s| std::cmp::Reverse((s.time_ms, s.id)));
-        let start = match cursor {
-            None => 0,
-            Some(c) => {
-                all.iter()
-                    .position(|s| s.id == c)
-                    .ok_or_else(|| HistoryError::NotFound(format!("cursor {c}")))?
-                    + 1
-            }
-        };
-        let page: Vec<Snapshot> = all.iter().skip(start).take(limit).cloned().collect();
-        let next = (start + page.len() < all.len())
-            .then(|| page.last().map(|s| s.id))
-            .flatten();
-        Ok((page, next))
-    }
-
-    /// The versions a snapshot names.
-    ///
-    /// # Errors
-    /// A member is missing; the store failed.
-    pub fn members(&self, snap: &Snapshot) -> Result<Vec<Version>, HistoryError> {
-        snap.members.iter().map(|&id| self.version(id)).collect()
     }
 
     /// Tags a version (a tag names one version; tagging again moves it). Tagged versions
@@ -921,28 +476,13 @@ impl History {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::hash::Variant;
 
     fn setup() -> (tempfile::TempDir, History) {
         let d = tempfile::tempdir().unwrap();
         let store = Store::open(&d.path().join("store")).unwrap();
         let h = History::open(&store, d.path().join("home")).unwrap();
         (d, h)
-    }
-
-    #[test]
-    fn ids_print_and_parse() {
-        assert_eq!(VersionId(12).to_string(), "v12");
-        assert_eq!("v12".parse::<VersionId>(), Ok(VersionId(12)));
-        assert_eq!("s3".parse::<SnapshotId>(), Ok(SnapshotId(3)));
-        assert!("x3".parse::<SnapshotId>().is_err());
-    }
-
-    #[test]
-    fn auto_snapshot_rate_limit() {
-        assert!(auto_snapshot_due(None, 1000, 500));
-        assert!(!auto_snapshot_due(Some(800), 1000, 500));
-        assert!(auto_snapshot_due(Some(500), 1000, 500));
-        assert!(auto_snapshot_due(Some(2000), 1000, 500));
     }
 
     #[test]

@@ -10,6 +10,8 @@
 //! within [`RACY_WINDOW_NS`] of the walk) is stored as racy and recomputed on the next
 //! lookup, since a later same-size write could land within the same timestamp tick and
 //! leave every stamp field unchanged.
+//!
+//! Used by the engine (through its side memo) and by history's captures.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};

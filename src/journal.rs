@@ -9,103 +9,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde::{Deserialize, Serialize};
-
 use crate::drift::DriftKind;
-use crate::engine::ArtifactReport;
 use crate::formats::Problem;
-
-/// An artifact's last known drift, as persisted between runs.
-pub type KnownDrift = ArtifactReport;
-
-/// What an event reports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum EventKind {
-    /// The drift type changed (e.g. in sync → modified).
-    DriftChanged,
-    /// Same drift type, but a collection, project or record hash changed.
-    HashChanged,
-    /// A deployment (or an undeployed collection artifact) appeared.
-    DeploymentAdded,
-    /// A deployment (or an undeployed collection artifact) disappeared.
-    DeploymentRemoved,
-    /// A side of the artifact can no longer be read.
-    Unreadable,
-    /// A SkillMeat file became invalid (bad TOML, bad record).
-    InvalidFile,
-    /// A watched root switched to polling.
-    RootPolling,
-}
-
-/// Which side of a deployment changed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ChangedSide {
-    None,
-    Collection,
-    Project,
-    Both,
-    /// The deployment record itself (its content_hash) changed.
-    Record,
-}
-
-/// One journal entry.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Event {
-    /// Monotonic, never reused.
-    pub cursor: u64,
-    /// Milliseconds since the Unix epoch.
-    pub time_ms: i64,
-    pub kind: EventKind,
-    pub project: String,
-    pub profile_root: String,
-    pub name: String,
-    pub artifact_type: String,
-    pub old_drift: Option<DriftKind>,
-    pub new_drift: Option<DriftKind>,
-    pub deployed_sha: Option<String>,
-    pub collection_sha: Option<String>,
-    pub project_sha: Option<String>,
-    pub recommendation: String,
-    pub changed: ChangedSide,
-    /// For problems and polling: what happened, in one sentence.
-    pub message: String,
-    /// The daemon operation that caused the change, if the daemon wrote the files.
-    pub operation: String,
-}
-
-impl Event {
-    fn blank(kind: EventKind) -> Event {
-        Event {
-            cursor: 0,
-            time_ms: 0,
-            kind,
-            project: String::new(),
-            profile_root: String::new(),
-            name: String::new(),
-            artifact_type: String::new(),
-            old_drift: None,
-            new_drift: None,
-            deployed_sha: None,
-            collection_sha: None,
-            project_sha: None,
-            recommendation: String::new(),
-            changed: ChangedSide::None,
-            message: String::new(),
-            operation: String::new(),
-        }
-    }
-
-    /// An event saying `root` is now polled, and why.
-    pub fn polling(root: &str, reason: &str) -> Event {
-        Event {
-            project: root.to_string(),
-            message: reason.to_string(),
-            ..Event::blank(EventKind::RootPolling)
-        }
-    }
-}
+use crate::model::{ArtifactReport, ChangedSide, Event, EventKind};
 
 fn changed_side(old: &ArtifactReport, new: &ArtifactReport) -> ChangedSide {
     if old.deployed_sha != new.deployed_sha {
@@ -122,7 +28,11 @@ fn changed_side(old: &ArtifactReport, new: &ArtifactReport) -> ChangedSide {
     }
 }
 
-fn from_report(kind: EventKind, r: &ArtifactReport) -> Event {
+fn from_report(
+    kind: EventKind,
+    r: &ArtifactReport,
+    operation_of: impl Fn(&ArtifactReport) -> Option<u64>,
+) -> Event {
     Event {
         project: r.project.display().to_string(),
         profile_root: r.profile_root.clone(),
@@ -133,16 +43,20 @@ fn from_report(kind: EventKind, r: &ArtifactReport) -> Event {
         project_sha: r.project_sha.clone(),
         recommendation: r.recommendation.clone(),
         message: r.error.clone().unwrap_or_default(),
+        operation: operation_of(r).map(|id| id.to_string()).unwrap_or_default(),
         ..Event::blank(kind)
     }
 }
 
 /// Events turning `old` into `new` (both keyed by [`ArtifactReport::key`]), in key order.
-/// Only keys present in `scope` are compared; `None` compares every key of both.
+/// Only keys present in `scope` are compared; `None` compares every key of both. Each
+/// event names the operation `operation_of` says wrote its artifact (given the new report,
+/// or the old one of a removed deployment).
 pub fn diff(
     old: &BTreeMap<String, ArtifactReport>,
     new: &BTreeMap<String, ArtifactReport>,
     scope: Option<&BTreeSet<String>>,
+    operation_of: impl Fn(&ArtifactReport) -> Option<u64>,
 ) -> Vec<Event> {
     let keys: BTreeSet<&String> = match scope {
         Some(s) => s.iter().collect(),
@@ -153,12 +67,12 @@ pub fn diff(
         match (old.get(k), new.get(k)) {
             (None, None) => {}
             (None, Some(n)) => {
-                let mut e = from_report(EventKind::DeploymentAdded, n);
+                let mut e = from_report(EventKind::DeploymentAdded, n, &operation_of);
                 e.new_drift = Some(n.kind);
                 events.push(e);
             }
             (Some(o), None) => {
-                let mut e = from_report(EventKind::DeploymentRemoved, o);
+                let mut e = from_report(EventKind::DeploymentRemoved, o, &operation_of);
                 e.old_drift = Some(o.kind);
                 events.push(e);
             }
@@ -175,7 +89,7 @@ pub fn diff(
                 } else {
                     continue;
                 };
-                let mut e = from_report(kind, n);
+                let mut e = from_report(kind, n, &operation_of);
                 e.old_drift = Some(o.kind);
                 e.new_drift = Some(n.kind);
                 e.changed = side;
@@ -236,9 +150,9 @@ mod tests {
     #[test]
     fn only_changes_make_events() {
         let a = map(report(DriftKind::InSync, "d", "d"));
-        assert!(diff(&a, &a, None).is_empty());
+        assert!(diff(&a, &a, None, |_| None).is_empty());
         let b = map(report(DriftKind::Modified, "d", "p"));
-        let e = diff(&a, &b, None);
+        let e = diff(&a, &b, None, |_| None);
         assert_eq!(e.len(), 1);
         assert_eq!(e[0].kind, EventKind::DriftChanged);
         assert_eq!(
@@ -246,8 +160,11 @@ mod tests {
             (Some(DriftKind::InSync), Some(DriftKind::Modified))
         );
         assert_eq!(e[0].changed, ChangedSide::Project);
+        assert_eq!(e[0].operation, "");
+        let attributed = diff(&a, &b, None, |r| (r.name == "a").then_some(7));
+        assert_eq!(attributed[0].operation, "7");
         let c = map(report(DriftKind::Modified, "d", "p2"));
-        let e = diff(&b, &c, None);
+        let e = diff(&b, &c, None, |_| None);
         assert_eq!(
             (e[0].kind, e[0].changed),
             (EventKind::HashChanged, ChangedSide::Project)
@@ -258,10 +175,16 @@ mod tests {
     fn appearing_and_vanishing() {
         let a = map(report(DriftKind::InSync, "d", "d"));
         let none = BTreeMap::new();
-        assert_eq!(diff(&none, &a, None)[0].kind, EventKind::DeploymentAdded);
-        assert_eq!(diff(&a, &none, None)[0].kind, EventKind::DeploymentRemoved);
+        assert_eq!(
+            diff(&none, &a, None, |_| None)[0].kind,
+            EventKind::DeploymentAdded
+        );
+        assert_eq!(
+            diff(&a, &none, None, |_| None)[0].kind,
+            EventKind::DeploymentRemoved
+        );
         // Out of scope keys are not compared.
-        assert!(diff(&a, &none, Some(&BTreeSet::new())).is_empty());
+        assert!(diff(&a, &none, Some(&BTreeSet::new()), |_| None).is_empty());
     }
 
     #[test]

@@ -1,32 +1,45 @@
 //! skillmeatd: always-on drift detection for SkillMeat collections and projects.
 //!
 //! # Layout
-//! - Pure core: [`hash`] (SkillMeat's content hash), [`formats`] (its files), [`drift`]
-//!   (classification rules), [`config`] (`daemon.toml`), [`merge`] (three-way merge of
-//!   texts and artifact trees).
-//! - State: [`store`] (sled; owns every key and encoding), [`index`] (hashes re-read only
-//!   when metadata changed), [`projects`] + [`discovery`] (which projects exist).
-//! - [`history`]: every version of every artifact, snapshots, retention, diff, archives.
-//! - [`engine`]: ties the above into answers (drift, project summaries, totals).
-//! - [`writer`]: every write into a collection or project (SkillMeat's flock protocol,
-//!   staged atomic swaps, confined to a managed folder).
-//! - [`operations`]: sync pull/push, merge, rollback and undo over the writer, each with a
-//!   safety snapshot first and a record in the operations log.
-//! - Edges: [`rpc`] (the gRPC service), [`daemon`] (lifecycle, socket, start/stop),
-//!   [`authority`] (lets clients that send the socket path as `:authority` in),
-//!   [`service`] (systemd/launchd integration: readiness, watchdog, socket activation),
-//!   [`reload`] (SIGHUP re-reads `daemon.toml`), [`paths`], [`connect`] and [`protocol`]
-//!   (shared with `smctl`).
-//! - [`suggest`]: "did you mean" for misspelt names.
+//! Layers point one way: each module imports only from layers below it (no import cycles;
+//! `ARCHITECTURE.md` walks through the two main paths).
+//!
+//! 1. Foundations, plain functions over plain data: [`hash`] (SkillMeat's content hash),
+//!    [`drift`] (classification rules), [`merge`] (three-way merge of texts and trees),
+//!    [`formats`] (SkillMeat's files, read and edited), [`writer`] (every write into a
+//!    collection or project: SkillMeat's lock, staged atomic swaps, confinement),
+//!    [`transient`] (the names of transient files, made and recognised in one place),
+//!    [`watcher`] (kernel events and polling turned into change hints), [`paths`],
+//!    [`suggest`], [`faults`] (test-only fault points).
+//! 2. Domain: [`model`] (locations, versions, snapshots, drift reports, events, operation
+//!    records) and [`config`] (`daemon.toml`, and the one channel the configuration in force
+//!    is published on).
+//! 3. State: [`store`] (sled; owns every key and encoding, persists model types only),
+//!    [`index`] (hashes re-read only when metadata changed), [`projects`] + [`discovery`]
+//!    (which projects exist).
+//! 4. Engines: [`history`] (versions, snapshots, retention, diff, archives), [`engine`]
+//!    (drift of a project, project registration, totals), [`journal`] (events between two
+//!    drift states).
+//! 5. Live state and writes: [`live`] (the always-current drift, kept by one worker task;
+//!    sync barriers), [`operations`] (sync, merge, rollback, undo over the writer, each with a
+//!    safety snapshot, an operations-log record and claimed events).
+//! 6. Edges: [`rpc`] (the gRPC service), [`reload`] (SIGHUP), [`socket`] (binding or socket
+//!    activation), [`authority`] (lets in clients that send the socket path as
+//!    `:authority`), [`service`] (readiness, watchdog), [`supervisor`] (every background
+//!    task in one `JoinSet`) and [`daemon`] (lifecycle, `start`/`stop`/`status`).
+//!
+//! The wire crate `skillmeatd_proto` (in `proto/`, shared with `smctl`) sits below all of
+//! them: the generated code (re-exported as [`rpc::pb`]), [`connect`], default paths, the
+//! protocol version and the drift kinds ([`drift::DriftKind`]).
 
 pub mod authority;
 pub mod config;
-#[path = "connect.rs"]
-pub mod connect;
+pub use skillmeatd_proto::connect;
 pub mod daemon;
 pub mod discovery;
 pub mod drift;
 pub mod engine;
+pub mod faults;
 pub mod formats;
 pub mod hash;
 pub mod history;
@@ -34,14 +47,17 @@ pub mod index;
 pub mod journal;
 pub mod live;
 pub mod merge;
+pub mod model;
 pub mod operations;
 pub mod paths;
 pub mod projects;
-pub mod protocol;
 pub mod reload;
 pub mod rpc;
 pub mod service;
+pub mod socket;
 pub mod store;
 pub mod suggest;
+pub mod supervisor;
+pub mod transient;
 pub mod watcher;
 pub mod writer;

@@ -11,7 +11,7 @@ use skillmeatd::paths::Paths;
 /// Always-on drift detection for SkillMeat collections and projects.
 #[derive(Debug, Parser)]
 #[command(
-    version,
+    version = env!("SKILLMEATD_LONG_VERSION"),
     about,
     after_help = "\
 Examples:

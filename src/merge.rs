@@ -1,7 +1,8 @@
 //! Three-way merge: what the daemon writes when both sides of a deployment changed.
 //!
 //! Pure functions over bytes held in memory, so the inputs can come from the version
-//! store, from disk or from a test alike; nothing here touches the filesystem.
+//! store, from disk or from a test alike; nothing here touches the filesystem. Called by
+//! [`crate::operations`] (`merge` and `rollback --mode preserve`).
 //!
 //! - [`text`]: a line-based diff3 of one file (`base`, `local`, `remote` → merged bytes and
 //!   the conflicting hunks), built on `similar`.

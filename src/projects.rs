@@ -3,14 +3,17 @@
 //!
 //! A project registered by hand is always listed; `ignore` hides a discovered one for good.
 //! A project whose folder is gone stays listed as missing.
+//!
+//! Called by the engine ([`crate::engine::Engine::known_projects`]) whenever the live task
+//! lists the projects.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::config::Config;
 use crate::discovery;
-use crate::engine::canonical;
 use crate::formats::Problem;
+use crate::paths::canonical;
 use crate::store::{Store, StoreError};
 
 /// How a project was found.

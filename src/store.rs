@@ -9,9 +9,13 @@
 //! | `hashes` | variant tag byte + absolute path (bytes) | [`CachedHash`], fixed layout |
 //! | `meta` | name | bytes (`schema` = format version) |
 //!
-//! The journal and drift-state trees are described in [`journal`]; the history trees (blobs, versions, snapshots, tags) are in [`history`]; the operations log is in [`operations`].
+//! The journal and drift-state trees are described in [`journal`]; the history trees
+//! (blobs, versions, snapshots, tags) in [`history`]; the operations log in [`operations`].
+//! The values are domain types from [`crate::model`]; the store knows nothing of who makes
+//! them.
 //!
-//! Writes that answer an RPC are flushed before the answer ([`Store::flush`]).
+//! Writes that answer an RPC are flushed before the answer ([`Store::flush`]). Opened once
+//! by [`crate::daemon::run`]; the index, history and engine share clones of it.
 
 pub mod history;
 mod journal;

@@ -3,6 +3,7 @@
 //! serde reports an unknown key as ``unknown field `scna`, expected one of `scan`, …``
 //! (its stable wording for `deny_unknown_fields`); [`unknown_field`] reads that message and
 //! appends the closest expected name. [`closest`] is the plain string matcher beneath.
+//! Called by [`crate::config::Config::load`].
 
 /// The candidate nearest to `name`, if it is near enough to be a likely typo.
 pub fn closest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {

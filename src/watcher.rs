@@ -11,6 +11,10 @@
 //! The poller is ours, not notify's `PollWatcher`: that one compares modification times in
 //! whole seconds and ignores sizes, so two saves within a second look like none. Ours
 //! compares size, inode, and nanosecond mtime and ctime of every entry.
+//!
+//! Names of transient files (SkillMeat's and the daemon's own) are skipped as
+//! [`crate::transient`] defines them. The live worker owns the one watcher and sets its
+//! roots on each batch.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -21,6 +25,8 @@ use std::time::Duration;
 use notify::{EventKind, RecursiveMode, Watcher as _};
 use tokio::sync::{Notify, mpsc};
 
+use crate::transient::is_transient;
+
 /// The sysctl that raises the inotify watch limit.
 pub const WATCH_LIMIT_FIX: &str =
     "sysctl fs.inotify.max_user_watches=524288 (persist it in /etc/sysctl.d/)";
@@ -28,9 +34,6 @@ pub const WATCH_LIMIT_FIX: &str =
 /// Environment variable that makes every kernel watch fail as if the watch limit were
 /// exhausted (fault injection for tests of the polling fallback).
 pub const FAULT_WATCH_LIMIT: &str = "SKILLMEATD_FAULT_WATCH_LIMIT";
-
-/// Prefix of the cookie files written by sync barriers.
-pub const COOKIE_PREFIX: &str = ".skillmeatd-cookie-";
 
 /// A change hint.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,22 +58,6 @@ impl Overflow {
     pub fn take(&self) -> bool {
         self.raised.swap(false, Ordering::SeqCst)
     }
-}
-
-/// Whether a path is one of the transient files SkillMeat or the daemon make beside real
-/// ones: lock files, transaction temporaries, swap-asides, our own temporaries. Cookie files
-/// are not ignored here: the live loop needs to see them.
-pub fn is_noise(path: &Path) -> bool {
-    let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
-        return false;
-    };
-    name.ends_with(".skillmeat-lock")
-        || name.contains(".skillmeat-txn-")
-        || name.ends_with(".txn.tmp")
-        || name.contains(".txn-")
-        || name.contains(".skillmeat-swap-aside-")
-        || (name.starts_with(".skillmeatd-") && !name.starts_with(COOKIE_PREFIX))
-        || (name.starts_with('.') && name.contains(".skillmeatd-") && name.ends_with(".tmp"))
 }
 
 /// One watched root.
@@ -117,7 +104,11 @@ fn handler(
             if matches!(event.kind, EventKind::Access(_)) {
                 return;
             }
-            let paths: Vec<PathBuf> = event.paths.into_iter().filter(|p| !is_noise(p)).collect();
+            let paths: Vec<PathBuf> = event
+                .paths
+                .into_iter()
+                .filter(|p| !is_transient(p))
+                .collect();
             if paths.is_empty() {
                 return;
             }
@@ -162,23 +153,22 @@ pub fn inotify_watches() -> Option<u64> {
 }
 
 impl Watcher {
-    /// A watcher sending hints to `tx`.
-    ///
-    /// # Errors
-    /// Neither a kernel watcher nor a poll watcher could be created.
+    /// A watcher sending hints to `tx`. It always exists: without kernel events every root
+    /// is polled, and without the polling thread the live task's periodic reconcile still
+    /// catches every change (both are logged).
     pub fn new(
         tx: mpsc::Sender<Hint>,
         overflow: Arc<Overflow>,
         force_polling: bool,
         poll_interval: Duration,
-    ) -> notify::Result<Watcher> {
+    ) -> Watcher {
         let kernel = if force_polling {
             None
         } else {
             kernel_watcher(&tx, &overflow)
         };
         let poll = Poller::start(tx.clone(), Arc::clone(&overflow), poll_interval);
-        Ok(Watcher {
+        Watcher {
             kernel,
             poll,
             roots: BTreeMap::new(),
@@ -187,7 +177,7 @@ impl Watcher {
             fault_limit: std::env::var_os(FAULT_WATCH_LIMIT).is_some_and(|v| v == "1"),
             tx,
             overflow,
-        })
+        }
     }
 
     /// Whether every root is polled by configuration.
@@ -376,7 +366,7 @@ impl Poller {
                                 .collect();
                             changed.extend(seen.keys().filter(|p| !now.contains_key(*p)).cloned());
                             *seen = now;
-                            changed.retain(|p| !is_noise(p));
+                            changed.retain(|p| !is_transient(p));
                             if !changed.is_empty() && tx.try_send(Hint { paths: changed }).is_err()
                             {
                                 overflow.raise();
@@ -441,34 +431,12 @@ fn is_limit(e: &notify::Error) -> bool {
 mod tests {
     use super::*;
 
-    #[test]
-    fn noise_is_recognised() {
-        for n in [
-            ".claude/skills/.review.skillmeat-lock",
-            ".claude/..skillmeat-deployed.toml.skillmeat-lock",
-            ".claude/commands/.hello.md.skillmeat-txn-1a2b3c4d",
-            ".claude/commands/.hello.md.x81k.txn.tmp",
-            ".claude/skills/.review.txn-1a2b3c4d",
-            ".claude/skills/.review.skillmeat-swap-aside-1a2b3c4d",
-            ".claude/commands/.hello.md.skillmeatd-1234.tmp",
-        ] {
-            assert!(is_noise(Path::new(n)), "{n}");
-        }
-        for n in [
-            ".claude/skills/review/SKILL.md",
-            ".claude/.skillmeat-deployed.toml",
-            ".claude/.skillmeatd-cookie-1-2",
-        ] {
-            assert!(!is_noise(Path::new(n)), "{n}");
-        }
-    }
-
     #[tokio::test]
     async fn kernel_events_become_hints() {
         let d = tempfile::tempdir().unwrap();
         let (tx, mut rx) = mpsc::channel(64);
         let overflow = Arc::new(Overflow::default());
-        let mut w = Watcher::new(tx, overflow, false, Duration::from_millis(100)).unwrap();
+        let mut w = Watcher::new(tx, overflow, false, Duration::from_millis(100));
         let roots = BTreeMap::from([(d.path().to_path_buf(), Depth::Recursive)]);
         let (added, polled) = w.set_roots(&roots);
         assert_eq!(added, [d.path().to_path_buf()]);
@@ -486,8 +454,7 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let (tx, _rx) = mpsc::channel(1);
         let overflow = Arc::new(Overflow::default());
-        let mut w =
-            Watcher::new(tx, Arc::clone(&overflow), false, Duration::from_millis(100)).unwrap();
+        let mut w = Watcher::new(tx, Arc::clone(&overflow), false, Duration::from_millis(100));
         w.set_roots(&BTreeMap::from([(
             d.path().to_path_buf(),
             Depth::Recursive,

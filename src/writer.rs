@@ -27,23 +27,22 @@ mod confine;
 mod lock;
 
 use std::collections::BTreeMap;
-use std::ffi::OsString;
 use std::fs::{File, Permissions};
 use std::io::{self, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
-pub use lock::{LOCK_SUFFIX, Lock, lock_path};
+pub use lock::{Lock, lock_path};
 
 use confine::{Target, confine};
+
+use crate::transient::{STAGE_RANDOM, STAGE_SUFFIX, stage_prefix, swap_aside};
 
 /// Default time to wait for another process's lock (SkillMeat's default).
 pub const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(10);
 /// How often a held lock is polled (SkillMeat's interval).
 pub const LOCK_POLL: Duration = Duration::from_millis(50);
-/// Marker in the names of our staging and swap-aside entries.
-pub const STAGE_MARKER: &str = ".skillmeatd-";
 /// Mode of a new file when none is given and none existed.
 pub const DEFAULT_FILE_MODE: u32 = 0o644;
 /// Mode of a new folder.
@@ -211,8 +210,8 @@ impl Writer {
         let dest = target.path();
         let mut staged = tempfile::Builder::new()
             .prefix(&stage_prefix(&target.name))
-            .suffix(".tmp")
-            .rand_bytes(8)
+            .suffix(STAGE_SUFFIX)
+            .rand_bytes(STAGE_RANDOM)
             .tempfile_in(&target.dir)
             .map_err(|e| WriteError::io(&target.dir, "stage a file in", e))?;
         let tmp = staged.path().to_path_buf();
@@ -268,8 +267,8 @@ impl Writer {
         let _lock = Lock::acquire(&dest, self.lock_wait, self.lock_poll)?;
         let stage = tempfile::Builder::new()
             .prefix(&stage_prefix(&target.name))
-            .suffix(".tmp")
-            .rand_bytes(8)
+            .suffix(STAGE_SUFFIX)
+            .rand_bytes(STAGE_RANDOM)
             .tempdir_in(&target.dir)
             .map_err(|e| WriteError::io(&target.dir, "stage a folder in", e))?;
         write_tree(stage.path(), files)?;
@@ -330,10 +329,7 @@ impl Writer {
     fn set_aside(&self, target: &Target) -> Result<PathBuf, WriteError> {
         let dest = target.path();
         let aside = loop {
-            let mut name = OsString::from(".");
-            name.push(&target.name);
-            name.push(format!("{STAGE_MARKER}swap-{:08x}", fastrand::u32(..)));
-            let candidate = target.dir.join(name);
+            let candidate = target.dir.join(swap_aside(&target.name, fastrand::u32(..)));
             if std::fs::symlink_metadata(&candidate).is_err() {
                 break candidate;
             }
@@ -350,14 +346,6 @@ impl Writer {
         let _ = at;
         Ok(())
     }
-}
-
-/// The prefix of staged copies of `name`: `.<name>.skillmeatd-` (then random, `.tmp`).
-fn stage_prefix(name: &std::ffi::OsStr) -> OsString {
-    let mut prefix = OsString::from(".");
-    prefix.push(name);
-    prefix.push(STAGE_MARKER);
-    prefix
 }
 
 /// Writes `files` under the fresh folder `root`, fsyncing every file and folder.

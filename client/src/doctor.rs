@@ -16,15 +16,19 @@ use std::path::Path;
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use skillmeatd_proto::paths::Paths;
+use skillmeatd_proto::{PROTOCOL_VERSION, connect, pb};
 
+use crate::failure::Failure;
+use crate::locate;
 use crate::output::Format;
-use crate::paths::Paths;
-use crate::{Client, Failure, connect, locate, pb, protocol};
+use crate::session::Client;
 
 /// The SkillMeat release whose files and behaviour skillmeatd was checked against.
 const SKILLMEAT_CHECKED: &str = "0.74.0";
-/// How long `skillmeat --version` may take.
-const SKILLMEAT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long `skillmeat --version` may take. A cold start of the Python CLI takes about 2 s
+/// on an idle machine and well over 10 s on a loaded one; only a hung CLI should fail.
+const SKILLMEAT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Share of `fs.inotify.max_user_watches` above which the limit is close.
 const INOTIFY_HIGH: f64 = 0.8;
 /// Store size above which the journal limits deserve a look.
@@ -162,14 +166,11 @@ fn daemon(paths: &Paths, s: Option<&pb::StatusResponse>) -> Check {
         "skillmeatd {} running (pid {}, up {}s) on {}",
         s.daemon_version, s.pid, s.uptime_seconds, s.socket_path
     );
-    if s.protocol_version != protocol::PROTOCOL_VERSION || s.daemon_version != own {
+    if s.protocol_version != PROTOCOL_VERSION || s.daemon_version != own {
         check(
             "daemon",
             Level::Warn,
-            format!(
-                "{msg}; smctl is {own} (protocol {})",
-                protocol::PROTOCOL_VERSION
-            ),
+            format!("{msg}; smctl is {own} (protocol {})", PROTOCOL_VERSION),
             "restart the daemon that came with this smctl: `skillmeatd stop && skillmeatd start`",
         )
     } else {

@@ -11,9 +11,12 @@ use std::path::PathBuf;
 
 use clap::Subcommand;
 use serde_json::{Value, json};
+use skillmeatd_proto::pb;
 
+use crate::cli::absolute;
+use crate::failure::Failure;
 use crate::output::Format;
-use crate::{Client, Failure, absolute, pb};
+use crate::session::Client;
 
 /// `smctl snapshot …`
 #[derive(Debug, Subcommand)]
@@ -61,6 +64,48 @@ pub enum SnapshotCommand {
         #[arg(long, conflicts_with = "file")]
         skillmeat: bool,
     },
+}
+
+/// `smctl log` arguments.
+#[derive(Debug, clap::Args)]
+pub struct LogArgs {
+    /// Artifact name or path.
+    pub artifact: String,
+    #[command(flatten)]
+    pub select: Selector,
+}
+
+/// `smctl show` arguments.
+#[derive(Debug, clap::Args)]
+pub struct ShowArgs {
+    pub version: String,
+}
+
+/// `smctl tag` arguments.
+#[derive(Debug, clap::Args)]
+pub struct TagArgs {
+    pub version: String,
+    pub name: String,
+}
+
+/// `smctl diff` arguments.
+#[derive(Debug, clap::Args)]
+pub struct DiffArgs {
+    /// First state (omit with --at).
+    pub a: Option<String>,
+    /// Second state.
+    pub b: Option<String>,
+    /// Limit the diff to this artifact (name or path).
+    #[arg(long)]
+    pub artifact: Option<String>,
+    /// The state at this time is the first side (30m, 2h, 3d, 2026-11-25T10:00).
+    #[arg(long)]
+    pub at: Option<String>,
+    /// Exit 1 when the two differ.
+    #[arg(long)]
+    pub exit_code: bool,
+    #[command(flatten)]
+    pub select: Selector,
 }
 
 /// Which artifact, as the user named it.
@@ -305,14 +350,13 @@ pub async fn snapshot(
 /// `smctl log ARTIFACT`.
 pub async fn log(
     client: &mut Client,
-    artifact: String,
-    sel: &Selector,
+    args: LogArgs,
     format: Format,
     out: &mut impl Write,
 ) -> Result<u8, Failure> {
     let r = client
         .artifact_log(pb::ArtifactLogRequest {
-            artifact: Some(sel.to_pb(Some(artifact))),
+            artifact: Some(args.select.to_pb(Some(args.artifact))),
         })
         .await?
         .into_inner();
@@ -330,12 +374,14 @@ pub async fn log(
 /// `smctl show VERSION`.
 pub async fn show(
     client: &mut Client,
-    version: String,
+    args: ShowArgs,
     format: Format,
     out: &mut impl Write,
 ) -> Result<u8, Failure> {
     let v = client
-        .get_version(pb::GetVersionRequest { version })
+        .get_version(pb::GetVersionRequest {
+            version: args.version,
+        })
         .await?
         .into_inner()
         .version
@@ -357,13 +403,15 @@ pub async fn show(
 /// `smctl tag VERSION NAME`.
 pub async fn tag(
     client: &mut Client,
-    version: String,
-    name: String,
+    args: TagArgs,
     format: Format,
     out: &mut impl Write,
 ) -> Result<u8, Failure> {
     let v = client
-        .tag_version(pb::TagVersionRequest { version, tag: name })
+        .tag_version(pb::TagVersionRequest {
+            version: args.version,
+            tag: args.name,
+        })
         .await?
         .into_inner()
         .version
@@ -375,23 +423,28 @@ pub async fn tag(
     Ok(0)
 }
 
-/// `smctl diff A B`; exits 1 with `--exit-code` when they differ.
-#[allow(clippy::too_many_arguments)]
+/// `smctl diff A B` (or `--at TIME B`); exits 1 with `--exit-code` when they differ.
 pub async fn diff(
     client: &mut Client,
-    a: String,
-    b: String,
-    artifact: Option<String>,
-    sel: &Selector,
-    exit_code: bool,
+    args: DiffArgs,
     format: Format,
     out: &mut impl Write,
 ) -> Result<u8, Failure> {
+    let (a, b) = match (args.at, args.a, args.b) {
+        (Some(t), Some(b), None) => (format!("@{t}"), b),
+        (None, Some(a), Some(b)) => (a, b),
+        _ => {
+            return Err(Failure::new(
+                2,
+                "give two states, or --at TIME and one state",
+            ));
+        }
+    };
     let r = client
         .diff(pb::DiffRequest {
             a,
             b,
-            subject: Some(sel.to_pb(artifact)),
+            subject: Some(args.select.to_pb(args.artifact)),
         })
         .await?
         .into_inner();
@@ -428,7 +481,7 @@ pub async fn diff(
             }
         }
     }
-    Ok(if exit_code && !r.files.is_empty() {
+    Ok(if args.exit_code && !r.files.is_empty() {
         1
     } else {
         0

@@ -8,7 +8,8 @@
 //!
 //! JSON field names (stable): an operation answer has `operation` (null for dry runs),
 //! `dry_run`, `changed[]`, `conflicts[]` (`path`, `kind`, `binary`, `resolved`),
-//! `merged[]` (`path`, `content`, `deleted`; merge dry runs) and `base_version`. An
+//! `merged[]` (`path`, `content`, `deleted`; merge dry runs), `base_version` and
+//! `resolved_to` (rollbacks: the version or snapshot the target resolved to). An
 //! operation has `id`, `time`, `operation`, `targets`, `files_restored`, `files_merged`,
 //! `files_conflicted`, `safety_snapshots`, `success`, `error`, `undoes`. `audit` prints
 //! `{"operations": [...]}`, oldest first.
@@ -18,9 +19,12 @@ use std::path::PathBuf;
 
 use clap::{Subcommand, ValueEnum};
 use serde_json::{Value, json};
+use skillmeatd_proto::pb;
 
+use crate::cli::absolute;
+use crate::failure::Failure;
 use crate::output::Format;
-use crate::{Client, Failure, absolute, pb};
+use crate::session::Client;
 
 /// `smctl sync …`
 #[derive(Debug, Subcommand)]
@@ -74,9 +78,54 @@ pub enum Prefer {
     Collection,
 }
 
+/// `smctl merge` arguments.
+#[derive(Debug, clap::Args)]
+pub struct MergeArgs {
+    /// Artifact name, `type/name`, or path in the profile root.
+    pub artifact: String,
+    /// The project folder.
+    #[arg(long, default_value = ".")]
+    pub project: PathBuf,
+    /// Resolve conflicts by taking this side.
+    #[arg(long, value_enum)]
+    pub prefer: Option<Prefer>,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+/// `smctl undo` arguments.
+#[derive(Debug, clap::Args)]
+pub struct UndoArgs {
+    /// Operation id (see `smctl audit`).
+    pub operation: Option<u64>,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+/// `smctl rollback` arguments.
+#[derive(Debug, clap::Args)]
+pub struct RollbackArgs {
+    /// Artifact name, `type/name`, or path [default: the whole project or collection].
+    pub artifact: Option<String>,
+    /// The project whose deployment to roll back.
+    #[arg(
+        long,
+        conflicts_with = "collection",
+        required_unless_present = "collection"
+    )]
+    pub project: Option<PathBuf>,
+    /// The collection whose artifact to roll back.
+    #[arg(long)]
+    pub collection: Option<String>,
+    #[command(flatten)]
+    pub target: RollbackTarget,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
 /// What `smctl rollback` goes back to, and how.
 #[derive(Debug, Clone, clap::Args)]
-pub struct RollbackArgs {
+pub struct RollbackTarget {
     /// Version id, tag or snapshot id.
     #[arg(
         long,
@@ -94,6 +143,14 @@ pub struct RollbackArgs {
     /// the last recorded version (a whole project or collection: since its newest snapshot).
     #[arg(long, value_enum, default_value = "replace")]
     pub mode: Mode,
+}
+
+/// `smctl audit` arguments.
+#[derive(Debug, clap::Args)]
+pub struct AuditArgs {
+    /// Only operations since this time (30m, 2h, 3d, 2026-11-25T10:00 UTC).
+    #[arg(long)]
+    pub since: Option<String>,
 }
 
 /// `smctl rollback --mode`.
@@ -129,6 +186,7 @@ fn response_json(r: &pb::OperationResponse) -> Value {
         "merged": r.merged.iter().map(|f| json!({"path": f.path, "deleted": f.deleted,
             "content": String::from_utf8_lossy(&f.content)})).collect::<Vec<_>>(),
         "base_version": (!r.base_version.is_empty()).then_some(&r.base_version),
+        "resolved_to": (!r.resolved_to.is_empty()).then_some(&r.resolved_to),
     })
 }
 
@@ -275,13 +333,16 @@ pub async fn sync(
 /// Runs `smctl merge`.
 pub async fn merge(
     client: &mut Client,
-    artifact: String,
-    project: PathBuf,
-    prefer: Option<Prefer>,
-    run: RunArgs,
+    args: MergeArgs,
     format: Format,
     out: &mut impl Write,
 ) -> Result<u8, Failure> {
+    let MergeArgs {
+        artifact,
+        project,
+        prefer,
+        run,
+    } = args;
     let prefer = match prefer {
         None => pb::MergePreference::Markers,
         Some(Prefer::Local) => pb::MergePreference::Local,
@@ -310,11 +371,11 @@ pub async fn merge(
 /// Runs `smctl undo`.
 pub async fn undo(
     client: &mut Client,
-    operation: Option<u64>,
-    run: RunArgs,
+    args: UndoArgs,
     format: Format,
     out: &mut impl Write,
 ) -> Result<u8, Failure> {
+    let UndoArgs { operation, run } = args;
     let req = |dry_run| pb::UndoRequest {
         operation: operation.unwrap_or(0),
         dry_run,
@@ -334,42 +395,51 @@ pub async fn undo(
 }
 
 /// Runs `smctl rollback`.
-#[allow(clippy::too_many_arguments)]
 pub async fn rollback(
     client: &mut Client,
-    artifact: Option<String>,
-    project: Option<PathBuf>,
-    collection: Option<String>,
-    target: RollbackArgs,
-    run: RunArgs,
+    args: RollbackArgs,
     format: Format,
     out: &mut impl Write,
 ) -> Result<u8, Failure> {
+    let RollbackArgs {
+        artifact,
+        project,
+        collection,
+        target,
+        run,
+    } = args;
     let mode = match target.mode {
         Mode::Replace => pb::RollbackMode::Replace,
         Mode::Preserve => pb::RollbackMode::Preserve,
     };
-    let req = |dry_run| {
+    let req = |dry_run, to: Option<&String>, at: Option<&String>| {
         let mut r = pb::RollbackRequest {
             artifact: artifact.clone().unwrap_or_default(),
             project: project.as_deref().map(absolute).unwrap_or_default(),
             collection: collection.clone().unwrap_or_default(),
-            to: target.to.clone().unwrap_or_default(),
+            to: to.cloned().unwrap_or_default(),
             dry_run,
-            at: target.at.clone().unwrap_or_default(),
+            at: at.cloned().unwrap_or_default(),
             mode: 0,
         };
         r.set_mode(mode);
         r
     };
     let preview = if will_ask(run) {
-        Some(client.rollback(req(true)).await?.into_inner())
+        let r = req(true, target.to.as_ref(), target.at.as_ref());
+        Some(client.rollback(r).await?.into_inner())
     } else {
         None
     };
-    let to = match (&target.to, &target.at) {
-        (Some(to), _) => to.clone(),
-        (None, at) => format!("its state at {}", at.as_deref().unwrap_or("")),
+    // A time is resolved once: what the confirmed preview resolved it to is what runs.
+    let resolved = preview
+        .as_ref()
+        .map(|p| &p.resolved_to)
+        .filter(|r| target.at.is_some() && !r.is_empty());
+    let to = match (&target.to, &target.at, resolved) {
+        (Some(to), _, _) => to.clone(),
+        (None, at, Some(r)) => format!("{r} (its state at {})", at.as_deref().unwrap_or("")),
+        (None, at, None) => format!("its state at {}", at.as_deref().unwrap_or("")),
     };
     let mode = match target.mode {
         Mode::Replace => "",
@@ -384,20 +454,24 @@ pub async fn rollback(
         ),
     };
     confirm(run, &what, preview.as_ref())?;
-    let r = client.rollback(req(run.dry_run)).await?.into_inner();
+    let r = match resolved {
+        Some(to) => req(run.dry_run, Some(to), None),
+        None => req(run.dry_run, target.to.as_ref(), target.at.as_ref()),
+    };
+    let r = client.rollback(r).await?.into_inner();
     print(out, format, &r)
 }
 
 /// Runs `smctl audit`.
 pub async fn audit(
     client: &mut Client,
-    since: Option<String>,
+    args: AuditArgs,
     format: Format,
     out: &mut impl Write,
 ) -> Result<u8, Failure> {
     let r = client
         .audit(pb::AuditRequest {
-            since: since.unwrap_or_default(),
+            since: args.since.unwrap_or_default(),
         })
         .await?
         .into_inner();

@@ -12,8 +12,7 @@
 use std::io::{self, Write};
 
 use serde_json::{Value, json};
-
-use crate::pb;
+use skillmeatd_proto::{DriftKind, pb};
 
 /// The two ways of printing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,19 +21,10 @@ pub enum Format {
     Json,
 }
 
-/// The `drift_type` string of a drift type.
+/// The `drift_type` string of a protocol drift type (`unknown` for one this smctl does not
+/// know).
 pub fn drift_name(t: i32) -> &'static str {
-    match pb::DriftType::try_from(t).unwrap_or(pb::DriftType::Unspecified) {
-        pb::DriftType::Unspecified => "unknown",
-        pb::DriftType::InSync => "in_sync",
-        pb::DriftType::Modified => "modified",
-        pb::DriftType::Outdated => "outdated",
-        pb::DriftType::Conflict => "conflict",
-        pb::DriftType::Removed => "removed",
-        pb::DriftType::Added => "added",
-        pb::DriftType::Missing => "missing",
-        pb::DriftType::Error => "error",
-    }
+    DriftKind::from_wire(t).map_or("unknown", DriftKind::as_str)
 }
 
 fn source_name(s: i32) -> &'static str {
@@ -44,6 +34,11 @@ fn source_name(s: i32) -> &'static str {
         pb::ProjectSource::Registry => "registry",
         pb::ProjectSource::Scan => "scan",
     }
+}
+
+/// Whether an artifact has drifted: anything but in sync (an unknown kind counts).
+pub fn is_drifted(a: &pb::ArtifactDrift) -> bool {
+    DriftKind::from_wire(a.drift_type) != Some(DriftKind::InSync)
 }
 
 /// Writes one compact JSON object and a newline, flushed (NDJSON).
@@ -134,11 +129,7 @@ pub fn drift(
     r: &pb::GetDriftResponse,
     several: bool,
 ) -> io::Result<bool> {
-    let drifted: Vec<&pb::ArtifactDrift> = r
-        .artifacts
-        .iter()
-        .filter(|a| a.drift_type != pb::DriftType::InSync as i32)
-        .collect();
+    let drifted: Vec<&pb::ArtifactDrift> = r.artifacts.iter().filter(|a| is_drifted(a)).collect();
     let any = !drifted.is_empty();
     match format {
         Format::Json => {
@@ -209,20 +200,23 @@ pub fn drift(
     Ok(any)
 }
 
+/// The order a project's drift is summed up in a table: what needs a decision first.
+const SUMMARY_ORDER: [DriftKind; 7] = [
+    DriftKind::Modified,
+    DriftKind::Outdated,
+    DriftKind::Conflict,
+    DriftKind::Missing,
+    DriftKind::Removed,
+    DriftKind::Error,
+    DriftKind::Added,
+];
+
 fn summary_text(d: &pb::DriftSummary) -> String {
-    let parts: Vec<String> = [
-        (d.modified, "modified"),
-        (d.outdated, "outdated"),
-        (d.conflict, "conflict"),
-        (d.missing, "missing"),
-        (d.removed, "removed"),
-        (d.error, "error"),
-        (d.added, "added"),
-    ]
-    .into_iter()
-    .filter(|(n, _)| *n > 0)
-    .map(|(n, k)| format!("{n} {k}"))
-    .collect();
+    let parts: Vec<String> = SUMMARY_ORDER
+        .into_iter()
+        .filter(|&k| d.count(k) > 0)
+        .map(|k| format!("{} {k}", d.count(k)))
+        .collect();
     if parts.is_empty() {
         "in sync".into()
     } else {
@@ -242,6 +236,10 @@ pub fn projects(
                 .iter()
                 .map(|p| {
                     let d = p.drift.unwrap_or_default();
+                    let drift: serde_json::Map<String, Value> = DriftKind::ALL
+                        .into_iter()
+                        .map(|k| (k.as_str().to_string(), json!(d.count(k))))
+                        .collect();
                     json!({
                         "path": p.path,
                         "found_by": p.sources.iter().map(|&s| source_name(s)).collect::<Vec<_>>(),
@@ -249,11 +247,7 @@ pub fn projects(
                         "ignored": p.ignored,
                         "profile_roots": p.profile_roots,
                         "deployments": p.deployments,
-                        "drift": {
-                            "in_sync": d.in_sync, "modified": d.modified, "outdated": d.outdated,
-                            "conflict": d.conflict, "removed": d.removed, "added": d.added,
-                            "missing": d.missing, "error": d.error,
-                        },
+                        "drift": drift,
                     })
                 })
                 .collect();

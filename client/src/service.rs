@@ -5,31 +5,99 @@
 //! and `launchd/dev.skillmeat.skillmeatd.plist`, compiled in, with the real paths filled
 //! in: the absolute path of the `skillmeatd` binary, the log under the state directory,
 //! and, when smctl was pointed at a non-default home, state directory or socket, the same
-//! settings for the daemon. Rendering is pure ([`systemd_unit`], [`systemd_socket`],
-//! [`launchd_plist`]); [`install`], [`uninstall`] and [`status`] are the thin edges that
-//! write files and run `systemctl --user` or `launchctl`, and explain what to do by hand
-//! where those cannot work.
+//! settings for the daemon. Rendering is pure ([`render`]); [`install`], [`uninstall`] and
+//! [`status`] are the thin edges that write files and run `systemctl --user` or
+//! `launchctl`, and explain what to do by hand where those cannot work. None of them needs
+//! the daemon.
+
+mod render;
 
 use std::io::Write;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use clap::Subcommand;
 use serde_json::json;
+use skillmeatd_proto::paths::Paths;
 
-use crate::Failure;
+use crate::failure::Failure;
+use crate::locate;
 use crate::output::Format;
-use crate::paths::{ENV_SKILLMEAT_HOME, ENV_SOCKET, ENV_STATE_DIR, Paths};
 
-const SERVICE_TEMPLATE: &str = include_str!("../../systemd/skillmeatd.service");
-const SOCKET_TEMPLATE: &str = include_str!("../../systemd/skillmeatd.socket");
-const PLIST_TEMPLATE: &str = include_str!("../../launchd/dev.skillmeat.skillmeatd.plist");
+use render::{LABEL, SERVICE_UNIT, SOCKET_UNIT, Spec};
 
-/// The systemd unit names.
-pub const SERVICE_UNIT: &str = "skillmeatd.service";
-pub const SOCKET_UNIT: &str = "skillmeatd.socket";
-/// The launchd job label (and file stem).
-pub const LABEL: &str = "dev.skillmeat.skillmeatd";
+/// `smctl service …`
+#[derive(Debug, Subcommand)]
+pub enum ServiceCommand {
+    /// Write the service definition for this user, enable and start it.
+    #[command(after_help = "\
+Examples:
+  smctl service install
+  smctl service install --print                   show the unit, write nothing
+  smctl service install --socket-activation       also install skillmeatd.socket
+  smctl service install --daemon-bin ~/bin/skillmeatd")]
+    Install {
+        /// The skillmeatd binary to run [default: beside smctl, else on PATH].
+        #[arg(long, value_name = "PATH")]
+        daemon_bin: Option<PathBuf>,
+        /// Print the files that would be written, and write nothing.
+        #[arg(long, visible_alias = "dry-run")]
+        print: bool,
+        /// Write the files, but do not enable or start the service.
+        #[arg(long)]
+        no_start: bool,
+        /// Also install skillmeatd.socket: systemd holds the socket (systemd only).
+        #[arg(long)]
+        socket_activation: bool,
+        /// Service manager to write for [default: launchd on macOS, systemd elsewhere].
+        #[arg(long, value_enum)]
+        manager: Option<Manager>,
+    },
+    /// Stop and disable the service, and remove its files.
+    Uninstall {
+        /// Say what would be removed, and remove nothing.
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long, value_enum)]
+        manager: Option<Manager>,
+    },
+    /// Whether the service is installed, what it runs, and whether the daemon answers.
+    Status {
+        #[arg(long, value_enum)]
+        manager: Option<Manager>,
+    },
+}
+
+/// Runs one `smctl service` command; `explicit` says which of home, state directory and
+/// socket were given (they are passed on to the service).
+pub fn run(
+    cmd: ServiceCommand,
+    paths: &Paths,
+    explicit: [bool; 3],
+    format: Format,
+) -> Result<u8, Failure> {
+    match cmd {
+        ServiceCommand::Install {
+            daemon_bin,
+            print,
+            no_start,
+            socket_activation,
+            manager,
+        } => {
+            let bin = locate::skillmeatd(daemon_bin.as_deref()).map_err(|e| Failure::new(2, e))?;
+            let spec = Spec::new(bin, paths.clone(), explicit, socket_activation);
+            let opts = InstallOptions { print, no_start };
+            install(manager.unwrap_or_else(Manager::native), &spec, opts)
+        }
+        ServiceCommand::Uninstall { dry_run, manager } => {
+            uninstall(manager.unwrap_or_else(Manager::native), dry_run)
+        }
+        ServiceCommand::Status { manager } => {
+            status(manager.unwrap_or_else(Manager::native), paths, format)
+        }
+    }
+}
 
 /// Which service manager to write for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -49,172 +117,20 @@ impl Manager {
     }
 }
 
-/// Everything a service definition depends on.
-#[derive(Debug, Clone)]
-pub struct Spec {
-    /// Absolute path of the daemon binary.
-    pub daemon_bin: PathBuf,
-    /// The paths the daemon will use (for the log file).
-    pub paths: Paths,
-    /// Settings smctl was given explicitly, passed on to the daemon as environment.
-    pub environment: Vec<(&'static str, PathBuf)>,
-    /// Also install `skillmeatd.socket` (systemd only).
-    pub socket_activation: bool,
-}
-
-impl Spec {
-    /// The environment to pass on: each of home, state directory and socket that was set
-    /// by flag or variable (`explicit`), as resolved absolute paths.
-    pub fn new(
-        daemon_bin: PathBuf,
-        paths: Paths,
-        explicit: [bool; 3],
-        socket_activation: bool,
-    ) -> Spec {
-        let all = [
-            (ENV_SKILLMEAT_HOME, paths.skillmeat_home.clone()),
-            (ENV_STATE_DIR, paths.state_dir.clone()),
-            (ENV_SOCKET, paths.socket.clone()),
-        ];
-        let environment = all
-            .into_iter()
-            .zip(explicit)
-            .filter_map(|(kv, set)| set.then_some(kv))
-            .collect();
-        Spec {
-            daemon_bin,
-            paths,
-            environment,
-            socket_activation,
-        }
-    }
-
-    fn explicit_socket(&self) -> Option<&Path> {
-        self.environment
-            .iter()
-            .find(|(k, _)| *k == ENV_SOCKET)
-            .map(|(_, v)| v.as_path())
-    }
-}
-
-/// Quotes `s` as one word of a systemd setting: specifiers (`%`) and, in command lines,
-/// variable references (`$`) escaped so the path is taken literally.
-fn systemd_word(s: &str, command_line: bool) -> String {
-    let mut out = String::from("\"");
-    for c in s.chars() {
-        match c {
-            '\\' | '"' => {
-                out.push('\\');
-                out.push(c);
-            }
-            '%' => out.push_str("%%"),
-            '$' if command_line => out.push_str("$$"),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
-/// The service unit: the template with the real `ExecStart` and the passed-on environment.
-pub fn systemd_unit(spec: &Spec) -> String {
-    let mut out = String::new();
-    for line in SERVICE_TEMPLATE.lines() {
-        if line.starts_with("ExecStart=") {
-            out += &format!(
-                "ExecStart={} run\n",
-                systemd_word(&spec.daemon_bin.to_string_lossy(), true)
-            );
-            for (k, v) in &spec.environment {
-                out += &format!(
-                    "Environment={}\n",
-                    systemd_word(&format!("{k}={}", v.display()), false)
-                );
-            }
-        } else {
-            out += line;
-            out.push('\n');
-        }
-    }
-    out
-}
-
-/// The socket unit: the template, listening where smctl looks when the socket was set.
-pub fn systemd_socket(spec: &Spec) -> String {
-    let mut out = String::new();
-    for line in SOCKET_TEMPLATE.lines() {
-        match spec.explicit_socket() {
-            Some(s) if line.starts_with("ListenStream=") => {
-                // ListenStream= takes the path as is, specifiers expanded; no quoting.
-                out += &format!(
-                    "ListenStream={}\n",
-                    s.display().to_string().replace('%', "%%")
-                );
-            }
-            _ => {
-                out += line;
-                out.push('\n');
-            }
-        }
-    }
-    out
-}
-
-/// The LaunchAgent: the template with the real binary, log paths and environment.
-///
-/// # Errors
-/// Only if the compiled-in template were not a plist dictionary.
-pub fn launchd_plist(spec: &Spec) -> Result<String, String> {
-    let mut value = plist::Value::from_reader_xml(PLIST_TEMPLATE.as_bytes())
-        .map_err(|e| format!("launchd template: {e}"))?;
-    let dict = value
-        .as_dictionary_mut()
-        .ok_or("launchd template: not a dictionary")?;
-    dict.insert(
-        "ProgramArguments".into(),
-        plist::Value::Array(vec![
-            spec.daemon_bin.to_string_lossy().into_owned().into(),
-            "run".into(),
-        ]),
-    );
-    let log = spec.paths.log_file().to_string_lossy().into_owned();
-    dict.insert("StandardOutPath".into(), log.clone().into());
-    dict.insert("StandardErrorPath".into(), log.into());
-    if !spec.environment.is_empty() {
-        let env: plist::Dictionary = spec
-            .environment
-            .iter()
-            .map(|(k, v)| {
-                (
-                    k.to_string(),
-                    plist::Value::String(v.to_string_lossy().into_owned()),
-                )
-            })
-            .collect();
-        dict.insert("EnvironmentVariables".into(), env.into());
-    }
-    let mut out = Vec::new();
-    value
-        .to_writer_xml(&mut out)
-        .map_err(|e| format!("launchd plist: {e}"))?;
-    out.push(b'\n');
-    String::from_utf8(out).map_err(|e| e.to_string())
-}
-
 /// The files a manager needs, with where they go.
 pub fn files(manager: Manager, spec: &Spec) -> Result<Vec<(PathBuf, String)>, Failure> {
     let dir = definition_dir(manager)?;
     Ok(match manager {
         Manager::Systemd => {
-            let mut f = vec![(dir.join(SERVICE_UNIT), systemd_unit(spec))];
+            let mut f = vec![(dir.join(SERVICE_UNIT), render::systemd_unit(spec))];
             if spec.socket_activation {
-                f.push((dir.join(SOCKET_UNIT), systemd_socket(spec)));
+                f.push((dir.join(SOCKET_UNIT), render::systemd_socket(spec)));
             }
             f
         }
         Manager::Launchd => vec![(
             dir.join(format!("{LABEL}.plist")),
-            launchd_plist(spec).map_err(|e| Failure::new(2, e))?,
+            render::launchd_plist(spec).map_err(|e| Failure::new(2, e))?,
         )],
     })
 }
@@ -256,7 +172,7 @@ fn write_atomically(path: &Path, content: &str) -> Result<(), Failure> {
 }
 
 /// A command's outcome: success, or what it printed on failure.
-fn run(program: &str, args: &[&str]) -> Result<String, String> {
+fn exec(program: &str, args: &[&str]) -> Result<String, String> {
     match Command::new(program)
         .args(args)
         .stdin(std::process::Stdio::null())
@@ -322,11 +238,11 @@ pub fn install(manager: Manager, spec: &Spec, opts: InstallOptions) -> Result<u8
             if spec.socket_activation {
                 units.push(SOCKET_UNIT);
             }
-            run("systemctl", &["--user", "daemon-reload"])
+            exec("systemctl", &["--user", "daemon-reload"])
                 .and_then(|_| {
                     let mut args = vec!["--user", "enable", "--now"];
                     args.extend(&units);
-                    run("systemctl", &args)
+                    exec("systemctl", &args)
                 })
                 .map_err(|e| cannot_start("systemd user manager", &e, &manual))?;
             eprintln!("smctl: enabled and started {}", units.join(" and "));
@@ -336,10 +252,10 @@ pub fn install(manager: Manager, spec: &Spec, opts: InstallOptions) -> Result<u8
         }
         Manager::Launchd => {
             let domain = format!("gui/{}", uid());
-            let _ = run("launchctl", &["bootout", &format!("{domain}/{LABEL}")]);
+            let _ = exec("launchctl", &["bootout", &format!("{domain}/{LABEL}")]);
             let plist = files[0].0.to_string_lossy().into_owned();
-            run("launchctl", &["bootstrap", &domain, &plist])
-                .and_then(|_| run("launchctl", &["enable", &format!("{domain}/{LABEL}")]))
+            exec("launchctl", &["bootstrap", &domain, &plist])
+                .and_then(|_| exec("launchctl", &["enable", &format!("{domain}/{LABEL}")]))
                 .map_err(|e| cannot_start("launchd", &e, &manual))?;
             eprintln!("smctl: loaded {LABEL} into {domain}");
         }
@@ -400,7 +316,7 @@ fn stop_running_daemon(spec: &Spec) {
 /// logged in; say how to change that.
 fn linger_note() -> Option<String> {
     let user = std::env::var("USER").unwrap_or_else(|_| uid().to_string());
-    let linger = run(
+    let linger = exec(
         "loginctl",
         &["show-user", &user, "--property=Linger", "--value"],
     )
@@ -438,11 +354,11 @@ pub fn uninstall(manager: Manager, dry_run: bool) -> Result<u8, Failure> {
         return Ok(0);
     }
     let stopped = match manager {
-        Manager::Systemd => run(
+        Manager::Systemd => exec(
             "systemctl",
             &["--user", "disable", "--now", SOCKET_UNIT, SERVICE_UNIT],
         ),
-        Manager::Launchd => run("launchctl", &["bootout", &format!("gui/{}/{LABEL}", uid())]),
+        Manager::Launchd => exec("launchctl", &["bootout", &format!("gui/{}/{LABEL}", uid())]),
     };
     if let Err(e) = stopped {
         eprintln!(
@@ -456,7 +372,7 @@ pub fn uninstall(manager: Manager, dry_run: bool) -> Result<u8, Failure> {
         eprintln!("smctl: removed {}", p.display());
     }
     if manager == Manager::Systemd {
-        let _ = run("systemctl", &["--user", "daemon-reload"]);
+        let _ = exec("systemctl", &["--user", "daemon-reload"]);
     }
     Ok(0)
 }
@@ -472,11 +388,11 @@ pub fn status(manager: Manager, paths: &Paths, format: Format) -> Result<u8, Fai
     let (file, state) = match manager {
         Manager::Systemd => (
             dir.join(SERVICE_UNIT),
-            run("systemctl", &["--user", "is-active", SERVICE_UNIT]),
+            exec("systemctl", &["--user", "is-active", SERVICE_UNIT]),
         ),
         Manager::Launchd => (
             dir.join(format!("{LABEL}.plist")),
-            run("launchctl", &["print", &format!("gui/{}/{LABEL}", uid())])
+            exec("launchctl", &["print", &format!("gui/{}/{LABEL}", uid())])
                 .map(|_| "loaded".to_string()),
         ),
     };
@@ -545,91 +461,4 @@ pub fn status(manager: Manager, paths: &Paths, format: Format) -> Result<u8, Fai
         }
     }
     Ok(if installed && answers { 0 } else { 3 })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn spec(explicit: [bool; 3], socket_activation: bool) -> Spec {
-        let paths = Paths::resolve_with(
-            Some("/h/my skills/.skillmeat".into()),
-            None,
-            Some("/run/x%y/d.sock".into()),
-            |_| None,
-        )
-        .unwrap();
-        Spec::new(
-            "/opt/sm $bin/skillmeatd".into(),
-            paths,
-            explicit,
-            socket_activation,
-        )
-    }
-
-    #[test]
-    fn unit_runs_the_real_binary_with_literal_paths() {
-        let unit = systemd_unit(&spec([true, false, true], false));
-        assert!(
-            unit.contains("\nExecStart=\"/opt/sm $$bin/skillmeatd\" run\n"),
-            "{unit}"
-        );
-        assert!(unit.contains("\nEnvironment=\"SKILLMEAT_HOME=/h/my skills/.skillmeat\"\n"));
-        assert!(unit.contains("\nEnvironment=\"SKILLMEATD_SOCKET=/run/x%%y/d.sock\"\n"));
-        assert!(!unit.contains("SKILLMEATD_STATE_DIR"));
-        assert!(unit.contains("\nType=notify\n") && unit.contains("\nRestart=on-failure\n"));
-        assert_eq!(unit.matches("ExecStart=").count(), 1);
-        assert!(
-            unit.contains("\nExecReload=/bin/kill -HUP $MAINPID\n"),
-            "{unit}"
-        );
-    }
-
-    #[test]
-    fn defaults_pass_no_environment() {
-        let unit = systemd_unit(&spec([false; 3], false));
-        assert!(!unit.contains("Environment="), "{unit}");
-        let socket = systemd_socket(&spec([false; 3], true));
-        assert!(socket.contains("\nListenStream=%t/skillmeatd/skillmeatd.sock\n"));
-    }
-
-    #[test]
-    fn socket_unit_listens_where_smctl_looks() {
-        let socket = systemd_socket(&spec([false, false, true], true));
-        assert!(
-            socket.contains("\nListenStream=/run/x%%y/d.sock\n"),
-            "{socket}"
-        );
-        assert!(socket.contains("\nSocketMode=0600\n"));
-    }
-
-    #[test]
-    fn plist_is_valid_and_filled_in() {
-        let text = launchd_plist(&spec([true, false, false], false)).unwrap();
-        let v = plist::Value::from_reader_xml(text.as_bytes()).unwrap();
-        let d = v.as_dictionary().unwrap();
-        assert_eq!(d["Label"].as_string(), Some(LABEL));
-        let args: Vec<_> = d["ProgramArguments"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|a| a.as_string().unwrap())
-            .collect();
-        assert_eq!(args, ["/opt/sm $bin/skillmeatd", "run"]);
-        assert_eq!(d["RunAtLoad"].as_boolean(), Some(true));
-        assert_eq!(
-            d["KeepAlive"].as_dictionary().unwrap()["SuccessfulExit"].as_boolean(),
-            Some(false)
-        );
-        assert_eq!(
-            d["StandardErrorPath"].as_string(),
-            Some("/h/my skills/.skillmeat/daemon/skillmeatd.log")
-        );
-        let env = d["EnvironmentVariables"].as_dictionary().unwrap();
-        assert_eq!(
-            env["SKILLMEAT_HOME"].as_string(),
-            Some("/h/my skills/.skillmeat")
-        );
-        assert_eq!(env.len(), 1);
-    }
 }

@@ -9,8 +9,15 @@
 
 use std::time::{Duration, Instant};
 
-use crate::paths::Paths;
-use crate::{Client, Failure, connect, locate, pb, protocol};
+use skillmeatd_proto::paths::Paths;
+use skillmeatd_proto::{PROTOCOL_VERSION, connect, pb};
+use tonic::transport::Channel;
+
+use crate::failure::Failure;
+use crate::locate;
+
+/// The generated client stub over the daemon's socket.
+pub type Client = pb::skillmeat_daemon_client::SkillmeatDaemonClient<Channel>;
 
 /// Set to `1` (or any value but `0` and empty) to never start the daemon automatically.
 pub const ENV_NO_AUTOSTART: &str = "SKILLMEATD_NO_AUTOSTART";
@@ -42,7 +49,7 @@ pub async fn open(paths: &Paths) -> Result<Session, Failure> {
     let status = client.status(pb::StatusRequest {}).await?.into_inner();
     if let Some(w) = mismatch(
         env!("CARGO_PKG_VERSION"),
-        protocol::PROTOCOL_VERSION,
+        PROTOCOL_VERSION,
         &status.daemon_version,
         status.protocol_version,
     ) {
@@ -99,7 +106,7 @@ async fn autostart(paths: &Paths) -> Result<(), Failure> {
 
 /// Connects again for a short while: `skillmeatd start` returns once its daemon answers,
 /// so the first try normally succeeds.
-async fn retry(paths: &Paths) -> Result<tonic::transport::Channel, Failure> {
+async fn retry(paths: &Paths) -> Result<Channel, Failure> {
     let deadline = Instant::now() + RETRY_FOR;
     loop {
         match connect::channel(&paths.socket).await {

@@ -4,14 +4,100 @@
 //! — the bridge for editor plugins that cannot speak gRPC over a Unix socket. Every object
 //! has a `type`: `event` (the fields of `DriftEvent`, snake_case), `resync` (replace all you
 //! knew with `artifacts`, continue after `cursor`) or `heartbeat` (the latest `cursor`).
-//! Resume after a restart with `--since CURSOR`.
+//! Resume after a restart with `--since CURSOR`. Filters: `--project`, `--type`, and
+//! `--drift` (the drift kinds of the wire crate).
 
 use std::io::Write;
+use std::path::PathBuf;
 
+use clap::ValueEnum;
+use clap::builder::PossibleValue;
 use serde_json::{Value, json};
+use skillmeatd_proto::{DriftKind, pb};
 
-use crate::output::{Format, artifact_json, drift_name, ndjson};
-use crate::pb;
+use crate::cli::absolute;
+use crate::failure::Failure;
+use crate::output::{Format, artifact_json, drift_name, is_drifted, ndjson};
+use crate::session::Client;
+
+/// `smctl watch` arguments.
+#[derive(Debug, clap::Args)]
+pub struct WatchArgs {
+    /// Replay events after this cursor first (resume); default: live events only.
+    #[arg(long, value_name = "CURSOR")]
+    pub since: Option<u64>,
+    /// Only this project (repeatable).
+    #[arg(long = "project", value_name = "PATH")]
+    pub projects: Vec<PathBuf>,
+    /// Only this artifact type, e.g. skill (repeatable).
+    #[arg(long = "type", value_name = "TYPE")]
+    pub types: Vec<String>,
+    /// Only events from or to this drift type (repeatable).
+    #[arg(long = "drift", value_enum, value_name = "DRIFT")]
+    pub drift: Vec<DriftArg>,
+    /// First wait until every change made before this command is seen.
+    #[arg(long)]
+    pub sync: bool,
+    /// Heartbeat period in milliseconds (JSON output shows heartbeats).
+    #[arg(long, default_value_t = 10_000)]
+    pub heartbeat_ms: u32,
+    /// Stop after this many events (for scripts and tests).
+    #[arg(long, value_name = "N")]
+    pub count: Option<u64>,
+}
+
+/// A `--drift` value: a drift kind, spelled with dashes on the command line (`in-sync`).
+#[derive(Debug, Clone, Copy)]
+pub struct DriftArg(pub DriftKind);
+
+impl ValueEnum for DriftArg {
+    fn value_variants<'a>() -> &'a [Self] {
+        const VARIANTS: [DriftArg; DriftKind::ALL.len()] = {
+            let mut v = [DriftArg(DriftKind::InSync); DriftKind::ALL.len()];
+            let mut i = 0;
+            while i < v.len() {
+                v[i] = DriftArg(DriftKind::ALL[i]);
+                i += 1;
+            }
+            v
+        };
+        &VARIANTS
+    }
+
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        Some(PossibleValue::new(self.0.as_str().replace('_', "-")))
+    }
+}
+
+/// Runs `smctl watch` until the stream ends, or after `--count` events.
+pub async fn run(
+    client: &mut Client,
+    args: WatchArgs,
+    format: Format,
+    out: &mut impl Write,
+) -> Result<u8, Failure> {
+    let req = pb::WatchRequest {
+        since_cursor: args.since,
+        projects: args.projects.iter().map(|p| absolute(p)).collect(),
+        artifact_types: args.types,
+        drift_types: args.drift.into_iter().map(|d| i32::from(d.0)).collect(),
+        sync: args.sync,
+        heartbeat_ms: args.heartbeat_ms,
+    };
+    let mut stream = client.watch(req).await?.into_inner();
+    let mut seen = 0u64;
+    while let Some(msg) = stream.message().await? {
+        let Some(m) = msg.message else { continue };
+        print(out, format, &m)?;
+        if matches!(m, pb::watch_response::Message::Event(_)) {
+            seen += 1;
+            if args.count.is_some_and(|c| seen >= c) {
+                break;
+            }
+        }
+    }
+    Ok(0)
+}
 
 fn kind_name(k: i32) -> &'static str {
     match pb::EventKind::try_from(k).unwrap_or(pb::EventKind::Unspecified) {
@@ -37,7 +123,7 @@ fn side_name(k: i32) -> &'static str {
 }
 
 fn opt_drift(t: i32) -> Option<&'static str> {
-    (t != pb::DriftType::Unspecified as i32).then(|| drift_name(t))
+    (t != i32::from(pb::DriftType::Unspecified)).then(|| drift_name(t))
 }
 
 /// The NDJSON object of an event.
@@ -123,11 +209,7 @@ pub fn print(
                     }),
                 )?,
                 Format::Table => {
-                    let drifted = r
-                        .artifacts
-                        .iter()
-                        .filter(|a| a.drift_type != pb::DriftType::InSync as i32)
-                        .count();
+                    let drifted = r.artifacts.iter().filter(|a| is_drifted(a)).count();
                     writeln!(
                         out,
                         "-- resync ({}): {} artifacts, {drifted} drifted; continuing after #{}",

@@ -118,3 +118,25 @@ fn man_page_is_roff_with_the_commands() {
         assert!(text.contains(word), "man page lacks {word}");
     }
 }
+
+/// The commit the checkout is at, as the build script names it; `None` without git.
+fn git_revision() -> Option<String> {
+    let out = Command::new("git")
+        .args(["rev-parse", "--short=10", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()?;
+    let rev = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    (out.status.success() && !rev.is_empty()).then_some(rev)
+}
+
+#[test]
+fn version_names_the_revision() {
+    let out = smctl().arg("--version").output().unwrap();
+    assert!(out.status.success());
+    let want = match git_revision() {
+        Some(rev) => format!("smctl {} (rev {rev})\n", env!("CARGO_PKG_VERSION")),
+        None => format!("smctl {}\n", env!("CARGO_PKG_VERSION")),
+    };
+    assert_eq!(String::from_utf8_lossy(&out.stdout), want);
+}

@@ -4,7 +4,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use skillmeatd::history::archive::{Limits, check_bytes};
+use skillmeatd::config::ImportLimits as Limits;
+use skillmeatd::history::archive::check_bytes;
 
 fuzz_target!(|data: &[u8]| {
     let limits = Limits {

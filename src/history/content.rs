@@ -7,7 +7,7 @@
 
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::{Component, Path, PathBuf};
+use std::path::{Component, Path};
 
 use sha2::{Digest, Sha256};
 
@@ -136,11 +136,7 @@ impl Content {
         let name = dest
             .file_name()
             .ok_or_else(|| HistoryError::Invalid(format!("{}: no file name", dest.display())))?;
-        let tmp = parent.join(format!(
-            ".{}.smd-restore-{}",
-            name.to_string_lossy(),
-            std::process::id()
-        ));
+        let tmp = crate::transient::sibling(&parent.join(name), "restore");
         let _ = fs::remove_dir_all(&tmp).or_else(|_| fs::remove_file(&tmp));
         let result = self.write_tree(&tmp).and_then(|()| {
             let found = hash::content_hash(&tmp, variant)?;
@@ -219,15 +215,6 @@ pub fn link_stays_inside(link: &str, target: &str) -> bool {
         }
     }
     true
-}
-
-/// A temporary sibling path for `dest` (used by writers that rename into place).
-pub fn temp_sibling(dest: &Path, tag: &str) -> PathBuf {
-    let name = dest
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    dest.with_file_name(format!(".{name}.smd-{tag}-{}", std::process::id()))
 }
 
 #[cfg(test)]

@@ -13,7 +13,8 @@ use similar::{ChangeTag, TextDiff};
 use crate::formats::{self, collection, deployment};
 
 use super::content::Content;
-use super::{History, HistoryError, Location, Scope, SnapshotId, SnapshotTarget, time};
+use super::{History, HistoryError, time};
+use crate::model::{Location, Scope, SnapshotId, SnapshotTarget};
 
 /// How a file differs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -9,34 +9,13 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
-use serde::Deserialize;
+use crate::config::Retention;
 
-use super::{History, HistoryError, SnapshotId, Version, VersionId};
+use super::{History, HistoryError};
+use crate::model::{SnapshotId, Version, VersionId};
 
 const HOUR_MS: i64 = 3_600_000;
 const DAY_MS: i64 = 24 * HOUR_MS;
-
-/// How long each tier lasts (`[history.retention]` in `daemon.toml`).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Policy {
-    /// Keep everything younger than this (seconds).
-    pub keep_all_secs: u64,
-    /// Then keep one per hour until this age (seconds).
-    pub hourly_secs: u64,
-    /// Then one per day until this age (seconds); one per week after.
-    pub daily_secs: u64,
-}
-
-impl Default for Policy {
-    fn default() -> Self {
-        Policy {
-            keep_all_secs: 3600,
-            hourly_secs: 86_400,
-            daily_secs: 30 * 86_400,
-        }
-    }
-}
 
 /// One thing retention decides about.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,7 +31,7 @@ pub struct Item<G> {
 /// The ids to remove. Within each group the newest item is always kept; an item younger
 /// than `keep_all` is kept; older ones are kept if they are the newest of their hour, day
 /// or week bucket (buckets are fixed in time, so repeated runs agree).
-pub fn select<G: Ord + Clone>(items: &[Item<G>], now_ms: i64, policy: &Policy) -> BTreeSet<u64> {
+pub fn select<G: Ord + Clone>(items: &[Item<G>], now_ms: i64, policy: &Retention) -> BTreeSet<u64> {
     let mut groups: BTreeMap<G, Vec<&Item<G>>> = BTreeMap::new();
     for i in items {
         groups.entry(i.group.clone()).or_default().push(i);
@@ -102,7 +81,7 @@ impl History {
     pub fn prune(
         &self,
         now_ms: i64,
-        policy: &Policy,
+        policy: &Retention,
         protected_hashes: &HashSet<String>,
     ) -> Result<PruneReport, HistoryError> {
         let _w = self.lock();
@@ -190,7 +169,7 @@ impl History {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::history::{Location, Origin};
+    use crate::model::{Location, Origin};
     use crate::store::Store;
 
     fn item(id: u64, group: &'static str, age_ms: i64, pinned: bool) -> Item<&'static str> {
@@ -205,7 +184,7 @@ mod tests {
     #[test]
     fn tiers_thin_older_items() {
         let now = 1_000 * DAY_MS;
-        let p = Policy::default();
+        let p = Retention::default();
         let items = vec![
             item(1, "a", 10 * 60_000, false),        // 10 min: kept (last hour)
             item(2, "a", 20 * 60_000, false),        // kept (last hour)
@@ -258,7 +237,7 @@ mod tests {
         let before = h.stats().unwrap();
         assert_eq!((before.versions, before.blobs), (5, 5));
         let report = h
-            .prune(now(), &Policy::default(), &HashSet::from([deployed]))
+            .prune(now(), &Retention::default(), &HashSet::from([deployed]))
             .unwrap();
         assert_eq!(report.versions_removed, 2);
         assert_eq!(report.blobs_removed, 2);

@@ -6,29 +6,13 @@ use std::path::PathBuf;
 
 use tonic::{Request, Response, Status};
 
-use crate::engine::{Engine, EngineError, canonical};
+use crate::engine::{Engine, EngineError};
 use crate::history::diff::{FileDiff, Operand, Subject};
-use crate::history::{
-    HistoryError, Location, Origin, Scope, Snapshot, SnapshotId, SnapshotTarget, Version, time,
-};
+use crate::history::time;
+use crate::model::{Location, Origin, Scope, Snapshot, SnapshotId, SnapshotTarget, Version};
+use crate::paths::canonical;
 
-use super::{DaemonService, path_arg, pb};
-
-/// The status a history error answers with.
-pub fn status_of(e: &HistoryError) -> Status {
-    let msg = e.to_string();
-    match e {
-        HistoryError::NotFound(_) => Status::not_found(msg),
-        HistoryError::Invalid(_) | HistoryError::Hostile { .. } => Status::invalid_argument(msg),
-        HistoryError::Hash(crate::hash::HashError::NotFound { .. }) => Status::not_found(msg),
-        HistoryError::HashMismatch { .. } | HistoryError::MissingBlob { .. } => {
-            Status::data_loss(msg)
-        }
-        HistoryError::Store(_) | HistoryError::Hash(_) | HistoryError::Io { .. } => {
-            Status::internal(msg)
-        }
-    }
-}
+use super::{DaemonService, path_arg, pb, status};
 
 fn target_of(t: Option<&pb::SnapshotTarget>) -> Result<Option<SnapshotTarget>, Status> {
     let Some(t) = t else { return Ok(None) };
@@ -279,8 +263,8 @@ impl DaemonService {
     ) -> Result<Response<pb::DiffResponse>, Status> {
         let req = req.into_inner();
         let now = time::now_ms();
-        let a = Operand::parse(&req.a, now).map_err(|e| status_of(&e))?;
-        let b = Operand::parse(&req.b, now).map_err(|e| status_of(&e))?;
+        let a = Operand::parse(&req.a, now).map_err(|e| status::history(&e))?;
+        let b = Operand::parse(&req.b, now).map_err(|e| status::history(&e))?;
         let sel = req.subject.unwrap_or_default();
         let project = selector_project(&sel)?;
         let files = self
@@ -349,7 +333,7 @@ impl DaemonService {
         let (report, snaps) = self
             .blocking(move |e| {
                 let h = e.history();
-                let limits = e.config().history.import;
+                let limits = e.config().history.import.clone();
                 let r = match &path {
                     Some(p) => h.import(p, &limits)?,
                     None => h.import_skillmeat_snapshots(&limits)?,

@@ -4,32 +4,14 @@
 
 use tonic::{Request, Response, Status};
 
-use crate::engine::canonical;
-use crate::history::{SnapshotTarget, time};
+use crate::history::time;
 use crate::merge::{Resolution, Side};
-use crate::operations::{OpError, OpReport, OperationRecord, Operations, RollbackMode, RollbackTo};
-use crate::writer::{WriteError, Writer};
+use crate::model::{OperationRecord, SnapshotTarget};
+use crate::operations::{OpError, OpReport, Operations, RollbackMode, RollbackTo};
+use crate::paths::canonical;
+use crate::writer::Writer;
 
-use super::{DaemonService, path_arg, pb};
-
-/// The status an operation error answers with.
-pub fn status_of(e: OpError) -> Status {
-    let msg = e.to_string();
-    if e.is_locked() {
-        return Status::aborted(msg);
-    }
-    match e {
-        OpError::NotFound(_) => Status::not_found(msg),
-        OpError::Invalid(_) => Status::invalid_argument(msg),
-        OpError::Precondition(_)
-        | OpError::Write(WriteError::Outside { .. } | WriteError::SymlinkEscape { .. }) => {
-            Status::failed_precondition(msg)
-        }
-        OpError::History(h) => super::history::status_of(&h),
-        OpError::Hash(crate::hash::HashError::NotFound { .. }) => Status::not_found(msg),
-        _ => Status::internal(msg),
-    }
-}
+use super::{DaemonService, path_arg, pb, status};
 
 fn info(o: &OperationRecord) -> pb::OperationInfo {
     pb::OperationInfo {
@@ -72,6 +54,7 @@ fn response(r: OpReport) -> pb::OperationResponse {
             })
             .collect(),
         base_version: r.base.unwrap_or_default(),
+        resolved_to: r.resolved.unwrap_or_default(),
     }
 }
 
@@ -96,7 +79,7 @@ impl DaemonService {
         })
         .await
         .map_err(|e| Status::internal(format!("worker failed: {e}")))?
-        .map_err(status_of)
+        .map_err(status::operation)
     }
 
     pub(super) async fn do_sync(

@@ -19,7 +19,7 @@
 
 use std::os::unix::ffi::OsStrExt;
 
-use crate::history::{Location, Scope, Snapshot, SnapshotId, SnapshotTarget, Version, VersionId};
+use crate::model::{Location, Scope, Snapshot, SnapshotId, SnapshotTarget, Version, VersionId};
 
 use super::{Store, StoreError};
 

@@ -8,7 +8,7 @@
 //! Cursors are assigned here, monotonically: the next cursor is one past the largest ever
 //! written (kept in `meta` as `next_cursor`, so pruning the journal never reuses one).
 
-use crate::journal::{Event, KnownDrift};
+use crate::model::{Event, KnownDrift};
 
 use super::{Store, StoreError};
 

@@ -6,7 +6,7 @@
 //!
 //! Ids are assigned here: one past the largest ever written, starting at 1.
 
-use crate::operations::OperationRecord;
+use crate::model::OperationRecord;
 
 use super::{Store, StoreError};
 

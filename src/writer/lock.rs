@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use super::WriteError;
 
 /// Suffix SkillMeat gives its lock files.
-pub const LOCK_SUFFIX: &str = ".skillmeat-lock";
+pub use crate::transient::LOCK_SUFFIX;
 
 /// The lock file guarding `dest`: `<dir>/.<name>.skillmeat-lock`.
 ///

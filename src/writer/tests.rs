@@ -6,6 +6,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::process::{Child, Command, Stdio};
 
 use super::*;
+use crate::transient::STAGE_MARKER;
 
 fn snapshot(dir: &Path) -> Vec<(PathBuf, Option<Vec<u8>>, u32)> {
     walkdir::WalkDir::new(dir)

@@ -279,6 +279,23 @@ impl Daemon {
         child.wait().unwrap()
     }
 
+    /// Waits (bounded) for the daemon to exit by itself, e.g. after a fatal failure.
+    pub fn wait_exit(&mut self, timeout: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                self.child = None;
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "skillmeatd still runs after {timeout:?}:\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Waits for the daemon to exit by itself (after `skillmeatd stop`).
     pub fn wait(&mut self) -> std::process::ExitStatus {
         self.child

@@ -185,3 +185,24 @@ fn other_users_are_refused() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("uid 65534 may not use this daemon"), "{err}");
 }
+
+#[test]
+fn version_names_the_revision() {
+    let out = std::process::Command::new(skillmeatd_bin())
+        .arg("--version")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let rev = std::process::Command::new("git")
+        .args(["rev-parse", "--short=10", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+    let want = match rev {
+        Some(rev) => format!("skillmeatd {} (rev {rev})\n", env!("CARGO_PKG_VERSION")),
+        None => format!("skillmeatd {}\n", env!("CARGO_PKG_VERSION")),
+    };
+    assert_eq!(String::from_utf8_lossy(&out.stdout), want);
+}

@@ -487,3 +487,69 @@ fn heartbeats_carry_the_cursor_and_filters_apply() {
     assert_eq!(beat["type"], "heartbeat");
     assert_eq!(beat["cursor"], now);
 }
+
+#[test]
+fn watch_filters_by_drift_kind() {
+    let env = Env::new();
+    let (coll, project) = setup(&env, &three());
+    let _d = env.daemon();
+    add(&env, &project);
+    let c = env.cursor();
+    write(&project.join(".claude/commands/hello.md"), "edit\n");
+    env.smctl_json(&["drift", "--sync"]);
+    write(&coll.join("agents/helper.md"), "upstream\n");
+    env.smctl_json(&["drift", "--sync"]);
+    // The events (from, to) a `watch --since c` with these filters replays, up to `count`.
+    let replay = |filters: &[&str], count: usize| -> Vec<(String, String, String)> {
+        let out = env
+            .command(&crate::common::smctl_bin())
+            .args(["watch", "--format", "json", "--since", &c.to_string()])
+            .args(["--count", &count.to_string()])
+            .args(filters)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let lines: Vec<Value> = String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        transitions(&lines)
+    };
+    assert_eq!(
+        replay(&["--drift", "outdated"], 1),
+        [t("helper", "in_sync", "outdated")]
+    );
+    // `in-sync`, spelt with a dash on the command line, matches the events leaving it.
+    assert_eq!(
+        replay(&["--drift", "in-sync"], 2),
+        [
+            t("hello", "in_sync", "modified"),
+            t("helper", "in_sync", "outdated")
+        ]
+    );
+    let out = env.smctl(&["watch", "--drift", "stale"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("in-sync, modified, outdated"), "{err}");
+}
+
+/// The watcher skips exactly the transient names SkillMeat and the daemon make: a user's
+/// file that only looks like one is seen at once, not at the next periodic reconcile.
+#[test]
+fn a_user_file_named_like_a_transaction_temporary_makes_an_event() {
+    let env = Env::new();
+    let (_, project) = setup(&env, &three());
+    let _d = env.daemon();
+    add(&env, &project);
+    let skill = project.join(".claude/skills/review");
+
+    let c = env.cursor();
+    write(&skill.join("notes.txn-1.md"), "my notes\n");
+    let ev = env.events_since(c);
+    assert_eq!(
+        transitions(&ev),
+        [t("review", "in_sync", "modified")],
+        "{ev:#?}"
+    );
+}

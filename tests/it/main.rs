@@ -21,4 +21,5 @@ mod projects;
 mod reload;
 mod service;
 mod soak;
+mod supervision;
 mod writeback_interop;

@@ -621,6 +621,86 @@ fn whole_rollbacks_restore_a_collection_and_a_project_from_a_snapshot() {
     assert_eq!(w.drift(), pair("in_sync"));
 }
 
+/// Runs a write with `args` and returns its operation id and the drift events of canvas
+/// it caused.
+fn events_of(w: &World, args: &[&str]) -> (String, Vec<Value>) {
+    w.env.smctl_json(&["drift", "--sync"]);
+    let cursor = w.env.cursor();
+    let r = w.json(args);
+    let id = r["operation"]["id"].as_u64().unwrap().to_string();
+    let events: Vec<Value> = w
+        .env
+        .events_since(cursor)
+        .into_iter()
+        .filter(|e| e["name"] == "canvas")
+        .collect();
+    assert!(!events.is_empty(), "{args:?} caused no event for canvas");
+    (id, events)
+}
+
+#[test]
+fn whole_rollbacks_and_undo_name_their_operation_in_drift_events() {
+    let w = World::new();
+    let _d = w.start();
+    let ps = w.json(&["snapshot", "create", w.p()])["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let cs = w.json(&["snapshot", "create", "default"])["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    edit(&w.project_skill().join("SKILL.md"), "line four", "line 4");
+    assert_eq!(w.drift(), pair("modified"));
+
+    for args in [
+        vec!["rollback", "--project", w.p(), "--to", &ps, "--yes"],
+        vec!["undo", "--yes"],
+    ] {
+        let (id, events) = events_of(&w, &args);
+        for e in &events {
+            assert_eq!(e["operation"], id.as_str(), "{args:?}: {e}");
+        }
+    }
+    assert_eq!(w.drift(), pair("modified"), "undo put the edit back");
+
+    edit(&w.coll.join("skills/canvas/SKILL.md"), "line two", "line 2");
+    assert_eq!(w.drift(), pair("conflict"));
+    for args in [
+        vec!["rollback", "--collection", "default", "--to", &cs, "--yes"],
+        vec!["undo", "--yes"],
+    ] {
+        let (id, events) = events_of(&w, &args);
+        for e in &events {
+            assert_eq!(e["operation"], id.as_str(), "{args:?}: {e}");
+        }
+    }
+
+    // A whole-project rollback keeping local edits: the edit recorded in the newest
+    // snapshot goes, the one made since stays.
+    w.json(&["snapshot", "create", w.p()]);
+    edit(&w.project_skill().join("SKILL.md"), "line one", "line 1");
+    let args = [
+        "rollback",
+        "--project",
+        w.p(),
+        "--to",
+        &ps,
+        "--mode",
+        "preserve",
+        "--yes",
+    ];
+    let (id, events) = events_of(&w, &args);
+    for e in &events {
+        assert_eq!(e["operation"], id.as_str(), "{args:?}: {e}");
+    }
+    let text = std::fs::read_to_string(w.project_skill().join("SKILL.md")).unwrap();
+    assert!(
+        text.contains("line 1") && text.contains("line four"),
+        "{text}"
+    );
+}
+
 /// Runs smctl `args` on a pseudo-terminal (util-linux `script`), typing `answer`.
 fn smctl_on_terminal(env: &Env, args: &[&str], answer: &str) -> (Option<i32>, String) {
     use std::io::Write as _;
@@ -742,6 +822,7 @@ fn rollback_at_a_time_picks_the_version_current_then() {
 
     // A whole project at that time is its first snapshot.
     let dry = w.json(&["rollback", "--project", w.p(), "--at", &at, "--dry-run"]);
+    assert_eq!(dry["resolved_to"], ps.as_str(), "{dry}");
     assert_eq!(
         dry["changed"],
         serde_json::json!([".claude/skills/canvas/SKILL.md"]),
@@ -769,6 +850,73 @@ fn rollback_at_a_time_picks_the_version_current_then() {
     );
     w.json(&["undo", "--yes"]);
     assert_eq!(files(&w.project), before, "undo restores");
+}
+
+/// A rollback `--at` a relative time, confirmed on a terminal, runs what the preview
+/// resolved, however long the user took to answer: the time is resolved once.
+#[test]
+fn a_confirmed_rollback_at_a_time_runs_what_the_preview_showed() {
+    use std::io::{Read as _, Write as _};
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, Instant};
+
+    use skillmeatd::history::time;
+    let w = World::new();
+    let _d = w.start();
+    let skill_md = w.project_skill().join("SKILL.md");
+    edit(&skill_md, "line two", "line 2");
+    w.drift();
+    let first_edit = files(&w.project_skill());
+    let recorded_first = time::now_ms();
+    wait_until_past(recorded_first + 4000);
+    edit(&skill_md, "line 2", "line II");
+    w.drift();
+    let recorded_second = time::now_ms();
+
+    // `--at 3s` names the first edit now; by the time the user answers, it would name the
+    // second one.
+    let line = format!(
+        "{} rollback canvas --project '{}' --at 3s",
+        crate::common::smctl_bin().display(),
+        w.p()
+    );
+    let mut child = w
+        .env
+        .command(Path::new("script"))
+        .args(["-qec", &line, "/dev/null"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let shown = Arc::new(Mutex::new(Vec::new()));
+    let reader = {
+        let shown = Arc::clone(&shown);
+        let mut stdout = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = stdout.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                shown.lock().unwrap().extend_from_slice(&buf[..n]);
+            }
+        })
+    };
+    let text = || String::from_utf8_lossy(&shown.lock().unwrap()).into_owned();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !text().contains("proceed? [y/N]") {
+        assert!(Instant::now() < deadline, "no prompt: {}", text());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    wait_until_past(recorded_second + 3500);
+    child.stdin.take().unwrap().write_all(b"y\n").unwrap();
+    let status = child.wait().unwrap();
+    reader.join().unwrap();
+    let text = text();
+    assert!(status.success(), "{text}");
+    assert!(text.contains("rollback canvas to v"), "{text}");
+    assert_eq!(files(&w.project_skill()), first_edit, "{text}");
 }
 
 #[test]

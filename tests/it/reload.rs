@@ -1,6 +1,7 @@
-//! SIGHUP reloads `daemon.toml` with the real binaries: discovery, polling and journal
-//! limits change live, queue sizes are reported as needing a restart, a broken file keeps
-//! the running configuration and shows in `smctl status`, and `Watch` streams survive.
+//! SIGHUP reloads `daemon.toml` with the real binaries: discovery, polling, journal limits
+//! and history settings change live, queue sizes are reported as needing a restart (in the
+//! log and in `smctl status`), a broken file keeps the running configuration and shows in
+//! `smctl status`, and `Watch` streams survive.
 
 use std::path::Path;
 use std::time::Duration;
@@ -83,6 +84,12 @@ fn sighup_applies_discovery_and_watch_streams_keep_streaming() {
         "{log}"
     );
     assert!(!log.contains("watch.queue_capacity changed"), "{log}");
+    // `smctl status` names it too, with the value in force, until a restart.
+    let msg = config_problem(&env).expect("the key waiting for a restart in status");
+    assert!(
+        msg.contains("journal.subscriber_buffer") && msg.contains("running with 1024"),
+        "{msg}"
+    );
 
     // The stream opened before the reload still delivers, on the same connection.
     write(&project.join(".claude/commands/hello.md"), "edited\n");
@@ -170,4 +177,102 @@ fn sighup_switches_polling_on_and_changes_are_still_seen() {
     write(&project.join(".claude/commands/hello.md"), "edited\n");
     let v = env.smctl_json(&["drift", "--sync"]);
     assert_eq!(v["drift_count"], 1, "{v:#}");
+}
+
+/// The automatic snapshots of `project`.
+fn auto_snapshots(env: &Env, project: &Path) -> usize {
+    env.smctl_json(&["snapshot", "list", project.to_str().unwrap()])["snapshots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["origin"] == "watch")
+        .count()
+}
+
+#[test]
+fn sighup_applies_the_automatic_snapshot_interval() {
+    let env = Env::new();
+    let project = setup(&env);
+    let file = env.skillmeat_home.join("daemon.toml");
+    let hello = project.join(".claude/commands/hello.md");
+    write(
+        &file,
+        scan_config(&env, "[history]\nauto_snapshot_interval_secs = 3600\n"),
+    );
+    let d = env.daemon();
+    // The first change gets its automatic snapshot at once (none was taken before) ...
+    write(&hello, "one\n");
+    eventually(WAIT, "the first automatic snapshot", || {
+        (auto_snapshots(&env, &project) == 1).then_some(())
+    });
+    // ... the next one waits for the interval.
+    write(&hello, "two\n");
+    env.smctl_json(&["drift", "--sync"]);
+    assert_eq!(auto_snapshots(&env, &project), 1);
+
+    write(
+        &file,
+        scan_config(&env, "[history]\nauto_snapshot_interval_secs = 1\n"),
+    );
+    d.signal(libc::SIGHUP);
+    eventually(WAIT, "the snapshot the shorter interval allows", || {
+        (auto_snapshots(&env, &project) == 2).then_some(())
+    });
+    let log = d.log_text();
+    assert!(
+        log.contains("configuration reloaded")
+            && log.contains("history.auto_snapshot_interval_secs"),
+        "{log}"
+    );
+}
+
+#[test]
+fn sighup_applies_retention_at_once() {
+    let env = Env::new();
+    let project = setup(&env);
+    let file = env.skillmeat_home.join("daemon.toml");
+    let hello = project.join(".claude/commands/hello.md");
+    write(
+        &file,
+        scan_config(&env, "[history]\nauto_snapshot_interval_secs = 3600\n"),
+    );
+    let d = env.daemon();
+    let log = || env.smctl_json(&["log", "hello", "--project", project.to_str().unwrap()]);
+    let origins = |log: &Value| -> Vec<String> {
+        log["versions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["origin"].as_str().unwrap().to_string())
+            .collect()
+    };
+    eventually(WAIT, "the deployed base in history", || {
+        (origins(&log()) == ["deploy"]).then_some(())
+    });
+    for content in ["one\n", "two\n", "three\n"] {
+        write(&hello, content);
+        env.smctl_json(&["drift", "--sync"]);
+    }
+    // The deployed base, and each edit: everything younger than an hour is kept.
+    assert_eq!(origins(&log()), ["watch", "watch", "watch", "deploy"]);
+    let newest = log()["versions"][0]["id"].clone();
+
+    // One version per week: the newest edit and the still deployed base stay; of the two
+    // older edits, only one the automatic snapshot holds may stay.
+    write(
+        &file,
+        scan_config(
+            &env,
+            "[history]\nauto_snapshot_interval_secs = 3600\n\
+             [history.retention]\nkeep_all_secs = 0\nhourly_secs = 0\ndaily_secs = 0\n",
+        ),
+    );
+    d.signal(libc::SIGHUP);
+    let after = eventually(WAIT, "retention by the new policy", || {
+        let l = log();
+        (origins(&l).len() < 4).then_some(l)
+    });
+    assert_eq!(after["versions"][0]["id"], newest, "{after:#}");
+    assert_eq!(origins(&after).last().unwrap(), "deploy", "{after:#}");
+    assert!(d.log_text().contains("history retention"));
 }

@@ -1,7 +1,7 @@
 //! Connecting to the daemon's Unix socket with tonic.
 //!
-//! Shared by `skillmeatd` (for `stop` and `status`) and `smctl`, which includes this file
-//! with `#[path]`; it depends only on tonic, tower, hyper-util and tokio.
+//! Used by `skillmeatd` (for `stop` and `status`), `smctl`, and any Rust client of the
+//! daemon.
 
 use std::path::{Path, PathBuf};
 

@@ -1,0 +1,78 @@
+//! `smctl project list|add|remove|ignore`: the projects the daemon knows, found by
+//! discovery or registered by hand.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use clap::Subcommand;
+use skillmeatd_proto::pb;
+
+use crate::cli::absolute;
+use crate::failure::Failure;
+use crate::output::{self, Format};
+use crate::session::Client;
+
+/// `smctl project …`
+#[derive(Debug, Subcommand)]
+pub enum ProjectCommand {
+    /// Every known project: how it was found, roots, deployments and drift.
+    List,
+    /// Register a project folder by hand.
+    Add { path: PathBuf },
+    /// Forget a project registered by hand.
+    Remove { path: PathBuf },
+    /// Hide a discovered project for good (`--undo` shows it again).
+    Ignore {
+        path: PathBuf,
+        #[arg(long)]
+        undo: bool,
+    },
+}
+
+/// Runs one `smctl project` command.
+pub async fn run(
+    client: &mut Client,
+    cmd: ProjectCommand,
+    format: Format,
+    out: &mut impl Write,
+) -> Result<u8, Failure> {
+    match cmd {
+        ProjectCommand::List => {
+            let r = client
+                .list_projects(pb::ListProjectsRequest {})
+                .await?
+                .into_inner();
+            output::problems(&r.problems);
+            output::projects(out, format, &r.projects)?;
+        }
+        ProjectCommand::Add { path } => {
+            let r = client
+                .add_project(pb::AddProjectRequest {
+                    path: absolute(&path),
+                })
+                .await?
+                .into_inner();
+            let projects: Vec<pb::ProjectInfo> = r.project.into_iter().collect();
+            output::projects(out, format, &projects)?;
+        }
+        ProjectCommand::Remove { path } => {
+            let path = absolute(&path);
+            client
+                .remove_project(pb::RemoveProjectRequest { path: path.clone() })
+                .await?;
+            output::done(out, format, "removed", &path)?;
+        }
+        ProjectCommand::Ignore { path, undo } => {
+            let path = absolute(&path);
+            client
+                .ignore_project(pb::IgnoreProjectRequest {
+                    path: path.clone(),
+                    unignore: undo,
+                })
+                .await?;
+            let what = if undo { "unignored" } else { "ignored" };
+            output::done(out, format, what, &path)?;
+        }
+    }
+    Ok(0)
+}

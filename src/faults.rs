@@ -1,0 +1,129 @@
+//! Fault injection for tests: named points where a test build panics or aborts the process
+//! when asked, so tests can see what the daemon does when a task dies or the process is
+//! killed in the middle of a step.
+//!
+//! [`point`] does nothing unless the crate is built with the `fault-injection` feature
+//! (only test builds enable it, through the package's dev-dependency on itself; a normal or
+//! release build compiles every point to nothing) **and** `SKILLMEATD_FAULTS` names the
+//! point:
+//!
+//! ```text
+//! SKILLMEATD_FAULTS=live.batch=panic@2,writer.swap=abort
+//! ```
+//!
+//! A comma-separated list of `name=action[@n]`: the action is `panic` (the thread unwinds,
+//! as a bug would make it) or `abort` (the process dies at once, as under `kill -9`), and it
+//! fires the `n`-th time the point is reached (default: the first). A crash test names a
+//! step and a count to stop a write at any step.
+//!
+//! Points: `live.batch` (each batch of the live worker, the first reconcile included).
+
+/// The environment variable that arms fault points (test builds only).
+pub const ENV: &str = "SKILLMEATD_FAULTS";
+
+/// Fault point `name`: fires the action `SKILLMEATD_FAULTS` gives it, in test builds.
+#[inline]
+pub fn point(name: &str) {
+    #[cfg(feature = "fault-injection")]
+    armed::hit(name);
+    #[cfg(not(feature = "fault-injection"))]
+    let _ = name;
+}
+
+#[cfg(feature = "fault-injection")]
+mod armed {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+
+    /// What a point does when it fires.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub(super) enum Action {
+        Panic,
+        Abort,
+    }
+
+    /// The armed points (action, and on which hit it fires), and how often each was hit.
+    struct Armed {
+        faults: HashMap<String, (Action, u64)>,
+        hits: Mutex<HashMap<String, u64>>,
+    }
+
+    fn armed() -> &'static Armed {
+        static ARMED: OnceLock<Armed> = OnceLock::new();
+        ARMED.get_or_init(|| {
+            let spec = std::env::var(super::ENV).unwrap_or_default();
+            let faults = parse(&spec).unwrap_or_else(|e| panic!("{}: {e}", super::ENV));
+            if !faults.is_empty() {
+                tracing::warn!(faults = %spec, "fault points armed");
+            }
+            Armed {
+                faults,
+                hits: Mutex::new(HashMap::new()),
+            }
+        })
+    }
+
+    pub(super) fn hit(name: &str) {
+        let armed = armed();
+        let Some(&(action, at)) = armed.faults.get(name) else {
+            return;
+        };
+        let n = {
+            let mut hits = armed.hits.lock().unwrap_or_else(|e| e.into_inner());
+            let n = hits.entry(name.to_string()).or_insert(0);
+            *n += 1;
+            *n
+        };
+        if n != at {
+            return;
+        }
+        tracing::error!(point = name, hit = n, ?action, "injected fault");
+        match action {
+            Action::Panic => panic!("injected fault at {name} (hit {n})"),
+            Action::Abort => std::process::abort(),
+        }
+    }
+
+    /// Reads `name=action[@n],…`.
+    pub(super) fn parse(spec: &str) -> Result<HashMap<String, (Action, u64)>, String> {
+        let mut out = HashMap::new();
+        for item in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let (name, rest) = item
+                .split_once('=')
+                .ok_or_else(|| format!("{item:?}: expected name=action[@n]"))?;
+            let (action, at) = match rest.split_once('@') {
+                Some((a, n)) => (
+                    a,
+                    n.parse::<u64>()
+                        .ok()
+                        .filter(|n| *n > 0)
+                        .ok_or_else(|| format!("{item:?}: @n needs a count from 1"))?,
+                ),
+                None => (rest, 1),
+            };
+            let action = match action {
+                "panic" => Action::Panic,
+                "abort" => Action::Abort,
+                other => return Err(format!("{item:?}: unknown action {other:?} (panic, abort)")),
+            };
+            out.insert(name.to_string(), (action, at));
+        }
+        Ok(out)
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn specs_name_points_actions_and_counts() {
+            let f = parse(" live.batch=panic@2, writer.swap=abort ,").unwrap();
+            assert_eq!(f["live.batch"], (Action::Panic, 2));
+            assert_eq!(f["writer.swap"], (Action::Abort, 1));
+            assert!(parse("").unwrap().is_empty());
+            assert!(parse("x=explode").is_err());
+            assert!(parse("x=panic@0").is_err());
+            assert!(parse("x").is_err());
+        }
+    }
+}

@@ -1,0 +1,405 @@
+//! One batch of the live task: list the projects when needed, watch what is wanted,
+//! recompute what the changed paths can affect, diff, journal, publish, broadcast.
+//!
+//! [`Worker::apply`] runs on the blocking pool; [`super::task`] hands it each batch.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::oneshot;
+
+use crate::config::{Config, Effective};
+use crate::engine::{Collections, Engine, SideMemo};
+use crate::formats::Problem;
+use crate::formats::collection::collections_dir;
+use crate::formats::deployment;
+use crate::history::time::now_ms;
+use crate::journal;
+use crate::model::{ArtifactReport, Event, SnapshotTarget};
+use crate::projects::KnownProject;
+use crate::transient::COOKIE_PREFIX;
+use crate::watcher::{Depth, Watcher};
+
+use super::upkeep::Backlog;
+use super::{Live, Reports, State, flatten};
+
+/// Profile roots watched even before they hold a deployment file.
+const KNOWN_ROOTS: [&str; 4] = [".claude", ".codex", ".gemini", ".cursor"];
+
+/// The hints of one batch.
+#[derive(Debug, Default)]
+pub(super) struct Dirty {
+    pub(super) paths: BTreeSet<PathBuf>,
+    pub(super) full: bool,
+    pub(super) projects: bool,
+    pub(super) acks: Vec<oneshot::Sender<()>>,
+    /// Only history upkeep (pending snapshots, retention) is due.
+    pub(super) housekeeping: bool,
+}
+
+/// The live task's own state, moved to the blocking pool for each batch.
+pub(super) struct Worker {
+    pub(super) live: Arc<Live>,
+    pub(super) watcher: Watcher,
+    pub(super) memo: SideMemo,
+    /// Problems of each active project's deployment files, as last computed.
+    pub(super) project_problems: BTreeMap<PathBuf, Vec<Problem>>,
+    pub(super) collection_problems: BTreeMap<String, Vec<Problem>>,
+    pub(super) discovery_problems: Vec<Problem>,
+    /// What kept the last reload of `daemon.toml` from applying wholly.
+    pub(super) config_problems: Vec<Problem>,
+    /// The configuration last adjusted to (to tell what a reload changed); settings are
+    /// read from the engine where they are used.
+    pub(super) seen: Arc<Config>,
+    /// Roots whose changes settled but whose automatic snapshot is rate-limited.
+    pub(super) pending_snapshots: BTreeSet<SnapshotTarget>,
+    /// When each root's automatic snapshot was last attempted.
+    pub(super) last_snapshot_ms: HashMap<SnapshotTarget, i64>,
+    pub(super) last_prune_ms: i64,
+    /// History work found by the last batch, done after its answer is published.
+    pub(super) backlog: Backlog,
+}
+
+impl Worker {
+    fn engine(&self) -> &Engine {
+        &self.live.engine
+    }
+
+    /// The configuration in force.
+    pub(super) fn config(&self) -> Arc<Config> {
+        self.live.engine.config()
+    }
+
+    /// Adjusts to a reloaded configuration: polling (switching it on or off rewatches every
+    /// root), discovery (the projects are listed again), retention (run at the next upkeep
+    /// when its policy changed), and the problems that kept the file from applying wholly.
+    /// The task loop re-arms its timers; every other setting is read where it is used.
+    pub(super) fn reconfigure(&mut self, effective: &Effective, dirty: &mut Dirty) {
+        let config = &effective.config;
+        self.watcher
+            .set_poll_interval(Duration::from_millis(config.watch.poll_interval_ms.max(10)));
+        if self.watcher.force_polling() != config.watch.force_polling {
+            self.watcher.set_force_polling(config.watch.force_polling);
+            dirty.full = true;
+        }
+        if self.seen.history.retention != config.history.retention {
+            self.last_prune_ms = 0;
+        }
+        self.config_problems = effective.problems.clone();
+        self.seen = Arc::clone(config);
+        dirty.projects = true;
+    }
+
+    /// Folders to watch for `projects`.
+    fn wanted_roots(&self, projects: &[KnownProject]) -> BTreeMap<PathBuf, Depth> {
+        let home = &self.engine().paths().skillmeat_home;
+        let mut roots = BTreeMap::from([(home.clone(), Depth::Flat)]);
+        roots.insert(collections_dir(home), Depth::Recursive);
+        roots.insert(home.join("cache"), Depth::Flat);
+        for k in projects.iter().filter(|k| !k.ignored && !k.missing) {
+            roots.insert(k.path.clone(), Depth::Flat);
+            let mut names = deployment::profile_roots(&k.path);
+            names.extend(KNOWN_ROOTS.iter().map(|s| s.to_string()));
+            for n in names {
+                let p = k.path.join(n);
+                if p.is_dir() {
+                    roots.insert(p, Depth::Recursive);
+                }
+            }
+        }
+        roots
+    }
+
+    pub(super) fn apply(&mut self, dirty: Dirty, initial: bool) {
+        crate::faults::point("live.batch");
+        if dirty.housekeeping && dirty.paths.is_empty() && !dirty.full && !dirty.projects {
+            self.drain_history();
+            self.upkeep();
+            return;
+        }
+        let started = Instant::now();
+        let engine = Arc::clone(&self.live.engine);
+        let home = engine.paths().skillmeat_home.clone();
+        let mut cookies: Vec<String> = dirty
+            .paths
+            .iter()
+            .filter_map(|p| p.file_name()?.to_str())
+            .filter(|n| n.starts_with(COOKIE_PREFIX))
+            .map(str::to_string)
+            .collect();
+        if dirty.full {
+            // A full reconcile reads the disk after this point, so it reflects every change
+            // made before any barrier already waiting, even when the cookie's own event was
+            // among the lost ones.
+            let waiting = self.live.cookies.lock().expect("cookie lock poisoned");
+            cookies.extend(waiting.keys().cloned());
+        }
+        let paths: Vec<&PathBuf> = dirty
+            .paths
+            .iter()
+            .filter(|p| {
+                !p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with(COOKIE_PREFIX))
+            })
+            .collect();
+        let old = self.live.state();
+        let cache_dir = home.join("cache");
+        // A project folder that vanished (or reappeared) changes the project set.
+        let known_dirs: BTreeSet<&PathBuf> = old.projects.iter().map(|k| &k.path).collect();
+        let rediscover = dirty.full
+            || dirty.projects
+            || paths.iter().any(|p| {
+                p.starts_with(&cache_dir)
+                    || *p == &home.join(crate::config::FILE_NAME)
+                    || known_dirs.contains(p)
+                    || p.ancestors()
+                        .any(|a| known_dirs.contains(&a.to_path_buf()) && !a.is_dir())
+            });
+        let projects = if rediscover {
+            match engine.known_projects() {
+                Ok((list, problems)) => {
+                    self.discovery_problems = problems;
+                    list
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot list projects");
+                    old.projects.clone()
+                }
+            }
+        } else {
+            old.projects.clone()
+        };
+        let active: BTreeSet<PathBuf> = projects
+            .iter()
+            .filter(|k| !k.ignored && !k.missing)
+            .map(|k| k.path.clone())
+            .collect();
+
+        if dirty.full {
+            self.memo.clear();
+        }
+        for p in &paths {
+            self.memo.invalidate(p);
+        }
+
+        // Watch what is wanted now; folders newly watched may hold changes made before the
+        // watch existed, so their projects are recomputed from disk.
+        let (added_roots, fell_back) = self.watcher.set_roots(&self.wanted_roots(&projects));
+        for r in &added_roots {
+            self.memo.invalidate(r);
+        }
+
+        let colls = collections_dir(&home);
+        let mut affected: BTreeSet<PathBuf> = BTreeSet::new();
+        if rediscover {
+            affected.extend(active.iter().cloned());
+        } else {
+            let mut dirty_collections = BTreeSet::new();
+            for p in paths.iter().copied().chain(added_roots.iter()) {
+                if let Ok(rest) = p.strip_prefix(&colls)
+                    && let Some(name) = rest.components().next()
+                {
+                    dirty_collections.insert(name.as_os_str().to_string_lossy().into_owned());
+                }
+                if let Some(project) = p.ancestors().find(|a| active.contains(*a)) {
+                    affected.insert(project.to_path_buf());
+                }
+            }
+            if !dirty_collections.is_empty() {
+                for r in old.all() {
+                    if dirty_collections.contains(&r.collection) && active.contains(&r.project) {
+                        affected.insert(r.project.clone());
+                    }
+                }
+            }
+        }
+
+        // Unaffected projects keep their reports (shared); affected and vanished ones are
+        // the scope of this batch's comparison.
+        let mut reports: BTreeMap<PathBuf, Arc<Reports>> = old
+            .reports
+            .iter()
+            .filter(|(p, _)| active.contains(*p) && !affected.contains(*p))
+            .map(|(p, r)| (p.clone(), Arc::clone(r)))
+            .collect();
+        let mut scope: BTreeSet<PathBuf> = affected.clone();
+        scope.extend(old.reports.keys().filter(|p| !active.contains(*p)).cloned());
+        self.project_problems
+            .retain(|p, _| active.contains(p) && !affected.contains(p));
+        let computed = self.compute(&affected);
+        for (project, mut r) in computed {
+            self.backlog.bases.append(&mut r.bases);
+            let mine: Reports = r.artifacts.into_iter().map(|a| (a.key(), a)).collect();
+            reports.insert(project.clone(), Arc::new(mine));
+            self.project_problems.insert(project, r.problems);
+        }
+
+        let mut problems = self.config_problems.clone();
+        problems.extend(self.discovery_problems.iter().cloned());
+        problems.extend(self.collection_problems.values().flatten().cloned());
+        problems.extend(self.project_problems.values().flatten().cloned());
+
+        let store = engine.store();
+        let (previous, current) = if initial {
+            let persisted = match store.known_drift() {
+                Ok(v) => v.into_iter().collect(),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read the last known drift state");
+                    BTreeMap::new()
+                }
+            };
+            let all: BTreeSet<PathBuf> = reports.keys().cloned().collect();
+            (persisted, flatten(&reports, &all))
+        } else {
+            (flatten(&old.reports, &scope), flatten(&reports, &scope))
+        };
+        let claims = &self.live.claims;
+        let mut events = journal::diff(&previous, &current, None, |r| claims.operation_of(r));
+        events.extend(journal::problem_events(&old.problems, &problems));
+        for (root, reason) in &fell_back {
+            tracing::warn!(root = %root.display(), "{reason}");
+            events.push(Event::polling(&root.display().to_string(), reason));
+        }
+        let changes: Vec<(String, Option<ArtifactReport>)> = previous
+            .keys()
+            .chain(current.keys())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .filter(|k| previous.get(*k) != current.get(*k))
+            .map(|k| (k.clone(), current.get(k).cloned()))
+            .collect();
+
+        let mut cursor = old.cursor;
+        if initial {
+            cursor = store.next_cursor().map(|c| c - 1).unwrap_or(0);
+        }
+        let time = now_ms();
+        for e in &mut events {
+            cursor += 1;
+            e.cursor = cursor;
+            e.time_ms = time;
+        }
+        if let Err(e) = store.put_known_drift(&changes) {
+            tracing::error!(error = %e, "cannot persist the drift state");
+        }
+        if let Err(e) = store.append_events(&events) {
+            tracing::error!(error = %e, "cannot append to the journal");
+        }
+        if !events.is_empty() {
+            let limits = &self.config().journal;
+            let max_age = i64::try_from(limits.max_age_days)
+                .unwrap_or(i64::MAX / 2)
+                .saturating_mul(86_400_000);
+            if let Err(e) = store.prune_journal(limits.max_events, time.saturating_sub(max_age)) {
+                tracing::warn!(error = %e, "cannot prune the journal");
+            }
+        }
+        {
+            let mut s = self.live.state.write().expect("state lock poisoned");
+            *s = Arc::new(State {
+                cursor,
+                reports,
+                problems,
+                projects,
+                polled: self.watcher.polled().clone(),
+                watched_roots: self.watcher.roots().len(),
+            });
+        }
+        for e in events {
+            let _ = self.live.events.send(Arc::new(e));
+        }
+        // History after the events went out: new content becomes versions, roots get
+        // snapshots. The first reconcile leaves it to the running task, so the socket opens
+        // sooner. Barriers are released after the versions are recorded, so `--sync` also
+        // covers history (`smctl log` right after an edit shows it).
+        self.queue_history(&previous, &changes);
+        if !initial {
+            self.drain_history();
+        }
+        let mut waiting = self.live.cookies.lock().expect("cookie lock poisoned");
+        for c in cookies {
+            if let Some(tx) = waiting.remove(&c) {
+                let _ = tx.send(());
+            }
+        }
+        drop(waiting);
+        for ack in dirty.acks {
+            let _ = ack.send(());
+        }
+        if !initial {
+            self.upkeep();
+        }
+        tracing::debug!(
+            paths = paths.len(),
+            projects = affected.len(),
+            full = dirty.full,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "batch applied"
+        );
+    }
+
+    /// Recomputes `projects`, one thread per available core (at most one per project).
+    fn compute(
+        &mut self,
+        projects: &BTreeSet<PathBuf>,
+    ) -> Vec<(PathBuf, crate::engine::DriftReport)> {
+        let engine = Arc::clone(&self.live.engine);
+        let home = engine.paths().skillmeat_home.clone();
+        let list: Vec<&PathBuf> = projects.iter().collect();
+        let workers = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(list.len())
+            .max(1);
+        let mut out = Vec::new();
+        if workers == 1 {
+            let mut colls = Collections::new(&home);
+            for p in list {
+                out.push((
+                    p.clone(),
+                    engine.project_drift(p, &mut colls, &mut self.memo),
+                ));
+            }
+            self.note_collections(&colls);
+            return out;
+        }
+        let chunk = list.len().div_ceil(workers);
+        let memo = &self.memo;
+        let results: Vec<_> = std::thread::scope(|scope| {
+            let handles: Vec<_> = list
+                .chunks(chunk)
+                .map(|part| {
+                    let engine = &engine;
+                    let home = &home;
+                    let mut memo = memo.clone();
+                    scope.spawn(move || {
+                        let mut colls = Collections::new(home);
+                        let r: Vec<_> = part
+                            .iter()
+                            .map(|p| ((*p).clone(), engine.project_drift(p, &mut colls, &mut memo)))
+                            .collect();
+                        (r, memo, colls)
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("drift worker panicked"))
+                .collect()
+        });
+        for (r, memo, colls) in results {
+            out.extend(r);
+            self.memo.absorb(memo);
+            self.note_collections(&colls);
+        }
+        out
+    }
+
+    fn note_collections(&mut self, colls: &Collections) {
+        for (name, problems) in colls.problems_by_name() {
+            self.collection_problems.insert(name, problems);
+        }
+    }
+}

@@ -1,0 +1,52 @@
+//! An artifact's drift as computed: an [`ArtifactReport`], and the form persisted between
+//! runs ([`KnownDrift`]). Computed by [`crate::engine`], kept current by [`crate::live`],
+//! compared by [`crate::journal`], persisted by [`crate::store`].
+
+use std::path::PathBuf;
+
+use crate::drift::DriftKind;
+use crate::formats;
+
+/// The drift of one artifact, with everything `smctl drift` shows.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ArtifactReport {
+    pub project: PathBuf,
+    /// Profile root, e.g. `.claude`; empty for `added`.
+    pub profile_root: String,
+    pub name: String,
+    pub artifact_type: String,
+    pub kind: DriftKind,
+    pub recommendation: String,
+    pub change_origin: String,
+    pub deployed_sha: Option<String>,
+    pub collection_sha: Option<String>,
+    pub project_sha: Option<String>,
+    pub collection_version: Option<String>,
+    pub project_version: Option<String>,
+    /// `deployed_at` with `Z` appended, as `sync-check` prints it.
+    pub last_deployed: Option<String>,
+    pub collection: String,
+    pub artifact_path: PathBuf,
+    /// Path of the collection copy, relative to the collection folder, when it exists.
+    #[serde(default)]
+    pub collection_path: Option<PathBuf>,
+    pub error: Option<String>,
+}
+
+impl ArtifactReport {
+    /// Identity of the artifact across recomputations: project, profile root, type,
+    /// normalized name and collection.
+    pub fn key(&self) -> String {
+        format!(
+            "{}\0{}\0{}\0{}\0{}",
+            self.project.display(),
+            self.profile_root,
+            self.artifact_type,
+            formats::normalize_name(&self.name),
+            self.collection
+        )
+    }
+}
+
+/// An artifact's last known drift, as persisted between runs.
+pub type KnownDrift = ArtifactReport;

@@ -1,0 +1,129 @@
+//! Domain → protocol conversions for drift, events, problems and projects: the engine's
+//! and journal's types become `pb` messages here and nowhere else. (History and
+//! write-back messages are converted beside their handlers, in `history` and `ops`.)
+
+use crate::drift::DriftKind;
+use crate::formats::Problem;
+use crate::live::State;
+use crate::model::ArtifactReport;
+use crate::model::{ChangedSide, Event, EventKind};
+use crate::projects::Source;
+
+use super::pb;
+
+pub(super) fn problem(p: Problem) -> pb::Problem {
+    pb::Problem {
+        path: p.path.display().to_string(),
+        message: p.message,
+        project: p
+            .project
+            .map(|p| p.display().to_string())
+            .unwrap_or_default(),
+    }
+}
+
+pub(super) fn artifact(a: ArtifactReport) -> pb::ArtifactDrift {
+    pb::ArtifactDrift {
+        project: a.project.display().to_string(),
+        profile_root: a.profile_root,
+        name: a.name,
+        artifact_type: a.artifact_type,
+        drift_type: pb::DriftType::from(a.kind).into(),
+        deployed_sha: a.deployed_sha,
+        collection_sha: a.collection_sha,
+        project_sha: a.project_sha,
+        collection_version: a.collection_version,
+        project_version: a.project_version,
+        last_deployed: a.last_deployed,
+        recommendation: a.recommendation.to_string(),
+        collection: a.collection,
+        artifact_path: a.artifact_path.display().to_string(),
+        error: a.error.unwrap_or_default(),
+        change_origin: a.change_origin.to_string(),
+    }
+}
+
+fn event_kind(k: EventKind) -> pb::EventKind {
+    match k {
+        EventKind::DriftChanged => pb::EventKind::DriftChanged,
+        EventKind::HashChanged => pb::EventKind::HashChanged,
+        EventKind::DeploymentAdded => pb::EventKind::DeploymentAdded,
+        EventKind::DeploymentRemoved => pb::EventKind::DeploymentRemoved,
+        EventKind::Unreadable => pb::EventKind::Unreadable,
+        EventKind::InvalidFile => pb::EventKind::InvalidFile,
+        EventKind::RootPolling => pb::EventKind::RootPolling,
+    }
+}
+
+fn changed_side(c: ChangedSide) -> pb::ChangedSide {
+    match c {
+        ChangedSide::None => pb::ChangedSide::None,
+        ChangedSide::Collection => pb::ChangedSide::Collection,
+        ChangedSide::Project => pb::ChangedSide::Project,
+        ChangedSide::Both => pb::ChangedSide::Both,
+        ChangedSide::Record => pb::ChangedSide::Record,
+    }
+}
+
+pub(super) fn event(e: &Event) -> pb::DriftEvent {
+    let drift = |k: Option<DriftKind>| k.map_or(pb::DriftType::Unspecified.into(), i32::from);
+    pb::DriftEvent {
+        cursor: e.cursor,
+        time_unix_ms: e.time_ms,
+        kind: event_kind(e.kind).into(),
+        project: e.project.clone(),
+        profile_root: e.profile_root.clone(),
+        name: e.name.clone(),
+        artifact_type: e.artifact_type.clone(),
+        old_drift: drift(e.old_drift),
+        new_drift: drift(e.new_drift),
+        deployed_sha: e.deployed_sha.clone(),
+        collection_sha: e.collection_sha.clone(),
+        project_sha: e.project_sha.clone(),
+        recommendation: e.recommendation.clone(),
+        changed_side: changed_side(e.changed).into(),
+        message: e.message.clone(),
+        operation: e.operation.clone(),
+    }
+}
+
+fn source(s: Source) -> pb::ProjectSource {
+    match s {
+        Source::Manual => pb::ProjectSource::Manual,
+        Source::Registry => pb::ProjectSource::Registry,
+        Source::Scan => pb::ProjectSource::Scan,
+    }
+}
+
+/// Every known project with its drift summary, and the problems met finding them.
+pub(super) fn projects(s: &State) -> (Vec<pb::ProjectInfo>, Vec<pb::Problem>) {
+    let projects = s
+        .projects
+        .iter()
+        .map(|k| {
+            let mut summary = pb::DriftSummary::default();
+            let mut deployments = 0;
+            for r in s.reports_of(Some(&k.path)) {
+                if r.kind != DriftKind::Added {
+                    deployments += 1;
+                }
+                *summary.count_mut(r.kind) += 1;
+            }
+            let live = !k.missing && !k.ignored;
+            pb::ProjectInfo {
+                path: k.path.display().to_string(),
+                sources: k.sources.iter().map(|&x| source(x).into()).collect(),
+                missing: k.missing,
+                profile_roots: if live {
+                    crate::formats::deployment::profile_roots(&k.path)
+                } else {
+                    Vec::new()
+                },
+                deployments,
+                drift: Some(summary),
+                ignored: k.ignored,
+            }
+        })
+        .collect();
+    (projects, s.problems.iter().cloned().map(problem).collect())
+}

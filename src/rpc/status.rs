@@ -1,0 +1,68 @@
+//! Which `tonic::Status` each error answers with: one mapping per domain error, so every
+//! handler reports the same failure with the same code (InvalidArgument, NotFound,
+//! FailedPrecondition, Aborted, Unavailable, DeadlineExceeded, DataLoss, Internal).
+
+use tonic::Status;
+
+use crate::engine::EngineError;
+use crate::history::HistoryError;
+use crate::live::SyncError;
+use crate::operations::OpError;
+use crate::writer::WriteError;
+
+/// The status an engine error answers with.
+pub fn engine(e: EngineError) -> Status {
+    let msg = e.to_string();
+    match e {
+        EngineError::NotAFolder { .. } => Status::invalid_argument(msg),
+        EngineError::UnknownProject { .. } => Status::not_found(msg),
+        EngineError::MissingProject { .. } | EngineError::NotManual { .. } => {
+            Status::failed_precondition(msg)
+        }
+        EngineError::Store(_) => Status::internal(msg),
+        EngineError::History(h) => history(&h),
+    }
+}
+
+/// The status a failed sync barrier or project refresh answers with.
+pub fn sync(e: SyncError) -> Status {
+    match e {
+        SyncError::Timeout(_) => Status::deadline_exceeded(e.to_string()),
+        SyncError::ShuttingDown => Status::unavailable(e.to_string()),
+    }
+}
+
+/// The status a history error answers with.
+pub fn history(e: &HistoryError) -> Status {
+    let msg = e.to_string();
+    match e {
+        HistoryError::NotFound(_) => Status::not_found(msg),
+        HistoryError::Invalid(_) | HistoryError::Hostile { .. } => Status::invalid_argument(msg),
+        HistoryError::Hash(crate::hash::HashError::NotFound { .. }) => Status::not_found(msg),
+        HistoryError::HashMismatch { .. } | HistoryError::MissingBlob { .. } => {
+            Status::data_loss(msg)
+        }
+        HistoryError::Store(_) | HistoryError::Hash(_) | HistoryError::Io { .. } => {
+            Status::internal(msg)
+        }
+    }
+}
+
+/// The status an operation error answers with.
+pub fn operation(e: OpError) -> Status {
+    let msg = e.to_string();
+    if e.is_locked() {
+        return Status::aborted(msg);
+    }
+    match e {
+        OpError::NotFound(_) => Status::not_found(msg),
+        OpError::Invalid(_) => Status::invalid_argument(msg),
+        OpError::Precondition(_)
+        | OpError::Write(WriteError::Outside { .. } | WriteError::SymlinkEscape { .. }) => {
+            Status::failed_precondition(msg)
+        }
+        OpError::History(h) => history(&h),
+        OpError::Hash(crate::hash::HashError::NotFound { .. }) => Status::not_found(msg),
+        _ => Status::internal(msg),
+    }
+}
