@@ -1,8 +1,11 @@
 //! One complete header block: decoded with the connection's persistent HPACK decoder
-//! (loona-hpack), its fields re-encoded as literals without indexing, an `:authority` that
-//! h2 would refuse replaced by `localhost`.
+//! (loona-hpack), its fields re-encoded without indexing — a reference to the static table
+//! where it holds the field or its name (cheaper for h2 to read than a literal), a literal
+//! otherwise — and an `:authority` that h2 would refuse replaced by `localhost`.
 //!
 //! Only [`super::frames::Rewriter`] uses this, once per HEADERS(+CONTINUATION) block.
+
+use std::sync::OnceLock;
 
 use loona_hpack::decoder::DecoderError;
 use loona_hpack::encoder::encode_integer_into;
@@ -72,7 +75,7 @@ impl BlockCodec {
             } else {
                 &value
             };
-            literal(&name, value, out);
+            field(&name, value, out);
         });
         match decoded {
             Ok(()) => {}
@@ -97,15 +100,50 @@ pub(super) fn refused_by_h2(value: &[u8]) -> bool {
     std::str::from_utf8(value).is_ok() && http::uri::Authority::try_from(value).is_err()
 }
 
-/// "Literal Header Field without Indexing — New Name" (RFC 7541 §6.2.2), strings raw.
-fn literal(name: &[u8], value: &[u8], out: &mut Vec<u8>) {
-    // Writing into a Vec cannot fail.
-    let _ = encode_integer_into(0, 4, 0x00, out);
-    for s in [name, value] {
-        let _ = encode_integer_into(s.len(), 7, 0x00, out);
-        out.extend_from_slice(s);
+/// One field, without touching the dynamic table (RFC 7541 §6.1, §6.2.2): the static
+/// table's index when it holds the field, else a literal with the static table's index of
+/// the name when it holds that, else a literal with the name; strings raw. (Writing into a
+/// Vec cannot fail.)
+fn field(name: &[u8], value: &[u8], out: &mut Vec<u8>) {
+    let table = static_table();
+    let mut name_index = 0;
+    for (i, (n, v)) in table.iter().enumerate() {
+        if n == name {
+            if v == value {
+                let _ = encode_integer_into(i + 1, 7, 0x80, out);
+                return;
+            }
+            if name_index == 0 {
+                name_index = i + 1;
+            }
+        }
     }
+    let _ = encode_integer_into(name_index, 4, 0x00, out);
+    if name_index == 0 {
+        string(name, out);
+    }
+    string(value, out);
 }
+
+fn string(s: &[u8], out: &mut Vec<u8>) {
+    let _ = encode_integer_into(s.len(), 7, 0x00, out);
+    out.extend_from_slice(s);
+}
+
+/// HPACK's static table (RFC 7541 Appendix A), read once through loona-hpack's decoder:
+/// entry `i` is what the one-byte representation "indexed, `i`" decodes to.
+fn static_table() -> &'static [(Vec<u8>, Vec<u8>)] {
+    static TABLE: OnceLock<Vec<(Vec<u8>, Vec<u8>)>> = OnceLock::new();
+    TABLE.get_or_init(|| {
+        let mut decoder = loona_hpack::Decoder::new();
+        (1..=STATIC_ENTRIES)
+            .map_while(|i| decoder.decode(&[0x80 | i]).ok()?.pop())
+            .collect()
+    })
+}
+
+/// Entries in HPACK's static table.
+const STATIC_ENTRIES: u8 = 61;
 
 #[cfg(test)]
 mod tests {
@@ -178,6 +216,27 @@ mod tests {
         let valid = enc.encode([(&b":authority"[..], &b"localhost:1"[..])]);
         assert_eq!(codec.transcode(&valid, &mut out), Ok(false));
         assert_eq!(decode_fresh(&out), fields(&[(":authority", "localhost:1")]));
+    }
+
+    #[test]
+    fn the_static_table_is_used_for_names_and_fields() {
+        assert_eq!(static_table().len(), usize::from(STATIC_ENTRIES));
+        let mut out = Vec::new();
+        field(b":method", b"POST", &mut out); // entry 3
+        field(b":path", b"/x", &mut out); // name 4
+        field(b"te", b"trailers", &mut out); // not in the table
+        assert_eq!(
+            out,
+            [
+                &[0x83, 0x04, 2][..],
+                b"/x",
+                &[0, 2],
+                b"te",
+                &[8],
+                b"trailers"
+            ]
+            .concat()
+        );
     }
 
     #[test]
