@@ -25,7 +25,8 @@
 //!    sync barriers), [`operations`] (sync, merge, rollback, undo over the writer, each with a
 //!    safety snapshot, an operations-log record and claimed events).
 //! 6. Edges: [`rpc`] (the gRPC service), [`reload`] (SIGHUP), [`socket`] (binding or socket
-//!    activation), [`service`] (readiness, watchdog), [`notifier`] (desktop notifications:
+//!    activation), [`authority`] (lets in clients that send the socket path as
+//!    `:authority`), [`service`] (readiness, watchdog), [`notifier`] (desktop notifications:
 //!    the policy over the live events, the session bus or Notification Center, actions
 //!    through [`operations`]), [`supervisor`] (every background task in one `JoinSet`) and
 //!    [`daemon`] (lifecycle, `start`/`stop`/`status`).
@@ -34,6 +35,7 @@
 //! them: the generated code (re-exported as [`rpc::pb`]), [`connect`], default paths, the
 //! protocol version and the drift kinds ([`drift::DriftKind`]).
 
+pub mod authority;
 pub mod config;
 pub use skillmeatd_proto::connect;
 pub mod daemon;
