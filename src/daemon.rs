@@ -21,9 +21,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::net::UnixListener;
+use tokio_stream::StreamExt;
 use tokio_stream::wrappers::UnixListenerStream;
 use tokio_util::sync::CancellationToken;
 
+use crate::authority;
 use crate::config::{self, Config};
 use crate::engine::Engine;
 use crate::live::{self, Live};
@@ -152,7 +154,12 @@ pub async fn serve(
     let reflection_err = |e| DaemonError::StartFailed(format!("reflection: {e}"));
     let reflection_v1 = reflection().build_v1().map_err(reflection_err)?;
     let reflection_v1alpha = reflection().build_v1alpha().map_err(reflection_err)?;
+    // Every connection goes through the authority layer, so clients that send the socket
+    // path as `:authority` are served; the server's limits are the ones the layer enforces.
+    let incoming = UnixListenerStream::new(listener).map(|c| c.map(authority::Connection::new));
     tonic::transport::Server::builder()
+        .max_frame_size(authority::MAX_FRAME_SIZE)
+        .http2_max_header_list_size(authority::MAX_HEADER_LIST_SIZE)
         .add_service(health)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
@@ -162,7 +169,7 @@ pub async fn serve(
                 rpc::check_peer,
             ),
         )
-        .serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown.cancelled())
+        .serve_with_incoming_shutdown(incoming, shutdown.cancelled())
         .await?;
     Ok(())
 }

@@ -27,7 +27,8 @@
 //!    reserved id, a safety snapshot, an operations-log record and claimed events; start-up
 //!    recovery of interrupted ones).
 //! 6. Edges: [`rpc`] (the gRPC service), [`reload`] (SIGHUP), [`socket`] (binding or socket
-//!    activation), [`service`] (readiness, watchdog), [`notifier`] (desktop notifications:
+//!    activation), [`authority`] (lets in clients that send the socket path as
+//!    `:authority`), [`service`] (readiness, watchdog), [`notifier`] (desktop notifications:
 //!    the policy over the live events, the session bus or Notification Center, actions
 //!    through [`operations`]), [`supervisor`] (every background task in one `JoinSet`) and
 //!    [`daemon`] (lifecycle, `start`/`stop`/`status`).
@@ -36,6 +37,7 @@
 //! them: the generated code (re-exported as [`rpc::pb`]), [`connect`], default paths, the
 //! protocol version and the drift kinds ([`drift::DriftKind`]).
 
+pub mod authority;
 pub mod config;
 pub use skillmeatd_proto::connect;
 pub mod daemon;

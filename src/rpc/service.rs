@@ -5,6 +5,7 @@
 use tonic::{Request, Response, Status};
 
 use crate::drift::DriftKind;
+use crate::formats::collection::collections_dir;
 
 use super::{DaemonService, PROTOCOL_VERSION, convert, path_arg, pb, status, watch};
 
@@ -96,8 +97,12 @@ impl pb::skillmeat_daemon_server::SkillmeatDaemon for DaemonService {
             .live
             .drift(project.as_deref(), req.include_in_sync)
             .map_err(status::engine)?;
+        let collections = collections_dir(&self.live.engine().paths().skillmeat_home);
         Ok(Response::new(pb::GetDriftResponse {
-            artifacts: reports.into_iter().map(convert::artifact).collect(),
+            artifacts: reports
+                .into_iter()
+                .map(|a| convert::artifact(a, &collections))
+                .collect(),
             problems: problems.into_iter().map(convert::problem).collect(),
             cursor,
         }))

@@ -6,6 +6,7 @@
 
 #![allow(dead_code)]
 
+pub mod clients;
 pub mod desktop;
 pub mod skillmeat;
 pub mod subscriber;
