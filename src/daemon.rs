@@ -3,7 +3,8 @@
 //!
 //! [`run`] is the foreground daemon (what systemd and launchd run): it takes the state
 //! directory's lock, reads the configuration (and makes the one channel it is published
-//! on), opens the store, does the first reconcile, takes the socket ([`crate::socket`]) and
+//! on), opens the store, settles interrupted write-backs ([`crate::operations::recover`]),
+//! does the first reconcile, takes the socket ([`crate::socket`]) and
 //! runs its background tasks under [`crate::supervisor`]: the live worker, the SIGHUP
 //! reload ([`crate::reload`]), the signal handler, the watchdog, the desktop notifier
 //! ([`crate::notifier`]) and the RPC server. It
@@ -194,6 +195,14 @@ fn run_inner(paths: &Paths, ready: &mut Option<io::PipeWriter>) -> Result<(), Da
     let history = crate::history::History::open(&store, paths.skillmeat_home.clone())
         .map_err(|e| DaemonError::StartFailed(e.to_string()))?;
     let engine = Arc::new(Engine::new(paths.clone(), store, history, config_rx));
+    // Interrupted write-backs are finished or put back before anything reads the files.
+    match crate::operations::recover(&engine) {
+        Ok(r) if !r.unsettled.is_empty() => {
+            tracing::error!(unsettled = ?r.unsettled, "some interrupted writes wait for the next start");
+        }
+        Ok(_) => {}
+        Err(e) => tracing::error!(error = %e, "recovering interrupted operations failed"),
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("skillmeatd")

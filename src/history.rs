@@ -286,7 +286,7 @@ impl History {
             });
         }
         Ok(Version {
-            id: VersionId(self.store.next_id()?),
+            id: self.store.next_version_id()?,
             location: loc.clone(),
             content_hash: hash,
             single_file: content.single_file,

@@ -7,17 +7,19 @@
 //! |---|---|---|
 //! | `projects` | absolute project path (bytes) | JSON [`ProjectMark`] |
 //! | `hashes` | variant tag byte + absolute path (bytes) | [`CachedHash`], fixed layout |
-//! | `meta` | name | bytes (`schema` = format version) |
+//! | `meta` | name | bytes (`schema` = format version; `ids.*`, see [`ids`]) |
 //!
 //! The journal and drift-state trees are described in [`journal`]; the history trees
 //! (blobs, versions, snapshots, tags) in [`history`]; the operations log in [`operations`];
-//! the notification mutes in [`mutes`]. The values are domain types from [`crate::model`]
-//! (and [`crate::notification::Mute`]); the store knows nothing of who makes them.
+//! the id counters in [`ids`]; the notification mutes in [`mutes`]. The values are domain
+//! types from [`crate::model`] (and [`crate::notification::Mute`]); the store knows nothing
+//! of who makes them.
 //!
 //! Writes that answer an RPC are flushed before the answer ([`Store::flush`]). Opened once
 //! by [`crate::daemon::run`]; the index, history and engine share clones of it.
 
 pub mod history;
+mod ids;
 mod journal;
 mod mutes;
 mod operations;

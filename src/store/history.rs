@@ -21,6 +21,7 @@ use std::os::unix::ffi::OsStrExt;
 
 use crate::model::{Location, Scope, Snapshot, SnapshotId, SnapshotTarget, Version, VersionId};
 
+use super::ids::{IdKind, highest};
 use super::{Store, StoreError};
 
 /// zstd level for blobs: fast, and most artifacts are small text.
@@ -116,12 +117,40 @@ impl HistoryStore {
         self.store.flush()
     }
 
-    /// A fresh id, never handed out before (also across restarts).
+    /// The next version id (`v1`, `v2`, …), never handed out before (see [`super::ids`]).
     ///
     /// # Errors
     /// sled failed.
-    pub fn next_id(&self) -> Result<u64, StoreError> {
-        Ok(self.store.db.generate_id()? + 1)
+    pub fn next_version_id(&self) -> Result<VersionId, StoreError> {
+        let present = || {
+            Ok(highest(
+                self.records
+                    .scan_prefix([b'v'])
+                    .keys()
+                    .next_back()
+                    .transpose()?,
+            ))
+        };
+        Ok(VersionId(self.store.allocate_id(IdKind::Version, present)?))
+    }
+
+    /// The next snapshot id (`s1`, `s2`, …), never handed out before.
+    ///
+    /// # Errors
+    /// sled failed.
+    pub fn next_snapshot_id(&self) -> Result<SnapshotId, StoreError> {
+        let present = || {
+            Ok(highest(
+                self.records
+                    .scan_prefix([b's'])
+                    .keys()
+                    .next_back()
+                    .transpose()?,
+            ))
+        };
+        Ok(SnapshotId(
+            self.store.allocate_id(IdKind::Snapshot, present)?,
+        ))
     }
 
     /// Bytes the whole store takes on disk.

@@ -10,6 +10,7 @@ pub mod clients;
 pub mod desktop;
 pub mod skillmeat;
 pub mod subscriber;
+pub mod world;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};

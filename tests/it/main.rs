@@ -5,6 +5,7 @@
 mod common;
 
 mod bad_inputs;
+mod crash;
 mod doctor;
 mod drift;
 mod examples;
@@ -13,6 +14,7 @@ mod grpc_python;
 mod grpcurl;
 mod hash_vectors;
 mod history;
+mod ids;
 mod interop;
 mod lifecycle;
 mod live;
@@ -23,4 +25,5 @@ mod reload;
 mod service;
 mod soak;
 mod supervision;
+mod undo;
 mod writeback_interop;
