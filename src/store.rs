@@ -17,17 +17,40 @@
 //! Writes that answer an RPC are flushed before the answer ([`Store::flush`]). Opened once
 //! by [`crate::daemon::run`]; the index, history and engine share clones of it.
 
+pub mod frame;
+mod heal;
+mod health;
 pub mod history;
 mod journal;
 mod operations;
+pub mod salvage;
 
 use std::os::unix::ffi::OsStrExt;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 
 use crate::hash::Variant;
 
-/// Layout version of the trees; bumped when an encoding changes incompatibly.
-const SCHEMA: u32 = 1;
+use frame::TreeId;
+pub use heal::keep;
+pub use health::{Condition, Health, Moved};
+
+/// Layout version of the trees; bumped when an encoding changes incompatibly. Version 1
+/// stored bare values; version 2 frames them ([`frame`]), and a version 1 store is
+/// converted when opened.
+const SCHEMA: u32 = 2;
+
+/// Meta keys.
+const SCHEMA_KEY: &[u8] = b"schema";
+const STAMP_KEY: &[u8] = b"stamp";
+/// Versions and snapshots salvaged from a damaged store keep their ids; new ids start
+/// above this.
+const ID_FLOOR_KEY: &[u8] = b"id_floor";
+
+/// sled's page cache when the configuration does not say (`[store] cache_mb`).
+pub const DEFAULT_CACHE_MB: u64 = 16;
 
 /// A store operation that failed.
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +67,77 @@ pub enum StoreError {
     Sled(#[from] sled::Error),
     #[error("store: corrupt record in {tree}: {detail}")]
     Corrupt { tree: &'static str, detail: String },
+    #[error("store: sled panicked: {0}")]
+    Panicked(String),
+    #[error("store at {}: {reason}", path.display())]
+    Unavailable { path: PathBuf, reason: String },
+    #[error("store at {}: {}", path.display(), full_message(.free))]
+    Full { path: PathBuf, free: Option<u64> },
+    #[error("store: blob {blob} is damaged ({detail})")]
+    BadBlob { blob: String, detail: String },
+    #[error("store at {}: cannot {op}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        op: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn full_message(free: &Option<u64>) -> String {
+    let free = free.map(|b| format!(" ({b} bytes free)")).unwrap_or_default();
+    format!(
+        "the disk is full{free}: writes and snapshots are refused until space is freed; \
+         drift keeps answering and the daemon resumes by itself"
+    )
+}
+
+/// What an error says about the store as a whole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Trouble {
+    /// The disk is full: reopen once space returns.
+    Full,
+    /// An I/O error: sled stays failed until reopened.
+    Failed,
+    /// The data is damaged: move the store aside, salvage, start afresh.
+    Damaged,
+}
+
+impl StoreError {
+    fn trouble(&self) -> Option<Trouble> {
+        match self {
+            StoreError::Sled(sled::Error::Io(e)) | StoreError::Open {
+                source: sled::Error::Io(e),
+                ..
+            } => Some(if is_no_space(e) {
+                Trouble::Full
+            } else {
+                Trouble::Failed
+            }),
+            StoreError::Sled(_)
+            | StoreError::Open { .. }
+            | StoreError::Corrupt { .. }
+            | StoreError::Panicked(_) => Some(Trouble::Damaged),
+            StoreError::Full { .. } => Some(Trouble::Full),
+            _ => None,
+        }
+    }
+
+    /// Whether the disk holding the store is full (writes are refused until it is not).
+    pub fn is_full(&self) -> bool {
+        self.trouble() == Some(Trouble::Full)
+    }
+
+    /// Whether the store cannot answer now (being repaired or reopened).
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, StoreError::Unavailable { .. })
+    }
+}
+
+/// Whether an I/O error means "no space left" (or over quota).
+pub fn is_no_space(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::StorageFull
+        || matches!(e.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT))
 }
 
 /// What the user said about a project folder.
@@ -93,58 +187,323 @@ impl CachedHash {
     }
 }
 
-/// The open store.
+/// How to open the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Options {
+    /// sled's page cache, in bytes.
+    pub cache_bytes: u64,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            cache_bytes: DEFAULT_CACHE_MB << 20,
+        }
+    }
+}
+
+/// The sled trees of one open database.
 #[derive(Debug, Clone)]
-pub struct Store {
+struct Handles {
     db: sled::Db,
     meta: sled::Tree,
     projects: sled::Tree,
     hashes: sled::Tree,
     journal: sled::Tree,
     state: sled::Tree,
+    history: sled::Tree,
+    blobs: sled::Tree,
+    operations: sled::Tree,
+    /// Tombstones of removed framed records (only a salvage reads them).
+    graveyard: sled::Tree,
 }
 
-impl Store {
-    /// Opens (creating if needed) the store in `dir`.
-    ///
-    /// # Errors
-    /// sled cannot open the folder (permissions, another process holds it), or the store
-    /// was written by an incompatible version.
-    pub fn open(dir: &Path) -> Result<Store, StoreError> {
-        let db = sled::Config::new()
-            .path(dir)
-            .open()
-            .map_err(|source| StoreError::Open {
-                path: dir.to_path_buf(),
-                source,
-            })?;
-        let meta = db.open_tree("meta")?;
-        match meta.get("schema")? {
-            None => {
-                meta.insert("schema", &SCHEMA.to_le_bytes())?;
-            }
-            Some(v) => {
-                let found = v
-                    .as_ref()
-                    .try_into()
-                    .map(u32::from_le_bytes)
-                    .unwrap_or(u32::MAX);
-                if found != SCHEMA {
-                    return Err(StoreError::Schema {
-                        path: dir.to_path_buf(),
-                        found,
-                    });
-                }
-            }
-        }
-        Ok(Store {
+impl Handles {
+    fn open(db: sled::Db) -> Result<Handles, sled::Error> {
+        Ok(Handles {
+            meta: db.open_tree("meta")?,
             projects: db.open_tree("projects")?,
             hashes: db.open_tree("hashes")?,
             journal: db.open_tree("journal")?,
             state: db.open_tree("state")?,
-            meta,
+            history: db.open_tree("history")?,
+            blobs: db.open_tree("history_blobs")?,
+            operations: db.open_tree(TreeId::Operations.name())?,
+            graveyard: db.open_tree("graveyard")?,
             db,
         })
+    }
+
+    fn tree(&self, id: TreeId) -> &sled::Tree {
+        match id {
+            TreeId::Meta => &self.meta,
+            TreeId::Projects => &self.projects,
+            TreeId::History => &self.history,
+            TreeId::Operations => &self.operations,
+        }
+    }
+}
+
+/// A change of the database behind the handle, published to whoever rebuilds what it
+/// derived from the store (the live task).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Generation {
+    /// Counts reopens and repairs.
+    pub number: u64,
+    /// The derived trees (journal, drift state, hash cache) were lost: a repaired store.
+    pub derived_lost: bool,
+}
+
+struct Shared {
+    dir: PathBuf,
+    options: Options,
+    /// The open database; `None` while it is repaired or could not be reopened.
+    handles: RwLock<Option<Handles>>,
+    condition: Mutex<(Condition, String)>,
+    /// The write counter (stamps of frames).
+    stamp: AtomicU64,
+    /// The stamp known durable (written before the last successful flush).
+    flushed: AtomicU64,
+    /// The stamp last written to the seal file.
+    sealed: AtomicU64,
+    /// Wakes the keeper when the store needs care.
+    trouble: tokio::sync::Notify,
+    generation: tokio::sync::watch::Sender<Generation>,
+}
+
+/// The open store. Clones share one database, which can be replaced while running (after a
+/// repair or a reopen): every holder keeps working with the new one.
+#[derive(Clone)]
+pub struct Store {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("dir", &self.shared.dir)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A panic's message.
+fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
+}
+
+/// Runs `f`, turning a panic (inside sled) into an error.
+fn contained<T>(f: impl FnOnce() -> Result<T, StoreError>) -> Result<T, StoreError> {
+    catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|p| Err(StoreError::Panicked(panic_message(&*p))))
+}
+
+impl Store {
+    /// Opens (creating if needed) the store in `dir` with default options.
+    ///
+    /// # Errors
+    /// As [`Store::open_with`].
+    pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        Store::open_with(dir, &Options::default())
+    }
+
+    /// Opens (creating if needed) the store in `dir`. A store that cannot be opened because
+    /// it is damaged (sled fails or panics, or it lost writes it had made durable) is moved
+    /// aside and a fresh one opened: the store's keeper ([`Store::tend`]) salvages the
+    /// damaged copy into it, and until then every call answers "being repaired".
+    ///
+    /// # Errors
+    /// The folder cannot be used (permissions), or the store was written by a newer daemon.
+    pub fn open_with(dir: &Path, options: &Options) -> Result<Store, StoreError> {
+        let (generation, _) = tokio::sync::watch::channel(Generation::default());
+        let store = Store {
+            shared: Arc::new(Shared {
+                dir: dir.to_path_buf(),
+                options: options.clone(),
+                handles: RwLock::new(None),
+                condition: Mutex::new((Condition::Ok, String::new())),
+                stamp: AtomicU64::new(0),
+                flushed: AtomicU64::new(0),
+                sealed: AtomicU64::new(0),
+                trouble: tokio::sync::Notify::new(),
+                generation,
+            }),
+        };
+        match heal::open_checked(dir, options) {
+            Ok((handles, stamp)) => store.install(handles, stamp),
+            Err(e) if e.trouble() == Some(Trouble::Damaged) => {
+                tracing::error!(store = %dir.display(), error = %e, "the store is damaged; it will be moved aside and salvaged");
+                store.set_condition(Condition::Damaged, e.to_string());
+            }
+            Err(e) if e.is_full() => {
+                tracing::error!(store = %dir.display(), error = %e, "the disk holding the store is full");
+                store.set_condition(Condition::Full, e.to_string());
+            }
+            Err(e) => return Err(e),
+        }
+        Ok(store)
+    }
+
+    /// Makes `handles` the database in use, with the write counter at `stamp`.
+    fn install(&self, handles: Handles, stamp: u64) {
+        self.shared.stamp.fetch_max(stamp, Ordering::SeqCst);
+        self.shared.flushed.fetch_max(stamp, Ordering::SeqCst);
+        *self.shared.handles.write().unwrap_or_else(|e| e.into_inner()) = Some(handles);
+        self.set_condition(Condition::Ok, String::new());
+    }
+
+    /// Takes the database out of use (it closes once the last call in flight ends).
+    fn uninstall(&self) -> Option<Handles> {
+        self.shared
+            .handles
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+    }
+
+    fn set_condition(&self, condition: Condition, detail: String) {
+        let mut c = self
+            .shared
+            .condition
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        *c = (condition, detail);
+    }
+
+    /// The folder of the store.
+    pub fn dir(&self) -> &Path {
+        &self.shared.dir
+    }
+
+    /// Follows the database behind the handle: a new [`Generation`] after each repair or
+    /// reopen.
+    pub fn generations(&self) -> tokio::sync::watch::Receiver<Generation> {
+        self.shared.generation.subscribe()
+    }
+
+    /// Runs `f` on the database in use. A panic inside sled becomes an error; an error that
+    /// says the store is damaged, full or failed marks it so and wakes the keeper.
+    fn with<T>(&self, f: impl FnOnce(&Handles) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        let handles = self
+            .shared
+            .handles
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let Some(h) = handles else {
+            return Err(self.unavailable());
+        };
+        let result = contained(|| f(&h));
+        drop(h);
+        if let Err(e) = &result {
+            self.note(e);
+        }
+        result
+    }
+
+    /// The error a call gets while there is no database in use.
+    fn unavailable(&self) -> StoreError {
+        let (condition, detail) = self.condition();
+        match condition {
+            Condition::Full => StoreError::Full {
+                path: self.shared.dir.clone(),
+                free: heal::free_bytes(&self.shared.dir),
+            },
+            _ => StoreError::Unavailable {
+                path: self.shared.dir.clone(),
+                reason: if detail.is_empty() {
+                    condition.describe().to_string()
+                } else {
+                    format!("{}: {detail}", condition.describe())
+                },
+            },
+        }
+    }
+
+    /// Marks the store after a failed call.
+    fn note(&self, e: &StoreError) {
+        let Some(trouble) = e.trouble() else {
+            return;
+        };
+        let condition = match trouble {
+            Trouble::Full => Condition::Full,
+            Trouble::Failed => Condition::Failed,
+            Trouble::Damaged => Condition::Damaged,
+        };
+        {
+            let mut c = self
+                .shared
+                .condition
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            // Damage outranks a full disk; a repair under way is not interrupted.
+            if c.0 == Condition::Repairing || c.0 == Condition::Damaged || c.0 == condition {
+                return;
+            }
+            tracing::error!(store = %self.shared.dir.display(), error = %e, "store trouble: {}", condition.describe());
+            *c = (condition, e.to_string());
+        }
+        self.shared.trouble.notify_one();
+    }
+
+    /// The store's condition now, and what caused it.
+    pub fn condition(&self) -> (Condition, String) {
+        self.shared
+            .condition
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Refuses a write up front when the store cannot take one (full disk, repair).
+    ///
+    /// # Errors
+    /// [`StoreError::Full`] or [`StoreError::Unavailable`].
+    pub fn writable(&self) -> Result<(), StoreError> {
+        match self.condition().0 {
+            Condition::Ok => Ok(()),
+            Condition::Full => Err(StoreError::Full {
+                path: self.shared.dir.clone(),
+                free: heal::free_bytes(&self.shared.dir),
+            }),
+            _ => Err(self.unavailable_now()),
+        }
+    }
+
+    fn unavailable_now(&self) -> StoreError {
+        let (condition, detail) = self.condition();
+        StoreError::Unavailable {
+            path: self.shared.dir.clone(),
+            reason: format!("{}: {detail}", condition.describe()),
+        }
+    }
+
+    /// The next write stamp.
+    fn next_stamp(&self) -> u64 {
+        self.shared.stamp.fetch_add(1, Ordering::SeqCst) + 1
+    }
+
+    /// `value` framed for `tree` under `key`.
+    fn frame(&self, tree: TreeId, key: &[u8], value: &[u8]) -> Vec<u8> {
+        frame::encode(tree, self.next_stamp(), key, Some(value))
+    }
+
+    /// A tombstone for a framed record removed from `tree`.
+    fn tombstone(&self, batch: &mut sled::Batch, tree: TreeId, key: &[u8]) {
+        let mut k = vec![tree as u8];
+        k.extend_from_slice(key);
+        batch.insert(k, frame::encode(tree, self.next_stamp(), key, None));
+    }
+
+    /// Writes tombstones for records removed from `tree`.
+    fn bury(&self, h: &Handles, tree: TreeId, keys: &[Vec<u8>]) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        for k in keys {
+            self.tombstone(&mut batch, tree, k);
+        }
+        h.graveyard.apply_batch(batch)?;
+        Ok(())
     }
 
     /// Makes every write so far durable.
@@ -152,7 +511,14 @@ impl Store {
     /// # Errors
     /// The flush failed (disk full, I/O error).
     pub fn flush(&self) -> Result<(), StoreError> {
-        self.db.flush()?;
+        let stamp = self.shared.stamp.load(Ordering::SeqCst);
+        self.with(|h| {
+            let v = frame::encode(TreeId::Meta, stamp, STAMP_KEY, Some(&stamp.to_le_bytes()));
+            h.meta.insert(STAMP_KEY, v)?;
+            h.db.flush()?;
+            Ok(())
+        })?;
+        self.shared.flushed.fetch_max(stamp, Ordering::SeqCst);
         Ok(())
     }
 
@@ -161,17 +527,17 @@ impl Store {
     /// # Errors
     /// sled failed, or a record does not decode.
     pub fn project_marks(&self) -> Result<Vec<(PathBuf, ProjectMark)>, StoreError> {
-        self.projects
-            .iter()
-            .map(|kv| {
+        self.with(|h| {
+            let mut out = Vec::new();
+            for kv in h.projects.iter() {
                 let (k, v) = kv?;
-                let mark = serde_json::from_slice(&v).map_err(|e| StoreError::Corrupt {
-                    tree: "projects",
-                    detail: e.to_string(),
-                })?;
-                Ok((PathBuf::from(std::ffi::OsStr::from_bytes(&k)), mark))
-            })
-            .collect()
+                let mark = decode_mark(&k, &v)?;
+                if mark != ProjectMark::default() {
+                    out.push((PathBuf::from(std::ffi::OsStr::from_bytes(&k)), mark));
+                }
+            }
+            Ok(out)
+        })
     }
 
     /// Sets (or, for a default mark, clears) what the user said about `path`, durably.
@@ -180,12 +546,16 @@ impl Store {
     /// sled failed.
     pub fn set_project_mark(&self, path: &Path, mark: &ProjectMark) -> Result<(), StoreError> {
         let key = path.as_os_str().as_bytes();
-        if *mark == ProjectMark::default() {
-            self.projects.remove(key)?;
-        } else {
-            let v = serde_json::to_vec(mark).expect("a mark always serializes");
-            self.projects.insert(key, v)?;
-        }
+        self.with(|h| {
+            if *mark == ProjectMark::default() {
+                h.projects.remove(key)?;
+                self.bury(h, TreeId::Projects, &[key.to_vec()])?;
+            } else {
+                let v = serde_json::to_vec(mark).expect("a mark always serializes");
+                h.projects.insert(key, self.frame(TreeId::Projects, key, &v))?;
+            }
+            Ok(())
+        })?;
         self.flush()
     }
 
@@ -194,13 +564,11 @@ impl Store {
     /// # Errors
     /// sled failed, or the record does not decode.
     pub fn project_mark(&self, path: &Path) -> Result<ProjectMark, StoreError> {
-        match self.projects.get(path.as_os_str().as_bytes())? {
+        let key = path.as_os_str().as_bytes();
+        self.with(|h| match h.projects.get(key)? {
             None => Ok(ProjectMark::default()),
-            Some(v) => serde_json::from_slice(&v).map_err(|e| StoreError::Corrupt {
-                tree: "projects",
-                detail: e.to_string(),
-            }),
-        }
+            Some(v) => decode_mark(key, &v),
+        })
     }
 
     fn hash_key(variant: Variant, path: &Path) -> Vec<u8> {
@@ -218,10 +586,11 @@ impl Store {
         variant: Variant,
         path: &Path,
     ) -> Result<Option<CachedHash>, StoreError> {
-        Ok(self
-            .hashes
-            .get(Self::hash_key(variant, path))?
-            .and_then(|v| CachedHash::decode(&v)))
+        self.with(|h| {
+            Ok(h.hashes
+                .get(Self::hash_key(variant, path))?
+                .and_then(|v| CachedHash::decode(&v)))
+        })
     }
 
     /// Remembers the hash of `path` (flushed with the next [`Store::flush`], or by sled's
@@ -235,26 +604,52 @@ impl Store {
         path: &Path,
         entry: &CachedHash,
     ) -> Result<(), StoreError> {
-        self.hashes
-            .insert(Self::hash_key(variant, path), entry.encode())?;
-        Ok(())
+        self.with(|h| {
+            h.hashes
+                .insert(Self::hash_key(variant, path), entry.encode())?;
+            Ok(())
+        })
     }
 
-    /// Number of files covered by cached hashes.
+    /// Number of files covered by cached hashes (0 when the store cannot answer).
     pub fn files_indexed(&self) -> u64 {
-        self.hashes
-            .iter()
-            .values()
-            .filter_map(Result::ok)
-            .filter_map(|v| CachedHash::decode(&v))
-            .map(|c| c.files)
-            .sum()
+        self.with(|h| {
+            Ok(h.hashes
+                .iter()
+                .values()
+                .filter_map(Result::ok)
+                .filter_map(|v| CachedHash::decode(&v))
+                .map(|c| c.files)
+                .sum())
+        })
+        .unwrap_or(0)
     }
 
     /// Bytes the store takes on disk.
     pub fn size_on_disk(&self) -> u64 {
-        self.db.size_on_disk().unwrap_or(0)
+        self.with(|h| Ok(h.db.size_on_disk()?)).unwrap_or(0)
     }
+}
+
+/// Checks that `v` is a frame of `tree` for `key`, and returns its value.
+fn unframe<'a>(tree: TreeId, key: &[u8], v: &'a [u8]) -> Result<&'a [u8], StoreError> {
+    let corrupt = |detail: String| StoreError::Corrupt {
+        tree: tree.name(),
+        detail,
+    };
+    let f = frame::decode(v).map_err(|e| corrupt(e.to_string()))?;
+    if f.tree != tree || f.key != key {
+        return Err(corrupt("a record framed for another key".into()));
+    }
+    f.value
+        .ok_or_else(|| corrupt("a tombstone where a record belongs".into()))
+}
+
+fn decode_mark(key: &[u8], v: &[u8]) -> Result<ProjectMark, StoreError> {
+    serde_json::from_slice(unframe(TreeId::Projects, key, v)?).map_err(|e| StoreError::Corrupt {
+        tree: "projects",
+        detail: e.to_string(),
+    })
 }
 
 #[cfg(test)]

@@ -45,6 +45,8 @@ pub const KEYS: &[(&str, Apply)] = &[
     ("history.import.max_entry_bytes", Apply::Live),
     ("history.import.max_total_bytes", Apply::Live),
     ("history.import.max_entries", Apply::Live),
+    // sled's cache is sized when the store opens.
+    ("store.cache_mb", Apply::Restart),
 ];
 
 /// When a change of `key` takes effect; a key missing from [`KEYS`] waits for a restart

@@ -50,7 +50,11 @@ impl Task {
             last_snapshot_ms: HashMap::new(),
             last_prune_ms: now_ms(),
             backlog: Backlog::default(),
+            journal_gap: false,
+            cursor_known: false,
+            store_changed: None,
         };
+        let store = self.live.engine.store().generations();
         let worker = apply(
             worker,
             Dirty {
@@ -67,6 +71,7 @@ impl Task {
             overflow,
             control: self.control,
             config: self.config,
+            store,
         })
     }
 }
@@ -78,6 +83,8 @@ pub struct Running {
     overflow: Arc<Overflow>,
     control: mpsc::Receiver<Control>,
     config: config::Shared,
+    /// Reopens and repairs of the store.
+    store: tokio::sync::watch::Receiver<crate::store::Generation>,
 }
 
 impl std::fmt::Debug for Running {
@@ -107,6 +114,7 @@ pub async fn run(running: Running, shutdown: CancellationToken) -> Result<(), Li
         overflow,
         mut control,
         mut config,
+        mut store,
     } = running;
     let (mut settle, mut max_settle, period) = timings(&config.borrow().config.watch);
     let mut reconcile = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
@@ -148,6 +156,13 @@ pub async fn run(running: Running, shutdown: CancellationToken) -> Result<(), Li
                 (settle, max_settle, period) = timings(&effective.config.watch);
                 reconcile = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
                 worker.reconfigure(&effective, &mut dirty);
+            }
+            Ok(()) = store.changed() => {
+                // A reopened or repaired store: rebuild what the daemon derives from it.
+                tracing::info!("the store was reopened or repaired; full reconcile");
+                worker.store_changed = Some(*store.borrow_and_update());
+                dirty.full = true;
+                dirty.projects = true;
             }
             _ = reconcile.tick() => {
                 tracing::debug!("periodic reconcile");

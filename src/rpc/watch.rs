@@ -155,6 +155,8 @@ async fn feed(
     shutdown: CancellationToken,
 ) {
     let store = live.engine().store().clone();
+    let mut resyncs = live.resyncs();
+    resyncs.borrow_and_update();
     let now = live.with_state(|s| s.cursor);
     let mut last = now;
     if let Some(since) = since {
@@ -174,8 +176,16 @@ async fn feed(
                 let page = match store.events_after(after, REPLAY_PAGE) {
                     Ok(p) => p,
                     Err(e) => {
-                        let _ = tx.send(Err(Status::internal(e.to_string()))).await;
-                        return;
+                        // The journal cannot be read now: the full state instead.
+                        tracing::info!(error = %e, "cannot replay the journal; resyncing a subscriber");
+                        let msg = live.with_state(|s| {
+                            last = s.cursor;
+                            resync(s, &filter, "journal_unavailable")
+                        });
+                        if tx.send(Ok(msg)).await.is_err() {
+                            return;
+                        }
+                        break;
                     }
                 };
                 if page.is_empty() {
@@ -196,6 +206,13 @@ async fn feed(
             _ = shutdown.cancelled() => return,
             _ = tx.closed() => return,
             _ = beat.tick() => heartbeat(last),
+            Ok(()) = resyncs.changed() => {
+                let reason = resyncs.borrow_and_update().1;
+                live.with_state(|s| {
+                    last = s.cursor;
+                    resync(s, &filter, reason)
+                })
+            }
             r = sub.recv() => match r {
                 Ok(e) if e.cursor <= last => continue,
                 Ok(e) => {
