@@ -340,10 +340,16 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         assert_eq!(Config::default().store.cache_mb, 16);
         for bad in ["0", "1025", "100000"] {
-            std::fs::write(d.path().join(FILE_NAME), format!("[store]\ncache_mb = {bad}\n"))
-                .unwrap();
+            std::fs::write(
+                d.path().join(FILE_NAME),
+                format!("[store]\ncache_mb = {bad}\n"),
+            )
+            .unwrap();
             let e = Config::load(d.path()).unwrap_err().to_string();
-            assert!(e.contains("store.cache_mb") && e.contains("1 to 1024"), "{e}");
+            assert!(
+                e.contains("store.cache_mb") && e.contains("1 to 1024"),
+                "{e}"
+            );
         }
         std::fs::write(d.path().join(FILE_NAME), "[store]\ncache_mb = 64\n").unwrap();
         let c = Config::load(d.path()).unwrap();

@@ -106,8 +106,7 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Run {
-            check_config: true,
-            ..
+            check_config: true, ..
         } => Ok(check_config(&paths)),
         Command::Run {
             check_store: true, ..

@@ -85,7 +85,9 @@ pub enum StoreError {
 }
 
 fn full_message(free: &Option<u64>) -> String {
-    let free = free.map(|b| format!(" ({b} bytes free)")).unwrap_or_default();
+    let free = free
+        .map(|b| format!(" ({b} bytes free)"))
+        .unwrap_or_default();
     format!(
         "the disk is full{free}: writes and snapshots are refused until space is freed; \
          drift keeps answering and the daemon resumes by itself"
@@ -106,7 +108,8 @@ enum Trouble {
 impl StoreError {
     fn trouble(&self) -> Option<Trouble> {
         match self {
-            StoreError::Sled(sled::Error::Io(e)) | StoreError::Open {
+            StoreError::Sled(sled::Error::Io(e))
+            | StoreError::Open {
                 source: sled::Error::Io(e),
                 ..
             } => Some(if is_no_space(e) {
@@ -269,6 +272,8 @@ struct Shared {
     /// Wakes the keeper when the store needs care.
     trouble: tokio::sync::Notify,
     generation: tokio::sync::watch::Sender<Generation>,
+    /// Blobs found damaged since the start (bounded), shown by `smctl status`.
+    bad_blobs: Mutex<std::collections::BTreeSet<String>>,
 }
 
 /// The open store. Clones share one database, which can be replaced while running (after a
@@ -296,7 +301,8 @@ fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
 
 /// Runs `f`, turning a panic (inside sled) into an error.
 fn contained<T>(f: impl FnOnce() -> Result<T, StoreError>) -> Result<T, StoreError> {
-    catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|p| Err(StoreError::Panicked(panic_message(&*p))))
+    catch_unwind(AssertUnwindSafe(f))
+        .unwrap_or_else(|p| Err(StoreError::Panicked(panic_message(&*p))))
 }
 
 impl Store {
@@ -328,10 +334,14 @@ impl Store {
                 sealed: AtomicU64::new(0),
                 trouble: tokio::sync::Notify::new(),
                 generation,
+                bad_blobs: Mutex::new(std::collections::BTreeSet::new()),
             }),
         };
         match heal::open_checked(dir, options) {
-            Ok((handles, stamp)) => store.install(handles, stamp),
+            Ok((handles, stamp)) => {
+                store.install(handles, stamp);
+                store.set_condition(Condition::Ok, String::new());
+            }
             Err(e) if e.trouble() == Some(Trouble::Damaged) => {
                 tracing::error!(store = %dir.display(), error = %e, "the store is damaged; it will be moved aside and salvaged");
                 store.set_condition(Condition::Damaged, e.to_string());
@@ -345,12 +355,16 @@ impl Store {
         Ok(store)
     }
 
-    /// Makes `handles` the database in use, with the write counter at `stamp`.
+    /// Makes `handles` the database in use, with the write counter at `stamp` (the caller
+    /// sets the condition, after publishing the generation).
     fn install(&self, handles: Handles, stamp: u64) {
         self.shared.stamp.fetch_max(stamp, Ordering::SeqCst);
         self.shared.flushed.fetch_max(stamp, Ordering::SeqCst);
-        *self.shared.handles.write().unwrap_or_else(|e| e.into_inner()) = Some(handles);
-        self.set_condition(Condition::Ok, String::new());
+        *self
+            .shared
+            .handles
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = Some(handles);
     }
 
     /// Takes the database out of use (it closes once the last call in flight ends).
@@ -394,7 +408,13 @@ impl Store {
         let Some(h) = handles else {
             return Err(self.unavailable());
         };
-        let result = contained(|| f(&h));
+        let result = if crate::faults::disk_full() {
+            Err(StoreError::Sled(sled::Error::Io(
+                std::io::Error::from_raw_os_error(libc::ENOSPC),
+            )))
+        } else {
+            contained(|| f(&h))
+        };
         drop(h);
         if let Err(e) = &result {
             self.note(e);
@@ -552,7 +572,8 @@ impl Store {
                 self.bury(h, TreeId::Projects, &[key.to_vec()])?;
             } else {
                 let v = serde_json::to_vec(mark).expect("a mark always serializes");
-                h.projects.insert(key, self.frame(TreeId::Projects, key, &v))?;
+                h.projects
+                    .insert(key, self.frame(TreeId::Projects, key, &v))?;
             }
             Ok(())
         })?;

@@ -428,6 +428,20 @@ fn store(s: &pb::StatusResponse) -> Check {
         if let Some((msg, fix)) = moved_stores(&h.moved) {
             return check("store", Level::Warn, msg, &fix);
         }
+        if let Some(first) = h.damaged_blobs.first() {
+            return check(
+                "store",
+                Level::Warn,
+                format!(
+                    "{} damaged blob(s) in {} (e.g. {first}): the versions that need them are \
+                     unavailable; everything else works",
+                    h.damaged_blobs.len(),
+                    h.path
+                ),
+                "nothing to repair by hand: when the same content is seen again (in a \
+                 collection or project) it replaces the damaged copy",
+            );
+        }
     }
     let msg = format!(
         "{} on disk in {}; {} files indexed",
@@ -506,7 +520,11 @@ fn moved_offline(paths: &Paths) -> Vec<pb::MovedStore> {
     };
     let mut out: Vec<pb::MovedStore> = entries
         .flatten()
-        .filter(|e| e.file_name().to_string_lossy().starts_with("store.damaged-"))
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("store.damaged-")
+        })
         .map(|e| {
             let report: Value = std::fs::read(e.path().join("salvage.json"))
                 .ok()

@@ -333,6 +333,7 @@ pub fn status(out: &mut impl Write, format: Format, s: &pb::StatusResponse) -> i
                         "salvaged": m.salvaged,
                         "unsaved": m.unsaved,
                     })).collect::<Vec<_>>(),
+                    "damaged_blobs": st.damaged_blobs,
                 })),
                 "history": s.history.map(|h| json!({
                     "store_bytes": h.store_bytes,
@@ -393,7 +394,11 @@ pub fn status(out: &mut impl Write, format: Format, s: &pb::StatusResponse) -> i
                 } else {
                     format!(": {}", st.detail)
                 };
-                writeln!(out, "store:          {} ({}){detail}", st.condition, st.path)?;
+                writeln!(
+                    out,
+                    "store:          {} ({}){detail}",
+                    st.condition, st.path
+                )?;
                 for m in &st.moved {
                     writeln!(
                         out,

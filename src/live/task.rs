@@ -53,6 +53,7 @@ impl Task {
             journal_gap: false,
             cursor_known: false,
             store_changed: None,
+            applied_generation: 0,
         };
         let store = self.live.engine.store().generations();
         let worker = apply(
@@ -159,10 +160,10 @@ pub async fn run(running: Running, shutdown: CancellationToken) -> Result<(), Li
             }
             Ok(()) = store.changed() => {
                 // A reopened or repaired store: rebuild what the daemon derives from it.
+                // (the batch sees the new generation and rebuilds).
                 tracing::info!("the store was reopened or repaired; full reconcile");
-                worker.store_changed = Some(*store.borrow_and_update());
+                store.borrow_and_update();
                 dirty.full = true;
-                dirty.projects = true;
             }
             _ = reconcile.tick() => {
                 tracing::debug!("periodic reconcile");

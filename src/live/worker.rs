@@ -67,6 +67,8 @@ pub(super) struct Worker {
     pub(super) cursor_known: bool,
     /// The store was reopened or repaired since the last batch.
     pub(super) store_changed: Option<crate::store::Generation>,
+    /// The store generation the live state was last rebuilt for.
+    pub(super) applied_generation: u64,
 }
 
 impl Worker {
@@ -119,8 +121,17 @@ impl Worker {
         roots
     }
 
-    pub(super) fn apply(&mut self, dirty: Dirty, initial: bool) {
+    pub(super) fn apply(&mut self, mut dirty: Dirty, initial: bool) {
         crate::faults::point("live.batch");
+        // Whichever batch comes first after a reopen or repair rebuilds what the daemon
+        // derives from the store (a sync barrier's batch included).
+        let generation = *self.live.engine.store().generations().borrow();
+        if generation.number != self.applied_generation {
+            self.applied_generation = generation.number;
+            self.store_changed = Some(generation);
+            dirty.full = true;
+            dirty.projects = true;
+        }
         if dirty.housekeeping && dirty.paths.is_empty() && !dirty.full && !dirty.projects {
             self.drain_history();
             self.upkeep();
@@ -319,7 +330,10 @@ impl Worker {
             }
             let persisted = store.append_events(&events).and_then(|()| {
                 if derived_lost {
-                    let all: Vec<_> = current.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+                    let all: Vec<_> = current
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect();
                     store.replace_known_drift(&all)
                 } else {
                     store.put_known_drift(&changes)

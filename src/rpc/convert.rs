@@ -145,5 +145,6 @@ pub fn store_health(h: &crate::store::Health) -> pb::StoreHealth {
                 unsaved: m.unsaved.clone(),
             })
             .collect(),
+        damaged_blobs: h.bad_blobs.clone(),
     }
 }

@@ -169,7 +169,12 @@ mod tests {
 
     #[test]
     fn frames_round_trip_and_detect_damage() {
-        let f = encode(TreeId::History, 42, b"v\0\0\0\0\0\0\0\x07", Some(b"{\"id\":7}"));
+        let f = encode(
+            TreeId::History,
+            42,
+            b"v\0\0\0\0\0\0\0\x07",
+            Some(b"{\"id\":7}"),
+        );
         let d = decode(&f).unwrap();
         assert_eq!(d.tree, TreeId::History);
         assert_eq!(d.stamp, 42);

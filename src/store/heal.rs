@@ -26,8 +26,8 @@ use tokio_util::sync::CancellationToken;
 use super::frame::{self, TreeId};
 use super::health::{MOVED_PREFIX, Moved, REPORT};
 use super::{
-    Condition, Handles, ID_FLOOR_KEY, Options, SCHEMA, SCHEMA_KEY, STAMP_KEY, Store,
-    StoreError, Trouble, contained, unframe,
+    Condition, Handles, ID_FLOOR_KEY, Options, SCHEMA, SCHEMA_KEY, STAMP_KEY, Store, StoreError,
+    Trouble, contained, unframe,
 };
 
 /// How often the keeper looks at the store (seal, reopen attempts).
@@ -46,20 +46,72 @@ fn seal_path(dir: &Path) -> PathBuf {
     beside(dir, ".seal")
 }
 
-fn read_seal(dir: &Path) -> Option<u64> {
-    std::fs::read_to_string(seal_path(dir))
-        .ok()?
-        .strip_prefix("stamp ")?
-        .trim()
-        .parse()
-        .ok()
+/// The seal: the write counter made durable and, after a clean close, each sled file's
+/// size and modification time (so a start can tell that something else touched them).
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Seal {
+    stamp: u64,
+    /// `Some` after a clean close.
+    files: Option<Vec<String>>,
 }
 
-fn write_seal(dir: &Path, stamp: u64) -> std::io::Result<()> {
+fn read_seal(dir: &Path) -> Option<Seal> {
+    let text = std::fs::read_to_string(seal_path(dir)).ok()?;
+    let mut lines = text.lines();
+    let stamp = lines.next()?.strip_prefix("stamp ")?.trim().parse().ok()?;
+    let files = (lines.next() == Some("clean")).then(|| lines.map(str::to_string).collect());
+    Some(Seal { stamp, files })
+}
+
+fn write_seal(dir: &Path, seal: &Seal) -> std::io::Result<()> {
     let path = seal_path(dir);
     let tmp = beside(dir, ".seal.tmp");
-    std::fs::write(&tmp, format!("stamp {stamp}\n"))?;
+    let mut text = format!("stamp {}\n", seal.stamp);
+    if let Some(files) = &seal.files {
+        text += "clean\n";
+        for f in files {
+            text += f;
+            text.push('\n');
+        }
+    }
+    std::fs::write(&tmp, text)?;
     std::fs::rename(&tmp, &path)
+}
+
+/// Each file of the store with its size and modification time, sorted.
+fn file_stamps(dir: &Path) -> Vec<String> {
+    use std::os::unix::fs::MetadataExt;
+    let mut out: Vec<String> = walkdir::WalkDir::new(dir)
+        .into_iter()
+        .flatten()
+        .filter(|e| e.file_type().is_file())
+        .filter_map(|e| {
+            let m = e.metadata().ok()?;
+            let rel = e.path().strip_prefix(dir).ok()?.display().to_string();
+            Some(format!(
+                "{rel} {} {}.{}",
+                m.len(),
+                m.mtime(),
+                m.mtime_nsec()
+            ))
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// Copies the files of `from` into a new folder `to`.
+fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+    for e in walkdir::WalkDir::new(from) {
+        let e = e.map_err(std::io::Error::other)?;
+        let dest = to.join(e.path().strip_prefix(from).map_err(std::io::Error::other)?);
+        if e.file_type().is_dir() {
+            std::fs::create_dir_all(&dest)?;
+        } else if e.file_type().is_file() {
+            std::fs::copy(e.path(), &dest)?;
+        }
+    }
+    Ok(())
 }
 
 /// Bytes available to this user on the filesystem holding `dir` (or its parent).
@@ -85,10 +137,13 @@ fn meta_u64(h: &Handles, key: &[u8]) -> Result<Option<u64>, StoreError> {
         return Ok(None);
     };
     let bytes = unframe(TreeId::Meta, key, &v)?;
-    let n = bytes.try_into().map(u64::from_le_bytes).map_err(|_| StoreError::Corrupt {
-        tree: "meta",
-        detail: format!("{} is not a number", String::from_utf8_lossy(key)),
-    })?;
+    let n = bytes
+        .try_into()
+        .map(u64::from_le_bytes)
+        .map_err(|_| StoreError::Corrupt {
+            tree: "meta",
+            detail: format!("{} is not a number", String::from_utf8_lossy(key)),
+        })?;
     Ok(Some(n))
 }
 
@@ -114,6 +169,17 @@ pub(super) fn open_checked(dir: &Path, options: &Options) -> Result<(Handles, u6
         // A new store: a seal left by an earlier one says nothing about it.
         let _ = std::fs::remove_file(seal_path(dir));
     }
+    // sled rewrites and truncates its log when it opens a damaged store, destroying what a
+    // salvage could still read. A store not closed cleanly, or whose files changed since,
+    // is copied first; the copy is what a repair salvages.
+    let evidence = beside(dir, ".evidence");
+    let _ = std::fs::remove_dir_all(&evidence);
+    let suspect =
+        existed && read_seal(dir).is_some_and(|s| s.files.as_ref() != Some(&file_stamps(dir)));
+    if suspect && let Err(e) = copy_tree(dir, &evidence) {
+        tracing::warn!(error = %e, "cannot copy the store before opening it");
+        let _ = std::fs::remove_dir_all(&evidence);
+    }
     let _ = std::fs::write(&marker, b"");
     let result = contained(|| {
         let db = sled::Config::new()
@@ -127,7 +193,7 @@ pub(super) fn open_checked(dir: &Path, options: &Options) -> Result<(Handles, u6
         let h = Handles::open(db)?;
         check_schema(dir, &h)?;
         let stamp = meta_u64(&h, STAMP_KEY)?.unwrap_or(0);
-        if let Some(sealed) = read_seal(dir)
+        if let Some(sealed) = read_seal(dir).map(|s| s.stamp)
             && sealed > stamp
         {
             return Err(StoreError::Corrupt {
@@ -141,6 +207,26 @@ pub(super) fn open_checked(dir: &Path, options: &Options) -> Result<(Handles, u6
         Ok((h, stamp))
     });
     let _ = std::fs::remove_file(&marker);
+    match &result {
+        Ok((_, stamp)) => {
+            let _ = std::fs::remove_dir_all(&evidence);
+            // Open now: a crash from here on leaves an unclean seal.
+            let _ = write_seal(
+                dir,
+                &Seal {
+                    stamp: *stamp,
+                    files: None,
+                },
+            );
+        }
+        Err(_) if evidence.is_dir() => {
+            // Salvage the copy taken before sled touched the files.
+            if std::fs::remove_dir_all(dir).is_ok() {
+                let _ = std::fs::rename(&evidence, dir);
+            }
+        }
+        Err(_) => {}
+    }
     result
 }
 
@@ -160,7 +246,12 @@ fn check_schema(dir: &Path, h: &Handles) -> Result<(), StoreError> {
                 .map(u32::from_le_bytes)
                 .unwrap_or(u32::MAX),
         ),
-        Some(v) => Some(v.as_ref().try_into().map(u32::from_le_bytes).unwrap_or(u32::MAX)),
+        Some(v) => Some(
+            v.as_ref()
+                .try_into()
+                .map(u32::from_le_bytes)
+                .unwrap_or(u32::MAX),
+        ),
     };
     match found {
         Some(SCHEMA) => return Ok(()),
@@ -182,7 +273,12 @@ fn check_schema(dir: &Path, h: &Handles) -> Result<(), StoreError> {
 /// Frames every record of a version 1 store (numbers in meta become LE).
 fn convert_v1(h: &Handles) -> Result<(), StoreError> {
     tracing::info!("converting the store to framed records (layout version {SCHEMA})");
-    for id in [TreeId::Projects, TreeId::History, TreeId::Operations, TreeId::Meta] {
+    for id in [
+        TreeId::Projects,
+        TreeId::History,
+        TreeId::Operations,
+        TreeId::Meta,
+    ] {
         let tree = h.tree(id);
         let mut batch = sled::Batch::default();
         for kv in tree.iter() {
@@ -216,7 +312,8 @@ impl Store {
         }
     }
 
-    /// Flushes and seals (on shutdown).
+    /// Flushes, closes the database and seals it with its files' sizes and times (on
+    /// shutdown; the store answers "unavailable" afterwards).
     ///
     /// # Errors
     /// The flush failed.
@@ -225,7 +322,25 @@ impl Store {
             return Ok(());
         }
         self.flush()?;
-        self.seal();
+        let stamp = self.shared.flushed.load(Ordering::SeqCst);
+        self.set_condition(Condition::Failed, "closed".into());
+        drop(self.uninstall());
+        // Calls in flight may hold the database a moment longer (sled flushes on close).
+        let lock = self.shared.dir.join("db");
+        for _ in 0..50 {
+            let free = std::fs::File::open(&lock).is_ok_and(|f| f.try_lock().is_ok());
+            if free {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let seal = Seal {
+            stamp,
+            files: Some(file_stamps(&self.shared.dir)),
+        };
+        if let Err(e) = write_seal(&self.shared.dir, &seal) {
+            tracing::warn!(error = %e, "cannot seal the store");
+        }
         Ok(())
     }
 
@@ -239,7 +354,11 @@ impl Store {
         }
         let flushed = s.flushed.load(Ordering::SeqCst);
         if flushed > s.sealed.load(Ordering::SeqCst) {
-            match write_seal(&s.dir, flushed) {
+            let seal = Seal {
+                stamp: flushed,
+                files: None,
+            };
+            match write_seal(&s.dir, &seal) {
                 Ok(()) => {
                     s.sealed.store(flushed, Ordering::SeqCst);
                 }
@@ -259,7 +378,7 @@ impl Store {
     /// error until reopened).
     fn reopen(&self) {
         let dir = self.shared.dir.clone();
-        if free_bytes(&dir).is_some_and(|f| f < MIN_FREE) {
+        if free_bytes(&dir).is_some_and(|f| f < MIN_FREE) || crate::faults::disk_full() {
             return;
         }
         drop(self.uninstall());
@@ -287,6 +406,7 @@ impl Store {
                 }
                 tracing::info!(store = %dir.display(), "the store works again");
                 self.publish(false);
+                self.set_condition(Condition::Ok, String::new());
             }
             Err(e) => match e.trouble() {
                 Some(Trouble::Damaged) => {
@@ -365,8 +485,9 @@ impl Store {
         }
         self.install(handles, self.shared.stamp.load(Ordering::SeqCst));
         let _ = self.flush();
-        self.seal();
         self.publish(true);
+        self.set_condition(Condition::Ok, String::new());
+        self.seal();
     }
 
     /// Sets the floor above which new version and snapshot ids are handed out.
@@ -448,10 +569,15 @@ mod tests {
             s.set_project_mark(Path::new("/p"), &mark).unwrap();
             s.close().unwrap();
         }
-        assert!(read_seal(&dir).unwrap() > 0);
+        let seal = read_seal(&dir).unwrap();
+        assert!(seal.stamp > 0 && seal.files.is_some(), "{seal:?}");
         // Flipped bytes everywhere: sled opens it as an empty store, without an error.
         let db = dir.join("db");
-        let bytes: Vec<u8> = std::fs::read(&db).unwrap().iter().map(|b| b ^ 0x55).collect();
+        let bytes: Vec<u8> = std::fs::read(&db)
+            .unwrap()
+            .iter()
+            .map(|b| b ^ 0x55)
+            .collect();
         std::fs::write(&db, bytes).unwrap();
         let s = Store::open(&dir).unwrap();
         assert_eq!(s.condition().0, Condition::Damaged, "{:?}", s.condition());

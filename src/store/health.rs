@@ -79,7 +79,13 @@ pub struct Health {
     pub dir: PathBuf,
     /// Damaged copies moved aside, oldest first.
     pub moved: Vec<Moved>,
+    /// Blobs found damaged since the daemon started (hex ids): the versions that need them
+    /// are unavailable; a later capture of the same content replaces them.
+    pub bad_blobs: Vec<String>,
 }
+
+/// At most this many damaged blobs are remembered.
+const BAD_BLOBS: usize = 1000;
 
 impl Store {
     /// The store's health now.
@@ -90,7 +96,34 @@ impl Store {
             detail,
             dir: self.dir().to_path_buf(),
             moved: moved_beside(self.dir()),
+            bad_blobs: self
+                .shared
+                .bad_blobs
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .cloned()
+                .collect(),
         }
+    }
+
+    pub(super) fn note_bad_blob(&self, sha: &[u8; 32]) {
+        let mut bad = self
+            .shared
+            .bad_blobs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if bad.len() < BAD_BLOBS {
+            bad.insert(hex::encode(sha));
+        }
+    }
+
+    pub(super) fn forget_bad_blob(&self, sha: &[u8; 32]) {
+        self.shared
+            .bad_blobs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&hex::encode(sha));
     }
 }
 
@@ -111,8 +144,7 @@ pub fn moved_beside(dir: &Path) -> Vec<Moved> {
                 .ok()
                 .and_then(|b| serde_json::from_slice(&b).ok())
                 .unwrap_or_else(|| Moved {
-                    reason: "a damaged store (no salvage report: the repair did not finish)"
-                        .into(),
+                    reason: "a damaged store (no salvage report: the repair did not finish)".into(),
                     ..Moved::default()
                 });
             m.path = path;
@@ -133,7 +165,12 @@ impl Store {
         }
         let mut problems = Vec::new();
         let checked = self.with(|h| {
-            for id in [TreeId::Meta, TreeId::Projects, TreeId::History, TreeId::Operations] {
+            for id in [
+                TreeId::Meta,
+                TreeId::Projects,
+                TreeId::History,
+                TreeId::Operations,
+            ] {
                 for kv in h.tree(id).iter() {
                     let (k, v) = kv?;
                     if id == TreeId::Meta && k.as_ref() == super::SCHEMA_KEY {

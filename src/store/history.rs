@@ -208,6 +208,7 @@ impl HistoryStore {
                 if blob_bytes(sha, &v).is_ok() {
                     return Ok(false);
                 }
+                self.store.forget_bad_blob(sha);
                 tracing::warn!(blob = %hex::encode(sha), "replacing a damaged blob with a sound copy");
             }
             h.blobs.insert(sha, blob_value(bytes)?)?;
@@ -222,7 +223,30 @@ impl HistoryStore {
     /// versions that need it are affected).
     pub fn blob(&self, sha: &[u8; 32]) -> Result<Option<Vec<u8>>, StoreError> {
         let v = self.store.with(|h| Ok(h.blobs.get(sha)?))?;
-        v.map(|v| blob_bytes(sha, &v)).transpose()
+        let bytes = v.map(|v| blob_bytes(sha, &v)).transpose();
+        if let Err(e) = &bytes {
+            tracing::error!(error = %e, "a damaged blob: the versions that need it are unavailable");
+            self.store.note_bad_blob(sha);
+        }
+        bytes
+    }
+
+    /// Replaces a blob's stored value with damaged bytes (tests of what a damaged blob
+    /// does; test builds only).
+    ///
+    /// # Errors
+    /// sled failed.
+    #[cfg(feature = "fault-injection")]
+    pub fn damage_blob(&self, sha: &[u8; 32]) -> Result<(), StoreError> {
+        self.store.with(|h| {
+            let mut v = h.blobs.get(sha)?.map(|v| v.to_vec()).unwrap_or_default();
+            let n = v.len();
+            for b in v.iter_mut().skip(8).take(n.saturating_sub(12)) {
+                *b ^= 0x5A;
+            }
+            h.blobs.insert(sha, v)?;
+            Ok(())
+        })
     }
 
     /// Every stored blob's id.

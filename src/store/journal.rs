@@ -31,9 +31,7 @@ impl Store {
     /// sled failed.
     pub fn next_cursor(&self) -> Result<u64, StoreError> {
         self.with(|h| {
-            let stored = self
-                .meta_number(h, NEXT_CURSOR.as_bytes())?
-                .unwrap_or(1);
+            let stored = self.meta_number(h, NEXT_CURSOR.as_bytes())?.unwrap_or(1);
             let after_last = h
                 .journal
                 .last()?

@@ -11,7 +11,6 @@ use crate::model::OperationRecord;
 use super::frame::TreeId;
 use super::{Store, StoreError, unframe};
 
-
 fn corrupt(e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt {
         tree: TreeId::Operations.name(),

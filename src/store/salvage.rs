@@ -215,7 +215,10 @@ pub(super) fn salvage_into(
             with_blobs.push(p);
         }
     }
-    store.shared.stamp.fetch_max(newest.max_stamp, Ordering::SeqCst);
+    store
+        .shared
+        .stamp
+        .fetch_max(newest.max_stamp, Ordering::SeqCst);
     let mut out = Salvaged::default();
     if newest.bad > 0 {
         out.unsaved.push(format!(
@@ -244,7 +247,8 @@ pub(super) fn salvage_into(
     for (k, v) in newest.tree(TreeId::Operations) {
         match serde_json::from_slice::<OperationRecord>(v) {
             Ok(_) => {
-                h.operations.insert(k, store.frame(TreeId::Operations, k, v))?;
+                h.operations
+                    .insert(k, store.frame(TreeId::Operations, k, v))?;
                 out.operations += 1;
             }
             Err(e) => out.unsaved.push(format!("an operation record: {e}")),
@@ -302,9 +306,7 @@ pub(super) fn salvage_into(
         let missing: Vec<&str> = v
             .entries
             .iter()
-            .filter(|e| {
-                !parse_sha(&e.blob).is_some_and(|s| have.contains(&s))
-            })
+            .filter(|e| !parse_sha(&e.blob).is_some_and(|s| have.contains(&s)))
             .map(|e| e.path.as_str())
             .collect();
         if missing.is_empty() {
@@ -368,7 +370,8 @@ pub(super) fn salvage_into(
                     batch.insert(tk.clone(), store.frame(TreeId::History, &tk, v));
                     out.tags += 1;
                 } else {
-                    out.unsaved.push(format!("tag {name}: its version {id} was not saved"));
+                    out.unsaved
+                        .push(format!("tag {name}: its version {id} was not saved"));
                 }
             }
             Some(b'a' | b'i') => {

@@ -19,5 +19,6 @@ mod projects;
 mod reload;
 mod service;
 mod soak;
+mod store;
 mod supervision;
 mod writeback_interop;
