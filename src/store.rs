@@ -272,6 +272,8 @@ struct Shared {
     /// Wakes the keeper when the store needs care.
     trouble: tokio::sync::Notify,
     generation: tokio::sync::watch::Sender<Generation>,
+    /// The condition, for those who report it (the live task shows it as a problem).
+    conditions: tokio::sync::watch::Sender<Condition>,
     /// Blobs found damaged since the start (bounded), shown by `smctl status`.
     bad_blobs: Mutex<std::collections::BTreeSet<String>>,
 }
@@ -334,6 +336,7 @@ impl Store {
                 sealed: AtomicU64::new(0),
                 trouble: tokio::sync::Notify::new(),
                 generation,
+                conditions: tokio::sync::watch::channel(Condition::Ok).0,
                 bad_blobs: Mutex::new(std::collections::BTreeSet::new()),
             }),
         };
@@ -383,6 +386,11 @@ impl Store {
             .lock()
             .unwrap_or_else(|e| e.into_inner());
         *c = (condition, detail);
+        self.shared.conditions.send_if_modified(|old| {
+            let changed = *old != condition;
+            *old = condition;
+            changed
+        });
     }
 
     /// The folder of the store.
@@ -394,6 +402,11 @@ impl Store {
     /// reopen.
     pub fn generations(&self) -> tokio::sync::watch::Receiver<Generation> {
         self.shared.generation.subscribe()
+    }
+
+    /// Follows the store's condition.
+    pub fn conditions(&self) -> tokio::sync::watch::Receiver<Condition> {
+        self.shared.conditions.subscribe()
     }
 
     /// Runs `f` on the database in use. A panic inside sled becomes an error; an error that
@@ -416,10 +429,21 @@ impl Store {
             contained(|| f(&h))
         };
         drop(h);
-        if let Err(e) = &result {
-            self.note(e);
+        match result {
+            Err(e) => {
+                self.note(&e);
+                // A full disk gets the one clear message, whatever sled said.
+                Err(if e.is_full() {
+                    StoreError::Full {
+                        path: self.shared.dir.clone(),
+                        free: heal::free_bytes(&self.shared.dir),
+                    }
+                } else {
+                    e
+                })
+            }
+            ok => ok,
         }
-        result
     }
 
     /// The error a call gets while there is no database in use.
@@ -462,7 +486,13 @@ impl Store {
                 return;
             }
             tracing::error!(store = %self.shared.dir.display(), error = %e, "store trouble: {}", condition.describe());
-            *c = (condition, e.to_string());
+            let detail = if condition == Condition::Full {
+                full_message(&heal::free_bytes(&self.shared.dir))
+            } else {
+                e.to_string()
+            };
+            *c = (condition, detail);
+            self.shared.conditions.send_replace(condition);
         }
         self.shared.trouble.notify_one();
     }

@@ -56,6 +56,7 @@ impl Task {
             applied_generation: 0,
         };
         let store = self.live.engine.store().generations();
+        let conditions = self.live.engine.store().conditions();
         let worker = apply(
             worker,
             Dirty {
@@ -73,6 +74,7 @@ impl Task {
             control: self.control,
             config: self.config,
             store,
+            conditions,
         })
     }
 }
@@ -86,6 +88,8 @@ pub struct Running {
     config: config::Shared,
     /// Reopens and repairs of the store.
     store: tokio::sync::watch::Receiver<crate::store::Generation>,
+    /// The store's condition (shown as a problem, and so as an event).
+    conditions: tokio::sync::watch::Receiver<crate::store::Condition>,
 }
 
 impl std::fmt::Debug for Running {
@@ -116,6 +120,7 @@ pub async fn run(running: Running, shutdown: CancellationToken) -> Result<(), Li
         mut control,
         mut config,
         mut store,
+        mut conditions,
     } = running;
     let (mut settle, mut max_settle, period) = timings(&config.borrow().config.watch);
     let mut reconcile = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
@@ -164,6 +169,9 @@ pub async fn run(running: Running, shutdown: CancellationToken) -> Result<(), Li
                 tracing::info!("the store was reopened or repaired; full reconcile");
                 store.borrow_and_update();
                 dirty.full = true;
+            }
+            Ok(()) = conditions.changed() => {
+                conditions.borrow_and_update();
             }
             _ = reconcile.tick() => {
                 tracing::debug!("periodic reconcile");

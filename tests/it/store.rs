@@ -470,3 +470,157 @@ fn hex_sha256(bytes: &[u8]) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(bytes))
 }
+
+/// A small tmpfs mounted for a test (root only), unmounted when dropped.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(dir: &Path, size: &str) -> Option<Tmpfs> {
+        std::fs::create_dir_all(dir).unwrap();
+        let ok = std::process::Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0700"),
+                "tmpfs",
+            ])
+            .arg(dir)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then(|| Tmpfs(dir.to_path_buf()))
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+/// Fills the filesystem holding `dir` to the last byte.
+fn fill(dir: &Path) -> PathBuf {
+    use std::io::Write;
+    let path = dir.join("filler");
+    let mut f = std::fs::File::create(&path).unwrap();
+    for size in [1 << 20, 4096, 1] {
+        let chunk = vec![7u8; size];
+        while f.write_all(&chunk).is_ok() {}
+    }
+    let _ = f.sync_all();
+    path
+}
+
+/// The disk holding the store fills up: drift keeps answering, status, doctor and an
+/// event say so, snapshots are refused with a clear error, no cursor is reused or skipped,
+/// and everything resumes by itself once space returns (no restart).
+#[test]
+fn finding_6_a_full_disk_is_reported_and_everything_resumes_without_restart() {
+    let env = Env::new();
+    // A small tmpfs where this user may mount one; otherwise the test-only fake.
+    let tmpfs = Tmpfs::mount(&env.state_dir, "16m");
+    let flag = env.path("disk-full");
+    let arts = [Artifact::command("hello")];
+    make_collection(&env.skillmeat_home, "default", &arts);
+    let project = env.path("app");
+    deploy(&env.skillmeat_home, "default", &project, ".claude", &arts);
+    let mut cmd = env.command(&skillmeatd_bin());
+    cmd.env(skillmeatd::faults::FAKE_FULL_ENV, &flag);
+    let d = env.daemon_cmd(cmd, &[], &env.socket, "daemon.log");
+    let p = project.to_str().unwrap();
+    env.smctl_json(&["project", "add", p]);
+    let file = project.join(".claude/commands/hello.md");
+    write(&file, "edited\n");
+    let before = env.smctl_json(&["drift", "--sync"]);
+    assert_eq!(
+        before["artifacts"][0]["drift_type"], "modified",
+        "{before:#}"
+    );
+    let c0 = env.cursor();
+
+    let filler = match &tmpfs {
+        Some(_) => Some(fill(&env.state_dir)),
+        None => {
+            write(&flag, "");
+            None
+        }
+    };
+    // Drift answers from memory: the edit is reverted while the disk is full.
+    write(&file, "---\ndescription: c\n---\nRun it.\n");
+    let during = env.smctl_json(&["drift", "--sync", "--all"]);
+    assert_eq!(
+        during["artifacts"][0]["drift_type"],
+        "in_sync",
+        "{during:#}\n{}",
+        d.log_text()
+    );
+    let status = eventually(
+        Duration::from_secs(20),
+        "status to say the disk is full",
+        || {
+            let s = env.smctl_json(&["status"]);
+            (s["store"]["condition"] == "full").then_some(s)
+        },
+    );
+    assert!(
+        status["store"]["detail"].as_str().unwrap().contains("full"),
+        "{status:#}"
+    );
+    // Every cursor handed out is in the journal (events that could not be journaled got
+    // none; subscribers were resynced instead).
+    let journaled = status["journal_first_cursor"].as_u64().unwrap()
+        + status["journal_events"].as_u64().unwrap()
+        - 1;
+    assert_eq!(
+        status["cursor"], journaled,
+        "a cursor was not kept: {status:#}"
+    );
+    assert!(
+        status["problems"].to_string().contains("full"),
+        "the condition is a problem (an event for watchers): {status:#}"
+    );
+    let refused = env.smctl(&["snapshot", "create", "-m", "while full"]);
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success() && err.contains("full"), "{err}");
+    let doctor = env.smctl(&["doctor", "--format", "json"]);
+    let doc: Value = serde_json::from_slice(&doctor.stdout).unwrap();
+    let store = doc["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "store")
+        .unwrap()
+        .clone();
+    assert_eq!(store["status"], "fail", "{doc:#}");
+    assert!(
+        store["message"].as_str().unwrap().contains("full"),
+        "{store}"
+    );
+
+    // Space returns: the daemon resumes by itself.
+    match filler {
+        Some(f) => std::fs::remove_file(f).unwrap(),
+        None => std::fs::remove_file(&flag).unwrap(),
+    }
+    eventually(Duration::from_secs(30), "the store to work again", || {
+        (env.smctl_json(&["status"])["store"]["condition"] == "ok").then_some(())
+    });
+    env.smctl_json(&["snapshot", "create", "-m", "after"]);
+    write(&file, "edited again\n");
+    env.smctl_json(&["drift", "--sync"]);
+    let events = env.events_since(c0);
+    let cursors: Vec<u64> = events
+        .iter()
+        .map(|e| e["cursor"].as_u64().unwrap())
+        .collect();
+    let expected: Vec<u64> = (c0 + 1..=env.cursor()).collect();
+    assert_eq!(cursors, expected, "cursors reused or skipped: {events:#?}");
+    assert!(!events.is_empty());
+    let last = env.smctl_json(&["drift", "--sync"]);
+    assert_eq!(last["artifacts"][0]["drift_type"], "modified", "{last:#}");
+    drop(d);
+}
