@@ -5,36 +5,42 @@
 //!
 //! | tree | key | value |
 //! |---|---|---|
-//! | `projects` | absolute project path (bytes) | JSON [`ProjectMark`] |
-//! | `hashes` | variant tag byte + absolute path (bytes) | [`CachedHash`], fixed layout |
-//! | `meta` | name | bytes (`schema` = format version) |
+//! | `meta` | name | framed: `schema` (u32 LE), `stamp` (the write counter), `next_cursor`, `id_floor` (u64 LE) |
+//! | `graveyard` | tree byte + key | a tombstone frame of a removed record (read by a salvage only) |
 //!
-//! The journal and drift-state trees are described in [`journal`]; the history trees
-//! (blobs, versions, snapshots, tags) in [`history`]; the operations log in [`operations`].
+//! Project marks and the hash cache are described in `marks`; the journal and drift-state
+//! trees in `journal`; the history trees (blobs, versions, snapshots, tags) in [`history`];
+//! the operations log in `operations`. Every value worth salvaging is a self-verifying
+//! frame ([`frame`]); [`salvage`] reads them back from the raw files of a damaged store,
+//! and `heal` opens, checks, reopens and repairs the store (run by [`keep`], a supervised
+//! task); `health` is what status and doctor show.
 //! The values are domain types from [`crate::model`]; the store knows nothing of who makes
 //! them.
 //!
 //! Writes that answer an RPC are flushed before the answer ([`Store::flush`]). Opened once
-//! by [`crate::daemon::run`]; the index, history and engine share clones of it.
+//! by [`crate::daemon::run`]; the index, history and engine share clones of it, and every
+//! clone follows the database in use when it is reopened or repaired. Every call runs
+//! inside `catch_unwind` (a panic inside sled is an error, never the daemon's end); an
+//! error that says the store is damaged, full or failed wakes the keeper.
 
 pub mod frame;
 mod heal;
 mod health;
 pub mod history;
 mod journal;
+mod marks;
 mod operations;
 pub mod salvage;
 
-use std::os::unix::ffi::OsStrExt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
-use crate::hash::Variant;
 
 use frame::TreeId;
 pub use heal::keep;
+pub use marks::{CachedHash, ProjectMark};
 pub use health::{Condition, Health, Moved};
 
 /// Layout version of the trees; bumped when an encoding changes incompatibly. Version 1
@@ -141,53 +147,6 @@ impl StoreError {
 pub fn is_no_space(e: &std::io::Error) -> bool {
     e.kind() == std::io::ErrorKind::StorageFull
         || matches!(e.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT))
-}
-
-/// What the user said about a project folder.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct ProjectMark {
-    /// Registered by hand with `smctl project add`.
-    #[serde(default)]
-    pub manual: bool,
-    /// Hidden for good with `smctl project ignore`.
-    #[serde(default)]
-    pub ignored: bool,
-}
-
-/// A content hash remembered together with the stamp digest of what it was computed from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CachedHash {
-    /// [`crate::hash::Listing::stamp_digest`] of the files read.
-    pub stamp_digest: [u8; 32],
-    /// A file changed too close to hashing time to trust the stamp; recompute next time.
-    pub racy: bool,
-    /// How many files the hash covered.
-    pub files: u64,
-    /// The hex content hash.
-    pub hash: String,
-}
-
-impl CachedHash {
-    fn encode(&self) -> Vec<u8> {
-        let mut v = Vec::with_capacity(32 + 1 + 8 + self.hash.len());
-        v.extend_from_slice(&self.stamp_digest);
-        v.push(u8::from(self.racy));
-        v.extend_from_slice(&self.files.to_le_bytes());
-        v.extend_from_slice(self.hash.as_bytes());
-        v
-    }
-
-    fn decode(v: &[u8]) -> Option<CachedHash> {
-        if v.len() < 41 {
-            return None;
-        }
-        Some(CachedHash {
-            stamp_digest: v[..32].try_into().ok()?,
-            racy: v[32] != 0,
-            files: u64::from_le_bytes(v[33..41].try_into().ok()?),
-            hash: String::from_utf8(v[41..].to_vec()).ok()?,
-        })
-    }
 }
 
 /// How to open the store.
@@ -572,110 +531,6 @@ impl Store {
         Ok(())
     }
 
-    /// Every project folder the user said something about.
-    ///
-    /// # Errors
-    /// sled failed, or a record does not decode.
-    pub fn project_marks(&self) -> Result<Vec<(PathBuf, ProjectMark)>, StoreError> {
-        self.with(|h| {
-            let mut out = Vec::new();
-            for kv in h.projects.iter() {
-                let (k, v) = kv?;
-                let mark = decode_mark(&k, &v)?;
-                if mark != ProjectMark::default() {
-                    out.push((PathBuf::from(std::ffi::OsStr::from_bytes(&k)), mark));
-                }
-            }
-            Ok(out)
-        })
-    }
-
-    /// Sets (or, for a default mark, clears) what the user said about `path`, durably.
-    ///
-    /// # Errors
-    /// sled failed.
-    pub fn set_project_mark(&self, path: &Path, mark: &ProjectMark) -> Result<(), StoreError> {
-        let key = path.as_os_str().as_bytes();
-        self.with(|h| {
-            if *mark == ProjectMark::default() {
-                h.projects.remove(key)?;
-                self.bury(h, TreeId::Projects, &[key.to_vec()])?;
-            } else {
-                let v = serde_json::to_vec(mark).expect("a mark always serializes");
-                h.projects
-                    .insert(key, self.frame(TreeId::Projects, key, &v))?;
-            }
-            Ok(())
-        })?;
-        self.flush()
-    }
-
-    /// The mark of one project, default if none.
-    ///
-    /// # Errors
-    /// sled failed, or the record does not decode.
-    pub fn project_mark(&self, path: &Path) -> Result<ProjectMark, StoreError> {
-        let key = path.as_os_str().as_bytes();
-        self.with(|h| match h.projects.get(key)? {
-            None => Ok(ProjectMark::default()),
-            Some(v) => decode_mark(key, &v),
-        })
-    }
-
-    fn hash_key(variant: Variant, path: &Path) -> Vec<u8> {
-        let mut k = vec![variant.tag()];
-        k.extend_from_slice(path.as_os_str().as_bytes());
-        k
-    }
-
-    /// The cached hash of `path`, if any. A record that does not decode counts as absent.
-    ///
-    /// # Errors
-    /// sled failed.
-    pub fn cached_hash(
-        &self,
-        variant: Variant,
-        path: &Path,
-    ) -> Result<Option<CachedHash>, StoreError> {
-        self.with(|h| {
-            Ok(h.hashes
-                .get(Self::hash_key(variant, path))?
-                .and_then(|v| CachedHash::decode(&v)))
-        })
-    }
-
-    /// Remembers the hash of `path` (flushed with the next [`Store::flush`], or by sled's
-    /// own timer: a lost cache entry only costs a re-read).
-    ///
-    /// # Errors
-    /// sled failed.
-    pub fn put_hash(
-        &self,
-        variant: Variant,
-        path: &Path,
-        entry: &CachedHash,
-    ) -> Result<(), StoreError> {
-        self.with(|h| {
-            h.hashes
-                .insert(Self::hash_key(variant, path), entry.encode())?;
-            Ok(())
-        })
-    }
-
-    /// Number of files covered by cached hashes (0 when the store cannot answer).
-    pub fn files_indexed(&self) -> u64 {
-        self.with(|h| {
-            Ok(h.hashes
-                .iter()
-                .values()
-                .filter_map(Result::ok)
-                .filter_map(|v| CachedHash::decode(&v))
-                .map(|c| c.files)
-                .sum())
-        })
-        .unwrap_or(0)
-    }
-
     /// Bytes the store takes on disk.
     pub fn size_on_disk(&self) -> u64 {
         self.with(|h| Ok(h.db.size_on_disk()?)).unwrap_or(0)
@@ -696,12 +551,6 @@ fn unframe<'a>(tree: TreeId, key: &[u8], v: &'a [u8]) -> Result<&'a [u8], StoreE
         .ok_or_else(|| corrupt("a tombstone where a record belongs".into()))
 }
 
-fn decode_mark(key: &[u8], v: &[u8]) -> Result<ProjectMark, StoreError> {
-    serde_json::from_slice(unframe(TreeId::Projects, key, v)?).map_err(|e| StoreError::Corrupt {
-        tree: "projects",
-        detail: e.to_string(),
-    })
-}
 
 #[cfg(test)]
 mod tests {

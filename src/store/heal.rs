@@ -128,6 +128,8 @@ pub(super) fn free_bytes(dir: &Path) -> Option<u64> {
     }
     // SAFETY: statvfs returned 0, so it initialised `s`.
     let s = unsafe { s.assume_init() };
+    // The field types differ between platforms (u32 on macOS).
+    #[allow(clippy::useless_conversion)]
     Some(u64::from(s.f_bavail).saturating_mul(u64::from(s.f_frsize)))
 }
 

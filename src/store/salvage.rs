@@ -124,10 +124,14 @@ impl Salvaged {
     }
 }
 
+/// A record's tree and key.
+type RecordKey = (TreeId, Vec<u8>);
+
 /// The newest frame of each key.
 #[derive(Debug, Default)]
 struct Newest {
-    records: HashMap<(TreeId, Vec<u8>), (u64, Option<Vec<u8>>)>,
+    /// The stamp and value (`None`: removed) of each record.
+    records: HashMap<RecordKey, (u64, Option<Vec<u8>>)>,
     bad: usize,
     max_stamp: u64,
 }
