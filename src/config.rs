@@ -34,6 +34,9 @@
 //! max_total_bytes = 536870912
 //! max_entries = 100000
 //!
+//! [notify]                 # desktop notifications: see crate::notification::settings
+//! coalesce_ms = 5000
+//!
 //! [store]
 //! cache_mb = 16            # sled's page cache, 1 to 1024 MB (memory use follows it)
 //! ```
@@ -72,6 +75,8 @@ pub struct Config {
     pub history: History,
     /// `[store]`: the persistent store.
     pub store: StoreSettings,
+    /// `[notify]`: desktop notifications.
+    pub notify: crate::notification::Settings,
 }
 
 /// The persistent store (`[store]`).
@@ -280,6 +285,13 @@ impl Config {
                 *p = h.join(rest);
             }
         }
+        if let Some(h) = &home_dir {
+            config.notify.expand_home(h);
+        }
+        config
+            .notify
+            .validate()
+            .map_err(|message| ConfigError { path, message })?;
         Ok(config)
     }
 }

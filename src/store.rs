@@ -10,12 +10,12 @@
 //!
 //! Project marks and the hash cache are described in `marks`; the journal and drift-state
 //! trees in `journal`; the history trees (blobs, versions, snapshots, tags) in [`history`];
-//! the operations log in `operations`. Every value worth salvaging is a self-verifying
+//! the operations log in `operations`; the notification mutes in `mutes`. Every value worth salvaging is a self-verifying
 //! frame ([`frame`]); [`salvage`] reads them back from the raw files of a damaged store,
 //! and `heal` opens, checks, reopens and repairs the store (run by [`keep`], a supervised
 //! task); `health` is what status and doctor show.
-//! The values are domain types from [`crate::model`]; the store knows nothing of who makes
-//! them.
+//! The values are domain types from [`crate::model`] (and [`crate::notification::Mute`]);
+//! the store knows nothing of who makes them.
 //!
 //! Writes that answer an RPC are flushed before the answer ([`Store::flush`]). Opened once
 //! by [`crate::daemon::run`]; the index, history and engine share clones of it, and every
@@ -29,19 +29,21 @@ mod health;
 pub mod history;
 mod journal;
 mod marks;
+mod mutes;
 mod operations;
 pub mod salvage;
+
+pub use operations::OperationWatch;
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
-
 use frame::TreeId;
 pub use heal::keep;
-pub use marks::{CachedHash, ProjectMark};
 pub use health::{Condition, Health, Moved};
+pub use marks::{CachedHash, ProjectMark};
 
 /// Layout version of the trees; bumped when an encoding changes incompatibly. Version 1
 /// stored bare values; version 2 frames them ([`frame`]), and a version 1 store is
@@ -176,6 +178,7 @@ struct Handles {
     history: sled::Tree,
     blobs: sled::Tree,
     operations: sled::Tree,
+    mutes: sled::Tree,
     /// Tombstones of removed framed records (only a salvage reads them).
     graveyard: sled::Tree,
 }
@@ -191,6 +194,7 @@ impl Handles {
             history: db.open_tree("history")?,
             blobs: db.open_tree("history_blobs")?,
             operations: db.open_tree(TreeId::Operations.name())?,
+            mutes: db.open_tree(TreeId::Mutes.name())?,
             graveyard: db.open_tree("graveyard")?,
             db,
         })
@@ -202,6 +206,7 @@ impl Handles {
             TreeId::Projects => &self.projects,
             TreeId::History => &self.history,
             TreeId::Operations => &self.operations,
+            TreeId::Mutes => &self.mutes,
         }
     }
 }
@@ -361,6 +366,12 @@ impl Store {
     /// reopen.
     pub fn generations(&self) -> tokio::sync::watch::Receiver<Generation> {
         self.shared.generation.subscribe()
+    }
+
+    /// Whether the store was closed for good (shutdown).
+    pub fn is_closed(&self) -> bool {
+        let (c, detail) = self.condition();
+        c == Condition::Failed && detail == "closed"
     }
 
     /// Follows the store's condition.
@@ -550,7 +561,6 @@ fn unframe<'a>(tree: TreeId, key: &[u8], v: &'a [u8]) -> Result<&'a [u8], StoreE
     f.value
         .ok_or_else(|| corrupt("a tombstone where a record belongs".into()))
 }
-
 
 #[cfg(test)]
 mod tests {

@@ -9,8 +9,8 @@
 //! 3 the daemon is not running. A closed stdout (`smctl drift | head`) is not an error.
 //!
 //! This file parses, builds the runtime, dispatches to one module per command family
-//! ([`drift`], [`watch`], [`project`], [`history`], [`ops`], [`doctor`], [`service`]) and
-//! maps the result to the exit code. [`cli`] holds the command tree.
+//! ([`drift`], [`watch`], [`project`], [`history`], [`ops`], [`notify`], [`doctor`],
+//! [`service`]) and maps the result to the exit code. [`cli`] holds the command tree.
 
 mod cli;
 mod doctor;
@@ -18,6 +18,8 @@ mod drift;
 mod failure;
 mod history;
 mod locate;
+mod lsp;
+mod notify;
 mod ops;
 mod output;
 mod project;
@@ -78,6 +80,10 @@ async fn dispatch(command: Command, paths: &Paths, format: Format) -> Result<u8,
         // Doctor never starts the daemon: finding it stopped is one of its answers.
         return doctor::run(paths, format).await;
     }
+    if let Command::Lsp = command {
+        // The language server connects (and reconnects) by itself, and reports to the editor.
+        return lsp::run(paths).await;
+    }
     let session::Session { mut client, status } = session::open(paths).await?;
     let client = &mut client;
     let out = &mut std::io::stdout().lock();
@@ -96,7 +102,12 @@ async fn dispatch(command: Command, paths: &Paths, format: Format) -> Result<u8,
         Command::Undo(args) => ops::undo(client, args, format, out).await,
         Command::Rollback(args) => ops::rollback(client, args, format, out).await,
         Command::Audit(args) => ops::audit(client, args, format, out).await,
-        Command::Doctor | Command::Service(_) | Command::Completions(_) | Command::Man => {
+        Command::Notify(cmd) => notify::run(client, cmd, format, out).await,
+        Command::Doctor
+        | Command::Lsp
+        | Command::Service(_)
+        | Command::Completions(_)
+        | Command::Man => {
             unreachable!("answered without a session")
         }
     }

@@ -36,6 +36,7 @@ pub enum TreeId {
     Projects = 2,
     History = 3,
     Operations = 4,
+    Mutes = 5,
 }
 
 impl TreeId {
@@ -45,6 +46,7 @@ impl TreeId {
             2 => TreeId::Projects,
             3 => TreeId::History,
             4 => TreeId::Operations,
+            5 => TreeId::Mutes,
             _ => return None,
         })
     }
@@ -56,6 +58,7 @@ impl TreeId {
             TreeId::Projects => "projects",
             TreeId::History => "history",
             TreeId::Operations => "operations",
+            TreeId::Mutes => "notify_mutes",
         }
     }
 }

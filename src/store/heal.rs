@@ -308,6 +308,7 @@ impl Store {
     pub fn tend(&self) {
         match self.condition().0 {
             Condition::Damaged => self.repair(),
+            Condition::Failed if self.is_closed() => {}
             Condition::Full | Condition::Failed => self.reopen(),
             Condition::Ok => self.seal(),
             Condition::Repairing => {}

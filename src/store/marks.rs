@@ -164,7 +164,6 @@ impl Store {
         })
         .unwrap_or(0)
     }
-
 }
 
 fn decode_mark(key: &[u8], v: &[u8]) -> Result<ProjectMark, StoreError> {

@@ -76,3 +76,61 @@ impl Store {
         })
     }
 }
+
+/// Operation records as they are written: [`Store::watch_operations`].
+pub struct OperationWatch {
+    store: Store,
+    /// The subscription to the database in use (made again after a reopen or repair).
+    sub: Option<sled::Subscriber>,
+}
+
+impl std::fmt::Debug for OperationWatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OperationWatch")
+    }
+}
+
+impl OperationWatch {
+    /// The next record written (a rewrite of an old one too); None when the store closes.
+    /// Read promptly: sled holds at most 1024 unread records before writers wait.
+    pub async fn next(&mut self) -> Option<OperationRecord> {
+        loop {
+            let Some(sub) = self.sub.as_mut() else {
+                if self.store.is_closed() {
+                    return None;
+                }
+                // The store is being reopened or repaired: follow the new database.
+                match self
+                    .store
+                    .with(|h| Ok(h.operations.watch_prefix(Vec::<u8>::new())))
+                {
+                    Ok(s) => self.sub = Some(s),
+                    Err(_) => tokio::time::sleep(std::time::Duration::from_secs(1)).await,
+                }
+                continue;
+            };
+            match sub.await {
+                None => self.sub = None,
+                Some(sled::Event::Insert { key, value }) => match decode(&key, &value) {
+                    Ok(rec) => return Some(rec),
+                    Err(e) => tracing::warn!("{e}"),
+                },
+                Some(sled::Event::Remove { .. }) => {}
+            }
+        }
+    }
+}
+
+impl Store {
+    /// Every operation record written from now on, as it is written.
+    ///
+    /// # Errors
+    /// sled failed.
+    pub fn watch_operations(&self) -> Result<OperationWatch, StoreError> {
+        let sub = self.with(|h| Ok(h.operations.watch_prefix(Vec::<u8>::new())))?;
+        Ok(OperationWatch {
+            store: self.clone(),
+            sub: Some(sub),
+        })
+    }
+}

@@ -111,6 +111,7 @@ pub struct Salvaged {
     pub tags: usize,
     pub blobs: usize,
     pub operations: usize,
+    pub mutes: usize,
     pub unsaved: Vec<String>,
 }
 
@@ -118,8 +119,14 @@ impl Salvaged {
     /// One line for the report and the log.
     pub fn summary(&self) -> String {
         format!(
-            "{} project marks, {} versions, {} snapshots, {} tags, {} blobs, {} operations",
-            self.marks, self.versions, self.snapshots, self.tags, self.blobs, self.operations
+            "{} project marks, {} versions, {} snapshots, {} tags, {} blobs, {} operations, {} mutes",
+            self.marks,
+            self.versions,
+            self.snapshots,
+            self.tags,
+            self.blobs,
+            self.operations,
+            self.mutes
         )
     }
 }
@@ -245,6 +252,12 @@ pub(super) fn salvage_into(
                 String::from_utf8_lossy(k)
             )),
         }
+    }
+
+    // Notification mutes.
+    for (k, v) in newest.tree(TreeId::Mutes) {
+        h.mutes.insert(k, store.frame(TreeId::Mutes, k, v))?;
+        out.mutes += 1;
     }
 
     // Operations log.
