@@ -6,8 +6,9 @@
 //! on), opens the store, settles interrupted write-backs ([`crate::operations::recover`]),
 //! does the first reconcile, takes the socket ([`crate::socket`]) and
 //! runs its background tasks under [`crate::supervisor`]: the live worker, the SIGHUP
-//! reload ([`crate::reload`]), the signal handler, the watchdog, the desktop notifier
-//! ([`crate::notifier`]) and the RPC server. It
+//! reload ([`crate::reload`]), the store's keeper ([`crate::store::keep`]: repairs a damaged
+//! store, reopens it after a full disk), the signal handler, the watchdog, the desktop
+//! notifier ([`crate::notifier`]) and the RPC server. It
 //! serves until SIGTERM, SIGINT, the `Shutdown` RPC or a task's failure, then stops
 //! accepting, lets in-flight RPCs finish, flushes the store and removes the socket and pid
 //! file; a task's failure makes the exit a failure. [`start`] forks into the background
@@ -190,8 +191,9 @@ pub fn run(paths: &Paths, ready: Option<io::PipeWriter>) -> Result<(), DaemonErr
 
 fn run_inner(paths: &Paths, ready: &mut Option<io::PipeWriter>) -> Result<(), DaemonError> {
     let _lock = InstanceLock::acquire(paths)?;
-    let (config, config_rx) = config::channel(Config::load(&paths.skillmeat_home)?);
-    let store = Store::open(&paths.store_dir())?;
+    let loaded = Config::load(&paths.skillmeat_home)?;
+    let store = Store::open_with(&paths.store_dir(), &loaded.store.options())?;
+    let (config, config_rx) = config::channel(loaded);
     let history = crate::history::History::open(&store, paths.skillmeat_home.clone())
         .map_err(|e| DaemonError::StartFailed(e.to_string()))?;
     let engine = Arc::new(Engine::new(paths.clone(), store, history, config_rx));
@@ -213,6 +215,11 @@ fn run_inner(paths: &Paths, ready: &mut Option<io::PipeWriter>) -> Result<(), Da
         let shutdown = CancellationToken::new();
         let mut tasks = Tasks::new(shutdown.clone());
         tasks.spawn("signal", stop_signals(shutdown.clone())?);
+        // The keeper first: a damaged store is repaired while the first scan runs.
+        tasks.spawn(
+            "store keeper",
+            crate::store::keep(engine.store().clone(), shutdown.clone()),
+        );
         let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
             .map_err(|e| DaemonError::StartFailed(format!("SIGHUP handler: {e}")))?;
         let (live, task) = live::new(Arc::clone(&engine));

@@ -26,12 +26,29 @@
 //! as the point [`STEP`], so `step=abort@7` stops a write-back at its seventh step,
 //! whichever it is. Capabilities: `writer.exchange` (`skip`: swap folders with two renames
 //! as where `RENAME_EXCHANGE` is missing).
+//!
+//! A full disk where a test cannot mount a small tmpfs: while the file named by
+//! `SKILLMEATD_FAKE_FULL` exists, every store call fails as on a full disk ([`disk_full`]).
 
 /// The environment variable that arms fault points (test builds only).
 pub const ENV: &str = "SKILLMEATD_FAULTS";
 
 /// The point every step of a write-back also counts as.
 pub const STEP: &str = "step";
+
+/// The environment variable naming the file whose presence fakes a full disk.
+pub const FAKE_FULL_ENV: &str = "SKILLMEATD_FAKE_FULL";
+
+/// Whether a test fakes a full disk now (always `false` outside test builds).
+#[inline]
+pub fn disk_full() -> bool {
+    #[cfg(feature = "fault-injection")]
+    {
+        std::env::var_os(FAKE_FULL_ENV).is_some_and(|f| std::path::Path::new(&f).exists())
+    }
+    #[cfg(not(feature = "fault-injection"))]
+    false
+}
 
 /// Fault point `name`: fires the action `SKILLMEATD_FAULTS` gives it, in test builds.
 #[inline]

@@ -3,13 +3,16 @@
 //!
 //! | tree | key | value |
 //! |---|---|---|
-//! | `meta` | `ids.<kind>` | the last id handed out (u64 BE) |
+//! | `meta` | `ids.<kind>` | framed: the last id handed out (u64 LE) |
 //!
 //! Each kind has a counter in `meta`, advanced with one compare-and-swap
 //! (`update_and_fetch`), so two threads never get the same id. A counter that is absent
 //! (a new store, or one written before counters existed, when ids came from sled's
 //! `generate_id` and jumped by about a million at every start) starts after the highest
-//! id present, so existing stores keep working and continue from there.
+//! id present, so existing stores keep working and continue from there. No counter ever
+//! hands out a version or snapshot id at or below the store's `id_floor`: a salvage of a damaged store raises
+//! the floor above every id it found and carries the old counters over, so ids of records
+//! it could not save are not handed out again either.
 //!
 //! Durability: the counter is flushed with whatever first names the id. Operation ids are
 //! flushed at once with their `running` record ([`Store::begin_operation`]); a version or
@@ -18,7 +21,8 @@
 //! again cannot confuse two things. Ids of removed versions and snapshots are not reused:
 //! the counter only moves forward.
 
-use super::{Store, StoreError};
+use super::frame::{self, TreeId};
+use super::{Handles, Store, StoreError, unframe};
 
 /// What an id numbers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,17 +33,15 @@ pub enum IdKind {
 }
 
 impl IdKind {
-    fn key(self) -> &'static str {
+    pub(super) const ALL: [IdKind; 3] = [IdKind::Operation, IdKind::Version, IdKind::Snapshot];
+
+    pub(super) fn key(self) -> &'static [u8] {
         match self {
-            IdKind::Operation => "ids.operation",
-            IdKind::Version => "ids.version",
-            IdKind::Snapshot => "ids.snapshot",
+            IdKind::Operation => b"ids.operation",
+            IdKind::Version => b"ids.version",
+            IdKind::Snapshot => b"ids.snapshot",
         }
     }
-}
-
-fn decode(v: &[u8]) -> Option<u64> {
-    v.try_into().ok().map(u64::from_be_bytes)
 }
 
 /// The id carried by the last key of `keys` (ids are big-endian at the end of each key).
@@ -47,9 +49,19 @@ pub(super) fn highest(last_key: Option<sled::IVec>) -> u64 {
     last_key
         .and_then(|k| {
             let k = k.as_ref();
-            k.len().checked_sub(8).and_then(|start| decode(&k[start..]))
+            let start = k.len().checked_sub(8)?;
+            k[start..].try_into().ok().map(u64::from_be_bytes)
         })
         .unwrap_or(0)
+}
+
+/// The number a framed counter holds; `None` when it is not one.
+fn counter(key: &[u8], v: &[u8]) -> Option<u64> {
+    unframe(TreeId::Meta, key, v)
+        .ok()?
+        .try_into()
+        .ok()
+        .map(u64::from_le_bytes)
 }
 
 impl Store {
@@ -61,22 +73,56 @@ impl Store {
     pub(super) fn allocate_id(
         &self,
         kind: IdKind,
-        present: impl FnOnce() -> Result<u64, StoreError>,
+        present: impl FnOnce(&Handles) -> Result<u64, StoreError>,
     ) -> Result<u64, StoreError> {
-        let start = if self.meta.contains_key(kind.key())? {
-            0
-        } else {
-            present()?
-        };
-        let next = self
-            .meta
-            .update_and_fetch(kind.key(), |old| {
-                let last = old.and_then(decode).unwrap_or(start);
-                Some(last.saturating_add(1).to_be_bytes().to_vec())
-            })?
-            .and_then(|v| decode(&v))
-            .expect("the counter was just written");
-        Ok(next)
+        let key = kind.key();
+        self.with(|h| {
+            // The floor is what a salvage found of versions and snapshots.
+            let floor = match kind {
+                IdKind::Operation => 0,
+                IdKind::Version | IdKind::Snapshot => self.id_floor(h)?,
+            };
+            let start = match h.meta.get(key)? {
+                Some(_) => 0,
+                None => present(h)?,
+            }
+            .max(floor);
+            let mut next = 0;
+            h.meta.update_and_fetch(key, |old| {
+                let last = old
+                    .and_then(|v| counter(key, v))
+                    .unwrap_or(start)
+                    .max(floor);
+                next = last.saturating_add(1);
+                Some(frame::encode(
+                    TreeId::Meta,
+                    self.next_stamp(),
+                    key,
+                    Some(&next.to_le_bytes()),
+                ))
+            })?;
+            Ok(next)
+        })
+    }
+
+    /// Raises the counter of `kind` to at least `last` (a salvage carrying counters over).
+    pub(super) fn raise_counter(
+        &self,
+        h: &Handles,
+        kind: IdKind,
+        last: u64,
+    ) -> Result<(), StoreError> {
+        let key = kind.key();
+        h.meta.update_and_fetch(key, |old| {
+            let now = old.and_then(|v| counter(key, v)).unwrap_or(0).max(last);
+            Some(frame::encode(
+                TreeId::Meta,
+                self.next_stamp(),
+                key,
+                Some(&now.to_le_bytes()),
+            ))
+        })?;
+        Ok(())
     }
 }
 
@@ -97,7 +143,7 @@ mod tests {
                     let s = Arc::clone(&s);
                     std::thread::spawn(move || {
                         (0..50)
-                            .map(|_| s.allocate_id(IdKind::Snapshot, || Ok(0)).unwrap())
+                            .map(|_| s.allocate_id(IdKind::Snapshot, |_| Ok(0)).unwrap())
                             .collect::<Vec<_>>()
                     })
                 })
@@ -107,11 +153,11 @@ mod tests {
                 .flat_map(|h| h.join().unwrap())
                 .collect();
             assert_eq!(all, (1..=400).collect());
-            assert_eq!(s.allocate_id(IdKind::Version, || Ok(0)).unwrap(), 1);
+            assert_eq!(s.allocate_id(IdKind::Version, |_| Ok(0)).unwrap(), 1);
             s.flush().unwrap();
         }
         let s = Store::open(d.path()).unwrap();
-        let never_asked = || -> Result<u64, StoreError> { panic!("the counter exists") };
+        let never_asked = |_: &Handles| -> Result<u64, StoreError> { panic!("the counter exists") };
         assert_eq!(s.allocate_id(IdKind::Snapshot, never_asked).unwrap(), 401);
         assert_eq!(s.allocate_id(IdKind::Version, never_asked).unwrap(), 2);
     }
@@ -121,7 +167,7 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let s = Store::open(d.path()).unwrap();
         assert_eq!(
-            s.allocate_id(IdKind::Version, || Ok(2_000_003)).unwrap(),
+            s.allocate_id(IdKind::Version, |_| Ok(2_000_003)).unwrap(),
             2_000_004
         );
         assert_eq!(highest(None), 0);

@@ -2,7 +2,7 @@
 //!
 //! | tree | key | value |
 //! |---|---|---|
-//! | `operations` | operation id, big-endian u64 (so keys sort by id) | JSON [`OperationRecord`] |
+//! | `operations` | operation id, big-endian u64 (so keys sort by id) | framed JSON [`OperationRecord`] |
 //!
 //! An operation's id is reserved, and its `running` record written and flushed, before the
 //! operation does anything ([`Store::begin_operation`]); ids come from the `operation`
@@ -11,32 +11,31 @@
 
 use crate::model::OperationRecord;
 
+use super::frame::TreeId;
 use super::ids::{IdKind, highest};
-use super::{Store, StoreError};
-
-const TREE: &str = "operations";
+use super::{Store, StoreError, unframe};
 
 fn corrupt(e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt {
-        tree: TREE,
+        tree: TreeId::Operations.name(),
         detail: e.to_string(),
     }
 }
 
-impl Store {
-    fn operations(&self) -> Result<sled::Tree, StoreError> {
-        Ok(self.db.open_tree(TREE)?)
-    }
+fn decode(key: &[u8], v: &[u8]) -> Result<OperationRecord, StoreError> {
+    serde_json::from_slice(unframe(TreeId::Operations, key, v)?).map_err(corrupt)
+}
 
+impl Store {
     /// Reserves a fresh id for `op` and stores it as it is (normally `running`), flushed:
     /// from here on the id is taken for good.
     ///
     /// # Errors
     /// sled failed.
     pub fn begin_operation(&self, op: &mut OperationRecord) -> Result<u64, StoreError> {
-        let tree = self.operations()?;
-        let present = || Ok(highest(tree.last()?.map(|(k, _)| k)));
-        op.id = self.allocate_id(IdKind::Operation, present)?;
+        op.id = self.allocate_id(IdKind::Operation, |h| {
+            Ok(highest(h.operations.last()?.map(|(k, _)| k)))
+        })?;
         self.put_operation(op)?;
         Ok(op.id)
     }
@@ -47,7 +46,12 @@ impl Store {
     /// sled failed.
     pub fn put_operation(&self, op: &OperationRecord) -> Result<(), StoreError> {
         let v = serde_json::to_vec(op).map_err(corrupt)?;
-        self.operations()?.insert(op.id.to_be_bytes(), v)?;
+        let k = op.id.to_be_bytes();
+        let v = self.frame(TreeId::Operations, &k, &v);
+        self.with(|h| {
+            h.operations.insert(k, v)?;
+            Ok(())
+        })?;
         self.flush()
     }
 
@@ -56,10 +60,8 @@ impl Store {
     /// # Errors
     /// sled failed; the record does not decode.
     pub fn operation(&self, id: u64) -> Result<Option<OperationRecord>, StoreError> {
-        self.operations()?
-            .get(id.to_be_bytes())?
-            .map(|v| serde_json::from_slice(&v).map_err(corrupt))
-            .transpose()
+        let k = id.to_be_bytes();
+        self.with(|h| h.operations.get(k)?.map(|v| decode(&k, &v)).transpose())
     }
 
     /// Every operation record, oldest first.
@@ -67,19 +69,23 @@ impl Store {
     /// # Errors
     /// sled failed; a record does not decode.
     pub fn all_operations(&self) -> Result<Vec<OperationRecord>, StoreError> {
-        self.operations()?
-            .iter()
-            .map(|kv| {
-                let (_, v) = kv?;
-                serde_json::from_slice(&v).map_err(corrupt)
-            })
-            .collect()
+        self.with(|h| {
+            h.operations
+                .iter()
+                .map(|kv| {
+                    let (k, v) = kv?;
+                    decode(&k, &v)
+                })
+                .collect()
+        })
     }
 }
 
 /// Operation records as they are written: [`Store::watch_operations`].
 pub struct OperationWatch {
-    sub: sled::Subscriber,
+    store: Store,
+    /// The subscription to the database in use (made again after a reopen or repair).
+    sub: Option<sled::Subscriber>,
 }
 
 impl std::fmt::Debug for OperationWatch {
@@ -93,12 +99,27 @@ impl OperationWatch {
     /// Read promptly: sled holds at most 1024 unread records before writers wait.
     pub async fn next(&mut self) -> Option<OperationRecord> {
         loop {
-            match (&mut self.sub).await? {
-                sled::Event::Insert { value, .. } => match serde_json::from_slice(&value) {
+            let Some(sub) = self.sub.as_mut() else {
+                if self.store.is_closed() {
+                    return None;
+                }
+                // The store is being reopened or repaired: follow the new database.
+                match self
+                    .store
+                    .with(|h| Ok(h.operations.watch_prefix(Vec::<u8>::new())))
+                {
+                    Ok(s) => self.sub = Some(s),
+                    Err(_) => tokio::time::sleep(std::time::Duration::from_secs(1)).await,
+                }
+                continue;
+            };
+            match sub.await {
+                None => self.sub = None,
+                Some(sled::Event::Insert { key, value }) => match decode(&key, &value) {
                     Ok(rec) => return Some(rec),
-                    Err(e) => tracing::warn!("{}", corrupt(e)),
+                    Err(e) => tracing::warn!("{e}"),
                 },
-                sled::Event::Remove { .. } => {}
+                Some(sled::Event::Remove { .. }) => {}
             }
         }
     }
@@ -110,8 +131,10 @@ impl Store {
     /// # Errors
     /// sled failed.
     pub fn watch_operations(&self) -> Result<OperationWatch, StoreError> {
+        let sub = self.with(|h| Ok(h.operations.watch_prefix(Vec::<u8>::new())))?;
         Ok(OperationWatch {
-            sub: self.operations()?.watch_prefix(Vec::<u8>::new()),
+            store: self.clone(),
+            sub: Some(sub),
         })
     }
 }

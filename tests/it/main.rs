@@ -24,6 +24,7 @@ mod projects;
 mod reload;
 mod service;
 mod soak;
+mod store;
 mod supervision;
 mod undo;
 mod writeback_interop;
