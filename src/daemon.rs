@@ -189,6 +189,10 @@ pub fn run(paths: &Paths, ready: Option<io::PipeWriter>) -> Result<(), DaemonErr
     result
 }
 
+fn store_damaged(store: &Store) -> bool {
+    store.condition().0 == crate::store::Condition::Damaged
+}
+
 fn run_inner(paths: &Paths, ready: &mut Option<io::PipeWriter>) -> Result<(), DaemonError> {
     let _lock = InstanceLock::acquire(paths)?;
     let loaded = Config::load(&paths.skillmeat_home)?;
@@ -197,6 +201,11 @@ fn run_inner(paths: &Paths, ready: &mut Option<io::PipeWriter>) -> Result<(), Da
     let history = crate::history::History::open(&store, paths.skillmeat_home.clone())
         .map_err(|e| DaemonError::StartFailed(e.to_string()))?;
     let engine = Arc::new(Engine::new(paths.clone(), store, history, config_rx));
+    // A store found damaged is repaired now, before the recovery below needs its log
+    // (damage found later is repaired by the keeper while the daemon serves).
+    if store_damaged(engine.store()) {
+        engine.store().tend();
+    }
     // Interrupted write-backs are finished or put back before anything reads the files.
     match crate::operations::recover(&engine) {
         Ok(r) if !r.unsettled.is_empty() => {
