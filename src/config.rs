@@ -35,7 +35,8 @@
 //! max_entries = 100000
 //! ```
 //!
-//! Unknown keys are errors (a typo must not be silently ignored); errors name the line.
+//! Unknown keys are errors (a typo must not be silently ignored), and every number has a
+//! range ([`ranges::RANGES`], e.g. `poll_interval_ms` ≥ 100); errors name the line.
 //!
 //! [`crate::daemon::run`] reads the file once at start and makes the one channel the
 //! configuration in force is published on ([`channel`], [`Effective`]); only the SIGHUP
@@ -43,6 +44,7 @@
 //! the channel when it needs them. `reload` (private submodule) classifies every key as
 //! applied live or at the next start.
 
+pub mod ranges;
 mod reload;
 
 use std::path::{Path, PathBuf};
@@ -208,11 +210,15 @@ pub struct ConfigError {
 impl Config {
     /// Reads `<home>/daemon.toml`; a missing file gives the defaults.
     ///
+    /// This is the one check of the file: the daemon's start, `--check-config` and every
+    /// reload call it.
+    ///
     /// # Errors
-    /// The file exists but cannot be read, is not TOML, or has unknown keys or wrong types.
+    /// The file exists but cannot be read, is not TOML, has unknown keys or wrong types, or
+    /// a value out of its range ([`ranges::check`]).
     pub fn load(home: &Path) -> Result<Config, ConfigError> {
         let path = home.join(FILE_NAME);
-        let text = match std::fs::read_to_string(&path) {
+        let text = match crate::regular::read_to_string(&path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Config::default()),
             Err(e) => {
@@ -226,6 +232,16 @@ impl Config {
             path: path.clone(),
             message: crate::suggest::unknown_field(e.to_string().trim_end()),
         })?;
+        if let Err(e) = ranges::check(&config) {
+            let at = line_of(&text, e.key)
+                .or_else(|| line_of(&text, e.other?))
+                .map(|n| format!("line {n}: "))
+                .unwrap_or_default();
+            return Err(ConfigError {
+                path,
+                message: format!("{at}{}", e.message),
+            });
+        }
         let home_dir = std::env::var_os("HOME").map(PathBuf::from);
         for p in &mut config.discovery.scan {
             if let (Ok(rest), Some(h)) = (p.strip_prefix("~"), &home_dir) {
@@ -234,6 +250,17 @@ impl Config {
         }
         Ok(config)
     }
+}
+
+/// The line of `text` where the dotted `key`'s value is written, if it is written there.
+fn line_of(text: &str, key: &str) -> Option<usize> {
+    let doc = toml_edit::Document::parse(text).ok()?;
+    let mut item = doc.as_item();
+    for part in key.split('.') {
+        item = item.get(part)?;
+    }
+    let start = item.span()?.start;
+    Some(text[..start.min(text.len())].lines().count().max(1))
 }
 
 /// The configuration in force, and what keeps `daemon.toml` from being wholly in force.
@@ -285,6 +312,24 @@ mod tests {
             e.contains("line 2") && e.contains("scna") && e.contains("did you mean `scan`?"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn values_out_of_range_are_errors_with_a_line() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(
+            d.path().join(FILE_NAME),
+            "[discovery]\nmax_depth = 2\n\n[watch]\nsettle_ms = 5\npoll_interval_ms = 0\n",
+        )
+        .unwrap();
+        let e = Config::load(d.path()).unwrap_err().to_string();
+        assert!(
+            e.contains("line 6: `watch.poll_interval_ms = 0` is out of range: allowed 100 to"),
+            "{e}"
+        );
+        std::fs::write(d.path().join(FILE_NAME), "watch.poll_interval_ms = 99\n").unwrap();
+        let e = Config::load(d.path()).unwrap_err().to_string();
+        assert!(e.contains("line 1: `watch.poll_interval_ms = 99`"), "{e}");
     }
 
     #[test]

@@ -31,6 +31,11 @@ use crate::store::{Store, StoreError};
 pub enum EngineError {
     #[error("{}: not a folder", path.display())]
     NotAFolder { path: PathBuf },
+    #[error("{}: not added as a project: {refusal} (--force adds it anyway)", path.display())]
+    NotAProject {
+        path: PathBuf,
+        refusal: projects::Refusal,
+    },
     #[error("{}: not a known project (see `smctl project list`)", path.display())]
     UnknownProject { path: PathBuf },
     #[error("{}: the project folder no longer exists", path.display())]
@@ -267,14 +272,20 @@ impl Engine {
         }
     }
 
-    /// Registers `path` by hand.
+    /// Registers `path` by hand. Unless `force`, a folder that cannot be meant as a
+    /// project is refused ([`projects::refusal`]: `/`, the home folder itself, system
+    /// folders, folders without a deployment file).
     ///
     /// # Errors
-    /// `path` is not a folder; the store failed.
-    pub fn add_project(&self, path: &Path) -> Result<PathBuf, EngineError> {
+    /// `path` is not a folder, or is refused; the store failed.
+    pub fn add_project(&self, path: &Path, force: bool) -> Result<PathBuf, EngineError> {
         let path = canonical(path);
         if !path.is_dir() {
             return Err(EngineError::NotAFolder { path });
+        }
+        let home = std::env::var_os("HOME").map(|h| canonical(Path::new(&h)));
+        if !force && let Some(refusal) = projects::refusal(&path, home.as_deref()) {
+            return Err(EngineError::NotAProject { path, refusal });
         }
         let mut mark = self.store.project_mark(&path)?;
         mark.manual = true;

@@ -12,11 +12,13 @@
 //! ```
 //!
 //! A comma-separated list of `name=action[@n]`: the action is `panic` (the thread unwinds,
-//! as a bug would make it) or `abort` (the process dies at once, as under `kill -9`), and it
+//! as a bug would make it), `abort` (the process dies at once, as under `kill -9`) or `hang`
+//! (the thread never returns, as a step blocked on a file that never answers would), and it
 //! fires the `n`-th time the point is reached (default: the first). A crash test names a
 //! step and a count to stop a write at any step.
 //!
-//! Points: `live.batch` (each batch of the live worker, the first reconcile included).
+//! Points: `live.batch` (each batch of the live worker, the first reconcile included),
+//! `history.import` (each archive an import opens).
 
 /// The environment variable that arms fault points (test builds only).
 pub const ENV: &str = "SKILLMEATD_FAULTS";
@@ -40,6 +42,7 @@ mod armed {
     pub(super) enum Action {
         Panic,
         Abort,
+        Hang,
     }
 
     /// The armed points (action, and on which hit it fires), and how often each was hit.
@@ -81,6 +84,9 @@ mod armed {
         match action {
             Action::Panic => panic!("injected fault at {name} (hit {n})"),
             Action::Abort => std::process::abort(),
+            Action::Hang => loop {
+                std::thread::park();
+            },
         }
     }
 
@@ -104,7 +110,12 @@ mod armed {
             let action = match action {
                 "panic" => Action::Panic,
                 "abort" => Action::Abort,
-                other => return Err(format!("{item:?}: unknown action {other:?} (panic, abort)")),
+                "hang" => Action::Hang,
+                other => {
+                    return Err(format!(
+                        "{item:?}: unknown action {other:?} (panic, abort, hang)"
+                    ));
+                }
             };
             out.insert(name.to_string(), (action, at));
         }
@@ -117,9 +128,10 @@ mod armed {
 
         #[test]
         fn specs_name_points_actions_and_counts() {
-            let f = parse(" live.batch=panic@2, writer.swap=abort ,").unwrap();
+            let f = parse(" live.batch=panic@2, writer.swap=abort ,x=hang").unwrap();
             assert_eq!(f["live.batch"], (Action::Panic, 2));
             assert_eq!(f["writer.swap"], (Action::Abort, 1));
+            assert_eq!(f["x"], (Action::Hang, 1));
             assert!(parse("").unwrap().is_empty());
             assert!(parse("x=explode").is_err());
             assert!(parse("x=panic@0").is_err());

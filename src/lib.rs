@@ -10,7 +10,8 @@
 //!    collection or project: SkillMeat's lock, staged atomic swaps, confinement),
 //!    [`transient`] (the names of transient files, made and recognised in one place),
 //!    [`watcher`] (kernel events and polling turned into change hints), [`paths`],
-//!    [`suggest`], [`faults`] (test-only fault points).
+//!    [`suggest`], [`faults`] (test-only fault points), [`regular`] (user files opened
+//!    without ever blocking: regular files only).
 //! 2. Domain: [`model`] (locations, versions, snapshots, drift reports, events, operation
 //!    records) and [`config`] (`daemon.toml`, and the one channel the configuration in force
 //!    is published on).
@@ -49,6 +50,7 @@ pub mod model;
 pub mod operations;
 pub mod paths;
 pub mod projects;
+pub mod regular;
 pub mod reload;
 pub mod rpc;
 pub mod service;

@@ -16,6 +16,7 @@ mod lifecycle;
 mod live;
 mod operations;
 mod projects;
+mod refusals;
 mod reload;
 mod service;
 mod soak;
