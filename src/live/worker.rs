@@ -79,7 +79,7 @@ impl Worker {
     pub(super) fn reconfigure(&mut self, effective: &Effective, dirty: &mut Dirty) {
         let config = &effective.config;
         self.watcher
-            .set_poll_interval(Duration::from_millis(config.watch.poll_interval_ms.max(10)));
+            .set_poll_interval(Duration::from_millis(config.watch.poll_interval_ms));
         if self.watcher.force_polling() != config.watch.force_polling {
             self.watcher.set_force_polling(config.watch.force_polling);
             dirty.full = true;
@@ -229,7 +229,26 @@ impl Worker {
         scope.extend(old.reports.keys().filter(|p| !active.contains(*p)).cloned());
         self.project_problems
             .retain(|p, _| active.contains(p) && !affected.contains(p));
-        let computed = self.compute(&affected);
+        let store = engine.store();
+        // The first batch compares with the drift persisted by the last run; later ones with
+        // the state in memory. Either is what a deployment file that cannot be read now held.
+        let persisted: BTreeMap<String, ArtifactReport> = if initial {
+            match store.known_drift() {
+                Ok(v) => v.into_iter().collect(),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read the last known drift state");
+                    BTreeMap::new()
+                }
+            }
+        } else {
+            BTreeMap::new()
+        };
+        let prior = if initial {
+            by_project(&persisted)
+        } else {
+            old.reports.clone()
+        };
+        let computed = self.compute(&affected, &prior);
         for (project, mut r) in computed {
             self.backlog.bases.append(&mut r.bases);
             let mine: Reports = r.artifacts.into_iter().map(|a| (a.key(), a)).collect();
@@ -242,15 +261,7 @@ impl Worker {
         problems.extend(self.collection_problems.values().flatten().cloned());
         problems.extend(self.project_problems.values().flatten().cloned());
 
-        let store = engine.store();
         let (previous, current) = if initial {
-            let persisted = match store.known_drift() {
-                Ok(v) => v.into_iter().collect(),
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot read the last known drift state");
-                    BTreeMap::new()
-                }
-            };
             let all: BTreeSet<PathBuf> = reports.keys().cloned().collect();
             (persisted, flatten(&reports, &all))
         } else {
@@ -342,10 +353,13 @@ impl Worker {
     }
 
     /// Recomputes `projects`, one thread per available core (at most one per project).
+    /// `prior` holds the previous reports of each project.
     fn compute(
         &mut self,
         projects: &BTreeSet<PathBuf>,
+        prior: &BTreeMap<PathBuf, Arc<Reports>>,
     ) -> Vec<(PathBuf, crate::engine::DriftReport)> {
+        let prior_of = |p: &PathBuf| prior.get(p).into_iter().flat_map(|r| r.values());
         let engine = Arc::clone(&self.live.engine);
         let home = engine.paths().skillmeat_home.clone();
         let list: Vec<&PathBuf> = projects.iter().collect();
@@ -359,7 +373,7 @@ impl Worker {
             for p in list {
                 out.push((
                     p.clone(),
-                    engine.project_drift(p, &mut colls, &mut self.memo),
+                    engine.project_drift(p, prior_of(p), &mut colls, &mut self.memo),
                 ));
             }
             self.note_collections(&colls);
@@ -373,12 +387,17 @@ impl Worker {
                 .map(|part| {
                     let engine = &engine;
                     let home = &home;
+                    let prior_of = &prior_of;
                     let mut memo = memo.clone();
                     scope.spawn(move || {
                         let mut colls = Collections::new(home);
                         let r: Vec<_> = part
                             .iter()
-                            .map(|p| ((*p).clone(), engine.project_drift(p, &mut colls, &mut memo)))
+                            .map(|p| {
+                                let report =
+                                    engine.project_drift(p, prior_of(p), &mut colls, &mut memo);
+                                ((*p).clone(), report)
+                            })
                             .collect();
                         (r, memo, colls)
                     })
@@ -402,4 +421,15 @@ impl Worker {
             self.collection_problems.insert(name, problems);
         }
     }
+}
+
+/// Reports keyed by artifact, grouped by project.
+fn by_project(reports: &BTreeMap<String, ArtifactReport>) -> BTreeMap<PathBuf, Arc<Reports>> {
+    let mut out: BTreeMap<PathBuf, Reports> = BTreeMap::new();
+    for (k, r) in reports {
+        out.entry(r.project.clone())
+            .or_default()
+            .insert(k.clone(), r.clone());
+    }
+    out.into_iter().map(|(p, r)| (p, Arc::new(r))).collect()
 }

@@ -21,4 +21,5 @@ mod reload;
 mod service;
 mod soak;
 mod supervision;
+mod unreadable;
 mod writeback_interop;
