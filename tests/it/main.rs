@@ -7,6 +7,7 @@ mod common;
 mod bad_inputs;
 mod doctor;
 mod drift;
+mod exit_codes;
 mod first_run;
 mod grpc_python;
 mod hash_vectors;
