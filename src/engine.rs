@@ -19,10 +19,10 @@ use std::time::Instant;
 
 use crate::config::{self, Config};
 use crate::drift::{self, Side};
+use crate::formats::Problem;
 use crate::formats::collection::{self, Collection, Lookup};
 use crate::formats::deployment;
 use crate::formats::frontmatter;
-use crate::formats::Problem;
 use crate::hash::{HashError, Variant};
 use crate::history::{History, HistoryError};
 use crate::index::HashIndex;

@@ -302,7 +302,8 @@ pub fn hash_listing(listing: &Listing) -> Result<String, HashError> {
         if !listing.single_file {
             h.update(&f.rel);
         }
-        let mut file = crate::regular::open(&f.abs).map_err(|e| HashError::io(&f.abs, "open", e))?;
+        let mut file =
+            crate::regular::open(&f.abs).map_err(|e| HashError::io(&f.abs, "open", e))?;
         loop {
             let n = match file.read(&mut buf) {
                 Ok(0) => break,
@@ -422,7 +423,11 @@ mod tests {
         ));
         // As the artifact itself, it has no content to hash.
         let err = content_hash(&fifo, Variant::Legacy).unwrap_err();
-        assert!(err.to_string().ends_with("is a FIFO (named pipe), not a regular file or folder"), "{err}");
+        assert!(
+            err.to_string()
+                .ends_with("is a FIFO (named pipe), not a regular file or folder"),
+            "{err}"
+        );
     }
 
     #[test]

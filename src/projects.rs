@@ -172,7 +172,9 @@ impl std::fmt::Display for Refusal {
                 f,
                 "it is your home folder itself; add the project folder inside it"
             ),
-            Refusal::System(s) => write!(f, "it is the system folder {} or lies in it", s.display()),
+            Refusal::System(s) => {
+                write!(f, "it is the system folder {} or lies in it", s.display())
+            }
             Refusal::NoDeployment => write!(
                 f,
                 "it holds no SkillMeat deployment file (`{}` in `.claude` or another profile \
@@ -224,9 +226,17 @@ mod tests {
         assert_eq!(r("/usr/lib/x"), Some(Refusal::System("/usr".into())));
         assert_eq!(r("/var"), Some(Refusal::System("/var".into())));
         assert_eq!(r("/usr/local"), Some(Refusal::System("/usr/local".into())));
-        assert_eq!(r("/System/Library"), Some(Refusal::System("/System".into())));
+        assert_eq!(
+            r("/System/Library"),
+            Some(Refusal::System("/System".into()))
+        );
         // Ordinary folders pass this far and are refused only for lack of a deployment.
-        for p in ["/home/ann/code/app", "/usr/local/src/app", "/var/www/app", "/tmp/x"] {
+        for p in [
+            "/home/ann/code/app",
+            "/usr/local/src/app",
+            "/var/www/app",
+            "/tmp/x",
+        ] {
             assert_eq!(r(p), Some(Refusal::NoDeployment), "{p}");
         }
         let d = tempfile::tempdir().unwrap();

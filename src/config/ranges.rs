@@ -194,7 +194,8 @@ mod tests {
         let e = check(&c).unwrap_err();
         assert_eq!(e.key, "watch.poll_interval_ms");
         assert!(
-            e.message.contains("`watch.poll_interval_ms = 0` is out of range")
+            e.message
+                .contains("`watch.poll_interval_ms = 0` is out of range")
                 && e.message.contains("100 to 3600000"),
             "{}",
             e.message

@@ -29,7 +29,12 @@ pub(super) struct Claims {
 
 impl Claims {
     /// A record of `collection`'s `name` and `artifact_type`, as far as they are known.
-    pub(super) fn claim(&mut self, collection: Option<&str>, name: &str, artifact_type: Option<&str>) {
+    pub(super) fn claim(
+        &mut self,
+        collection: Option<&str>,
+        name: &str,
+        artifact_type: Option<&str>,
+    ) {
         let name = normalize_name(name).to_string();
         match (collection, artifact_type) {
             (Some(c), Some(t)) => {
@@ -47,12 +52,14 @@ impl Claims {
     /// Whether some record may stand for `collection`'s `name` of `artifact_type`.
     pub(super) fn covers(&self, collection: &str, name: &str, artifact_type: &str) -> bool {
         let name = normalize_name(name);
-        self.exact
-            .contains(&(collection.to_string(), name.to_string(), artifact_type.to_string()))
-            || self
-                .partial
-                .iter()
-                .any(|(c, n)| n == name && c.as_deref().is_none_or(|c| c == collection))
+        self.exact.contains(&(
+            collection.to_string(),
+            name.to_string(),
+            artifact_type.to_string(),
+        )) || self
+            .partial
+            .iter()
+            .any(|(c, n)| n == name && c.as_deref().is_none_or(|c| c == collection))
     }
 
     /// Why it cannot be told whether an artifact is deployed, when some record is
@@ -124,11 +131,7 @@ pub(super) fn bad_record(
 
 /// The deployments last seen in a file that cannot be read now (`prior`: the project's
 /// previous reports), as `error` with `why`: unreadable, not gone.
-pub(super) fn carried(
-    prior: &[&ArtifactReport],
-    root: &str,
-    why: &str,
-) -> Vec<ArtifactReport> {
+pub(super) fn carried(prior: &[&ArtifactReport], root: &str, why: &str) -> Vec<ArtifactReport> {
     prior
         .iter()
         .filter(|r| r.profile_root == root && r.kind != DriftKind::Added)

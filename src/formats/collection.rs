@@ -12,8 +12,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use super::{
-    Problem, is_contained, normalize_name, parse_toml, read_toml, str_field,
-    string_fields_problem,
+    Problem, is_contained, normalize_name, parse_toml, read_toml, str_field, string_fields_problem,
 };
 
 /// One `[[artifacts]]` record of a manifest.
@@ -342,9 +341,10 @@ path = "../../etc"
             Lookup::Unknown(why) => assert!(why.contains("invalid TOML at line 1"), "{why}"),
             other => panic!("{other:?}"),
         }
-        let entry: toml::Table = "artifacts = [{ name = \"canvas\", type = 3, path = \"skills/canvas\" }]"
-            .parse()
-            .unwrap();
+        let entry: toml::Table =
+            "artifacts = [{ name = \"canvas\", type = 3, path = \"skills/canvas\" }]"
+                .parse()
+                .unwrap();
         let mut c = Collection::default();
         read_manifest(Path::new("/c/collection.toml"), &entry, &mut c);
         assert_eq!(

@@ -267,7 +267,10 @@ mod tests {
         assert_eq!(f.bad_records.len(), 2);
         assert_eq!(f.bad_records[0].artifact_name.as_deref(), Some("no-hash"));
         assert_eq!(f.bad_records[1].artifact_name.as_deref(), Some("escape"));
-        assert_eq!(f.bad_records[1].artifact_path, None, "a path leaving is not kept");
+        assert_eq!(
+            f.bad_records[1].artifact_path, None,
+            "a path leaving is not kept"
+        );
     }
 
     #[test]

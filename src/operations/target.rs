@@ -4,8 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::formats::deployment_write::RecordKey;
 use crate::formats::collection::{self, Lookup};
+use crate::formats::deployment_write::RecordKey;
 use crate::formats::{deployment, normalize_name};
 use crate::model::Location;
 use crate::paths::canonical;
@@ -85,7 +85,12 @@ pub(super) fn find_deployment(
         for bad in &file.bad_records {
             let path = bad.artifact_path.clone().unwrap_or_default();
             let named = bad.artifact_name.as_deref().is_none_or(|n| {
-                names(artifact, n, bad.artifact_type.as_deref().unwrap_or(""), &path)
+                names(
+                    artifact,
+                    n,
+                    bad.artifact_type.as_deref().unwrap_or(""),
+                    &path,
+                )
             });
             if named {
                 unreadable.push(format!(

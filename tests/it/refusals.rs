@@ -64,7 +64,13 @@ fn finding_7_a_fifo_given_to_import_is_refused_at_once() {
         );
         assert!(started.elapsed() < Duration::from_secs(5), "{err}");
     }
-    assert!(text(&env.smctl(&["snapshot", "import", fifo.to_str().unwrap()]).stderr).contains("a FIFO (named pipe)"));
+    assert!(
+        text(
+            &env.smctl(&["snapshot", "import", fifo.to_str().unwrap()])
+                .stderr
+        )
+        .contains("a FIFO (named pipe)")
+    );
     // No thread is left blocked: the daemon still answers, and SIGTERM ends it cleanly.
     env.smctl_json(&["status"]);
     let started = Instant::now();
@@ -86,7 +92,10 @@ fn finding_7_a_fifo_in_a_project_or_a_collection_never_blocks_drift() {
     let copy = project.join(".claude/commands/hello.md");
     std::fs::remove_file(&copy).unwrap();
     mkfifo(&copy);
-    mkfifo(&env.skillmeat_home.join("collections/default/skills/review/notes.md"));
+    mkfifo(
+        &env.skillmeat_home
+            .join("collections/default/skills/review/notes.md"),
+    );
     let out = smctl_within(
         &env,
         &["drift", "--sync", "--all", "--format", "json"],
@@ -103,7 +112,10 @@ fn finding_7_a_fifo_in_a_project_or_a_collection_never_blocks_drift() {
         .clone();
     assert_eq!(hello["drift_type"], "error", "{hello:#}");
     assert!(
-        hello["error"].as_str().unwrap().contains("a FIFO (named pipe)"),
+        hello["error"]
+            .as_str()
+            .unwrap()
+            .contains("a FIFO (named pipe)"),
         "{hello:#}"
     );
 }
@@ -116,7 +128,7 @@ fn finding_7_sigterm_ends_the_daemon_even_when_a_step_never_returns() {
     let mut d = env.daemon_cmd(cmd, &[], &env.socket, "daemon.log");
     let archive = env.path("any.tar.zst");
     write(&archive, "not even an archive");
-    let mut import = env
+    let import = env
         .command(&crate::common::smctl_bin())
         .args(["snapshot", "import", archive.to_str().unwrap()])
         .stdout(Stdio::null())
@@ -134,7 +146,11 @@ fn finding_7_sigterm_ends_the_daemon_even_when_a_step_never_returns() {
         started.elapsed() >= grace,
         "the stuck task was given no grace"
     );
-    assert_eq!(status.code(), Some(1), "a stop that left work behind is a failure");
+    assert_eq!(
+        status.code(),
+        Some(1),
+        "a stop that left work behind is a failure"
+    );
     let log = d.log_text();
     assert!(
         log.contains("exiting without them") && log.contains("RPC server"),
@@ -168,7 +184,10 @@ fn finding_8_root_home_system_folders_and_folders_without_deployments_are_refuse
         ("/etc", "it is the system folder /etc"),
         ("/usr/share", "it is the system folder /usr"),
         ("/proc/self", "it is the system folder /proc"),
-        (empty.to_str().unwrap(), "it holds no SkillMeat deployment file"),
+        (
+            empty.to_str().unwrap(),
+            "it holds no SkillMeat deployment file",
+        ),
     ];
     for (path, why) in cases {
         let out = env.smctl(&["project", "add", path]);
@@ -217,14 +236,20 @@ fn finding_9_settings_out_of_range_are_refused_by_check_config_start_and_reload(
     assert!(err.contains(expected), "{err}");
     let out = env.command(&skillmeatd_bin()).arg("run").output().unwrap();
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains(expected), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains(expected),
+        "{}",
+        text(&out.stderr)
+    );
 
     // Every other bound is enforced the same way, e.g. the order of the settle windows.
     write(&file, "[watch]\nsettle_ms = 5000\n");
     let (code, err) = check_config(&env);
     assert_eq!(code, 1);
     assert!(
-        err.contains("line 2: `watch.max_settle_ms = 1000` must be at least `watch.settle_ms` (5000)"),
+        err.contains(
+            "line 2: `watch.max_settle_ms = 1000` must be at least `watch.settle_ms` (5000)"
+        ),
         "{err}"
     );
 

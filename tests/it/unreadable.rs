@@ -131,7 +131,9 @@ fn finding_10_a_record_of_the_wrong_type_is_error_with_the_exact_reason() {
 fn finding_10_a_malformed_collection_toml_makes_its_deployments_error_not_removed() {
     let env = Env::new();
     let (_project, _d, cursor) = setup(&env);
-    let manifest = env.skillmeat_home.join("collections/default/collection.toml");
+    let manifest = env
+        .skillmeat_home
+        .join("collections/default/collection.toml");
     let good = std::fs::read_to_string(&manifest).unwrap();
     write(&manifest, format!("{good}\n[[artifacts]\nname = \"x\"\n"));
     let all = by_name(&env);
@@ -151,7 +153,11 @@ fn finding_10_a_malformed_collection_toml_makes_its_deployments_error_not_remove
         &all["hello"],
         "(hello): type: expected a string, found an integer",
     );
-    assert_eq!(all["review"]["drift_type"], "in_sync", "{:#}", all["review"]);
+    assert_eq!(
+        all["review"]["drift_type"], "in_sync",
+        "{:#}",
+        all["review"]
+    );
     assert_no_destructive_advice(&env, cursor);
 }
 
@@ -187,7 +193,10 @@ fn finding_10_an_unreadable_deployment_file_keeps_its_deployments_as_error() {
         assert_error(of(".claude", "hello"), "invalid TOML");
         assert_eq!(of(".codex", "hello")["drift_type"], "in_sync");
         for a in &rows {
-            assert!(a["drift_type"] != "added" && a["drift_type"] != "removed", "{a:#}");
+            assert!(
+                a["drift_type"] != "added" && a["drift_type"] != "removed",
+                "{a:#}"
+            );
         }
     };
     check(&env);
