@@ -13,8 +13,9 @@
 //!    [`suggest`], [`faults`] (test-only fault points), [`regular`] (user files opened
 //!    without ever blocking: regular files only).
 //! 2. Domain: [`model`] (locations, versions, snapshots, drift reports, events, operation
-//!    records) and [`config`] (`daemon.toml`, and the one channel the configuration in force
-//!    is published on).
+//!    records), [`notification`] (what is worth a desktop notification and when: settings,
+//!    the pure policy, the words) and [`config`] (`daemon.toml`, and the one channel the
+//!    configuration in force is published on).
 //! 3. State: [`store`] (sled; owns every key and encoding, persists model types only),
 //!    [`index`] (hashes re-read only when metadata changed), [`projects`] + [`discovery`]
 //!    (which projects exist).
@@ -25,8 +26,10 @@
 //!    sync barriers), [`operations`] (sync, merge, rollback, undo over the writer, each with a
 //!    safety snapshot, an operations-log record and claimed events).
 //! 6. Edges: [`rpc`] (the gRPC service), [`reload`] (SIGHUP), [`socket`] (binding or socket
-//!    activation), [`service`] (readiness, watchdog), [`supervisor`] (every background task
-//!    in one `JoinSet`) and [`daemon`] (lifecycle, `start`/`stop`/`status`).
+//!    activation), [`service`] (readiness, watchdog), [`notifier`] (desktop notifications:
+//!    the policy over the live events, the session bus or Notification Center, actions
+//!    through [`operations`]), [`supervisor`] (every background task in one `JoinSet`) and
+//!    [`daemon`] (lifecycle, `start`/`stop`/`status`).
 //!
 //! The wire crate `skillmeatd_proto` (in `proto/`, shared with `smctl`) sits below all of
 //! them: the generated code (re-exported as [`rpc::pb`]), [`connect`], default paths, the
@@ -47,6 +50,8 @@ pub mod journal;
 pub mod live;
 pub mod merge;
 pub mod model;
+pub mod notification;
+pub mod notifier;
 pub mod operations;
 pub mod paths;
 pub mod projects;

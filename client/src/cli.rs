@@ -27,6 +27,7 @@ Examples:
   smctl watch --format json        one JSON object per drift event (NDJSON)
   smctl status
   smctl doctor                     check the setup; each problem comes with its fix
+  smctl notify status              desktop notifications: server, mutes, problems
   smctl service install            start skillmeatd at login (systemd or launchd)
   smctl completions bash > ~/.local/share/bash-completion/completions/smctl
 
@@ -126,6 +127,11 @@ Examples:
 Exit codes: 0 nothing needs action, 1 something does, 3 the daemon is not running (the
 checks that need no daemon are still printed). Never starts the daemon.")]
     Doctor,
+    /// Language Server (LSP, stdio): drift diagnostics, hover and fixes in editors.
+    #[command(after_help = "\
+Editors start it themselves; see client/editors/ for Neovim, VS Code, Helix, Zed and Emacs.
+Logs go to stderr.")]
+    Lsp,
     /// Run skillmeatd under the service manager (systemd user unit or launchd agent).
     #[command(subcommand)]
     Service(service::ServiceCommand),
@@ -232,6 +238,9 @@ updated.")]
     /// The operations log: sync, merge, rollback and undo, oldest first.
     #[command(after_help = "Examples:\n  smctl audit\n  smctl audit --since 2h --format json")]
     Audit(ops::AuditArgs),
+    /// Desktop notifications: status, a test, mute and unmute projects.
+    #[command(subcommand)]
+    Notify(crate::notify::NotifyCommand),
 }
 
 /// `smctl completions SHELL`.

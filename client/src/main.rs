@@ -10,8 +10,8 @@
 //! (`smctl drift | head`) ends any command quietly with 0 ([`stdout`]).
 //!
 //! This file parses, builds the runtime, dispatches to one module per command family
-//! ([`drift`], [`watch`], [`project`], [`history`], [`ops`], [`doctor`], [`service`]) and
-//! maps the result to the exit code. [`cli`] holds the command tree.
+//! ([`drift`], [`watch`], [`project`], [`history`], [`ops`], [`notify`], [`doctor`],
+//! [`service`]) and maps the result to the exit code. [`cli`] holds the command tree.
 
 mod cli;
 mod doctor;
@@ -19,6 +19,8 @@ mod drift;
 mod failure;
 mod history;
 mod locate;
+mod lsp;
+mod notify;
 mod ops;
 mod output;
 mod project;
@@ -80,6 +82,10 @@ async fn dispatch(command: Command, paths: &Paths, format: Format) -> Result<u8,
         // Doctor never starts the daemon: finding it stopped is one of its answers.
         return doctor::run(paths, format).await;
     }
+    if let Command::Lsp = command {
+        // The language server connects (and reconnects) by itself, and reports to the editor.
+        return lsp::run(paths).await;
+    }
     let session::Session { mut client, status } = session::open(paths).await?;
     let client = &mut client;
     let out = &mut Stdout::lock();
@@ -98,7 +104,12 @@ async fn dispatch(command: Command, paths: &Paths, format: Format) -> Result<u8,
         Command::Undo(args) => ops::undo(client, args, format, out).await,
         Command::Rollback(args) => ops::rollback(client, args, format, out).await,
         Command::Audit(args) => ops::audit(client, args, format, out).await,
-        Command::Doctor | Command::Service(_) | Command::Completions(_) | Command::Man => {
+        Command::Notify(cmd) => notify::run(client, cmd, format, out).await,
+        Command::Doctor
+        | Command::Lsp
+        | Command::Service(_)
+        | Command::Completions(_)
+        | Command::Man => {
             unreachable!("answered without a session")
         }
     }

@@ -4,7 +4,9 @@
 //!
 //! Rust ignores `SIGPIPE`, so a write to a closed pipe fails with `EPIPE`; [`Stdout`] turns
 //! that failure into the quiet exit a Unix filter makes when its reader is gone. Every
-//! command prints through [`Stdout::lock`]; nothing in smctl prints with `println!`.
+//! command prints through [`Stdout::lock`]; nothing in smctl prints with `println!`. The
+//! one exception is `smctl lsp`, whose JSON-RPC stream (tokio's stdout) ends the server,
+//! exit 0, when its editor closes it.
 
 use std::io::{self, Write};
 

@@ -100,6 +100,16 @@ pub const RANGES: &[Range] = &[
     Range::new("history.import.max_entry_bytes", 1, 1 << 40, "bytes"),
     Range::new("history.import.max_total_bytes", 1, 1 << 40, "bytes"),
     Range::new("history.import.max_entries", 1, 10_000_000, "entries"),
+    Range::new("notify.coalesce_ms", 0, 600_000, "milliseconds"),
+    Range::new("notify.rate_limit", 1, 1000, "notifications per window"),
+    Range::new("notify.rate_window_secs", 0, 86_400, "seconds"),
+    Range::new(
+        "notify.action_mute_secs",
+        0,
+        SECS_PER_YEAR,
+        "seconds; 0 = until unmuted",
+    ),
+    Range::new("notify.queue_capacity", 1, 65_536, "notifications"),
 ];
 
 /// Pairs of keys where the first may not exceed the second.
@@ -208,6 +218,9 @@ mod tests {
         assert_eq!(check(&c).unwrap_err().key, "watch.reconcile_secs");
         c.watch.reconcile_secs = u64::MAX / 4;
         assert_eq!(check(&c).unwrap_err().key, "watch.reconcile_secs");
+        c.watch.reconcile_secs = 0;
+        c.notify.rate_limit = 0;
+        assert_eq!(check(&c).unwrap_err().key, "notify.rate_limit");
     }
 
     #[test]

@@ -5,6 +5,7 @@
 use tonic::{Request, Response, Status};
 
 use crate::drift::DriftKind;
+use crate::formats::collection::collections_dir;
 
 use super::{DaemonService, PROTOCOL_VERSION, convert, path_arg, pb, status, watch};
 
@@ -96,8 +97,12 @@ impl pb::skillmeat_daemon_server::SkillmeatDaemon for DaemonService {
             .live
             .drift(project.as_deref(), req.include_in_sync)
             .map_err(status::engine)?;
+        let collections = collections_dir(&self.live.engine().paths().skillmeat_home);
         Ok(Response::new(pb::GetDriftResponse {
-            artifacts: reports.into_iter().map(convert::artifact).collect(),
+            artifacts: reports
+                .into_iter()
+                .map(|a| convert::artifact(a, &collections))
+                .collect(),
             problems: problems.into_iter().map(convert::problem).collect(),
             cursor,
         }))
@@ -271,5 +276,35 @@ impl pb::skillmeat_daemon_server::SkillmeatDaemon for DaemonService {
         req: Request<pb::AuditRequest>,
     ) -> Result<Response<pb::AuditResponse>, Status> {
         self.do_audit(req).await
+    }
+
+    // ---- desktop notifications (handlers in rpc/notify.rs)
+
+    async fn notify_status(
+        &self,
+        req: Request<pb::NotifyStatusRequest>,
+    ) -> Result<Response<pb::NotifyStatusResponse>, Status> {
+        self.do_notify_status(req).await
+    }
+
+    async fn notify_test(
+        &self,
+        req: Request<pb::NotifyTestRequest>,
+    ) -> Result<Response<pb::NotifyTestResponse>, Status> {
+        self.do_notify_test(req).await
+    }
+
+    async fn notify_mute(
+        &self,
+        req: Request<pb::NotifyMuteRequest>,
+    ) -> Result<Response<pb::NotifyMuteResponse>, Status> {
+        self.do_notify_mute(req).await
+    }
+
+    async fn notify_unmute(
+        &self,
+        req: Request<pb::NotifyUnmuteRequest>,
+    ) -> Result<Response<pb::NotifyUnmuteResponse>, Status> {
+        self.do_notify_unmute(req).await
     }
 }

@@ -4,7 +4,7 @@
 //! with `UNAVAILABLE` and the reason, and a subscriber that does not read never holds the
 //! shutdown up.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
 use crate::drift::DriftKind;
+use crate::formats::collection::collections_dir;
 use crate::live::{Live, State};
 use crate::model::ArtifactReport;
 use crate::model::{Event, EventKind};
@@ -116,7 +117,7 @@ impl Filter {
     }
 }
 
-fn resync(state: &State, filter: &Filter, reason: &str) -> pb::WatchResponse {
+fn resync(state: &State, filter: &Filter, reason: &str, collections: &Path) -> pb::WatchResponse {
     pb::WatchResponse {
         message: Some(pb::watch_response::Message::Resync(pb::Resync {
             cursor: state.cursor,
@@ -124,7 +125,7 @@ fn resync(state: &State, filter: &Filter, reason: &str) -> pb::WatchResponse {
                 .all()
                 .filter(|r| filter.report(r))
                 .cloned()
-                .map(artifact)
+                .map(|a| artifact(a, collections))
                 .collect(),
             reason: reason.to_string(),
         })),
@@ -181,6 +182,7 @@ async fn feed(
     shutdown: CancellationToken,
 ) {
     let store = live.engine().store().clone();
+    let collections = collections_dir(&live.engine().paths().skillmeat_home);
     let now = live.with_state(|s| s.cursor);
     let mut last = now;
     if let Some(since) = since {
@@ -189,7 +191,7 @@ async fn feed(
         if expired {
             let msg = live.with_state(|s| {
                 last = s.cursor;
-                resync(s, &filter, "cursor_expired")
+                resync(s, &filter, "cursor_expired", &collections)
             });
             if !send(&tx, Ok(msg), &shutdown).await {
                 return;
@@ -238,7 +240,7 @@ async fn feed(
                     tracing::info!(missed = n, "a Watch subscriber fell behind; resyncing it");
                     live.with_state(|s| {
                         last = s.cursor;
-                        resync(s, &filter, "lagged")
+                        resync(s, &filter, "lagged", &collections)
                     })
                 }
                 Err(broadcast::error::RecvError::Closed) => {
