@@ -286,13 +286,12 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("modifed") && e.contains("modified"), "{e}");
-        for (bad, needle) in [("show_diff_with = []", "show_diff_with")] {
-            let e = toml::from_str::<Settings>(bad)
-                .unwrap()
-                .validate()
-                .unwrap_err();
-            assert!(e.contains(needle), "{bad}: {e}");
-        }
+        // Numbers are checked by config::ranges; what is left is the diff command.
+        let e = toml::from_str::<Settings>("show_diff_with = []")
+            .unwrap()
+            .validate()
+            .unwrap_err();
+        assert!(e.contains("show_diff_with"), "{e}");
         assert!(Settings::default().validate().is_ok());
     }
 }
