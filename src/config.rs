@@ -36,6 +36,9 @@
 //!
 //! [notify]                 # desktop notifications: see crate::notification::settings
 //! coalesce_ms = 5000
+//!
+//! [store]
+//! cache_mb = 16            # sled's page cache, 1 to 1024 MB (memory use follows it)
 //! ```
 //!
 //! Unknown keys are errors (a typo must not be silently ignored), and every number has a
@@ -72,8 +75,35 @@ pub struct Config {
     pub journal: Journal,
     /// `[history]`: automatic snapshots, retention, import limits.
     pub history: History,
+    /// `[store]`: the persistent store.
+    pub store: StoreSettings,
     /// `[notify]`: desktop notifications.
     pub notify: crate::notification::Settings,
+}
+
+/// The persistent store (`[store]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreSettings {
+    /// sled's page cache in MB (1 to 1024, see [`ranges::RANGES`]).
+    pub cache_mb: u64,
+}
+
+impl StoreSettings {
+    /// The store's options.
+    pub fn options(&self) -> crate::store::Options {
+        crate::store::Options {
+            cache_bytes: self.cache_mb << 20,
+        }
+    }
+}
+
+impl Default for StoreSettings {
+    fn default() -> Self {
+        StoreSettings {
+            cache_mb: crate::store::DEFAULT_CACHE_MB,
+        }
+    }
 }
 
 /// How changes are noticed.
@@ -342,6 +372,27 @@ mod tests {
         std::fs::write(d.path().join(FILE_NAME), "watch.poll_interval_ms = 99\n").unwrap();
         let e = Config::load(d.path()).unwrap_err().to_string();
         assert!(e.contains("line 1: `watch.poll_interval_ms = 99`"), "{e}");
+    }
+
+    #[test]
+    fn store_cache_is_bounded_and_checked() {
+        let d = tempfile::tempdir().unwrap();
+        assert_eq!(Config::default().store.cache_mb, 16);
+        for bad in ["0", "1025", "100000"] {
+            std::fs::write(
+                d.path().join(FILE_NAME),
+                format!("[store]\ncache_mb = {bad}\n"),
+            )
+            .unwrap();
+            let e = Config::load(d.path()).unwrap_err().to_string();
+            assert!(
+                e.contains("store.cache_mb") && e.contains("1 to 1024"),
+                "{e}"
+            );
+        }
+        std::fs::write(d.path().join(FILE_NAME), "[store]\ncache_mb = 64\n").unwrap();
+        let c = Config::load(d.path()).unwrap();
+        assert_eq!(c.store.options().cache_bytes, 64 << 20);
     }
 
     #[test]

@@ -110,6 +110,7 @@ pub const RANGES: &[Range] = &[
         "seconds; 0 = until unmuted",
     ),
     Range::new("notify.queue_capacity", 1, 65_536, "notifications"),
+    Range::new("store.cache_mb", 1, 1024, "MB"),
 ];
 
 /// Pairs of keys where the first may not exceed the second.

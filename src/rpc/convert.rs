@@ -142,3 +142,24 @@ pub(super) fn projects(s: &State) -> (Vec<pb::ProjectInfo>, Vec<pb::Problem>) {
         .collect();
     (projects, s.problems.iter().cloned().map(problem).collect())
 }
+
+/// The store's health.
+pub fn store_health(h: &crate::store::Health) -> pb::StoreHealth {
+    pb::StoreHealth {
+        condition: h.condition.name().to_string(),
+        detail: h.detail.clone(),
+        path: h.dir.display().to_string(),
+        moved: h
+            .moved
+            .iter()
+            .map(|m| pb::MovedStore {
+                path: m.path.display().to_string(),
+                reason: m.reason.clone(),
+                time_ms: m.time_ms,
+                salvaged: m.salvaged.clone(),
+                unsaved: m.unsaved.clone(),
+            })
+            .collect(),
+        damaged_blobs: h.bad_blobs.clone(),
+    }
+}

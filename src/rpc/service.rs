@@ -21,7 +21,9 @@ impl pb::skillmeat_daemon_server::SkillmeatDaemon for DaemonService {
                 Ok((e.totals()?, e.store().size_on_disk(), watches))
             })
             .await?;
-        let history = self.history_stats().await?;
+        // The status answers whatever the store's condition: history counts are left out
+        // while it cannot answer, and its condition says why.
+        let history = self.history_stats().await.ok();
         let paths = self.live.engine().paths();
         let store = self.live.engine().store();
         let (projects, deployments, cursor, watched_roots, polled_roots, mut problems) =
@@ -65,9 +67,10 @@ impl pb::skillmeat_daemon_server::SkillmeatDaemon for DaemonService {
             cursor,
             journal_first_cursor: store.first_cursor().ok().flatten().unwrap_or(0),
             journal_events: store.journal_len() as u64,
-            history: Some(history),
+            history,
             store_bytes,
             inotify_watches,
+            store: Some(convert::store_health(&store.health())),
         }))
     }
 

@@ -182,6 +182,8 @@ async fn feed(
     shutdown: CancellationToken,
 ) {
     let store = live.engine().store().clone();
+    let mut resyncs = live.resyncs();
+    resyncs.borrow_and_update();
     let collections = collections_dir(&live.engine().paths().skillmeat_home);
     let now = live.with_state(|s| s.cursor);
     let mut last = now;
@@ -202,8 +204,16 @@ async fn feed(
                 let page = match store.events_after(after, REPLAY_PAGE) {
                     Ok(p) => p,
                     Err(e) => {
-                        send(&tx, Err(Status::internal(e.to_string())), &shutdown).await;
-                        return;
+                        // The journal cannot be read now: the full state instead.
+                        tracing::info!(error = %e, "cannot replay the journal; resyncing a subscriber");
+                        let msg = live.with_state(|s| {
+                            last = s.cursor;
+                            resync(s, &filter, "journal_unavailable", &collections)
+                        });
+                        if tx.send(Ok(msg)).await.is_err() {
+                            return;
+                        }
+                        break;
                     }
                 };
                 if page.is_empty() {
@@ -227,6 +237,13 @@ async fn feed(
             }
             _ = tx.closed() => return,
             _ = beat.tick() => heartbeat(last),
+            Ok(()) = resyncs.changed() => {
+                let reason = resyncs.borrow_and_update().1;
+                live.with_state(|s| {
+                    last = s.cursor;
+                    resync(s, &filter, reason, &collections)
+                })
+            }
             r = sub.recv() => match r {
                 Ok(e) if e.cursor <= last => continue,
                 Ok(e) => {

@@ -5,13 +5,17 @@
 mod common;
 
 mod bad_inputs;
+mod crash;
 mod doctor;
 mod drift;
+mod examples;
 mod exit_codes;
 mod first_run;
 mod grpc_python;
+mod grpcurl;
 mod hash_vectors;
 mod history;
+mod ids;
 mod interop;
 mod lifecycle;
 mod live;
@@ -22,6 +26,8 @@ mod refusals;
 mod reload;
 mod service;
 mod soak;
+mod store;
 mod supervision;
+mod undo;
 mod unreadable;
 mod writeback_interop;
