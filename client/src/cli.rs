@@ -34,7 +34,8 @@ Examples:
 When no daemon answers, smctl starts one with `skillmeatd start` and says so on stderr;
 set SKILLMEATD_NO_AUTOSTART=1 to turn that off.
 
-Exit codes: 0 ok, 1 drift found (--exit-code), 2 error, 3 daemon not running."
+Exit codes: 0 ok (also when stdout's reader went away), 1 drift found (--exit-code),
+2 error, 3 daemon not running or gone (watch included)."
 )]
 pub struct Cli {
     /// Output format [default: table on a terminal, json otherwise].

@@ -110,7 +110,12 @@ pub async fn run(paths: &Paths, format: Format) -> Result<u8, Failure> {
     let needs_action = checks
         .iter()
         .any(|c| matches!(c.level, Level::Warn | Level::Fail));
-    print(&mut io::stdout().lock(), format, &checks, needs_action)?;
+    print(
+        &mut crate::stdout::Stdout::lock(),
+        format,
+        &checks,
+        needs_action,
+    )?;
     Ok(if status.is_none() {
         3
     } else if needs_action {

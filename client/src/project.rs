@@ -18,7 +18,15 @@ pub enum ProjectCommand {
     /// Every known project: how it was found, roots, deployments and drift.
     List,
     /// Register a project folder by hand.
-    Add { path: PathBuf },
+    ///
+    /// Refused unless --force: `/`, your home folder itself, system folders, and folders
+    /// holding no SkillMeat deployment file (`.skillmeat-deployed.toml`) in any profile root.
+    Add {
+        path: PathBuf,
+        /// Add it even though it does not look like a project.
+        #[arg(long)]
+        force: bool,
+    },
     /// Forget a project registered by hand.
     Remove { path: PathBuf },
     /// Hide a discovered project for good (`--undo` shows it again).
@@ -45,10 +53,11 @@ pub async fn run(
             output::problems(&r.problems);
             output::projects(out, format, &r.projects)?;
         }
-        ProjectCommand::Add { path } => {
+        ProjectCommand::Add { path, force } => {
             let r = client
                 .add_project(pb::AddProjectRequest {
                     path: absolute(&path),
+                    force,
                 })
                 .await?
                 .into_inner();

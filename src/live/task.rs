@@ -35,7 +35,7 @@ impl Task {
             tx,
             Arc::clone(&overflow),
             watch.force_polling,
-            Duration::from_millis(watch.poll_interval_ms.max(10)),
+            Duration::from_millis(watch.poll_interval_ms),
         );
         let worker = Worker {
             live: Arc::clone(&self.live),

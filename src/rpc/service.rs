@@ -115,8 +115,10 @@ impl pb::skillmeat_daemon_server::SkillmeatDaemon for DaemonService {
         &self,
         req: Request<pb::AddProjectRequest>,
     ) -> Result<Response<pb::AddProjectResponse>, Status> {
-        let path = path_arg("path", &req.into_inner().path)?;
-        let added = self.blocking(move |e| e.add_project(&path)).await?;
+        let req = req.into_inner();
+        let path = path_arg("path", &req.path)?;
+        let force = req.force;
+        let added = self.blocking(move |e| e.add_project(&path, force)).await?;
         self.live.refresh_projects().await.map_err(status::sync)?;
         let project = self
             .live

@@ -16,7 +16,9 @@ use crate::writer::WriteError;
 pub fn engine(e: EngineError) -> Status {
     let msg = e.to_string();
     match e {
-        EngineError::NotAFolder { .. } => Status::invalid_argument(msg),
+        EngineError::NotAFolder { .. } | EngineError::NotAProject { .. } => {
+            Status::invalid_argument(msg)
+        }
         EngineError::UnknownProject { .. } => Status::not_found(msg),
         EngineError::MissingProject { .. } | EngineError::NotManual { .. } => {
             Status::failed_precondition(msg)

@@ -1,6 +1,8 @@
 //! The `Watch` stream: a subscriber's filter, the replay from a cursor, then live events,
 //! resyncs and heartbeats, fed through a bounded channel so a slow subscriber never slows
-//! the daemon (it gets a `resync` instead).
+//! the daemon (it gets a `resync` instead). When the daemon shuts down, the stream ends
+//! with `UNAVAILABLE` and the reason, and a subscriber that does not read never holds the
+//! shutdown up.
 
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
@@ -144,6 +146,30 @@ fn heartbeat(cursor: u64) -> pb::WatchResponse {
     }
 }
 
+/// What a subscriber is told when the daemon shuts down.
+const SHUTTING_DOWN: &str = "skillmeatd is shutting down";
+
+/// Sends `msg` to the subscriber; `false` when it went away or the daemon shuts down first
+/// (the subscriber is then told why, if its buffer has room).
+async fn send(
+    tx: &mpsc::Sender<Result<pb::WatchResponse, Status>>,
+    msg: Result<pb::WatchResponse, Status>,
+    shutdown: &CancellationToken,
+) -> bool {
+    tokio::select! {
+        sent = tx.send(msg) => sent.is_ok(),
+        () = shutdown.cancelled() => {
+            closing(tx);
+            false
+        }
+    }
+}
+
+/// Tells the subscriber the daemon is going away, without waiting for room.
+fn closing(tx: &mpsc::Sender<Result<pb::WatchResponse, Status>>) {
+    let _ = tx.try_send(Err(Status::unavailable(SHUTTING_DOWN)));
+}
+
 /// Feeds one `Watch` subscriber: replay, then live events, resyncs and heartbeats. Ends
 /// when the subscriber goes away or the daemon shuts down.
 async fn feed(
@@ -169,7 +195,7 @@ async fn feed(
                 last = s.cursor;
                 resync(s, &filter, "cursor_expired", &collections)
             });
-            if tx.send(Ok(msg)).await.is_err() {
+            if !send(&tx, Ok(msg), &shutdown).await {
                 return;
             }
         } else {
@@ -194,7 +220,7 @@ async fn feed(
                     break;
                 }
                 for e in page.iter().filter(|e| e.cursor <= now) {
-                    if filter.event(e) && tx.send(Ok(event_message(e))).await.is_err() {
+                    if filter.event(e) && !send(&tx, Ok(event_message(e)), &shutdown).await {
                         return;
                     }
                 }
@@ -205,7 +231,10 @@ async fn feed(
     let mut beat = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     loop {
         let msg = tokio::select! {
-            _ = shutdown.cancelled() => return,
+            _ = shutdown.cancelled() => {
+                closing(&tx);
+                return;
+            }
             _ = tx.closed() => return,
             _ = beat.tick() => heartbeat(last),
             Ok(()) = resyncs.changed() => {
@@ -231,10 +260,13 @@ async fn feed(
                         resync(s, &filter, "lagged", &collections)
                     })
                 }
-                Err(broadcast::error::RecvError::Closed) => return,
+                Err(broadcast::error::RecvError::Closed) => {
+                    closing(&tx);
+                    return;
+                }
             },
         };
-        if tx.send(Ok(msg)).await.is_err() {
+        if !send(&tx, Ok(msg), &shutdown).await {
             return;
         }
     }
