@@ -83,7 +83,7 @@ fn skipped(name: &'static str) -> Check {
 pub async fn run(paths: &Paths, format: Format) -> Result<u8, Failure> {
     let status = match connect::channel(&paths.socket).await {
         Ok(ch) => Client::new(ch)
-            .status(pb::StatusRequest {})
+            .status(pb::StatusRequest { stale_ok: true })
             .await
             .ok()
             .map(|r| r.into_inner()),

@@ -27,7 +27,7 @@ pub fn engine(e: EngineError) -> Status {
 /// The status a failed sync barrier or project refresh answers with.
 pub fn sync(e: SyncError) -> Status {
     match e {
-        SyncError::Timeout(_) => Status::deadline_exceeded(e.to_string()),
+        SyncError::Timeout { .. } => Status::deadline_exceeded(e.to_string()),
         SyncError::ShuttingDown => Status::unavailable(e.to_string()),
     }
 }

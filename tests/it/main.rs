@@ -8,6 +8,7 @@ mod bad_inputs;
 mod doctor;
 mod drift;
 mod first_run;
+mod fresh;
 mod grpc_python;
 mod hash_vectors;
 mod history;
