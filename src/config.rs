@@ -33,6 +33,9 @@
 //! max_entry_bytes = 67108864
 //! max_total_bytes = 536870912
 //! max_entries = 100000
+//!
+//! [notify]                 # desktop notifications: see crate::notification::settings
+//! coalesce_ms = 5000
 //! ```
 //!
 //! Unknown keys are errors (a typo must not be silently ignored); errors name the line.
@@ -67,6 +70,8 @@ pub struct Config {
     pub journal: Journal,
     /// `[history]`: automatic snapshots, retention, import limits.
     pub history: History,
+    /// `[notify]`: desktop notifications.
+    pub notify: crate::notification::Settings,
 }
 
 /// How changes are noticed.
@@ -232,6 +237,13 @@ impl Config {
                 *p = h.join(rest);
             }
         }
+        if let Some(h) = &home_dir {
+            config.notify.expand_home(h);
+        }
+        config
+            .notify
+            .validate()
+            .map_err(|message| ConfigError { path, message })?;
         Ok(config)
     }
 }

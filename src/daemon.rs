@@ -5,7 +5,8 @@
 //! directory's lock, reads the configuration (and makes the one channel it is published
 //! on), opens the store, does the first reconcile, takes the socket ([`crate::socket`]) and
 //! runs its background tasks under [`crate::supervisor`]: the live worker, the SIGHUP
-//! reload ([`crate::reload`]), the signal handler, the watchdog and the RPC server. It
+//! reload ([`crate::reload`]), the signal handler, the watchdog, the desktop notifier
+//! ([`crate::notifier`]) and the RPC server. It
 //! serves until SIGTERM, SIGINT, the `Shutdown` RPC or a task's failure, then stops
 //! accepting, lets in-flight RPCs finish, flushes the store and removes the socket and pid
 //! file; a task's failure makes the exit a failure. [`start`] forks into the background
@@ -25,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{self, Config};
 use crate::engine::Engine;
 use crate::live::{self, Live};
+use crate::notifier::Notifier;
 use crate::paths::{Paths, StateFiles};
 use crate::rpc::{self, DaemonService, pb};
 use crate::socket::{self, SocketError, SocketOwner, private_dir};
@@ -130,10 +132,11 @@ pub fn read_pid(paths: &Paths) -> Option<u32> {
 /// The server failed.
 pub async fn serve(
     live: Arc<Live>,
+    notifier: Arc<Notifier>,
     listener: UnixListener,
     shutdown: CancellationToken,
 ) -> Result<(), DaemonError> {
-    let service = DaemonService::new(live, shutdown.clone());
+    let service = DaemonService::new(live, notifier, shutdown.clone());
     let (health_reporter, health) = tonic_health::server::health_reporter();
     health_reporter
         .set_serving::<pb::skillmeat_daemon_server::SkillmeatDaemonServer<DaemonService>>()
@@ -197,6 +200,9 @@ fn run_inner(paths: &Paths, ready: &mut Option<io::PipeWriter>) -> Result<(), Da
         let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
             .map_err(|e| DaemonError::StartFailed(format!("SIGHUP handler: {e}")))?;
         let (live, task) = live::new(Arc::clone(&engine));
+        // Subscribed before the first scan, so changes made while stopped are told too.
+        let (notifier, notifications) = Notifier::new(Arc::clone(&live), shutdown.clone())
+            .map_err(|e| DaemonError::StartFailed(format!("desktop notifications: {e}")))?;
         let started = std::time::Instant::now();
         let running = task.start().await?;
         tracing::info!(
@@ -208,6 +214,7 @@ fn run_inner(paths: &Paths, ready: &mut Option<io::PipeWriter>) -> Result<(), Da
         fs::write(&pid_file, format!("{}\n", std::process::id()))
             .map_err(io_err(&pid_file, "write"))?;
         tasks.spawn("live worker", live::run(running, shutdown.clone()));
+        tasks.spawn("desktop notifications", notifications);
         tasks.spawn(
             "configuration reload",
             crate::reload::run(
@@ -228,7 +235,10 @@ fn run_inner(paths: &Paths, ready: &mut Option<io::PipeWriter>) -> Result<(), Da
         }
         crate::service::announce_ready(&paths.socket);
         tasks.spawn("watchdog", crate::service::watchdog(shutdown.clone()));
-        tasks.spawn("RPC server", serve(live, listener, shutdown.clone()));
+        tasks.spawn(
+            "RPC server",
+            serve(live, notifier, listener, shutdown.clone()),
+        );
         // Until SIGTERM, SIGINT, the Shutdown RPC, or a task's failure.
         let ended = tasks.wait().await;
         crate::service::announce_stopping();

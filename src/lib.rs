@@ -12,8 +12,9 @@
 //!    [`watcher`] (kernel events and polling turned into change hints), [`paths`],
 //!    [`suggest`], [`faults`] (test-only fault points).
 //! 2. Domain: [`model`] (locations, versions, snapshots, drift reports, events, operation
-//!    records) and [`config`] (`daemon.toml`, and the one channel the configuration in force
-//!    is published on).
+//!    records), [`notification`] (what is worth a desktop notification and when: settings,
+//!    the pure policy, the words) and [`config`] (`daemon.toml`, and the one channel the
+//!    configuration in force is published on).
 //! 3. State: [`store`] (sled; owns every key and encoding, persists model types only),
 //!    [`index`] (hashes re-read only when metadata changed), [`projects`] + [`discovery`]
 //!    (which projects exist).
@@ -24,8 +25,10 @@
 //!    sync barriers), [`operations`] (sync, merge, rollback, undo over the writer, each with a
 //!    safety snapshot, an operations-log record and claimed events).
 //! 6. Edges: [`rpc`] (the gRPC service), [`reload`] (SIGHUP), [`socket`] (binding or socket
-//!    activation), [`service`] (readiness, watchdog), [`supervisor`] (every background task
-//!    in one `JoinSet`) and [`daemon`] (lifecycle, `start`/`stop`/`status`).
+//!    activation), [`service`] (readiness, watchdog), [`notifier`] (desktop notifications:
+//!    the policy over the live events, the session bus or Notification Center, actions
+//!    through [`operations`]), [`supervisor`] (every background task in one `JoinSet`) and
+//!    [`daemon`] (lifecycle, `start`/`stop`/`status`).
 //!
 //! The wire crate `skillmeatd_proto` (in `proto/`, shared with `smctl`) sits below all of
 //! them: the generated code (re-exported as [`rpc::pb`]), [`connect`], default paths, the
@@ -46,6 +49,8 @@ pub mod journal;
 pub mod live;
 pub mod merge;
 pub mod model;
+pub mod notification;
+pub mod notifier;
 pub mod operations;
 pub mod paths;
 pub mod projects;

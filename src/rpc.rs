@@ -12,10 +12,12 @@
 //! - `convert`: domain → protocol messages (drift reports, events, problems, projects);
 //! - `watch`: the `Watch` stream (filter, replay, live events, resync, heartbeats);
 //! - `status`: which `tonic::Status` each domain error answers with;
-//! - `history`, `ops`: the history and write-back handlers.
+//! - `history`, `ops`, `notify`: the history, write-back and desktop notification
+//!   handlers.
 
 mod convert;
 mod history;
+mod notify;
 mod ops;
 mod service;
 mod status;
@@ -30,6 +32,7 @@ use tonic::{Request, Status};
 
 use crate::engine::{Engine, EngineError};
 use crate::live::Live;
+use crate::notifier::Notifier;
 
 /// The generated protocol types and stubs, compiled once in the wire crate.
 pub use skillmeatd_proto::pb;
@@ -37,17 +40,23 @@ pub use skillmeatd_proto::pb;
 pub use skillmeatd_proto::PROTOCOL_VERSION;
 
 /// The `SkillmeatDaemon` service (its RPC methods are in `service`): the live state it
-/// answers from and the token its `Shutdown` RPC cancels.
+/// answers from, the desktop notifier, and the token its `Shutdown` RPC cancels.
 #[derive(Debug, Clone)]
 pub struct DaemonService {
     live: Arc<Live>,
+    notifier: Arc<Notifier>,
     shutdown: CancellationToken,
 }
 
 impl DaemonService {
-    /// A service over the live state; the `Shutdown` RPC cancels `shutdown`.
-    pub fn new(live: Arc<Live>, shutdown: CancellationToken) -> Self {
-        DaemonService { live, shutdown }
+    /// A service over the live state and the notifier; the `Shutdown` RPC cancels
+    /// `shutdown`.
+    pub fn new(live: Arc<Live>, notifier: Arc<Notifier>, shutdown: CancellationToken) -> Self {
+        DaemonService {
+            live,
+            notifier,
+            shutdown,
+        }
     }
 
     /// Waits until every change made before the request is in the live state, unless the

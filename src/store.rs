@@ -10,16 +10,19 @@
 //! | `meta` | name | bytes (`schema` = format version) |
 //!
 //! The journal and drift-state trees are described in [`journal`]; the history trees
-//! (blobs, versions, snapshots, tags) in [`history`]; the operations log in [`operations`].
-//! The values are domain types from [`crate::model`]; the store knows nothing of who makes
-//! them.
+//! (blobs, versions, snapshots, tags) in [`history`]; the operations log in [`operations`];
+//! the notification mutes in [`mutes`]. The values are domain types from [`crate::model`]
+//! (and [`crate::notification::Mute`]); the store knows nothing of who makes them.
 //!
 //! Writes that answer an RPC are flushed before the answer ([`Store::flush`]). Opened once
 //! by [`crate::daemon::run`]; the index, history and engine share clones of it.
 
 pub mod history;
 mod journal;
+mod mutes;
 mod operations;
+
+pub use operations::OperationWatch;
 
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};

@@ -1,5 +1,5 @@
 //! The daemon's background tasks, supervised in one `JoinSet`: the live worker, the reload
-//! listener, the signal handler, the watchdog and the RPC server.
+//! listener, the signal handler, the watchdog, the desktop notifier and the RPC server.
 //!
 //! Every task is named. The first one that fails, panics, or ends before shutdown was asked
 //! for is logged, cancels the shutdown token (so every other task winds down and the store

@@ -27,6 +27,7 @@ Examples:
   smctl watch --format json        one JSON object per drift event (NDJSON)
   smctl status
   smctl doctor                     check the setup; each problem comes with its fix
+  smctl notify status              desktop notifications: server, mutes, problems
   smctl service install            start skillmeatd at login (systemd or launchd)
   smctl completions bash > ~/.local/share/bash-completion/completions/smctl
 
@@ -231,6 +232,9 @@ updated.")]
     /// The operations log: sync, merge, rollback and undo, oldest first.
     #[command(after_help = "Examples:\n  smctl audit\n  smctl audit --since 2h --format json")]
     Audit(ops::AuditArgs),
+    /// Desktop notifications: status, a test, mute and unmute projects.
+    #[command(subcommand)]
+    Notify(crate::notify::NotifyCommand),
 }
 
 /// `smctl status` arguments.

@@ -63,7 +63,7 @@ pub struct Check {
     pub fix: String,
 }
 
-fn check(name: &'static str, level: Level, message: impl Into<String>, fix: &str) -> Check {
+pub fn check(name: &'static str, level: Level, message: impl Into<String>, fix: &str) -> Check {
     Check {
         name,
         level,
@@ -72,7 +72,7 @@ fn check(name: &'static str, level: Level, message: impl Into<String>, fix: &str
     }
 }
 
-fn skipped(name: &'static str) -> Check {
+pub fn skipped(name: &'static str) -> Check {
     check(name, Level::Skip, "needs the running daemon", "")
 }
 
@@ -81,13 +81,20 @@ fn skipped(name: &'static str) -> Check {
 /// # Errors
 /// Writing the report failed.
 pub async fn run(paths: &Paths, format: Format) -> Result<u8, Failure> {
-    let status = match connect::channel(&paths.socket).await {
-        Ok(ch) => Client::new(ch)
-            .status(pb::StatusRequest { stale_ok: true })
-            .await
-            .ok()
-            .map(|r| r.into_inner()),
-        Err(_) => None,
+    let (status, notify) = match connect::channel(&paths.socket).await {
+        Ok(ch) => {
+            let mut client = Client::new(ch);
+            let status = client
+                .status(pb::StatusRequest { stale_ok: true })
+                .await
+                .ok();
+            let notify = client.notify_status(pb::NotifyStatusRequest {}).await.ok();
+            (
+                status.map(|r| r.into_inner()),
+                notify.map(|r| r.into_inner()),
+            )
+        }
+        Err(_) => (None, None),
     };
     let s = status.as_ref();
     let mut checks = vec![daemon(paths, s)];
@@ -102,6 +109,7 @@ pub async fn run(paths: &Paths, format: Format) -> Result<u8, Failure> {
         },
         |s| vec![inotify(s), polling(s), store(s), journal(s), files(s)],
     ));
+    checks.push(crate::notify::doctor_check(s.is_some(), notify.as_ref()));
     checks.push(skillmeat().await);
     let needs_action = checks
         .iter()

@@ -9,8 +9,8 @@
 //! 3 the daemon is not running. A closed stdout (`smctl drift | head`) is not an error.
 //!
 //! This file parses, builds the runtime, dispatches to one module per command family
-//! ([`drift`], [`watch`], [`project`], [`history`], [`ops`], [`doctor`], [`service`]) and
-//! maps the result to the exit code. [`cli`] holds the command tree.
+//! ([`drift`], [`watch`], [`project`], [`history`], [`ops`], [`notify`], [`doctor`],
+//! [`service`]) and maps the result to the exit code. [`cli`] holds the command tree.
 
 mod cli;
 mod doctor;
@@ -18,6 +18,7 @@ mod drift;
 mod failure;
 mod history;
 mod locate;
+mod notify;
 mod ops;
 mod output;
 mod project;
@@ -101,6 +102,7 @@ async fn dispatch(command: Command, paths: &Paths, format: Format) -> Result<u8,
         Command::Undo(args) => ops::undo(client, args, format, out).await,
         Command::Rollback(args) => ops::rollback(client, args, format, out).await,
         Command::Audit(args) => ops::audit(client, args, format, out).await,
+        Command::Notify(cmd) => notify::run(client, cmd, format, out).await,
         Command::Doctor | Command::Service(_) | Command::Completions(_) | Command::Man => {
             unreachable!("answered without a session")
         }

@@ -10,6 +10,7 @@
 //! `launchctl`, and explain what to do by hand where those cannot work. None of them needs
 //! the daemon.
 
+mod bus;
 mod render;
 
 use std::io::Write;
@@ -238,6 +239,7 @@ pub fn install(manager: Manager, spec: &Spec, opts: InstallOptions) -> Result<u8
             if spec.socket_activation {
                 units.push(SOCKET_UNIT);
             }
+            bus::pass_to_user_manager(&spec.session_bus, exec);
             exec("systemctl", &["--user", "daemon-reload"])
                 .and_then(|_| {
                     let mut args = vec!["--user", "enable", "--now"];

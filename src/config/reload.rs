@@ -45,6 +45,18 @@ pub const KEYS: &[(&str, Apply)] = &[
     ("history.import.max_entry_bytes", Apply::Live),
     ("history.import.max_total_bytes", Apply::Live),
     ("history.import.max_entries", Apply::Live),
+    // The notifier reads the configuration in force at each change; its queue to the
+    // notification server is made at start.
+    ("notify.desktop", Apply::Live),
+    ("notify.kinds", Apply::Live),
+    ("notify.coalesce_ms", Apply::Live),
+    ("notify.rate_limit", Apply::Live),
+    ("notify.rate_window_secs", Apply::Live),
+    ("notify.quiet_hours", Apply::Live),
+    ("notify.mute", Apply::Live),
+    ("notify.action_mute_secs", Apply::Live),
+    ("notify.show_diff_with", Apply::Live),
+    ("notify.queue_capacity", Apply::Restart),
 ];
 
 /// When a change of `key` takes effect; a key missing from [`KEYS`] waits for a restart
@@ -163,8 +175,25 @@ mod tests {
 
     use super::*;
 
-    /// `value` changed into another valid value of the same type.
-    fn changed(value: &toml::Value) -> toml::Value {
+    /// Every optional setting set, so that each key has a leaf.
+    fn full() -> Config {
+        let mut c = Config::default();
+        c.notify.desktop = Some(true);
+        c.notify.quiet_hours = Some("22:00-08:00".parse().unwrap());
+        c
+    }
+
+    /// `value` of `key` changed into another valid value of the same type.
+    fn changed(key: &str, value: &toml::Value) -> toml::Value {
+        match (key, value) {
+            ("notify.kinds", toml::Value::Array(a)) => {
+                let mut a = a.clone();
+                a.push(toml::Value::String("in_sync".into()));
+                return toml::Value::Array(a);
+            }
+            ("notify.quiet_hours", _) => return toml::Value::String("23:00-07:00".into()),
+            _ => {}
+        }
         match value {
             toml::Value::Integer(n) => toml::Value::Integer(n + 1),
             toml::Value::Boolean(b) => toml::Value::Boolean(!b),
@@ -180,7 +209,7 @@ mod tests {
 
     #[test]
     fn every_key_of_daemon_toml_is_classified() {
-        let keys = flatten(&Config::default());
+        let keys = flatten(&full());
         for key in keys.keys() {
             assert!(
                 KEYS.iter().any(|(k, _)| k == key),
@@ -198,10 +227,10 @@ mod tests {
 
     #[test]
     fn each_key_changed_alone_is_applied_or_kept_as_classified() {
-        let old = Config::default();
+        let old = full();
         for (key, value) in flatten(&old) {
             let mut leaves = flatten(&old);
-            leaves.insert(key.clone(), changed(&value));
+            leaves.insert(key.clone(), changed(&key, &value));
             let new = unflatten(leaves);
             let r = old.reload(&new);
             match apply_of(&key) {

@@ -270,4 +270,34 @@ impl pb::skillmeat_daemon_server::SkillmeatDaemon for DaemonService {
     ) -> Result<Response<pb::AuditResponse>, Status> {
         self.do_audit(req).await
     }
+
+    // ---- desktop notifications (handlers in rpc/notify.rs)
+
+    async fn notify_status(
+        &self,
+        req: Request<pb::NotifyStatusRequest>,
+    ) -> Result<Response<pb::NotifyStatusResponse>, Status> {
+        self.do_notify_status(req).await
+    }
+
+    async fn notify_test(
+        &self,
+        req: Request<pb::NotifyTestRequest>,
+    ) -> Result<Response<pb::NotifyTestResponse>, Status> {
+        self.do_notify_test(req).await
+    }
+
+    async fn notify_mute(
+        &self,
+        req: Request<pb::NotifyMuteRequest>,
+    ) -> Result<Response<pb::NotifyMuteResponse>, Status> {
+        self.do_notify_mute(req).await
+    }
+
+    async fn notify_unmute(
+        &self,
+        req: Request<pb::NotifyUnmuteRequest>,
+    ) -> Result<Response<pb::NotifyUnmuteResponse>, Status> {
+        self.do_notify_unmute(req).await
+    }
 }

@@ -7,6 +7,7 @@ use tonic::Status;
 use crate::engine::EngineError;
 use crate::history::HistoryError;
 use crate::live::SyncError;
+use crate::notifier::NotifyError;
 use crate::operations::OpError;
 use crate::writer::WriteError;
 
@@ -64,5 +65,20 @@ pub fn operation(e: OpError) -> Status {
         OpError::History(h) => history(&h),
         OpError::Hash(crate::hash::HashError::NotFound { .. }) => Status::not_found(msg),
         _ => Status::internal(msg),
+    }
+}
+
+/// The status a notifier error answers with. A missing notification server is a
+/// precondition the person can fix, not the daemon being unavailable (which smctl reads as
+/// "not running").
+pub fn notify(e: NotifyError) -> Status {
+    let msg = e.to_string();
+    match e {
+        NotifyError::Disabled | NotifyError::Unavailable(_) | NotifyError::MutedByConfig(_) => {
+            Status::failed_precondition(msg)
+        }
+        NotifyError::NotAbsolute(_) => Status::invalid_argument(msg),
+        NotifyError::ShuttingDown => Status::unavailable(msg),
+        NotifyError::Store(_) => Status::internal(msg),
     }
 }

@@ -71,3 +71,42 @@ impl Store {
             .collect()
     }
 }
+
+/// Operation records as they are written: [`Store::watch_operations`].
+pub struct OperationWatch {
+    sub: sled::Subscriber,
+}
+
+impl std::fmt::Debug for OperationWatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OperationWatch")
+    }
+}
+
+impl OperationWatch {
+    /// The next record written (a rewrite of an old one too); None when the store closes.
+    /// Read promptly: sled holds at most 1024 unread records before writers wait.
+    pub async fn next(&mut self) -> Option<OperationRecord> {
+        loop {
+            match (&mut self.sub).await? {
+                sled::Event::Insert { value, .. } => match serde_json::from_slice(&value) {
+                    Ok(rec) => return Some(rec),
+                    Err(e) => tracing::warn!("{}", corrupt(e)),
+                },
+                sled::Event::Remove { .. } => {}
+            }
+        }
+    }
+}
+
+impl Store {
+    /// Every operation record written from now on, as it is written.
+    ///
+    /// # Errors
+    /// sled failed.
+    pub fn watch_operations(&self) -> Result<OperationWatch, StoreError> {
+        Ok(OperationWatch {
+            sub: self.operations()?.watch_prefix(Vec::<u8>::new()),
+        })
+    }
+}

@@ -6,6 +6,7 @@
 
 #![allow(dead_code)]
 
+pub mod desktop;
 pub mod skillmeat;
 pub mod subscriber;
 
@@ -82,6 +83,12 @@ impl Env {
         // Tests that mean "no daemon" must not get one started for them; the autostart
         // test removes this.
         c.env("SKILLMEATD_NO_AUTOSTART", "1")
+            // Never the person's desktop: no session bus unless a test brings its own
+            // (tests/common/desktop.rs).
+            .env(
+                "DBUS_SESSION_BUS_ADDRESS",
+                format!("unix:path={}", self.path("no-session-bus").display()),
+            )
             .env("HOME", &self.home)
             .env("SKILLMEATD_STATE_DIR", &self.state_dir)
             .env("SKILLMEATD_SOCKET", &self.socket)

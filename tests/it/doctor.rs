@@ -61,7 +61,7 @@ fn empty_path(env: &Env) -> String {
 }
 
 /// Every check, in report order.
-const ALL: [&str; 9] = [
+const ALL: [&str; 10] = [
     "daemon",
     "config",
     "perms",
@@ -70,6 +70,7 @@ const ALL: [&str; 9] = [
     "store",
     "journal",
     "files",
+    "notifications",
     "skillmeat",
 ];
 

@@ -15,6 +15,7 @@ mod history;
 mod interop;
 mod lifecycle;
 mod live;
+mod notify;
 mod operations;
 mod projects;
 mod reload;

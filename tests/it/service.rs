@@ -76,6 +76,11 @@ fn printed_units_run_the_real_binary_and_pass_systemd_analyze() {
         service.contains(&format!("\nExecStart=\"{}\" run\n", daemon.display())),
         "{service}"
     );
+    // Desktop notifications: the per-user session bus, by specifier.
+    assert!(
+        service.contains("\nEnvironment=DBUS_SESSION_BUS_ADDRESS=unix:path=%t/bus\n"),
+        "{service}"
+    );
     // The harness names state directory and socket: the daemon gets the same.
     assert!(service.contains(&format!(
         "\nEnvironment=\"SKILLMEATD_SOCKET={}\"\n",
@@ -473,5 +478,27 @@ fn check_config_names_the_line_and_suggests_the_key() {
         text(&out.stderr).contains("did you mean `discovery`?"),
         "{}",
         text(&out.stderr)
+    );
+}
+
+#[test]
+fn a_login_session_bus_is_not_frozen_into_the_unit() {
+    let env = Env::new();
+    let out = env
+        .command(&smctl_bin())
+        .env(
+            "DBUS_SESSION_BUS_ADDRESS",
+            "unix:abstract=/tmp/dbus-login,guid=1",
+        )
+        .env("XDG_CONFIG_HOME", env.path("config"))
+        .args(["service", "install", "--print", "--manager", "systemd"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let unit = text(&out.stdout);
+    assert!(unit.contains("\nExecStart="), "{unit}");
+    assert!(
+        !unit.contains("\nEnvironment=DBUS_SESSION_BUS_ADDRESS"),
+        "{unit}"
     );
 }

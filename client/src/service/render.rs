@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 
 use skillmeatd_proto::paths::{ENV_SKILLMEAT_HOME, ENV_SOCKET, ENV_STATE_DIR, Paths};
 
+use super::bus;
+
 const SERVICE_TEMPLATE: &str = include_str!("../../../systemd/skillmeatd.service");
 const SOCKET_TEMPLATE: &str = include_str!("../../../systemd/skillmeatd.socket");
 const PLIST_TEMPLATE: &str = include_str!("../../../launchd/dev.skillmeat.skillmeatd.plist");
@@ -27,6 +29,8 @@ pub struct Spec {
     pub environment: Vec<(&'static str, PathBuf)>,
     /// Also install `skillmeatd.socket` (systemd only).
     pub socket_activation: bool,
+    /// How the daemon finds the session bus (desktop notifications).
+    pub session_bus: bus::SessionBus,
 }
 
 impl Spec {
@@ -53,6 +57,7 @@ impl Spec {
             paths,
             environment,
             socket_activation,
+            session_bus: bus::SessionBus::from_env(),
         }
     }
 
@@ -97,6 +102,10 @@ pub fn systemd_unit(spec: &Spec) -> String {
                     "Environment={}\n",
                     systemd_word(&format!("{k}={}", v.display()), false)
                 );
+            }
+            if spec.session_bus == bus::SessionBus::PerUser {
+                out += bus::UNIT_LINE;
+                out.push('\n');
             }
         } else {
             out += line;
@@ -145,6 +154,8 @@ pub fn launchd_plist(spec: &Spec) -> Result<String, String> {
         ]),
     );
     let log = spec.paths.log_file().to_string_lossy().into_owned();
+    // Only in the person's GUI session, where Notification Center takes notifications.
+    dict.insert("LimitLoadToSessionType".into(), "Aqua".into());
     dict.insert("StandardOutPath".into(), log.clone().into());
     dict.insert("StandardErrorPath".into(), log.into());
     if !spec.environment.is_empty() {
@@ -180,12 +191,14 @@ mod tests {
             |_| None,
         )
         .unwrap();
-        Spec::new(
+        let mut s = Spec::new(
             "/opt/sm $bin/skillmeatd".into(),
             paths,
             explicit,
             socket_activation,
-        )
+        );
+        s.session_bus = bus::SessionBus::PerUser;
+        s
     }
 
     #[test]
@@ -198,6 +211,7 @@ mod tests {
         assert!(unit.contains("\nEnvironment=\"SKILLMEAT_HOME=/h/my skills/.skillmeat\"\n"));
         assert!(unit.contains("\nEnvironment=\"SKILLMEATD_SOCKET=/run/x%%y/d.sock\"\n"));
         assert!(!unit.contains("SKILLMEATD_STATE_DIR"));
+        assert!(unit.contains("\nEnvironment=DBUS_SESSION_BUS_ADDRESS=unix:path=%t/bus\n"));
         assert!(unit.contains("\nType=notify\n") && unit.contains("\nRestart=on-failure\n"));
         assert_eq!(unit.matches("ExecStart=").count(), 1);
         assert!(
@@ -209,7 +223,14 @@ mod tests {
     #[test]
     fn defaults_pass_no_environment() {
         let unit = systemd_unit(&spec([false; 3], false));
-        assert!(!unit.contains("Environment="), "{unit}");
+        assert!(
+            !unit.replace(bus::UNIT_LINE, "").contains("Environment="),
+            "{unit}"
+        );
+        // A login's own bus address is not frozen into the unit (it is imported instead).
+        let mut login = spec([false; 3], false);
+        login.session_bus = bus::SessionBus::Login("unix:abstract=/tmp/dbus-x".into());
+        assert!(!systemd_unit(&login).contains("\nEnvironment=DBUS_SESSION_BUS_ADDRESS"));
         let socket = systemd_socket(&spec([false; 3], true));
         assert!(socket.contains("\nListenStream=%t/skillmeatd/skillmeatd.sock\n"));
     }
@@ -238,6 +259,7 @@ mod tests {
             .collect();
         assert_eq!(args, ["/opt/sm $bin/skillmeatd", "run"]);
         assert_eq!(d["RunAtLoad"].as_boolean(), Some(true));
+        assert_eq!(d["LimitLoadToSessionType"].as_string(), Some("Aqua"));
         assert_eq!(
             d["KeepAlive"].as_dictionary().unwrap()["SuccessfulExit"].as_boolean(),
             Some(false)
