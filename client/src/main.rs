@@ -18,6 +18,7 @@ mod drift;
 mod failure;
 mod history;
 mod locate;
+mod lsp;
 mod notify;
 mod ops;
 mod output;
@@ -79,6 +80,10 @@ async fn dispatch(command: Command, paths: &Paths, format: Format) -> Result<u8,
         // Doctor never starts the daemon: finding it stopped is one of its answers.
         return doctor::run(paths, format).await;
     }
+    if let Command::Lsp = command {
+        // The language server connects (and reconnects) by itself, and reports to the editor.
+        return lsp::run(paths).await;
+    }
     // The handshake's counts are the answer of `smctl status` only.
     let stale_ok = match &command {
         Command::Status(args) => args.fresh.stale_ok(),
@@ -103,7 +108,11 @@ async fn dispatch(command: Command, paths: &Paths, format: Format) -> Result<u8,
         Command::Rollback(args) => ops::rollback(client, args, format, out).await,
         Command::Audit(args) => ops::audit(client, args, format, out).await,
         Command::Notify(cmd) => notify::run(client, cmd, format, out).await,
-        Command::Doctor | Command::Service(_) | Command::Completions(_) | Command::Man => {
+        Command::Doctor
+        | Command::Lsp
+        | Command::Service(_)
+        | Command::Completions(_)
+        | Command::Man => {
             unreachable!("answered without a session")
         }
     }

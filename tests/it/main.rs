@@ -5,13 +5,17 @@
 mod common;
 
 mod bad_inputs;
+mod crash;
 mod doctor;
 mod drift;
+mod examples;
 mod first_run;
 mod fresh;
 mod grpc_python;
+mod grpcurl;
 mod hash_vectors;
 mod history;
+mod ids;
 mod interop;
 mod lifecycle;
 mod live;
@@ -21,5 +25,7 @@ mod projects;
 mod reload;
 mod service;
 mod soak;
+mod store;
 mod supervision;
+mod undo;
 mod writeback_interop;
