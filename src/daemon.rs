@@ -456,7 +456,7 @@ pub fn status(paths: &Paths) -> Result<pb::StatusResponse, DaemonError> {
                 })?;
         Ok(
             pb::skillmeat_daemon_client::SkillmeatDaemonClient::new(channel)
-                .status(pb::StatusRequest {})
+                .status(pb::StatusRequest { stale_ok: false })
                 .await?
                 .into_inner(),
         )

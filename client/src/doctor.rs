@@ -84,7 +84,10 @@ pub async fn run(paths: &Paths, format: Format) -> Result<u8, Failure> {
     let (status, notify) = match connect::channel(&paths.socket).await {
         Ok(ch) => {
             let mut client = Client::new(ch);
-            let status = client.status(pb::StatusRequest {}).await.ok();
+            let status = client
+                .status(pb::StatusRequest { stale_ok: true })
+                .await
+                .ok();
             let notify = client.notify_status(pb::NotifyStatusRequest {}).await.ok();
             (
                 status.map(|r| r.into_inner()),

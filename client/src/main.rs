@@ -86,11 +86,16 @@ async fn dispatch(command: Command, paths: &Paths, format: Format) -> Result<u8,
         // The language server connects (and reconnects) by itself, and reports to the editor.
         return lsp::run(paths).await;
     }
-    let session::Session { mut client, status } = session::open(paths).await?;
+    // The handshake's counts are the answer of `smctl status` only.
+    let stale_ok = match &command {
+        Command::Status(args) => args.fresh.stale_ok(),
+        _ => true,
+    };
+    let session::Session { mut client, status } = session::open(paths, stale_ok).await?;
     let client = &mut client;
     let out = &mut Stdout::lock();
     match command {
-        Command::Status => Ok(output::status(out, format, &status).map(|()| 0)?),
+        Command::Status(_) => Ok(output::status(out, format, &status).map(|()| 0)?),
         Command::Drift(args) => drift::run(client, args, format, out).await,
         Command::Watch(args) => watch::run(client, args, format, out).await,
         Command::Project(cmd) => project::run(client, cmd, format, out).await,

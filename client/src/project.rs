@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use clap::Subcommand;
 use skillmeatd_proto::pb;
 
-use crate::cli::absolute;
+use crate::cli::{Freshness, absolute};
 use crate::failure::Failure;
 use crate::output::{self, Format};
 use crate::session::Client;
@@ -16,7 +16,10 @@ use crate::session::Client;
 #[derive(Debug, Subcommand)]
 pub enum ProjectCommand {
     /// Every known project: how it was found, roots, deployments and drift.
-    List,
+    List {
+        #[command(flatten)]
+        fresh: Freshness,
+    },
     /// Register a project folder by hand.
     ///
     /// Refused unless --force: `/`, your home folder itself, system folders, and folders
@@ -45,9 +48,11 @@ pub async fn run(
     out: &mut impl Write,
 ) -> Result<u8, Failure> {
     match cmd {
-        ProjectCommand::List => {
+        ProjectCommand::List { fresh } => {
             let r = client
-                .list_projects(pb::ListProjectsRequest {})
+                .list_projects(pb::ListProjectsRequest {
+                    stale_ok: fresh.stale_ok(),
+                })
                 .await?
                 .into_inner();
             output::problems(&r.problems);

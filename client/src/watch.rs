@@ -19,7 +19,7 @@ use clap::builder::PossibleValue;
 use serde_json::{Value, json};
 use skillmeatd_proto::{DriftKind, pb};
 
-use crate::cli::absolute;
+use crate::cli::{Freshness, absolute};
 use crate::failure::{Failure, daemon_went_away, describe};
 use crate::output::{Format, artifact_json, drift_name, is_drifted, ndjson};
 use crate::session::Client;
@@ -39,9 +39,8 @@ pub struct WatchArgs {
     /// Only events from or to this drift type (repeatable).
     #[arg(long = "drift", value_enum, value_name = "DRIFT")]
     pub drift: Vec<DriftArg>,
-    /// First wait until every change made before this command is seen.
-    #[arg(long)]
-    pub sync: bool,
+    #[command(flatten)]
+    pub fresh: Freshness,
     /// Heartbeat period in milliseconds (JSON output shows heartbeats).
     #[arg(long, default_value_t = 10_000)]
     pub heartbeat_ms: u32,
@@ -85,8 +84,9 @@ pub async fn run(
         projects: args.projects.iter().map(|p| absolute(p)).collect(),
         artifact_types: args.types,
         drift_types: args.drift.into_iter().map(|d| i32::from(d.0)).collect(),
-        sync: args.sync,
+        sync: false,
         heartbeat_ms: args.heartbeat_ms,
+        stale_ok: args.fresh.stale_ok(),
     };
     let mut stream = client.watch(req).await?.into_inner();
     let mut seen = 0u64;

@@ -19,7 +19,7 @@ use crate::history::time::now_ms;
 use crate::journal;
 use crate::model::{ArtifactReport, Event, SnapshotTarget};
 use crate::projects::KnownProject;
-use crate::transient::COOKIE_PREFIX;
+use crate::transient::is_cookie;
 use crate::watcher::{Depth, Watcher};
 
 use super::upkeep::Backlog;
@@ -137,16 +137,25 @@ impl Worker {
             self.upkeep();
             return;
         }
-        let started = Instant::now();
-        let engine = Arc::clone(&self.live.engine);
-        let home = engine.paths().skillmeat_home.clone();
         let mut cookies: Vec<String> = dirty
             .paths
             .iter()
-            .filter_map(|p| p.file_name()?.to_str())
-            .filter(|n| n.starts_with(COOKIE_PREFIX))
-            .map(str::to_string)
+            .filter(|p| is_cookie(p))
+            .filter_map(|p| Some(p.file_name()?.to_str()?.to_string()))
             .collect();
+        if !initial && !dirty.full && !dirty.projects && cookies.len() == dirty.paths.len() {
+            // Only sync cookies: every change before them is in the state already (batches
+            // are applied in the order of their hints), so they are answered at once.
+            self.drain_history();
+            self.release(&cookies);
+            for ack in dirty.acks {
+                let _ = ack.send(());
+            }
+            return;
+        }
+        let started = Instant::now();
+        let engine = Arc::clone(&self.live.engine);
+        let home = engine.paths().skillmeat_home.clone();
         if dirty.full {
             // A full reconcile reads the disk after this point, so it reflects every change
             // made before any barrier already waiting, even when the cookie's own event was
@@ -154,15 +163,7 @@ impl Worker {
             let waiting = self.live.cookies.lock().expect("cookie lock poisoned");
             cookies.extend(waiting.keys().cloned());
         }
-        let paths: Vec<&PathBuf> = dirty
-            .paths
-            .iter()
-            .filter(|p| {
-                !p.file_name()
-                    .and_then(|n| n.to_str())
-                    .is_some_and(|n| n.starts_with(COOKIE_PREFIX))
-            })
-            .collect();
+        let paths: Vec<&PathBuf> = dirty.paths.iter().filter(|p| !is_cookie(p)).collect();
         let old = self.live.state();
         let cache_dir = home.join("cache");
         // A project folder that vanished (or reappeared) changes the project set.
@@ -388,6 +389,8 @@ impl Worker {
                 projects,
                 polled: self.watcher.polled().clone(),
                 watched_roots: self.watcher.roots().len(),
+                home_watched: self.watcher.roots().contains_key(&home)
+                    && !self.watcher.polled().contains_key(&home),
             });
         }
         for e in events {
@@ -404,13 +407,7 @@ impl Worker {
         if !initial {
             self.drain_history();
         }
-        let mut waiting = self.live.cookies.lock().expect("cookie lock poisoned");
-        for c in cookies {
-            if let Some(tx) = waiting.remove(&c) {
-                let _ = tx.send(());
-            }
-        }
-        drop(waiting);
+        self.release(&cookies);
         for ack in dirty.acks {
             let _ = ack.send(());
         }
@@ -424,6 +421,16 @@ impl Worker {
             elapsed_ms = started.elapsed().as_millis() as u64,
             "batch applied"
         );
+    }
+
+    /// Answers the barriers waiting for `cookies`.
+    fn release(&self, cookies: &[String]) {
+        let mut waiting = self.live.cookies.lock().expect("cookie lock poisoned");
+        for c in cookies {
+            if let Some(tx) = waiting.remove(c) {
+                let _ = tx.send(());
+            }
+        }
     }
 
     /// Recomputes `projects`, one thread per available core (at most one per project).

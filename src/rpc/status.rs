@@ -46,7 +46,7 @@ pub fn store(e: &StoreError) -> Status {
 /// The status a failed sync barrier or project refresh answers with.
 pub fn sync(e: SyncError) -> Status {
     match e {
-        SyncError::Timeout(_) => Status::deadline_exceeded(e.to_string()),
+        SyncError::Timeout { .. } => Status::deadline_exceeded(e.to_string()),
         SyncError::ShuttingDown => Status::unavailable(e.to_string()),
     }
 }

@@ -22,7 +22,7 @@ use crate::model::ArtifactReport;
 use crate::model::{Event, EventKind};
 
 use super::convert::{artifact, event};
-use super::{DaemonService, path_arg, pb, status};
+use super::{DaemonService, path_arg, pb};
 
 /// Default period of `Watch` heartbeats.
 const HEARTBEAT: Duration = Duration::from_secs(10);
@@ -34,7 +34,8 @@ const REPLAY_PAGE: usize = 512;
 pub(super) type WatchStream = Pin<Box<dyn Stream<Item = Result<pb::WatchResponse, Status>> + Send>>;
 
 impl DaemonService {
-    /// Answers `Watch`: validates the filter, waits for the sync barrier when asked, and
+    /// Answers `Watch`: validates the filter, waits for the sync barrier (unless
+    /// `stale_ok`), and
     /// spawns the task that feeds the subscriber until it goes away or the daemon stops.
     pub(super) async fn do_watch(
         &self,
@@ -42,9 +43,7 @@ impl DaemonService {
     ) -> Result<Response<WatchStream>, Status> {
         let req = req.into_inner();
         let filter = Filter::from_request(&req)?;
-        if req.sync {
-            self.live.sync().await.map_err(status::sync)?;
-        }
+        self.fresh(req.stale_ok && !req.sync).await?;
         let period = match req.heartbeat_ms {
             0 => HEARTBEAT,
             ms => Duration::from_millis(u64::from(ms).max(50)),

@@ -11,6 +11,7 @@ mod drift;
 mod examples;
 mod exit_codes;
 mod first_run;
+mod fresh;
 mod grpc_python;
 mod grpcurl;
 mod hash_vectors;
