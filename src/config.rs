@@ -81,6 +81,9 @@ pub struct Config {
     pub notify: crate::notification::Settings,
 }
 
+/// sled's page cache unless `[store] cache_mb` says otherwise.
+pub const DEFAULT_CACHE_MB: u64 = 16;
+
 /// The persistent store (`[store]`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -89,19 +92,10 @@ pub struct StoreSettings {
     pub cache_mb: u64,
 }
 
-impl StoreSettings {
-    /// The store's options.
-    pub fn options(&self) -> crate::store::Options {
-        crate::store::Options {
-            cache_bytes: self.cache_mb << 20,
-        }
-    }
-}
-
 impl Default for StoreSettings {
     fn default() -> Self {
         StoreSettings {
-            cache_mb: crate::store::DEFAULT_CACHE_MB,
+            cache_mb: DEFAULT_CACHE_MB,
         }
     }
 }
@@ -392,7 +386,7 @@ mod tests {
         }
         std::fs::write(d.path().join(FILE_NAME), "[store]\ncache_mb = 64\n").unwrap();
         let c = Config::load(d.path()).unwrap();
-        assert_eq!(c.store.options().cache_bytes, 64 << 20);
+        assert_eq!(c.store.cache_mb, 64);
     }
 
     #[test]

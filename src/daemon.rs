@@ -204,7 +204,10 @@ fn store_damaged(store: &Store) -> bool {
 fn run_inner(paths: &Paths, ready: &mut Option<io::PipeWriter>) -> Result<(), DaemonError> {
     let _lock = InstanceLock::acquire(paths)?;
     let loaded = Config::load(&paths.skillmeat_home)?;
-    let store = Store::open_with(&paths.store_dir(), &loaded.store.options())?;
+    let store = Store::open_with(
+        &paths.store_dir(),
+        &crate::store::Options::from(&loaded.store),
+    )?;
     let (config, config_rx) = config::channel(loaded);
     let history = crate::history::History::open(&store, paths.skillmeat_home.clone())
         .map_err(|e| DaemonError::StartFailed(e.to_string()))?;
