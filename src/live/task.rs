@@ -55,6 +55,7 @@ impl Task {
             last_prune_ms: now_ms(),
             backlog: Backlog::default(),
             journal_gap: false,
+            known_drift_behind: false,
             cursor_known: false,
             store_changed: None,
             applied_generation: 0,
@@ -164,6 +165,7 @@ pub async fn run(running: Running, shutdown: CancellationToken) -> Result<(), Li
             }
             Ok(()) = conditions.changed() => {
                 conditions.borrow_and_update();
+                dirty.store_condition = true;
             }
             _ = reconcile.tick() => {
                 tracing::debug!("periodic reconcile");
