@@ -217,6 +217,34 @@ impl History {
         }
     }
 
+    /// Where content first seen at `loc` with SkillMeat hash `hash` came from: the newest
+    /// version with that hash at another location, preferring a collection's (a project's
+    /// first version is a branch of the collection version it was deployed from).
+    pub(crate) fn fork_point(
+        &self,
+        loc: &Location,
+        hash: &str,
+    ) -> Result<Option<VersionId>, HistoryError> {
+        let mut best: Option<(bool, i64, VersionId)> = None;
+        for id in self.store.versions_with_hash(hash, None)? {
+            let Some(v) = self.store.version(id)? else {
+                continue;
+            };
+            if v.location == *loc {
+                continue;
+            }
+            let rank = (
+                matches!(v.location.scope, crate::model::Scope::Collection(_)),
+                v.time_ms,
+                v.id,
+            );
+            if best.is_none_or(|b| rank > b) {
+                best = Some(rank);
+            }
+        }
+        Ok(best.map(|b| b.2))
+    }
+
     /// The newest version of `loc` (latest time, then highest id).
     fn newest(&self, loc: &Location) -> Result<Option<Version>, HistoryError> {
         Ok(self
@@ -260,11 +288,17 @@ impl History {
         if let Some(n) = newest.as_ref().filter(|n| n.content_hash == hash) {
             return Ok(Prepared::Same(n.id));
         }
+        let mut parents: Vec<VersionId> = newest.map(|n| n.id).into_iter().collect();
+        if parents.is_empty()
+            && let Some(fork) = self.fork_point(loc, &hash)?
+        {
+            parents.push(fork);
+        }
         Ok(Prepared::New(Box::new(self.new_version(
             loc,
             &content,
             hash,
-            newest.map(|n| n.id),
+            parents,
             time::now_ms(),
             origin,
             message,
@@ -278,7 +312,7 @@ impl History {
         loc: &Location,
         content: &Content,
         hash: String,
-        parent: Option<VersionId>,
+        parents: Vec<VersionId>,
         time_ms: i64,
         origin: Origin,
         message: Option<&str>,
@@ -301,7 +335,7 @@ impl History {
             content_hash: hash,
             single_file: content.single_file,
             entries,
-            parent,
+            parents,
             time_ms,
             origin,
             message: message.map(str::to_string),
@@ -522,8 +556,8 @@ mod tests {
             .unwrap();
         let log = h.versions_of(&loc).unwrap();
         assert_eq!(log.iter().map(|v| v.id).collect::<Vec<_>>(), [v2, v1]);
-        assert_eq!(log[0].parent, Some(v1));
-        assert_eq!(log[1].parent, None);
+        assert_eq!(log[0].parents, vec![v1]);
+        assert!(log[1].parents.is_empty());
         assert_eq!(
             log[0].content_hash,
             crate::hash::content_hash(&art, Variant::Legacy).unwrap()

@@ -597,3 +597,6 @@ impl HistoryStore {
         })
     }
 }
+
+#[cfg(test)]
+mod tests;
