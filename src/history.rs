@@ -19,12 +19,16 @@
 //! flushed. Submodules: `snapshot` (what a snapshot covers, taking and reading them),
 //! [`content`] (reading trees from disk and writing them back), [`retention`] (which
 //! versions to keep, a pure function), [`archive`] (export and import), [`diff`] (unified
-//! diffs between any two states), [`time`] (parsing and printing instants). The types live
+//! diffs between any two states), [`time`] (parsing and printing instants), [`graph`] (the
+//! version graph across locations: ancestry, merge bases) and `lineage` (building it,
+//! recording where an operation's content came from). The types live
 //! in [`crate::model`], their encodings in [`crate::store::history`].
 
 pub mod archive;
 pub mod content;
 pub mod diff;
+pub mod graph;
+mod lineage;
 pub mod retention;
 mod snapshot;
 pub mod time;

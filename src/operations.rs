@@ -368,6 +368,35 @@ impl<'a> Operations<'a> {
         Ok(snap)
     }
 
+    /// The version `loc` holds now (content at `path`), recorded if new. History never
+    /// stops an operation: a failure is logged and the answer is `None`.
+    fn head(&self, loc: &Location, path: &Path) -> Option<crate::model::Version> {
+        self.history()
+            .head(loc, path)
+            .inspect_err(|e| tracing::warn!(location = %loc, "cannot read the version graph: {e}"))
+            .ok()
+            .flatten()
+    }
+
+    /// Records what operation `rec` wrote at `loc` as a version made from `from` (see
+    /// [`History::record_made`]). A failure is logged: the writes stand either way.
+    fn record_made(
+        &self,
+        rec: &OperationRecord,
+        loc: &Location,
+        path: &Path,
+        origin: Origin,
+        from: Option<&crate::model::Version>,
+    ) -> Option<crate::model::VersionId> {
+        let from: Vec<_> = from.map(|v| v.id).into_iter().collect();
+        let msg = format!("{} (operation {})", rec.operation.replace('_', " "), rec.id);
+        self.history()
+            .record_made(loc, path, origin, &from, Some(&msg), rec.time_ms)
+            .inspect_err(|e| tracing::warn!(location = %loc, "cannot record the new version: {e}"))
+            .ok()
+            .flatten()
+    }
+
     fn update_deployment(&self, d: &Deployed, content_hash: String) -> Result<(), OpError> {
         deployment_write::update_record(
             &self.writer,

@@ -39,6 +39,7 @@ impl Operations<'_> {
                 ..OpReport::default()
             });
         }
+        let from = self.head(&d.collection_loc(), &d.collection_path());
         let rec = OperationRecord::new("sync_pull", vec![d.project_loc().to_string()]);
         let rec = self.logged(rec, |rec| {
             self.snapshot_deployment(rec, &d, Origin::Sync, &format!("sync pull {label}"), true)?;
@@ -47,6 +48,13 @@ impl Operations<'_> {
             let h = hash::content_hash(&d.project_path(), Variant::Legacy)?;
             self.update_deployment(&d, h)
         })?;
+        self.record_made(
+            &rec,
+            &d.project_loc(),
+            &d.project_path(),
+            Origin::Sync,
+            from.as_ref(),
+        );
         Ok(OpReport {
             record: Some(rec),
             changed,
@@ -84,6 +92,7 @@ impl Operations<'_> {
                 ..OpReport::default()
             });
         }
+        let from = self.head(&d.project_loc(), &d.project_path());
         let coll = d.record.from_collection.clone();
         let rec = OperationRecord::new(
             "sync_push",
@@ -127,6 +136,13 @@ impl Operations<'_> {
             let h = hash::content_hash(&d.project_path(), Variant::Legacy)?;
             self.update_deployment(&d, h)
         })?;
+        self.record_made(
+            &rec,
+            &d.collection_loc(),
+            &d.collection_path(),
+            Origin::Sync,
+            from.as_ref(),
+        );
         Ok(OpReport {
             record: Some(rec),
             changed,
