@@ -16,6 +16,7 @@ mod cli;
 mod doctor;
 mod drift;
 mod failure;
+mod graph;
 mod history;
 mod locate;
 mod lsp;

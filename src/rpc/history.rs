@@ -211,8 +211,9 @@ impl DaemonService {
         &self,
         req: Request<pb::ArtifactLogRequest>,
     ) -> Result<Response<pb::ArtifactLogResponse>, Status> {
+        let req = req.into_inner();
+        let graph = req.graph;
         let sel = req
-            .into_inner()
             .artifact
             .filter(|s| !s.artifact.is_empty())
             .ok_or_else(|| Status::invalid_argument("artifact is required"))?;
@@ -220,7 +221,11 @@ impl DaemonService {
         let versions = self
             .blocking(move |e| {
                 let loc = locate(e, &sel, project.as_ref())?;
-                Ok(e.history().versions_of(&loc)?)
+                if graph {
+                    Ok(e.history().lineage(std::slice::from_ref(&loc))?)
+                } else {
+                    Ok(e.history().versions_of(&loc)?)
+                }
             })
             .await?;
         Ok(Response::new(pb::ArtifactLogResponse {
