@@ -94,6 +94,8 @@ impl OperationRecord {
             status: Some(OperationStatus::Running),
             audit_entries: Vec::new(),
             recovery: None,
+            merged_from: None,
+            paths: Vec::new(),
         }
     }
 }
@@ -175,6 +177,8 @@ pub struct OpReport {
     pub merged: Vec<MergedFile>,
     /// The base version of a merge.
     pub base: Option<String>,
+    /// Why a merge used that base (or fast-forwarded, or had nothing to do).
+    pub base_reason: Option<String>,
     /// What a rollback's target resolved to: a version (`v12`) or a snapshot (`s7`).
     pub resolved: Option<String>,
 }

@@ -8,7 +8,8 @@
 //!
 //! JSON field names (stable): an operation answer has `operation` (null for dry runs),
 //! `dry_run`, `changed[]`, `conflicts[]` (`path`, `kind`, `binary`, `resolved`),
-//! `merged[]` (`path`, `content`, `deleted`; merge dry runs), `base_version` and
+//! `merged[]` (`path`, `content`, `deleted`; merge dry runs), `base_version`,
+//! `base_reason` (merges: why that base, a fast-forward, or nothing to merge) and
 //! `resolved_to` (rollbacks: the version or snapshot the target resolved to). An
 //! operation has `id`, `time`, `operation`, `targets`, `files_restored`, `files_merged`,
 //! `files_conflicted`, `safety_snapshots`, `success`, `status` (`succeeded`, `conflicted`,
@@ -82,6 +83,22 @@ pub enum Prefer {
     Collection,
 }
 
+/// How `merge --strategy` settles conflicts.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum Strategy {
+    /// Fast-forward when one side is an ancestor of the other; otherwise three-way, the
+    /// front matter of Markdown files key by key; conflicts get markers (binary files keep
+    /// the project's bytes).
+    Auto,
+    /// Conflicts take the project's side.
+    Ours,
+    /// Conflicts take the collection's side.
+    Theirs,
+    /// Conflicting text hunks keep both sides' lines (project's first); binary files stay
+    /// in conflict.
+    Union,
+}
+
 /// `smctl merge` arguments.
 #[derive(Debug, clap::Args)]
 pub struct MergeArgs {
@@ -90,9 +107,16 @@ pub struct MergeArgs {
     /// The project folder.
     #[arg(long, default_value = ".")]
     pub project: PathBuf,
-    /// Resolve conflicts by taking this side.
+    /// How to settle conflicts [default: auto].
+    #[arg(long, value_enum, conflicts_with = "prefer")]
+    pub strategy: Option<Strategy>,
+    /// Resolve conflicts by taking this side (the same as --strategy ours|theirs).
     #[arg(long, value_enum)]
     pub prefer: Option<Prefer>,
+    /// Record the last merge, left with conflicts that you resolved by hand, as done (its
+    /// conflicts are never raised again).
+    #[arg(long = "continue", conflicts_with_all = ["strategy", "prefer"])]
+    pub continue_merge: bool,
     #[command(flatten)]
     pub run: RunArgs,
 }
@@ -201,6 +225,7 @@ fn response_json(r: &pb::OperationResponse) -> Value {
         "merged": r.merged.iter().map(|f| json!({"path": f.path, "deleted": f.deleted,
             "content": String::from_utf8_lossy(&f.content)})).collect::<Vec<_>>(),
         "base_version": (!r.base_version.is_empty()).then_some(&r.base_version),
+        "base_reason": (!r.base_reason.is_empty()).then_some(&r.base_reason),
         "resolved_to": (!r.resolved_to.is_empty()).then_some(&r.resolved_to),
     })
 }
@@ -230,7 +255,9 @@ fn response_text(out: &mut impl Write, r: &pb::OperationResponse) -> io::Result<
         }
         None => writeln!(out, "dry run: nothing written")?,
     }
-    if !r.base_version.is_empty() {
+    if !r.base_reason.is_empty() {
+        writeln!(out, "{}", r.base_reason)?;
+    } else if !r.base_version.is_empty() {
         writeln!(out, "base: {}", r.base_version)?;
     }
     if r.changed.is_empty() {
@@ -368,13 +395,18 @@ pub async fn merge(
     let MergeArgs {
         artifact,
         project,
+        strategy,
         prefer,
+        continue_merge,
         run,
     } = args;
-    let prefer = match prefer {
-        None => pb::MergePreference::Markers,
-        Some(Prefer::Local) => pb::MergePreference::Local,
-        Some(Prefer::Collection) => pb::MergePreference::Collection,
+    let prefer = match (strategy, prefer) {
+        (Some(Strategy::Ours), _) | (_, Some(Prefer::Local)) => pb::MergePreference::Local,
+        (Some(Strategy::Theirs), _) | (_, Some(Prefer::Collection)) => {
+            pb::MergePreference::Collection
+        }
+        (Some(Strategy::Union), _) => pb::MergePreference::Union,
+        (Some(Strategy::Auto) | None, None) => pb::MergePreference::Markers,
     };
     let req = |dry_run| {
         let mut r = pb::MergeRequest {
@@ -382,6 +414,7 @@ pub async fn merge(
             artifact: artifact.clone(),
             dry_run,
             prefer: 0,
+            continue_merge,
         };
         r.set_prefer(prefer);
         r

@@ -10,7 +10,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Location, SnapshotId};
+use super::{Location, SnapshotId, VersionId};
 
 /// Where an operation stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -128,6 +128,13 @@ pub struct OperationRecord {
     /// For an interrupted operation: what start-up recovery did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recovery: Option<Recovery>,
+    /// For a merge: the version merged in (what `merge --continue` records as the second
+    /// parent once the user resolved the conflicts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merged_from: Option<VersionId>,
+    /// For a selective rollback: the paths it restored (relative to the artifact).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub paths: Vec<String>,
 }
 
 impl OperationRecord {

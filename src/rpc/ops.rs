@@ -62,6 +62,7 @@ fn response(r: OpReport) -> pb::OperationResponse {
             .collect(),
         base_version: r.base.unwrap_or_default(),
         resolved_to: r.resolved.unwrap_or_default(),
+        base_reason: r.base_reason.unwrap_or_default(),
     }
 }
 
@@ -120,9 +121,16 @@ impl DaemonService {
             pb::MergePreference::Unspecified | pb::MergePreference::Markers => Resolution::Markers,
             pb::MergePreference::Local => Resolution::Prefer(Side::Local),
             pb::MergePreference::Collection => Resolution::Prefer(Side::Remote),
+            pb::MergePreference::Union => Resolution::Union,
         };
         let r = self
-            .operate(move |ops| ops.merge(&project, &req.artifact, req.dry_run, resolution))
+            .operate(move |ops| {
+                if req.continue_merge {
+                    ops.merge_continue(&project, &req.artifact, req.dry_run)
+                } else {
+                    ops.merge(&project, &req.artifact, req.dry_run, resolution)
+                }
+            })
             .await?;
         Ok(Response::new(response(r)))
     }
