@@ -143,7 +143,11 @@ mod tests {
         pb::VersionInfo {
             id: id.into(),
             scope: scope.into(),
-            owner: if scope == "collection" { "default".into() } else { "/p".into() },
+            owner: if scope == "collection" {
+                "default".into()
+            } else {
+                "/p".into()
+            },
             profile_root: ".claude".into(),
             content_hash: "abcdef0123456789".into(),
             parent: parents.first().map(|p| p.to_string()).unwrap_or_default(),

@@ -113,7 +113,8 @@ impl Operations<'_> {
                     b.id, l.id, r.id
                 );
                 if b.content_hash == r.content_hash {
-                    let why = format!("nothing to merge: the collection is unchanged since {nearest}");
+                    let why =
+                        format!("nothing to merge: the collection is unchanged since {nearest}");
                     return Ok(plan(Kind::UpToDate, Some(&b), why));
                 }
                 if b.content_hash == l.content_hash {

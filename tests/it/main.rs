@@ -10,6 +10,7 @@ mod doctor;
 mod drift;
 mod examples;
 mod first_run;
+mod graph;
 mod grpc_python;
 mod grpcurl;
 mod hash_vectors;
