@@ -14,7 +14,7 @@ use clap::Subcommand;
 use serde_json::{Value, json};
 use skillmeatd_proto::pb;
 
-use crate::cli::absolute;
+use crate::cli::{Freshness, absolute};
 use crate::failure::Failure;
 use crate::output::Format;
 use crate::session::Client;
@@ -78,6 +78,8 @@ pub struct LogArgs {
     /// `git log --graph --oneline` (with --format json: every version of the graph).
     #[arg(long)]
     pub graph: bool,
+    #[command(flatten)]
+    pub fresh: Freshness,
 }
 
 /// `smctl show` arguments.
@@ -111,6 +113,8 @@ pub struct DiffArgs {
     pub exit_code: bool,
     #[command(flatten)]
     pub select: Selector,
+    #[command(flatten)]
+    pub fresh: Freshness,
 }
 
 /// Which artifact, as the user named it.
@@ -365,6 +369,7 @@ pub async fn log(
         .artifact_log(pb::ArtifactLogRequest {
             artifact: Some(args.select.to_pb(Some(args.artifact))),
             graph: args.graph,
+            stale_ok: args.fresh.stale_ok(),
         })
         .await?
         .into_inner();
@@ -454,6 +459,7 @@ pub async fn diff(
             a,
             b,
             subject: Some(args.select.to_pb(args.artifact)),
+            stale_ok: args.fresh.stale_ok(),
         })
         .await?
         .into_inner();

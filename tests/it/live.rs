@@ -297,7 +297,7 @@ fn polling_fallback_is_reported_and_still_detects() {
     let env = Env::new();
     write(
         &env.skillmeat_home.join("daemon.toml"),
-        "[watch]\npoll_interval_ms = 50\n",
+        "[watch]\npoll_interval_ms = 100\n",
     );
     let (_coll, project) = setup(&env, &three());
     let mut cmd = env.command(&crate::common::skillmeatd_bin());

@@ -273,6 +273,7 @@ async fn versions(daemon: &mut Client, a: &pb::ArtifactDrift) -> Versions {
                 .artifact_log(pb::ArtifactLogRequest {
                     artifact: Some(selector(a)),
                     graph: false,
+                    stale_ok: false,
                 })
                 .await,
         )
@@ -286,6 +287,7 @@ async fn versions(daemon: &mut Client, a: &pb::ArtifactDrift) -> Versions {
                     collection: a.collection.clone(),
                 }),
                 graph: false,
+                stale_ok: false,
             })
             .await,
     );
