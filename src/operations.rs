@@ -27,7 +27,9 @@
 //!
 //! Submodules, one per concept: `target` (finding the deployment), `content` (artifact
 //! contents in memory, compared, merged, written), `claims`, `recovery`, and one per verb:
-//! `sync`, `merge`, `rollback`, `undo` (whose module doc states the undo rule).
+//! `sync`, `merge` (and `merge --continue`), `propagate` (one collection artifact into
+//! every project, one operation), `rollback`, `undo` (whose module doc states the undo
+//! rule).
 //!
 //! # Directions and choices
 //! - `sync pull` is collection → project (a redeploy). SkillMeat's own `sync-pull` verb goes
@@ -46,6 +48,7 @@
 mod claims;
 mod content;
 mod merge;
+mod propagate;
 mod recovery;
 mod rollback;
 mod sync;
@@ -55,6 +58,7 @@ mod undo;
 use std::path::Path;
 
 pub use claims::{CLAIM_GRACE, Claim, Claims};
+pub use propagate::{Action, ProjectOutcome, PropagateReport};
 pub use recovery::{Recovered, recover};
 
 use crate::engine::Engine;

@@ -202,6 +202,21 @@ settles them (ours, theirs, union). A clean merge is recorded as a version with 
 and the deployment record takes the collection's hash as its new base; after resolving
 markers by hand, `--continue` records the same, so merging again never re-raises them.")]
     Merge(ops::MergeArgs),
+    /// Bring a collection artifact's current content into every project it is deployed
+    /// to, as one operation.
+    #[command(after_help = "\
+Examples:
+  smctl propagate canvas --dry-run
+  smctl propagate canvas --yes
+  smctl propagate canvas --collection default --merge --yes --format json
+
+Outdated projects are pulled; projects whose copy has local edits (modified, conflict) are
+left alone with the reason, or merged with --merge (as `smctl merge` does; projects still
+in conflict are listed); in-sync ones are untouched. Every project gets a safety snapshot,
+and the whole propagation is one operation: `smctl undo` puts every project back. A
+failure in one project is reported and the others go on. Exits 1 when a project failed or
+was left in conflict.")]
+    Propagate(crate::propagate::PropagateArgs),
     /// Restore what an operation (default: the last one not undone) changed, from its
     /// safety snapshot. The undo is itself an operation.
     #[command(

@@ -99,6 +99,31 @@ pub enum Strategy {
     Union,
 }
 
+/// How merges settle conflicts: `--strategy` (or the older `--prefer`).
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub struct MergeArgsStrategy {
+    /// How to settle conflicts [default: auto].
+    #[arg(long, value_enum, conflicts_with = "prefer")]
+    pub strategy: Option<Strategy>,
+    /// Resolve conflicts by taking this side (the same as --strategy ours|theirs).
+    #[arg(long, value_enum)]
+    pub prefer: Option<Prefer>,
+}
+
+impl MergeArgsStrategy {
+    /// The wire preference.
+    pub fn preference(self) -> pb::MergePreference {
+        match (self.strategy, self.prefer) {
+            (Some(Strategy::Ours), _) | (_, Some(Prefer::Local)) => pb::MergePreference::Local,
+            (Some(Strategy::Theirs), _) | (_, Some(Prefer::Collection)) => {
+                pb::MergePreference::Collection
+            }
+            (Some(Strategy::Union), _) => pb::MergePreference::Union,
+            (Some(Strategy::Auto) | None, None) => pb::MergePreference::Markers,
+        }
+    }
+}
+
 /// `smctl merge` arguments.
 #[derive(Debug, clap::Args)]
 pub struct MergeArgs {
@@ -107,12 +132,8 @@ pub struct MergeArgs {
     /// The project folder.
     #[arg(long, default_value = ".")]
     pub project: PathBuf,
-    /// How to settle conflicts [default: auto].
-    #[arg(long, value_enum, conflicts_with = "prefer")]
-    pub strategy: Option<Strategy>,
-    /// Resolve conflicts by taking this side (the same as --strategy ours|theirs).
-    #[arg(long, value_enum)]
-    pub prefer: Option<Prefer>,
+    #[command(flatten)]
+    pub strategy: MergeArgsStrategy,
     /// Record the last merge, left with conflicts that you resolved by hand, as done (its
     /// conflicts are never raised again).
     #[arg(long = "continue", conflicts_with_all = ["strategy", "prefer"])]
@@ -190,12 +211,12 @@ pub enum Mode {
     Preserve,
 }
 
-fn json_out(out: &mut impl Write, v: &Value) -> io::Result<()> {
+pub(crate) fn json_out(out: &mut impl Write, v: &Value) -> io::Result<()> {
     serde_json::to_writer_pretty(&mut *out, v)?;
     writeln!(out)
 }
 
-fn info_json(o: &pb::OperationInfo) -> Value {
+pub(crate) fn info_json(o: &pb::OperationInfo) -> Value {
     json!({"id": o.id, "time": o.time, "operation": o.operation, "targets": o.targets,
         "files_restored": o.files_restored, "files_merged": o.files_merged,
         "files_conflicted": o.files_conflicted, "safety_snapshots": o.safety_snapshots,
@@ -204,6 +225,7 @@ fn info_json(o: &pb::OperationInfo) -> Value {
         "undoes": (o.undoes != 0).then_some(o.undoes),
         "recovery": (o.status == "interrupted").then(|| json!({
             "kept": o.recovery_kept, "actions": o.recovery})),
+        "paths": (!o.paths.is_empty()).then_some(&o.paths),
     })
 }
 
@@ -303,7 +325,7 @@ fn print(out: &mut impl Write, format: Format, r: &pb::OperationResponse) -> Res
 
 /// Whether to go ahead with a write: yes with `--yes`; exit 2 without it when stdin is not
 /// a terminal; otherwise show `preview` (a dry run's answer) and ask.
-fn confirm(
+pub(crate) fn confirm(
     run: RunArgs,
     what: &str,
     preview: Option<&pb::OperationResponse>,
@@ -343,7 +365,7 @@ fn confirm(
 }
 
 /// Whether a confirmation prompt will be shown (so a preview is worth fetching).
-fn will_ask(run: RunArgs) -> bool {
+pub(crate) fn will_ask(run: RunArgs) -> bool {
     !run.yes && !run.dry_run && io::stdin().is_terminal()
 }
 
@@ -396,18 +418,10 @@ pub async fn merge(
         artifact,
         project,
         strategy,
-        prefer,
         continue_merge,
         run,
     } = args;
-    let prefer = match (strategy, prefer) {
-        (Some(Strategy::Ours), _) | (_, Some(Prefer::Local)) => pb::MergePreference::Local,
-        (Some(Strategy::Theirs), _) | (_, Some(Prefer::Collection)) => {
-            pb::MergePreference::Collection
-        }
-        (Some(Strategy::Union), _) => pb::MergePreference::Union,
-        (Some(Strategy::Auto) | None, None) => pb::MergePreference::Markers,
-    };
+    let prefer = strategy.preference();
     let req = |dry_run| {
         let mut r = pb::MergeRequest {
             project: absolute(&project),

@@ -29,15 +29,15 @@ use crate::merge::{self, Resolution};
 use crate::model::{OperationRecord, OperationStatus, Origin, Version};
 
 use super::content::{
-    MergeReport, changed_paths, file_label, merged_content, read_opt, report_merge, tree_of,
-    write_content,
+    changed_paths, file_label, merged_content, read_opt, report_merge, tree_of, write_content,
 };
 use super::target::{Deployed, find_deployment};
-use super::{OpError, OpReport, Operations};
+use super::{Conflict, MergedFile, OpError, OpReport, Operations};
+use crate::history::content::Content;
 
 /// What a merge will do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
+pub(super) enum Kind {
     UpToDate,
     FastForward,
     ThreeWay,
@@ -50,6 +50,43 @@ struct Plan {
     /// The collection version merged in.
     incoming: Option<Version>,
     reason: String,
+}
+
+/// A merge worked out in memory, ready to write.
+pub(super) struct PreparedMerge {
+    pub(super) kind: Kind,
+    pub(super) base: Option<String>,
+    pub(super) reason: String,
+    pub(super) incoming: Option<Version>,
+    /// What to write over the project copy; `None` when nothing changes.
+    pub(super) result: Option<Content>,
+    /// The deployment record's new hash, when no conflict is left.
+    pub(super) record_hash: Option<String>,
+    pub(super) changed: Vec<String>,
+    pub(super) conflicts: Vec<Conflict>,
+    pub(super) merged: Vec<MergedFile>,
+    pub(super) merged_labels: Vec<String>,
+    /// Files left with conflicts to resolve by hand.
+    pub(super) unresolved: Vec<String>,
+}
+
+impl PreparedMerge {
+    fn report(&self, dry_run: bool, record: Option<OperationRecord>) -> OpReport {
+        OpReport {
+            record,
+            dry_run,
+            changed: self.changed.clone(),
+            conflicts: self.conflicts.clone(),
+            merged: if dry_run {
+                self.merged.clone()
+            } else {
+                Vec::new()
+            },
+            base: self.base.clone(),
+            base_reason: Some(self.reason.clone()),
+            ..OpReport::default()
+        }
+    }
 }
 
 fn short(h: &str) -> &str {
@@ -164,149 +201,136 @@ impl Operations<'_> {
         resolution: Resolution,
     ) -> Result<OpReport, OpError> {
         let d = find_deployment(self.home(), project, artifact)?;
-        let plan = self.merge_plan(&d)?;
-        let base_name = plan.base.as_ref().map(|b| b.id.to_string());
-        let reason = Some(plan.reason.clone());
-        match plan.kind {
-            Kind::UpToDate => Ok(OpReport {
-                dry_run,
-                base: base_name,
-                base_reason: reason,
-                ..OpReport::default()
-            }),
-            Kind::FastForward => self.fast_forward(&d, plan, dry_run),
-            Kind::ThreeWay => self.three_way(&d, plan, dry_run, resolution),
-        }
-    }
-
-    fn fast_forward(&self, d: &Deployed, plan: Plan, dry_run: bool) -> Result<OpReport, OpError> {
-        let incoming = read_opt(&d.collection_path(), Variant::DeployedCopy)?.ok_or_else(|| {
-            OpError::NotFound(format!("collection copy {}", d.collection_path().display()))
-        })?;
-        let current = read_opt(&d.project_path(), Variant::Legacy)?;
-        let label = d.project_loc().display_path();
-        let changed: Vec<String> = changed_paths(current.as_ref(), Some(&incoming))
-            .iter()
-            .map(|p| file_label(&label, p))
-            .collect();
-        let base = plan.base.as_ref().map(|b| b.id.to_string());
-        if dry_run {
-            return Ok(OpReport {
-                dry_run: true,
-                changed,
-                base,
-                base_reason: Some(plan.reason),
-                ..OpReport::default()
-            });
+        let m = self.prepare_merge(&d, resolution)?;
+        if dry_run || m.kind == Kind::UpToDate {
+            return Ok(m.report(dry_run, None));
         }
         let mut rec = OperationRecord::new("merge", vec![d.project_loc().to_string()]);
-        rec.merged_from = plan.incoming.as_ref().map(|v| v.id);
+        rec.merged_from = m.incoming.as_ref().map(|v| v.id);
         let rec = self.logged(rec, |rec| {
-            let what = format!("merge {label}");
-            self.snapshot_deployment(rec, d, Origin::Merge, &what, true)?;
-            write_content(&self.writer, &d.managed(), &d.project_path(), &incoming)?;
-            rec.files_restored = changed.clone();
-            self.update_deployment(d, incoming.hash())
-        })?;
-        self.record_made(
-            &rec,
-            &d.project_loc(),
-            &d.project_path(),
-            Origin::Sync,
-            plan.incoming.as_ref(),
-        );
-        Ok(OpReport {
-            record: Some(rec),
-            changed,
-            base,
-            base_reason: Some(plan.reason),
-            ..OpReport::default()
-        })
-    }
-
-    fn three_way(
-        &self,
-        d: &Deployed,
-        plan: Plan,
-        dry_run: bool,
-        resolution: Resolution,
-    ) -> Result<OpReport, OpError> {
-        let base_v = plan.base.as_ref().expect("a three-way plan has a base");
-        let base = tree_of(&self.history().content_of(base_v)?);
-        let local_c = read_opt(&d.project_path(), Variant::Legacy)?;
-        let remote_c = read_opt(&d.collection_path(), Variant::DeployedCopy)?;
-        let local = local_c.as_ref().map(tree_of).unwrap_or_default();
-        let remote = remote_c.as_ref().map(tree_of).unwrap_or_default();
-        let m = merge::merge_trees(&base, &local, &remote, resolution);
-        let label = d.project_loc().display_path();
-        let MergeReport {
-            conflicts,
-            merged: merged_files,
-            changed,
-            merged_labels,
-        } = report_merge(&label, &m, &local, "collection");
-        let base_name = Some(base_v.id.to_string());
-        if dry_run {
-            return Ok(OpReport {
-                dry_run: true,
-                changed,
-                conflicts,
-                merged: merged_files,
-                base: base_name,
-                base_reason: Some(plan.reason),
-                ..OpReport::default()
-            });
-        }
-        let result = merged_content(&m, local_c.as_ref(), remote_c.as_ref());
-        let unresolved = m.has_unresolved();
-        let unresolved_paths: Vec<String> = conflicts
-            .iter()
-            .filter(|c| c.resolved.is_none())
-            .map(|c| c.path.clone())
-            .collect();
-        let mut rec = OperationRecord::new("merge", vec![d.project_loc().to_string()]);
-        rec.merged_from = plan.incoming.as_ref().map(|v| v.id);
-        let updates_record = !unresolved && remote_c.is_some();
-        let rec = self.logged(rec, |rec| {
-            let what = format!("merge {label}");
-            self.snapshot_deployment(rec, d, Origin::Merge, &what, updates_record)?;
-            rec.files_merged = merged_labels.clone();
-            rec.files_conflicted = conflicts.iter().map(|c| c.path.clone()).collect();
-            if !changed.is_empty() {
-                write_content(&self.writer, &d.managed(), &d.project_path(), &result)?;
-            }
-            if updates_record && let Some(remote) = &remote_c {
-                self.update_deployment(d, remote.hash())?;
-            }
-            if unresolved {
+            self.apply_merge(rec, &d, &m)?;
+            if !m.unresolved.is_empty() {
                 // Written with markers for the user to resolve: done, but not a success.
                 rec.status = Some(OperationStatus::Conflicted);
                 rec.error = Some(format!(
                     "{} file(s) left in conflict, to resolve by hand, then record the merge \
                      with `smctl merge --continue`: {}",
-                    unresolved_paths.len(),
-                    unresolved_paths.join(", ")
+                    m.unresolved.len(),
+                    m.unresolved.join(", ")
                 ));
             }
             Ok(())
         })?;
-        if !unresolved {
+        self.after_merge(&rec, &d, &m);
+        Ok(m.report(false, Some(rec)))
+    }
+
+    /// Works out the merge of `d` in memory: the plan, the merged content and its report.
+    pub(super) fn prepare_merge(
+        &self,
+        d: &Deployed,
+        resolution: Resolution,
+    ) -> Result<PreparedMerge, OpError> {
+        let plan = self.merge_plan(d)?;
+        let mut m = PreparedMerge {
+            kind: plan.kind,
+            base: plan.base.as_ref().map(|b| b.id.to_string()),
+            reason: plan.reason,
+            incoming: plan.incoming,
+            result: None,
+            record_hash: None,
+            changed: Vec::new(),
+            conflicts: Vec::new(),
+            merged: Vec::new(),
+            merged_labels: Vec::new(),
+            unresolved: Vec::new(),
+        };
+        let label = d.project_loc().display_path();
+        let local_c = read_opt(&d.project_path(), Variant::Legacy)?;
+        let remote_c = read_opt(&d.collection_path(), Variant::DeployedCopy)?;
+        match plan.kind {
+            Kind::UpToDate => {}
+            Kind::FastForward => {
+                let incoming = remote_c.ok_or_else(|| {
+                    OpError::NotFound(format!("collection copy {}", d.collection_path().display()))
+                })?;
+                m.changed = changed_paths(local_c.as_ref(), Some(&incoming))
+                    .iter()
+                    .map(|p| file_label(&label, p))
+                    .collect();
+                m.record_hash = Some(incoming.hash());
+                m.result = Some(incoming);
+            }
+            Kind::ThreeWay => {
+                let base_v = plan.base.as_ref().expect("a three-way plan has a base");
+                let base = tree_of(&self.history().content_of(base_v)?);
+                let local = local_c.as_ref().map(tree_of).unwrap_or_default();
+                let remote = remote_c.as_ref().map(tree_of).unwrap_or_default();
+                let tm = merge::merge_trees(&base, &local, &remote, resolution);
+                let r = report_merge(&label, &tm, &local, "collection");
+                m.unresolved = r
+                    .conflicts
+                    .iter()
+                    .filter(|c| c.resolved.is_none())
+                    .map(|c| c.path.clone())
+                    .collect();
+                if !tm.has_unresolved() {
+                    m.record_hash = remote_c.as_ref().map(Content::hash);
+                }
+                if !r.changed.is_empty() {
+                    m.result = Some(merged_content(&tm, local_c.as_ref(), remote_c.as_ref()));
+                }
+                (m.changed, m.conflicts, m.merged, m.merged_labels) =
+                    (r.changed, r.conflicts, r.merged, r.merged_labels);
+            }
+        }
+        Ok(m)
+    }
+
+    /// The writes of merge `m` inside operation `rec`: a safety snapshot of the project,
+    /// the merged content, and (no conflict left) the record's new base.
+    pub(super) fn apply_merge(
+        &self,
+        rec: &mut OperationRecord,
+        d: &Deployed,
+        m: &PreparedMerge,
+    ) -> Result<(), OpError> {
+        let label = d.project_loc().display_path();
+        let what = format!("merge {label}");
+        let updates_record = m.record_hash.is_some();
+        self.snapshot_deployment(rec, d, Origin::Merge, &what, updates_record)?;
+        if m.kind == Kind::FastForward {
+            rec.files_restored.extend(m.changed.iter().cloned());
+        }
+        rec.files_merged.extend(m.merged_labels.iter().cloned());
+        rec.files_conflicted
+            .extend(m.conflicts.iter().map(|c| c.path.clone()));
+        if let Some(result) = &m.result {
+            write_content(&self.writer, &d.managed(), &d.project_path(), result)?;
+        }
+        if let Some(h) = &m.record_hash {
+            self.update_deployment(d, h.clone())?;
+        }
+        Ok(())
+    }
+
+    /// After merge `m` was written: a clean merge becomes a version with the collection's
+    /// as second parent (a fast-forward: origin `sync`).
+    pub(super) fn after_merge(&self, rec: &OperationRecord, d: &Deployed, m: &PreparedMerge) {
+        let origin = match m.kind {
+            Kind::UpToDate => return,
+            Kind::FastForward => Origin::Sync,
+            Kind::ThreeWay => Origin::Merge,
+        };
+        if m.unresolved.is_empty() {
             self.record_made(
-                &rec,
+                rec,
                 &d.project_loc(),
                 &d.project_path(),
-                Origin::Merge,
-                plan.incoming.as_ref(),
+                origin,
+                m.incoming.as_ref(),
             );
         }
-        Ok(OpReport {
-            record: Some(rec),
-            changed,
-            conflicts,
-            base: base_name,
-            base_reason: Some(plan.reason),
-            ..OpReport::default()
-        })
     }
 
     /// Records the merge of `artifact` left with conflicts, now resolved by hand: the
@@ -330,13 +354,17 @@ impl Operations<'_> {
             .all_operations()?
             .into_iter()
             .filter(|o| {
-                matches!(o.operation.as_str(), "merge" | "merge_continue")
-                    && o.targets.first() == Some(&target)
+                matches!(
+                    o.operation.as_str(),
+                    "merge" | "merge_continue" | "propagate"
+                ) && o.targets.contains(&target)
                     && o.took_effect()
             })
             .max_by_key(|o| o.id);
         let waiting = last
-            .filter(|o| o.operation == "merge" && o.status() == OperationStatus::Conflicted)
+            .filter(|o| {
+                o.operation != "merge_continue" && o.status() == OperationStatus::Conflicted
+            })
             .and_then(|o| o.merged_from.map(|v| (o.id, v)));
         let Some((merge_id, from)) = waiting else {
             return Err(OpError::Precondition(format!(
