@@ -51,6 +51,7 @@ mod merge;
 mod propagate;
 mod recovery;
 mod rollback;
+mod selective;
 mod sync;
 mod target;
 mod undo;
@@ -397,9 +398,15 @@ impl<'a> Operations<'a> {
         from: Option<&crate::model::Version>,
     ) -> Option<crate::model::VersionId> {
         let from: Vec<_> = from.map(|v| v.id).into_iter().collect();
+        let since = if rec.operation == "merge_continue" {
+            i64::MIN
+        } else {
+            rec.time_ms
+        };
         let msg = format!("{} (operation {})", rec.operation.replace('_', " "), rec.id);
         self.history()
-            .record_made(loc, path, origin, &from, Some(&msg), rec.time_ms)
+            // A merge continued by hand records content the user wrote before it started.
+            .record_made(loc, path, origin, &from, Some(&msg), since)
             .inspect_err(|e| tracing::warn!(location = %loc, "cannot record the new version: {e}"))
             .ok()
             .flatten()

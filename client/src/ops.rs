@@ -192,6 +192,10 @@ pub struct RollbackTarget {
     /// the last recorded version (a whole project or collection: since its newest snapshot).
     #[arg(long, value_enum, default_value = "replace")]
     pub mode: Mode,
+    /// Roll back only these files or folders of the artifact (paths inside it, e.g.
+    /// SKILL.md refs/); everything else stays as it is.
+    #[arg(long, num_args = 1.., value_name = "PATH")]
+    pub paths: Vec<String>,
 }
 
 /// `smctl audit` arguments.
@@ -498,6 +502,7 @@ pub async fn rollback(
             dry_run,
             at: at.cloned().unwrap_or_default(),
             mode: 0,
+            paths: target.paths.clone(),
         };
         r.set_mode(mode);
         r

@@ -228,6 +228,11 @@ impl DaemonService {
         };
         let collection = (!req.collection.is_empty()).then_some(req.collection);
         if req.artifact.is_empty() {
+            if !req.paths.is_empty() {
+                return Err(Status::invalid_argument(
+                    "--paths needs an artifact: it chooses files inside one",
+                ));
+            }
             let target = match (project, collection) {
                 (Some(p), None) => SnapshotTarget::Project(p),
                 (None, Some(c)) => SnapshotTarget::Collection(c),
@@ -252,6 +257,7 @@ impl DaemonService {
                     collection.as_deref(),
                     &to,
                     mode,
+                    &req.paths,
                     req.dry_run,
                 )
             })
