@@ -24,6 +24,7 @@ mod live;
 mod notify;
 mod operations;
 mod projects;
+mod propagate;
 mod refusals;
 mod reload;
 mod service;

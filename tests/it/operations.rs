@@ -375,7 +375,10 @@ fn rollback_of_a_collection_artifact_updates_lock_and_audit() {
         let id = entry[key].as_str().unwrap();
         let shape: Vec<usize> = id.split('-').map(str::len).collect();
         assert_eq!(shape, [8, 6, 6], "{key} = {id:?}: {audit}");
-        assert!(id.chars().all(|c| c.is_ascii_digit() || c == '-'), "{audit}");
+        assert!(
+            id.chars().all(|c| c.is_ascii_digit() || c == '-'),
+            "{audit}"
+        );
     }
     assert!(!audit.contains(&format!("\"{sid}\"")), "{audit}");
     let lock: toml::Table = std::fs::read_to_string(w.coll.join("collection.lock"))
