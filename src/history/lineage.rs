@@ -11,6 +11,34 @@ use super::graph::Graph;
 use super::{History, HistoryError, Prepared};
 
 impl History {
+    /// Where content first seen at `loc` with SkillMeat hash `hash` came from: the newest
+    /// version with that hash at another location, preferring a collection's (a project's
+    /// first version is a branch of the collection version it was deployed from).
+    pub(crate) fn fork_point(
+        &self,
+        loc: &Location,
+        hash: &str,
+    ) -> Result<Option<VersionId>, HistoryError> {
+        let mut best: Option<(bool, i64, VersionId)> = None;
+        for id in self.store.versions_with_hash(hash, None)? {
+            let Some(v) = self.store.version(id)? else {
+                continue;
+            };
+            if v.location == *loc {
+                continue;
+            }
+            let rank = (
+                matches!(v.location.scope, crate::model::Scope::Collection(_)),
+                v.time_ms,
+                v.id,
+            );
+            if best.is_none_or(|b| rank > b) {
+                best = Some(rank);
+            }
+        }
+        Ok(best.map(|b| b.2))
+    }
+
     /// The graph of every version in the store.
     ///
     /// # Errors

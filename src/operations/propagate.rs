@@ -84,6 +84,9 @@ enum Work {
     Merge(Box<PreparedMerge>),
 }
 
+/// A deployment found in a project, or why the project's deployment could not be read.
+type Found = Result<Deployed, (PathBuf, OpError)>;
+
 fn side(path: &std::path::Path, variant: Variant) -> Side {
     match hash::content_hash(path, variant) {
         Ok(h) => Side::Hash(h),
@@ -112,7 +115,7 @@ impl Operations<'_> {
         &self,
         artifact: &str,
         collection: Option<&str>,
-    ) -> Result<(String, Vec<Result<Deployed, (PathBuf, OpError)>>), OpError> {
+    ) -> Result<(String, Vec<Found>), OpError> {
         let (projects, _) = self
             .engine
             .known_projects()

@@ -15,19 +15,6 @@ use crate::common::{Env, write};
 
 const SKILL: &str = "review-skill";
 
-/// Runs smctl with `--format json`: exit code and parsed stdout.
-fn json_and_code(env: &Env, args: &[&str]) -> (Option<i32>, Value) {
-    let out = env.smctl(&[args, &["--format", "json"]].concat());
-    let v = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "smctl {args:?}: not JSON ({e}): {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
-    (out.status.code(), v)
-}
-
 /// The outcome of `project` in a propagate answer.
 fn outcome<'a>(r: &'a Value, project: &Path) -> &'a Value {
     r["projects"]

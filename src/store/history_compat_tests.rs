@@ -1,5 +1,6 @@
 //! Stores written by earlier releases open and read the same.
 
+use super::history::HistoryStore;
 use super::*;
 use crate::model::{Entry, Origin};
 
