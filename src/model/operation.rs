@@ -101,7 +101,8 @@ pub struct OperationRecord {
     pub id: u64,
     /// Milliseconds since the Unix epoch.
     pub time_ms: i64,
-    /// `sync_pull`, `sync_push`, `merge`, `rollback`, `undo`.
+    /// `sync_pull`, `sync_push`, `merge`, `merge_continue`, `propagate`, `rollback`,
+    /// `selective_rollback`, `undo`.
     pub operation: String,
     /// What it worked on, as people read it (`/home/u/app: .claude/skills/x`).
     pub targets: Vec<String>,
