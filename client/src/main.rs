@@ -17,6 +17,7 @@ mod cli;
 mod doctor;
 mod drift;
 mod failure;
+mod graph;
 mod history;
 mod locate;
 mod lsp;
@@ -24,6 +25,7 @@ mod notify;
 mod ops;
 mod output;
 mod project;
+mod propagate;
 mod service;
 mod session;
 mod stdout;
@@ -106,6 +108,7 @@ async fn dispatch(command: Command, paths: &Paths, format: Format) -> Result<u8,
         Command::Diff(args) => history::diff(client, args, format, out).await,
         Command::Sync(cmd) => ops::sync(client, cmd, format, out).await,
         Command::Merge(args) => ops::merge(client, args, format, out).await,
+        Command::Propagate(args) => propagate::propagate(client, args, format, out).await,
         Command::Undo(args) => ops::undo(client, args, format, out).await,
         Command::Rollback(args) => ops::rollback(client, args, format, out).await,
         Command::Audit(args) => ops::audit(client, args, format, out).await,
