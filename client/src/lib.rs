@@ -8,9 +8,11 @@
 //! Exit codes: 0 success; 1 drift found with `--exit-code`; 2 usage or request error;
 //! 3 the daemon is not running. A closed stdout (`smctl drift | head`) is not an error.
 //!
-//! This file parses, builds the runtime, dispatches to one module per command family
-//! ([`drift`], [`watch`], [`project`], [`history`], [`ops`], [`notify`], [`doctor`],
-//! [`service`]) and maps the result to the exit code. [`cli`] holds the command tree.
+//! This library is the whole of smctl; the `smctl` binary (built by the root package, beside
+//! `skillmeatd`, so that one install carries both) only calls [`main`]. This file parses,
+//! builds the runtime, dispatches to one module per command family ([`drift`], [`watch`],
+//! [`project`], [`history`], [`ops`], [`notify`], [`doctor`], [`service`]) and maps the
+//! result to the exit code. [`cli`] holds the command tree.
 
 mod cli;
 mod doctor;
@@ -35,7 +37,8 @@ use cli::{Cli, Command};
 use failure::Failure;
 use output::Format;
 
-fn main() -> ExitCode {
+/// Runs smctl with the process's arguments and returns its exit code.
+pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let format = cli.output_format();
     let explicit = cli.explicit_paths();
