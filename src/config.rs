@@ -36,6 +36,9 @@
 //!
 //! [notify]                 # desktop notifications: see crate::notification::settings
 //! coalesce_ms = 5000
+//!
+//! [store]
+//! cache_mb = 16            # sled's page cache, 1 to 1024 MB (memory use follows it)
 //! ```
 //!
 //! Unknown keys are errors (a typo must not be silently ignored); errors name the line.
@@ -70,8 +73,50 @@ pub struct Config {
     pub journal: Journal,
     /// `[history]`: automatic snapshots, retention, import limits.
     pub history: History,
+    /// `[store]`: the persistent store.
+    pub store: StoreSettings,
     /// `[notify]`: desktop notifications.
     pub notify: crate::notification::Settings,
+}
+
+/// The persistent store (`[store]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreSettings {
+    /// sled's page cache in MB, within [`StoreSettings::CACHE_MB`].
+    pub cache_mb: u64,
+}
+
+impl StoreSettings {
+    /// The range `cache_mb` must fall in.
+    pub const CACHE_MB: std::ops::RangeInclusive<u64> = 1..=1024;
+
+    /// The problem with these settings, if any.
+    pub fn problem(&self) -> Option<String> {
+        (!Self::CACHE_MB.contains(&self.cache_mb)).then(|| {
+            format!(
+                "store.cache_mb = {} is out of range: give {} to {} (MB)",
+                self.cache_mb,
+                Self::CACHE_MB.start(),
+                Self::CACHE_MB.end()
+            )
+        })
+    }
+
+    /// The store's options.
+    pub fn options(&self) -> crate::store::Options {
+        crate::store::Options {
+            cache_bytes: self.cache_mb << 20,
+        }
+    }
+}
+
+impl Default for StoreSettings {
+    fn default() -> Self {
+        StoreSettings {
+            cache_mb: crate::store::DEFAULT_CACHE_MB,
+        }
+    }
 }
 
 /// How changes are noticed.
@@ -231,6 +276,9 @@ impl Config {
             path: path.clone(),
             message: crate::suggest::unknown_field(e.to_string().trim_end()),
         })?;
+        if let Some(message) = config.store.problem() {
+            return Err(ConfigError { path, message });
+        }
         let home_dir = std::env::var_os("HOME").map(PathBuf::from);
         for p in &mut config.discovery.scan {
             if let (Ok(rest), Some(h)) = (p.strip_prefix("~"), &home_dir) {
@@ -297,6 +345,27 @@ mod tests {
             e.contains("line 2") && e.contains("scna") && e.contains("did you mean `scan`?"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn store_cache_is_bounded_and_checked() {
+        let d = tempfile::tempdir().unwrap();
+        assert_eq!(Config::default().store.cache_mb, 16);
+        for bad in ["0", "1025", "100000"] {
+            std::fs::write(
+                d.path().join(FILE_NAME),
+                format!("[store]\ncache_mb = {bad}\n"),
+            )
+            .unwrap();
+            let e = Config::load(d.path()).unwrap_err().to_string();
+            assert!(
+                e.contains("store.cache_mb") && e.contains("1 to 1024"),
+                "{e}"
+            );
+        }
+        std::fs::write(d.path().join(FILE_NAME), "[store]\ncache_mb = 64\n").unwrap();
+        let c = Config::load(d.path()).unwrap();
+        assert_eq!(c.store.options().cache_bytes, 64 << 20);
     }
 
     #[test]

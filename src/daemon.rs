@@ -3,10 +3,12 @@
 //!
 //! [`run`] is the foreground daemon (what systemd and launchd run): it takes the state
 //! directory's lock, reads the configuration (and makes the one channel it is published
-//! on), opens the store, does the first reconcile, takes the socket ([`crate::socket`]) and
+//! on), opens the store, settles interrupted write-backs ([`crate::operations::recover`]),
+//! does the first reconcile, takes the socket ([`crate::socket`]) and
 //! runs its background tasks under [`crate::supervisor`]: the live worker, the SIGHUP
-//! reload ([`crate::reload`]), the signal handler, the watchdog, the desktop notifier
-//! ([`crate::notifier`]) and the RPC server. It
+//! reload ([`crate::reload`]), the store's keeper ([`crate::store::keep`]: repairs a damaged
+//! store, reopens it after a full disk), the signal handler, the watchdog, the desktop
+//! notifier ([`crate::notifier`]) and the RPC server. It
 //! serves until SIGTERM, SIGINT, the `Shutdown` RPC or a task's failure, then stops
 //! accepting, lets in-flight RPCs finish, flushes the store and removes the socket and pid
 //! file; a task's failure makes the exit a failure. [`start`] forks into the background
@@ -20,9 +22,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::net::UnixListener;
+use tokio_stream::StreamExt;
 use tokio_stream::wrappers::UnixListenerStream;
 use tokio_util::sync::CancellationToken;
 
+use crate::authority;
 use crate::config::{self, Config};
 use crate::engine::Engine;
 use crate::live::{self, Live};
@@ -151,7 +155,12 @@ pub async fn serve(
     let reflection_err = |e| DaemonError::StartFailed(format!("reflection: {e}"));
     let reflection_v1 = reflection().build_v1().map_err(reflection_err)?;
     let reflection_v1alpha = reflection().build_v1alpha().map_err(reflection_err)?;
+    // Every connection goes through the authority layer, so clients that send the socket
+    // path as `:authority` are served; the server's limits are the ones the layer enforces.
+    let incoming = UnixListenerStream::new(listener).map(|c| c.map(authority::Connection::new));
     tonic::transport::Server::builder()
+        .max_frame_size(authority::MAX_FRAME_SIZE)
+        .http2_max_header_list_size(authority::MAX_HEADER_LIST_SIZE)
         .add_service(health)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
@@ -161,7 +170,7 @@ pub async fn serve(
                 rpc::check_peer,
             ),
         )
-        .serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown.cancelled())
+        .serve_with_incoming_shutdown(incoming, shutdown.cancelled())
         .await?;
     Ok(())
 }
@@ -182,11 +191,20 @@ pub fn run(paths: &Paths, ready: Option<io::PipeWriter>) -> Result<(), DaemonErr
 
 fn run_inner(paths: &Paths, ready: &mut Option<io::PipeWriter>) -> Result<(), DaemonError> {
     let _lock = InstanceLock::acquire(paths)?;
-    let (config, config_rx) = config::channel(Config::load(&paths.skillmeat_home)?);
-    let store = Store::open(&paths.store_dir())?;
+    let loaded = Config::load(&paths.skillmeat_home)?;
+    let store = Store::open_with(&paths.store_dir(), &loaded.store.options())?;
+    let (config, config_rx) = config::channel(loaded);
     let history = crate::history::History::open(&store, paths.skillmeat_home.clone())
         .map_err(|e| DaemonError::StartFailed(e.to_string()))?;
     let engine = Arc::new(Engine::new(paths.clone(), store, history, config_rx));
+    // Interrupted write-backs are finished or put back before anything reads the files.
+    match crate::operations::recover(&engine) {
+        Ok(r) if !r.unsettled.is_empty() => {
+            tracing::error!(unsettled = ?r.unsettled, "some interrupted writes wait for the next start");
+        }
+        Ok(_) => {}
+        Err(e) => tracing::error!(error = %e, "recovering interrupted operations failed"),
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("skillmeatd")
@@ -197,6 +215,11 @@ fn run_inner(paths: &Paths, ready: &mut Option<io::PipeWriter>) -> Result<(), Da
         let shutdown = CancellationToken::new();
         let mut tasks = Tasks::new(shutdown.clone());
         tasks.spawn("signal", stop_signals(shutdown.clone())?);
+        // The keeper first: a damaged store is repaired while the first scan runs.
+        tasks.spawn(
+            "store keeper",
+            crate::store::keep(engine.store().clone(), shutdown.clone()),
+        );
         let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
             .map_err(|e| DaemonError::StartFailed(format!("SIGHUP handler: {e}")))?;
         let (live, task) = live::new(Arc::clone(&engine));

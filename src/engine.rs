@@ -342,12 +342,12 @@ impl Engine {
         })
     }
 
-    /// Flushes the store (called on shutdown).
+    /// Flushes and seals the store (called on shutdown).
     ///
     /// # Errors
     /// The flush failed.
     pub fn flush(&self) -> Result<(), EngineError> {
-        Ok(self.store.flush()?)
+        Ok(self.store.close()?)
     }
 }
 

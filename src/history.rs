@@ -71,6 +71,16 @@ pub enum HistoryError {
     },
     #[error("version {version} names blob {blob}, which is missing from the store")]
     MissingBlob { version: VersionId, blob: String },
+    #[error(
+        "version {version} is unavailable: the stored content of {} is damaged (blob {blob}); \
+         other versions are not affected",
+        if file.is_empty() { "its file" } else { file.as_str() }
+    )]
+    DamagedBlob {
+        version: VersionId,
+        file: String,
+        blob: String,
+    },
 }
 
 impl HistoryError {
@@ -286,7 +296,7 @@ impl History {
             });
         }
         Ok(Version {
-            id: VersionId(self.store.next_id()?),
+            id: self.store.next_version_id()?,
             location: loc.clone(),
             content_hash: hash,
             single_file: content.single_file,
@@ -399,13 +409,20 @@ impl History {
                 version: v.id,
                 blob: e.blob.clone(),
             })?;
-            let bytes = self
-                .store
-                .blob(&sha)?
-                .ok_or_else(|| HistoryError::MissingBlob {
-                    version: v.id,
-                    blob: e.blob.clone(),
-                })?;
+            let bytes = match self.store.blob(&sha) {
+                Err(StoreError::BadBlob { .. }) => {
+                    return Err(HistoryError::DamagedBlob {
+                        version: v.id,
+                        file: e.path.clone(),
+                        blob: e.blob.clone(),
+                    });
+                }
+                other => other?,
+            }
+            .ok_or_else(|| HistoryError::MissingBlob {
+                version: v.id,
+                blob: e.blob.clone(),
+            })?;
             files.push(content::FileContent {
                 path: e.path.clone(),
                 mode: e.mode,

@@ -7,7 +7,8 @@
 //! 1. Foundations, plain functions over plain data: [`hash`] (SkillMeat's content hash),
 //!    [`drift`] (classification rules), [`merge`] (three-way merge of texts and trees),
 //!    [`formats`] (SkillMeat's files, read and edited), [`writer`] (every write into a
-//!    collection or project: SkillMeat's lock, staged atomic swaps, confinement),
+//!    collection or project: SkillMeat's lock, staged atomic swaps, confinement, write
+//!    intents that let a crash be settled, the leftover sweep),
 //!    [`transient`] (the names of transient files, made and recognised in one place),
 //!    [`watcher`] (kernel events and polling turned into change hints), [`paths`],
 //!    [`suggest`], [`faults`] (test-only fault points).
@@ -23,9 +24,11 @@
 //!    drift states).
 //! 5. Live state and writes: [`live`] (the always-current drift, kept by one worker task;
 //!    sync barriers), [`operations`] (sync, merge, rollback, undo over the writer, each with a
-//!    safety snapshot, an operations-log record and claimed events).
+//!    reserved id, a safety snapshot, an operations-log record and claimed events; start-up
+//!    recovery of interrupted ones).
 //! 6. Edges: [`rpc`] (the gRPC service), [`reload`] (SIGHUP), [`socket`] (binding or socket
-//!    activation), [`service`] (readiness, watchdog), [`notifier`] (desktop notifications:
+//!    activation), [`authority`] (lets in clients that send the socket path as
+//!    `:authority`), [`service`] (readiness, watchdog), [`notifier`] (desktop notifications:
 //!    the policy over the live events, the session bus or Notification Center, actions
 //!    through [`operations`]), [`supervisor`] (every background task in one `JoinSet`) and
 //!    [`daemon`] (lifecycle, `start`/`stop`/`status`).
@@ -34,6 +37,7 @@
 //! them: the generated code (re-exported as [`rpc::pb`]), [`connect`], default paths, the
 //! protocol version and the drift kinds ([`drift::DriftKind`]).
 
+pub mod authority;
 pub mod config;
 pub use skillmeatd_proto::connect;
 pub mod daemon;

@@ -106,6 +106,9 @@ pub struct Live {
     next_cookie: AtomicU64,
     subscriber_buffer: usize,
     claims: crate::operations::Claims,
+    /// Tells subscribers to replace their state: the number of resyncs so far and why
+    /// the last one was sent.
+    resyncs: tokio::sync::watch::Sender<(u64, &'static str)>,
 }
 
 impl std::fmt::Debug for Control {
@@ -143,6 +146,17 @@ impl Live {
     /// A new subscription to live events.
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<Event>> {
         self.events.subscribe()
+    }
+
+    /// Follows the resyncs: the state changed without events a subscriber could replay
+    /// (the journal could not be written, or the store was repaired).
+    pub fn resyncs(&self) -> tokio::sync::watch::Receiver<(u64, &'static str)> {
+        self.resyncs.subscribe()
+    }
+
+    /// Tells every subscriber to resync, with `reason`.
+    fn resync(&self, reason: &'static str) {
+        self.resyncs.send_modify(|r| *r = (r.0 + 1, reason));
     }
 
     /// Artifacts daemon operations are writing (their events carry the operation id).
@@ -226,6 +240,7 @@ pub fn new(engine: Arc<Engine>) -> (Arc<Live>, Task) {
         next_cookie: AtomicU64::new(0),
         subscriber_buffer: buffer,
         claims: crate::operations::Claims::default(),
+        resyncs: tokio::sync::watch::channel((0, "")).0,
     });
     (
         Arc::clone(&live),

@@ -54,6 +54,10 @@ enum Command {
         /// Only validate <home>/daemon.toml: exit 0 when usable, 1 with the problem.
         #[arg(long)]
         check_config: bool,
+        /// Only read the whole store (no daemon may run): exit 0 when sound, 1 listing the
+        /// damage and where it is, 3 when a daemon runs.
+        #[arg(long, conflicts_with = "check_config")]
+        check_store: bool,
     },
     /// Start in the background; returns once the daemon answers.
     Start,
@@ -106,10 +110,13 @@ fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
-        Command::Run { check_config: true } => Ok(check_config(&paths)),
         Command::Run {
-            check_config: false,
-        } => {
+            check_config: true, ..
+        } => Ok(check_config(&paths)),
+        Command::Run {
+            check_store: true, ..
+        } => Ok(check_store(&paths)),
+        Command::Run { .. } => {
             init_tracing(&cli.log_level, cli.log_format);
             daemon::run(&paths, None).map(|()| ExitCode::SUCCESS)
         }
@@ -189,6 +196,39 @@ fn print_man() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `skillmeatd run --check-store`: reads every record and blob of the store (never
+/// repairs it: the daemon does that when it starts).
+fn check_store(paths: &Paths) -> ExitCode {
+    use skillmeatd::paths::StateFiles;
+    let dir = paths.store_dir();
+    let _lock = match daemon::InstanceLock::acquire(paths) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("skillmeatd: {e}; its store is checked while it runs (smctl status)");
+            return ExitCode::from(3);
+        }
+    };
+    if !dir.exists() {
+        println!("{}: no store yet", dir.display());
+        return ExitCode::SUCCESS;
+    }
+    let problems = match skillmeatd::store::Store::open(&dir) {
+        Ok(store) => store.check(),
+        Err(e) => vec![e.to_string()],
+    };
+    if problems.is_empty() {
+        println!("{}: ok", dir.display());
+        return ExitCode::SUCCESS;
+    }
+    for p in problems.iter().take(20) {
+        println!("{}: {p}", dir.display());
+    }
+    if problems.len() > 20 {
+        println!("{}: and {} more", dir.display(), problems.len() - 20);
+    }
+    ExitCode::FAILURE
 }
 
 fn hash_paths(paths: &[PathBuf], deployed_copy: bool) -> ExitCode {

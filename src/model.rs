@@ -14,7 +14,7 @@ pub mod version;
 
 pub use event::{ChangedSide, Event, EventKind};
 pub use location::{Location, Scope, SnapshotTarget};
-pub use operation::{OperationRecord, Touched};
+pub use operation::{AuditEntry, OperationRecord, OperationStatus, RecordRef, Recovery, Touched};
 pub use report::{ArtifactReport, KnownDrift};
 pub use snapshot::{Snapshot, SnapshotId};
 pub use version::{Entry, Origin, Version, VersionId};

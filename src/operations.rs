@@ -6,21 +6,28 @@
 //!
 //! 1. find the deployment (or collection artifact) and read every side into memory;
 //! 2. with `dry_run`, stop there and say what would change;
-//! 3. take a safety snapshot of every collection or project about to change
+//! 3. reserve the operation's id: its record is stored as `running` and flushed before
+//!    anything else happens, so an id is never handed out twice, even across a crash;
+//! 4. take a safety snapshot of every collection or project about to change
 //!    ([`History::snapshot`]) *before* the first byte is written;
-//! 4. write through the [`Writer`] (SkillMeat's lock, atomic swap, confined to the profile
+//! 5. record what it is about to write ([`Operations::touch`], flushed) — an artifact
+//!    whole, or one record of a bookkeeping file — with the snapshot holding its previous
+//!    content, and claim it ([`Claims`]) so the drift events of the write carry the id;
+//! 6. write through the [`Writer`] (SkillMeat's lock, atomic swap, confined to the profile
 //!    root or the collection folder): artifacts whole (a skill folder with
 //!    [`Writer::replace_dir`], a single file with [`Writer::replace_file`]), then the
-//!    bookkeeping files (`.skillmeat-deployed.toml`, `collection.lock`, the rollback audit);
-//! 5. record the operation ([`OperationRecord`]): what it touched and which snapshot holds
-//!    the previous content of each, so [`Operations::undo`] can put it back. Failed
-//!    operations are recorded too, with their error. Each location is claimed as it is
-//!    recorded, before it is written ([`Claims`]), so the drift events of every write carry
-//!    the operation's id.
+//!    bookkeeping files (`.skillmeat-deployed.toml`, `collection.lock`, the rollback audit).
+//!    Every write is journaled in the operation's intent (see [`crate::writer::intent`]);
+//! 7. commit (the writes stay; parked copies are deleted) and store the outcome, or on an
+//!    error abort (every write put back, newest first) and store the error.
+//!
+//! A crash anywhere in between is settled by [`recover`] at the next start, before the
+//! daemon serves: committed operations keep their writes, others are put back, and both
+//! are logged as `interrupted`.
 //!
 //! Submodules, one per concept: `target` (finding the deployment), `content` (artifact
-//! contents in memory, compared, merged, written), `claims`, and one per verb: `sync`,
-//! `merge`, `rollback`, `undo`.
+//! contents in memory, compared, merged, written), `claims`, `recovery`, and one per verb:
+//! `sync`, `merge`, `rollback`, `undo` (whose module doc states the undo rule).
 //!
 //! # Directions and choices
 //! - `sync pull` is collection → project (a redeploy). SkillMeat's own `sync-pull` verb goes
@@ -30,7 +37,8 @@
 //!   base is the version in history whose hash is the deployment's `content_hash`. When no
 //!   conflict is left, the deployment record's hash becomes the collection's hash (the
 //!   collection content is now the merge base, and the project shows as `modified` by the
-//!   local edits it kept); with conflicts left, the record is not touched.
+//!   local edits it kept); with conflicts left, the record is not touched and the
+//!   operation ends `conflicted` (written, but not a success).
 //! - Restoring from a snapshot writes what history kept: collection artifacts as a deploy
 //!   copies them (SkillMeat's copy-ignored names are not part of their versions), project
 //!   copies byte for byte, symbolic links as the files they pointed to.
@@ -38,6 +46,7 @@
 mod claims;
 mod content;
 mod merge;
+mod recovery;
 mod rollback;
 mod sync;
 mod target;
@@ -46,18 +55,24 @@ mod undo;
 use std::path::Path;
 
 pub use claims::{CLAIM_GRACE, Claim, Claims};
+pub use recovery::{Recovered, recover};
 
 use crate::engine::Engine;
+use crate::faults;
 use crate::formats::deployment_write::{self, DeploymentWriteError, RecordUpdate};
 use crate::formats::lock_write::{self, LockUpdate, LockWriteError};
 use crate::formats::rollback_audit::AuditWriteError;
 use crate::formats::timestamp;
 use crate::hash::{self, HashError, Variant};
 use crate::history::{History, HistoryError, time};
-use crate::model::{Location, OperationRecord, Origin, SnapshotId, SnapshotTarget, Touched};
+use crate::model::{
+    Location, OperationRecord, OperationStatus, Origin, RecordRef, SnapshotId, SnapshotTarget,
+    Touched,
+};
+use crate::paths::StateFiles;
 
 use crate::store::StoreError;
-use crate::writer::{WriteError, Writer};
+use crate::writer::{Journal, WriteError, Writer};
 
 use target::Deployed;
 
@@ -76,6 +91,9 @@ impl OperationRecord {
             success: false,
             error: None,
             undoes: None,
+            status: Some(OperationStatus::Running),
+            audit_entries: Vec::new(),
+            recovery: None,
         }
     }
 }
@@ -115,6 +133,14 @@ impl OpError {
                 | OpError::Lock(LockWriteError::Write(WriteError::Locked { .. }))
                 | OpError::Audit(AuditWriteError::Write(WriteError::Locked { .. }))
         )
+    }
+}
+
+/// The `collection.lock` entry of `name` (`artifact_type`), as the operations log names it.
+fn lock_entry(name: &str, artifact_type: &str) -> RecordRef {
+    RecordRef::LockEntry {
+        name: name.to_string(),
+        artifact_type: artifact_type.to_string(),
     }
 }
 
@@ -182,7 +208,13 @@ pub struct Operations<'a> {
 }
 
 impl<'a> Operations<'a> {
+    /// Operations over `engine`, writing with `writer`; every write of an operation is
+    /// journaled in the state directory's intents (see [`crate::writer::intent`]).
     pub fn new(engine: &'a Engine, writer: Writer) -> Operations<'a> {
+        let writer = match writer.journal() {
+            Some(_) => writer,
+            None => writer.with_journal(Journal::new(engine.paths().intents_dir())),
+        };
         Operations {
             engine,
             writer,
@@ -204,32 +236,99 @@ impl<'a> Operations<'a> {
         self.history().skillmeat_home()
     }
 
-    /// Runs `body` as a logged operation: the record is stored whatever the outcome. The
-    /// body [`Operations::touch`]es every location before writing it.
+    fn journal(&self) -> &Journal {
+        self.writer
+            .journal()
+            .expect("Operations::new gives the writer a journal")
+    }
+
+    /// Runs `body` as a logged operation. Its id is reserved and its record stored as
+    /// `running` first (flushed), then every write the body makes is journaled; the body
+    /// [`Operations::touch`]es every location before writing it. At the end:
+    ///
+    /// - success: the journal commits (from here a crash keeps the writes), the record is
+    ///   stored with its outcome, the parked copies are deleted;
+    /// - error: every write the body made is put back, newest first, and the record says
+    ///   so. Files are then as they were before the operation.
+    ///
+    /// A crash anywhere in between is settled by [`recover`] at the next start.
     fn logged(
         &self,
         mut rec: OperationRecord,
         body: impl FnOnce(&mut OperationRecord) -> Result<(), OpError>,
     ) -> Result<OperationRecord, OpError> {
-        rec.id = self.engine.store().next_operation_id()?;
-        let result = body(&mut rec);
+        rec.status = Some(OperationStatus::Running);
+        self.engine.store().begin_operation(&mut rec)?;
+        faults::step("op.reserved");
+        let journal = self.journal();
+        journal.begin(rec.id);
+        let result = body(&mut rec).and_then(|()| {
+            journal.commit()?;
+            faults::step("op.committed");
+            Ok(())
+        });
         if let Some(c) = self.claims {
             c.release(rec.id);
         }
-        rec.success = result.is_ok();
-        rec.error = result.as_ref().err().map(ToString::to_string);
-        self.engine.store().put_operation(&rec)?;
+        let (wait, poll) = (self.writer.lock_wait(), self.writer.lock_poll());
+        match &result {
+            Ok(()) => {
+                if rec.status != Some(OperationStatus::Conflicted) {
+                    rec.status = Some(OperationStatus::Succeeded);
+                }
+                rec.success = rec.status == Some(OperationStatus::Succeeded);
+                // Should this fail, the journal stays committed and the next start keeps
+                // the writes and says so.
+                self.engine.store().put_operation(&rec)?;
+                faults::step("op.recorded");
+                let settled = journal.finish(wait, poll);
+                for e in &settled.unsettled {
+                    tracing::warn!(operation = rec.id, "left for the next start: {e}");
+                }
+                faults::step("op.finished");
+            }
+            Err(e) => {
+                let settled = journal.abort(wait, poll);
+                let mut error = e.to_string();
+                if !settled.actions.is_empty() {
+                    error += &format!("; {}", settled.actions.join("; "));
+                }
+                if !settled.unsettled.is_empty() {
+                    error += &format!(
+                        "; not put back yet (retried at the next start): {}",
+                        settled.unsettled.join("; ")
+                    );
+                }
+                rec.status = Some(OperationStatus::Failed);
+                rec.success = false;
+                rec.error = Some(error);
+                self.engine.store().put_operation(&rec)?;
+            }
+        }
         result.map(|()| rec)
     }
 
-    /// Records that `rec` is about to write `location`, whose content before is in
-    /// `snapshot` (what undo restores), and claims it, so the drift events of the write carry
-    /// the operation's id.
-    fn touch(&self, rec: &mut OperationRecord, location: Location, snapshot: SnapshotId) {
+    /// Records that `rec` is about to write `location` (or only `record` of it), whose
+    /// content before is in `snapshot` (what undo restores), durably, and claims it, so the
+    /// drift events of the write carry the operation's id.
+    fn touch(
+        &self,
+        rec: &mut OperationRecord,
+        location: Location,
+        snapshot: SnapshotId,
+        record: Option<RecordRef>,
+    ) -> Result<(), OpError> {
         if let Some(c) = self.claims {
             c.claim(rec.id, &location);
         }
-        rec.touched.push(Touched { location, snapshot });
+        rec.touched.push(Touched {
+            location,
+            snapshot,
+            record,
+        });
+        self.engine.store().put_operation(rec)?;
+        faults::step("op.touched");
+        Ok(())
     }
 
     fn safety_snapshot(
@@ -242,17 +341,19 @@ impl<'a> Operations<'a> {
         let msg = format!("before {what} (operation {})", rec.id);
         let id = self.history().snapshot(&target, origin, Some(&msg))?;
         rec.safety_snapshots.push(id);
+        faults::step("op.snapshot");
         Ok(id)
     }
 
-    /// Safety snapshot of `d`'s project, recorded as covering the deployed copy and its
-    /// deployment file (what writing one deployment touches).
+    /// Safety snapshot of `d`'s project, recorded as covering the deployed copy and, with
+    /// `record`, its record in the deployment file (what writing one deployment touches).
     fn snapshot_deployment(
         &self,
         rec: &mut OperationRecord,
         d: &Deployed,
         origin: Origin,
         what: &str,
+        record: bool,
     ) -> Result<SnapshotId, OpError> {
         let snap = self.safety_snapshot(
             rec,
@@ -260,8 +361,9 @@ impl<'a> Operations<'a> {
             origin,
             what,
         )?;
-        for location in [d.project_loc(), d.deployment_file_loc()] {
-            self.touch(rec, location, snap);
+        self.touch(rec, d.project_loc(), snap, None)?;
+        if record {
+            self.touch(rec, d.deployment_file_loc(), snap, Some(d.record_ref()))?;
         }
         Ok(snap)
     }

@@ -16,6 +16,9 @@ pub trait StateFiles {
     fn lock_file(&self) -> PathBuf;
     /// The pid file, written once the daemon serves.
     fn pid_file(&self) -> PathBuf;
+    /// The folder of the write intents of operations in progress
+    /// ([`crate::writer::intent`]).
+    fn intents_dir(&self) -> PathBuf;
 }
 
 impl StateFiles for Paths {
@@ -29,5 +32,9 @@ impl StateFiles for Paths {
 
     fn pid_file(&self) -> PathBuf {
         self.state_dir.join("skillmeatd.pid")
+    }
+
+    fn intents_dir(&self) -> PathBuf {
+        self.state_dir.join("intents")
     }
 }

@@ -49,7 +49,20 @@ pub fn known(
     let mut found: BTreeMap<PathBuf, Vec<Source>> = BTreeMap::new();
     let mut ignored = Vec::new();
     let mut problems = Vec::new();
-    for (path, mark) in store.project_marks()? {
+    // While the store is repaired or reopened, discovered projects are still served (the
+    // marks come back with it; the live task lists the projects again then).
+    let marks = match store.project_marks() {
+        Ok(m) => m,
+        Err(e) if e.is_unavailable() || e.is_full() => {
+            problems.push(Problem::new(
+                store.dir(),
+                format!("projects added or ignored by hand are not known for now: {e}"),
+            ));
+            Vec::new()
+        }
+        Err(e) => return Err(e),
+    };
+    for (path, mark) in marks {
         if mark.manual {
             found.entry(path.clone()).or_default().push(Source::Manual);
         }

@@ -10,12 +10,13 @@
 //! | SkillMeat 0.74.0 | staged folder | `.<name>.txn-<8 hex>` |
 //! | SkillMeat 0.74.0 | folder set aside | `.<name>.skillmeat-swap-aside-<8 hex>` |
 //! | daemon ([`crate::writer`]) | staged file or folder | `.<name>.skillmeatd-<8 alphanumerics>.tmp` |
-//! | daemon ([`crate::writer`]) | folder set aside | `.<name>.skillmeatd-swap-<8 hex>` |
+//! | daemon ([`crate::writer`]) | old copy parked until its operation ends | `.<name>.skillmeatd-swap-<8 hex>` |
 //! | daemon ([`crate::history`]) | restored copy, export in progress | `.<name>.smd-<step>-<pid>` |
 //! | daemon ([`crate::live`]) | sync cookie (seen, not skipped) | `.skillmeatd-cookie-<pid>-<n>` |
 //!
 //! The writer and history make their names here; [`crate::watcher`] skips what
-//! [`is_transient`] recognises.
+//! [`is_transient`] recognises, and the writer's start-up sweep removes (or puts back) what
+//! [`leftover`] recognises.
 
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
@@ -50,6 +51,45 @@ pub fn swap_aside(name: &OsStr, random: u32) -> OsString {
     aside.push(name);
     aside.push(format!("{STAGE_MARKER}{SWAP}{random:08x}"));
     aside
+}
+
+/// The staged name of `name`: `.<name>.skillmeatd-<random>.tmp`, `random` being
+/// [`STAGE_RANDOM`] ASCII alphanumerics.
+pub fn staged(name: &OsStr, random: &str) -> OsString {
+    let mut staged = stage_prefix(name);
+    staged.push(random);
+    staged.push(STAGE_SUFFIX);
+    staged
+}
+
+/// One of the daemon's own staging or parking entries, found beside a destination.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Leftover {
+    /// `.<name>.skillmeatd-<random>.tmp`: new content staged for the destination `name`.
+    Staged(OsString),
+    /// `.<name>.skillmeatd-swap-<hex>`: the old copy of the destination `name`, set aside.
+    Parked(OsString),
+}
+
+/// Whether the file name `file_name` is exactly one of the daemon's staging or parking
+/// names (see the table above), and of which destination. A user's look-alike
+/// (`.plan.skillmeatd-1234.tmp`, wrong length) is not.
+pub fn leftover(file_name: &OsStr) -> Option<Leftover> {
+    let rest = file_name.to_str()?.strip_prefix('.')?;
+    let hex = |s: &str| s.len() == 8 && s.bytes().all(|b| b.is_ascii_hexdigit());
+    let alnum = |s: &str| s.len() == STAGE_RANDOM && s.bytes().all(|b| b.is_ascii_alphanumeric());
+    let split = |s: &str, marker: &str| -> Option<(String, String)> {
+        let i = s.rfind(marker).filter(|&i| i > 0)?;
+        Some((s[..i].to_string(), s[i + marker.len()..].to_string()))
+    };
+    if let Some(body) = rest.strip_suffix(STAGE_SUFFIX)
+        && let Some((name, random)) = split(body, STAGE_MARKER)
+        && alnum(&random)
+    {
+        return Some(Leftover::Staged(name.into()));
+    }
+    let (name, random) = split(rest, &format!("{STAGE_MARKER}{SWAP}"))?;
+    hex(&random).then(|| Leftover::Parked(name.into()))
 }
 
 /// A temporary sibling of `dest` for `step` (`restore`, `export`) of this process, renamed
@@ -140,6 +180,37 @@ mod tests {
             ".notes.smd-old-copy",
         ] {
             assert!(!is_transient(Path::new(n)), "{n}");
+        }
+    }
+
+    #[test]
+    fn leftovers_are_parsed_exactly() {
+        let name = OsStr::new("big-skill");
+        assert_eq!(
+            leftover(&staged(name, "aB3dE6g9")),
+            Some(Leftover::Staged("big-skill".into()))
+        );
+        assert_eq!(
+            leftover(&swap_aside(name, 0xbeef)),
+            Some(Leftover::Parked("big-skill".into()))
+        );
+        assert_eq!(
+            leftover(OsStr::new(
+                "..skillmeat-deployed.toml.skillmeatd-swap-0000beef"
+            )),
+            Some(Leftover::Parked(".skillmeat-deployed.toml".into()))
+        );
+        for user in [
+            ".plan.skillmeatd-1234.tmp",
+            "plan.skillmeatd-aB3dE6g9.tmp",
+            ".skillmeatd-aB3dE6g9.tmp",
+            ".x.skillmeatd-swap-0000beeg",
+            ".x.skillmeatd-swap-0000beef.bak",
+            ".x.skillmeatd-aB3dE6g9.tmp.old",
+            ".skillmeatd-cookie-1-2",
+            ".x.skillmeat-lock",
+        ] {
+            assert_eq!(leftover(OsStr::new(user)), None, "{user}");
         }
     }
 

@@ -10,21 +10,36 @@
 //!    [`WriteError::Locked`] ("locked by another process");
 //! 3. stage the new content in the same folder under `.<name>.skillmeatd-<random>.tmp`
 //!    (a dot-name ending in `.tmp`, which SkillMeat's watcher and ours skip), fsync it;
-//! 4. swap: one `rename` for a file; for a folder, move the old one aside
-//!    (`.<name>.skillmeatd-swap-<random>`), rename the staged one into place, and move the
-//!    old one back if that second rename fails; fsync the folder; delete what was set aside.
+//! 4. park the old copy under `.<name>.skillmeatd-swap-<hex>`: a file with a hard link
+//!    (the destination never disappears), a folder by the swap itself;
+//! 5. record the write in the operation's intent ([`Journal`], fsynced) — before the first
+//!    rename, always;
+//! 6. swap: one `rename` over the destination for a file; for a folder one
+//!    `renameat2(RENAME_EXCHANGE)` (`renamex_np(RENAME_SWAP)` on macOS), or where the
+//!    filesystem has no atomic exchange, two renames (old aside, new in); fsync the folder;
+//! 7. keep the parked copy until the whole operation ends: it commits (the copies are
+//!    deleted) or aborts (every write is put back, newest first). A write made outside an
+//!    operation deletes its parked copy at once.
+//!
+//! A crash at any instant leaves a state [`settle`] finishes or undoes from the intent at
+//! the next start (see [`intent`] for the state table); [`sweep`] then removes leftovers of
+//! our exact staging and parking names that no intent names (older versions left some).
 //!
 //! The lock file stays beside the destination for good (SkillMeat's rule). So write an
 //! artifact as a whole — a skill folder with [`Writer::replace_dir`], a command file with
 //! [`Writer::replace_file`] — never single files inside a skill folder: a lock file left
 //! inside would become part of the skill and change its SkillMeat hash.
 //!
-//! On any failure before the swap the destination is untouched and the staged copy is
-//! deleted; the error names the path and the step. Safety snapshots, undo records and
-//! event attribution belong to the operations that call this module.
+//! On any failure the destination is as it was and our copies are deleted; the error
+//! names the path and the step. Every step is a fault point ([`crate::faults`]: `write.*`)
+//! so tests can kill the process there. Safety snapshots, undo records and event
+//! attribution belong to the operations that call this module.
 
 mod confine;
+pub mod intent;
 mod lock;
+mod swap;
+mod sweep;
 
 use std::collections::BTreeMap;
 use std::fs::{File, Permissions};
@@ -33,11 +48,11 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
+pub use intent::{Journal, Settlement, pending, settle};
 pub use lock::{Lock, lock_path};
+pub use sweep::sweep;
 
 use confine::{Target, confine};
-
-use crate::transient::{STAGE_RANDOM, STAGE_SUFFIX, stage_prefix, swap_aside};
 
 /// Default time to wait for another process's lock (SkillMeat's default).
 pub const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(10);
@@ -74,6 +89,11 @@ pub enum WriteError {
         #[source]
         source: io::Error,
     },
+    /// A unit test stopped the write at a step as if the process had died there: nothing
+    /// after that step ran, not even the clean-up.
+    #[cfg(test)]
+    #[error("simulated crash at {0}")]
+    Crashed(&'static str),
 }
 
 impl WriteError {
@@ -84,13 +104,22 @@ impl WriteError {
             source,
         }
     }
+
+    /// Whether this is a unit test's simulated crash (never outside tests).
+    fn is_crash(&self) -> bool {
+        #[cfg(test)]
+        if matches!(self, WriteError::Crashed(_)) {
+            return true;
+        }
+        false
+    }
 }
 
 /// Points where tests make a write fail on purpose.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(not(test), allow(dead_code))]
 enum Fault {
-    /// After staging, before the file rename.
+    /// After the write is recorded, before the file rename.
     BeforeFileRename,
     /// After the old folder went aside, as if the staged folder could not be renamed in.
     SecondDirRename,
@@ -102,8 +131,15 @@ enum Fault {
 pub struct Writer {
     lock_wait: Duration,
     lock_poll: Duration,
+    journal: Option<Journal>,
     #[cfg(test)]
     fault: Option<Fault>,
+    /// Simulate a crash at this step (see [`WriteError::Crashed`]).
+    #[cfg(test)]
+    crash_at: Option<&'static str>,
+    /// Whether folders may be swapped with an atomic exchange.
+    #[cfg(test)]
+    exchange: bool,
 }
 
 impl Default for Writer {
@@ -113,13 +149,18 @@ impl Default for Writer {
 }
 
 impl Writer {
-    /// A writer with SkillMeat's lock timing (10 s wait, 50 ms poll).
+    /// A writer with SkillMeat's lock timing (10 s wait, 50 ms poll), journaling nothing.
     pub fn new() -> Writer {
         Writer {
             lock_wait: DEFAULT_LOCK_WAIT,
             lock_poll: LOCK_POLL,
+            journal: None,
             #[cfg(test)]
             fault: None,
+            #[cfg(test)]
+            crash_at: None,
+            #[cfg(test)]
+            exchange: true,
         }
     }
 
@@ -129,9 +170,25 @@ impl Writer {
         self
     }
 
+    /// The same writer recording every write of the operation `journal` has open.
+    pub fn with_journal(mut self, journal: Journal) -> Writer {
+        self.journal = Some(journal);
+        self
+    }
+
+    /// The journal writes are recorded in, if any.
+    pub fn journal(&self) -> Option<&Journal> {
+        self.journal.as_ref()
+    }
+
     /// How long a held lock is waited for.
     pub fn lock_wait(&self) -> Duration {
         self.lock_wait
+    }
+
+    /// How often a held lock is polled.
+    pub fn lock_poll(&self) -> Duration {
+        self.lock_poll
     }
 
     /// Replaces (or creates) the file `dest` under `root` with `bytes`, keeping the mode of
@@ -202,34 +259,9 @@ impl Writer {
         if old.as_deref() == Some(new.as_slice()) {
             return Ok(false);
         }
-        self.swap_file(target, &new, mode)?;
+        let staged = self.stage_file(target, &new, mode)?;
+        self.swap(target, Some(staged))?;
         Ok(true)
-    }
-
-    fn swap_file(&self, target: &Target, bytes: &[u8], mode: u32) -> Result<(), WriteError> {
-        let dest = target.path();
-        let mut staged = tempfile::Builder::new()
-            .prefix(&stage_prefix(&target.name))
-            .suffix(STAGE_SUFFIX)
-            .rand_bytes(STAGE_RANDOM)
-            .tempfile_in(&target.dir)
-            .map_err(|e| WriteError::io(&target.dir, "stage a file in", e))?;
-        let tmp = staged.path().to_path_buf();
-        staged
-            .write_all(bytes)
-            .and_then(|()| {
-                staged
-                    .as_file()
-                    .set_permissions(Permissions::from_mode(mode))
-            })
-            .and_then(|()| staged.as_file().sync_all())
-            .map_err(|e| WriteError::io(&tmp, "write staged copy", e))?;
-        self.fault(Fault::BeforeFileRename)
-            .map_err(|e| WriteError::io(&dest, "rename staged copy over", e))?;
-        staged
-            .persist(&dest)
-            .map_err(|e| WriteError::io(&dest, "rename staged copy over", e.error))?;
-        sync_dir(&target.dir)
     }
 
     /// Replaces (or creates) the folder `dest` under `root` with exactly `files`.
@@ -245,7 +277,7 @@ impl Writer {
     ) -> Result<(), WriteError> {
         let target = confine(root, dest, true)?.expect("confine creates folders");
         let result = self.replace_dir_confined(&target, files);
-        if result.is_err() {
+        if result.as_ref().is_err_and(|e| !e.is_crash()) {
             target.undo_created();
         }
         result
@@ -265,42 +297,8 @@ impl Writer {
             }
         }
         let _lock = Lock::acquire(&dest, self.lock_wait, self.lock_poll)?;
-        let stage = tempfile::Builder::new()
-            .prefix(&stage_prefix(&target.name))
-            .suffix(STAGE_SUFFIX)
-            .rand_bytes(STAGE_RANDOM)
-            .tempdir_in(&target.dir)
-            .map_err(|e| WriteError::io(&target.dir, "stage a folder in", e))?;
-        write_tree(stage.path(), files)?;
-        let old = match std::fs::symlink_metadata(&dest) {
-            Ok(_) => Some(self.set_aside(target)?),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
-            Err(e) => return Err(WriteError::io(&dest, "inspect", e)),
-        };
-        let swapped = match &old {
-            Some(_) => self.fault(Fault::SecondDirRename),
-            None => Ok(()),
-        }
-        .and_then(|()| std::fs::rename(stage.path(), &dest));
-        if let Err(e) = swapped {
-            if let Some(aside) = &old {
-                // Put the old folder back; if even that fails, say where it is.
-                if let Err(back) = std::fs::rename(aside, &dest) {
-                    return Err(WriteError::io(
-                        aside,
-                        "move the old folder back (it is still here)",
-                        back,
-                    ));
-                }
-            }
-            return Err(WriteError::io(&dest, "rename staged folder into place", e));
-        }
-        let _ = stage.keep();
-        sync_dir(&target.dir)?;
-        if let Some(aside) = old {
-            discard(&aside);
-        }
-        Ok(())
+        let staged = self.stage_dir(target, files)?;
+        self.swap(target, Some(staged))
     }
 
     /// Removes the file or folder `dest` under `root` (a symlink is removed, not followed).
@@ -319,23 +317,19 @@ impl Writer {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
             Err(e) => return Err(WriteError::io(&dest, "inspect", e)),
         }
-        let aside = self.set_aside(&target)?;
-        sync_dir(&target.dir)?;
-        discard(&aside);
+        self.swap(&target, None)?;
         Ok(true)
     }
 
-    /// Renames the destination to a fresh swap-aside name beside it.
-    fn set_aside(&self, target: &Target) -> Result<PathBuf, WriteError> {
-        let dest = target.path();
-        let aside = loop {
-            let candidate = target.dir.join(swap_aside(&target.name, fastrand::u32(..)));
-            if std::fs::symlink_metadata(&candidate).is_err() {
-                break candidate;
-            }
-        };
-        std::fs::rename(&dest, &aside).map_err(|e| WriteError::io(&dest, "move aside", e))?;
-        Ok(aside)
+    /// Step `name` of a write: a fault point, and in unit tests the place a simulated
+    /// crash stops the write.
+    fn step(&self, name: &'static str) -> Result<(), WriteError> {
+        crate::faults::step(name);
+        #[cfg(test)]
+        if self.crash_at == Some(name) {
+            return Err(WriteError::Crashed(name));
+        }
+        Ok(())
     }
 
     fn fault(&self, at: Fault) -> io::Result<()> {
@@ -345,6 +339,15 @@ impl Writer {
         }
         let _ = at;
         Ok(())
+    }
+
+    /// Whether folders may be swapped with an atomic exchange here.
+    fn may_exchange(&self) -> bool {
+        #[cfg(test)]
+        if !self.exchange {
+            return false;
+        }
+        !crate::faults::skipped("writer.exchange")
     }
 }
 
@@ -383,18 +386,6 @@ fn sync_dir(dir: &Path) -> Result<(), WriteError> {
     File::open(dir)
         .and_then(|f| f.sync_all())
         .map_err(|e| WriteError::io(dir, "fsync folder", e))
-}
-
-/// Deletes a swapped-aside entry; a leftover is only logged (it is a hidden dot-name).
-fn discard(aside: &Path) {
-    let removed = match std::fs::symlink_metadata(aside) {
-        Ok(m) if m.is_dir() => std::fs::remove_dir_all(aside),
-        Ok(_) => std::fs::remove_file(aside),
-        Err(e) => Err(e),
-    };
-    if let Err(e) = removed {
-        tracing::warn!(path = %aside.display(), error = %e, "could not delete the replaced copy");
-    }
 }
 
 #[cfg(test)]

@@ -126,6 +126,11 @@ Examples:
 Exit codes: 0 nothing needs action, 1 something does, 3 the daemon is not running (the
 checks that need no daemon are still printed). Never starts the daemon.")]
     Doctor,
+    /// Language Server (LSP, stdio): drift diagnostics, hover and fixes in editors.
+    #[command(after_help = "\
+Editors start it themselves; see client/editors/ for Neovim, VS Code, Helix, Zed and Emacs.
+Logs go to stderr.")]
+    Lsp,
     /// Run skillmeatd under the service manager (systemd user unit or launchd agent).
     #[command(subcommand)]
     Service(service::ServiceCommand),

@@ -20,6 +20,7 @@ mod drift;
 mod failure;
 mod history;
 mod locate;
+mod lsp;
 mod notify;
 mod ops;
 mod output;
@@ -82,6 +83,10 @@ async fn dispatch(command: Command, paths: &Paths, format: Format) -> Result<u8,
         // Doctor never starts the daemon: finding it stopped is one of its answers.
         return doctor::run(paths, format).await;
     }
+    if let Command::Lsp = command {
+        // The language server connects (and reconnects) by itself, and reports to the editor.
+        return lsp::run(paths).await;
+    }
     let session::Session { mut client, status } = session::open(paths).await?;
     let client = &mut client;
     let out = &mut std::io::stdout().lock();
@@ -101,7 +106,11 @@ async fn dispatch(command: Command, paths: &Paths, format: Format) -> Result<u8,
         Command::Rollback(args) => ops::rollback(client, args, format, out).await,
         Command::Audit(args) => ops::audit(client, args, format, out).await,
         Command::Notify(cmd) => notify::run(client, cmd, format, out).await,
-        Command::Doctor | Command::Service(_) | Command::Completions(_) | Command::Man => {
+        Command::Doctor
+        | Command::Lsp
+        | Command::Service(_)
+        | Command::Completions(_)
+        | Command::Man => {
             unreachable!("answered without a session")
         }
     }

@@ -11,8 +11,12 @@
 //! `merged[]` (`path`, `content`, `deleted`; merge dry runs), `base_version` and
 //! `resolved_to` (rollbacks: the version or snapshot the target resolved to). An
 //! operation has `id`, `time`, `operation`, `targets`, `files_restored`, `files_merged`,
-//! `files_conflicted`, `safety_snapshots`, `success`, `error`, `undoes`. `audit` prints
-//! `{"operations": [...]}`, oldest first.
+//! `files_conflicted`, `safety_snapshots`, `success`, `status` (`succeeded`, `conflicted`,
+//! `failed`, `interrupted`, `running`), `error`, `undoes`, and for an interrupted one
+//! `recovery` (`kept`, `actions[]`). `audit` prints `{"operations": [...]}`, oldest first.
+//!
+//! `smctl merge` exits 1 when it wrote files with conflicts left (`success: false`,
+//! `status: conflicted`, the files in `conflicts` and `files_conflicted`).
 
 use std::io::{self, BufRead, IsTerminal, Write};
 use std::path::PathBuf;
@@ -171,8 +175,19 @@ fn info_json(o: &pb::OperationInfo) -> Value {
     json!({"id": o.id, "time": o.time, "operation": o.operation, "targets": o.targets,
         "files_restored": o.files_restored, "files_merged": o.files_merged,
         "files_conflicted": o.files_conflicted, "safety_snapshots": o.safety_snapshots,
-        "success": o.success, "error": (!o.error.is_empty()).then_some(&o.error),
-        "undoes": (o.undoes != 0).then_some(o.undoes)})
+        "success": o.success, "status": o.status,
+        "error": (!o.error.is_empty()).then_some(&o.error),
+        "undoes": (o.undoes != 0).then_some(o.undoes),
+        "recovery": (o.status == "interrupted").then(|| json!({
+            "kept": o.recovery_kept, "actions": o.recovery})),
+    })
+}
+
+/// Whether a write left conflicts for the user to resolve (the command then exits 1).
+fn left_conflicts(r: &pb::OperationResponse) -> bool {
+    r.operation
+        .as_ref()
+        .is_some_and(|o| o.status == "conflicted")
 }
 
 fn response_json(r: &pb::OperationResponse) -> Value {
@@ -192,6 +207,19 @@ fn response_json(r: &pb::OperationResponse) -> Value {
 
 fn response_text(out: &mut impl Write, r: &pb::OperationResponse) -> io::Result<()> {
     match &r.operation {
+        Some(o) if o.status == "conflicted" => {
+            let snaps = o.safety_snapshots.join(", ");
+            writeln!(
+                out,
+                "operation {} ({}) wrote the files, but {} conflict(s) are left: the files \
+                 listed below ARE written, text ones with conflict markers; resolve them by \
+                 hand. Safety snapshot {snaps}; undo with `smctl undo {}`",
+                o.id,
+                o.operation,
+                r.conflicts.iter().filter(|c| c.resolved.is_empty()).count(),
+                o.id
+            )?;
+        }
         Some(o) => {
             let snaps = o.safety_snapshots.join(", ");
             writeln!(
@@ -365,7 +393,9 @@ pub async fn merge(
     };
     confirm(run, &format!("merge {artifact}"), preview.as_ref())?;
     let r = client.merge(req(run.dry_run)).await?.into_inner();
-    print(out, format, &r)
+    print(out, format, &r)?;
+    // Files written with conflicts left are not a success: exit 1 (the output lists them).
+    Ok(if left_conflicts(&r) { 1 } else { 0 })
 }
 
 /// Runs `smctl undo`.
@@ -482,10 +512,18 @@ pub async fn audit(
         )?,
         Format::Table => {
             for o in &r.operations {
-                let status = if o.success {
-                    "ok".to_string()
-                } else {
-                    format!("failed: {}", o.error)
+                let status = match o.status.as_str() {
+                    "succeeded" => "ok".to_string(),
+                    "interrupted" => format!(
+                        "interrupted; at the next start: {}",
+                        if o.recovery.is_empty() {
+                            "nothing to do".to_string()
+                        } else {
+                            o.recovery.join("; ")
+                        }
+                    ),
+                    "" if o.success => "ok".to_string(),
+                    s => format!("{s}: {}", o.error),
                 };
                 writeln!(
                     out,

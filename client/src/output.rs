@@ -322,6 +322,19 @@ pub fn status(out: &mut impl Write, format: Format, s: &pb::StatusResponse) -> i
                 "store_bytes": s.store_bytes,
                 "inotify_watches": s.inotify_watches,
                 "problems": problems_json(&s.problems),
+                "store": s.store.as_ref().map(|st| json!({
+                    "condition": st.condition,
+                    "detail": st.detail,
+                    "path": st.path,
+                    "moved": st.moved.iter().map(|m| json!({
+                        "path": m.path,
+                        "reason": m.reason,
+                        "time_ms": m.time_ms,
+                        "salvaged": m.salvaged,
+                        "unsaved": m.unsaved,
+                    })).collect::<Vec<_>>(),
+                    "damaged_blobs": st.damaged_blobs,
+                })),
                 "history": s.history.map(|h| json!({
                     "store_bytes": h.store_bytes,
                     "logical_bytes": h.logical_bytes,
@@ -374,6 +387,28 @@ pub fn status(out: &mut impl Write, format: Format, s: &pb::StatusResponse) -> i
                     h.unique_compressed_bytes,
                     h.store_bytes
                 )?;
+            }
+            if let Some(st) = &s.store {
+                let detail = if st.detail.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", st.detail)
+                };
+                writeln!(
+                    out,
+                    "store:          {} ({}){detail}",
+                    st.condition, st.path
+                )?;
+                for m in &st.moved {
+                    writeln!(
+                        out,
+                        "damaged store:  {} ({}); salvaged {}; {} not saved",
+                        m.path,
+                        m.reason,
+                        m.salvaged,
+                        m.unsaved.len()
+                    )?;
+                }
             }
             for p in &s.polled_roots {
                 writeln!(out, "polled:         {}: {}", p.path, p.reason)?;

@@ -57,6 +57,8 @@ pub const KEYS: &[(&str, Apply)] = &[
     ("notify.action_mute_secs", Apply::Live),
     ("notify.show_diff_with", Apply::Live),
     ("notify.queue_capacity", Apply::Restart),
+    // sled's cache is sized when the store opens.
+    ("store.cache_mb", Apply::Restart),
 ];
 
 /// When a change of `key` takes effect; a key missing from [`KEYS`] waits for a restart

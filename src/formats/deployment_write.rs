@@ -21,7 +21,7 @@
 
 use std::path::{Path, PathBuf};
 
-use toml_edit::{DocumentMut, Item, Table, Value};
+use toml_edit::{ArrayOfTables, DocumentMut, Item, Table, Value};
 
 use super::deployment::{self, FILE_NAME};
 use super::normalize_name;
@@ -188,6 +188,138 @@ pub fn update_record_bytes(
     };
     edit(record, update);
     Ok(doc.to_string())
+}
+
+/// Puts the record `key` of `<project>/<root>/.skillmeat-deployed.toml` back to what it
+/// is in `old` (the whole file as it was then; None, or no such record there: the record
+/// is removed), touching every other record, comment and key as it is. Undo uses it, so
+/// undoing one deployment's change never reverts another's. Returns whether the file
+/// changed.
+///
+/// # Errors
+/// See [`DeploymentWriteError`]; the file is unchanged after any of them.
+pub fn restore_record(
+    writer: &Writer,
+    project: &Path,
+    root: &str,
+    key: RecordKey<'_>,
+    old: Option<&[u8]>,
+) -> Result<bool, DeploymentWriteError> {
+    let managed = project.join(root);
+    let path = managed.join(FILE_NAME);
+    if !managed.is_dir() {
+        return Err(DeploymentWriteError::Missing { path });
+    }
+    let wrote = writer.update_file(&managed, Path::new(FILE_NAME), |current| {
+        let new = restore_record_bytes(&path, current, old, key)?;
+        // As for any edit: the file may only ever read better, never worse.
+        let before = deployment::parse(&path, root, current.unwrap_or_default());
+        let after = deployment::parse(&path, root, new.as_bytes());
+        if after.problems.len() > before.problems.len() {
+            let message = after.problems.last().map(|p| p.message.clone());
+            return Err(DeploymentWriteError::WouldNotParse {
+                path: path.clone(),
+                message: message.unwrap_or_default(),
+            });
+        }
+        Ok(Some(new.into_bytes()))
+    })?;
+    Ok(wrote)
+}
+
+/// The pure edit behind [`restore_record`]: the file's new text, from its current bytes
+/// (None: no file) and the bytes it had when `old` was taken.
+///
+/// # Errors
+/// [`DeploymentWriteError::Unreadable`] when either is not a TOML deployment file.
+pub fn restore_record_bytes(
+    path: &Path,
+    current: Option<&[u8]>,
+    old: Option<&[u8]>,
+    key: RecordKey<'_>,
+) -> Result<String, DeploymentWriteError> {
+    let mut doc = records_doc(path, current.unwrap_or_default())?;
+    let then = match old {
+        Some(b) => {
+            let mut old_doc = records_doc(path, b)?;
+            records(&mut old_doc).and_then(|r| r.iter().find(|t| matches_table(t, key)).cloned())
+        }
+        None => None,
+    };
+    if then.is_none() && doc.get("deployed").is_none() {
+        return Ok(doc.to_string());
+    }
+    let list = doc
+        .entry("deployed")
+        .or_insert_with(|| Item::ArrayOfTables(ArrayOfTables::new()))
+        .as_array_of_tables_mut()
+        .ok_or_else(|| DeploymentWriteError::Unreadable {
+            path: path.to_path_buf(),
+            message: "`deployed` is not an array of tables".into(),
+        })?;
+    let at = list.iter().position(|t| matches_table(t, key));
+    match (at, then) {
+        (Some(i), Some(mut t)) => {
+            let current = list.get_mut(i).expect("found above");
+            t.set_position(current.position());
+            *current = t;
+        }
+        (Some(i), None) => {
+            list.remove(i);
+        }
+        (None, Some(mut t)) => {
+            t.set_position(None);
+            if !list.is_empty() {
+                t.decor_mut().set_prefix("\n");
+            }
+            list.push(t);
+        }
+        (None, None) => {}
+    }
+    if list.is_empty() {
+        doc.remove("deployed");
+    }
+    Ok(doc.to_string())
+}
+
+/// `bytes` parsed, with an inline `deployed = [{ … }]` turned into `[[deployed]]` blocks.
+fn records_doc(path: &Path, bytes: &[u8]) -> Result<DocumentMut, DeploymentWriteError> {
+    let unreadable = |message: String| DeploymentWriteError::Unreadable {
+        path: path.to_path_buf(),
+        message,
+    };
+    let text = std::str::from_utf8(bytes).map_err(|_| unreadable("not valid UTF-8".into()))?;
+    let mut doc: DocumentMut = text
+        .parse()
+        .map_err(|e: toml_edit::TomlError| unreadable(format!("invalid TOML: {}", e.message())))?;
+    if let Some(Item::Value(Value::Array(_))) = doc.get("deployed") {
+        let Some(Item::Value(Value::Array(inline))) = doc.remove("deployed") else {
+            unreachable!()
+        };
+        let mut list = ArrayOfTables::new();
+        for v in inline {
+            match v {
+                Value::InlineTable(t) => list.push(t.into_table()),
+                _ => return Err(unreadable("`deployed` holds a non-table".into())),
+            }
+        }
+        doc.insert("deployed", Item::ArrayOfTables(list));
+    }
+    Ok(doc)
+}
+
+fn records(doc: &mut DocumentMut) -> Option<&mut ArrayOfTables> {
+    doc.get_mut("deployed")
+        .and_then(Item::as_array_of_tables_mut)
+}
+
+fn matches_table(t: &Table, key: RecordKey<'_>) -> bool {
+    matches(
+        t.get("artifact_name"),
+        t.get("artifact_type"),
+        t.get("deployment_profile_id"),
+        key,
+    )
 }
 
 fn matches(

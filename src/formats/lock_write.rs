@@ -149,6 +149,96 @@ pub fn update_entry_bytes(
     Ok(doc.to_string())
 }
 
+/// Puts the entry of `name` (`artifact_type`) in `<collection_dir>/collection.lock` back
+/// to what it is in `old` (the whole file as it was then; None, or no such entry there:
+/// the entry is removed), every other entry and comment as it is. Returns whether the file
+/// changed.
+///
+/// # Errors
+/// See [`LockWriteError`]; the file is unchanged after any of them.
+pub fn restore_entry(
+    writer: &Writer,
+    collection_dir: &Path,
+    name: &str,
+    artifact_type: &str,
+    old: Option<&[u8]>,
+) -> Result<bool, LockWriteError> {
+    let path = collection_dir.join(FILE_NAME);
+    let wrote = writer.update_file(collection_dir, Path::new(FILE_NAME), |current| {
+        let new = restore_entry_bytes(&path, current, old, name, artifact_type)?;
+        Ok::<_, LockWriteError>(Some(new.into_bytes()))
+    })?;
+    Ok(wrote)
+}
+
+/// The pure edit behind [`restore_entry`], from the current bytes (None: no file) and the
+/// bytes the file had then.
+///
+/// # Errors
+/// [`LockWriteError::Unreadable`] when either is not a TOML lock file.
+pub fn restore_entry_bytes(
+    path: &Path,
+    current: Option<&[u8]>,
+    old: Option<&[u8]>,
+    name: &str,
+    artifact_type: &str,
+) -> Result<String, LockWriteError> {
+    let unreadable = |message: &str| LockWriteError::Unreadable {
+        path: path.to_path_buf(),
+        message: message.to_string(),
+    };
+    let parse = |b: Option<&[u8]>| -> Result<DocumentMut, LockWriteError> {
+        let text = match b {
+            Some(b) => std::str::from_utf8(b).map_err(|_| unreadable("not valid UTF-8"))?,
+            None => EMPTY_LOCK,
+        };
+        text.parse().map_err(|e: toml_edit::TomlError| {
+            unreadable(&format!("invalid TOML: {}", e.message()))
+        })
+    };
+    let key = format!("{name}::{artifact_type}");
+    let entries_of = |doc: &mut DocumentMut| -> Option<Table> {
+        doc.get_mut("lock")
+            .and_then(|l| l.get_mut("entries"))
+            .and_then(Item::as_table_mut)
+            .map(|t| t.clone())
+    };
+    let then = match old {
+        Some(_) => {
+            let mut d = parse(old)?;
+            entries_of(&mut d).and_then(|t| {
+                let (k, v) = t.get_key_value(&key)?;
+                Some((k.clone(), v.clone()))
+            })
+        }
+        None => None,
+    };
+    let mut doc = parse(current)?;
+    let lock = doc
+        .entry("lock")
+        .or_insert_with(|| Item::Table(Table::new()))
+        .as_table_mut()
+        .ok_or_else(|| unreadable("`lock` is not a table"))?;
+    let entries = lock
+        .entry("entries")
+        .or_insert_with(|| Item::Table(Table::new()))
+        .as_table_mut()
+        .ok_or_else(|| unreadable("`lock.entries` is not a table"))?;
+    match then {
+        Some((k, v)) => match entries.get_mut(&key) {
+            Some(item) => *item = v,
+            None => {
+                entries.insert_formatted(&k, v);
+                entries.set_implicit(true);
+            }
+        },
+        None => {
+            entries.remove(&key);
+        }
+    }
+    Ok(doc.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -205,6 +295,73 @@ mod tests {
                 "[lock]\nversion = \"1.0.0\"\n\n[lock.entries.\"a::skill\"]\ncontent_hash = \"{N}\"\nfetched = \"2026-11-25T10:00:00\"\n"
             )
         );
+    }
+
+    #[test]
+    fn restoring_one_entry_leaves_the_others_as_they_are() {
+        let path = Path::new("collection.lock");
+        let both = update_entry_bytes(
+            path,
+            Some(EXAMPLE.as_bytes()),
+            "review",
+            "command",
+            &update(),
+        )
+        .unwrap();
+        let both = update_entry_bytes(
+            path,
+            Some(both.as_bytes()),
+            "canvas-design",
+            "skill",
+            &update(),
+        )
+        .unwrap();
+        let undone = restore_entry_bytes(
+            path,
+            Some(both.as_bytes()),
+            Some(EXAMPLE.as_bytes()),
+            "review",
+            "command",
+        )
+        .unwrap();
+        let c = collection::parse("", Path::new("."), b"", Some(undone.as_bytes()));
+        assert_eq!(
+            c.lock["canvas-design::skill"], N,
+            "the other entry keeps its change"
+        );
+        assert_ne!(c.lock["review::command"], N);
+        let all = restore_entry_bytes(
+            path,
+            Some(undone.as_bytes()),
+            Some(EXAMPLE.as_bytes()),
+            "canvas-design",
+            "skill",
+        )
+        .unwrap();
+        assert_eq!(all, EXAMPLE);
+        // An entry that did not exist then goes; one missing now comes back.
+        let added =
+            update_entry_bytes(path, Some(EXAMPLE.as_bytes()), "new", "agent", &update()).unwrap();
+        let gone = restore_entry_bytes(
+            path,
+            Some(added.as_bytes()),
+            Some(EXAMPLE.as_bytes()),
+            "new",
+            "agent",
+        )
+        .unwrap();
+        let c = collection::parse("", Path::new("."), b"", Some(gone.as_bytes()));
+        assert!(!c.lock.contains_key("new::agent"));
+        let back = restore_entry_bytes(
+            path,
+            Some(gone.as_bytes()),
+            Some(added.as_bytes()),
+            "new",
+            "agent",
+        )
+        .unwrap();
+        let c = collection::parse("", Path::new("."), b"", Some(back.as_bytes()));
+        assert_eq!(c.lock["new::agent"], N);
     }
 
     #[test]

@@ -201,6 +201,70 @@ pub fn append_bytes(
     Ok((doc.to_string(), id))
 }
 
+/// Removes the entry `id` from `collection`'s audit file (undo of the rollback that
+/// appended it), every other entry as it is. Returns whether it was there.
+///
+/// # Errors
+/// See [`AuditWriteError`].
+pub fn remove_entry(
+    writer: &Writer,
+    home: &Path,
+    collection: &str,
+    id: &str,
+) -> Result<bool, AuditWriteError> {
+    let path = audit_path(home, collection);
+    if !path.exists() {
+        return Ok(false);
+    }
+    let rel = path.strip_prefix(home).expect("under home").to_path_buf();
+    writer.update_file(home, &rel, |current| {
+        let Some(current) = current else {
+            return Ok(None);
+        };
+        remove_entry_bytes(&path, current, id).map(|t| t.map(String::into_bytes))
+    })
+}
+
+/// The pure edit behind [`remove_entry`]: the file's new text, or None when no entry has
+/// that id.
+///
+/// # Errors
+/// [`AuditWriteError::Unreadable`] when the bytes are not an audit file.
+pub fn remove_entry_bytes(
+    path: &Path,
+    current: &[u8],
+    id: &str,
+) -> Result<Option<String>, AuditWriteError> {
+    let unreadable = |message: String| AuditWriteError::Unreadable {
+        path: path.to_path_buf(),
+        message,
+    };
+    let text = std::str::from_utf8(current).map_err(|_| unreadable("not valid UTF-8".into()))?;
+    let mut doc: DocumentMut = text
+        .parse()
+        .map_err(|e: toml_edit::TomlError| unreadable(format!("invalid TOML: {}", e.message())))?;
+    let Some(entries) = doc
+        .get_mut("entries")
+        .and_then(Item::as_array_of_tables_mut)
+    else {
+        return Ok(None);
+    };
+    let Some(at) = entries
+        .iter()
+        .position(|t| t.get("id").and_then(Item::as_str) == Some(id))
+    else {
+        return Ok(None);
+    };
+    entries.remove(at);
+    if at == 0
+        && let Some(first) = entries.get_mut(0)
+    {
+        // tomli_w: no blank line before the file's first header.
+        first.decor_mut().set_prefix("");
+    }
+    Ok(Some(doc.to_string()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -251,6 +315,30 @@ mod tests {
         assert!(two.contains("\n\n[[entries]]\nid = \"rb_20251217_103001_000000_2\""));
         let t: toml::Table = two.parse().unwrap();
         assert_eq!(t["entries"].as_array().unwrap().len(), 3);
+    }
+
+    #[test]
+    fn removing_an_entry_leaves_the_others_byte_for_byte() {
+        let now = at("2025-12-17T10:30:01");
+        let (one, first) = append_bytes(Path::new("a.toml"), None, &record(), now).unwrap();
+        let (two, second) =
+            append_bytes(Path::new("a.toml"), Some(one.as_bytes()), &record(), now).unwrap();
+        let back = remove_entry_bytes(Path::new("a.toml"), two.as_bytes(), &second)
+            .unwrap()
+            .unwrap();
+        assert_eq!(back, one);
+        let only_second = remove_entry_bytes(Path::new("a.toml"), two.as_bytes(), &first)
+            .unwrap()
+            .unwrap();
+        assert!(
+            only_second.starts_with("[[entries]]\nid = \""),
+            "{only_second}"
+        );
+        assert!(only_second.contains(&second));
+        assert_eq!(
+            remove_entry_bytes(Path::new("a.toml"), one.as_bytes(), "rb_nope").unwrap(),
+            None
+        );
     }
 
     #[test]

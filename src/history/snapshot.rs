@@ -117,7 +117,7 @@ impl History {
     ) -> Result<SnapshotId, HistoryError> {
         self.store.flush()?;
         let snap = Snapshot {
-            id: SnapshotId(self.store.next_id()?),
+            id: self.store.next_snapshot_id()?,
             target: target.clone(),
             time_ms,
             origin,

@@ -50,7 +50,13 @@ impl Task {
             last_snapshot_ms: HashMap::new(),
             last_prune_ms: now_ms(),
             backlog: Backlog::default(),
+            journal_gap: false,
+            cursor_known: false,
+            store_changed: None,
+            applied_generation: 0,
         };
+        let store = self.live.engine.store().generations();
+        let conditions = self.live.engine.store().conditions();
         let worker = apply(
             worker,
             Dirty {
@@ -67,6 +73,8 @@ impl Task {
             overflow,
             control: self.control,
             config: self.config,
+            store,
+            conditions,
         })
     }
 }
@@ -78,6 +86,10 @@ pub struct Running {
     overflow: Arc<Overflow>,
     control: mpsc::Receiver<Control>,
     config: config::Shared,
+    /// Reopens and repairs of the store.
+    store: tokio::sync::watch::Receiver<crate::store::Generation>,
+    /// The store's condition (shown as a problem, and so as an event).
+    conditions: tokio::sync::watch::Receiver<crate::store::Condition>,
 }
 
 impl std::fmt::Debug for Running {
@@ -107,6 +119,8 @@ pub async fn run(running: Running, shutdown: CancellationToken) -> Result<(), Li
         overflow,
         mut control,
         mut config,
+        mut store,
+        mut conditions,
     } = running;
     let (mut settle, mut max_settle, period) = timings(&config.borrow().config.watch);
     let mut reconcile = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
@@ -148,6 +162,16 @@ pub async fn run(running: Running, shutdown: CancellationToken) -> Result<(), Li
                 (settle, max_settle, period) = timings(&effective.config.watch);
                 reconcile = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
                 worker.reconfigure(&effective, &mut dirty);
+            }
+            Ok(()) = store.changed() => {
+                // A reopened or repaired store: rebuild what the daemon derives from it.
+                // (the batch sees the new generation and rebuilds).
+                tracing::info!("the store was reopened or repaired; full reconcile");
+                store.borrow_and_update();
+                dirty.full = true;
+            }
+            Ok(()) = conditions.changed() => {
+                conditions.borrow_and_update();
             }
             _ = reconcile.tick() => {
                 tracing::debug!("periodic reconcile");

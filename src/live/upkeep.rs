@@ -76,6 +76,13 @@ impl Worker {
         if backlog.bases.is_empty() && backlog.captures.is_empty() {
             return;
         }
+        // A full, failed or repairing store takes no history; the work is dropped (not
+        // kept: memory stays bounded however long the outage), and the next change of each
+        // artifact is recorded once the store works again.
+        if let Err(e) = self.live.engine.store().writable() {
+            tracing::debug!(dropped = backlog.captures.len(), error = %e, "history not recorded");
+            return;
+        }
         let started = Instant::now();
         let engine = Arc::clone(&self.live.engine);
         engine.record_bases(&backlog.bases);
@@ -98,6 +105,10 @@ impl Worker {
     /// after a reload changed its policy).
     pub(super) fn upkeep(&mut self) {
         let engine = Arc::clone(&self.live.engine);
+        if engine.store().writable().is_err() {
+            self.pending_snapshots.clear();
+            return;
+        }
         let history = engine.history();
         let config = self.config();
         let now = now_ms();

@@ -60,6 +60,15 @@ pub(super) struct Worker {
     pub(super) last_prune_ms: i64,
     /// History work found by the last batch, done after its answer is published.
     pub(super) backlog: Backlog,
+    /// The journal could not be written: the live state moved on without events, so the
+    /// next batch that can write it diffs against the persisted state instead.
+    pub(super) journal_gap: bool,
+    /// The store told the cursor to continue from (not yet, while it is being repaired).
+    pub(super) cursor_known: bool,
+    /// The store was reopened or repaired since the last batch.
+    pub(super) store_changed: Option<crate::store::Generation>,
+    /// The store generation the live state was last rebuilt for.
+    pub(super) applied_generation: u64,
 }
 
 impl Worker {
@@ -112,8 +121,17 @@ impl Worker {
         roots
     }
 
-    pub(super) fn apply(&mut self, dirty: Dirty, initial: bool) {
+    pub(super) fn apply(&mut self, mut dirty: Dirty, initial: bool) {
         crate::faults::point("live.batch");
+        // Whichever batch comes first after a reopen or repair rebuilds what the daemon
+        // derives from the store (a sync barrier's batch included).
+        let generation = *self.live.engine.store().generations().borrow();
+        if generation.number != self.applied_generation {
+            self.applied_generation = generation.number;
+            self.store_changed = Some(generation);
+            dirty.full = true;
+            dirty.projects = true;
+        }
         if dirty.housekeeping && dirty.paths.is_empty() && !dirty.full && !dirty.projects {
             self.drain_history();
             self.upkeep();
@@ -237,24 +255,44 @@ impl Worker {
             self.project_problems.insert(project, r.problems);
         }
 
+        let store = engine.store();
         let mut problems = self.config_problems.clone();
+        let (condition, detail) = store.condition();
+        if condition != crate::store::Condition::Ok {
+            problems.push(Problem::new(
+                store.dir(),
+                format!("{}: {detail}", condition.describe()),
+            ));
+        }
         problems.extend(self.discovery_problems.iter().cloned());
         problems.extend(self.collection_problems.values().flatten().cloned());
         problems.extend(self.project_problems.values().flatten().cloned());
 
-        let store = engine.store();
-        let (previous, current) = if initial {
-            let persisted = match store.known_drift() {
-                Ok(v) => v.into_iter().collect(),
+        let changed = self.store_changed.take();
+        let derived_lost = changed.is_some_and(|g| g.derived_lost);
+        if changed.is_some() {
+            self.cursor_known = false;
+        }
+        let all: BTreeSet<PathBuf> = reports.keys().cloned().collect();
+        // The persisted drift state, when this batch must diff against it: at start, and
+        // after events could not be journaled (the journal's readers missed them).
+        let persisted = if (initial || self.journal_gap) && !derived_lost {
+            match store.known_drift() {
+                Ok(v) => Some(v.into_iter().collect::<BTreeMap<_, _>>()),
                 Err(e) => {
-                    tracing::warn!(error = %e, "cannot read the last known drift state");
-                    BTreeMap::new()
+                    tracing::debug!(error = %e, "cannot read the last known drift state");
+                    None
                 }
-            };
-            let all: BTreeSet<PathBuf> = reports.keys().cloned().collect();
-            (persisted, flatten(&reports, &all))
+            }
         } else {
-            (flatten(&old.reports, &scope), flatten(&reports, &scope))
+            None
+        };
+        let (previous, current) = match persisted {
+            Some(p) => (p, flatten(&reports, &all)),
+            None if initial || derived_lost => {
+                (flatten(&old.reports, &all), flatten(&reports, &all))
+            }
+            None => (flatten(&old.reports, &scope), flatten(&reports, &scope)),
         };
         let claims = &self.live.claims;
         let mut events = journal::diff(&previous, &current, None, |r| claims.operation_of(r));
@@ -272,22 +310,59 @@ impl Worker {
             .map(|k| (k.clone(), current.get(k).cloned()))
             .collect();
 
+        // Cursors continue from the store's (never reused, never skipped): events that
+        // cannot be journaled are not sent; subscribers get a resync instead.
         let mut cursor = old.cursor;
-        if initial {
-            cursor = store.next_cursor().map(|c| c - 1).unwrap_or(0);
+        if !self.cursor_known
+            && let Ok(next) = store.next_cursor()
+        {
+            cursor = cursor.max(next - 1);
+            self.cursor_known = true;
         }
         let time = now_ms();
-        for e in &mut events {
-            cursor += 1;
-            e.cursor = cursor;
-            e.time_ms = time;
+        let mut journaled = self.cursor_known;
+        if journaled {
+            let mut c = cursor;
+            for e in &mut events {
+                c += 1;
+                e.cursor = c;
+                e.time_ms = time;
+            }
+            let persisted = store.append_events(&events).and_then(|()| {
+                if derived_lost {
+                    let all: Vec<_> = current
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect();
+                    store.replace_known_drift(&all)
+                } else {
+                    store.put_known_drift(&changes)
+                }
+            });
+            match persisted {
+                Ok(()) => cursor = c,
+                Err(e) => {
+                    if !self.journal_gap {
+                        tracing::error!(error = %e, "cannot write the journal; subscribers are resynced until it works again");
+                    }
+                    journaled = false;
+                }
+            }
         }
-        if let Err(e) = store.put_known_drift(&changes) {
-            tracing::error!(error = %e, "cannot persist the drift state");
+        if journaled && self.journal_gap {
+            tracing::info!(events = events.len(), "the journal works again; caught up");
         }
-        if let Err(e) = store.append_events(&events) {
-            tracing::error!(error = %e, "cannot append to the journal");
+        let resync = if derived_lost {
+            Some("store_repaired")
+        } else if !journaled && (!changes.is_empty() || !events.is_empty() || !self.journal_gap) {
+            Some("journal_unavailable")
+        } else {
+            None
+        };
+        if !journaled {
+            events.clear();
         }
+        self.journal_gap = !journaled;
         if !events.is_empty() {
             let limits = &self.config().journal;
             let max_age = i64::try_from(limits.max_age_days)
@@ -310,6 +385,9 @@ impl Worker {
         }
         for e in events {
             let _ = self.live.events.send(Arc::new(e));
+        }
+        if let Some(reason) = resync {
+            self.live.resync(reason);
         }
         // History after the events went out: new content becomes versions, roots get
         // snapshots. The first reconcile leaves it to the running task, so the socket opens

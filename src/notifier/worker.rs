@@ -12,7 +12,7 @@ use super::edge::{CALL_TIMEOUT, EdgeCmd, EdgeEvent, SharedReport, TEST_KEY, upda
 use super::{Control, NotifyError, stored_mutes};
 use crate::history::time;
 use crate::live::Live;
-use crate::model::{Event, EventKind, OperationRecord};
+use crate::model::{Event, EventKind, OperationRecord, OperationStatus};
 use crate::notification::{
     Action, Change, Input, Notice, Now, Out, Policy, Settings, WriteOutcome,
 };
@@ -379,9 +379,16 @@ impl Worker {
     }
 }
 
+/// The next operation record written with its outcome (an operation's record is also
+/// written while it runs, as `running`: those are no outcome yet).
 async fn next_operation(watch: &mut Option<OperationWatch>) -> Option<OperationRecord> {
     match watch {
-        Some(w) => w.next().await,
+        Some(w) => loop {
+            let rec = w.next().await?;
+            if rec.status() != OperationStatus::Running {
+                return Some(rec);
+            }
+        },
         None => std::future::pending().await,
     }
 }

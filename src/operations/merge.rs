@@ -5,7 +5,7 @@ use std::path::Path;
 
 use crate::hash::Variant;
 use crate::merge::{self, Resolution};
-use crate::model::{OperationRecord, Origin, Version};
+use crate::model::{OperationRecord, OperationStatus, Origin, Version};
 
 use super::content::{MergeReport, merged_content, read_opt, report_merge, tree_of, write_content};
 use super::target::{Deployed, find_deployment};
@@ -78,16 +78,32 @@ impl Operations<'_> {
         }
         let result = merged_content(&m, local_c.as_ref(), remote_c.as_ref());
         let unresolved = m.has_unresolved();
+        let unresolved_paths: Vec<String> = conflicts
+            .iter()
+            .filter(|c| c.resolved.is_none())
+            .map(|c| c.path.clone())
+            .collect();
         let rec = OperationRecord::new("merge", vec![d.project_loc().to_string()]);
+        let updates_record = !unresolved && remote_c.is_some();
         let rec = self.logged(rec, |rec| {
-            self.snapshot_deployment(rec, &d, Origin::Merge, &format!("merge {label}"))?;
+            let what = format!("merge {label}");
+            self.snapshot_deployment(rec, &d, Origin::Merge, &what, updates_record)?;
             rec.files_merged = merged_labels.clone();
             rec.files_conflicted = conflicts.iter().map(|c| c.path.clone()).collect();
             if !changed.is_empty() {
                 write_content(&self.writer, &d.managed(), &d.project_path(), &result)?;
             }
-            if !unresolved && let Some(remote) = &remote_c {
+            if updates_record && let Some(remote) = &remote_c {
                 self.update_deployment(&d, remote.hash())?;
+            }
+            if unresolved {
+                // Written with markers for the user to resolve: done, but not a success.
+                rec.status = Some(OperationStatus::Conflicted);
+                rec.error = Some(format!(
+                    "{} file(s) left in conflict, to resolve by hand: {}",
+                    unresolved_paths.len(),
+                    unresolved_paths.join(", ")
+                ));
             }
             Ok(())
         })?;

@@ -11,7 +11,7 @@ use crate::history::content::Content;
 use crate::history::time;
 use crate::merge::Tree;
 use crate::model::{
-    Location, OperationRecord, Origin, Scope, Snapshot, SnapshotId, SnapshotTarget,
+    AuditEntry, Location, OperationRecord, Origin, Scope, Snapshot, SnapshotId, SnapshotTarget,
 };
 
 use super::content::{
@@ -19,7 +19,7 @@ use super::content::{
     preserve_merge, read_opt, tree_of, write_content,
 };
 use super::target::{find_deployment, names};
-use super::{OpError, OpReport, Operations, RollbackMode, RollbackTo};
+use super::{OpError, OpReport, Operations, RollbackMode, RollbackTo, lock_entry};
 
 /// One artifact a whole-target preserve rollback writes.
 struct PreserveWrite {
@@ -202,9 +202,12 @@ impl Operations<'_> {
                 Origin::Rollback,
                 &format!("rollback of {label} to {to_label}"),
             )?;
-            self.touch(rec, loc.clone(), snap);
-            if let Scope::Collection(n) = &loc.scope {
-                self.touch(rec, Location::collection(n, lock_write::FILE_NAME), snap);
+            self.touch(rec, loc.clone(), snap, None)?;
+            if let (Some((_, name, ty)), Scope::Collection(n)) = (&coll_entry, &loc.scope)
+                && content.is_some()
+            {
+                let lock = Location::collection(n, lock_write::FILE_NAME);
+                self.touch(rec, lock, snap, Some(lock_entry(name, ty)))?;
             }
             match &content {
                 Some(c) => write_content(&self.writer, &root, &dest, c)?,
@@ -220,7 +223,7 @@ impl Operations<'_> {
                     self.update_lock(dir, name, ty, &dest)?;
                 }
                 let preserve = mode == RollbackMode::Preserve;
-                rollback_audit::append(
+                let id = rollback_audit::append(
                     &self.writer,
                     &home,
                     &RollbackRecord {
@@ -238,6 +241,10 @@ impl Operations<'_> {
                     },
                     timestamp::now_local(),
                 )?;
+                rec.audit_entries.push(AuditEntry {
+                    collection: n.clone(),
+                    id,
+                });
             }
             Ok(())
         })?;
@@ -323,14 +330,14 @@ impl Operations<'_> {
                 &format!("rollback of {target} to {sid}"),
             )?;
             for loc in &order {
-                self.touch(rec, loc.clone(), safety);
+                self.touch(rec, loc.clone(), safety, None)?;
             }
             for loc in &order {
                 let files = self.restore(loc, sid)?;
                 rec.files_restored.extend(files);
             }
             if let SnapshotTarget::Collection(n) = target {
-                rollback_audit::append(
+                let id = rollback_audit::append(
                     &self.writer,
                     &home,
                     &RollbackRecord {
@@ -344,6 +351,10 @@ impl Operations<'_> {
                     },
                     timestamp::now_local(),
                 )?;
+                rec.audit_entries.push(AuditEntry {
+                    collection: n.clone(),
+                    id,
+                });
             }
             Ok(())
         })?;
@@ -453,10 +464,13 @@ impl Operations<'_> {
                 &format!("rollback of {target} to {sid} keeping local changes"),
             )?;
             for w in &writes {
-                self.touch(rec, w.loc.clone(), safety);
-            }
-            if let SnapshotTarget::Collection(n) = target {
-                self.touch(rec, Location::collection(n, lock_write::FILE_NAME), safety);
+                self.touch(rec, w.loc.clone(), safety, None)?;
+                if let (SnapshotTarget::Collection(n), Some((name, ty)), Some(_)) =
+                    (target, &w.lock_entry, &w.content)
+                {
+                    let lock = Location::collection(n, lock_write::FILE_NAME);
+                    self.touch(rec, lock, safety, Some(lock_entry(name, ty)))?;
+                }
             }
             for w in &writes {
                 let root = managed_root(&home, &w.loc);
@@ -475,7 +489,7 @@ impl Operations<'_> {
             rec.files_merged = merged_labels.clone();
             rec.files_conflicted = conflicted.clone();
             if let SnapshotTarget::Collection(n) = target {
-                rollback_audit::append(
+                let id = rollback_audit::append(
                     &self.writer,
                     &home,
                     &RollbackRecord {
@@ -492,6 +506,10 @@ impl Operations<'_> {
                     },
                     timestamp::now_local(),
                 )?;
+                rec.audit_entries.push(AuditEntry {
+                    collection: n.clone(),
+                    id,
+                });
             }
             Ok(())
         })?;

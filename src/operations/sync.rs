@@ -8,7 +8,7 @@ use crate::model::{Location, OperationRecord, Origin, SnapshotTarget};
 
 use super::content::{changed_paths, file_label, read_opt, write_content};
 use super::target::find_deployment;
-use super::{OpError, OpReport, Operations};
+use super::{OpError, OpReport, Operations, lock_entry};
 
 impl Operations<'_> {
     /// Collection → project: replaces the project copy with the collection's (as a deploy
@@ -41,7 +41,7 @@ impl Operations<'_> {
         }
         let rec = OperationRecord::new("sync_pull", vec![d.project_loc().to_string()]);
         let rec = self.logged(rec, |rec| {
-            self.snapshot_deployment(rec, &d, Origin::Sync, &format!("sync pull {label}"))?;
+            self.snapshot_deployment(rec, &d, Origin::Sync, &format!("sync pull {label}"), true)?;
             write_content(&self.writer, &d.managed(), &d.project_path(), &incoming)?;
             rec.files_restored = changed.clone();
             let h = hash::content_hash(&d.project_path(), Variant::Legacy)?;
@@ -103,9 +103,14 @@ impl Operations<'_> {
                 Origin::Sync,
                 &what,
             )?;
-            self.touch(rec, d.collection_loc(), cs);
-            self.touch(rec, Location::collection(&coll, lock_write::FILE_NAME), cs);
-            self.touch(rec, d.deployment_file_loc(), ps);
+            self.touch(rec, d.collection_loc(), cs, None)?;
+            self.touch(
+                rec,
+                Location::collection(&coll, lock_write::FILE_NAME),
+                cs,
+                Some(lock_entry(&d.record.artifact_name, &d.record.artifact_type)),
+            )?;
+            self.touch(rec, d.deployment_file_loc(), ps, Some(d.record_ref()))?;
             write_content(
                 &self.writer,
                 &d.collection_dir,

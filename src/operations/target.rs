@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use crate::formats::deployment_write::RecordKey;
 use crate::formats::{collection, deployment, normalize_name};
-use crate::model::Location;
+use crate::model::{Location, RecordRef};
 use crate::paths::canonical;
 
 use super::OpError;
@@ -46,6 +46,14 @@ impl Deployed {
     }
     pub(super) fn deployment_file_loc(&self) -> Location {
         Location::project(&self.project, &self.root, deployment::FILE_NAME)
+    }
+    /// This deployment's record in its deployment file, as the operations log names it.
+    pub(super) fn record_ref(&self) -> RecordRef {
+        RecordRef::Deployment {
+            name: self.record.artifact_name.clone(),
+            artifact_type: self.record.artifact_type.clone(),
+            profile_id: self.record.profile_id.clone(),
+        }
     }
     pub(super) fn key(&self) -> RecordKey<'_> {
         RecordKey {

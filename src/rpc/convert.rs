@@ -2,6 +2,8 @@
 //! and journal's types become `pb` messages here and nowhere else. (History and
 //! write-back messages are converted beside their handlers, in `history` and `ops`.)
 
+use std::path::Path;
+
 use crate::drift::DriftKind;
 use crate::formats::Problem;
 use crate::live::State;
@@ -22,7 +24,19 @@ pub(super) fn problem(p: Problem) -> pb::Problem {
     }
 }
 
-pub(super) fn artifact(a: ArtifactReport) -> pb::ArtifactDrift {
+/// The protocol form of a report; `collections` is SkillMeat's collections folder.
+pub(super) fn artifact(a: ArtifactReport, collections: &Path) -> pb::ArtifactDrift {
+    let collection_path = a
+        .collection_path
+        .as_ref()
+        .map(|rel| {
+            collections
+                .join(&a.collection)
+                .join(rel)
+                .display()
+                .to_string()
+        })
+        .unwrap_or_default();
     pb::ArtifactDrift {
         project: a.project.display().to_string(),
         profile_root: a.profile_root,
@@ -40,6 +54,7 @@ pub(super) fn artifact(a: ArtifactReport) -> pb::ArtifactDrift {
         artifact_path: a.artifact_path.display().to_string(),
         error: a.error.unwrap_or_default(),
         change_origin: a.change_origin.to_string(),
+        collection_path,
     }
 }
 
@@ -126,4 +141,25 @@ pub(super) fn projects(s: &State) -> (Vec<pb::ProjectInfo>, Vec<pb::Problem>) {
         })
         .collect();
     (projects, s.problems.iter().cloned().map(problem).collect())
+}
+
+/// The store's health.
+pub fn store_health(h: &crate::store::Health) -> pb::StoreHealth {
+    pb::StoreHealth {
+        condition: h.condition.name().to_string(),
+        detail: h.detail.clone(),
+        path: h.dir.display().to_string(),
+        moved: h
+            .moved
+            .iter()
+            .map(|m| pb::MovedStore {
+                path: m.path.display().to_string(),
+                reason: m.reason.clone(),
+                time_ms: m.time_ms,
+                salvaged: m.salvaged.clone(),
+                unsaved: m.unsaved.clone(),
+            })
+            .collect(),
+        damaged_blobs: h.bad_blobs.clone(),
+    }
 }

@@ -26,6 +26,13 @@ fn info(o: &OperationRecord) -> pb::OperationInfo {
         success: o.success,
         error: o.error.clone().unwrap_or_default(),
         undoes: o.undoes.unwrap_or(0),
+        status: o.status().as_str().to_string(),
+        recovery: o
+            .recovery
+            .as_ref()
+            .map(|r| r.actions.clone())
+            .unwrap_or_default(),
+        recovery_kept: o.recovery.as_ref().is_some_and(|r| r.kept),
     }
 }
 

@@ -5,6 +5,7 @@
 use tonic::{Request, Response, Status};
 
 use crate::drift::DriftKind;
+use crate::formats::collection::collections_dir;
 
 use super::{DaemonService, PROTOCOL_VERSION, convert, path_arg, pb, status, watch};
 
@@ -20,7 +21,9 @@ impl pb::skillmeat_daemon_server::SkillmeatDaemon for DaemonService {
                 Ok((e.totals()?, e.store().size_on_disk(), watches))
             })
             .await?;
-        let history = self.history_stats().await?;
+        // The status answers whatever the store's condition: history counts are left out
+        // while it cannot answer, and its condition says why.
+        let history = self.history_stats().await.ok();
         let paths = self.live.engine().paths();
         let store = self.live.engine().store();
         let (projects, deployments, cursor, watched_roots, polled_roots, mut problems) =
@@ -64,9 +67,10 @@ impl pb::skillmeat_daemon_server::SkillmeatDaemon for DaemonService {
             cursor,
             journal_first_cursor: store.first_cursor().ok().flatten().unwrap_or(0),
             journal_events: store.journal_len() as u64,
-            history: Some(history),
+            history,
             store_bytes,
             inotify_watches,
+            store: Some(convert::store_health(&store.health())),
         }))
     }
 
@@ -96,8 +100,12 @@ impl pb::skillmeat_daemon_server::SkillmeatDaemon for DaemonService {
             .live
             .drift(project.as_deref(), req.include_in_sync)
             .map_err(status::engine)?;
+        let collections = collections_dir(&self.live.engine().paths().skillmeat_home);
         Ok(Response::new(pb::GetDriftResponse {
-            artifacts: reports.into_iter().map(convert::artifact).collect(),
+            artifacts: reports
+                .into_iter()
+                .map(|a| convert::artifact(a, &collections))
+                .collect(),
             problems: problems.into_iter().map(convert::problem).collect(),
             cursor,
         }))

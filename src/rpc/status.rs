@@ -9,6 +9,7 @@ use crate::history::HistoryError;
 use crate::live::SyncError;
 use crate::notifier::NotifyError;
 use crate::operations::OpError;
+use crate::store::StoreError;
 use crate::writer::WriteError;
 
 /// The status an engine error answers with.
@@ -20,8 +21,23 @@ pub fn engine(e: EngineError) -> Status {
         EngineError::MissingProject { .. } | EngineError::NotManual { .. } => {
             Status::failed_precondition(msg)
         }
-        EngineError::Store(_) => Status::internal(msg),
+        EngineError::Store(e) => store(&e),
         EngineError::History(h) => history(&h),
+    }
+}
+
+/// The status a store error answers with: a full disk is `ResourceExhausted`, a store
+/// being repaired or reopened `Unavailable`, a damaged blob `DataLoss`.
+pub fn store(e: &StoreError) -> Status {
+    let msg = e.to_string();
+    if e.is_full() {
+        Status::resource_exhausted(msg)
+    } else if e.is_unavailable() {
+        Status::unavailable(msg)
+    } else if matches!(e, StoreError::BadBlob { .. }) {
+        Status::data_loss(msg)
+    } else {
+        Status::internal(msg)
     }
 }
 
@@ -40,12 +56,11 @@ pub fn history(e: &HistoryError) -> Status {
         HistoryError::NotFound(_) => Status::not_found(msg),
         HistoryError::Invalid(_) | HistoryError::Hostile { .. } => Status::invalid_argument(msg),
         HistoryError::Hash(crate::hash::HashError::NotFound { .. }) => Status::not_found(msg),
-        HistoryError::HashMismatch { .. } | HistoryError::MissingBlob { .. } => {
-            Status::data_loss(msg)
-        }
-        HistoryError::Store(_) | HistoryError::Hash(_) | HistoryError::Io { .. } => {
-            Status::internal(msg)
-        }
+        HistoryError::HashMismatch { .. }
+        | HistoryError::MissingBlob { .. }
+        | HistoryError::DamagedBlob { .. } => Status::data_loss(msg),
+        HistoryError::Store(e) => store(e),
+        HistoryError::Hash(_) | HistoryError::Io { .. } => Status::internal(msg),
     }
 }
 
@@ -63,6 +78,7 @@ pub fn operation(e: OpError) -> Status {
             Status::failed_precondition(msg)
         }
         OpError::History(h) => history(&h),
+        OpError::Store(e) => store(&e),
         OpError::Hash(crate::hash::HashError::NotFound { .. }) => Status::not_found(msg),
         _ => Status::internal(msg),
     }

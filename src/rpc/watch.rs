@@ -2,7 +2,7 @@
 //! resyncs and heartbeats, fed through a bounded channel so a slow subscriber never slows
 //! the daemon (it gets a `resync` instead).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
 use crate::drift::DriftKind;
+use crate::formats::collection::collections_dir;
 use crate::live::{Live, State};
 use crate::model::ArtifactReport;
 use crate::model::{Event, EventKind};
@@ -114,7 +115,7 @@ impl Filter {
     }
 }
 
-fn resync(state: &State, filter: &Filter, reason: &str) -> pb::WatchResponse {
+fn resync(state: &State, filter: &Filter, reason: &str, collections: &Path) -> pb::WatchResponse {
     pb::WatchResponse {
         message: Some(pb::watch_response::Message::Resync(pb::Resync {
             cursor: state.cursor,
@@ -122,7 +123,7 @@ fn resync(state: &State, filter: &Filter, reason: &str) -> pb::WatchResponse {
                 .all()
                 .filter(|r| filter.report(r))
                 .cloned()
-                .map(artifact)
+                .map(|a| artifact(a, collections))
                 .collect(),
             reason: reason.to_string(),
         })),
@@ -155,6 +156,9 @@ async fn feed(
     shutdown: CancellationToken,
 ) {
     let store = live.engine().store().clone();
+    let mut resyncs = live.resyncs();
+    resyncs.borrow_and_update();
+    let collections = collections_dir(&live.engine().paths().skillmeat_home);
     let now = live.with_state(|s| s.cursor);
     let mut last = now;
     if let Some(since) = since {
@@ -163,7 +167,7 @@ async fn feed(
         if expired {
             let msg = live.with_state(|s| {
                 last = s.cursor;
-                resync(s, &filter, "cursor_expired")
+                resync(s, &filter, "cursor_expired", &collections)
             });
             if tx.send(Ok(msg)).await.is_err() {
                 return;
@@ -174,8 +178,16 @@ async fn feed(
                 let page = match store.events_after(after, REPLAY_PAGE) {
                     Ok(p) => p,
                     Err(e) => {
-                        let _ = tx.send(Err(Status::internal(e.to_string()))).await;
-                        return;
+                        // The journal cannot be read now: the full state instead.
+                        tracing::info!(error = %e, "cannot replay the journal; resyncing a subscriber");
+                        let msg = live.with_state(|s| {
+                            last = s.cursor;
+                            resync(s, &filter, "journal_unavailable", &collections)
+                        });
+                        if tx.send(Ok(msg)).await.is_err() {
+                            return;
+                        }
+                        break;
                     }
                 };
                 if page.is_empty() {
@@ -196,6 +208,13 @@ async fn feed(
             _ = shutdown.cancelled() => return,
             _ = tx.closed() => return,
             _ = beat.tick() => heartbeat(last),
+            Ok(()) = resyncs.changed() => {
+                let reason = resyncs.borrow_and_update().1;
+                live.with_state(|s| {
+                    last = s.cursor;
+                    resync(s, &filter, reason, &collections)
+                })
+            }
             r = sub.recv() => match r {
                 Ok(e) if e.cursor <= last => continue,
                 Ok(e) => {
@@ -209,7 +228,7 @@ async fn feed(
                     tracing::info!(missed = n, "a Watch subscriber fell behind; resyncing it");
                     live.with_state(|s| {
                         last = s.cursor;
-                        resync(s, &filter, "lagged")
+                        resync(s, &filter, "lagged", &collections)
                     })
                 }
                 Err(broadcast::error::RecvError::Closed) => return,

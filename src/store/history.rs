@@ -3,7 +3,7 @@
 //!
 //! | tree | key | value |
 //! |---|---|---|
-//! | `history_blobs` | SHA-256 of the bytes (32 bytes) | raw length (u64 LE) + zstd level 3 frame |
+//! | `history_blobs` | SHA-256 of the bytes (32 bytes) | raw length (u64 LE) + zstd level 3 frame (not framed: it verifies itself) |
 //! | `history` | `v` + version id (u64 BE) | JSON [`Version`] |
 //! | `history` | `l` + location key + id (u64 BE) | empty: versions of one location |
 //! | `history` | `h` + hex content hash + location key + id | empty: versions by SkillMeat hash |
@@ -12,6 +12,7 @@
 //! | `history` | `a` + target key | time of the last automatic snapshot (i64 LE, ms) |
 //! | `history` | `i` + archive path | empty: a SkillMeat snapshot already imported |
 //!
+//! Every `history` value is a framed record ([`super::frame`]) holding the value shown.
 //! A location key is `c` + collection name, or `p` + absolute project path, then NUL,
 //! profile root, NUL, artifact path, NUL. Every record change goes through one
 //! `sled::Batch` on the `history` tree, so a version never exists without its index
@@ -21,7 +22,11 @@ use std::os::unix::ffi::OsStrExt;
 
 use crate::model::{Location, Scope, Snapshot, SnapshotId, SnapshotTarget, Version, VersionId};
 
-use super::{Store, StoreError};
+use sha2::Digest;
+
+use super::frame::TreeId;
+use super::ids::{IdKind, highest};
+use super::{Store, StoreError, unframe};
 
 /// zstd level for blobs: fast, and most artifacts are small text.
 const ZSTD_LEVEL: i32 = 3;
@@ -36,12 +41,10 @@ pub struct BlobTotals {
     pub raw_bytes: u64,
 }
 
-/// The history trees of an open [`Store`].
+/// The history trees of an open [`Store`] (whichever database the store has in use).
 #[derive(Debug, Clone)]
 pub struct HistoryStore {
     store: Store,
-    blobs: sled::Tree,
-    records: sled::Tree,
 }
 
 fn corrupt(detail: impl std::fmt::Display) -> StoreError {
@@ -79,7 +82,7 @@ fn target_key(t: &SnapshotTarget) -> Vec<u8> {
     }
 }
 
-fn key(prefix: u8, parts: &[&[u8]]) -> Vec<u8> {
+pub(super) fn key(prefix: u8, parts: &[&[u8]]) -> Vec<u8> {
     let mut k = vec![prefix];
     for p in parts {
         k.extend_from_slice(p);
@@ -87,7 +90,7 @@ fn key(prefix: u8, parts: &[&[u8]]) -> Vec<u8> {
     k
 }
 
-fn id_of(tail: &[u8]) -> Result<u64, StoreError> {
+pub(super) fn id_of(tail: &[u8]) -> Result<u64, StoreError> {
     tail.try_into()
         .map(u64::from_be_bytes)
         .map_err(|_| corrupt("index key does not end with an id"))
@@ -100,11 +103,64 @@ impl Store {
     /// sled could not open the trees.
     pub fn history(&self) -> Result<HistoryStore, StoreError> {
         Ok(HistoryStore {
-            blobs: self.db.open_tree("history_blobs")?,
-            records: self.db.open_tree("history")?,
             store: self.clone(),
         })
     }
+}
+
+/// Decodes a framed history record.
+fn record<T: serde::de::DeserializeOwned>(key: &[u8], v: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(unframe(TreeId::History, key, v)?).map_err(corrupt)
+}
+
+/// Writes a version record and its index entries into `batch`.
+pub(super) fn add_version(store: &Store, batch: &mut sled::Batch, v: &Version) {
+    let [rec, by_loc, by_hash] = HistoryStore::version_keys(v);
+    let json = serde_json::to_vec(v).expect("a version always serializes");
+    batch.insert(rec.clone(), store.frame(TreeId::History, &rec, &json));
+    batch.insert(by_loc.clone(), store.frame(TreeId::History, &by_loc, &[]));
+    batch.insert(by_hash.clone(), store.frame(TreeId::History, &by_hash, &[]));
+}
+
+/// The key of a snapshot record.
+pub(super) fn snapshot_key(id: SnapshotId) -> Vec<u8> {
+    key(b's', &[&id.0.to_be_bytes()])
+}
+
+/// The key of a tag.
+pub(super) fn tag_key(name: &str) -> Vec<u8> {
+    key(b't', &[name.as_bytes()])
+}
+
+/// A blob's stored value: raw length (u64 LE) and a zstd frame.
+pub(super) fn blob_value(bytes: &[u8]) -> Result<Vec<u8>, StoreError> {
+    let frame = zstd::bulk::compress(bytes, ZSTD_LEVEL)
+        .map_err(|e| corrupt(format!("compressing a blob: {e}")))?;
+    let mut v = Vec::with_capacity(8 + frame.len());
+    v.extend_from_slice(&(bytes.len() as u64).to_le_bytes());
+    v.extend_from_slice(&frame);
+    Ok(v)
+}
+
+/// The bytes of a stored blob value, checked against its id.
+fn blob_bytes(sha: &[u8; 32], v: &[u8]) -> Result<Vec<u8>, StoreError> {
+    let bad = |detail: String| StoreError::BadBlob {
+        blob: hex::encode(sha),
+        detail,
+    };
+    if v.len() < 8 {
+        return Err(bad("shorter than its header".into()));
+    }
+    let len = u64::from_le_bytes(v[..8].try_into().expect("8 bytes")) as usize;
+    let bytes = zstd::bulk::decompress(&v[8..], len).map_err(|e| bad(e.to_string()))?;
+    if bytes.len() != len {
+        return Err(bad("wrong length".into()));
+    }
+    let found: [u8; 32] = sha2::Sha256::digest(&bytes).into();
+    if &found != sha {
+        return Err(bad("its bytes do not hash to its id".into()));
+    }
+    Ok(bytes)
 }
 
 impl HistoryStore {
@@ -116,12 +172,40 @@ impl HistoryStore {
         self.store.flush()
     }
 
-    /// A fresh id, never handed out before (also across restarts).
+    /// The next version id (`v1`, `v2`, …), never handed out before (see [`super::ids`]).
     ///
     /// # Errors
     /// sled failed.
-    pub fn next_id(&self) -> Result<u64, StoreError> {
-        Ok(self.store.db.generate_id()? + 1)
+    pub fn next_version_id(&self) -> Result<VersionId, StoreError> {
+        self.store
+            .allocate_id(IdKind::Version, |h| {
+                Ok(highest(
+                    h.history
+                        .scan_prefix([b'v'])
+                        .keys()
+                        .next_back()
+                        .transpose()?,
+                ))
+            })
+            .map(VersionId)
+    }
+
+    /// The next snapshot id (`s1`, `s2`, …), never handed out before.
+    ///
+    /// # Errors
+    /// sled failed.
+    pub fn next_snapshot_id(&self) -> Result<SnapshotId, StoreError> {
+        self.store
+            .allocate_id(IdKind::Snapshot, |h| {
+                Ok(highest(
+                    h.history
+                        .scan_prefix([b's'])
+                        .keys()
+                        .next_back()
+                        .transpose()?,
+                ))
+            })
+            .map(SnapshotId)
     }
 
     /// Bytes the whole store takes on disk.
@@ -136,45 +220,60 @@ impl HistoryStore {
     /// # Errors
     /// sled failed.
     pub fn has_blob(&self, sha: &[u8; 32]) -> Result<bool, StoreError> {
-        Ok(self.blobs.contains_key(sha)?)
+        self.store.with(|h| Ok(h.blobs.contains_key(sha)?))
     }
 
-    /// Stores `bytes` under their SHA-256 `sha` unless already there; returns whether it
-    /// was new. The caller computed `sha` from `bytes`.
+    /// Stores `bytes` under their SHA-256 `sha` unless a sound copy is already there (a
+    /// damaged one is replaced); returns whether it was written. The caller computed `sha`
+    /// from `bytes`.
     ///
     /// # Errors
     /// sled failed.
     pub fn put_blob(&self, sha: &[u8; 32], bytes: &[u8]) -> Result<bool, StoreError> {
-        if self.blobs.contains_key(sha)? {
-            return Ok(false);
-        }
-        let frame = zstd::bulk::compress(bytes, ZSTD_LEVEL)
-            .map_err(|e| corrupt(format!("compressing a blob: {e}")))?;
-        let mut v = Vec::with_capacity(8 + frame.len());
-        v.extend_from_slice(&(bytes.len() as u64).to_le_bytes());
-        v.extend_from_slice(&frame);
-        self.blobs.insert(sha, v)?;
-        Ok(true)
+        self.store.with(|h| {
+            if let Some(v) = h.blobs.get(sha)? {
+                if blob_bytes(sha, &v).is_ok() {
+                    return Ok(false);
+                }
+                self.store.forget_bad_blob(sha);
+                tracing::warn!(blob = %hex::encode(sha), "replacing a damaged blob with a sound copy");
+            }
+            h.blobs.insert(sha, blob_value(bytes)?)?;
+            Ok(true)
+        })
     }
 
     /// The bytes of a blob, if stored.
     ///
     /// # Errors
-    /// sled failed, or the stored frame does not decompress to its recorded length.
+    /// sled failed, or the stored blob is damaged ([`StoreError::BadBlob`]: only the
+    /// versions that need it are affected).
     pub fn blob(&self, sha: &[u8; 32]) -> Result<Option<Vec<u8>>, StoreError> {
-        let Some(v) = self.blobs.get(sha)? else {
-            return Ok(None);
-        };
-        if v.len() < 8 {
-            return Err(corrupt("blob record shorter than its header"));
+        let v = self.store.with(|h| Ok(h.blobs.get(sha)?))?;
+        let bytes = v.map(|v| blob_bytes(sha, &v)).transpose();
+        if let Err(e) = &bytes {
+            tracing::error!(error = %e, "a damaged blob: the versions that need it are unavailable");
+            self.store.note_bad_blob(sha);
         }
-        let len = u64::from_le_bytes(v[..8].try_into().expect("8 bytes")) as usize;
-        let bytes = zstd::bulk::decompress(&v[8..], len)
-            .map_err(|e| corrupt(format!("blob {}: {e}", hex::encode(sha))))?;
-        if bytes.len() != len {
-            return Err(corrupt(format!("blob {}: wrong length", hex::encode(sha))));
-        }
-        Ok(Some(bytes))
+        bytes
+    }
+
+    /// Replaces a blob's stored value with damaged bytes (tests of what a damaged blob
+    /// does; test builds only).
+    ///
+    /// # Errors
+    /// sled failed.
+    #[cfg(feature = "fault-injection")]
+    pub fn damage_blob(&self, sha: &[u8; 32]) -> Result<(), StoreError> {
+        self.store.with(|h| {
+            let mut v = h.blobs.get(sha)?.map(|v| v.to_vec()).unwrap_or_default();
+            let n = v.len();
+            for b in v.iter_mut().skip(8).take(n.saturating_sub(12)) {
+                *b ^= 0x5A;
+            }
+            h.blobs.insert(sha, v)?;
+            Ok(())
+        })
     }
 
     /// Every stored blob's id.
@@ -182,16 +281,18 @@ impl HistoryStore {
     /// # Errors
     /// sled failed.
     pub fn blob_ids(&self) -> Result<Vec<[u8; 32]>, StoreError> {
-        self.blobs
-            .iter()
-            .keys()
-            .map(|k| {
-                let k = k?;
-                k.as_ref()
-                    .try_into()
-                    .map_err(|_| corrupt("blob key is not 32 bytes"))
-            })
-            .collect()
+        self.store.with(|h| {
+            h.blobs
+                .iter()
+                .keys()
+                .map(|k| {
+                    let k = k?;
+                    k.as_ref()
+                        .try_into()
+                        .map_err(|_| corrupt("blob key is not 32 bytes"))
+                })
+                .collect()
+        })
     }
 
     /// Removes a blob; returns the bytes it occupied.
@@ -199,24 +300,27 @@ impl HistoryStore {
     /// # Errors
     /// sled failed.
     pub fn remove_blob(&self, sha: &[u8; 32]) -> Result<u64, StoreError> {
-        Ok(self.blobs.remove(sha)?.map_or(0, |v| v.len() as u64))
+        self.store
+            .with(|h| Ok(h.blobs.remove(sha)?.map_or(0, |v| v.len() as u64)))
     }
 
-    /// Counts and sizes of the blob tree.
+    /// Counts and sizes of the stored blobs.
     ///
     /// # Errors
     /// sled failed.
     pub fn blob_totals(&self) -> Result<BlobTotals, StoreError> {
-        let mut t = BlobTotals::default();
-        for v in self.blobs.iter().values() {
-            let v = v?;
-            t.blobs += 1;
-            t.compressed_bytes += v.len() as u64;
-            if v.len() >= 8 {
-                t.raw_bytes += u64::from_le_bytes(v[..8].try_into().expect("8 bytes"));
+        self.store.with(|h| {
+            let mut t = BlobTotals::default();
+            for v in h.blobs.iter().values() {
+                let v = v?;
+                t.blobs += 1;
+                t.compressed_bytes += v.len() as u64;
+                if v.len() >= 8 {
+                    t.raw_bytes += u64::from_le_bytes(v[..8].try_into().expect("8 bytes"));
+                }
             }
-        }
-        Ok(t)
+            Ok(t)
+        })
     }
 
     // ------------------------------------------------------------ versions
@@ -231,16 +335,6 @@ impl HistoryStore {
         ]
     }
 
-    fn add_version(batch: &mut sled::Batch, v: &Version) {
-        let [rec, by_loc, by_hash] = Self::version_keys(v);
-        batch.insert(
-            rec,
-            serde_json::to_vec(v).expect("a version always serializes"),
-        );
-        batch.insert(by_loc, &[]);
-        batch.insert(by_hash, &[]);
-    }
-
     /// Writes (or rewrites) versions with their index entries, atomically.
     ///
     /// # Errors
@@ -248,10 +342,9 @@ impl HistoryStore {
     pub fn put_versions(&self, versions: &[Version]) -> Result<(), StoreError> {
         let mut batch = sled::Batch::default();
         for v in versions {
-            Self::add_version(&mut batch, v);
+            add_version(&self.store, &mut batch, v);
         }
-        self.records.apply_batch(batch)?;
-        Ok(())
+        self.store.with(|h| Ok(h.history.apply_batch(batch)?))
     }
 
     /// Writes new versions and a snapshot naming them, atomically.
@@ -261,14 +354,12 @@ impl HistoryStore {
     pub fn put_snapshot(&self, versions: &[Version], snap: &Snapshot) -> Result<(), StoreError> {
         let mut batch = sled::Batch::default();
         for v in versions {
-            Self::add_version(&mut batch, v);
+            add_version(&self.store, &mut batch, v);
         }
-        batch.insert(
-            key(b's', &[&snap.id.0.to_be_bytes()]),
-            serde_json::to_vec(snap).expect("a snapshot always serializes"),
-        );
-        self.records.apply_batch(batch)?;
-        Ok(())
+        let k = snapshot_key(snap.id);
+        let json = serde_json::to_vec(snap).expect("a snapshot always serializes");
+        batch.insert(k.clone(), self.store.frame(TreeId::History, &k, &json));
+        self.store.with(|h| Ok(h.history.apply_batch(batch)?))
     }
 
     /// One version.
@@ -276,10 +367,9 @@ impl HistoryStore {
     /// # Errors
     /// sled failed, or the record does not decode.
     pub fn version(&self, id: VersionId) -> Result<Option<Version>, StoreError> {
-        self.records
-            .get(key(b'v', &[&id.0.to_be_bytes()]))?
-            .map(|v| serde_json::from_slice(&v).map_err(corrupt))
-            .transpose()
+        let k = key(b'v', &[&id.0.to_be_bytes()]);
+        self.store
+            .with(|h| h.history.get(&k)?.map(|v| record(&k, &v)).transpose())
     }
 
     /// Every version of one location, in id order.
@@ -288,10 +378,16 @@ impl HistoryStore {
     /// sled failed, or a record does not decode.
     pub fn versions_at(&self, loc: &Location) -> Result<Vec<Version>, StoreError> {
         let prefix = key(b'l', &[&location_key(loc)]);
+        let ids = self.store.with(|h| {
+            let mut ids = Vec::new();
+            for k in h.history.scan_prefix(&prefix).keys() {
+                let k = k?;
+                ids.push(VersionId(id_of(&k[prefix.len()..])?));
+            }
+            Ok(ids)
+        })?;
         let mut out = Vec::new();
-        for k in self.records.scan_prefix(&prefix).keys() {
-            let k = k?;
-            let id = VersionId(id_of(&k[prefix.len()..])?);
+        for id in ids {
             if let Some(v) = self.version(id)? {
                 out.push(v);
             }
@@ -310,15 +406,17 @@ impl HistoryStore {
     ) -> Result<Vec<VersionId>, StoreError> {
         let loc = loc.map(location_key).unwrap_or_default();
         let prefix = key(b'h', &[hash.as_bytes(), &loc]);
-        let mut out = Vec::new();
-        for k in self.records.scan_prefix(&prefix).keys() {
-            let k = k?;
-            if k.len() < prefix.len() + 8 {
-                return Err(corrupt("hash index key too short"));
+        self.store.with(|h| {
+            let mut out = Vec::new();
+            for k in h.history.scan_prefix(&prefix).keys() {
+                let k = k?;
+                if k.len() < prefix.len() + 8 {
+                    return Err(corrupt("hash index key too short"));
+                }
+                out.push(VersionId(id_of(&k[k.len() - 8..])?));
             }
-            out.push(VersionId(id_of(&k[k.len() - 8..])?));
-        }
-        Ok(out)
+            Ok(out)
+        })
     }
 
     /// Every version, in id order.
@@ -326,11 +424,15 @@ impl HistoryStore {
     /// # Errors
     /// sled failed, or a record does not decode.
     pub fn all_versions(&self) -> Result<Vec<Version>, StoreError> {
-        self.records
-            .scan_prefix([b'v'])
-            .values()
-            .map(|v| serde_json::from_slice(&v?).map_err(corrupt))
-            .collect()
+        self.store.with(|h| {
+            h.history
+                .scan_prefix([b'v'])
+                .map(|kv| {
+                    let (k, v) = kv?;
+                    record(&k, &v)
+                })
+                .collect()
+        })
     }
 
     // ------------------------------------------------------------ snapshots and tags
@@ -340,10 +442,9 @@ impl HistoryStore {
     /// # Errors
     /// sled failed, or the record does not decode.
     pub fn snapshot(&self, id: SnapshotId) -> Result<Option<Snapshot>, StoreError> {
-        self.records
-            .get(key(b's', &[&id.0.to_be_bytes()]))?
-            .map(|v| serde_json::from_slice(&v).map_err(corrupt))
-            .transpose()
+        let k = snapshot_key(id);
+        self.store
+            .with(|h| h.history.get(&k)?.map(|v| record(&k, &v)).transpose())
     }
 
     /// Every snapshot, in id order.
@@ -351,11 +452,15 @@ impl HistoryStore {
     /// # Errors
     /// sled failed, or a record does not decode.
     pub fn all_snapshots(&self) -> Result<Vec<Snapshot>, StoreError> {
-        self.records
-            .scan_prefix([b's'])
-            .values()
-            .map(|v| serde_json::from_slice(&v?).map_err(corrupt))
-            .collect()
+        self.store.with(|h| {
+            h.history
+                .scan_prefix([b's'])
+                .map(|kv| {
+                    let (k, v) = kv?;
+                    record(&k, &v)
+                })
+                .collect()
+        })
     }
 
     /// The version a tag names.
@@ -363,10 +468,13 @@ impl HistoryStore {
     /// # Errors
     /// sled failed.
     pub fn tag(&self, name: &str) -> Result<Option<VersionId>, StoreError> {
-        self.records
-            .get(key(b't', &[name.as_bytes()]))?
-            .map(|v| id_of(&v).map(VersionId))
-            .transpose()
+        let k = tag_key(name);
+        self.store.with(|h| {
+            h.history
+                .get(&k)?
+                .map(|v| id_of(unframe(TreeId::History, &k, &v)?).map(VersionId))
+                .transpose()
+        })
     }
 
     /// Points tag `name` at `version` (already carrying the tag), taking it off `previous`.
@@ -381,12 +489,15 @@ impl HistoryStore {
     ) -> Result<(), StoreError> {
         let mut batch = sled::Batch::default();
         if let Some(p) = previous {
-            Self::add_version(&mut batch, p);
+            add_version(&self.store, &mut batch, p);
         }
-        Self::add_version(&mut batch, version);
-        batch.insert(key(b't', &[name.as_bytes()]), &version.id.0.to_be_bytes());
-        self.records.apply_batch(batch)?;
-        Ok(())
+        add_version(&self.store, &mut batch, version);
+        let k = tag_key(name);
+        let v = self
+            .store
+            .frame(TreeId::History, &k, &version.id.0.to_be_bytes());
+        batch.insert(k, v);
+        self.store.with(|h| Ok(h.history.apply_batch(batch)?))
     }
 
     /// When the last automatic snapshot of `target` was taken (ms since the epoch).
@@ -394,10 +505,16 @@ impl HistoryStore {
     /// # Errors
     /// sled failed.
     pub fn last_auto_snapshot(&self, target: &SnapshotTarget) -> Result<Option<i64>, StoreError> {
-        Ok(self
-            .records
-            .get(key(b'a', &[&target_key(target)]))?
-            .and_then(|v| v.as_ref().try_into().ok().map(i64::from_le_bytes)))
+        let k = key(b'a', &[&target_key(target)]);
+        self.store.with(|h| {
+            Ok(h.history.get(&k)?.and_then(|v| {
+                unframe(TreeId::History, &k, &v)
+                    .ok()?
+                    .try_into()
+                    .ok()
+                    .map(i64::from_le_bytes)
+            }))
+        })
     }
 
     /// Records when the last automatic snapshot of `target` was taken.
@@ -409,13 +526,19 @@ impl HistoryStore {
         target: &SnapshotTarget,
         time_ms: i64,
     ) -> Result<(), StoreError> {
-        self.records
-            .insert(key(b'a', &[&target_key(target)]), &time_ms.to_le_bytes())?;
-        Ok(())
+        let k = key(b'a', &[&target_key(target)]);
+        let v = self
+            .store
+            .frame(TreeId::History, &k, &time_ms.to_le_bytes());
+        self.store.with(|h| {
+            h.history.insert(k, v)?;
+            Ok(())
+        })
     }
 
     /// Removes snapshots and versions, rewriting `relinked` versions (whose parents went),
-    /// atomically. Tags naming a removed version go with it.
+    /// atomically. Tags naming a removed version go with it. Tombstones tell a salvage
+    /// that these records were removed.
     ///
     /// # Errors
     /// sled failed.
@@ -426,22 +549,30 @@ impl HistoryStore {
         relinked: &[Version],
     ) -> Result<(), StoreError> {
         let mut batch = sled::Batch::default();
+        let mut buried = Vec::new();
         for s in snapshots {
-            batch.remove(key(b's', &[&s.0.to_be_bytes()]));
+            let k = snapshot_key(*s);
+            batch.remove(k.clone());
+            buried.push(k);
         }
         for v in versions {
             for k in Self::version_keys(v) {
                 batch.remove(k);
             }
+            buried.push(key(b'v', &[&v.id.0.to_be_bytes()]));
             for t in &v.tags {
-                batch.remove(key(b't', &[t.as_bytes()]));
+                batch.remove(tag_key(t));
+                buried.push(tag_key(t));
             }
         }
         for v in relinked {
-            Self::add_version(&mut batch, v);
+            add_version(&self.store, &mut batch, v);
         }
-        self.records.apply_batch(batch)?;
-        Ok(())
+        self.store.with(|h| {
+            self.store.bury(h, TreeId::History, &buried)?;
+            h.history.apply_batch(batch)?;
+            Ok(())
+        })
     }
 
     /// Whether the archive at `path` (a SkillMeat snapshot) was imported before.
@@ -449,7 +580,8 @@ impl HistoryStore {
     /// # Errors
     /// sled failed.
     pub fn imported(&self, path: &str) -> Result<bool, StoreError> {
-        Ok(self.records.contains_key(key(b'i', &[path.as_bytes()]))?)
+        let k = key(b'i', &[path.as_bytes()]);
+        self.store.with(|h| Ok(h.history.contains_key(&k)?))
     }
 
     /// Remembers that the archive at `path` was imported.
@@ -457,7 +589,11 @@ impl HistoryStore {
     /// # Errors
     /// sled failed.
     pub fn mark_imported(&self, path: &str) -> Result<(), StoreError> {
-        self.records.insert(key(b'i', &[path.as_bytes()]), &[])?;
-        Ok(())
+        let k = key(b'i', &[path.as_bytes()]);
+        let v = self.store.frame(TreeId::History, &k, &[]);
+        self.store.with(|h| {
+            h.history.insert(k, v)?;
+            Ok(())
+        })
     }
 }

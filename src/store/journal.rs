@@ -6,10 +6,13 @@
 //! | `state` | artifact key (bytes) | JSON [`KnownDrift`] |
 //!
 //! Cursors are assigned here, monotonically: the next cursor is one past the largest ever
-//! written (kept in `meta` as `next_cursor`, so pruning the journal never reuses one).
+//! written (kept in `meta` as `next_cursor`, a framed u64 LE, so pruning the journal never
+//! reuses one, and a repaired store salvages it). Both trees are derived: a repair starts
+//! them afresh.
 
 use crate::model::{Event, KnownDrift};
 
+use super::frame::TreeId;
 use super::{Store, StoreError};
 
 const NEXT_CURSOR: &str = "next_cursor";
@@ -27,17 +30,15 @@ impl Store {
     /// # Errors
     /// sled failed.
     pub fn next_cursor(&self) -> Result<u64, StoreError> {
-        let stored = self
-            .meta
-            .get(NEXT_CURSOR)?
-            .and_then(|v| v.as_ref().try_into().ok().map(u64::from_be_bytes))
-            .unwrap_or(1);
-        let after_last = self
-            .journal
-            .last()?
-            .and_then(|(k, _)| k.as_ref().try_into().ok().map(u64::from_be_bytes))
-            .map_or(1, |c| c + 1);
-        Ok(stored.max(after_last))
+        self.with(|h| {
+            let stored = self.meta_number(h, NEXT_CURSOR.as_bytes())?.unwrap_or(1);
+            let after_last = h
+                .journal
+                .last()?
+                .and_then(|(k, _)| k.as_ref().try_into().ok().map(u64::from_be_bytes))
+                .map_or(1, |c| c + 1);
+            Ok(stored.max(after_last))
+        })
     }
 
     /// Appends events (their cursors already assigned, ascending) and flushes, so an event
@@ -54,9 +55,16 @@ impl Store {
             let v = serde_json::to_vec(e).map_err(|e| corrupt("journal", e))?;
             batch.insert(&e.cursor.to_be_bytes(), v);
         }
-        self.journal.apply_batch(batch)?;
-        self.meta
-            .insert(NEXT_CURSOR, &(last.cursor + 1).to_be_bytes())?;
+        let next = self.frame(
+            TreeId::Meta,
+            NEXT_CURSOR.as_bytes(),
+            &(last.cursor + 1).to_le_bytes(),
+        );
+        self.with(|h| {
+            h.journal.apply_batch(batch)?;
+            h.meta.insert(NEXT_CURSOR, next)?;
+            Ok(())
+        })?;
         self.flush()
     }
 
@@ -66,14 +74,16 @@ impl Store {
     /// sled failed, or an event does not decode.
     pub fn events_after(&self, after: u64, limit: usize) -> Result<Vec<Event>, StoreError> {
         let start = after.saturating_add(1).to_be_bytes();
-        self.journal
-            .range(start..)
-            .take(limit)
-            .map(|kv| {
-                let (_, v) = kv?;
-                serde_json::from_slice(&v).map_err(|e| corrupt("journal", e))
-            })
-            .collect()
+        self.with(|h| {
+            h.journal
+                .range(start..)
+                .take(limit)
+                .map(|kv| {
+                    let (_, v) = kv?;
+                    serde_json::from_slice(&v).map_err(|e| corrupt("journal", e))
+                })
+                .collect()
+        })
     }
 
     /// The oldest cursor still in the journal, if any.
@@ -81,15 +91,16 @@ impl Store {
     /// # Errors
     /// sled failed.
     pub fn first_cursor(&self) -> Result<Option<u64>, StoreError> {
-        Ok(self
-            .journal
-            .first()?
-            .and_then(|(k, _)| k.as_ref().try_into().ok().map(u64::from_be_bytes)))
+        self.with(|h| {
+            Ok(h.journal
+                .first()?
+                .and_then(|(k, _)| k.as_ref().try_into().ok().map(u64::from_be_bytes)))
+        })
     }
 
-    /// Number of events in the journal.
+    /// Number of events in the journal (0 when the store cannot answer).
     pub fn journal_len(&self) -> usize {
-        self.journal.len()
+        self.with(|h| Ok(h.journal.len())).unwrap_or(0)
     }
 
     /// Drops events beyond `max_events` (oldest first) and older than `min_time_ms`.
@@ -97,21 +108,23 @@ impl Store {
     /// # Errors
     /// sled failed.
     pub fn prune_journal(&self, max_events: usize, min_time_ms: i64) -> Result<usize, StoreError> {
-        let mut removed = 0;
-        let excess = self.journal.len().saturating_sub(max_events);
-        for kv in self.journal.iter() {
-            let (k, v) = kv?;
-            let old = serde_json::from_slice::<Event>(&v)
-                .map(|e| e.time_ms < min_time_ms)
-                .unwrap_or(true);
-            if removed < excess || old {
-                self.journal.remove(k)?;
-                removed += 1;
-            } else {
-                break;
+        self.with(|h| {
+            let mut removed = 0;
+            let excess = h.journal.len().saturating_sub(max_events);
+            for kv in h.journal.iter() {
+                let (k, v) = kv?;
+                let old = serde_json::from_slice::<Event>(&v)
+                    .map(|e| e.time_ms < min_time_ms)
+                    .unwrap_or(true);
+                if removed < excess || old {
+                    h.journal.remove(k)?;
+                    removed += 1;
+                } else {
+                    break;
+                }
             }
-        }
-        Ok(removed)
+            Ok(removed)
+        })
     }
 
     /// The drift state persisted by the last run, by artifact key.
@@ -119,16 +132,18 @@ impl Store {
     /// # Errors
     /// sled failed, or a record does not decode.
     pub fn known_drift(&self) -> Result<Vec<(String, KnownDrift)>, StoreError> {
-        self.state
-            .iter()
-            .map(|kv| {
-                let (k, v) = kv?;
-                Ok((
-                    String::from_utf8_lossy(&k).into_owned(),
-                    serde_json::from_slice(&v).map_err(|e| corrupt("state", e))?,
-                ))
-            })
-            .collect()
+        self.with(|h| {
+            h.state
+                .iter()
+                .map(|kv| {
+                    let (k, v) = kv?;
+                    Ok((
+                        String::from_utf8_lossy(&k).into_owned(),
+                        serde_json::from_slice(&v).map_err(|e| corrupt("state", e))?,
+                    ))
+                })
+                .collect()
+        })
     }
 
     /// Records changed drift states (`None` removes one). Flushed with the journal.
@@ -149,7 +164,25 @@ impl Store {
                 None => batch.remove(k.as_bytes()),
             }
         }
-        self.state.apply_batch(batch)?;
-        Ok(())
+        self.with(|h| Ok(h.state.apply_batch(batch)?))
+    }
+
+    /// Replaces the whole drift state (after a repair started the derived trees afresh).
+    ///
+    /// # Errors
+    /// sled failed.
+    pub fn replace_known_drift(&self, all: &[(String, KnownDrift)]) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        for (k, v) in all {
+            batch.insert(
+                k.as_bytes(),
+                serde_json::to_vec(v).map_err(|e| corrupt("state", e))?,
+            );
+        }
+        self.with(|h| {
+            h.state.clear()?;
+            h.state.apply_batch(batch)?;
+            Ok(())
+        })
     }
 }

@@ -3,7 +3,7 @@
 //!
 //! | tree | key | value |
 //! |---|---|---|
-//! | `notify_mutes` | absolute project (or folder) path, bytes | JSON `{"until_ms": i64 or null}` |
+//! | `notify_mutes` | absolute project (or folder) path, bytes | framed JSON `{"until_ms": i64 or null}` (salvaged by a repair) |
 //!
 //! Expired mutes are removed by [`Store::mutes`].
 
@@ -14,7 +14,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::notification::Mute;
 
-use super::{Store, StoreError};
+use super::frame::TreeId;
+use super::{Store, StoreError, unframe};
 
 const TREE: &str = "notify_mutes";
 
@@ -31,10 +32,6 @@ fn corrupt(e: impl std::fmt::Display) -> StoreError {
 }
 
 impl Store {
-    fn mute_tree(&self) -> Result<sled::Tree, StoreError> {
-        Ok(self.db.open_tree(TREE)?)
-    }
-
     /// Records a mute (replacing one of the same path) and flushes.
     ///
     /// # Errors
@@ -44,8 +41,12 @@ impl Store {
             until_ms: mute.until_ms,
         })
         .map_err(corrupt)?;
-        self.mute_tree()?
-            .insert(mute.path.as_os_str().as_bytes(), v)?;
+        let k = mute.path.as_os_str().as_bytes();
+        let v = self.frame(TreeId::Mutes, k, &v);
+        self.with(|h| {
+            h.mutes.insert(k, v)?;
+            Ok(())
+        })?;
         self.flush()
     }
 
@@ -54,10 +55,12 @@ impl Store {
     /// # Errors
     /// sled failed.
     pub fn remove_mute(&self, path: &Path) -> Result<bool, StoreError> {
-        let had = self
-            .mute_tree()?
-            .remove(path.as_os_str().as_bytes())?
-            .is_some();
+        let k = path.as_os_str().as_bytes();
+        let had = self.with(|h| {
+            let had = h.mutes.remove(k)?.is_some();
+            self.bury(h, TreeId::Mutes, &[k.to_vec()])?;
+            Ok(had)
+        })?;
         self.flush()?;
         Ok(had)
     }
@@ -67,26 +70,32 @@ impl Store {
     /// # Errors
     /// sled failed; a record does not decode.
     pub fn mutes(&self, now_ms: i64) -> Result<Vec<Mute>, StoreError> {
-        let tree = self.mute_tree()?;
-        let mut out = Vec::new();
-        let mut expired = Vec::new();
-        for kv in tree.iter() {
-            let (k, v) = kv?;
-            let s: Stored = serde_json::from_slice(&v).map_err(corrupt)?;
-            if s.until_ms.is_some_and(|u| u <= now_ms) {
-                expired.push(k);
-                continue;
+        let (out, expired) = self.with(|h| {
+            let mut out = Vec::new();
+            let mut expired = Vec::new();
+            for kv in h.mutes.iter() {
+                let (k, v) = kv?;
+                let s: Stored =
+                    serde_json::from_slice(unframe(TreeId::Mutes, &k, &v)?).map_err(corrupt)?;
+                if s.until_ms.is_some_and(|u| u <= now_ms) {
+                    expired.push(k.to_vec());
+                    continue;
+                }
+                out.push(Mute {
+                    path: PathBuf::from(std::ffi::OsStr::from_bytes(&k)),
+                    until_ms: s.until_ms,
+                    from_config: false,
+                });
             }
-            out.push(Mute {
-                path: PathBuf::from(std::ffi::OsStr::from_bytes(&k)),
-                until_ms: s.until_ms,
-                from_config: false,
-            });
-        }
+            for k in &expired {
+                h.mutes.remove(k)?;
+            }
+            if !expired.is_empty() {
+                self.bury(h, TreeId::Mutes, &expired)?;
+            }
+            Ok((out, expired))
+        })?;
         if !expired.is_empty() {
-            for k in expired {
-                tree.remove(k)?;
-            }
             self.flush()?;
         }
         Ok(out)

@@ -2,38 +2,42 @@
 //!
 //! | tree | key | value |
 //! |---|---|---|
-//! | `operations` | operation id, big-endian u64 (so keys sort by id) | JSON [`OperationRecord`] |
+//! | `operations` | operation id, big-endian u64 (so keys sort by id) | framed JSON [`OperationRecord`] |
 //!
-//! Ids are assigned here: one past the largest ever written, starting at 1.
+//! An operation's id is reserved, and its `running` record written and flushed, before the
+//! operation does anything ([`Store::begin_operation`]); ids come from the `operation`
+//! counter (see [`super::ids`]), so concurrent operations never share one and a crash never
+//! makes one reused.
 
 use crate::model::OperationRecord;
 
-use super::{Store, StoreError};
-
-const TREE: &str = "operations";
+use super::frame::TreeId;
+use super::ids::{IdKind, highest};
+use super::{Store, StoreError, unframe};
 
 fn corrupt(e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt {
-        tree: TREE,
+        tree: TreeId::Operations.name(),
         detail: e.to_string(),
     }
 }
 
-impl Store {
-    fn operations(&self) -> Result<sled::Tree, StoreError> {
-        Ok(self.db.open_tree(TREE)?)
-    }
+fn decode(key: &[u8], v: &[u8]) -> Result<OperationRecord, StoreError> {
+    serde_json::from_slice(unframe(TreeId::Operations, key, v)?).map_err(corrupt)
+}
 
-    /// The id the next recorded operation gets.
+impl Store {
+    /// Reserves a fresh id for `op` and stores it as it is (normally `running`), flushed:
+    /// from here on the id is taken for good.
     ///
     /// # Errors
     /// sled failed.
-    pub fn next_operation_id(&self) -> Result<u64, StoreError> {
-        Ok(self
-            .operations()?
-            .last()?
-            .and_then(|(k, _)| k.as_ref().try_into().ok().map(u64::from_be_bytes))
-            .map_or(1, |id| id + 1))
+    pub fn begin_operation(&self, op: &mut OperationRecord) -> Result<u64, StoreError> {
+        op.id = self.allocate_id(IdKind::Operation, |h| {
+            Ok(highest(h.operations.last()?.map(|(k, _)| k)))
+        })?;
+        self.put_operation(op)?;
+        Ok(op.id)
     }
 
     /// Writes (or rewrites) one operation record and flushes.
@@ -42,7 +46,12 @@ impl Store {
     /// sled failed.
     pub fn put_operation(&self, op: &OperationRecord) -> Result<(), StoreError> {
         let v = serde_json::to_vec(op).map_err(corrupt)?;
-        self.operations()?.insert(op.id.to_be_bytes(), v)?;
+        let k = op.id.to_be_bytes();
+        let v = self.frame(TreeId::Operations, &k, &v);
+        self.with(|h| {
+            h.operations.insert(k, v)?;
+            Ok(())
+        })?;
         self.flush()
     }
 
@@ -51,10 +60,8 @@ impl Store {
     /// # Errors
     /// sled failed; the record does not decode.
     pub fn operation(&self, id: u64) -> Result<Option<OperationRecord>, StoreError> {
-        self.operations()?
-            .get(id.to_be_bytes())?
-            .map(|v| serde_json::from_slice(&v).map_err(corrupt))
-            .transpose()
+        let k = id.to_be_bytes();
+        self.with(|h| h.operations.get(k)?.map(|v| decode(&k, &v)).transpose())
     }
 
     /// Every operation record, oldest first.
@@ -62,19 +69,23 @@ impl Store {
     /// # Errors
     /// sled failed; a record does not decode.
     pub fn all_operations(&self) -> Result<Vec<OperationRecord>, StoreError> {
-        self.operations()?
-            .iter()
-            .map(|kv| {
-                let (_, v) = kv?;
-                serde_json::from_slice(&v).map_err(corrupt)
-            })
-            .collect()
+        self.with(|h| {
+            h.operations
+                .iter()
+                .map(|kv| {
+                    let (k, v) = kv?;
+                    decode(&k, &v)
+                })
+                .collect()
+        })
     }
 }
 
 /// Operation records as they are written: [`Store::watch_operations`].
 pub struct OperationWatch {
-    sub: sled::Subscriber,
+    store: Store,
+    /// The subscription to the database in use (made again after a reopen or repair).
+    sub: Option<sled::Subscriber>,
 }
 
 impl std::fmt::Debug for OperationWatch {
@@ -88,12 +99,27 @@ impl OperationWatch {
     /// Read promptly: sled holds at most 1024 unread records before writers wait.
     pub async fn next(&mut self) -> Option<OperationRecord> {
         loop {
-            match (&mut self.sub).await? {
-                sled::Event::Insert { value, .. } => match serde_json::from_slice(&value) {
+            let Some(sub) = self.sub.as_mut() else {
+                if self.store.is_closed() {
+                    return None;
+                }
+                // The store is being reopened or repaired: follow the new database.
+                match self
+                    .store
+                    .with(|h| Ok(h.operations.watch_prefix(Vec::<u8>::new())))
+                {
+                    Ok(s) => self.sub = Some(s),
+                    Err(_) => tokio::time::sleep(std::time::Duration::from_secs(1)).await,
+                }
+                continue;
+            };
+            match sub.await {
+                None => self.sub = None,
+                Some(sled::Event::Insert { key, value }) => match decode(&key, &value) {
                     Ok(rec) => return Some(rec),
-                    Err(e) => tracing::warn!("{}", corrupt(e)),
+                    Err(e) => tracing::warn!("{e}"),
                 },
-                sled::Event::Remove { .. } => {}
+                Some(sled::Event::Remove { .. }) => {}
             }
         }
     }
@@ -105,8 +131,50 @@ impl Store {
     /// # Errors
     /// sled failed.
     pub fn watch_operations(&self) -> Result<OperationWatch, StoreError> {
+        let sub = self.with(|h| Ok(h.operations.watch_prefix(Vec::<u8>::new())))?;
         Ok(OperationWatch {
-            sub: self.operations()?.watch_prefix(Vec::<u8>::new()),
+            store: self.clone(),
+            sub: Some(sub),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::OperationStatus;
+
+    fn record() -> OperationRecord {
+        serde_json::from_str(
+            r#"{"id":0,"time_ms":1,"operation":"sync_pull","targets":[],
+            "files_restored":[],"files_merged":[],"files_conflicted":[],
+            "safety_snapshots":[],"touched":[],"success":false,"error":null,
+            "status":"running"}"#,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn reserved_ids_survive_a_restart_and_old_logs_continue() {
+        let d = tempfile::tempdir().unwrap();
+        {
+            let s = Store::open(d.path()).unwrap();
+            // A log written before the counter existed: ids 1 and 7.
+            for id in [1, 7] {
+                let rec = OperationRecord { id, ..record() };
+                s.put_operation(&rec).unwrap();
+            }
+            let mut r = record();
+            assert_eq!(s.begin_operation(&mut r).unwrap(), 8);
+            assert_eq!(
+                s.operation(8).unwrap().unwrap().status(),
+                OperationStatus::Running
+            );
+            // No further flush: the reservation itself was durable.
+        }
+        let s = Store::open(d.path()).unwrap();
+        assert_eq!(s.begin_operation(&mut record()).unwrap(), 9);
+        let ids: Vec<u64> = s.all_operations().unwrap().iter().map(|o| o.id).collect();
+        assert_eq!(ids, [1, 7, 8, 9]);
     }
 }

@@ -270,6 +270,7 @@ fn a_failed_second_rename_puts_the_old_folder_back() {
     w.replace_file(d.path(), Path::new("x.md"), b"old\n")
         .unwrap();
     let before = snapshot(d.path());
+    w.exchange = false;
     w.fault = Some(Fault::SecondDirRename);
     let err = w
         .replace_dir(d.path(), dest, &files(&[("SKILL.md", "new\n", 0o644)]))

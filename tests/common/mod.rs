@@ -6,9 +6,11 @@
 
 #![allow(dead_code)]
 
+pub mod clients;
 pub mod desktop;
 pub mod skillmeat;
 pub mod subscriber;
+pub mod world;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};

@@ -1,7 +1,8 @@
-//! A third-party gRPC stack talks to the daemon: Python's grpcio (from PyPI) with stubs
-//! generated from our proto by `grpc_tools.protoc`, over the Unix socket. It checks the
-//! standard health service and server reflection, gets the same drift `smctl` sees, and
-//! subscribes to `Watch` to receive the event of an edit made after it subscribed.
+//! A third-party gRPC stack talks to the daemon: Python's grpcio (from PyPI) with its
+//! default channel settings — so the socket path, percent-encoded, is the `:authority` —
+//! and stubs generated from our proto by `grpc_tools.protoc`, over the Unix socket. It
+//! checks the standard health service and server reflection, gets the same drift `smctl`
+//! sees, and subscribes to `Watch` to receive the event of an edit made after it subscribed.
 //!
 //! The venv is made by `tests/support/grpc-python.sh` (CI runs it up front).
 
@@ -9,42 +10,19 @@ use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
-use crate::common::{Artifact, Env, deploy, drift_pairs, make_collection, write};
+use crate::common::clients::{edit_review, install, project_with_drift};
+use crate::common::{Env, drift_pairs};
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// The venv's python, creating the venv and stubs when needed.
-fn python() -> PathBuf {
-    let out = Command::new("bash")
-        .arg(repo().join("tests/support/grpc-python.sh"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "tests/support/grpc-python.sh failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    PathBuf::from(
-        stdout
-            .lines()
-            .last()
-            .expect("the script prints the python path"),
-    )
-}
-
 #[test]
 fn python_grpcio_checks_health_and_gets_drift() {
-    let python = python();
+    let python = install("grpc-python.sh");
     let stubs = python.parent().unwrap().parent().unwrap().join("stubs");
     let env = Env::new();
-    let arts = || vec![Artifact::skill("review"), Artifact::command("hello")];
-    make_collection(&env.skillmeat_home, "default", &arts());
-    let project = env.path("proj");
-    deploy(&env.skillmeat_home, "default", &project, ".claude", &arts());
-    write(&project.join(".claude/commands/hello.md"), "local edit\n");
+    let project = project_with_drift(&env);
     let _d = env.daemon();
     env.smctl_json(&["project", "add", project.to_str().unwrap()]);
 
@@ -70,10 +48,7 @@ fn python_grpcio_checks_health_and_gets_drift() {
         said.starts_with("watching since "),
         "grpc_client.py: {said}"
     );
-    write(
-        &project.join(".claude/skills/review/SKILL.md"),
-        "edited after subscribing\n",
-    );
+    edit_review(&project);
     let rest = std::thread::spawn(move || {
         let mut s = String::new();
         let _ = stderr.read_to_string(&mut s);

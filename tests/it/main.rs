@@ -5,12 +5,17 @@
 mod common;
 
 mod bad_inputs;
+mod crash;
 mod doctor;
 mod drift;
+mod editors;
+mod examples;
 mod first_run;
 mod grpc_python;
+mod grpcurl;
 mod hash_vectors;
 mod history;
+mod ids;
 mod interop;
 mod lifecycle;
 mod live;
@@ -22,5 +27,7 @@ mod reload;
 mod service;
 mod smctl;
 mod soak;
+mod store;
 mod supervision;
+mod undo;
 mod writeback_interop;

@@ -318,7 +318,8 @@ fn actions_run_the_operation_and_show_the_diff() {
     let audit = eventually(WAIT, "the pull in the audit", || {
         let a = env.smctl_json(&["audit"]);
         let ops = a["operations"].as_array()?.clone();
-        (!ops.is_empty()).then_some(ops)
+        // Its record is there from the start, as `running`, until it ends.
+        (!ops.is_empty() && ops[0]["status"] != "running").then_some(ops)
     });
     assert_eq!(audit[0]["operation"], "sync_pull");
     assert_eq!(audit[0]["success"], true);

@@ -2,112 +2,13 @@
 //! without a base, dry run), undo, rollback, the confirmation rule, a held SkillMeat lock,
 //! and the operations log.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde_json::Value;
 use skillmeatd::hash::{Variant, content_hash};
 
-use crate::common::{Artifact, Env, age, deploy, drift_pairs, make_collection, write};
-
-const SKILL_MD: &str = "---\nname: canvas\nversion: 1.0.0\n---\n# Canvas\n\nline one\nline two\nline three\nline four\nline five\n";
-
-fn skill() -> Artifact {
-    Artifact {
-        name: "canvas",
-        kind: "skill",
-        files: vec![("SKILL.md", SKILL_MD), ("refs/guide.md", "guide\n")],
-    }
-}
-
-/// A collection `default` with one skill deployed into `<tmp>/app/.claude`, aged.
-struct World {
-    env: Env,
-    coll: PathBuf,
-    project: PathBuf,
-}
-
-impl World {
-    fn new() -> World {
-        let env = Env::new();
-        let coll = make_collection(&env.skillmeat_home, "default", &[skill()]);
-        let project = env.path("app");
-        deploy(
-            &env.skillmeat_home,
-            "default",
-            &project,
-            ".claude",
-            &[skill()],
-        );
-        age(&coll);
-        age(&project);
-        let project = project.canonicalize().unwrap();
-        World { env, coll, project }
-    }
-
-    /// Starts the daemon and registers the project.
-    fn start(&self) -> crate::common::Daemon {
-        let d = self.env.daemon();
-        self.env.smctl_json(&["project", "add", self.p()]);
-        d
-    }
-
-    fn p(&self) -> &str {
-        self.project.to_str().unwrap()
-    }
-
-    fn project_skill(&self) -> PathBuf {
-        self.project.join(".claude/skills/canvas")
-    }
-
-    fn drift(&self) -> Vec<(String, String)> {
-        drift_pairs(&self.env.smctl_json(&["drift", self.p(), "--all", "--sync"]))
-    }
-
-    fn json(&self, args: &[&str]) -> Value {
-        self.env.smctl_json(args)
-    }
-
-    /// The deployment record's content_hash.
-    fn recorded_hash(&self) -> String {
-        let text =
-            std::fs::read_to_string(self.project.join(".claude/.skillmeat-deployed.toml")).unwrap();
-        let doc: toml::Table = text.parse().unwrap();
-        doc["deployed"][0]["content_hash"]
-            .as_str()
-            .unwrap()
-            .to_string()
-    }
-}
-
-/// Every file under `root` (relative path → bytes), SkillMeat's lock files aside (they
-/// stay beside what was written, by SkillMeat's rule).
-fn files(root: &Path) -> Vec<(String, Vec<u8>)> {
-    let mut out = Vec::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if !p.to_string_lossy().ends_with(".skillmeat-lock") {
-                let rel = p.strip_prefix(root).unwrap().display().to_string();
-                out.push((rel, std::fs::read(&p).unwrap()));
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
-fn edit(path: &Path, from: &str, to: &str) {
-    let text = std::fs::read_to_string(path).unwrap();
-    assert!(text.contains(from), "{} has no {from:?}", path.display());
-    write(path, text.replacen(from, to, 1));
-}
-
-fn pair(kind: &str) -> Vec<(String, String)> {
-    vec![("canvas".to_string(), kind.to_string())]
-}
+use crate::common::world::{SKILL_MD, World, edit, files, pair, skill};
+use crate::common::{Artifact, Env, age, deploy, make_collection, write};
 
 #[test]
 fn sync_pull_fixes_outdated_and_needs_yes_without_a_terminal() {
@@ -278,8 +179,21 @@ fn merge_combines_edits_dry_run_writes_nothing_and_undo_restores() {
     assert_eq!(later["operations"], serde_json::json!([]));
 }
 
+/// Runs smctl with `--format json`; its exit code and parsed stdout.
+fn json_and_code(env: &Env, args: &[&str]) -> (Option<i32>, Value) {
+    let out = env.smctl(&[args, &["--format", "json"]].concat());
+    let v = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "smctl {args:?}: not JSON ({e}): {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out.status.code(), v)
+}
+
 #[test]
-fn overlapping_edits_get_skillmeat_markers_and_are_reported() {
+fn finding_14_a_merge_that_leaves_conflict_markers_exits_1_and_lists_the_files() {
     let w = World::new();
     let _d = w.start();
     w.json(&["snapshot", "create", w.p()]);
@@ -294,7 +208,17 @@ fn overlapping_edits_get_skillmeat_markers_and_are_reported() {
         "line three (collection)",
     );
     let recorded = w.recorded_hash();
-    let r = w.json(&["merge", "canvas", "--project", w.p(), "--yes"]);
+    let (code, r) = json_and_code(&w.env, &["merge", "canvas", "--project", w.p(), "--yes"]);
+    assert_eq!(code, Some(1), "conflicts left are not a success: {r}");
+    assert_eq!(r["operation"]["success"], false, "{r}");
+    assert_eq!(r["operation"]["status"], "conflicted", "{r}");
+    assert!(
+        r["operation"]["error"]
+            .as_str()
+            .unwrap()
+            .contains(".claude/skills/canvas/SKILL.md"),
+        "{r}"
+    );
     let c = &r["conflicts"][0];
     assert_eq!(c["path"], ".claude/skills/canvas/SKILL.md", "{r}");
     assert_eq!(c["kind"], "both_modified");
@@ -318,8 +242,33 @@ fn overlapping_edits_get_skillmeat_markers_and_are_reported() {
         "the record waits for the conflict"
     );
 
-    // --prefer collection resolves it the other way (after undoing the first merge).
+    // Plain undo takes the conflicted merge (it wrote files) and puts the copy back.
+    let undo = w.json(&["undo", "--yes"]);
+    assert_eq!(undo["operation"]["undoes"], r["operation"]["id"], "{undo}");
+    assert!(
+        !std::fs::read_to_string(w.project_skill().join("SKILL.md"))
+            .unwrap()
+            .contains("<<<<<<<")
+    );
+    // In text the same: exit 1, and the output says the files ARE written, with markers.
+    let out = w.env.smctl(&[
+        "merge",
+        "canvas",
+        "--project",
+        w.p(),
+        "--yes",
+        "--format",
+        "table",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("ARE written") && text.contains("conflict markers"),
+        "{text}"
+    );
+    assert!(text.contains(".claude/skills/canvas/SKILL.md"), "{text}");
     w.json(&["undo", "--yes"]);
+    // --prefer collection resolves it the other way.
     let r = w.json(&[
         "merge",
         "canvas",

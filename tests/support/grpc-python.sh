@@ -9,7 +9,7 @@
 # The stubs are in <venv>/stubs, regenerated when the proto changes.
 set -euo pipefail
 
-GRPC_VERSION=1.76.0
+GRPC_VERSION=1.85.1
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 VENV="${SKILLMEATD_GRPC_VENV:-$REPO_ROOT/target/grpc-venv}"
 PY="${SKILLMEAT_PYTHON:-python3}"

@@ -42,12 +42,9 @@ def main():
     def as_dict(msg):
         return json_format.MessageToDict(msg, preserving_proto_field_name=True)
 
-    # grpc C-core puts the percent-encoded socket path in HTTP/2's :authority, which is
-    # not a valid authority; the daemon's HTTP/2 stack (h2) refuses such streams with
-    # PROTOCOL_ERROR. "localhost" is what tonic, grpc-go and Kubernetes use for sockets.
-    channel = grpc.insecure_channel(
-        "unix:" + args.socket, options=[("grpc.default_authority", "localhost")]
-    )
+    # The channel's defaults, as any user's: grpc C-core sends the socket path,
+    # percent-encoded, as HTTP/2's :authority, and the daemon accepts it.
+    channel = grpc.insecure_channel("unix:" + args.socket)
     grpc.channel_ready_future(channel).result(timeout=args.timeout)
 
     health = health_pb2_grpc.HealthStub(channel)

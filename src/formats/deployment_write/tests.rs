@@ -281,3 +281,75 @@ fn the_file_on_disk_is_rewritten_under_skillmeats_lock() {
     .unwrap_err();
     assert!(matches!(err, DeploymentWriteError::Missing { .. }), "{err}");
 }
+
+#[test]
+fn restoring_one_record_leaves_every_other_record_as_it_is() {
+    let path = Path::new(".skillmeat-deployed.toml");
+    let then = doc_example();
+    // Later, both records changed (two operations); undoing the first one's change puts
+    // back only its record.
+    let one =
+        update_record_bytes(path, then.as_bytes(), key("review", "command"), &update(N)).unwrap();
+    let both = update_record_bytes(
+        path,
+        one.as_bytes(),
+        key("canvas-design", "skill"),
+        &update(N),
+    )
+    .unwrap();
+    let undone = restore_record_bytes(
+        path,
+        Some(both.as_bytes()),
+        Some(then.as_bytes()),
+        key("review", "command"),
+    )
+    .unwrap();
+    let f = deployment::parse(path, ".claude", undone.as_bytes());
+    assert!(f.problems.is_empty(), "{:?}", f.problems);
+    assert_eq!(
+        f.records[0].content_hash, N,
+        "the other record keeps its change"
+    );
+    assert_eq!(f.records[1].content_hash, R);
+    // Undoing both, in reverse order, gives back the file byte for byte.
+    let all = restore_record_bytes(
+        path,
+        Some(undone.as_bytes()),
+        Some(then.as_bytes()),
+        key("canvas-design", "skill"),
+    )
+    .unwrap();
+    assert_eq!(all, then);
+}
+
+#[test]
+fn a_record_that_did_not_exist_then_is_removed_and_one_removed_since_comes_back() {
+    let path = Path::new(".skillmeat-deployed.toml");
+    let then = doc_example();
+    let review_only = restore_record_bytes(
+        path,
+        Some(then.as_bytes()),
+        None,
+        key("canvas-design", "skill"),
+    )
+    .unwrap();
+    let f = deployment::parse(path, ".claude", review_only.as_bytes());
+    assert_eq!(f.records.len(), 1);
+    assert_eq!(f.records[0].artifact_name, "review");
+    let back = restore_record_bytes(
+        path,
+        Some(review_only.as_bytes()),
+        Some(then.as_bytes()),
+        key("canvas-design", "skill"),
+    )
+    .unwrap();
+    let f = deployment::parse(path, ".claude", back.as_bytes());
+    assert!(f.problems.is_empty(), "{:?}", f.problems);
+    let names: Vec<&str> = f.records.iter().map(|r| r.artifact_name.as_str()).collect();
+    assert_eq!(names, ["review", "canvas-design"]);
+    // Nothing then and nothing now: nothing changes.
+    assert_eq!(
+        restore_record_bytes(path, Some(then.as_bytes()), None, key("nope", "skill")).unwrap(),
+        then
+    );
+}

@@ -1,0 +1,367 @@
+//! What the authority layer costs: the same tonic server (the health service) on a Unix
+//! socket with and without `skillmeatd::authority::Connection` in front. Not run in CI:
+//!
+//! ```sh
+//! cargo bench --bench authority            # a few minutes
+//! ```
+//!
+//! Two clients, in short alternating rounds so every side shares the machine's noise; each
+//! ratio is the median of the rounds' ratios (each round's sides ran back to back):
+//! - the daemon's own tonic client (`skillmeatd::connect`, authority `skillmeatd.invalid`:
+//!   valid, so the layer passes the connection through): unary latency (sequential `Check`
+//!   calls, p50 and p99), unary throughput (64 concurrent tasks on one connection) and
+//!   inbound bulk (1 MiB requests — a 1 MiB service name, answered NOT_FOUND);
+//! - a raw HTTP/2 client sending header blocks as grpcio does (every field indexed after
+//!   the first request): with authority `localhost` to the plain server, and to the layer
+//!   both with `localhost` (passed through) and with the socket path (every block decoded
+//!   and re-encoded), latency and throughput (64 streams in flight).
+//!
+//! A health check is the cheapest RPC there is, so the layer's per-request share is at its
+//! largest here.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use skillmeatd::authority::{self, Connection};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{UnixListener, UnixStream};
+use tokio_stream::StreamExt;
+use tokio_stream::wrappers::UnixListenerStream;
+use tonic::transport::Channel;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_client::HealthClient;
+
+const ROUNDS: usize = 11;
+const LATENCY_CALLS: usize = 2_000;
+const THROUGHPUT_CALLS: usize = 10_000;
+const CONCURRENCY: usize = 64;
+const BULK_CALLS: usize = 100;
+const BULK_BYTES: usize = 1 << 20;
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(run());
+}
+
+#[derive(Default)]
+struct Samples {
+    p50_us: Vec<f64>,
+    p99_us: Vec<f64>,
+    rpc_per_s: Vec<f64>,
+    mib_per_s: Vec<f64>,
+}
+
+async fn run() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut clients = Vec::new();
+    let mut sockets = Vec::new();
+    for layer in [false, true] {
+        let socket = dir.path().join(format!("layer-{layer}.sock"));
+        serve(&socket, layer);
+        clients.push(HealthClient::new(
+            skillmeatd::connect::channel(&socket).await.unwrap(),
+        ));
+        sockets.push(socket);
+    }
+    tonic_client(&clients).await;
+    raw_client(&sockets).await;
+}
+
+async fn tonic_client(clients: &[HealthClient<Channel>]) {
+    let mut samples = [Samples::default(), Samples::default()];
+    // Warm-up, then rounds alternating which side goes first.
+    for client in clients {
+        latency(client, 500).await;
+    }
+    for round in 0..ROUNDS {
+        let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
+        for side in order {
+            let client = &clients[side];
+            let s = &mut samples[side];
+            let mut lat = latency(client, LATENCY_CALLS).await;
+            lat.sort();
+            s.p50_us.push(micros(lat[lat.len() / 2]));
+            s.p99_us.push(micros(lat[lat.len() * 99 / 100]));
+            s.rpc_per_s.push(throughput(client).await);
+            s.mib_per_s.push(bulk(client).await);
+        }
+    }
+    let [plain, layered] = samples;
+    println!("tonic client, {ROUNDS} rounds: medians; ratio = with layer / without");
+    println!("| what | without layer | with layer | ratio |");
+    println!("|---|---|---|---|");
+    row("unary latency p50", &plain.p50_us, &layered.p50_us, "µs");
+    row("unary latency p99", &plain.p99_us, &layered.p99_us, "µs");
+    row(
+        &format!("unary throughput ({CONCURRENCY} in flight)"),
+        &plain.rpc_per_s,
+        &layered.rpc_per_s,
+        "RPC/s",
+    );
+    row(
+        "1 MiB requests",
+        &plain.mib_per_s,
+        &layered.mib_per_s,
+        "MiB/s",
+    );
+}
+
+/// The health service on `socket`, with or without the layer, with the daemon's limits.
+fn serve(socket: &Path, layer: bool) {
+    let incoming = UnixListenerStream::new(UnixListener::bind(socket).unwrap());
+    let (_reporter, health) = tonic_health::server::health_reporter();
+    let router = tonic::transport::Server::builder()
+        .max_frame_size(authority::MAX_FRAME_SIZE)
+        .http2_max_header_list_size(authority::MAX_HEADER_LIST_SIZE)
+        .add_service(health);
+    if layer {
+        tokio::spawn(router.serve_with_incoming(incoming.map(|c| c.map(Connection::new))));
+    } else {
+        tokio::spawn(router.serve_with_incoming(incoming));
+    }
+}
+
+async fn latency(client: &HealthClient<Channel>, calls: usize) -> Vec<Duration> {
+    let mut client = client.clone();
+    let mut out = Vec::with_capacity(calls);
+    for _ in 0..calls {
+        let t = Instant::now();
+        client.check(HealthCheckRequest::default()).await.unwrap();
+        out.push(t.elapsed());
+    }
+    out
+}
+
+async fn throughput(client: &HealthClient<Channel>) -> f64 {
+    let start = Instant::now();
+    let tasks: Vec<_> = (0..CONCURRENCY)
+        .map(|_| {
+            let mut client = client.clone();
+            tokio::spawn(async move {
+                for _ in 0..THROUGHPUT_CALLS / CONCURRENCY {
+                    client.check(HealthCheckRequest::default()).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    (THROUGHPUT_CALLS / CONCURRENCY * CONCURRENCY) as f64 / start.elapsed().as_secs_f64()
+}
+
+async fn bulk(client: &HealthClient<Channel>) -> f64 {
+    let mut client = client.clone();
+    let request = HealthCheckRequest {
+        service: "s".repeat(BULK_BYTES),
+    };
+    let start = Instant::now();
+    for _ in 0..BULK_CALLS {
+        let status = client.check(request.clone()).await.unwrap_err();
+        assert_eq!(status.code(), tonic::Code::NotFound);
+    }
+    (BULK_CALLS * BULK_BYTES) as f64 / (1 << 20) as f64 / start.elapsed().as_secs_f64()
+}
+
+fn row(what: &str, a: &[f64], b: &[f64], unit: &str) {
+    let ratios: Vec<f64> = a.iter().zip(b).map(|(a, b)| b / a).collect();
+    let (a, b) = (median(a), median(b));
+    println!(
+        "| {what} | {a:.1} {unit} | {b:.1} {unit} | {:.3} |",
+        median(&ratios)
+    );
+}
+
+fn micros(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// The raw client's three sides: plain server with `localhost`, layer with `localhost`,
+/// layer with the socket path.
+async fn raw_client(sockets: &[PathBuf]) {
+    let path = sockets[1].to_str().unwrap().to_string();
+    let sides = [
+        (&sockets[0], "localhost"),
+        (&sockets[1], "localhost"),
+        (&sockets[1], path.as_str()),
+    ];
+    let mut conns = Vec::new();
+    for (socket, authority) in sides {
+        let mut c = RawClient::connect(socket, authority).await;
+        for _ in 0..500 {
+            c.call().await;
+        }
+        conns.push(c);
+    }
+    let mut p50 = [vec![], vec![], vec![]];
+    let mut p99 = [vec![], vec![], vec![]];
+    let mut rate = [vec![], vec![], vec![]];
+    for round in 0..ROUNDS {
+        for i in 0..3 {
+            let side = (i + round) % 3;
+            let c = &mut conns[side];
+            let mut lat = Vec::with_capacity(LATENCY_CALLS);
+            for _ in 0..LATENCY_CALLS {
+                let t = Instant::now();
+                c.call().await;
+                lat.push(t.elapsed());
+            }
+            lat.sort();
+            p50[side].push(micros(lat[lat.len() / 2]));
+            p99[side].push(micros(lat[lat.len() * 99 / 100]));
+            rate[side].push(c.pipelined(THROUGHPUT_CALLS, CONCURRENCY).await);
+        }
+    }
+    println!();
+    println!(
+        "raw client sending grpcio's header blocks, {ROUNDS} rounds: medians; ratio = with layer / plain server"
+    );
+    println!("| what | plain server | with layer | ratio |");
+    println!("|---|---|---|---|");
+    for (side, how) in [(1, "passed through"), (2, "rewritten")] {
+        row(&format!("latency p50, {how}"), &p50[0], &p50[side], "µs");
+        row(&format!("latency p99, {how}"), &p99[0], &p99[side], "µs");
+        row(
+            &format!("throughput ({CONCURRENCY} in flight), {how}"),
+            &rate[0],
+            &rate[side],
+            "RPC/s",
+        );
+    }
+}
+
+/// A minimal HTTP/2 client: health checks with header blocks shaped like grpcio's (every
+/// field a literal with incremental indexing the first time, an index afterwards).
+struct RawClient {
+    stream: UnixStream,
+    first: Vec<u8>,
+    steady: Vec<u8>,
+    next_id: u32,
+    buf: Vec<u8>,
+}
+
+const DATA: u8 = 0x0;
+const HEADERS: u8 = 0x1;
+const END_STREAM: u8 = 0x1;
+const END_HEADERS: u8 = 0x4;
+
+fn frame(out: &mut Vec<u8>, kind: u8, flags: u8, stream: u32, payload: &[u8]) {
+    let len = (payload.len() as u32).to_be_bytes();
+    out.extend([len[1], len[2], len[3], kind, flags]);
+    out.extend(stream.to_be_bytes());
+    out.extend(payload);
+}
+
+impl RawClient {
+    async fn connect(socket: &Path, authority: &str) -> RawClient {
+        let mut stream = UnixStream::connect(socket).await.unwrap();
+        let mut hello = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+        frame(&mut hello, 0x4, 0, 0, &[]);
+        // The whole connection window at once: responses never wait for WINDOW_UPDATEs.
+        frame(
+            &mut hello,
+            0x8,
+            0,
+            0,
+            &(i32::MAX as u32 - 65_535).to_be_bytes(),
+        );
+        stream.write_all(&hello).await.unwrap();
+        let fields: [(&[u8], &[u8]); 8] = [
+            (b":path", b"/grpc.health.v1.Health/Check"),
+            (b":authority", authority.as_bytes()),
+            (b":method", b"POST"),
+            (b":scheme", b"http"),
+            (b"content-type", b"application/grpc"),
+            (b"te", b"trailers"),
+            (b"grpc-accept-encoding", b"identity, deflate, gzip"),
+            (
+                b"user-agent",
+                b"grpc-python/1.85.1 grpc-c/58.0.0 (linux; chttp2)",
+            ),
+        ];
+        let mut encoder = loona_hpack::Encoder::new();
+        let first = encoder.encode(fields);
+        let steady = encoder.encode(fields);
+        RawClient {
+            stream,
+            first,
+            steady,
+            next_id: 1,
+            buf: Vec::new(),
+        }
+    }
+
+    fn request(&mut self, out: &mut Vec<u8>) -> u32 {
+        let id = self.next_id;
+        self.next_id += 2;
+        let block = if id == 1 { &self.first } else { &self.steady };
+        frame(out, HEADERS, END_HEADERS, id, block);
+        frame(out, DATA, END_STREAM, id, &[0, 0, 0, 0, 0]);
+        id
+    }
+
+    /// One health check, waited for.
+    async fn call(&mut self) {
+        let mut out = Vec::new();
+        let id = self.request(&mut out);
+        self.stream.write_all(&out).await.unwrap();
+        while self.finished().await != id {}
+    }
+
+    /// `calls` health checks, `in_flight` at a time; returns RPCs per second.
+    async fn pipelined(&mut self, calls: usize, in_flight: usize) -> f64 {
+        let start = Instant::now();
+        let (mut sent, mut done) = (0, 0);
+        while done < calls {
+            let mut out = Vec::new();
+            while sent < calls && sent - done < in_flight {
+                self.request(&mut out);
+                sent += 1;
+            }
+            if !out.is_empty() {
+                self.stream.write_all(&out).await.unwrap();
+            }
+            self.finished().await;
+            done += 1;
+        }
+        calls as f64 / start.elapsed().as_secs_f64()
+    }
+
+    /// Reads frames until a stream ends; returns its id.
+    async fn finished(&mut self) -> u32 {
+        loop {
+            while self.buf.len() >= 9 {
+                let len = u32::from_be_bytes([0, self.buf[0], self.buf[1], self.buf[2]]) as usize;
+                if self.buf.len() < 9 + len {
+                    break;
+                }
+                let (kind, flags) = (self.buf[3], self.buf[4]);
+                let id = u32::from_be_bytes(self.buf[5..9].try_into().unwrap());
+                self.buf.drain(..9 + len);
+                match kind {
+                    0x3 | 0x7 => panic!("the server reset stream {id} or the connection"),
+                    0x4 if flags & 1 == 0 => {
+                        let mut ack = Vec::new();
+                        frame(&mut ack, 0x4, 1, 0, &[]);
+                        self.stream.write_all(&ack).await.unwrap();
+                    }
+                    HEADERS if flags & END_STREAM != 0 => return id,
+                    _ => {}
+                }
+            }
+            let mut chunk = [0; 16 * 1024];
+            let n = self.stream.read(&mut chunk).await.unwrap();
+            assert!(n > 0, "the server closed the connection");
+            self.buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+}

@@ -1,0 +1,176 @@
+//! Every standard gRPC client welcome on the Unix socket: a per-connection layer in front
+//! of tonic's HTTP/2 stack that puts `localhost` where a client sent the socket path as
+//! `:authority`.
+//!
+//! # Why
+//! Clients built on grpc C-core (Python's grpcio, Ruby, C++) send the socket path
+//! percent-encoded as HTTP/2's `:authority` (`%2Frun%2Fuser%2F1000%2F…`); grpcurl `-unix`
+//! and grpc-java send it raw. h2 parses `:authority` as `host[:port]` and resets such a
+//! request with `RST_STREAM(PROTOCOL_ERROR)` before tonic sees it (hyperium/h2 PR 487,
+//! grpc/grpc 38142, grpc-java 12664 — all open). Neither h2, hyper nor tonic has an option
+//! to relax that check, and h2's HPACK codec is private, so the request has to be fixed on
+//! its way in: below h2, on the bytes.
+//!
+//! # How
+//! [`Connection`] wraps each accepted socket. What the daemon writes passes untouched.
+//! What the client sends goes through a [`Rewriter`]. The connection's first header block
+//! is decoded: when h2 would accept its `:authority` (tonic, grpc-go, grpc-js send
+//! `localhost`), that block and everything after it reach h2 byte for byte, unread — a
+//! gRPC channel names one authority for all its calls. When h2 would refuse it, every
+//! header block of the connection (HEADERS + CONTINUATION) is decoded with one persistent
+//! HPACK decoder (loona-hpack; it honours the client's dynamic-table size updates, bounded
+//! by the table size the server advertises), padding dropped and priority kept, the
+//! `:authority` replaced with `localhost`, and re-encoded as literals without indexing — so
+//! h2's own decoder never stores an entry and cannot disagree with the client's table.
+//! Other frames pass unchanged. h2 then decodes and checks every block as always: every
+//! other field, pseudo-header rule, size limit and stream state is still h2's to judge.
+//!
+//! Nothing else gets weaker. A valid `:authority`, and one that is not UTF-8 (h2 refuses
+//! it while decoding), pass as they came. The layer buffers at most one header block:
+//! frames past [`MAX_FRAME_SIZE`] reach h2 unchanged (which refuses them), a block may
+//! have at most h2's number of CONTINUATION frames, and a block that decodes past four
+//! times [`MAX_HEADER_LIST_SIZE`] (h2's abuse limit) ends the connection, as h2 would; below
+//! that, an oversized list still reaches h2, which refuses the stream. Whatever the layer
+//! cannot pass on faithfully on a rewritten connection ends it with h2's GOAWAY, never a
+//! panic; on a connection not (yet) rewritten, h2 gets such bytes unchanged and judges
+//! them itself. One difference in HPACK wire details remains on rewritten connections: a
+//! dynamic-table size update after the first field of a block is accepted (h2 refuses
+//! it); the table stays bounded.
+//!
+//! The HPACK crate: loona-hpack 0.4.3 (2024) is the maintained fork of `hpack` 0.3.0
+//! (2016, unmaintained); `fluke-hpack` 0.3 is loona-hpack's earlier name. Its Huffman
+//! decoder is slow (it builds its code table for every Huffman-coded string, tens of
+//! microseconds), which is one more reason to read only the connections that need it.
+//!
+//! [`crate::daemon::serve`] wraps every accepted connection and configures the server with
+//! the limits below, so the layer and h2 enforce the same numbers.
+
+mod block;
+mod frames;
+#[cfg(test)]
+mod tests;
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use bytes::{Buf, BytesMut};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+pub use block::BlockError;
+pub use frames::{Refusal, Rewriter};
+
+/// SETTINGS_MAX_FRAME_SIZE the daemon advertises (the protocol's minimum, hyper's default).
+pub const MAX_FRAME_SIZE: u32 = 16 * 1024;
+/// SETTINGS_MAX_HEADER_LIST_SIZE the daemon advertises (hyper's default).
+pub const MAX_HEADER_LIST_SIZE: u32 = 16 * 1024;
+/// SETTINGS_HEADER_TABLE_SIZE: h2 never changes it from the protocol default, so a client
+/// may size its HPACK table up to this.
+pub const HEADER_TABLE_SIZE: usize = 4096;
+
+/// How much is read from the socket at a time when frames may need rewriting.
+const READ_CHUNK: usize = 16 * 1024;
+
+/// An accepted connection whose inbound header blocks are rewritten (see the module doc).
+pub struct Connection<T> {
+    inner: T,
+    rewriter: Rewriter,
+    /// Rewritten bytes h2 has not read yet.
+    pending: BytesMut,
+    scratch: Box<[u8]>,
+}
+
+impl<T> Connection<T> {
+    /// Wraps a freshly accepted connection (before the client preface).
+    pub fn new(inner: T) -> Connection<T> {
+        Connection {
+            inner,
+            rewriter: Rewriter::new(),
+            pending: BytesMut::new(),
+            scratch: vec![0; READ_CHUNK].into_boxed_slice(),
+        }
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for Connection<T> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        loop {
+            if !this.pending.is_empty() {
+                let n = this.pending.len().min(buf.remaining());
+                buf.put_slice(&this.pending[..n]);
+                this.pending.advance(n);
+                return Poll::Ready(Ok(()));
+            }
+            if this.rewriter.is_done() || buf.remaining() == 0 {
+                return Poll::Ready(Ok(()));
+            }
+            let direct = this.rewriter.pass_through_len();
+            if direct == usize::MAX {
+                // A connection passed through: h2 reads the socket itself.
+                ready!(Pin::new(&mut this.inner).poll_read(cx, buf))?;
+                return Poll::Ready(Ok(()));
+            }
+            if direct > 0 {
+                // The rest of a frame that passes unchanged (DATA, mostly; at most a frame):
+                // straight into h2's buffer, no copy.
+                let mut dst = ReadBuf::new(buf.initialize_unfilled_to(direct.min(buf.remaining())));
+                ready!(Pin::new(&mut this.inner).poll_read(cx, &mut dst))?;
+                let n = dst.filled().len();
+                buf.advance(n);
+                this.rewriter.skip(n);
+                return Poll::Ready(Ok(()));
+            }
+            let mut chunk = ReadBuf::new(&mut this.scratch);
+            ready!(Pin::new(&mut this.inner).poll_read(cx, &mut chunk))?;
+            if chunk.filled().is_empty() {
+                return Poll::Ready(Ok(()));
+            }
+            // Part of a frame header or header block yields nothing yet: read on.
+            this.rewriter.feed(chunk.filled(), &mut this.pending);
+        }
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Connection<T> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
+/// The peer's credentials (the uid check in [`crate::rpc::check_peer`]) are the socket's.
+impl<T: tonic::transport::server::Connected> tonic::transport::server::Connected for Connection<T> {
+    type ConnectInfo = T::ConnectInfo;
+
+    fn connect_info(&self) -> Self::ConnectInfo {
+        self.inner.connect_info()
+    }
+}
