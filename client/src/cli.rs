@@ -15,7 +15,7 @@ use crate::{drift, history, ops, project, service, watch};
 /// Talk to skillmeatd: drift, projects and daemon status.
 #[derive(Debug, Parser)]
 #[command(
-    version = skillmeatd_proto::version_text(env!("CARGO_PKG_VERSION"), option_env!("SKILLMEATD_REVISION")),
+    version = skillmeatd_proto::version_text(env!("CARGO_PKG_VERSION")),
     about,
     after_help = "\
 Examples:
