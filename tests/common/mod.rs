@@ -49,7 +49,10 @@ pub fn version_line(name: &str) -> String {
         .ok()
         .filter(|o| o.status.success())
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
-    let (version, protocol) = (env!("CARGO_PKG_VERSION"), skillmeatd_proto::PROTOCOL_VERSION);
+    let (version, protocol) = (
+        env!("CARGO_PKG_VERSION"),
+        skillmeatd_proto::PROTOCOL_VERSION,
+    );
     match rev {
         Some(rev) => format!("{name} {version} (protocol {protocol}, rev {rev})\n"),
         None => format!("{name} {version} (protocol {protocol})\n"),

@@ -17,9 +17,13 @@ fn read(rel: &str) -> String {
 fn between<'a>(text: &'a str, after: &str, start: &str, end: &str) -> &'a str {
     let from = text.find(after).unwrap_or_else(|| panic!("no {after:?}")) + after.len();
     let rest = &text[from..];
-    let begin = rest.find(start).unwrap_or_else(|| panic!("no {start:?} after {after:?}"));
+    let begin = rest
+        .find(start)
+        .unwrap_or_else(|| panic!("no {start:?} after {after:?}"));
     let rest = &rest[begin + start.len()..];
-    &rest[..rest.find(end).unwrap_or_else(|| panic!("no {end:?} after {after:?}"))]
+    &rest[..rest
+        .find(end)
+        .unwrap_or_else(|| panic!("no {end:?} after {after:?}"))]
 }
 
 #[test]
@@ -31,7 +35,14 @@ fn daemon_man_page_is_roff_with_its_commands() {
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains(".TH skillmeatd 1"), "{text}");
-    for word in ["run", "start", "stop", "hash", "--check-config", "SKILLMEATD_SOCKET"] {
+    for word in [
+        "run",
+        "start",
+        "stop",
+        "hash",
+        "--check-config",
+        "SKILLMEATD_SOCKET",
+    ] {
         assert!(text.contains(word), "man page lacks {word}");
     }
 }
@@ -81,11 +92,22 @@ fn homebrew_service_is_the_launchd_agent() {
     let plist = read("launchd/dev.skillmeat.skillmeatd.plist");
     let args = between(&plist, "<key>ProgramArguments</key>", "<array>", "</array>");
     assert!(args.trim_end().ends_with("<string>run</string>"), "{args}");
-    assert!(service.contains("run [opt_bin/\"skillmeatd\", \"run\"]"), "{service}");
+    assert!(
+        service.contains("run [opt_bin/\"skillmeatd\", \"run\"]"),
+        "{service}"
+    );
     let keep = between(&plist, "<key>KeepAlive</key>", "<dict>", "</dict>");
     assert!(keep.contains("<key>SuccessfulExit</key>") && keep.contains("<false/>"));
-    assert!(service.contains("keep_alive successful_exit: false"), "{service}");
-    let throttle = between(&plist, "<key>ThrottleInterval</key>", "<integer>", "</integer>");
+    assert!(
+        service.contains("keep_alive successful_exit: false"),
+        "{service}"
+    );
+    let throttle = between(
+        &plist,
+        "<key>ThrottleInterval</key>",
+        "<integer>",
+        "</integer>",
+    );
     assert!(
         service.contains(&format!("throttle_interval {throttle}\n")),
         "{service}"
