@@ -4,6 +4,7 @@
 # path as the last line of stdout.
 #   packaging/deb.sh              release build, then the package
 #   packaging/deb.sh --no-build   package the release build already in target/release
+#   packaging/deb.sh --fast       lighter compression (a larger file, made sooner: CI)
 #
 # Besides the two binaries, the package carries files generated here from those very
 # binaries, so they always describe them (none is committed): the manual pages
@@ -16,11 +17,16 @@ REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO"
 die() { echo "deb.sh: $*" >&2; exit 1; }
 
-case "${1:-}" in
-    --no-build) ;;
-    "") cargo build --release --locked --bins >&2 ;;
-    *) die "usage: packaging/deb.sh [--no-build]" ;;
-esac
+BUILD=1
+DEB_FLAGS=()
+for arg in "$@"; do
+    case "$arg" in
+        --no-build) BUILD="" ;;
+        --fast) DEB_FLAGS+=(--fast) ;;
+        *) die "usage: packaging/deb.sh [--no-build] [--fast]" ;;
+    esac
+done
+[ -z "$BUILD" ] || cargo build --release --locked --bins >&2
 BIN="${CARGO_TARGET_DIR:-$REPO/target}/release"
 for b in skillmeatd smctl; do
     [ -x "$BIN/$b" ] || die "$BIN/$b is missing: run 'cargo build --release' (or drop --no-build)"
@@ -55,7 +61,7 @@ rm -rf "$OUT"
 mv "$OUT.new" "$OUT"
 
 CARGO_DEB="$(bash tests/support/cargo-deb.sh </dev/null | tail -n 1)"
-"$CARGO_DEB" deb --no-build --locked -p skillmeatd >&2
+"$CARGO_DEB" deb --no-build --locked -p skillmeatd "${DEB_FLAGS[@]}" >&2
 VERSION="$(cargo metadata --no-deps --format-version 1 --locked \
     | python3 -c 'import json,sys; print(next(p["version"] for p in json.load(sys.stdin)["packages"] if p["name"] == "skillmeatd"))')"
 ARCH="$(dpkg --print-architecture)"
