@@ -50,6 +50,9 @@ mkdir -p "$OUT.new"
 # (no `smctl service install` needed; a unit that command writes to
 # ~/.config/systemd/user/ takes precedence over this one). To keep it running while you
 # are logged out: loginctl enable-linger "$USER"
+# Desktop notifications need the session bus in the user manager's environment: the
+# per-user bus (dbus-user-session) provides it; otherwise run once per login
+#   systemctl --user import-environment DBUS_SESSION_BUS_ADDRESS
 
 UNIT
     sed -n '/^\[Unit\]/,$p' systemd/skillmeatd.service \
