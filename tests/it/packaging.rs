@@ -35,13 +35,14 @@ fn daemon_man_page_is_roff_with_its_commands() {
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains(".TH skillmeatd 1"), "{text}");
+    // roff escapes every hyphen: `--socket` is `\-\-socket` in the page's source.
     for word in [
         "run",
         "start",
         "stop",
         "hash",
-        "--check-config",
-        "SKILLMEATD_SOCKET",
+        r"\-\-socket",
+        r"skillmeatd run \-\-check\-config",
     ] {
         assert!(text.contains(word), "man page lacks {word}");
     }
