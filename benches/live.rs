@@ -6,10 +6,14 @@
 //!   a warm restart, vs `git status` on the same tree after `git add`;
 //! - daemon RSS with that tree watched;
 //! - change -> event latency at a Watch subscriber, p50/p99 over 1,000 edits, vs the settle
-//!   window.
+//!   window;
+//! - the sync barrier: `GetDrift` with it against the same call with `stale_ok` (nothing
+//!   pending), and edit -> fresh `GetDrift` answer showing the edit, vs the settle window.
 //!
-//! Run: `cargo bench --bench live` (release build; takes a few minutes; not part of CI).
-//! `BENCH_PROJECTS`, `BENCH_SKILLS`, `BENCH_EDITS` and `BENCH_HASH_MB` scale it down.
+//! Run: `cargo bench --bench live` (release build; takes a few minutes; not part of CI);
+//! `cargo bench --bench live -- barrier` runs only the barrier figures, on 10 projects.
+//! `BENCH_PROJECTS`, `BENCH_SKILLS`, `BENCH_EDITS`, `BENCH_CALLS` and `BENCH_HASH_MB` scale
+//! it.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -297,21 +301,94 @@ fn bench_latency(w: &World, edits: usize) {
         lat
     });
     w.stop(child);
-    lat.sort();
-    let pct =
-        |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)].as_secs_f64() * 1000.0;
+    let (p50, p99) = percentiles(&mut lat);
     let settle = 20.0;
     println!(
-        "change -> event at the subscriber over {edits} edits: p50 {:.1} ms ({:.2}x the {settle} ms settle window), p99 {:.1} ms ({:.2}x)",
-        pct(0.5),
-        pct(0.5) / settle,
-        pct(0.99),
-        pct(0.99) / settle
+        "change -> event at the subscriber over {edits} edits: p50 {p50:.1} ms ({:.2}x the {settle} ms settle window), p99 {p99:.1} ms ({:.2}x)",
+        p50 / settle,
+        p99 / settle
+    );
+}
+
+/// p50 and p99 of `samples`, in milliseconds.
+fn percentiles(samples: &mut [Duration]) -> (f64, f64) {
+    samples.sort();
+    let at = |p: f64| {
+        samples[((samples.len() as f64 * p) as usize).min(samples.len() - 1)].as_secs_f64() * 1000.0
+    };
+    (at(0.5), at(0.99))
+}
+
+fn bench_barrier(w: &World, calls: usize, edits: usize) {
+    let (_, child) = w.start();
+    let project = w.root.join("projects/p000").canonicalize().unwrap();
+    let skill = project.join(".claude/skills/s000");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (mut stale, mut fresh, mut edited) = rt.block_on(async {
+        let channel = skillmeatd::connect::channel(&w.socket).await.unwrap();
+        let mut client = pb::skillmeat_daemon_client::SkillmeatDaemonClient::new(channel);
+        let mut drift = async |stale_ok: bool| {
+            let t = Instant::now();
+            let r = client
+                .get_drift(pb::GetDriftRequest {
+                    project: project.display().to_string(),
+                    stale_ok,
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+                .into_inner();
+            (t.elapsed(), r)
+        };
+        // Nothing pending: the barrier's own cost, interleaved so load affects both alike.
+        let (mut stale, mut fresh) = (Vec::new(), Vec::new());
+        for _ in 0..calls {
+            stale.push(drift(true).await.0);
+            fresh.push(drift(false).await.0);
+        }
+        // An edit, then at once a fresh answer, which must show it.
+        let mut edited = Vec::new();
+        for i in 0..edits {
+            let t = Instant::now();
+            std::fs::write(skill.join("SKILL.md"), format!("edit {i}\n")).unwrap();
+            let (_, r) = drift(false).await;
+            edited.push(t.elapsed());
+            let want = content_hash(&skill, Variant::Legacy).unwrap();
+            assert!(
+                r.artifacts
+                    .iter()
+                    .any(|a| a.name == "s000" && a.project_sha.as_deref() == Some(&want)),
+                "edit {i}: the answer does not show it"
+            );
+        }
+        (stale, fresh, edited)
+    });
+    w.stop(child);
+    let (s50, s99) = percentiles(&mut stale);
+    let (f50, f99) = percentiles(&mut fresh);
+    let (e50, e99) = percentiles(&mut edited);
+    println!(
+        "GetDrift of a {}-skill project, nothing pending, {calls} calls: stale_ok p50 {s50:.2} ms p99 {s99:.2} ms; \
+         with the barrier p50 {f50:.2} ms p99 {f99:.2} ms (barrier ~{:.2} ms at p50)",
+        env_usize("BENCH_SKILLS", 100),
+        f50 - s50
+    );
+    println!(
+        "edit -> fresh GetDrift showing it, {edits} edits: p50 {e50:.1} ms, p99 {e99:.1} ms (20 ms settle window)"
     );
 }
 
 fn main() {
     if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let calls = env_usize("BENCH_CALLS", 500);
+    if std::env::args().any(|a| a == "barrier") {
+        let w = generate(
+            env_usize("BENCH_PROJECTS", 10),
+            env_usize("BENCH_SKILLS", 100),
+        );
+        bench_barrier(&w, calls, env_usize("BENCH_EDITS", 200));
         return;
     }
     bench_hashing();
@@ -320,4 +397,5 @@ fn main() {
         env_usize("BENCH_SKILLS", 100),
     );
     bench_latency(&w, env_usize("BENCH_EDITS", 1000));
+    bench_barrier(&w, calls, 200);
 }

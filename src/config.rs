@@ -41,7 +41,8 @@
 //! cache_mb = 16            # sled's page cache, 1 to 1024 MB (memory use follows it)
 //! ```
 //!
-//! Unknown keys are errors (a typo must not be silently ignored); errors name the line.
+//! Unknown keys are errors (a typo must not be silently ignored), and every number has a
+//! range ([`ranges::RANGES`], e.g. `poll_interval_ms` ≥ 100); errors name the line.
 //!
 //! [`crate::daemon::run`] reads the file once at start and makes the one channel the
 //! configuration in force is published on ([`channel`], [`Effective`]); only the SIGHUP
@@ -49,6 +50,7 @@
 //! the channel when it needs them. `reload` (private submodule) classifies every key as
 //! applied live or at the next start.
 
+pub mod ranges;
 mod reload;
 
 use std::path::{Path, PathBuf};
@@ -79,42 +81,21 @@ pub struct Config {
     pub notify: crate::notification::Settings,
 }
 
+/// sled's page cache unless `[store] cache_mb` says otherwise.
+pub const DEFAULT_CACHE_MB: u64 = 16;
+
 /// The persistent store (`[store]`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct StoreSettings {
-    /// sled's page cache in MB, within [`StoreSettings::CACHE_MB`].
+    /// sled's page cache in MB (1 to 1024, see [`ranges::RANGES`]).
     pub cache_mb: u64,
-}
-
-impl StoreSettings {
-    /// The range `cache_mb` must fall in.
-    pub const CACHE_MB: std::ops::RangeInclusive<u64> = 1..=1024;
-
-    /// The problem with these settings, if any.
-    pub fn problem(&self) -> Option<String> {
-        (!Self::CACHE_MB.contains(&self.cache_mb)).then(|| {
-            format!(
-                "store.cache_mb = {} is out of range: give {} to {} (MB)",
-                self.cache_mb,
-                Self::CACHE_MB.start(),
-                Self::CACHE_MB.end()
-            )
-        })
-    }
-
-    /// The store's options.
-    pub fn options(&self) -> crate::store::Options {
-        crate::store::Options {
-            cache_bytes: self.cache_mb << 20,
-        }
-    }
 }
 
 impl Default for StoreSettings {
     fn default() -> Self {
         StoreSettings {
-            cache_mb: crate::store::DEFAULT_CACHE_MB,
+            cache_mb: DEFAULT_CACHE_MB,
         }
     }
 }
@@ -258,11 +239,15 @@ pub struct ConfigError {
 impl Config {
     /// Reads `<home>/daemon.toml`; a missing file gives the defaults.
     ///
+    /// This is the one check of the file: the daemon's start, `--check-config` and every
+    /// reload call it.
+    ///
     /// # Errors
-    /// The file exists but cannot be read, is not TOML, or has unknown keys or wrong types.
+    /// The file exists but cannot be read, is not TOML, has unknown keys or wrong types, or
+    /// a value out of its range ([`ranges::check`]).
     pub fn load(home: &Path) -> Result<Config, ConfigError> {
         let path = home.join(FILE_NAME);
-        let text = match std::fs::read_to_string(&path) {
+        let text = match crate::regular::read_to_string(&path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Config::default()),
             Err(e) => {
@@ -276,8 +261,15 @@ impl Config {
             path: path.clone(),
             message: crate::suggest::unknown_field(e.to_string().trim_end()),
         })?;
-        if let Some(message) = config.store.problem() {
-            return Err(ConfigError { path, message });
+        if let Err(e) = ranges::check(&config) {
+            let at = line_of(&text, e.key)
+                .or_else(|| line_of(&text, e.other?))
+                .map(|n| format!("line {n}: "))
+                .unwrap_or_default();
+            return Err(ConfigError {
+                path,
+                message: format!("{at}{}", e.message),
+            });
         }
         let home_dir = std::env::var_os("HOME").map(PathBuf::from);
         for p in &mut config.discovery.scan {
@@ -294,6 +286,17 @@ impl Config {
             .map_err(|message| ConfigError { path, message })?;
         Ok(config)
     }
+}
+
+/// The line of `text` where the dotted `key`'s value is written, if it is written there.
+fn line_of(text: &str, key: &str) -> Option<usize> {
+    let doc = toml_edit::Document::parse(text).ok()?;
+    let mut item = doc.as_item();
+    for part in key.split('.') {
+        item = item.get(part)?;
+    }
+    let start = item.span()?.start;
+    Some(text[..start.min(text.len())].lines().count().max(1))
 }
 
 /// The configuration in force, and what keeps `daemon.toml` from being wholly in force.
@@ -348,6 +351,24 @@ mod tests {
     }
 
     #[test]
+    fn values_out_of_range_are_errors_with_a_line() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(
+            d.path().join(FILE_NAME),
+            "[discovery]\nmax_depth = 2\n\n[watch]\nsettle_ms = 5\npoll_interval_ms = 0\n",
+        )
+        .unwrap();
+        let e = Config::load(d.path()).unwrap_err().to_string();
+        assert!(
+            e.contains("line 6: `watch.poll_interval_ms = 0` is out of range: allowed 100 to"),
+            "{e}"
+        );
+        std::fs::write(d.path().join(FILE_NAME), "watch.poll_interval_ms = 99\n").unwrap();
+        let e = Config::load(d.path()).unwrap_err().to_string();
+        assert!(e.contains("line 1: `watch.poll_interval_ms = 99`"), "{e}");
+    }
+
+    #[test]
     fn store_cache_is_bounded_and_checked() {
         let d = tempfile::tempdir().unwrap();
         assert_eq!(Config::default().store.cache_mb, 16);
@@ -365,7 +386,7 @@ mod tests {
         }
         std::fs::write(d.path().join(FILE_NAME), "[store]\ncache_mb = 64\n").unwrap();
         let c = Config::load(d.path()).unwrap();
-        assert_eq!(c.store.options().cache_bytes, 64 << 20);
+        assert_eq!(c.store.cache_mb, 64);
     }
 
     #[test]

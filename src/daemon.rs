@@ -11,7 +11,9 @@
 //! notifier ([`crate::notifier`]) and the RPC server. It
 //! serves until SIGTERM, SIGINT, the `Shutdown` RPC or a task's failure, then stops
 //! accepting, lets in-flight RPCs finish, flushes the store and removes the socket and pid
-//! file; a task's failure makes the exit a failure. [`start`] forks into the background
+//! file; a task's failure makes the exit a failure. Shutdown is bounded: what has not
+//! stopped [`SHUTDOWN_GRACE`] after it began is left behind, logged, and the process exits
+//! with a failure, well within the service manager's stop timeout. [`start`] forks into the background
 //! with `daemonize` before any runtime exists and returns once the child answers on its
 //! socket (or reports why it could not). `main.rs` calls these.
 
@@ -39,8 +41,14 @@ use crate::supervisor::{TaskFailed, Tasks};
 
 /// How long `start` waits for the background daemon to answer.
 const START_TIMEOUT: Duration = Duration::from_secs(120);
-/// How long `stop` waits for the daemon to release its lock.
+/// How long `stop` waits for the daemon to release its lock (systemd's `TimeoutStopSec`).
 const STOP_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long the tasks have to end once shutdown began, before the daemon exits without
+/// them: well inside [`STOP_TIMEOUT`], so a stop never needs `SIGKILL`.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// How long, after the tasks, the runtime waits for work left on its blocking threads
+/// (a read that never returns) before the process exits without it.
+const RUNTIME_GRACE: Duration = Duration::from_secs(1);
 
 /// Why the daemon could not start or serve.
 #[derive(Debug, thiserror::Error)]
@@ -189,14 +197,26 @@ pub fn run(paths: &Paths, ready: Option<io::PipeWriter>) -> Result<(), DaemonErr
     result
 }
 
+fn store_damaged(store: &Store) -> bool {
+    store.condition().0 == crate::store::Condition::Damaged
+}
+
 fn run_inner(paths: &Paths, ready: &mut Option<io::PipeWriter>) -> Result<(), DaemonError> {
     let _lock = InstanceLock::acquire(paths)?;
     let loaded = Config::load(&paths.skillmeat_home)?;
-    let store = Store::open_with(&paths.store_dir(), &loaded.store.options())?;
+    let store = Store::open_with(
+        &paths.store_dir(),
+        &crate::store::Options::from(&loaded.store),
+    )?;
     let (config, config_rx) = config::channel(loaded);
     let history = crate::history::History::open(&store, paths.skillmeat_home.clone())
         .map_err(|e| DaemonError::StartFailed(e.to_string()))?;
     let engine = Arc::new(Engine::new(paths.clone(), store, history, config_rx));
+    // A store found damaged is repaired now, before the recovery below needs its log
+    // (damage found later is repaired by the keeper while the daemon serves).
+    if store_damaged(engine.store()) {
+        engine.store().tend();
+    }
     // Interrupted write-backs are finished or put back before anything reads the files.
     match crate::operations::recover(&engine) {
         Ok(r) if !r.unsettled.is_empty() => {
@@ -210,7 +230,7 @@ fn run_inner(paths: &Paths, ready: &mut Option<io::PipeWriter>) -> Result<(), Da
         .thread_name("skillmeatd")
         .build()
         .map_err(io_err(&paths.state_dir, "start the runtime"))?;
-    runtime.block_on(async {
+    let result = runtime.block_on(async {
         // Signals first: from here on SIGTERM/SIGINT take the graceful path.
         let shutdown = CancellationToken::new();
         let mut tasks = Tasks::new(shutdown.clone());
@@ -263,7 +283,7 @@ fn run_inner(paths: &Paths, ready: &mut Option<io::PipeWriter>) -> Result<(), Da
             serve(live, notifier, listener, shutdown.clone()),
         );
         // Until SIGTERM, SIGINT, the Shutdown RPC, or a task's failure.
-        let ended = tasks.wait().await;
+        let ended = tasks.wait(SHUTDOWN_GRACE).await;
         crate::service::announce_stopping();
         tracing::info!("shutting down: flushing the store");
         let flushed = engine.flush();
@@ -275,7 +295,10 @@ fn run_inner(paths: &Paths, ready: &mut Option<io::PipeWriter>) -> Result<(), Da
         flushed.map_err(|e| DaemonError::StartFailed(e.to_string()))?;
         tracing::info!("stopped cleanly");
         Ok(())
-    })
+    });
+    // Dropping the runtime would wait for every blocking thread, however long it is stuck.
+    runtime.shutdown_timeout(RUNTIME_GRACE);
+    result
 }
 
 /// Installs the SIGTERM and SIGINT handlers; the returned task cancels `shutdown` when
@@ -436,7 +459,7 @@ pub fn status(paths: &Paths) -> Result<pb::StatusResponse, DaemonError> {
                 })?;
         Ok(
             pb::skillmeat_daemon_client::SkillmeatDaemonClient::new(channel)
-                .status(pb::StatusRequest {})
+                .status(pb::StatusRequest { stale_ok: false })
                 .await?
                 .into_inner(),
         )

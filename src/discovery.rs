@@ -37,6 +37,8 @@ pub fn registry_projects(home: &Path) -> Result<Vec<PathBuf>, String> {
     if !path.exists() {
         return Ok(Vec::new());
     }
+    // SQLite would block opening a FIFO: only a regular file is handed to it.
+    crate::regular::open(&path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
     let conn = rusqlite::Connection::open_with_flags(
         &path,
         rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,

@@ -7,7 +7,8 @@
 //! - a deployed copy deleted from the project is [`DriftKind::Missing`] (SkillMeat falls back
 //!   to D and calls it unchanged);
 //! - both sides changed *to the same content* is in sync (SkillMeat says `conflict`);
-//! - a side that cannot be read is [`DriftKind::Error`], never a guess.
+//! - a side that cannot be read is [`DriftKind::Error`], never a guess — even when the other
+//!   side is absent: `removed` and `added` advise writes, and are given only on sound input.
 //!
 //! Called by the engine for every deployment it reports on.
 
@@ -48,8 +49,8 @@ impl Verdict {
 /// (C) and the project side (P).
 pub fn classify(deployed: &str, collection: &Side, project: &Side) -> Verdict {
     let kind = match (collection, project) {
-        (Side::Absent, _) => DriftKind::Removed,
         (Side::Unreadable(_), _) | (_, Side::Unreadable(_)) => DriftKind::Error,
+        (Side::Absent, _) => DriftKind::Removed,
         (Side::Hash(_), Side::Absent) => DriftKind::Missing,
         (Side::Hash(c), Side::Hash(p)) => match (c == deployed, p == deployed) {
             (true, true) => DriftKind::InSync,
@@ -65,6 +66,12 @@ pub fn classify(deployed: &str, collection: &Side, project: &Side) -> Verdict {
 /// The verdict for a collection artifact not deployed to a project.
 pub fn added() -> Verdict {
     Verdict::new(DriftKind::Added)
+}
+
+/// The verdict for a deployment whose record (or whose collection) cannot be read, and for
+/// a collection artifact of which it cannot be told whether it is deployed.
+pub fn unreadable() -> Verdict {
+    Verdict::new(DriftKind::Error)
 }
 
 #[cfg(test)]
@@ -110,6 +117,15 @@ mod tests {
         assert_eq!(classify("d", &h("x"), &h("x")).kind, DriftKind::InSync);
         assert_eq!(
             classify("d", &h("d"), &Side::Unreadable("denied".into())).kind,
+            DriftKind::Error
+        );
+        // Never `removed` (advice: delete the copy) when a side cannot be read.
+        assert_eq!(
+            classify("d", &Side::Unreadable("bad manifest".into()), &h("p")).kind,
+            DriftKind::Error
+        );
+        assert_eq!(
+            classify("d", &Side::Absent, &Side::Unreadable("loop".into())).kind,
             DriftKind::Error
         );
     }

@@ -6,18 +6,23 @@
 //! the live worker calls them on the blocking pool for each batch, the RPC layer and the
 //! operations for each request. The engine holds no lock across I/O: the store and the
 //! index are safe to share, and each call reads SkillMeat's files afresh.
+//!
+//! A deployment whose record or collection cannot be read is `error` with the reason, never
+//! `removed` or `added` (`unreadable`, a private submodule).
 
-use std::collections::{BTreeMap, HashSet};
+mod unreadable;
+
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
 use crate::config::{self, Config};
 use crate::drift::{self, Side};
-use crate::formats::collection::{self, Collection};
+use crate::formats::Problem;
+use crate::formats::collection::{self, Collection, Lookup};
 use crate::formats::deployment;
 use crate::formats::frontmatter;
-use crate::formats::{self, Problem};
 use crate::hash::{HashError, Variant};
 use crate::history::{History, HistoryError};
 use crate::index::HashIndex;
@@ -31,6 +36,11 @@ use crate::store::{Store, StoreError};
 pub enum EngineError {
     #[error("{}: not a folder", path.display())]
     NotAFolder { path: PathBuf },
+    #[error("{}: not added as a project: {refusal} (--force adds it anyway)", path.display())]
+    NotAProject {
+        path: PathBuf,
+        refusal: projects::Refusal,
+    },
     #[error("{}: not a known project (see `smctl project list`)", path.display())]
     UnknownProject { path: PathBuf },
     #[error("{}: the project folder no longer exists", path.display())]
@@ -134,17 +144,26 @@ impl Engine {
 
     /// Drift of every deployment of `project`, in sync ones included, plus `added` entries
     /// for collection artifacts it does not have. Sides already in `memo` are not hashed
-    /// again; new ones are added to it.
-    pub fn project_drift(
+    /// again; new ones are added to it. `prior` is the project's previous reports: the
+    /// deployments last seen in a deployment file that cannot be read now stay listed, as
+    /// `error`.
+    pub fn project_drift<'p>(
         &self,
         project: &Path,
+        prior: impl IntoIterator<Item = &'p ArtifactReport>,
         collections: &mut Collections,
         memo: &mut SideMemo,
     ) -> DriftReport {
         let mut report = DriftReport::default();
         let files = deployment::read_project(project);
-        let mut deployed_keys = HashSet::new();
+        let prior: Vec<&ArtifactReport> = prior.into_iter().collect();
+        let mut claims = unreadable::Claims::default();
         let mut used_collections = Vec::new();
+        let mut use_collection = |name: &str| {
+            if !used_collections.iter().any(|n| n == name) {
+                used_collections.push(name.to_string());
+            }
+        };
         for file in &files {
             for p in &file.problems {
                 report.problems.push(Problem {
@@ -152,22 +171,54 @@ impl Engine {
                     ..p.clone()
                 });
             }
+            if let Some(why) = &file.unreadable {
+                let why = format!("{}: {why}", file.path.display());
+                for r in unreadable::carried(&prior, &file.root, &why) {
+                    claims.claim(Some(&r.collection), &r.name, Some(&r.artifact_type));
+                    use_collection(&r.collection);
+                    report.artifacts.push(r);
+                }
+                claims.unidentified(why);
+            }
+            for bad in &file.bad_records {
+                let why = format!(
+                    "{}: deployed[{}]: {}",
+                    file.path.display(),
+                    bad.index,
+                    bad.reason
+                );
+                let Some(name) = &bad.artifact_name else {
+                    claims.unidentified(why);
+                    continue;
+                };
+                let coll = bad.from_collection.as_deref().map(|c| collections.get(c));
+                let r = unreadable::bad_record(project, &file.root, bad, name, coll, why);
+                let known_type = (!r.artifact_type.is_empty()).then_some(r.artifact_type.as_str());
+                claims.claim(bad.from_collection.as_deref(), name, known_type);
+                if let Some(c) = &bad.from_collection {
+                    use_collection(c);
+                }
+                report.artifacts.push(r);
+            }
             let root = project.join(&file.root);
             for rec in &file.records {
-                deployed_keys.insert((
-                    rec.from_collection.clone(),
-                    formats::normalize_name(&rec.artifact_name).to_string(),
-                    rec.artifact_type.clone(),
-                ));
-                if !used_collections.contains(&rec.from_collection) {
-                    used_collections.push(rec.from_collection.clone());
-                }
+                claims.claim(
+                    Some(&rec.from_collection),
+                    &rec.artifact_name,
+                    Some(&rec.artifact_type),
+                );
+                use_collection(&rec.from_collection);
                 let coll = collections.get(&rec.from_collection);
-                let source = coll.find(&rec.artifact_name, &rec.artifact_type);
+                let (source, c_side) = match coll.lookup(&rec.artifact_name, &rec.artifact_type) {
+                    Lookup::Found(a) => (Some(a), None),
+                    Lookup::Absent => (None, Some(Side::Absent)),
+                    Lookup::Unknown(why) => (None, Some(Side::Unreadable(why.to_string()))),
+                };
                 let c_path = source.map(|a| coll.dir.join(&a.path));
-                let c_side = match &c_path {
-                    None => Side::Absent,
-                    Some(path) => memo.side(&self.index, path, Variant::DeployedCopy),
+                let c_side = match (c_side, &c_path) {
+                    (Some(side), _) => side,
+                    (None, Some(path)) => memo.side(&self.index, path, Variant::DeployedCopy),
+                    (None, None) => Side::Absent,
                 };
                 let mut p_path = root.join(&rec.artifact_path);
                 if !p_path.exists() && project.join(&rec.artifact_path).exists() {
@@ -221,8 +272,19 @@ impl Engine {
         for name in used_collections {
             let coll = collections.get(&name);
             for a in &coll.artifacts {
-                let (n, t) = a.key();
-                if deployed_keys.contains(&(name.clone(), n, t)) {
+                if claims.covers(&name, &a.name, &a.artifact_type) {
+                    continue;
+                }
+                if let Some(why) = claims.unknown() {
+                    report.artifacts.push(unreadable::report(
+                        project,
+                        "",
+                        &name,
+                        &a.name,
+                        &a.artifact_type,
+                        a.path.clone(),
+                        format!("cannot tell whether it is deployed here: {why}"),
+                    ));
                     continue;
                 }
                 let path = coll.dir.join(&a.path);
@@ -267,14 +329,20 @@ impl Engine {
         }
     }
 
-    /// Registers `path` by hand.
+    /// Registers `path` by hand. Unless `force`, a folder that cannot be meant as a
+    /// project is refused ([`projects::refusal`]: `/`, the home folder itself, system
+    /// folders, folders without a deployment file).
     ///
     /// # Errors
-    /// `path` is not a folder; the store failed.
-    pub fn add_project(&self, path: &Path) -> Result<PathBuf, EngineError> {
+    /// `path` is not a folder, or is refused; the store failed.
+    pub fn add_project(&self, path: &Path, force: bool) -> Result<PathBuf, EngineError> {
         let path = canonical(path);
         if !path.is_dir() {
             return Err(EngineError::NotAFolder { path });
+        }
+        let home = std::env::var_os("HOME").map(|h| canonical(Path::new(&h)));
+        if !force && let Some(refusal) = projects::refusal(&path, home.as_deref()) {
+            return Err(EngineError::NotAProject { path, refusal });
         }
         let mut mark = self.store.project_mark(&path)?;
         mark.manual = true;
@@ -428,10 +496,9 @@ impl Collections {
         self.read.entry(name.to_string()).or_insert_with(|| {
             let mut c = collection::read(&self.home, name);
             if !c.dir.is_dir() {
-                c.problems = vec![Problem::new(
-                    &c.dir,
-                    format!("collection {name:?} does not exist"),
-                )];
+                let why = format!("collection {name:?} does not exist");
+                c.problems = vec![Problem::new(&c.dir, &why)];
+                c.unreadable = Some(format!("{}: {why}", c.dir.display()));
             }
             c
         })

@@ -13,13 +13,15 @@
 //!
 //! A comma-separated list of `name=action[@n]`: the action is `panic` (the thread unwinds,
 //! as a bug would make it), `abort` (the process sends itself `SIGKILL`: it dies at once,
-//! exactly as under `kill -9`) or
-//! `skip` (an optional capability is treated as missing; see [`skipped`]), and it fires the
-//! `n`-th time the point is reached (default: the first; `skip` from the `n`-th on). A
-//! crash test names a step and a count to stop a write at any step.
+//! exactly as under `kill -9`), `hang` (the thread never returns, as a step blocked on a
+//! file that never answers would) or `skip` (an optional capability is treated as missing;
+//! see [`skipped`]), and it fires the `n`-th time the point is reached (default: the first;
+//! `skip` from the `n`-th on). A crash test names a step and a count to stop a write at any
+//! step.
 //!
 //! Points: `live.batch` (each batch of the live worker, the first reconcile included);
-//! the steps of a write (see [`crate::writer`]): `write.staged`, `write.parked`,
+//! `history.import` (each archive an import opens); the steps of a write (see
+//! [`crate::writer`]): `write.staged`, `write.parked`,
 //! `write.recorded`, `write.aside`, `write.swapped`, `write.synced`; the steps of an
 //! operation (see [`crate::operations`]): `op.reserved`, `op.snapshot`, `op.touched`,
 //! `op.committed`, `op.recorded`, `op.finished`. Every write and operation step also counts
@@ -90,6 +92,7 @@ mod armed {
     pub(super) enum Action {
         Panic,
         Abort,
+        Hang,
         Skip,
     }
 
@@ -145,6 +148,9 @@ mod armed {
                 unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
                 std::process::abort()
             }
+            Action::Hang => loop {
+                std::thread::park();
+            },
             Action::Skip => unreachable!("skip points are asked, not hit"),
         }
     }
@@ -181,10 +187,11 @@ mod armed {
             let action = match action {
                 "panic" => Action::Panic,
                 "abort" => Action::Abort,
+                "hang" => Action::Hang,
                 "skip" => Action::Skip,
                 other => {
                     return Err(format!(
-                        "{item:?}: unknown action {other:?} (panic, abort, skip)"
+                        "{item:?}: unknown action {other:?} (panic, abort, hang, skip)"
                     ));
                 }
             };
@@ -199,9 +206,11 @@ mod armed {
 
         #[test]
         fn specs_name_points_actions_and_counts() {
-            let f = parse(" live.batch=panic@2, writer.swap=abort ,writer.exchange=skip").unwrap();
+            let f = parse(" live.batch=panic@2, writer.swap=abort ,x=hang,writer.exchange=skip")
+                .unwrap();
             assert_eq!(f["live.batch"], (Action::Panic, 2));
             assert_eq!(f["writer.swap"], (Action::Abort, 1));
+            assert_eq!(f["x"], (Action::Hang, 1));
             assert_eq!(f["writer.exchange"], (Action::Skip, 1));
             assert!(parse("").unwrap().is_empty());
             assert!(parse("x=explode").is_err());

@@ -58,7 +58,7 @@ pub fn normalize_name(name: &str) -> &str {
 
 /// Reads a TOML file into a table, describing a failure in one line with its position.
 pub(crate) fn read_toml(path: &Path) -> Result<toml::Table, String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("cannot read: {e}"))?;
+    let bytes = crate::regular::read(path).map_err(|e| format!("cannot read: {e}"))?;
     parse_toml(&bytes)
 }
 
@@ -80,6 +80,38 @@ pub fn parse_toml(bytes: &[u8]) -> Result<toml::Table, String> {
 /// A string field of a TOML table.
 pub(crate) fn str_field<'a>(t: &'a toml::Table, key: &str) -> Option<&'a str> {
     t.get(key).and_then(toml::Value::as_str)
+}
+
+/// What is wrong with the string fields `keys` of `t`, in one line: each present with
+/// another type (``artifact_type: expected a string, found an integer``), then those
+/// missing (``missing required key(s): name, path``). `None` when all are strings.
+pub(crate) fn string_fields_problem(t: &toml::Table, keys: &[&str]) -> Option<String> {
+    let mut parts = Vec::new();
+    let mut missing = Vec::new();
+    for &k in keys {
+        match t.get(k) {
+            None => missing.push(k),
+            Some(v) if !v.is_str() => parts.push(format!(
+                "{k}: expected a string, found {}",
+                with_article(v.type_str())
+            )),
+            Some(_) => {}
+        }
+    }
+    if !missing.is_empty() {
+        parts.push(format!("missing required key(s): {}", missing.join(", ")));
+    }
+    (!parts.is_empty()).then(|| parts.join("; "))
+}
+
+/// `an integer`, `a string`, …
+fn with_article(type_name: &str) -> String {
+    let article = if type_name.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
+    };
+    format!("{article} {type_name}")
 }
 
 /// Whether a relative path from a SkillMeat file stays inside its base (no absolute path,
@@ -112,6 +144,17 @@ mod tests {
         assert!(!is_contained(Path::new("../x")));
         assert!(!is_contained(Path::new("/etc/passwd")));
         assert!(!is_contained(Path::new("skills/../../x")));
+    }
+
+    #[test]
+    fn wrong_types_are_told_apart_from_missing_keys() {
+        let t: toml::Table = "a = \"x\"\nb = 42\nc = [1]\n".parse().unwrap();
+        assert_eq!(string_fields_problem(&t, &["a"]), None);
+        assert_eq!(
+            string_fields_problem(&t, &["a", "b", "c", "d", "e"]).unwrap(),
+            "b: expected a string, found an integer; c: expected a string, found an array; \
+             missing required key(s): d, e"
+        );
     }
 
     #[test]

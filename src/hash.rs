@@ -8,11 +8,17 @@
 //! ([`Variant::DeployedCopy`], §3.3).
 //!
 //! [`walk`] lists what a hash would read, with each file's identity and metadata, without
-//! reading any content; [`hash_listing`] reads it. The index uses the walk alone to decide
+//! reading any content; [`hash_listing`] reads it.
+//!
+//! Where SkillMeat would hash something that is not content, we refuse instead, for both
+//! variants: a symlink loop (a link that resolves to itself, or a linked folder that
+//! contains the link) and an artifact path that is neither a file nor a folder (a FIFO, a
+//! device) are errors, so drift calls such a side unreadable rather than guessing. Files
+//! are opened without blocking ([`crate::regular`]). The index uses the walk alone to decide
 //! whether a cached hash still holds. Everything here is synchronous; its callers (the index,
 //! history, the operations, `skillmeatd hash`) run it off the async runtime.
 
-use std::fs::{self, File, Metadata};
+use std::fs::{self, Metadata};
 use std::io::{self, Read};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
@@ -60,12 +66,18 @@ pub enum HashError {
     DanglingSymlink { path: PathBuf },
     #[error("{}: symbolic link loop", path.display())]
     SymlinkLoop { path: PathBuf },
+    #[error("{}: is {kind}, not a regular file or folder", path.display())]
+    NotRegular { path: PathBuf, kind: &'static str },
 }
 
 impl HashError {
     fn io(path: &Path, op: &'static str, source: io::Error) -> HashError {
         if source.kind() == io::ErrorKind::NotFound {
             HashError::NotFound {
+                path: path.to_path_buf(),
+            }
+        } else if source.raw_os_error() == Some(libc::ELOOP) {
+            HashError::SymlinkLoop {
                 path: path.to_path_buf(),
             }
         } else {
@@ -174,22 +186,25 @@ pub fn copy_ignores(name: &[u8]) -> bool {
 ///
 /// # Errors
 /// [`HashError::NotFound`] when `path` does not exist; I/O errors reading folders or
-/// metadata; for [`Variant::DeployedCopy`], dangling symlinks and symlink loops.
+/// metadata; symlink loops; a `path` that is neither a file nor a folder; for
+/// [`Variant::DeployedCopy`], dangling symlinks and special files inside (a deploy's copy
+/// fails on both).
 pub fn walk(path: &Path, variant: Variant) -> Result<Listing, HashError> {
     let meta = fs::metadata(path).map_err(|e| HashError::io(path, "stat", e))?;
     if !meta.is_dir() {
-        let files = if meta.is_file() {
-            vec![ListedFile {
+        if !meta.is_file() {
+            return Err(HashError::NotRegular {
+                path: path.to_path_buf(),
+                kind: crate::regular::describe(meta.file_type()),
+            });
+        }
+        return Ok(Listing {
+            single_file: true,
+            files: vec![ListedFile {
                 rel: Vec::new(),
                 abs: path.to_path_buf(),
                 stamp: FileStamp::of(&meta),
-            }]
-        } else {
-            Vec::new()
-        };
-        return Ok(Listing {
-            single_file: true,
-            files,
+            }],
         });
     }
     let mut files = Vec::new();
@@ -233,10 +248,7 @@ fn walk_dir(
                     continue;
                 }
                 Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
-                    if variant == Variant::DeployedCopy {
-                        return Err(HashError::SymlinkLoop { path: abs });
-                    }
-                    continue;
+                    return Err(HashError::SymlinkLoop { path: abs });
                 }
                 Err(e) => return Err(HashError::io(&abs, "stat", e)),
             }
@@ -249,13 +261,13 @@ fn walk_dir(
         }
         rel.extend_from_slice(name);
         if meta.is_dir() {
+            let id = (meta.dev(), meta.ino());
+            if ancestors.contains(&id) {
+                return Err(HashError::SymlinkLoop { path: abs });
+            }
             // The legacy hash never descends through a symlinked folder; a deploy copies it
             // as a real folder, which then is hashed.
             if !via_link || variant == Variant::DeployedCopy {
-                let id = (meta.dev(), meta.ino());
-                if ancestors.contains(&id) {
-                    return Err(HashError::SymlinkLoop { path: abs });
-                }
                 ancestors.push(id);
                 walk_dir(&abs, rel, variant, ancestors, out)?;
                 ancestors.pop();
@@ -265,6 +277,12 @@ fn walk_dir(
                 rel: rel.clone(),
                 abs,
                 stamp: FileStamp::of(&meta),
+            });
+        } else if variant == Variant::DeployedCopy {
+            // SkillMeat's hash skips it; a deploy's copy stops on it.
+            return Err(HashError::NotRegular {
+                path: abs,
+                kind: crate::regular::describe(meta.file_type()),
             });
         }
         rel.truncate(start);
@@ -284,7 +302,8 @@ pub fn hash_listing(listing: &Listing) -> Result<String, HashError> {
         if !listing.single_file {
             h.update(&f.rel);
         }
-        let mut file = File::open(&f.abs).map_err(|e| HashError::io(&f.abs, "open", e))?;
+        let mut file =
+            crate::regular::open(&f.abs).map_err(|e| HashError::io(&f.abs, "open", e))?;
         loop {
             let n = match file.read(&mut buf) {
                 Ok(0) => break,
@@ -365,18 +384,50 @@ mod tests {
     }
 
     #[test]
-    fn symlink_loop_is_an_error_for_a_deploy_and_skipped_by_legacy() {
+    fn symlink_loops_are_errors_for_both_variants() {
         let d = tempfile::tempdir().unwrap();
         fs::write(d.path().join("SKILL.md"), b"s").unwrap();
         symlink(".", d.path().join("self")).unwrap();
+        let e = tempfile::tempdir().unwrap();
+        fs::write(e.path().join("SKILL.md"), b"s").unwrap();
+        symlink("b", e.path().join("a")).unwrap();
+        symlink("a", e.path().join("b")).unwrap();
+        for path in [d.path(), e.path(), &e.path().join("a")] {
+            for v in [Variant::Legacy, Variant::DeployedCopy] {
+                let err = content_hash(path, v).unwrap_err();
+                assert!(
+                    matches!(err, HashError::SymlinkLoop { .. }),
+                    "{} {v:?}: {err}",
+                    path.display()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn special_files_are_errors_where_a_deploy_would_fail() {
+        let d = tempfile::tempdir().unwrap();
+        fs::write(d.path().join("SKILL.md"), b"s").unwrap();
+        let fifo = d.path().join("pipe");
+        let c = std::ffi::CString::new(fifo.as_os_str().as_bytes()).unwrap();
+        // SAFETY: `c` is a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        // Inside a folder, SkillMeat's hash skips it; a deploy's copy stops on it.
         assert_eq!(
             content_hash(d.path(), Variant::Legacy).unwrap(),
             sha(b"SKILL.mds")
         );
         assert!(matches!(
             content_hash(d.path(), Variant::DeployedCopy),
-            Err(HashError::SymlinkLoop { .. })
+            Err(HashError::NotRegular { .. })
         ));
+        // As the artifact itself, it has no content to hash.
+        let err = content_hash(&fifo, Variant::Legacy).unwrap_err();
+        assert!(
+            err.to_string()
+                .ends_with("is a FIFO (named pipe), not a regular file or folder"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -11,7 +11,8 @@
 //!    intents that let a crash be settled, the leftover sweep),
 //!    [`transient`] (the names of transient files, made and recognised in one place),
 //!    [`watcher`] (kernel events and polling turned into change hints), [`paths`],
-//!    [`suggest`], [`faults`] (test-only fault points).
+//!    [`suggest`], [`faults`] (test-only fault points), [`regular`] (user files opened
+//!    without ever blocking: regular files only).
 //! 2. Domain: [`model`] (locations, versions, snapshots, drift reports, events, operation
 //!    records), [`notification`] (what is worth a desktop notification and when: settings,
 //!    the pure policy, the words) and [`config`] (`daemon.toml`, and the one channel the
@@ -58,6 +59,7 @@ pub mod notifier;
 pub mod operations;
 pub mod paths;
 pub mod projects;
+pub mod regular;
 pub mod reload;
 pub mod rpc;
 pub mod service;

@@ -15,7 +15,7 @@
 //!
 //! Submodules: `task` (the loop: hints, settle windows, control messages, reloads, timers),
 //! `worker` (one batch), `upkeep` (history work between batches), `barrier` (the
-//! sync-to-now cookies). [`crate::daemon::run`] creates both halves with [`new`], runs the
+//! sync-to-now cookies every query and write-back waits for). [`crate::daemon::run`] creates both halves with [`new`], runs the
 //! first reconcile before the socket opens and supervises [`run`].
 
 mod barrier;
@@ -26,7 +26,7 @@ mod worker;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use tokio::sync::{broadcast, mpsc, oneshot};
 
@@ -36,10 +36,9 @@ use crate::formats::Problem;
 use crate::model::{ArtifactReport, Event};
 use crate::paths::canonical;
 use crate::projects::KnownProject;
+use crate::watcher::PollNow;
 
 pub use task::{Running, run};
-
-use barrier::SYNC_TIMEOUT;
 
 /// The current drift of everything, as last computed.
 #[derive(Debug, Clone, Default)]
@@ -58,6 +57,9 @@ pub struct State {
     pub polled: BTreeMap<PathBuf, String>,
     /// Number of watched roots.
     pub watched_roots: usize,
+    /// Whether SkillMeat's home is watched by kernel events (sync cookies are written
+    /// there).
+    pub home_watched: bool,
 }
 
 /// One project's reports, by [`ArtifactReport::key`].
@@ -93,6 +95,8 @@ fn flatten(reports: &BTreeMap<PathBuf, Arc<Reports>>, projects: &BTreeSet<PathBu
 enum Control {
     /// The set of projects may have changed (add / remove / ignore).
     Refresh(oneshot::Sender<()>),
+    /// A sync barrier that no cookie can serve asks for a full reconcile.
+    Reconcile(oneshot::Sender<()>),
 }
 
 /// What the RPC layer shares with the live task.
@@ -104,6 +108,8 @@ pub struct Live {
     control: mpsc::Sender<Control>,
     cookies: Mutex<HashMap<String, oneshot::Sender<()>>>,
     next_cookie: AtomicU64,
+    /// Asks the poller for a walk now; set when the live task starts.
+    poll_now: OnceLock<PollNow>,
     subscriber_buffer: usize,
     claims: crate::operations::Claims,
     /// Tells subscribers to replace their state: the number of resyncs so far and why
@@ -115,6 +121,7 @@ impl std::fmt::Debug for Control {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             Control::Refresh(_) => "Control::Refresh",
+            Control::Reconcile(_) => "Control::Reconcile",
         })
     }
 }
@@ -122,8 +129,12 @@ impl std::fmt::Debug for Control {
 /// Why a sync barrier failed.
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {
-    #[error("changes were not observed within {}s (roots: {})", SYNC_TIMEOUT.as_secs(), .0.join(", "))]
-    Timeout(Vec<String>),
+    #[error("changes were not observed within {}s (waiting for: {})", .after.as_secs(), .waiting.join(", "))]
+    Timeout {
+        after: std::time::Duration,
+        /// What the barrier was still waiting for: a folder, the polled folders, a reconcile.
+        waiting: Vec<String>,
+    },
     #[error("the daemon is shutting down")]
     ShuttingDown,
 }
@@ -238,6 +249,7 @@ pub fn new(engine: Arc<Engine>) -> (Arc<Live>, Task) {
         control: control_tx,
         cookies: Mutex::new(HashMap::new()),
         next_cookie: AtomicU64::new(0),
+        poll_now: OnceLock::new(),
         subscriber_buffer: buffer,
         claims: crate::operations::Claims::default(),
         resyncs: tokio::sync::watch::channel((0, "")).0,

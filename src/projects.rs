@@ -2,10 +2,12 @@
 //! scanning configured folders — merged, with the user's word winning.
 //!
 //! A project registered by hand is always listed; `ignore` hides a discovered one for good.
-//! A project whose folder is gone stays listed as missing.
+//! A project whose folder is gone stays listed as missing. What cannot be meant as a
+//! project — `/`, the home folder itself, system folders, a folder with no SkillMeat
+//! deployment file — is refused by hand unless forced ([`refusal`]).
 //!
 //! Called by the engine ([`crate::engine::Engine::known_projects`]) whenever the live task
-//! lists the projects.
+//! lists the projects, and when a project is added by hand.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -13,6 +15,7 @@ use std::path::{Path, PathBuf};
 use crate::config::Config;
 use crate::discovery;
 use crate::formats::Problem;
+use crate::formats::deployment;
 use crate::paths::canonical;
 use crate::store::{Store, StoreError};
 
@@ -115,10 +118,147 @@ pub fn known(
     ))
 }
 
+/// System folders that hold no project anywhere below them (Linux and macOS), as
+/// canonical paths: `/bin` and `/lib` are often links into `/usr`.
+const SYSTEM_TREES: [&str; 18] = [
+    "/bin",
+    "/boot",
+    "/dev",
+    "/etc",
+    "/lib",
+    "/lib32",
+    "/lib64",
+    "/libx32",
+    "/proc",
+    "/sbin",
+    "/sys",
+    "/usr",
+    "/Applications",
+    "/Library",
+    "/System",
+    "/private/etc",
+    "/cores",
+    "/snap",
+];
+
+/// Below these, projects are ordinary (`/usr/local/src/app`).
+const USER_TREES: [&str; 1] = ["/usr/local"];
+
+/// Folders that may hold projects but are none themselves.
+const CONTAINERS: [&str; 16] = [
+    "/home",
+    "/media",
+    "/mnt",
+    "/nix",
+    "/opt",
+    "/private",
+    "/private/tmp",
+    "/private/var",
+    "/root",
+    "/run",
+    "/srv",
+    "/tmp",
+    "/Users",
+    "/usr/local",
+    "/var",
+    "/Volumes",
+];
+
+/// Why a folder cannot be meant as a project.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// `/`.
+    Root,
+    /// The user's home folder itself.
+    Home,
+    /// A system folder, or a folder inside one (the system folder named).
+    System(PathBuf),
+    /// No profile root holds a SkillMeat deployment file.
+    NoDeployment,
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refusal::Root => write!(f, "it is the root folder"),
+            Refusal::Home => write!(
+                f,
+                "it is your home folder itself; add the project folder inside it"
+            ),
+            Refusal::System(s) => {
+                write!(f, "it is the system folder {} or lies in it", s.display())
+            }
+            Refusal::NoDeployment => write!(
+                f,
+                "it holds no SkillMeat deployment file (`{}` in `.claude` or another profile \
+                 root); deploy to it with `skillmeat deploy` first",
+                deployment::FILE_NAME
+            ),
+        }
+    }
+}
+
+/// Why `path` (canonical) cannot be meant as a project added by hand, if it cannot: it is
+/// `/`, `home` itself, a system folder (or inside one), or it holds no deployment file in
+/// any profile root.
+pub fn refusal(path: &Path, home: Option<&Path>) -> Option<Refusal> {
+    if path.parent().is_none() {
+        return Some(Refusal::Root);
+    }
+    if home.is_some_and(|h| h == path) {
+        return Some(Refusal::Home);
+    }
+    let user = USER_TREES.iter().any(|t| path.starts_with(t));
+    if let Some(tree) = SYSTEM_TREES.iter().find(|t| path.starts_with(t))
+        && !user
+    {
+        return Some(Refusal::System(PathBuf::from(tree)));
+    }
+    if let Some(c) = CONTAINERS.iter().find(|c| path == Path::new(c)) {
+        return Some(Refusal::System(PathBuf::from(c)));
+    }
+    if deployment::profile_roots(path).is_empty() {
+        return Some(Refusal::NoDeployment);
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::store::ProjectMark;
+
+    #[test]
+    fn what_cannot_be_meant_is_refused() {
+        let home = Path::new("/home/ann");
+        let r = |p: &str| refusal(Path::new(p), Some(home));
+        assert_eq!(r("/"), Some(Refusal::Root));
+        assert_eq!(r("/home/ann"), Some(Refusal::Home));
+        assert_eq!(r("/etc"), Some(Refusal::System("/etc".into())));
+        assert_eq!(r("/etc/nginx"), Some(Refusal::System("/etc".into())));
+        assert_eq!(r("/usr/lib/x"), Some(Refusal::System("/usr".into())));
+        assert_eq!(r("/var"), Some(Refusal::System("/var".into())));
+        assert_eq!(r("/usr/local"), Some(Refusal::System("/usr/local".into())));
+        assert_eq!(
+            r("/System/Library"),
+            Some(Refusal::System("/System".into()))
+        );
+        // Ordinary folders pass this far and are refused only for lack of a deployment.
+        for p in [
+            "/home/ann/code/app",
+            "/usr/local/src/app",
+            "/var/www/app",
+            "/tmp/x",
+        ] {
+            assert_eq!(r(p), Some(Refusal::NoDeployment), "{p}");
+        }
+        let d = tempfile::tempdir().unwrap();
+        let project = crate::paths::canonical(d.path());
+        assert_eq!(refusal(&project, Some(home)), Some(Refusal::NoDeployment));
+        std::fs::create_dir_all(project.join(".codex")).unwrap();
+        std::fs::write(project.join(".codex").join(deployment::FILE_NAME), "").unwrap();
+        assert_eq!(refusal(&project, Some(home)), None);
+    }
 
     #[test]
     fn manual_registry_and_scan_merge() {

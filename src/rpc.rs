@@ -4,6 +4,10 @@
 //! each RPC validates its arguments, runs the engine on the blocking pool and converts the
 //! result. [`check_peer`] admits only callers with the daemon's own uid.
 //!
+//! Answers are fresh by default: a query about the current state first passes the live
+//! sync barrier ([`Live::sync`]) unless its request sets `stale_ok`, and a write-back
+//! returns only once the live state includes its own writes.
+//!
 //! - `service`: the trait impl, one method per RPC;
 //! - `convert`: domain → protocol messages (drift reports, events, problems, projects);
 //! - `watch`: the `Watch` stream (filter, replay, live events, resync, heartbeats);
@@ -53,6 +57,15 @@ impl DaemonService {
             notifier,
             shutdown,
         }
+    }
+
+    /// Waits until every change made before the request is in the live state, unless the
+    /// caller accepts a possibly stale answer.
+    async fn fresh(&self, stale_ok: bool) -> Result<(), Status> {
+        if stale_ok {
+            return Ok(());
+        }
+        self.live.sync().await.map_err(status::sync)
     }
 
     /// Runs `f` on the blocking pool with the engine.

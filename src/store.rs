@@ -58,9 +58,6 @@ const STAMP_KEY: &[u8] = b"stamp";
 /// above this.
 const ID_FLOOR_KEY: &[u8] = b"id_floor";
 
-/// sled's page cache when the configuration does not say (`[store] cache_mb`).
-pub const DEFAULT_CACHE_MB: u64 = 16;
-
 /// A store operation that failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -161,8 +158,14 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
+        Options::from(&crate::config::StoreSettings::default())
+    }
+}
+
+impl From<&crate::config::StoreSettings> for Options {
+    fn from(settings: &crate::config::StoreSettings) -> Self {
         Options {
-            cache_bytes: DEFAULT_CACHE_MB << 20,
+            cache_bytes: settings.cache_mb << 20,
         }
     }
 }
@@ -561,49 +564,4 @@ fn unframe<'a>(tree: TreeId, key: &[u8], v: &'a [u8]) -> Result<&'a [u8], StoreE
     }
     f.value
         .ok_or_else(|| corrupt("a tombstone where a record belongs".into()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::hash::Variant;
-
-    #[test]
-    fn marks_and_hashes_survive_reopen() {
-        let d = tempfile::tempdir().unwrap();
-        let entry = CachedHash {
-            stamp_digest: [7; 32],
-            racy: false,
-            files: 3,
-            hash: "ab".repeat(32),
-        };
-        {
-            let s = Store::open(d.path()).unwrap();
-            let mark = ProjectMark {
-                manual: true,
-                ignored: false,
-            };
-            s.set_project_mark(Path::new("/p/one"), &mark).unwrap();
-            s.put_hash(Variant::Legacy, Path::new("/p/one/x"), &entry)
-                .unwrap();
-            s.flush().unwrap();
-        }
-        let s = Store::open(d.path()).unwrap();
-        assert_eq!(s.project_marks().unwrap().len(), 1);
-        assert!(s.project_mark(Path::new("/p/one")).unwrap().manual);
-        assert_eq!(
-            s.cached_hash(Variant::Legacy, Path::new("/p/one/x"))
-                .unwrap(),
-            Some(entry)
-        );
-        assert_eq!(
-            s.cached_hash(Variant::DeployedCopy, Path::new("/p/one/x"))
-                .unwrap(),
-            None
-        );
-        assert_eq!(s.files_indexed(), 3);
-        s.set_project_mark(Path::new("/p/one"), &ProjectMark::default())
-            .unwrap();
-        assert!(s.project_marks().unwrap().is_empty());
-    }
 }

@@ -7,11 +7,16 @@
 //! run` exits non-zero and the service manager (`Restart=on-failure`) starts it again,
 //! instead of a daemon serving a frozen state.
 //!
+//! Shutdown is bounded: once the token is cancelled, the tasks have a grace period to end.
+//! A task that does not (stuck in a step that never returns) is named in the log and in the
+//! error, and the daemon exits anyway — SIGTERM always ends it.
+//!
 //! [`crate::daemon::run`] spawns the tasks and waits on [`Tasks::wait`].
 
 use std::collections::HashMap;
 use std::fmt::Display;
 use std::future::Future;
+use std::time::Duration;
 
 use tokio::task::{self, JoinSet};
 use tokio_util::sync::CancellationToken;
@@ -70,19 +75,51 @@ impl Tasks {
         self.names.insert(handle.id(), name);
     }
 
-    /// Waits until every task has ended. The first failure (an error, a panic, or an end
-    /// before shutdown was asked for) cancels shutdown and is returned once all are done.
+    /// Waits until every task has ended, or until `grace` has passed since shutdown was
+    /// asked for. The first failure (an error, a panic, or an end before shutdown was asked
+    /// for) cancels shutdown and is returned once all are done; tasks still running when
+    /// the grace period ends are left behind (aborted where they can be) and named.
     ///
     /// # Errors
-    /// The first task that failed.
-    pub async fn wait(mut self) -> Result<(), TaskFailed> {
+    /// The first task that failed, or the tasks that did not stop in time.
+    pub async fn wait(mut self, grace: Duration) -> Result<(), TaskFailed> {
         let mut first = None;
-        while let Some(joined) = self.set.join_next_with_id().await {
+        let shutdown = self.shutdown.clone();
+        let deadline = async move {
+            shutdown.cancelled().await;
+            tokio::time::sleep(grace).await;
+        };
+        tokio::pin!(deadline);
+        loop {
+            let joined = tokio::select! {
+                joined = self.set.join_next_with_id() => match joined {
+                    Some(joined) => joined,
+                    None => break,
+                },
+                () = &mut deadline => {
+                    let mut stuck: Vec<&'static str> = self.names.values().copied().collect();
+                    stuck.sort_unstable();
+                    tracing::error!(
+                        tasks = %stuck.join(", "),
+                        "still running {}s after shutdown began: exiting without them",
+                        grace.as_secs_f32()
+                    );
+                    self.set.abort_all();
+                    self.set.detach_all();
+                    return Err(first.unwrap_or(TaskFailed {
+                        task: stuck.first().copied().unwrap_or("unnamed"),
+                        reason: format!(
+                            "it did not stop within {}s after shutdown began",
+                            grace.as_secs_f32()
+                        ),
+                    }));
+                }
+            };
             let (id, failure) = match joined {
                 Ok((id, failure)) => (id, failure),
                 Err(e) => (e.id(), Some(panic_message(e))),
             };
-            let task = self.names.get(&id).copied().unwrap_or("unnamed");
+            let task = self.names.remove(&id).unwrap_or("unnamed");
             let reason = match failure {
                 Some(reason) => reason,
                 None if self.shutdown.is_cancelled() => {
@@ -128,7 +165,7 @@ mod tests {
         let s = shutdown.clone();
         tasks.spawn("patient", async move { s.cancelled().await });
         tasks.spawn("failing", async { Err::<(), _>("disk on fire") });
-        let failed = tasks.wait().await.unwrap_err();
+        let failed = tasks.wait(Duration::from_secs(5)).await.unwrap_err();
         assert_eq!(failed.task, "failing");
         assert_eq!(failed.reason, "disk on fire");
         assert!(shutdown.is_cancelled());
@@ -142,7 +179,7 @@ mod tests {
     async fn a_panic_or_an_early_end_is_a_failure() {
         let mut tasks = Tasks::new(CancellationToken::new());
         tasks.spawn("panicking", async { explode() });
-        let failed = tasks.wait().await.unwrap_err();
+        let failed = tasks.wait(Duration::from_secs(5)).await.unwrap_err();
         assert_eq!(
             (failed.task, failed.reason.as_str()),
             ("panicking", "it panicked: boom")
@@ -152,7 +189,7 @@ mod tests {
         tasks.spawn("quitter", async {});
         assert!(
             tasks
-                .wait()
+                .wait(Duration::from_secs(5))
                 .await
                 .unwrap_err()
                 .reason
@@ -167,6 +204,21 @@ mod tests {
         let s = shutdown.clone();
         tasks.spawn("worker", async move { s.cancelled().await });
         shutdown.cancel();
-        assert_eq!(tasks.wait().await, Ok(()));
+        assert_eq!(tasks.wait(Duration::from_secs(5)).await, Ok(()));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_task_that_never_stops_is_left_behind_after_the_grace_period() {
+        let shutdown = CancellationToken::new();
+        let mut tasks = Tasks::new(shutdown.clone());
+        let s = shutdown.clone();
+        tasks.spawn("polite", async move { s.cancelled().await });
+        tasks.spawn("stuck", std::future::pending::<()>());
+        shutdown.cancel();
+        let failed = tasks.wait(Duration::from_secs(10)).await.unwrap_err();
+        assert_eq!(
+            (failed.task, failed.reason.as_str()),
+            ("stuck", "it did not stop within 10s after shutdown began")
+        );
     }
 }

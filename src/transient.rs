@@ -105,6 +105,19 @@ pub fn sibling(dest: &Path, step: &str) -> PathBuf {
     ))
 }
 
+/// The name of this process's sync cookie number `n`: `.skillmeatd-cookie-<pid>-<n>`.
+pub fn cookie_name(n: u64) -> String {
+    format!("{COOKIE_PREFIX}{}-{n}", std::process::id())
+}
+
+/// Whether `path` names a sync cookie (of any daemon: one left by a crashed daemon is
+/// still only a cookie, never a change).
+pub fn is_cookie(path: &Path) -> bool {
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.starts_with(COOKIE_PREFIX))
+}
+
 /// Whether `path` names one of the transient files in the table above, cookies excepted
 /// (the live task needs to see those).
 pub fn is_transient(path: &Path) -> bool {
@@ -181,6 +194,14 @@ mod tests {
         ] {
             assert!(!is_transient(Path::new(n)), "{n}");
         }
+    }
+
+    #[test]
+    fn cookies_are_recognised_by_name_and_not_skipped() {
+        let c = PathBuf::from("/home/u/.skillmeat").join(cookie_name(7));
+        assert!(is_cookie(&c), "{c:?}");
+        assert!(!is_transient(&c), "{c:?}");
+        assert!(!is_cookie(Path::new("/p/.claude/skills/review/cookie.md")));
     }
 
     #[test]

@@ -14,7 +14,8 @@
 //!
 //! Names of transient files (SkillMeat's and the daemon's own) are skipped as
 //! [`crate::transient`] defines them. The live worker owns the one watcher and sets its
-//! roots on each batch.
+//! roots on each batch; sync barriers ask the poller for a walk now through a [`PollNow`]
+//! handle.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -219,6 +220,15 @@ impl Watcher {
         &self.roots
     }
 
+    /// A handle that asks for a walk of the polled roots now (for sync barriers).
+    pub fn poll_now(&self) -> PollNow {
+        PollNow {
+            markers: Arc::clone(&self.poll.markers),
+            thread: self.poll.thread.as_ref().map(|t| t.thread().clone()),
+            overflow: Arc::clone(&self.overflow),
+        }
+    }
+
     /// Makes the watched set equal `wanted`. Returns the roots newly watched (their content
     /// may have changed before the watch existed: the caller rescans them) and, for roots
     /// that fell back to polling, the reason.
@@ -330,9 +340,43 @@ fn scan(root: &Path, depth: Depth) -> BTreeMap<PathBuf, Stamp> {
 
 type Polled = BTreeMap<PathBuf, (Depth, BTreeMap<PathBuf, Stamp>)>;
 
-/// A thread that stat-walks polled roots every interval and hints what changed.
+/// Asks the poller for a walk of every polled root now: the sync barrier of polled roots.
+/// A walk that starts after the request sees every change made before it, so the marker
+/// sent behind that walk's hints comes after every one of them in the hint queue, as a
+/// cookie file's event comes after earlier kernel events. Nothing is written into the
+/// polled folders.
+#[derive(Debug, Clone)]
+pub struct PollNow {
+    markers: Arc<std::sync::Mutex<Vec<PathBuf>>>,
+    thread: Option<std::thread::Thread>,
+    overflow: Arc<Overflow>,
+}
+
+impl PollNow {
+    /// Requests a walk that starts after this call; `marker` (a path the live task
+    /// recognises, such as a cookie name) follows its hints as a hint of its own. Without
+    /// a polling thread the overflow flag is raised instead: the full reconcile it causes
+    /// reads everything after this call.
+    pub fn request(&self, marker: PathBuf) {
+        match &self.thread {
+            Some(t) => {
+                self.markers
+                    .lock()
+                    .expect("poller lock poisoned")
+                    .push(marker);
+                t.unpark();
+            }
+            None => self.overflow.raise(),
+        }
+    }
+}
+
+/// A thread that stat-walks polled roots every interval (and when a [`PollNow`] asks)
+/// and hints what changed.
 struct Poller {
     roots: Arc<std::sync::Mutex<Polled>>,
+    /// Markers of the barriers waiting for the next walk.
+    markers: Arc<std::sync::Mutex<Vec<PathBuf>>>,
     interval_ms: Arc<AtomicU64>,
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -341,10 +385,12 @@ struct Poller {
 impl Poller {
     fn start(tx: mpsc::Sender<Hint>, overflow: Arc<Overflow>, interval: Duration) -> Poller {
         let roots: Arc<std::sync::Mutex<Polled>> = Arc::default();
+        let markers: Arc<std::sync::Mutex<Vec<PathBuf>>> = Arc::default();
         let stop = Arc::new(AtomicBool::new(false));
         let interval_ms = Arc::new(AtomicU64::new(interval.as_millis() as u64));
         let thread = {
             let roots = Arc::clone(&roots);
+            let markers = Arc::clone(&markers);
             let stop = Arc::clone(&stop);
             let interval_ms = Arc::clone(&interval_ms);
             std::thread::Builder::new()
@@ -352,10 +398,15 @@ impl Poller {
                 .spawn(move || {
                     while !stop.load(Ordering::SeqCst) {
                         let ms = interval_ms.load(Ordering::Relaxed);
+                        // A request unparks at once (or makes this park return at once
+                        // when it came during the last walk).
                         std::thread::park_timeout(Duration::from_millis(ms));
                         if stop.load(Ordering::SeqCst) {
                             break;
                         }
+                        // Markers requested before this walk starts are answered by it.
+                        let answered =
+                            std::mem::take(&mut *markers.lock().expect("poller lock poisoned"));
                         let mut roots = roots.lock().expect("poller lock poisoned");
                         for (root, (depth, seen)) in roots.iter_mut() {
                             let now = scan(root, *depth);
@@ -372,6 +423,10 @@ impl Poller {
                                 overflow.raise();
                             }
                         }
+                        drop(roots);
+                        if !answered.is_empty() && tx.try_send(Hint { paths: answered }).is_err() {
+                            overflow.raise();
+                        }
                     }
                 })
                 .ok()
@@ -381,6 +436,7 @@ impl Poller {
         }
         Poller {
             roots,
+            markers,
             interval_ms,
             stop,
             thread,
@@ -447,6 +503,31 @@ mod tests {
             .unwrap()
             .unwrap();
         assert!(hint.paths.iter().any(|p| p.ends_with("f")), "{hint:?}");
+    }
+
+    #[tokio::test]
+    async fn a_walk_asked_for_sends_its_marker_after_the_changes_it_found() {
+        let d = tempfile::tempdir().unwrap();
+        let (tx, mut rx) = mpsc::channel(64);
+        let overflow = Arc::new(Overflow::default());
+        // Forced polling, an interval no test waits for: only the request makes a walk.
+        let mut w = Watcher::new(tx, overflow, true, Duration::from_secs(3600));
+        w.set_roots(&BTreeMap::from([(d.path().to_path_buf(), Depth::Flat)]));
+        std::fs::write(d.path().join("f"), b"1").unwrap();
+        let marker = d.path().join(crate::transient::cookie_name(1));
+        w.poll_now().request(marker.clone());
+        let wait = Duration::from_secs(10);
+        let first = tokio::time::timeout(wait, rx.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(first.paths.contains(&d.path().join("f")), "{first:?}");
+        let second = tokio::time::timeout(wait, rx.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(second.paths, [marker]);
+        assert!(!d.path().join(crate::transient::cookie_name(1)).exists());
     }
 
     #[tokio::test]

@@ -34,7 +34,8 @@ Examples:
 When no daemon answers, smctl starts one with `skillmeatd start` and says so on stderr;
 set SKILLMEATD_NO_AUTOSTART=1 to turn that off.
 
-Exit codes: 0 ok, 1 drift found (--exit-code), 2 error, 3 daemon not running."
+Exit codes: 0 ok (also when stdout's reader went away), 1 drift found (--exit-code),
+2 error, 3 daemon not running or gone (watch included)."
 )]
 pub struct Cli {
     /// Output format [default: table on a terminal, json otherwise].
@@ -98,7 +99,7 @@ impl Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Daemon version, protocol, uptime, paths and counts.
-    Status,
+    Status(StatusArgs),
     /// Drift of every deployed artifact, in `skillmeat sync-check --format json`'s schema.
     #[command(after_help = "\
 Examples:
@@ -242,6 +243,13 @@ updated.")]
     Notify(crate::notify::NotifyCommand),
 }
 
+/// `smctl status` arguments.
+#[derive(Debug, clap::Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub fresh: Freshness,
+}
+
 /// `smctl completions SHELL`.
 #[derive(Debug, clap::Args)]
 pub struct CompletionsArgs {
@@ -260,6 +268,28 @@ pub fn completions(shell: clap_complete::Shell, out: &mut impl Write) {
 /// Writing failed.
 pub fn man(out: &mut impl Write) -> std::io::Result<()> {
     clap_mangen::Man::new(Cli::command()).render(out)
+}
+
+/// How fresh an answer must be: by default the daemon first waits until every change made
+/// before the command is seen (a sync barrier: a few milliseconds when nothing is pending);
+/// `--no-sync` takes the instant, possibly stale answer. `--sync` (the default) is still
+/// accepted, so scripts written when it was an option keep working; the last of the two wins.
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub struct Freshness {
+    /// Answer at once from the daemon's current state, without waiting for changes made
+    /// just before (possibly stale).
+    #[arg(long, overrides_with = "sync")]
+    no_sync: bool,
+    /// Wait until every change made before this command is seen (the default).
+    #[arg(long, overrides_with = "no_sync", hide = true)]
+    sync: bool,
+}
+
+impl Freshness {
+    /// The request field: whether a possibly stale answer will do.
+    pub fn stale_ok(self) -> bool {
+        self.no_sync
+    }
 }
 
 /// An absolute form of a path argument, resolved against the current folder: the daemon

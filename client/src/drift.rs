@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use skillmeatd_proto::pb;
 
-use crate::cli::absolute;
+use crate::cli::{Freshness, absolute};
 use crate::failure::Failure;
 use crate::output::{self, Format};
 use crate::session::Client;
@@ -22,9 +22,8 @@ pub struct DriftArgs {
     /// Also list artifacts that are in sync.
     #[arg(long)]
     pub all: bool,
-    /// First wait until every change made before this command is seen.
-    #[arg(long)]
-    pub sync: bool,
+    #[command(flatten)]
+    pub fresh: Freshness,
 }
 
 /// Runs `smctl drift`; exits 1 with `--exit-code` when anything drifted.
@@ -38,7 +37,8 @@ pub async fn run(
     let req = pb::GetDriftRequest {
         project: args.project.as_deref().map(absolute).unwrap_or_default(),
         include_in_sync: args.all,
-        sync: args.sync,
+        sync: false,
+        stale_ok: args.fresh.stale_ok(),
     };
     let r = client.get_drift(req).await?.into_inner();
     output::problems(&r.problems);

@@ -13,7 +13,7 @@ use clap::Subcommand;
 use serde_json::{Value, json};
 use skillmeatd_proto::pb;
 
-use crate::cli::absolute;
+use crate::cli::{Freshness, absolute};
 use crate::failure::Failure;
 use crate::output::Format;
 use crate::session::Client;
@@ -73,6 +73,8 @@ pub struct LogArgs {
     pub artifact: String,
     #[command(flatten)]
     pub select: Selector,
+    #[command(flatten)]
+    pub fresh: Freshness,
 }
 
 /// `smctl show` arguments.
@@ -106,6 +108,8 @@ pub struct DiffArgs {
     pub exit_code: bool,
     #[command(flatten)]
     pub select: Selector,
+    #[command(flatten)]
+    pub fresh: Freshness,
 }
 
 /// Which artifact, as the user named it.
@@ -357,6 +361,7 @@ pub async fn log(
     let r = client
         .artifact_log(pb::ArtifactLogRequest {
             artifact: Some(args.select.to_pb(Some(args.artifact))),
+            stale_ok: args.fresh.stale_ok(),
         })
         .await?
         .into_inner();
@@ -445,6 +450,7 @@ pub async fn diff(
             a,
             b,
             subject: Some(args.select.to_pb(args.artifact)),
+            stale_ok: args.fresh.stale_ok(),
         })
         .await?
         .into_inner();

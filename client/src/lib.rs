@@ -6,7 +6,8 @@
 //! to stderr.
 //!
 //! Exit codes: 0 success; 1 drift found with `--exit-code`; 2 usage or request error;
-//! 3 the daemon is not running. A closed stdout (`smctl drift | head`) is not an error.
+//! 3 the daemon is not running, or went away (`smctl watch` included). A closed stdout
+//! (`smctl drift | head`) ends any command quietly with 0 ([`stdout`]).
 //!
 //! This library is the whole of smctl; the `smctl` binary (built by the root package, beside
 //! `skillmeatd`, so that one install carries both) only calls [`main`]. This file parses,
@@ -27,6 +28,7 @@ mod output;
 mod project;
 mod service;
 mod session;
+mod stdout;
 mod watch;
 
 use std::process::ExitCode;
@@ -37,6 +39,7 @@ use skillmeatd_proto::paths::Paths;
 use cli::{Cli, Command};
 use failure::Failure;
 use output::Format;
+use stdout::Stdout;
 
 /// Runs smctl with the process's arguments and returns its exit code.
 pub fn main() -> ExitCode {
@@ -48,7 +51,6 @@ pub fn main() -> ExitCode {
         .and_then(|paths| run(cli.command, &paths, explicit, format));
     match result {
         Ok(code) => ExitCode::from(code),
-        Err(f) if f.message.contains("Broken pipe") => ExitCode::SUCCESS,
         Err(f) => {
             eprintln!("smctl: {}", f.message);
             ExitCode::from(f.code)
@@ -65,10 +67,10 @@ fn run(
 ) -> Result<u8, Failure> {
     match command {
         Command::Completions(args) => {
-            cli::completions(args.shell, &mut std::io::stdout().lock());
+            cli::completions(args.shell, &mut Stdout::lock());
             Ok(0)
         }
-        Command::Man => Ok(cli::man(&mut std::io::stdout().lock()).map(|()| 0)?),
+        Command::Man => Ok(cli::man(&mut Stdout::lock()).map(|()| 0)?),
         Command::Service(cmd) => service::run(cmd, paths, explicit, format),
         command => tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -87,11 +89,16 @@ async fn dispatch(command: Command, paths: &Paths, format: Format) -> Result<u8,
         // The language server connects (and reconnects) by itself, and reports to the editor.
         return lsp::run(paths).await;
     }
-    let session::Session { mut client, status } = session::open(paths).await?;
+    // The handshake's counts are the answer of `smctl status` only.
+    let stale_ok = match &command {
+        Command::Status(args) => args.fresh.stale_ok(),
+        _ => true,
+    };
+    let session::Session { mut client, status } = session::open(paths, stale_ok).await?;
     let client = &mut client;
-    let out = &mut std::io::stdout().lock();
+    let out = &mut Stdout::lock();
     match command {
-        Command::Status => Ok(output::status(out, format, &status).map(|()| 0)?),
+        Command::Status(_) => Ok(output::status(out, format, &status).map(|()| 0)?),
         Command::Drift(args) => drift::run(client, args, format, out).await,
         Command::Watch(args) => watch::run(client, args, format, out).await,
         Command::Project(cmd) => project::run(client, cmd, format, out).await,

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use clap::Subcommand;
 use skillmeatd_proto::pb;
 
-use crate::cli::absolute;
+use crate::cli::{Freshness, absolute};
 use crate::failure::Failure;
 use crate::output::{self, Format};
 use crate::session::Client;
@@ -16,9 +16,20 @@ use crate::session::Client;
 #[derive(Debug, Subcommand)]
 pub enum ProjectCommand {
     /// Every known project: how it was found, roots, deployments and drift.
-    List,
+    List {
+        #[command(flatten)]
+        fresh: Freshness,
+    },
     /// Register a project folder by hand.
-    Add { path: PathBuf },
+    ///
+    /// Refused unless --force: `/`, your home folder itself, system folders, and folders
+    /// holding no SkillMeat deployment file (`.skillmeat-deployed.toml`) in any profile root.
+    Add {
+        path: PathBuf,
+        /// Add it even though it does not look like a project.
+        #[arg(long)]
+        force: bool,
+    },
     /// Forget a project registered by hand.
     Remove { path: PathBuf },
     /// Hide a discovered project for good (`--undo` shows it again).
@@ -37,18 +48,21 @@ pub async fn run(
     out: &mut impl Write,
 ) -> Result<u8, Failure> {
     match cmd {
-        ProjectCommand::List => {
+        ProjectCommand::List { fresh } => {
             let r = client
-                .list_projects(pb::ListProjectsRequest {})
+                .list_projects(pb::ListProjectsRequest {
+                    stale_ok: fresh.stale_ok(),
+                })
                 .await?
                 .into_inner();
             output::problems(&r.problems);
             output::projects(out, format, &r.projects)?;
         }
-        ProjectCommand::Add { path } => {
+        ProjectCommand::Add { path, force } => {
             let r = client
                 .add_project(pb::AddProjectRequest {
                     path: absolute(&path),
+                    force,
                 })
                 .await?
                 .into_inner();

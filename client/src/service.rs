@@ -211,7 +211,7 @@ pub struct InstallOptions {
 pub fn install(manager: Manager, spec: &Spec, opts: InstallOptions) -> Result<u8, Failure> {
     let files = files(manager, spec)?;
     if opts.print {
-        let mut out = std::io::stdout().lock();
+        let mut out = crate::stdout::Stdout::lock();
         for (path, content) in &files {
             writeln!(out, "# {}\n{content}", path.display())?;
         }
@@ -350,8 +350,9 @@ pub fn uninstall(manager: Manager, dry_run: bool) -> Result<u8, Failure> {
         return Ok(0);
     }
     if dry_run {
+        let mut out = crate::stdout::Stdout::lock();
         for p in &present {
-            println!("would remove {}", p.display());
+            writeln!(out, "would remove {}", p.display())?;
         }
         return Ok(0);
     }
@@ -429,7 +430,7 @@ pub fn status(manager: Manager, paths: &Paths, format: Format) -> Result<u8, Fai
         "socket": paths.socket.display().to_string(),
         "answers": answers,
     });
-    let mut out = std::io::stdout().lock();
+    let mut out = crate::stdout::Stdout::lock();
     match format {
         Format::Json => writeln!(
             out,

@@ -5,7 +5,9 @@
 //! smctl or on `PATH`) with the same home, state directory and socket, says so on stderr,
 //! and connects again; `SKILLMEATD_NO_AUTOSTART=1` turns this off. Every session begins
 //! with `Status`, the handshake: when the daemon's version or protocol differs from
-//! smctl's own, smctl warns on stderr and goes on.
+//! smctl's own, smctl warns on stderr and goes on. The handshake waits for the sync
+//! barrier only when its counts are the answer (`smctl status`); every other command's own
+//! request does.
 
 use std::time::{Duration, Instant};
 
@@ -30,11 +32,12 @@ pub struct Session {
     pub status: pb::StatusResponse,
 }
 
-/// Connects to the daemon of `paths`, starting it first when allowed and needed.
+/// Connects to the daemon of `paths`, starting it first when allowed and needed. The
+/// handshake's counts are fresh unless `stale_ok`.
 ///
 /// # Errors
 /// Exit 3 when no daemon answers (and autostart is off or failed); the handshake failed.
-pub async fn open(paths: &Paths) -> Result<Session, Failure> {
+pub async fn open(paths: &Paths, stale_ok: bool) -> Result<Session, Failure> {
     let channel = match connect::channel(&paths.socket).await {
         Ok(ch) => ch,
         Err(_) if autostart_disabled(std::env::var(ENV_NO_AUTOSTART).ok().as_deref()) => {
@@ -46,7 +49,10 @@ pub async fn open(paths: &Paths) -> Result<Session, Failure> {
         }
     };
     let mut client = Client::new(channel);
-    let status = client.status(pb::StatusRequest {}).await?.into_inner();
+    let status = client
+        .status(pb::StatusRequest { stale_ok })
+        .await?
+        .into_inner();
     if let Some(w) = mismatch(
         env!("CARGO_PKG_VERSION"),
         PROTOCOL_VERSION,

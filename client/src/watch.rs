@@ -3,9 +3,13 @@
 //! Text for people; `--format json` prints NDJSON, one object per line, flushed as it comes
 //! — the bridge for editor plugins that cannot speak gRPC over a Unix socket. Every object
 //! has a `type`: `event` (the fields of `DriftEvent`, snake_case), `resync` (replace all you
-//! knew with `artifacts`, continue after `cursor`) or `heartbeat` (the latest `cursor`).
-//! Resume after a restart with `--since CURSOR`. Filters: `--project`, `--type`, and
-//! `--drift` (the drift kinds of the wire crate).
+//! knew with `artifacts`, continue after `cursor`), `heartbeat` (the latest `cursor`) or,
+//! last, `closed` (the daemon went away; `reason` says how). Resume after a restart with
+//! `--since CURSOR`. Filters: `--project`, `--type`, and `--drift` (the drift kinds of the
+//! wire crate).
+//!
+//! The stream only ends when asked to (`--count`); when the daemon goes away instead, smctl
+//! says so on stderr and exits 3, so a plugin can tell a stopped daemon from a normal end.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -15,8 +19,8 @@ use clap::builder::PossibleValue;
 use serde_json::{Value, json};
 use skillmeatd_proto::{DriftKind, pb};
 
-use crate::cli::absolute;
-use crate::failure::Failure;
+use crate::cli::{Freshness, absolute};
+use crate::failure::{Failure, daemon_went_away, describe};
 use crate::output::{Format, artifact_json, drift_name, is_drifted, ndjson};
 use crate::session::Client;
 
@@ -35,9 +39,8 @@ pub struct WatchArgs {
     /// Only events from or to this drift type (repeatable).
     #[arg(long = "drift", value_enum, value_name = "DRIFT")]
     pub drift: Vec<DriftArg>,
-    /// First wait until every change made before this command is seen.
-    #[arg(long)]
-    pub sync: bool,
+    #[command(flatten)]
+    pub fresh: Freshness,
     /// Heartbeat period in milliseconds (JSON output shows heartbeats).
     #[arg(long, default_value_t = 10_000)]
     pub heartbeat_ms: u32,
@@ -81,12 +84,19 @@ pub async fn run(
         projects: args.projects.iter().map(|p| absolute(p)).collect(),
         artifact_types: args.types,
         drift_types: args.drift.into_iter().map(|d| i32::from(d.0)).collect(),
-        sync: args.sync,
+        sync: false,
         heartbeat_ms: args.heartbeat_ms,
+        stale_ok: args.fresh.stale_ok(),
     };
     let mut stream = client.watch(req).await?.into_inner();
     let mut seen = 0u64;
-    while let Some(msg) = stream.message().await? {
+    loop {
+        let msg = match stream.message().await {
+            Ok(Some(msg)) => msg,
+            Ok(None) => return closed(out, format, "the daemon ended the stream"),
+            Err(s) if daemon_went_away(&s) => return closed(out, format, &describe(&s)),
+            Err(s) => return Err(s.into()),
+        };
         let Some(m) = msg.message else { continue };
         print(out, format, &m)?;
         if matches!(m, pb::watch_response::Message::Event(_)) {
@@ -97,6 +107,15 @@ pub async fn run(
         }
     }
     Ok(0)
+}
+
+/// The end of a stream the daemon closed: the last NDJSON object says why, and the
+/// failure (exit 3) says it on stderr.
+fn closed(out: &mut impl Write, format: Format, reason: &str) -> Result<u8, Failure> {
+    if format == Format::Json {
+        ndjson(out, &json!({"type": "closed", "reason": reason}))?;
+    }
+    Err(Failure::new(3, format!("the daemon went away: {reason}")))
 }
 
 fn kind_name(k: i32) -> &'static str {

@@ -126,7 +126,7 @@ impl Config {
 }
 
 /// Every leaf of `config`'s TOML form, by dotted key.
-fn flatten(config: &Config) -> BTreeMap<String, toml::Value> {
+pub(super) fn flatten(config: &Config) -> BTreeMap<String, toml::Value> {
     fn walk(prefix: &str, table: toml::Table, out: &mut BTreeMap<String, toml::Value>) {
         for (k, v) in table {
             let key = if prefix.is_empty() {

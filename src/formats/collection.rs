@@ -3,11 +3,17 @@
 //!
 //! A folder under `collections/` is a collection iff it holds `collection.toml`
 //! (`core/collection.py` `list_collections`).
+//!
+//! A manifest that cannot be read, or an entry that cannot be used, never makes an
+//! artifact absent: [`Collection::lookup`] says the artifact cannot be known, with the
+//! reason, so drift reports `error` rather than `removed`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::{Problem, is_contained, normalize_name, parse_toml, read_toml, str_field};
+use super::{
+    Problem, is_contained, normalize_name, parse_toml, read_toml, str_field, string_fields_problem,
+};
 
 /// One `[[artifacts]]` record of a manifest.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,6 +34,25 @@ impl CollectionArtifact {
     }
 }
 
+/// A manifest entry that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadEntry {
+    /// Its `name`, when that much could be read.
+    pub name: Option<String>,
+    /// Why, with the entry's index: `artifacts[2] (canvas): type: expected a string, …`.
+    pub reason: String,
+}
+
+/// What a collection says about one artifact.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lookup<'a> {
+    Found(&'a CollectionArtifact),
+    /// The manifest is readable and has no such artifact.
+    Absent,
+    /// The manifest, or an entry that may be this artifact, cannot be read: why.
+    Unknown(&'a str),
+}
+
 /// What a collection folder holds, as far as it could be read.
 #[derive(Debug, Clone, Default)]
 pub struct Collection {
@@ -36,10 +61,46 @@ pub struct Collection {
     pub artifacts: Vec<CollectionArtifact>,
     /// `collection.lock` entries: `"<name>::<type>"` → content hash.
     pub lock: BTreeMap<String, String>,
+    /// Why the manifest could not be used at all, if it could not (also in `problems`).
+    pub unreadable: Option<String>,
+    /// Manifest entries that cannot be used (also in `problems`).
+    pub bad_entries: Vec<BadEntry>,
     pub problems: Vec<Problem>,
 }
 
 impl Collection {
+    /// The artifact a deployment of `name` and `artifact_type` came from, or why that
+    /// cannot be known: the manifest is unreadable, or an entry of that name (or with no
+    /// readable name) is unusable.
+    pub fn lookup(&self, name: &str, artifact_type: &str) -> Lookup<'_> {
+        if let Some(a) = self.find(name, artifact_type) {
+            return Lookup::Found(a);
+        }
+        if let Some(why) = &self.unreadable {
+            return Lookup::Unknown(why);
+        }
+        let name = normalize_name(name);
+        match self
+            .bad_entries
+            .iter()
+            .find(|b| b.name.as_deref().is_none_or(|n| normalize_name(n) == name))
+        {
+            Some(b) => Lookup::Unknown(&b.reason),
+            None => Lookup::Absent,
+        }
+    }
+
+    /// The unique artifact named `name` (any type), if exactly one is.
+    pub fn only_one_named(&self, name: &str) -> Option<&CollectionArtifact> {
+        let name = normalize_name(name);
+        let mut named = self
+            .artifacts
+            .iter()
+            .filter(|a| normalize_name(&a.name) == name);
+        let first = named.next()?;
+        named.next().is_none().then_some(first)
+    }
+
     /// The artifact a deployment of `name` (any known extension) and `artifact_type` came
     /// from.
     pub fn find(&self, name: &str, artifact_type: &str) -> Option<&CollectionArtifact> {
@@ -80,7 +141,7 @@ pub fn read(home: &Path, name: &str) -> Collection {
     let manifest = dir.join("collection.toml");
     match read_toml(&manifest) {
         Ok(t) => read_manifest(&manifest, &t, &mut c),
-        Err(e) => c.problems.push(Problem::new(&manifest, e)),
+        Err(e) => c.unusable(&manifest, e),
     }
     let lock = dir.join("collection.lock");
     if lock.exists() {
@@ -103,7 +164,7 @@ pub fn parse(name: &str, dir: &Path, manifest: &[u8], lock: Option<&[u8]>) -> Co
     let manifest_path = dir.join("collection.toml");
     match parse_toml(manifest) {
         Ok(t) => read_manifest(&manifest_path, &t, &mut c),
-        Err(e) => c.problems.push(Problem::new(&manifest_path, e)),
+        Err(e) => c.unusable(&manifest_path, e),
     }
     if let Some(lock) = lock {
         let lock_path = dir.join("collection.lock");
@@ -115,19 +176,38 @@ pub fn parse(name: &str, dir: &Path, manifest: &[u8], lock: Option<&[u8]>) -> Co
     c
 }
 
+impl Collection {
+    /// Records that the manifest at `path` cannot be used at all, and why.
+    fn unusable(&mut self, path: &Path, why: String) {
+        self.problems.push(Problem::new(path, &why));
+        self.unreadable = Some(format!("{}: {why}", path.display()));
+    }
+
+    /// Records that entry `i` of the manifest at `path` cannot be used, and why.
+    fn bad_entry(&mut self, path: &Path, i: usize, name: Option<&str>, why: String) {
+        let reason = match name {
+            Some(n) => format!("artifacts[{i}] ({n}): {why}"),
+            None => format!("artifacts[{i}]: {why}"),
+        };
+        self.problems.push(Problem::new(path, &reason));
+        self.bad_entries.push(BadEntry {
+            name: name.map(str::to_string),
+            reason: format!("{}: {reason}", path.display()),
+        });
+    }
+}
+
 pub(crate) fn read_manifest(path: &Path, t: &toml::Table, c: &mut Collection) {
     let Some(records) = t.get("artifacts") else {
         return;
     };
     let Some(records) = records.as_array() else {
-        c.problems
-            .push(Problem::new(path, "`artifacts` is not an array of tables"));
+        c.unusable(path, "`artifacts` is not an array of tables".into());
         return;
     };
     for (i, r) in records.iter().enumerate() {
         let Some(r) = r.as_table() else {
-            c.problems
-                .push(Problem::new(path, format!("artifacts[{i}] is not a table")));
+            c.bad_entry(path, i, None, "not a table".into());
             continue;
         };
         let (Some(name), Some(ty), Some(rel)) = (
@@ -135,25 +215,14 @@ pub(crate) fn read_manifest(path: &Path, t: &toml::Table, c: &mut Collection) {
             str_field(r, "type"),
             str_field(r, "path"),
         ) else {
-            let missing: Vec<&str> = ["name", "type", "path"]
-                .into_iter()
-                .filter(|k| str_field(r, k).is_none())
-                .collect();
-            c.problems.push(Problem::new(
-                path,
-                format!("artifacts[{i}] lacks {}", missing.join(", ")),
-            ));
+            let why = string_fields_problem(r, &["name", "type", "path"]).unwrap_or_default();
+            c.bad_entry(path, i, str_field(r, "name"), why);
             continue;
         };
         let rel = PathBuf::from(rel.trim_end_matches('/'));
         if !is_contained(&rel) {
-            c.problems.push(Problem::new(
-                path,
-                format!(
-                    "artifacts[{i}] ({name}): path {} leaves the collection",
-                    rel.display()
-                ),
-            ));
+            let why = format!("path {} leaves the collection", rel.display());
+            c.bad_entry(path, i, Some(name), why);
             continue;
         }
         c.artifacts.push(CollectionArtifact {
@@ -246,8 +315,44 @@ path = "../../etc"
             Some("ab")
         );
         assert_eq!(c.problems.len(), 2, "{:?}", c.problems);
-        assert!(c.problems[0].message.contains("lacks type, path"));
+        assert!(
+            c.problems[0]
+                .message
+                .contains("artifacts[2] (broken): missing required key(s): type, path")
+        );
         assert!(c.problems[1].message.contains("leaves the collection"));
+        // What the bad entries may be is unknown, never absent.
+        assert!(matches!(c.lookup("review", "command"), Lookup::Found(_)));
+        assert_eq!(c.lookup("other", "skill"), Lookup::Absent);
+        assert!(
+            matches!(c.lookup("broken", "skill"), Lookup::Unknown(why) if why.contains("artifacts[2] (broken)"))
+        );
+        assert!(matches!(c.lookup("evil", "skill"), Lookup::Unknown(_)));
+    }
+
+    #[test]
+    fn a_malformed_manifest_makes_every_artifact_unknown() {
+        let home = tempfile::tempdir().unwrap();
+        let dir = collections_dir(home.path()).join("default");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("collection.toml"), "[[artifacts]\nname = \"x\"\n").unwrap();
+        let c = read(home.path(), "default");
+        match c.lookup("canvas", "skill") {
+            Lookup::Unknown(why) => assert!(why.contains("invalid TOML at line 1"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+        let entry: toml::Table =
+            "artifacts = [{ name = \"canvas\", type = 3, path = \"skills/canvas\" }]"
+                .parse()
+                .unwrap();
+        let mut c = Collection::default();
+        read_manifest(Path::new("/c/collection.toml"), &entry, &mut c);
+        assert_eq!(
+            c.lookup("canvas", "skill"),
+            Lookup::Unknown(
+                "/c/collection.toml: artifacts[0] (canvas): type: expected a string, found an integer"
+            )
+        );
     }
 
     #[test]

@@ -3,11 +3,13 @@
 //! `deployed` of records (formats doc §2.3).
 //!
 //! SkillMeat aborts on the first bad record; we keep every good one and report each bad
-//! one with its index and reason.
+//! one with its index and reason, and with what could be read of it ([`BadRecord`]), so
+//! the engine can report that deployment as unreadable instead of forgetting it. A file
+//! that cannot be read at all says why ([`DeploymentFile::unreadable`]).
 
 use std::path::{Path, PathBuf};
 
-use super::{Problem, is_contained, parse_toml, str_field};
+use super::{Problem, is_contained, parse_toml, str_field, string_fields_problem};
 
 /// The deployment file's name inside a profile root.
 pub const FILE_NAME: &str = ".skillmeat-deployed.toml";
@@ -37,6 +39,19 @@ pub struct Deployment {
     pub profile_id: Option<String>,
 }
 
+/// A record that is there but cannot be used, and what could be read of it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BadRecord {
+    /// Its index in `deployed`.
+    pub index: usize,
+    /// Why it cannot be used, e.g. `artifact_type: expected a string, found an integer`.
+    pub reason: String,
+    pub artifact_name: Option<String>,
+    pub artifact_type: Option<String>,
+    pub from_collection: Option<String>,
+    pub artifact_path: Option<PathBuf>,
+}
+
 /// One profile root's deployment file, as far as it could be read.
 #[derive(Debug, Clone, Default)]
 pub struct DeploymentFile {
@@ -44,6 +59,11 @@ pub struct DeploymentFile {
     pub root: String,
     pub path: PathBuf,
     pub records: Vec<Deployment>,
+    /// Records that cannot be used (each also in `problems`).
+    pub bad_records: Vec<BadRecord>,
+    /// Why no record at all could be read (unreadable file, invalid TOML, `deployed` not
+    /// an array); also in `problems`.
+    pub unreadable: Option<String>,
     pub problems: Vec<Problem>,
 }
 
@@ -79,11 +99,12 @@ pub fn read_project(project: &Path) -> Vec<DeploymentFile> {
 /// Reads the deployment file of one profile root.
 pub fn read_file(project: &Path, root: &str) -> DeploymentFile {
     let path = project.join(root).join(FILE_NAME);
-    match std::fs::read(&path) {
+    match crate::regular::read(&path) {
         Ok(bytes) => parse(&path, root, &bytes),
         Err(e) => DeploymentFile {
             root: root.to_string(),
             problems: vec![Problem::new(&path, format!("cannot read: {e}"))],
+            unreadable: Some(format!("cannot read: {e}")),
             path,
             ..Default::default()
         },
@@ -101,7 +122,8 @@ pub fn parse(path: &Path, root: &str, bytes: &[u8]) -> DeploymentFile {
     let table = match parse_toml(bytes) {
         Ok(t) => t,
         Err(e) => {
-            file.problems.push(Problem::new(&path, e));
+            file.problems.push(Problem::new(&path, &e));
+            file.unreadable = Some(e);
             return file;
         }
     };
@@ -109,8 +131,9 @@ pub fn parse(path: &Path, root: &str, bytes: &[u8]) -> DeploymentFile {
         None => return file,
         Some(toml::Value::Array(a)) => a,
         Some(_) => {
-            file.problems
-                .push(Problem::new(&path, "`deployed` is not an array of tables"));
+            let e = "`deployed` is not an array of tables";
+            file.problems.push(Problem::new(&path, e));
+            file.unreadable = Some(e.to_string());
             return file;
         }
     };
@@ -129,9 +152,22 @@ pub fn parse(path: &Path, root: &str, bytes: &[u8]) -> DeploymentFile {
                 }
                 file.records.push(record);
             }
-            Err(e) => file
-                .problems
-                .push(Problem::new(&path, format!("deployed[{i}]: {e}"))),
+            Err(e) => {
+                file.problems
+                    .push(Problem::new(&path, format!("deployed[{i}]: {e}")));
+                let t = r.as_table();
+                let field = |k| t.and_then(|t| str_field(t, k)).map(str::to_string);
+                file.bad_records.push(BadRecord {
+                    index: i,
+                    reason: e,
+                    artifact_name: field("artifact_name"),
+                    artifact_type: field("artifact_type"),
+                    from_collection: field("from_collection"),
+                    artifact_path: field("artifact_path")
+                        .map(|p| PathBuf::from(p.replace('\\', "/")))
+                        .filter(|p| is_contained(p)),
+                });
+            }
         }
     }
     file
@@ -146,18 +182,18 @@ fn parse_record(r: &toml::Table) -> Result<(Deployment, Option<String>), String>
         "deployed_at",
         "artifact_path",
     ];
-    let missing: Vec<&str> = REQUIRED
-        .into_iter()
-        .filter(|k| str_field(r, k).is_none())
-        .collect();
-    let hash = str_field(r, "content_hash").or_else(|| str_field(r, "collection_sha"));
-    if !missing.is_empty() || hash.is_none() {
-        let mut missing = missing;
-        if hash.is_none() {
-            missing.push("content_hash");
-        }
-        return Err(format!("missing required key(s): {}", missing.join(", ")));
+    // D is `content_hash`, else the deprecated `collection_sha`.
+    let hash_key = if r.contains_key("content_hash") || !r.contains_key("collection_sha") {
+        "content_hash"
+    } else {
+        "collection_sha"
+    };
+    let mut keys = REQUIRED.to_vec();
+    keys.push(hash_key);
+    if let Some(problem) = string_fields_problem(r, &keys) {
+        return Err(problem);
     }
+    let hash = str_field(r, hash_key);
     let field = |k| str_field(r, k).unwrap_or_default().to_string();
     let artifact_path = PathBuf::from(field("artifact_path").replace('\\', "/"));
     if !is_contained(&artifact_path) {
@@ -228,6 +264,39 @@ mod tests {
         assert!(msgs[0].contains("unknown platform \"vim\""));
         assert!(msgs[1].contains("deployed[1]: missing required key(s): artifact_type"));
         assert!(msgs[2].contains("leaves the project"));
+        assert_eq!(f.bad_records.len(), 2);
+        assert_eq!(f.bad_records[0].artifact_name.as_deref(), Some("no-hash"));
+        assert_eq!(f.bad_records[1].artifact_name.as_deref(), Some("escape"));
+        assert_eq!(
+            f.bad_records[1].artifact_path, None,
+            "a path leaving is not kept"
+        );
+    }
+
+    #[test]
+    fn a_value_of_the_wrong_type_is_named_as_such() {
+        let d = tempfile::tempdir().unwrap();
+        let body = format!(
+            "[[deployed]]\nartifact_name = \"canvas\"\nartifact_type = 42\nfrom_collection = \"default\"\ndeployed_at = \"t\"\nartifact_path = \"skills/canvas\"\ncontent_hash = \"{H}\"\n"
+        );
+        write(d.path(), ".claude", &body);
+        let f = read_file(d.path(), ".claude");
+        assert!(f.records.is_empty());
+        assert_eq!(
+            f.bad_records,
+            [BadRecord {
+                index: 0,
+                reason: "artifact_type: expected a string, found an integer".into(),
+                artifact_name: Some("canvas".into()),
+                artifact_type: None,
+                from_collection: Some("default".into()),
+                artifact_path: Some("skills/canvas".into()),
+            }]
+        );
+        assert_eq!(
+            f.problems[0].message,
+            "deployed[0]: artifact_type: expected a string, found an integer"
+        );
     }
 
     #[test]
@@ -241,5 +310,6 @@ mod tests {
             "{:?}",
             f.problems
         );
+        assert!(f.unreadable.unwrap().starts_with("invalid TOML"));
     }
 }

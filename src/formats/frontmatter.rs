@@ -14,7 +14,7 @@ pub fn version_of(artifact: &Path) -> Option<String> {
     } else {
         artifact.to_path_buf()
     };
-    let reader = BufReader::new(std::fs::File::open(file).ok()?);
+    let reader = BufReader::new(crate::regular::open(&file).ok()?);
     let mut lines = reader.lines().map_while(Result::ok).take(MAX_LINES);
     if lines.next()?.trim_end() != "---" {
         return None;

@@ -61,7 +61,7 @@ impl Content {
             let rel = String::from_utf8(f.rel.clone()).map_err(|_| {
                 HistoryError::Invalid(format!("{}: file name is not UTF-8", f.abs.display()))
             })?;
-            let bytes = fs::read(&f.abs).map_err(|e| {
+            let bytes = crate::regular::read(&f.abs).map_err(|e| {
                 if e.kind() == std::io::ErrorKind::NotFound {
                     HistoryError::Hash(hash::HashError::NotFound {
                         path: f.abs.clone(),

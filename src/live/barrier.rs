@@ -1,71 +1,148 @@
-//! The sync-to-now barrier (`smctl drift --sync`): cookie files whose events mark a point in
-//! the kernel's ordered event queue. The worker releases a cookie once the batch holding it
-//! is applied (see [`super::worker`]).
+//! The sync-to-now barrier, on by default for every query: Watchman-style cookies whose
+//! events mark a point in the ordered stream of change hints. Once the live task has
+//! applied the batch holding a cookie, every change made before the barrier began is in
+//! the state.
+//!
+//! - Kernel-watched folders share one ordered inotify queue: one cookie file written in
+//!   SkillMeat's home (always watched) covers them all.
+//! - Polled folders get no file: the poller is asked for a walk that starts after the
+//!   call ([`crate::watcher::PollNow`]), and a cookie name follows that walk's hints.
+//! - Without either (SkillMeat's home unwatched, no polling thread), the barrier asks for
+//!   a full reconcile, which reads everything after the call.
+//!
+//! The live task recognises cookies by name ([`crate::transient::is_cookie`]): a batch of
+//! cookies alone is answered at once, and a cookie never extends the settle window, so the
+//! barrier costs a round trip through the kernel when nothing is pending and, with changes
+//! pending, only the time they take to settle.
 
+use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use tokio::sync::oneshot;
 
-use crate::transient::COOKIE_PREFIX;
+use crate::transient::cookie_name;
 
-use super::{Live, SyncError};
+use super::{Control, Live, SyncError};
 
-/// How long a sync barrier waits for its cookies.
-pub(super) const SYNC_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a sync barrier waits for its cookies beyond the longest settle window.
+const SYNC_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// One cookie a barrier waits for: forgotten (and its file removed) when dropped, so a
+/// barrier whose caller went away leaves nothing behind.
+struct Cookie<'a> {
+    live: &'a Live,
+    name: String,
+    file: Option<PathBuf>,
+}
+
+/// One thing a barrier waits for: what it covers (for the timeout's message), its answer,
+/// and the cookie to forget afterwards (none for a full reconcile).
+type Wait<'a> = (String, oneshot::Receiver<()>, Option<Cookie<'a>>);
+
+impl Drop for Cookie<'_> {
+    fn drop(&mut self) {
+        self.live.forget_cookie(&self.name);
+        if let Some(f) = &self.file {
+            let _ = std::fs::remove_file(f);
+        }
+    }
+}
 
 impl Live {
-    /// A sync-to-now barrier, like Watchman's cookies: writes a cookie file in SkillMeat's
-    /// home (kernel events share one ordered queue) and in every polled root, and returns
-    /// once the live task has applied the batch containing each, so every change made
-    /// before the call is in the state.
+    /// A new cookie, registered before anything can release it.
+    fn cookie(&self) -> (Cookie<'_>, oneshot::Receiver<()>) {
+        let name = cookie_name(self.next_cookie.fetch_add(1, Ordering::Relaxed));
+        let (tx, rx) = oneshot::channel();
+        self.cookies
+            .lock()
+            .expect("cookie lock poisoned")
+            .insert(name.clone(), tx);
+        let cookie = Cookie {
+            live: self,
+            name,
+            file: None,
+        };
+        (cookie, rx)
+    }
+
+    fn forget_cookie(&self, name: &str) {
+        self.cookies
+            .lock()
+            .expect("cookie lock poisoned")
+            .remove(name);
+    }
+
+    /// The sync-to-now barrier: returns once every filesystem change made before the call
+    /// is in the state (and its new content recorded in history).
     ///
     /// # Errors
-    /// A cookie was not seen in time, or the daemon is shutting down.
+    /// A cookie was not seen within [`SYNC_TIMEOUT`] past the longest settle window, or the
+    /// daemon is shutting down.
     pub async fn sync(&self) -> Result<(), SyncError> {
-        let mut dirs = vec![self.engine.paths().skillmeat_home.clone()];
-        dirs.extend(self.with_state(|s| s.polled.keys().cloned().collect::<Vec<_>>()));
-        let mut waits = Vec::new();
-        for dir in dirs {
-            let name = format!(
-                "{COOKIE_PREFIX}{}-{}",
-                std::process::id(),
-                self.next_cookie.fetch_add(1, Ordering::Relaxed)
-            );
-            let path = dir.join(&name);
-            let (tx, rx) = oneshot::channel();
-            self.cookies
-                .lock()
-                .expect("cookie lock poisoned")
-                .insert(name.clone(), tx);
-            if let Err(e) = std::fs::write(&path, b"") {
-                tracing::debug!(path = %path.display(), error = %e, "cannot write a sync cookie");
-                self.cookies
-                    .lock()
-                    .expect("cookie lock poisoned")
-                    .remove(&name);
-                continue;
+        let home = self.engine.paths().skillmeat_home.clone();
+        let (home_watched, kernel_roots, polled) = self.with_state(|s| {
+            (
+                s.home_watched,
+                s.watched_roots > s.polled.len(),
+                s.polled.len(),
+            )
+        });
+        let mut waits: Vec<Wait<'_>> = Vec::new();
+        let mut reconcile = false;
+        if kernel_roots {
+            if home_watched {
+                let (mut cookie, rx) = self.cookie();
+                let path = home.join(&cookie.name);
+                match std::fs::write(&path, b"") {
+                    Ok(()) => {
+                        cookie.file = Some(path);
+                        waits.push((home.display().to_string(), rx, Some(cookie)));
+                    }
+                    Err(e) => {
+                        tracing::debug!(path = %path.display(), error = %e, "cannot write a sync cookie; reconciling");
+                        reconcile = true;
+                    }
+                }
+            } else {
+                reconcile = true;
             }
-            waits.push((path, name, rx));
         }
+        if polled > 0 {
+            match self.poll_now.get() {
+                Some(poll) => {
+                    let (cookie, rx) = self.cookie();
+                    poll.request(home.join(&cookie.name));
+                    waits.push((format!("{polled} polled folders"), rx, Some(cookie)));
+                }
+                None => reconcile = true,
+            }
+        }
+        if reconcile {
+            let (tx, rx) = oneshot::channel();
+            self.control
+                .send(Control::Reconcile(tx))
+                .await
+                .map_err(|_| SyncError::ShuttingDown)?;
+            waits.push(("a full reconcile".into(), rx, None));
+        }
+        let after = SYNC_TIMEOUT + Duration::from_millis(self.engine.config().watch.max_settle_ms);
+        let deadline = tokio::time::Instant::now() + after;
         let mut late = Vec::new();
-        for (path, name, rx) in waits {
-            let result = tokio::time::timeout(SYNC_TIMEOUT, rx).await;
-            let _ = std::fs::remove_file(&path);
-            self.cookies
-                .lock()
-                .expect("cookie lock poisoned")
-                .remove(&name);
-            match result {
+        for (covers, rx, _cookie) in waits {
+            match tokio::time::timeout_at(deadline, rx).await {
                 Ok(Ok(())) => {}
                 Ok(Err(_)) => return Err(SyncError::ShuttingDown),
-                Err(_) => late.push(path.parent().unwrap_or(&path).display().to_string()),
+                Err(_) => late.push(covers),
             }
         }
         if late.is_empty() {
             Ok(())
         } else {
-            Err(SyncError::Timeout(late))
+            Err(SyncError::Timeout {
+                after,
+                waiting: late,
+            })
         }
     }
 }

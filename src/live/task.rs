@@ -1,18 +1,21 @@
-//! The live task's loop: it gathers change hints until the settle window passes, takes
-//! project changes and reloaded configurations, ticks the periodic reconcile and the upkeep,
-//! and hands each batch to the worker on the blocking pool.
+//! The live task's loop: it gathers change hints until the settle window passes (or, for a
+//! sync cookie, until the changes before it have settled), takes project changes and
+//! reloaded configurations, ticks the periodic reconcile and the upkeep, and hands each
+//! batch to the worker on the blocking pool.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::config;
 use crate::engine::SideMemo;
 use crate::history::time::now_ms;
+use crate::transient::is_cookie;
 use crate::watcher::{Hint, Overflow, Watcher};
 
 use super::upkeep::Backlog;
@@ -35,8 +38,9 @@ impl Task {
             tx,
             Arc::clone(&overflow),
             watch.force_polling,
-            Duration::from_millis(watch.poll_interval_ms.max(10)),
+            Duration::from_millis(watch.poll_interval_ms),
         );
+        let _ = self.live.poll_now.set(watcher.poll_now());
         let worker = Worker {
             live: Arc::clone(&self.live),
             watcher,
@@ -123,7 +127,7 @@ pub async fn run(running: Running, shutdown: CancellationToken) -> Result<(), Li
         mut conditions,
     } = running;
     let (mut settle, mut max_settle, period) = timings(&config.borrow().config.watch);
-    let mut reconcile = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    let mut reconcile = tokio::time::interval_at(Instant::now() + period, period);
     let mut upkeep = tokio::time::interval(HOUSEKEEPING);
     upkeep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -131,23 +135,7 @@ pub async fn run(running: Running, shutdown: CancellationToken) -> Result<(), Li
         tokio::select! {
             _ = shutdown.cancelled() => break,
             Some(h) = hints.recv() => {
-                dirty.paths.extend(h.paths);
-                let started = Instant::now();
-                loop {
-                    let left = max_settle.saturating_sub(started.elapsed());
-                    if left.is_zero() {
-                        break;
-                    }
-                    match tokio::time::timeout(settle.min(left), hints.recv()).await {
-                        Ok(Some(h)) => dirty.paths.extend(h.paths),
-                        Ok(None) => break,
-                        // Quiet for a settle window; but a file just emptied may be half-saved
-                        // by a writer that was descheduled between truncate and write: give
-                        // it up to the longest settle to be written.
-                        Err(_) if recently_written(&dirty.paths, max_settle) => {}
-                        Err(_) => break,
-                    }
-                }
+                dirty.paths = gather(h, &mut hints, settle, max_settle).await;
             }
             _ = overflow.notify.notified() => {}
             Some(c) = control.recv() => match c {
@@ -155,12 +143,16 @@ pub async fn run(running: Running, shutdown: CancellationToken) -> Result<(), Li
                     dirty.projects = true;
                     dirty.acks.push(ack);
                 }
+                Control::Reconcile(ack) => {
+                    dirty.full = true;
+                    dirty.acks.push(ack);
+                }
             },
             Ok(()) = config.changed() => {
                 let effective = Arc::clone(&config.borrow_and_update());
                 let period;
                 (settle, max_settle, period) = timings(&effective.config.watch);
-                reconcile = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+                reconcile = tokio::time::interval_at(Instant::now() + period, period);
                 worker.reconfigure(&effective, &mut dirty);
             }
             Ok(()) = store.changed() => {
@@ -193,17 +185,91 @@ pub async fn run(running: Running, shutdown: CancellationToken) -> Result<(), Li
     Ok(())
 }
 
-/// Whether any of `paths` (up to a bound, to keep bursts cheap) is an empty file modified
-/// less than `window` ago: perhaps the middle of a truncate-then-write save whose writer
-/// was descheduled. (Renames are atomic; other files need no extra wait. A file really
-/// emptied costs at most one `max_settle` of delay.)
+/// The hints of one batch, starting with `first`.
+///
+/// Without a sync cookie: until the settle window passes with no new hint (at most
+/// `max_settle`; a file just emptied may be half-saved by a writer descheduled between
+/// truncate and write, so it gets up to the longest settle to be written).
+///
+/// Once a cookie is among them, the batch ends with it: the changes before it still settle
+/// (quiet for `settle` since the last one, none half-saved, at most `max_settle` in all),
+/// the hints after it wait for the next batch, and a cookie alone is answered at once. A
+/// barrier thus waits only for what was pending when it began.
+async fn gather(
+    first: Hint,
+    hints: &mut mpsc::Receiver<Hint>,
+    settle: Duration,
+    max_settle: Duration,
+) -> BTreeSet<PathBuf> {
+    let started = Instant::now();
+    let mut batch = Batch::default();
+    batch.take(first);
+    while !batch.cookie {
+        let left = max_settle.saturating_sub(started.elapsed());
+        if left.is_zero() {
+            return batch.paths;
+        }
+        match tokio::time::timeout(settle.min(left), hints.recv()).await {
+            Ok(Some(h)) => batch.take(h),
+            Ok(None) => return batch.paths,
+            Err(_) if recently_written(&batch.paths, max_settle) => {}
+            Err(_) => return batch.paths,
+        }
+    }
+    let Some(last) = batch.last_change else {
+        return batch.paths;
+    };
+    loop {
+        let left = max_settle.saturating_sub(started.elapsed());
+        if left.is_zero() {
+            break;
+        }
+        let unsettled = settle.saturating_sub(last.elapsed());
+        if !unsettled.is_zero() {
+            tokio::time::sleep(unsettled.min(left)).await;
+        } else if recently_written(&batch.paths, max_settle) {
+            tokio::time::sleep(settle.min(left)).await;
+        } else {
+            break;
+        }
+    }
+    batch.paths
+}
+
+/// The hints gathered so far.
+#[derive(Default)]
+struct Batch {
+    paths: BTreeSet<PathBuf>,
+    /// When the last change (not a cookie) arrived.
+    last_change: Option<Instant>,
+    /// Whether a sync cookie arrived.
+    cookie: bool,
+}
+
+impl Batch {
+    fn take(&mut self, hint: Hint) {
+        for p in hint.paths {
+            if is_cookie(&p) {
+                self.cookie = true;
+            } else {
+                self.last_change = Some(Instant::now());
+            }
+            self.paths.insert(p);
+        }
+    }
+}
+
+/// Whether any of `paths` (up to a bound, to keep bursts cheap; sync cookies aside) is an
+/// empty file modified less than `window` ago: perhaps the middle of a truncate-then-write
+/// save whose writer was descheduled. (Renames are atomic; other files need no extra wait.
+/// A file really emptied costs at most one `max_settle` of delay.)
 fn recently_written(paths: &BTreeSet<PathBuf>, window: Duration) -> bool {
     const MAX_CHECKED: usize = 256;
     if paths.len() > MAX_CHECKED {
         return false;
     }
     let now = SystemTime::now();
-    paths.iter().any(|p| {
+    paths.iter().filter(|p| !is_cookie(p)).any(|p| {
         std::fs::symlink_metadata(p)
             .ok()
             .filter(|m| m.is_file() && m.len() == 0)
@@ -224,4 +290,89 @@ fn timings(watch: &config::Watch) -> (Duration, Duration, Duration) {
         Duration::from_millis(watch.max_settle_ms.max(watch.settle_ms)),
         period,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    const SETTLE: Duration = Duration::from_millis(20);
+    const MAX_SETTLE: Duration = Duration::from_millis(1000);
+
+    fn hint(p: &str) -> Hint {
+        Hint {
+            paths: vec![PathBuf::from(p)],
+        }
+    }
+
+    fn cookie(n: u64) -> Hint {
+        Hint {
+            paths: vec![PathBuf::from("/h").join(crate::transient::cookie_name(n))],
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_cookie_alone_is_answered_at_once() {
+        let (_tx, mut rx) = mpsc::channel(8);
+        let t = Instant::now();
+        let batch = gather(cookie(1), &mut rx, SETTLE, MAX_SETTLE).await;
+        assert_eq!(t.elapsed(), Duration::ZERO);
+        assert_eq!(batch.len(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_cookie_waits_for_the_changes_before_it_to_settle_and_no_more() {
+        let (tx, mut rx) = mpsc::channel(8);
+        tx.send(cookie(1)).await.unwrap();
+        tx.send(hint("/p/after.md")).await.unwrap();
+        let t = Instant::now();
+        let batch = gather(hint("/p/before.md"), &mut rx, SETTLE, MAX_SETTLE).await;
+        assert_eq!(t.elapsed(), SETTLE, "the change before the cookie settles");
+        assert!(batch.contains(Path::new("/p/before.md")));
+        assert!(
+            !batch.contains(Path::new("/p/after.md")),
+            "a change after the cookie waits for the next batch"
+        );
+        assert_eq!(rx.recv().await, Some(hint("/p/after.md")));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn without_a_cookie_a_burst_settles_after_its_last_hint() {
+        let (tx, mut rx) = mpsc::channel(8);
+        let sender = tokio::spawn(async move {
+            for i in 0..3 {
+                tokio::time::sleep(SETTLE / 2).await;
+                tx.send(hint(&format!("/p/{i}.md"))).await.unwrap();
+            }
+            tx
+        });
+        let t = Instant::now();
+        let batch = gather(hint("/p/first.md"), &mut rx, SETTLE, MAX_SETTLE).await;
+        assert_eq!(batch.len(), 4);
+        assert_eq!(t.elapsed(), SETTLE / 2 * 3 + SETTLE);
+        drop(sender.await.unwrap());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_emptied_file_before_a_cookie_is_given_time_to_be_written() {
+        let d = tempfile::tempdir().unwrap();
+        let emptied = d.path().join("hello.md");
+        std::fs::write(&emptied, b"").unwrap();
+        let (tx, mut rx) = mpsc::channel(8);
+        tx.send(cookie(1)).await.unwrap();
+        let first = Hint {
+            paths: vec![emptied.clone()],
+        };
+        let writer = tokio::spawn(async move {
+            tokio::time::sleep(SETTLE * 3).await;
+            std::fs::write(&emptied, b"saved\n").unwrap();
+        });
+        let t = Instant::now();
+        gather(first, &mut rx, SETTLE, MAX_SETTLE).await;
+        writer.await.unwrap();
+        assert!(t.elapsed() >= SETTLE * 3, "{:?}", t.elapsed());
+        assert!(t.elapsed() < MAX_SETTLE, "{:?}", t.elapsed());
+    }
 }

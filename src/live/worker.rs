@@ -19,7 +19,7 @@ use crate::history::time::now_ms;
 use crate::journal;
 use crate::model::{ArtifactReport, Event, SnapshotTarget};
 use crate::projects::KnownProject;
-use crate::transient::COOKIE_PREFIX;
+use crate::transient::is_cookie;
 use crate::watcher::{Depth, Watcher};
 
 use super::upkeep::Backlog;
@@ -88,7 +88,7 @@ impl Worker {
     pub(super) fn reconfigure(&mut self, effective: &Effective, dirty: &mut Dirty) {
         let config = &effective.config;
         self.watcher
-            .set_poll_interval(Duration::from_millis(config.watch.poll_interval_ms.max(10)));
+            .set_poll_interval(Duration::from_millis(config.watch.poll_interval_ms));
         if self.watcher.force_polling() != config.watch.force_polling {
             self.watcher.set_force_polling(config.watch.force_polling);
             dirty.full = true;
@@ -137,16 +137,25 @@ impl Worker {
             self.upkeep();
             return;
         }
-        let started = Instant::now();
-        let engine = Arc::clone(&self.live.engine);
-        let home = engine.paths().skillmeat_home.clone();
         let mut cookies: Vec<String> = dirty
             .paths
             .iter()
-            .filter_map(|p| p.file_name()?.to_str())
-            .filter(|n| n.starts_with(COOKIE_PREFIX))
-            .map(str::to_string)
+            .filter(|p| is_cookie(p))
+            .filter_map(|p| Some(p.file_name()?.to_str()?.to_string()))
             .collect();
+        if !initial && !dirty.full && !dirty.projects && cookies.len() == dirty.paths.len() {
+            // Only sync cookies: every change before them is in the state already (batches
+            // are applied in the order of their hints), so they are answered at once.
+            self.drain_history();
+            self.release(&cookies);
+            for ack in dirty.acks {
+                let _ = ack.send(());
+            }
+            return;
+        }
+        let started = Instant::now();
+        let engine = Arc::clone(&self.live.engine);
+        let home = engine.paths().skillmeat_home.clone();
         if dirty.full {
             // A full reconcile reads the disk after this point, so it reflects every change
             // made before any barrier already waiting, even when the cookie's own event was
@@ -154,15 +163,7 @@ impl Worker {
             let waiting = self.live.cookies.lock().expect("cookie lock poisoned");
             cookies.extend(waiting.keys().cloned());
         }
-        let paths: Vec<&PathBuf> = dirty
-            .paths
-            .iter()
-            .filter(|p| {
-                !p.file_name()
-                    .and_then(|n| n.to_str())
-                    .is_some_and(|n| n.starts_with(COOKIE_PREFIX))
-            })
-            .collect();
+        let paths: Vec<&PathBuf> = dirty.paths.iter().filter(|p| !is_cookie(p)).collect();
         let old = self.live.state();
         let cache_dir = home.join("cache");
         // A project folder that vanished (or reappeared) changes the project set.
@@ -247,33 +248,12 @@ impl Worker {
         scope.extend(old.reports.keys().filter(|p| !active.contains(*p)).cloned());
         self.project_problems
             .retain(|p, _| active.contains(p) && !affected.contains(p));
-        let computed = self.compute(&affected);
-        for (project, mut r) in computed {
-            self.backlog.bases.append(&mut r.bases);
-            let mine: Reports = r.artifacts.into_iter().map(|a| (a.key(), a)).collect();
-            reports.insert(project.clone(), Arc::new(mine));
-            self.project_problems.insert(project, r.problems);
-        }
-
         let store = engine.store();
-        let mut problems = self.config_problems.clone();
-        let (condition, detail) = store.condition();
-        if condition != crate::store::Condition::Ok {
-            problems.push(Problem::new(
-                store.dir(),
-                format!("{}: {detail}", condition.describe()),
-            ));
-        }
-        problems.extend(self.discovery_problems.iter().cloned());
-        problems.extend(self.collection_problems.values().flatten().cloned());
-        problems.extend(self.project_problems.values().flatten().cloned());
-
         let changed = self.store_changed.take();
         let derived_lost = changed.is_some_and(|g| g.derived_lost);
         if changed.is_some() {
             self.cursor_known = false;
         }
-        let all: BTreeSet<PathBuf> = reports.keys().cloned().collect();
         // The persisted drift state, when this batch must diff against it: at start, and
         // after events could not be journaled (the journal's readers missed them).
         let persisted = if (initial || self.journal_gap) && !derived_lost {
@@ -287,6 +267,34 @@ impl Worker {
         } else {
             None
         };
+        // The first batch computes against the drift persisted by the last run; later ones
+        // against the state in memory. Either is what a deployment file that cannot be read
+        // now held.
+        let prior = match (&persisted, initial) {
+            (Some(p), true) => by_project(p),
+            _ => old.reports.clone(),
+        };
+        let computed = self.compute(&affected, &prior);
+        for (project, mut r) in computed {
+            self.backlog.bases.append(&mut r.bases);
+            let mine: Reports = r.artifacts.into_iter().map(|a| (a.key(), a)).collect();
+            reports.insert(project.clone(), Arc::new(mine));
+            self.project_problems.insert(project, r.problems);
+        }
+
+        let mut problems = self.config_problems.clone();
+        let (condition, detail) = store.condition();
+        if condition != crate::store::Condition::Ok {
+            problems.push(Problem::new(
+                store.dir(),
+                format!("{}: {detail}", condition.describe()),
+            ));
+        }
+        problems.extend(self.discovery_problems.iter().cloned());
+        problems.extend(self.collection_problems.values().flatten().cloned());
+        problems.extend(self.project_problems.values().flatten().cloned());
+
+        let all: BTreeSet<PathBuf> = reports.keys().cloned().collect();
         let (previous, current) = match persisted {
             Some(p) => (p, flatten(&reports, &all)),
             None if initial || derived_lost => {
@@ -381,6 +389,8 @@ impl Worker {
                 projects,
                 polled: self.watcher.polled().clone(),
                 watched_roots: self.watcher.roots().len(),
+                home_watched: self.watcher.roots().contains_key(&home)
+                    && !self.watcher.polled().contains_key(&home),
             });
         }
         for e in events {
@@ -397,13 +407,7 @@ impl Worker {
         if !initial {
             self.drain_history();
         }
-        let mut waiting = self.live.cookies.lock().expect("cookie lock poisoned");
-        for c in cookies {
-            if let Some(tx) = waiting.remove(&c) {
-                let _ = tx.send(());
-            }
-        }
-        drop(waiting);
+        self.release(&cookies);
         for ack in dirty.acks {
             let _ = ack.send(());
         }
@@ -419,11 +423,24 @@ impl Worker {
         );
     }
 
+    /// Answers the barriers waiting for `cookies`.
+    fn release(&self, cookies: &[String]) {
+        let mut waiting = self.live.cookies.lock().expect("cookie lock poisoned");
+        for c in cookies {
+            if let Some(tx) = waiting.remove(c) {
+                let _ = tx.send(());
+            }
+        }
+    }
+
     /// Recomputes `projects`, one thread per available core (at most one per project).
+    /// `prior` holds the previous reports of each project.
     fn compute(
         &mut self,
         projects: &BTreeSet<PathBuf>,
+        prior: &BTreeMap<PathBuf, Arc<Reports>>,
     ) -> Vec<(PathBuf, crate::engine::DriftReport)> {
+        let prior_of = |p: &PathBuf| prior.get(p).into_iter().flat_map(|r| r.values());
         let engine = Arc::clone(&self.live.engine);
         let home = engine.paths().skillmeat_home.clone();
         let list: Vec<&PathBuf> = projects.iter().collect();
@@ -437,7 +454,7 @@ impl Worker {
             for p in list {
                 out.push((
                     p.clone(),
-                    engine.project_drift(p, &mut colls, &mut self.memo),
+                    engine.project_drift(p, prior_of(p), &mut colls, &mut self.memo),
                 ));
             }
             self.note_collections(&colls);
@@ -451,12 +468,17 @@ impl Worker {
                 .map(|part| {
                     let engine = &engine;
                     let home = &home;
+                    let prior_of = &prior_of;
                     let mut memo = memo.clone();
                     scope.spawn(move || {
                         let mut colls = Collections::new(home);
                         let r: Vec<_> = part
                             .iter()
-                            .map(|p| ((*p).clone(), engine.project_drift(p, &mut colls, &mut memo)))
+                            .map(|p| {
+                                let report =
+                                    engine.project_drift(p, prior_of(p), &mut colls, &mut memo);
+                                ((*p).clone(), report)
+                            })
                             .collect();
                         (r, memo, colls)
                     })
@@ -480,4 +502,15 @@ impl Worker {
             self.collection_problems.insert(name, problems);
         }
     }
+}
+
+/// Reports keyed by artifact, grouped by project.
+fn by_project(reports: &BTreeMap<String, ArtifactReport>) -> BTreeMap<PathBuf, Arc<Reports>> {
+    let mut out: BTreeMap<PathBuf, Reports> = BTreeMap::new();
+    for (k, r) in reports {
+        out.entry(r.project.clone())
+            .or_default()
+            .insert(k.clone(), r.clone());
+    }
+    out.into_iter().map(|(p, r)| (p, Arc::new(r))).collect()
 }

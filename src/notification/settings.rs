@@ -209,38 +209,13 @@ impl Default for Settings {
     }
 }
 
-/// Upper bounds of the numeric settings (documented in the README).
-pub const MAX_COALESCE_MS: u64 = 600_000;
-pub const MAX_RATE_WINDOW_SECS: u64 = 86_400;
-pub const MAX_QUEUE_CAPACITY: usize = 65_536;
-
 impl Settings {
-    /// Checks ranges.
+    /// Checks what is not a number (the numbers' ranges are checked with every other key's,
+    /// by [`crate::config::ranges::check`]).
     ///
     /// # Errors
-    /// The first value out of range, named as in the file (`notify.coalesce_ms`).
+    /// The first value that cannot be used, named as in the file.
     pub fn validate(&self) -> Result<(), String> {
-        if self.coalesce_ms > MAX_COALESCE_MS {
-            return Err(format!(
-                "notify.coalesce_ms = {}: at most {MAX_COALESCE_MS} (10 minutes)",
-                self.coalesce_ms
-            ));
-        }
-        if self.rate_limit == 0 {
-            return Err("notify.rate_limit = 0: at least 1 (switch kinds off, or set desktop = false, to get none)".into());
-        }
-        if self.rate_window_secs > MAX_RATE_WINDOW_SECS {
-            return Err(format!(
-                "notify.rate_window_secs = {}: at most {MAX_RATE_WINDOW_SECS} (a day)",
-                self.rate_window_secs
-            ));
-        }
-        if self.queue_capacity == 0 || self.queue_capacity > MAX_QUEUE_CAPACITY {
-            return Err(format!(
-                "notify.queue_capacity = {}: between 1 and {MAX_QUEUE_CAPACITY}",
-                self.queue_capacity
-            ));
-        }
         if self.show_diff_with.first().is_none_or(|c| c.is_empty()) {
             return Err("notify.show_diff_with: give a command, e.g. [\"xdg-open\"]".into());
         }
@@ -311,18 +286,12 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("modifed") && e.contains("modified"), "{e}");
-        for (bad, needle) in [
-            ("coalesce_ms = 600001", "coalesce_ms"),
-            ("rate_limit = 0", "rate_limit"),
-            ("queue_capacity = 0", "queue_capacity"),
-            ("show_diff_with = []", "show_diff_with"),
-        ] {
-            let e = toml::from_str::<Settings>(bad)
-                .unwrap()
-                .validate()
-                .unwrap_err();
-            assert!(e.contains(needle), "{bad}: {e}");
-        }
+        // Numbers are checked by config::ranges; what is left is the diff command.
+        let e = toml::from_str::<Settings>("show_diff_with = []")
+            .unwrap()
+            .validate()
+            .unwrap_err();
+        assert!(e.contains("show_diff_with"), "{e}");
         assert!(Settings::default().validate().is_ok());
     }
 }

@@ -107,7 +107,11 @@ impl Worker {
         let drift = live.subscribe();
         let operations = Some(store.watch_operations()?);
         let mut policy = Policy::new(settings.clone());
-        policy.set_mutes(stored_mutes(&store)?);
+        match stored_mutes(&store) {
+            Ok(m) => policy.set_mutes(m),
+            // A store under repair: the mutes are read again once it answers.
+            Err(e) => tracing::error!("cannot read the notification mutes: {e}"),
+        }
         Ok(Worker {
             live,
             policy,

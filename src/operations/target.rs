@@ -1,10 +1,12 @@
 //! Finding what an operation works on: the deployment a project records for an artifact
-//! (by name, path or `type/name`), with its collection copy.
+//! (by name, path or `type/name`), with its collection copy. A record or a collection that
+//! cannot be read is refused with the reason, never taken for absent.
 
 use std::path::{Path, PathBuf};
 
+use crate::formats::collection::{self, Lookup};
 use crate::formats::deployment_write::RecordKey;
-use crate::formats::{collection, deployment, normalize_name};
+use crate::formats::{deployment, normalize_name};
 use crate::model::{Location, RecordRef};
 use crate::paths::canonical;
 
@@ -83,7 +85,30 @@ pub(super) fn find_deployment(
         return Err(OpError::NotFound(format!("project {}", project.display())));
     }
     let mut found = Vec::new();
+    let mut unreadable = Vec::new();
     for file in deployment::read_project(&project) {
+        if let Some(why) = &file.unreadable {
+            unreadable.push(format!("{}: {why}", file.path.display()));
+        }
+        for bad in &file.bad_records {
+            let path = bad.artifact_path.clone().unwrap_or_default();
+            let named = bad.artifact_name.as_deref().is_none_or(|n| {
+                names(
+                    artifact,
+                    n,
+                    bad.artifact_type.as_deref().unwrap_or(""),
+                    &path,
+                )
+            });
+            if named {
+                unreadable.push(format!(
+                    "{}: deployed[{}]: {}",
+                    file.path.display(),
+                    bad.index,
+                    bad.reason
+                ));
+            }
+        }
         for r in file.records {
             if names(
                 artifact,
@@ -96,6 +121,12 @@ pub(super) fn find_deployment(
         }
     }
     let (root, record) = match found.len() {
+        0 if !unreadable.is_empty() => {
+            return Err(OpError::Precondition(format!(
+                "the deployment record of {artifact:?} cannot be read: {}",
+                unreadable.join("; ")
+            )));
+        }
         0 => {
             return Err(OpError::NotFound(format!(
                 "deployment of {artifact:?} in {}",
@@ -116,14 +147,21 @@ pub(super) fn find_deployment(
         }
     };
     let coll = collection::read(home, &record.from_collection);
-    let source = coll
-        .find(&record.artifact_name, &record.artifact_type)
-        .ok_or_else(|| {
-            OpError::NotFound(format!(
+    let source = match coll.lookup(&record.artifact_name, &record.artifact_type) {
+        Lookup::Found(a) => a,
+        Lookup::Absent => {
+            return Err(OpError::NotFound(format!(
                 "{} {:?} in collection {:?}",
                 record.artifact_type, record.artifact_name, record.from_collection
-            ))
-        })?;
+            )));
+        }
+        Lookup::Unknown(why) => {
+            return Err(OpError::Precondition(format!(
+                "collection {:?} cannot be read: {why}",
+                record.from_collection
+            )));
+        }
+    };
     Ok(Deployed {
         collection_rel: source.path.clone(),
         collection_dir: coll.dir.clone(),

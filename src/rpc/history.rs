@@ -1,6 +1,7 @@
 //! The history RPCs: snapshots, version log, tags, diff, export and import. Each handler
 //! validates its arguments, runs [`crate::history::History`] on the blocking pool and
-//! converts domain types to protocol messages here.
+//! converts domain types to protocol messages here. The log and diff first wait for the
+//! sync barrier (unless `stale_ok`), so versions of changes made just before are in.
 
 use std::path::PathBuf;
 
@@ -210,12 +211,13 @@ impl DaemonService {
         &self,
         req: Request<pb::ArtifactLogRequest>,
     ) -> Result<Response<pb::ArtifactLogResponse>, Status> {
+        let req = req.into_inner();
         let sel = req
-            .into_inner()
             .artifact
             .filter(|s| !s.artifact.is_empty())
             .ok_or_else(|| Status::invalid_argument("artifact is required"))?;
         let project = selector_project(&sel)?;
+        self.fresh(req.stale_ok).await?;
         let versions = self
             .blocking(move |e| {
                 let loc = locate(e, &sel, project.as_ref())?;
@@ -267,6 +269,7 @@ impl DaemonService {
         let b = Operand::parse(&req.b, now).map_err(|e| status::history(&e))?;
         let sel = req.subject.unwrap_or_default();
         let project = selector_project(&sel)?;
+        self.fresh(req.stale_ok).await?;
         let files = self
             .blocking(move |e| {
                 let mut subject = Subject::default();

@@ -1,6 +1,8 @@
 //! The write-back RPCs: sync pull/push, merge, undo, rollback and the operations log.
 //! Each handler validates its arguments, runs [`crate::operations`] on the blocking pool
-//! and converts the result here.
+//! and converts the result here. One that may have written (anything but a dry run or the
+//! log) answers only once the live state includes its writes: the sync barrier after the
+//! last write covers every event of it, so the next answer agrees with what was written.
 
 use tonic::{Request, Response, Status};
 
@@ -74,19 +76,25 @@ fn required(name: &str, v: &str) -> Result<(), Status> {
 }
 
 impl DaemonService {
-    /// Runs `f` on the blocking pool with an [`Operations`] over the engine.
-    async fn operate<T, F>(&self, f: F) -> Result<T, Status>
+    /// Runs `f` on the blocking pool with an [`Operations`] over the engine; when it
+    /// `writes`, returns once the live state includes what it wrote (failed operations
+    /// included: they may have written part of their work).
+    async fn operate<T, F>(&self, writes: bool, f: F) -> Result<T, Status>
     where
         T: Send + 'static,
         F: FnOnce(&Operations<'_>) -> Result<T, OpError> + Send + 'static,
     {
         let live = std::sync::Arc::clone(&self.live);
-        tokio::task::spawn_blocking(move || {
+        let result = tokio::task::spawn_blocking(move || {
             f(&Operations::new(live.engine(), Writer::new()).with_claims(live.claims()))
         })
         .await
-        .map_err(|e| Status::internal(format!("worker failed: {e}")))?
-        .map_err(status::operation)
+        .map_err(|e| Status::internal(format!("worker failed: {e}")))?;
+        if writes && let Err(e) = self.live.sync().await {
+            // The write is done either way; the answer must not say otherwise.
+            tracing::warn!(error = %e, "the live state may not show an operation's writes yet");
+        }
+        result.map_err(status::operation)
     }
 
     pub(super) async fn do_sync(
@@ -98,7 +106,7 @@ impl DaemonService {
         required("artifact", &req.artifact)?;
         let project = canonical(&path_arg("project", &req.project)?);
         let r = self
-            .operate(move |ops| {
+            .operate(!req.dry_run, move |ops| {
                 if push {
                     ops.sync_push(&project, &req.artifact, req.dry_run)
                 } else {
@@ -122,7 +130,9 @@ impl DaemonService {
             pb::MergePreference::Collection => Resolution::Prefer(Side::Remote),
         };
         let r = self
-            .operate(move |ops| ops.merge(&project, &req.artifact, req.dry_run, resolution))
+            .operate(!req.dry_run, move |ops| {
+                ops.merge(&project, &req.artifact, req.dry_run, resolution)
+            })
             .await?;
         Ok(Response::new(response(r)))
     }
@@ -133,7 +143,9 @@ impl DaemonService {
     ) -> Result<Response<pb::OperationResponse>, Status> {
         let req = req.into_inner();
         let id = (req.operation != 0).then_some(req.operation);
-        let r = self.operate(move |ops| ops.undo(id, req.dry_run)).await?;
+        let r = self
+            .operate(!req.dry_run, move |ops| ops.undo(id, req.dry_run))
+            .await?;
         Ok(Response::new(response(r)))
     }
 
@@ -173,12 +185,14 @@ impl DaemonService {
                 }
             };
             let r = self
-                .operate(move |ops| ops.rollback_all(&target, &to, mode, req.dry_run))
+                .operate(!req.dry_run, move |ops| {
+                    ops.rollback_all(&target, &to, mode, req.dry_run)
+                })
                 .await?;
             return Ok(Response::new(response(r)));
         }
         let r = self
-            .operate(move |ops| {
+            .operate(!req.dry_run, move |ops| {
                 ops.rollback(
                     &req.artifact,
                     project.as_deref(),
@@ -202,7 +216,7 @@ impl DaemonService {
         } else {
             Some(time::parse(&since, time::now_ms()).map_err(Status::invalid_argument)?)
         };
-        let ops = self.operate(move |ops| ops.audit(since_ms)).await?;
+        let ops = self.operate(false, move |ops| ops.audit(since_ms)).await?;
         Ok(Response::new(pb::AuditResponse {
             operations: ops.iter().map(info).collect(),
         }))

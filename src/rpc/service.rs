@@ -13,8 +13,9 @@ use super::{DaemonService, PROTOCOL_VERSION, convert, path_arg, pb, status, watc
 impl pb::skillmeat_daemon_server::SkillmeatDaemon for DaemonService {
     async fn status(
         &self,
-        _req: Request<pb::StatusRequest>,
+        req: Request<pb::StatusRequest>,
     ) -> Result<Response<pb::StatusResponse>, Status> {
+        self.fresh(req.into_inner().stale_ok).await?;
         let (totals, store_bytes, inotify_watches) = self
             .blocking(|e| {
                 let watches = crate::watcher::inotify_watches();
@@ -93,9 +94,7 @@ impl pb::skillmeat_daemon_server::SkillmeatDaemon for DaemonService {
         } else {
             Some(path_arg("project", &req.project)?)
         };
-        if req.sync {
-            self.live.sync().await.map_err(status::sync)?;
-        }
+        self.fresh(req.stale_ok && !req.sync).await?;
         let (cursor, reports, problems) = self
             .live
             .drift(project.as_deref(), req.include_in_sync)
@@ -115,8 +114,10 @@ impl pb::skillmeat_daemon_server::SkillmeatDaemon for DaemonService {
         &self,
         req: Request<pb::AddProjectRequest>,
     ) -> Result<Response<pb::AddProjectResponse>, Status> {
-        let path = path_arg("path", &req.into_inner().path)?;
-        let added = self.blocking(move |e| e.add_project(&path)).await?;
+        let req = req.into_inner();
+        let path = path_arg("path", &req.path)?;
+        let force = req.force;
+        let added = self.blocking(move |e| e.add_project(&path, force)).await?;
         self.live.refresh_projects().await.map_err(status::sync)?;
         let project = self
             .live
@@ -152,8 +153,9 @@ impl pb::skillmeat_daemon_server::SkillmeatDaemon for DaemonService {
 
     async fn list_projects(
         &self,
-        _req: Request<pb::ListProjectsRequest>,
+        req: Request<pb::ListProjectsRequest>,
     ) -> Result<Response<pb::ListProjectsResponse>, Status> {
+        self.fresh(req.into_inner().stale_ok).await?;
         let (projects, problems) = self.live.with_state(convert::projects);
         Ok(Response::new(pb::ListProjectsResponse {
             projects,

@@ -16,7 +16,9 @@ use crate::writer::WriteError;
 pub fn engine(e: EngineError) -> Status {
     let msg = e.to_string();
     match e {
-        EngineError::NotAFolder { .. } => Status::invalid_argument(msg),
+        EngineError::NotAFolder { .. } | EngineError::NotAProject { .. } => {
+            Status::invalid_argument(msg)
+        }
         EngineError::UnknownProject { .. } => Status::not_found(msg),
         EngineError::MissingProject { .. } | EngineError::NotManual { .. } => {
             Status::failed_precondition(msg)
@@ -44,7 +46,7 @@ pub fn store(e: &StoreError) -> Status {
 /// The status a failed sync barrier or project refresh answers with.
 pub fn sync(e: SyncError) -> Status {
     match e {
-        SyncError::Timeout(_) => Status::deadline_exceeded(e.to_string()),
+        SyncError::Timeout { .. } => Status::deadline_exceeded(e.to_string()),
         SyncError::ShuttingDown => Status::unavailable(e.to_string()),
     }
 }

@@ -1,6 +1,8 @@
 //! The `Watch` stream: a subscriber's filter, the replay from a cursor, then live events,
 //! resyncs and heartbeats, fed through a bounded channel so a slow subscriber never slows
-//! the daemon (it gets a `resync` instead).
+//! the daemon (it gets a `resync` instead). When the daemon shuts down, the stream ends
+//! with `UNAVAILABLE` and the reason, and a subscriber that does not read never holds the
+//! shutdown up.
 
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
@@ -20,7 +22,7 @@ use crate::model::ArtifactReport;
 use crate::model::{Event, EventKind};
 
 use super::convert::{artifact, event};
-use super::{DaemonService, path_arg, pb, status};
+use super::{DaemonService, path_arg, pb};
 
 /// Default period of `Watch` heartbeats.
 const HEARTBEAT: Duration = Duration::from_secs(10);
@@ -32,7 +34,8 @@ const REPLAY_PAGE: usize = 512;
 pub(super) type WatchStream = Pin<Box<dyn Stream<Item = Result<pb::WatchResponse, Status>> + Send>>;
 
 impl DaemonService {
-    /// Answers `Watch`: validates the filter, waits for the sync barrier when asked, and
+    /// Answers `Watch`: validates the filter, waits for the sync barrier (unless
+    /// `stale_ok`), and
     /// spawns the task that feeds the subscriber until it goes away or the daemon stops.
     pub(super) async fn do_watch(
         &self,
@@ -40,9 +43,7 @@ impl DaemonService {
     ) -> Result<Response<WatchStream>, Status> {
         let req = req.into_inner();
         let filter = Filter::from_request(&req)?;
-        if req.sync {
-            self.live.sync().await.map_err(status::sync)?;
-        }
+        self.fresh(req.stale_ok && !req.sync).await?;
         let period = match req.heartbeat_ms {
             0 => HEARTBEAT,
             ms => Duration::from_millis(u64::from(ms).max(50)),
@@ -144,6 +145,30 @@ fn heartbeat(cursor: u64) -> pb::WatchResponse {
     }
 }
 
+/// What a subscriber is told when the daemon shuts down.
+const SHUTTING_DOWN: &str = "skillmeatd is shutting down";
+
+/// Sends `msg` to the subscriber; `false` when it went away or the daemon shuts down first
+/// (the subscriber is then told why, if its buffer has room).
+async fn send(
+    tx: &mpsc::Sender<Result<pb::WatchResponse, Status>>,
+    msg: Result<pb::WatchResponse, Status>,
+    shutdown: &CancellationToken,
+) -> bool {
+    tokio::select! {
+        sent = tx.send(msg) => sent.is_ok(),
+        () = shutdown.cancelled() => {
+            closing(tx);
+            false
+        }
+    }
+}
+
+/// Tells the subscriber the daemon is going away, without waiting for room.
+fn closing(tx: &mpsc::Sender<Result<pb::WatchResponse, Status>>) {
+    let _ = tx.try_send(Err(Status::unavailable(SHUTTING_DOWN)));
+}
+
 /// Feeds one `Watch` subscriber: replay, then live events, resyncs and heartbeats. Ends
 /// when the subscriber goes away or the daemon shuts down.
 async fn feed(
@@ -169,7 +194,7 @@ async fn feed(
                 last = s.cursor;
                 resync(s, &filter, "cursor_expired", &collections)
             });
-            if tx.send(Ok(msg)).await.is_err() {
+            if !send(&tx, Ok(msg), &shutdown).await {
                 return;
             }
         } else {
@@ -194,7 +219,7 @@ async fn feed(
                     break;
                 }
                 for e in page.iter().filter(|e| e.cursor <= now) {
-                    if filter.event(e) && tx.send(Ok(event_message(e))).await.is_err() {
+                    if filter.event(e) && !send(&tx, Ok(event_message(e)), &shutdown).await {
                         return;
                     }
                 }
@@ -205,7 +230,10 @@ async fn feed(
     let mut beat = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     loop {
         let msg = tokio::select! {
-            _ = shutdown.cancelled() => return,
+            _ = shutdown.cancelled() => {
+                closing(&tx);
+                return;
+            }
             _ = tx.closed() => return,
             _ = beat.tick() => heartbeat(last),
             Ok(()) = resyncs.changed() => {
@@ -231,10 +259,13 @@ async fn feed(
                         resync(s, &filter, "lagged", &collections)
                     })
                 }
-                Err(broadcast::error::RecvError::Closed) => return,
+                Err(broadcast::error::RecvError::Closed) => {
+                    closing(&tx);
+                    return;
+                }
             },
         };
-        if tx.send(Ok(msg)).await.is_err() {
+        if !send(&tx, Ok(msg), &shutdown).await {
             return;
         }
     }

@@ -35,6 +35,14 @@ const KEEP_EVERY: Duration = Duration::from_secs(2);
 /// Free space below which a reopen is not even tried.
 const MIN_FREE: u64 = 1 << 20;
 
+/// Now, in ms since the epoch (the store sits below the history engine, which owns the
+/// clock's formats).
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
 fn beside(dir: &Path, suffix: &str) -> PathBuf {
     let mut name = dir.file_name().unwrap_or_default().to_os_string();
     name.push(suffix);
@@ -455,7 +463,7 @@ impl Store {
         self.shared.stamp.fetch_max(stamp, Ordering::SeqCst);
         let mut report = Moved {
             reason,
-            time_ms: crate::history::time::now_ms(),
+            time_ms: now_ms(),
             ..Moved::default()
         };
         if let Some(m) = &moved {

@@ -60,12 +60,29 @@ impl Store {
             NEXT_CURSOR.as_bytes(),
             &(last.cursor + 1).to_le_bytes(),
         );
-        self.with(|h| {
-            h.journal.apply_batch(batch)?;
-            h.meta.insert(NEXT_CURSOR, next)?;
-            Ok(())
-        })?;
-        self.flush()
+        let mut keys = Vec::with_capacity(events.len());
+        for e in events {
+            keys.push(e.cursor.to_be_bytes());
+        }
+        let result = self
+            .with(|h| {
+                h.journal.apply_batch(batch)?;
+                h.meta.insert(NEXT_CURSOR, next)?;
+                Ok(())
+            })
+            .and_then(|()| self.flush());
+        if let Err(e) = result {
+            // Not durable, so not appended: events that stayed in sled's memory would be
+            // read back with cursors nobody was told (or told again for other events).
+            let _ = self.with(|h| {
+                for k in &keys {
+                    h.journal.remove(k)?;
+                }
+                Ok(())
+            });
+            return Err(e);
+        }
+        Ok(())
     }
 
     /// Events with a cursor greater than `after`, ascending, at most `limit`.

@@ -172,3 +172,51 @@ fn decode_mark(key: &[u8], v: &[u8]) -> Result<ProjectMark, StoreError> {
         detail: e.to_string(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::hash::Variant;
+    use crate::store::Store;
+
+    #[test]
+    fn marks_and_hashes_survive_reopen() {
+        let d = tempfile::tempdir().unwrap();
+        let entry = CachedHash {
+            stamp_digest: [7; 32],
+            racy: false,
+            files: 3,
+            hash: "ab".repeat(32),
+        };
+        {
+            let s = Store::open(d.path()).unwrap();
+            let mark = ProjectMark {
+                manual: true,
+                ignored: false,
+            };
+            s.set_project_mark(Path::new("/p/one"), &mark).unwrap();
+            s.put_hash(Variant::Legacy, Path::new("/p/one/x"), &entry)
+                .unwrap();
+            s.flush().unwrap();
+        }
+        let s = Store::open(d.path()).unwrap();
+        assert_eq!(s.project_marks().unwrap().len(), 1);
+        assert!(s.project_mark(Path::new("/p/one")).unwrap().manual);
+        assert_eq!(
+            s.cached_hash(Variant::Legacy, Path::new("/p/one/x"))
+                .unwrap(),
+            Some(entry)
+        );
+        assert_eq!(
+            s.cached_hash(Variant::DeployedCopy, Path::new("/p/one/x"))
+                .unwrap(),
+            None
+        );
+        assert_eq!(s.files_indexed(), 3);
+        s.set_project_mark(Path::new("/p/one"), &ProjectMark::default())
+            .unwrap();
+        assert!(s.project_marks().unwrap().is_empty());
+    }
+}

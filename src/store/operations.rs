@@ -131,10 +131,13 @@ impl Store {
     /// # Errors
     /// sled failed.
     pub fn watch_operations(&self) -> Result<OperationWatch, StoreError> {
-        let sub = self.with(|h| Ok(h.operations.watch_prefix(Vec::<u8>::new())))?;
+        // A store being repaired or reopened: the watch subscribes once it is back.
+        let sub = self
+            .with(|h| Ok(h.operations.watch_prefix(Vec::<u8>::new())))
+            .ok();
         Ok(OperationWatch {
             store: self.clone(),
-            sub: Some(sub),
+            sub,
         })
     }
 }

@@ -48,11 +48,12 @@ impl Lock {
     /// [`WriteError::Io`] when the lock file cannot be opened (e.g. a read-only folder).
     pub fn acquire(dest: &Path, wait: Duration, poll: Duration) -> Result<Lock, WriteError> {
         let path = lock_path(dest);
+        // O_NONBLOCK: a FIFO put in the lock file's place must not block the open.
         let file = OpenOptions::new()
             .create(true)
             .write(true)
             .truncate(false)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK)
             .mode(0o644)
             .open(&path)
             .map_err(|e| WriteError::io(&path, "open lock file", e))?;
@@ -122,5 +123,19 @@ mod tests {
         drop(held);
         Lock::acquire(&dest, Duration::ZERO, Duration::ZERO).unwrap();
         assert!(lock_path(&dest).exists(), "the lock file is never deleted");
+    }
+
+    #[test]
+    fn a_fifo_in_the_lock_files_place_is_an_error_not_a_wait() {
+        use std::os::unix::ffi::OsStrExt;
+        let d = tempfile::tempdir().unwrap();
+        let dest = d.path().join("x.md");
+        let c = std::ffi::CString::new(lock_path(&dest).as_os_str().as_bytes()).unwrap();
+        // SAFETY: `c` is a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let started = Instant::now();
+        let err = Lock::acquire(&dest, Duration::ZERO, Duration::ZERO).unwrap_err();
+        assert!(matches!(err, WriteError::Io { .. }), "{err}");
+        assert!(started.elapsed() < Duration::from_secs(1));
     }
 }

@@ -197,9 +197,13 @@ fn no_daemon_exits_three_with_the_local_checks() {
     );
     assert!(fix.contains("--check-config"));
     assert_eq!(get(&v, "perms").0, "ok");
-    for name in ["inotify", "polling", "store", "journal", "files"] {
+    for name in ["inotify", "polling", "journal", "files"] {
         assert_eq!(get(&v, name).0, "skip", "{name}");
     }
+    // The store is read offline (`skillmeatd run --check-store`), without a daemon.
+    let (status, msg, _) = get(&v, "store");
+    assert_eq!(status, "ok", "{msg}");
+    assert!(msg.contains("no store yet"), "{msg}");
     assert!(!env.socket.exists(), "doctor must not start the daemon");
 }
 

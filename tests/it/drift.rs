@@ -218,10 +218,29 @@ fn a_broken_project_does_not_hide_the_others() {
     let out = env.smctl(&["drift", "--sync", "--format", "json"]);
     assert!(out.status.success());
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(drift_pairs(&v), [pair("hello", "modified")]);
+    // The record that cannot be read is reported as what it is, never skipped.
     assert_eq!(
-        v["artifacts"][0]["project"],
-        good.canonicalize().unwrap().display().to_string()
+        drift_pairs(&v),
+        [pair("half", "error"), pair("hello", "modified")]
+    );
+    let of = |name: &str| {
+        v["artifacts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["name"] == name)
+            .unwrap()
+            .clone()
+    };
+    let canonical = |p: &std::path::Path| p.canonicalize().unwrap().display().to_string();
+    assert_eq!(of("hello")["project"], canonical(&good));
+    assert_eq!(of("half")["project"], canonical(&bad));
+    assert!(
+        of("half")["error"]
+            .as_str()
+            .unwrap()
+            .contains("deployed[0]: missing required key(s): artifact_type"),
+        "{v:#}"
     );
     let problems = v["problems"].as_array().unwrap();
     let text = serde_json::to_string(problems).unwrap();

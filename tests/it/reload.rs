@@ -158,7 +158,7 @@ fn sighup_switches_polling_on_and_changes_are_still_seen() {
         &env.skillmeat_home.join("daemon.toml"),
         scan_config(
             &env,
-            "[watch]\nforce_polling = true\npoll_interval_ms = 50\n",
+            "[watch]\nforce_polling = true\npoll_interval_ms = 100\n",
         ),
     );
     d.signal(libc::SIGHUP);

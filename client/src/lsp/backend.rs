@@ -272,6 +272,7 @@ async fn versions(daemon: &mut Client, a: &pb::ArtifactDrift) -> Versions {
             daemon
                 .artifact_log(pb::ArtifactLogRequest {
                     artifact: Some(selector(a)),
+                    stale_ok: false,
                 })
                 .await,
         )
@@ -284,6 +285,7 @@ async fn versions(daemon: &mut Client, a: &pb::ArtifactDrift) -> Versions {
                     project: String::new(),
                     collection: a.collection.clone(),
                 }),
+                stale_ok: false,
             })
             .await,
     );

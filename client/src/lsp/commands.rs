@@ -416,6 +416,7 @@ async fn show_diff(
             a: "collection".into(),
             b: "project".into(),
             subject: Some(selector(a)),
+            stale_ok: false,
         })
         .await
         .map_err(|s| s.message().to_string())?

@@ -66,7 +66,7 @@ pub fn backoff(attempt: u32) -> Duration {
 
 async fn connect(options: &Options, first: bool) -> Result<Client, String> {
     if first && options.autostart {
-        return session::open(&options.paths)
+        return session::open(&options.paths, true)
             .await
             .map(|s| s.client)
             .map_err(|f| f.message);
@@ -76,7 +76,7 @@ async fn connect(options: &Options, first: bool) -> Result<Client, String> {
         .map_err(|e| format!("no answer on {} ({e})", options.paths.socket.display()))?;
     let mut client = Client::new(channel);
     client
-        .status(pb::StatusRequest {})
+        .status(pb::StatusRequest { stale_ok: true })
         .await
         .map_err(|s| s.message().to_string())?;
     Ok(client)
@@ -87,6 +87,7 @@ async fn drift(client: &mut Client, project: &str) -> Result<pb::GetDriftRespons
         project: project.to_string(),
         include_in_sync: true,
         sync: false,
+        stale_ok: false,
     };
     match client.get_drift(req).await {
         Ok(r) => Ok(r.into_inner()),

@@ -359,6 +359,7 @@ pub async fn base_version(daemon: &mut Client, a: &pb::ArtifactDrift) -> Option<
     for sel in logs {
         let req = pb::ArtifactLogRequest {
             artifact: Some(sel),
+            stale_ok: false,
         };
         if let Ok(r) = daemon.artifact_log(req).await
             && let Some(v) = r
@@ -394,6 +395,7 @@ async fn first_change(mut daemon: Client, hit: &Hit) -> Option<(u32, u32)> {
         a: other,
         b: mine.to_string(),
         subject: Some(selector(a)),
+        stale_ok: false,
     };
     let files = daemon.diff(req).await.ok()?.into_inner().files;
     let file = report::file_for(&files, &hit.inner)?;

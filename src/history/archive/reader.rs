@@ -2,7 +2,6 @@
 //! links leading outside, device files, sizes) before anything is written anywhere.
 
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::io::{self, Read};
 use std::path::{Component, Path};
 
@@ -181,11 +180,24 @@ pub(super) fn read_tar(
 }
 
 /// Opens an archive and reads its entries, choosing the decompressor by magic bytes.
+///
+/// Only a regular file is opened, without blocking ([`crate::regular::open`]): a FIFO, a
+/// socket or a device is refused at once, before any read.
 pub(super) fn read_archive(
     file: &Path,
     limits: &ImportLimits,
 ) -> Result<(Layout, BTreeMap<String, Raw>), HistoryError> {
-    let f = File::open(file).map_err(HistoryError::io(file, "open"))?;
+    crate::faults::point("history.import");
+    let f = crate::regular::open(file).map_err(|e| {
+        if crate::regular::is_not_regular(&e) {
+            HistoryError::Invalid(format!(
+                "{}: {e}; only an archive file (.tar.zst or .tar.gz) can be imported",
+                file.display()
+            ))
+        } else {
+            HistoryError::io(file, "open")(e)
+        }
+    })?;
     read_entries(file, io::BufReader::new(f), limits)
 }
 

@@ -1,0 +1,50 @@
+//! Standard output for every command: a closed pipe (`smctl drift | head -1`) ends smctl
+//! quietly with exit 0, wherever the write happens — our own printing, clap's completions
+//! (which panic on a write error) or the manual page.
+//!
+//! Rust ignores `SIGPIPE`, so a write to a closed pipe fails with `EPIPE`; [`Stdout`] turns
+//! that failure into the quiet exit a Unix filter makes when its reader is gone. Every
+//! command prints through [`Stdout::lock`]; nothing in smctl prints with `println!`. The
+//! one exception is `smctl lsp`, whose JSON-RPC stream (tokio's stdout) ends the server,
+//! exit 0, when its editor closes it.
+
+use std::io::{self, Write};
+
+/// Locked standard output whose closed pipe ends the process quietly (exit 0).
+pub struct Stdout {
+    inner: io::StdoutLock<'static>,
+}
+
+impl Stdout {
+    /// Standard output, locked for the rest of the command.
+    pub fn lock() -> Stdout {
+        Stdout {
+            inner: io::stdout().lock(),
+        }
+    }
+}
+
+/// `result`, unless it is a closed pipe: then the reader is gone and smctl is done.
+fn quiet<T>(result: io::Result<T>) -> io::Result<T> {
+    match result {
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => std::process::exit(0),
+        other => other,
+    }
+}
+
+impl Write for Stdout {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        quiet(self.inner.write(buf))
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        quiet(self.inner.flush())
+    }
+}
+
+impl Drop for Stdout {
+    fn drop(&mut self) {
+        // What is still buffered is written now, with the same rule for a closed pipe.
+        let _ = self.flush();
+    }
+}
