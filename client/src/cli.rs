@@ -15,7 +15,7 @@ use crate::{drift, history, ops, project, service, watch};
 /// Talk to skillmeatd: drift, projects and daemon status.
 #[derive(Debug, Parser)]
 #[command(
-    version = env!("SKILLMEATD_LONG_VERSION"),
+    version = skillmeatd_proto::version_text(env!("CARGO_PKG_VERSION")),
     about,
     after_help = "\
 Examples:

@@ -9,9 +9,11 @@
 //! 3 the daemon is not running, or went away (`smctl watch` included). A closed stdout
 //! (`smctl drift | head`) ends any command quietly with 0 ([`stdout`]).
 //!
-//! This file parses, builds the runtime, dispatches to one module per command family
-//! ([`drift`], [`watch`], [`project`], [`history`], [`ops`], [`notify`], [`doctor`],
-//! [`service`]) and maps the result to the exit code. [`cli`] holds the command tree.
+//! This library is the whole of smctl; the `smctl` binary (built by the root package, beside
+//! `skillmeatd`, so that one install carries both) only calls [`main`]. This file parses,
+//! builds the runtime, dispatches to one module per command family ([`drift`], [`watch`],
+//! [`project`], [`history`], [`ops`], [`notify`], [`doctor`], [`service`]) and maps the
+//! result to the exit code. [`cli`] holds the command tree.
 
 mod cli;
 mod doctor;
@@ -41,7 +43,8 @@ use failure::Failure;
 use output::Format;
 use stdout::Stdout;
 
-fn main() -> ExitCode {
+/// Runs smctl with the process's arguments and returns its exit code.
+pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let format = cli.output_format();
     let explicit = cli.explicit_paths();
