@@ -11,7 +11,7 @@ use skillmeatd::paths::Paths;
 /// Always-on drift detection for SkillMeat collections and projects.
 #[derive(Debug, Parser)]
 #[command(
-    version = skillmeatd_proto::version_text(env!("CARGO_PKG_VERSION")),
+    version = skillmeatd_proto::version_text(env!("CARGO_PKG_VERSION"), option_env!("SKILLMEATD_REVISION")),
     about,
     after_help = "\
 Examples:

@@ -12,10 +12,19 @@ use crate::failure::Failure;
 use crate::output::Format;
 use crate::{drift, history, ops, project, service, watch};
 
+/// The git revision of the binary, given by it to [`crate::main`] (its build script knows
+/// it; this library does not).
+pub(crate) static REVISION: std::sync::OnceLock<Option<&'static str>> = std::sync::OnceLock::new();
+
+/// The `--version` text: the package and protocol versions and the binary's revision.
+fn version() -> String {
+    skillmeatd_proto::version_text(env!("CARGO_PKG_VERSION"), REVISION.get().copied().flatten())
+}
+
 /// Talk to skillmeatd: drift, projects and daemon status.
 #[derive(Debug, Parser)]
 #[command(
-    version = skillmeatd_proto::version_text(env!("CARGO_PKG_VERSION")),
+    version = version(),
     about,
     after_help = "\
 Examples:

@@ -43,8 +43,10 @@ use failure::Failure;
 use output::Format;
 use stdout::Stdout;
 
-/// Runs smctl with the process's arguments and returns its exit code.
-pub fn main() -> ExitCode {
+/// Runs smctl with the process's arguments and returns its exit code. `revision` is the
+/// git commit the binary was built from, if known (its `--version` names it).
+pub fn main(revision: Option<&'static str>) -> ExitCode {
+    let _ = cli::REVISION.set(revision);
     let cli = Cli::parse();
     let format = cli.output_format();
     let explicit = cli.explicit_paths();

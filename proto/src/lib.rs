@@ -9,7 +9,7 @@
 //!   default, and how flags and the environment override them.
 //! - [`PROTOCOL_VERSION`]: the number both sides compare at the handshake, and
 //!   [`version_text`], the `--version` line of both binaries that names it (with the
-//!   [`REVISION`] this crate's `build.rs` finds in a git checkout).
+//!   git revision the root package's `build.rs` finds in a checkout).
 //! - [`drift`]: the drift kinds, defined once, with their string forms and their mapping to
 //!   and from `pb::DriftType`.
 //!
@@ -28,15 +28,12 @@ pub use drift::DriftKind;
 /// warns when they differ, so the two can never disagree about which number is theirs.
 pub const PROTOCOL_VERSION: u32 = 1;
 
-/// The git commit this build was made from (`1a2b3c4d5e`), set by `build.rs` when built
-/// from a checkout of this project; `None` from a release tarball or a source distribution.
-pub const REVISION: Option<&str> = option_env!("SKILLMEATD_REVISION");
-
 /// What both binaries print after their name for `--version`: the package version, the
-/// [`PROTOCOL_VERSION`] and, for a build from a git checkout, the [`REVISION`]
-/// (`0.1.0 (protocol 1, rev 1a2b3c4d5e)`). Each binary passes its own package's version.
-pub fn version_text(package_version: &str) -> String {
-    match REVISION {
+/// [`PROTOCOL_VERSION`] and, for a build from a git checkout, the git commit `revision`
+/// (`0.1.0 (protocol 1, rev 1a2b3c4d5e)`; `None` from a release tarball or a source
+/// distribution).
+pub fn version_text(package_version: &str, revision: Option<&str>) -> String {
+    match revision {
         Some(rev) => format!("{package_version} (protocol {PROTOCOL_VERSION}, rev {rev})"),
         None => format!("{package_version} (protocol {PROTOCOL_VERSION})"),
     }

@@ -2,5 +2,6 @@
 //! built here, beside `skillmeatd`, so that every install of this package carries both.
 
 fn main() -> std::process::ExitCode {
-    smctl::main()
+    // The revision is this package's: its build script sets it (see build.rs).
+    smctl::main(option_env!("SKILLMEATD_REVISION"))
 }
