@@ -22,6 +22,7 @@ mod ids;
 mod interop;
 mod lifecycle;
 mod live;
+mod memory;
 mod notify;
 mod operations;
 mod packaging;
