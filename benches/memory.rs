@@ -66,6 +66,7 @@ fn main() {
     let mut edited: Vec<PathBuf> = Vec::new();
     for p in 0..5 {
         let claude = root.join(format!("code/p{p}/.claude"));
+        std::fs::create_dir_all(claude.parent().unwrap()).unwrap();
         let ok = Command::new("cp")
             .arg("-r")
             .arg(coll.join("skills"))
