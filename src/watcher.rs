@@ -36,10 +36,46 @@ pub const WATCH_LIMIT_FIX: &str =
 /// exhausted (fault injection for tests of the polling fallback).
 pub const FAULT_WATCH_LIMIT: &str = "SKILLMEATD_FAULT_WATCH_LIMIT";
 
-/// A change hint.
+/// A change hint: paths, and how far along the change they report is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Hint {
     pub paths: Vec<PathBuf>,
+    pub stage: Stage,
+}
+
+/// How far along a change is, as its kernel event tells. The live task processes a batch
+/// at once when every change in it is complete, and lets the others settle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// Closed after writing, or renamed into place: the content is final (for a folder
+    /// renamed into place, everything below it too).
+    Complete,
+    /// Only attributes changed (mode, times): final unless a save of the path is under way.
+    Attributes,
+    /// Created, written but not yet closed, truncated, or seen changed by the poller: a
+    /// save may be under way.
+    Writing,
+    /// Deleted or renamed away: perhaps the first half of a delete-then-create save.
+    Removed,
+}
+
+impl Stage {
+    /// The stage of a kernel event, `None` for events that change nothing (reads, opens,
+    /// and the paired rename event whose halves come on their own).
+    fn of(kind: &EventKind) -> Option<Stage> {
+        use notify::event::{AccessKind, AccessMode, ModifyKind, RenameMode};
+        Some(match kind {
+            EventKind::Access(AccessKind::Close(AccessMode::Write)) => Stage::Complete,
+            EventKind::Access(_) => return None,
+            EventKind::Modify(ModifyKind::Name(RenameMode::To)) => Stage::Complete,
+            EventKind::Modify(ModifyKind::Name(RenameMode::Both)) => return None,
+            EventKind::Modify(ModifyKind::Name(RenameMode::From)) | EventKind::Remove(_) => {
+                Stage::Removed
+            }
+            EventKind::Modify(ModifyKind::Metadata(_)) => Stage::Attributes,
+            _ => Stage::Writing,
+        })
+    }
 }
 
 /// Raised when hints were lost; the live loop answers with a full reconcile.
@@ -102,9 +138,9 @@ fn handler(
                 overflow.raise();
                 return;
             }
-            if matches!(event.kind, EventKind::Access(_)) {
+            let Some(stage) = Stage::of(&event.kind) else {
                 return;
-            }
+            };
             let paths: Vec<PathBuf> = event
                 .paths
                 .into_iter()
@@ -113,7 +149,7 @@ fn handler(
             if paths.is_empty() {
                 return;
             }
-            if tx.try_send(Hint { paths }).is_err() {
+            if tx.try_send(Hint { paths, stage }).is_err() {
                 overflow.raise();
             }
         }
@@ -418,13 +454,20 @@ impl Poller {
                             changed.extend(seen.keys().filter(|p| !now.contains_key(*p)).cloned());
                             *seen = now;
                             changed.retain(|p| !is_transient(p));
-                            if !changed.is_empty() && tx.try_send(Hint { paths: changed }).is_err()
-                            {
+                            let hint = Hint {
+                                paths: changed,
+                                stage: Stage::Writing,
+                            };
+                            if !hint.paths.is_empty() && tx.try_send(hint).is_err() {
                                 overflow.raise();
                             }
                         }
                         drop(roots);
-                        if !answered.is_empty() && tx.try_send(Hint { paths: answered }).is_err() {
+                        let hint = Hint {
+                            paths: answered,
+                            stage: Stage::Complete,
+                        };
+                        if !hint.paths.is_empty() && tx.try_send(hint).is_err() {
                             overflow.raise();
                         }
                     }
@@ -503,6 +546,55 @@ mod tests {
             .unwrap()
             .unwrap();
         assert!(hint.paths.iter().any(|p| p.ends_with("f")), "{hint:?}");
+    }
+
+    #[tokio::test]
+    async fn a_write_is_complete_when_closed_and_a_rename_into_place_at_once() {
+        let d = tempfile::tempdir().unwrap();
+        let (tx, mut rx) = mpsc::channel(64);
+        let overflow = Arc::new(Overflow::default());
+        let mut w = Watcher::new(tx, overflow, false, Duration::from_millis(100));
+        w.set_roots(&BTreeMap::from([(
+            d.path().to_path_buf(),
+            Depth::Recursive,
+        )]));
+        let (f, staged) = (d.path().join("f"), d.path().join("staged"));
+        let mut open = std::fs::File::create(&f).unwrap();
+        std::io::Write::write_all(&mut open, b"1").unwrap();
+        std::fs::write(&staged, b"2").unwrap();
+        let next = async |rx: &mut mpsc::Receiver<Hint>| {
+            tokio::time::timeout(Duration::from_secs(10), rx.recv())
+                .await
+                .unwrap()
+                .unwrap()
+        };
+        // Until `open` is closed, `f` is only being written.
+        let mut f_stages = Vec::new();
+        loop {
+            let h = next(&mut rx).await;
+            if h.paths.contains(&staged) && h.stage == Stage::Complete {
+                break;
+            }
+            if h.paths.contains(&f) {
+                f_stages.push(h.stage);
+            }
+        }
+        assert!(
+            f_stages.iter().all(|s| *s == Stage::Writing),
+            "{f_stages:?}"
+        );
+        drop(open);
+        std::fs::remove_file(&f).unwrap();
+        std::fs::rename(&staged, &f).unwrap();
+        // Closed, removed, then renamed into place: complete again.
+        let mut seen = Vec::new();
+        while !(seen.contains(&(f.clone(), Stage::Removed))
+            && seen.last() == Some(&(f.clone(), Stage::Complete)))
+        {
+            let h = next(&mut rx).await;
+            seen.extend(h.paths.into_iter().map(|p| (p, h.stage)));
+        }
+        assert!(seen.contains(&(staged.clone(), Stage::Removed)), "{seen:?}");
     }
 
     #[tokio::test]

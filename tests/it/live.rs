@@ -164,6 +164,48 @@ fn editor_saves_make_exactly_one_event() {
 }
 
 #[test]
+fn twenty_delete_then_recreate_saves_of_unchanged_content_raise_no_event() {
+    let env = Env::new();
+    let (_coll, project) = setup(&env, &three());
+    let _d = env.daemon();
+    add(&env, &project);
+    let root = project.join(".claude");
+    let c = env.cursor();
+    for file in ["skills/review/SKILL.md", "commands/hello.md"] {
+        let file = root.join(file);
+        let content = std::fs::read(&file).unwrap();
+        for _ in 0..20 {
+            std::fs::remove_file(&file).unwrap();
+            // A writer descheduled between the two halves, past the settle window.
+            std::thread::sleep(Duration::from_millis(25));
+            std::fs::write(&file, &content).unwrap();
+            // The next save comes a moment later, as a person saves.
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    assert_eq!(env.events_since(c), Vec::<Value>::new());
+
+    // The same with a change makes one event per file.
+    for file in ["skills/review/SKILL.md", "commands/hello.md"] {
+        let file = root.join(file);
+        std::fs::remove_file(&file).unwrap();
+        std::thread::sleep(Duration::from_millis(25));
+        std::fs::write(&file, "changed\n").unwrap();
+    }
+    let ev = env.events_since(c);
+    let mut seen = transitions(&ev);
+    seen.sort();
+    assert_eq!(
+        seen,
+        [
+            t("hello", "in_sync", "modified"),
+            t("review", "in_sync", "modified")
+        ],
+        "{ev:#?}"
+    );
+}
+
+#[test]
 fn renames_into_and_out_of_an_artifact() {
     let env = Env::new();
     let (_coll, project) = setup(&env, &three());
@@ -331,6 +373,7 @@ fn new_roots_and_projects_are_picked_up_without_restart() {
     let _d = env.daemon();
     add(&env, &project);
     // A new profile root appears, deployed to later.
+    let c = env.cursor();
     deploy(
         &env.skillmeat_home,
         "default",
@@ -338,7 +381,6 @@ fn new_roots_and_projects_are_picked_up_without_restart() {
         ".codex",
         &[Artifact::command("hello")],
     );
-    let c = env.cursor();
     let ev = env.events_since(c);
     assert!(
         ev.iter()
