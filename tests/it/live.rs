@@ -595,3 +595,71 @@ fn a_user_file_named_like_a_transaction_temporary_makes_an_event() {
         "{ev:#?}"
     );
 }
+
+#[test]
+fn a_skillmeat_deploy_is_one_event_per_artifact_without_flapping() {
+    let env = Env::new();
+    let Some(sm) = crate::common::skillmeat::SkillMeat::new(&env, "deploy without flapping") else {
+        return;
+    };
+    let (p1, p2) = (env.path("p1"), env.path("p2"));
+    let out = std::process::Command::new("bash")
+        .arg(crate::common::skillmeat::support_script(
+            "make-skillmeat-home.sh",
+        ))
+        .args([&env.home, &p1, &p2])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let project = p1.canonicalize().unwrap();
+    let p = project.to_str().unwrap();
+    let _d = env.daemon();
+    add(&env, &project);
+    // Both collection copies change (a folder and a file): outdated.
+    let coll = env.skillmeat_home.join("collections/default");
+    for file in ["skills/review-skill/SKILL.md", "commands/hello.md"] {
+        let text = std::fs::read_to_string(coll.join(file)).unwrap();
+        write(&coll.join(file), format!("{text}\nRedeployed line.\n"));
+    }
+    let c = env.cursor();
+    let drift = env.smctl_json(&["drift", p]);
+    let outdated: Vec<&str> = drift["artifacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["drift_type"] == "outdated")
+        .map(|a| a["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(outdated, ["hello", "review-skill"], "{drift}");
+    let c = env
+        .events_since(c)
+        .last()
+        .map_or(c, |e| e["cursor"].as_u64().unwrap());
+
+    // One SkillMeat deploy of both: each goes from outdated to in sync, with nothing
+    // in between (no modified, missing or conflict while the copy and record land).
+    sm.run(&[
+        "deploy",
+        "review-skill",
+        "hello",
+        "--project",
+        p,
+        "--overwrite",
+    ]);
+    let ev = env.events_since(c);
+    let mut seen = transitions(&ev);
+    seen.sort();
+    assert_eq!(
+        seen,
+        [
+            t("hello", "outdated", "in_sync"),
+            t("review-skill", "outdated", "in_sync")
+        ],
+        "{ev:#?}"
+    );
+}
