@@ -37,6 +37,9 @@ pub(super) struct Dirty {
     pub(super) acks: Vec<oneshot::Sender<()>>,
     /// Only history upkeep (pending snapshots, retention) is due.
     pub(super) housekeeping: bool,
+    /// Every project's drift is recomputed (from the memoised sides): the configuration
+    /// changed.
+    pub(super) all_projects: bool,
 }
 
 /// The live task's own state, moved to the blocking pool for each batch.
@@ -99,6 +102,7 @@ impl Worker {
         self.config_problems = effective.problems.clone();
         self.seen = Arc::clone(config);
         dirty.projects = true;
+        dirty.all_projects = true;
     }
 
     /// Folders to watch for `projects`.
@@ -213,9 +217,22 @@ impl Worker {
 
         let colls = collections_dir(&home);
         let mut affected: BTreeSet<PathBuf> = BTreeSet::new();
-        if rediscover {
+        if dirty.full || dirty.all_projects {
             affected.extend(active.iter().cloned());
         } else {
+            // A project listed anew (added, found, no longer ignored, back) is recomputed;
+            // the others keep their reports unless their own paths changed, so adding a
+            // project costs its size, not that of every project known.
+            if rediscover {
+                let before: BTreeMap<&PathBuf, &KnownProject> =
+                    old.projects.iter().map(|k| (&k.path, k)).collect();
+                affected.extend(
+                    projects
+                        .iter()
+                        .filter(|k| active.contains(&k.path) && before.get(&k.path) != Some(k))
+                        .map(|k| k.path.clone()),
+                );
+            }
             let mut dirty_collections = BTreeSet::new();
             for p in paths.iter().copied().chain(added_roots.iter()) {
                 if let Ok(rest) = p.strip_prefix(&colls)

@@ -67,6 +67,7 @@ impl Store {
         let result = self
             .with(|h| {
                 h.journal.apply_batch(batch)?;
+                h.counts.journal_events.add(keys.len() as i64);
                 h.meta.insert(NEXT_CURSOR, next)?;
                 Ok(())
             })
@@ -80,6 +81,9 @@ impl Store {
                 }
                 Ok(())
             });
+            if let Some(counts) = self.counts() {
+                counts.journal_events.forget();
+            }
             return Err(e);
         }
         Ok(())
@@ -115,9 +119,11 @@ impl Store {
         })
     }
 
-    /// Number of events in the journal (0 when the store cannot answer).
+    /// Number of events in the journal (0 when the store cannot answer): a counter, after
+    /// one count the first time.
     pub fn journal_len(&self) -> usize {
-        self.with(|h| Ok(h.journal.len())).unwrap_or(0)
+        self.with(|h| Ok(h.counts.journal_events.get_or(|| h.journal.len() as u64) as usize))
+            .unwrap_or(0)
     }
 
     /// Drops events beyond `max_events` (oldest first) and older than `min_time_ms`.
@@ -127,14 +133,17 @@ impl Store {
     pub fn prune_journal(&self, max_events: usize, min_time_ms: i64) -> Result<usize, StoreError> {
         self.with(|h| {
             let mut removed = 0;
-            let excess = h.journal.len().saturating_sub(max_events);
+            let len = h.counts.journal_events.get_or(|| h.journal.len() as u64);
+            let excess = (len as usize).saturating_sub(max_events);
             for kv in h.journal.iter() {
                 let (k, v) = kv?;
                 let old = serde_json::from_slice::<Event>(&v)
                     .map(|e| e.time_ms < min_time_ms)
                     .unwrap_or(true);
                 if removed < excess || old {
-                    h.journal.remove(k)?;
+                    if h.journal.remove(k)?.is_some() {
+                        h.counts.journal_events.add(-1);
+                    }
                     removed += 1;
                 } else {
                     break;
