@@ -134,11 +134,7 @@ fn locate(
 impl DaemonService {
     pub(super) async fn history_stats(&self) -> Result<pb::HistoryStats, Status> {
         let stamp = self.live.engine().store().write_stamp();
-        let cached = self
-            .history_totals
-            .lock()
-            .expect("stats lock poisoned")
-            .clone();
+        let cached = *self.history_totals.lock().expect("stats lock poisoned");
         if let Some((at, stats)) = cached
             && at == stamp
         {
@@ -153,7 +149,7 @@ impl DaemonService {
             snapshots: s.snapshots,
             blobs: s.blobs,
         };
-        *self.history_totals.lock().expect("stats lock poisoned") = Some((stamp, stats.clone()));
+        *self.history_totals.lock().expect("stats lock poisoned") = Some((stamp, stats));
         Ok(stats)
     }
 
