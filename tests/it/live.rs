@@ -372,7 +372,6 @@ fn new_roots_and_projects_are_picked_up_without_restart() {
     let (_coll, project) = setup(&env, &three());
     let _d = env.daemon();
     add(&env, &project);
-    let c = env.cursor();
     // A new profile root appears, deployed to later.
     let c = env.cursor();
     deploy(
