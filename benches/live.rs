@@ -352,8 +352,9 @@ fn bench_tree(projects: usize, skills: usize) -> World {
             cold.as_secs_f64()
         ),
     }
-    bench_calls(&w, &rt, projects);
+    let (extra, with_all) = bench_calls(&w, &rt, projects);
     w.stop(child);
+    print_add(projects, with_all, add_alone(&w, &rt, &extra));
     let (warm, child) = start_to_answer(&w, &rt);
     let rss_warm = rss_kib(child.id());
     w.stop(child);
@@ -379,7 +380,7 @@ fn bench_tree(projects: usize, skills: usize) -> World {
 /// `Status` with every project known (p50 of 100 calls, without and with the barrier),
 /// and `project add` of one more 10-skill project, against adding the same project to a
 /// daemon that knows no other.
-fn bench_calls(w: &World, rt: &tokio::runtime::Runtime, projects: usize) {
+fn bench_calls(w: &World, rt: &tokio::runtime::Runtime, projects: usize) -> (PathBuf, Duration) {
     let mut stale = Vec::new();
     let mut fresh = Vec::new();
     for _ in 0..100 {
@@ -410,17 +411,24 @@ fn bench_calls(w: &World, rt: &tokio::runtime::Runtime, projects: usize) {
         .status()
         .unwrap();
     assert!(copied.success());
-    let add = |w: &World| {
-        let path = extra.display().to_string();
-        let (t, _) = rpc(rt, w, async |mut c| {
-            c.add_project(pb::AddProjectRequest { path, force: false })
-                .await
-                .unwrap()
-        });
-        t
-    };
-    let with_all = add(w);
-    // The same project added to a daemon that knows no other.
+    let path = extra.display().to_string();
+    let (with_all, _) = rpc(rt, w, async |mut c| {
+        c.add_project(pb::AddProjectRequest { path, force: false })
+            .await
+            .unwrap()
+    });
+    let path = extra.display().to_string();
+    rpc(rt, w, async |mut c| {
+        c.remove_project(pb::RemoveProjectRequest { path })
+            .await
+            .unwrap()
+    });
+    (extra, with_all)
+}
+
+/// `project add` of `extra` to a daemon that knows no other project (its own state; no
+/// other daemon may run on the tree, as its `daemon.toml` is rewritten meanwhile).
+fn add_alone(w: &World, rt: &tokio::runtime::Runtime, extra: &Path) -> Duration {
     let alone = World {
         _dir: tempfile::tempdir().unwrap(),
         root: w.root.clone(),
@@ -432,10 +440,19 @@ fn bench_calls(w: &World, rt: &tokio::runtime::Runtime, projects: usize) {
     let saved = std::fs::read(&config).unwrap();
     std::fs::write(&config, "[discovery]\nregistry = false\n").unwrap();
     let (_, child) = alone.start();
-    let first = add(&alone);
+    let path = extra.display().to_string();
+    let (first, _) = rpc(rt, &alone, async |mut c| {
+        c.add_project(pb::AddProjectRequest { path, force: false })
+            .await
+            .unwrap()
+    });
     alone.stop(child);
     std::fs::write(&config, saved).unwrap();
     std::fs::remove_dir_all(&alone.state).unwrap();
+    first
+}
+
+fn print_add(projects: usize, with_all: Duration, first: Duration) {
     println!(
         "project add of a {}-file project: {:.1} ms with {projects} projects known vs {:.1} ms with none: ratio {:.2} (goal ~1)",
         10 * env_usize("BENCH_SKILLS", 100),
