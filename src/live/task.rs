@@ -163,7 +163,10 @@ pub async fn run(running: Running, shutdown: CancellationToken) -> Result<(), Li
                 dirty.full = true;
             }
             Ok(()) = conditions.changed() => {
+                // The condition is one of the problems: a batch shows it (at once, not
+                // with whatever change comes next).
                 conditions.borrow_and_update();
+                dirty.projects = true;
             }
             _ = reconcile.tick() => {
                 tracing::debug!("periodic reconcile");
