@@ -1,4 +1,5 @@
 //! The watcher with real kernel events and the poller.
+
 use super::*;
 
 #[tokio::test]
