@@ -438,26 +438,40 @@ fn a_slow_subscriber_gets_resync_then_live_events() {
             );
         }
         env.smctl_json(&["drift", "--sync"]);
+        // A resync carries the state current when the subscriber lagged (changes are
+        // processed as they complete, so that may be mid-burst); with the events after
+        // it, the subscriber ends with the full state.
         let mut resync = None;
+        let mut modified = std::collections::BTreeSet::new();
         let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-        while resync.is_none() {
+        while resync.is_none() || modified.len() < 600 {
             let msg = tokio::time::timeout_at(deadline, stream.message())
                 .await
-                .expect("no RESYNC before the deadline")
+                .expect("no RESYNC with the full state before the deadline")
                 .unwrap()
                 .unwrap();
-            if let Some(pb::watch_response::Message::Resync(r)) = msg.message {
-                resync = Some(r);
+            match msg.message {
+                Some(pb::watch_response::Message::Resync(r)) => {
+                    modified = r
+                        .artifacts
+                        .iter()
+                        .filter(|a| a.drift_type == pb::DriftType::Modified as i32)
+                        .map(|a| a.name.clone())
+                        .collect();
+                    resync = Some(r);
+                }
+                Some(pb::watch_response::Message::Event(e)) if resync.is_some() => {
+                    if e.new_drift == pb::DriftType::Modified as i32 {
+                        modified.insert(e.name);
+                    } else {
+                        modified.remove(&e.name);
+                    }
+                }
+                _ => {}
             }
         }
         let r = resync.unwrap();
         assert_eq!(r.reason, "lagged");
-        let modified = r
-            .artifacts
-            .iter()
-            .filter(|a| a.drift_type == pb::DriftType::Modified as i32)
-            .count();
-        assert_eq!(modified, 600, "the resync carries the full current state");
         // After the resync, live events arrive again, in order.
         write(
             &project.join(".claude/commands/c000.md"),
