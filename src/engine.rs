@@ -319,7 +319,12 @@ impl Engine {
     /// Captures each base as its deployment's base version, unless history already has a
     /// version with that hash there. Failures are logged: drift never depends on history.
     pub fn record_bases(&self, bases: &[Base]) {
-        for b in bases {
+        // Collection copies first: a deployment's first version attaches to the collection
+        // version it was deployed from, which must exist by then.
+        let (coll, proj): (Vec<&Base>, Vec<&Base>) = bases
+            .iter()
+            .partition(|b| matches!(b.location.scope, crate::model::Scope::Collection(_)));
+        for b in coll.into_iter().chain(proj) {
             if let Err(e) = self
                 .history
                 .capture_base(&b.location, &b.path, &b.content_hash)

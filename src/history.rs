@@ -19,12 +19,16 @@
 //! flushed. Submodules: `snapshot` (what a snapshot covers, taking and reading them),
 //! [`content`] (reading trees from disk and writing them back), [`retention`] (which
 //! versions to keep, a pure function), [`archive`] (export and import), [`diff`] (unified
-//! diffs between any two states), [`time`] (parsing and printing instants). The types live
+//! diffs between any two states), [`time`] (parsing and printing instants), [`graph`] (the
+//! version graph across locations: ancestry, merge bases) and `lineage` (building it,
+//! recording where an operation's content came from). The types live
 //! in [`crate::model`], their encodings in [`crate::store::history`].
 
 pub mod archive;
 pub mod content;
 pub mod diff;
+pub mod graph;
+mod lineage;
 pub mod retention;
 mod snapshot;
 pub mod time;
@@ -260,11 +264,17 @@ impl History {
         if let Some(n) = newest.as_ref().filter(|n| n.content_hash == hash) {
             return Ok(Prepared::Same(n.id));
         }
+        let mut parents: Vec<VersionId> = newest.map(|n| n.id).into_iter().collect();
+        if parents.is_empty()
+            && let Some(fork) = self.fork_point(loc, &hash)?
+        {
+            parents.push(fork);
+        }
         Ok(Prepared::New(Box::new(self.new_version(
             loc,
             &content,
             hash,
-            newest.map(|n| n.id),
+            parents,
             time::now_ms(),
             origin,
             message,
@@ -278,7 +288,7 @@ impl History {
         loc: &Location,
         content: &Content,
         hash: String,
-        parent: Option<VersionId>,
+        parents: Vec<VersionId>,
         time_ms: i64,
         origin: Origin,
         message: Option<&str>,
@@ -301,7 +311,7 @@ impl History {
             content_hash: hash,
             single_file: content.single_file,
             entries,
-            parent,
+            parents,
             time_ms,
             origin,
             message: message.map(str::to_string),
@@ -522,8 +532,8 @@ mod tests {
             .unwrap();
         let log = h.versions_of(&loc).unwrap();
         assert_eq!(log.iter().map(|v| v.id).collect::<Vec<_>>(), [v2, v1]);
-        assert_eq!(log[0].parent, Some(v1));
-        assert_eq!(log[1].parent, None);
+        assert_eq!(log[0].parents, vec![v1]);
+        assert!(log[1].parents.is_empty());
         assert_eq!(
             log[0].content_hash,
             crate::hash::content_hash(&art, Variant::Legacy).unwrap()

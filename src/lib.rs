@@ -20,11 +20,12 @@
 //! 3. State: [`store`] (sled; owns every key and encoding, persists model types only),
 //!    [`index`] (hashes re-read only when metadata changed), [`projects`] + [`discovery`]
 //!    (which projects exist).
-//! 4. Engines: [`history`] (versions, snapshots, retention, diff, archives), [`engine`]
+//! 4. Engines: [`history`] (versions and their graph across locations, snapshots,
+//!    retention, diff, archives), [`engine`]
 //!    (drift of a project, project registration, totals), [`journal`] (events between two
 //!    drift states).
 //! 5. Live state and writes: [`live`] (the always-current drift, kept by one worker task;
-//!    sync barriers), [`operations`] (sync, merge, rollback, undo over the writer, each with a
+//!    sync barriers), [`operations`] (sync, merge, propagate, rollback, undo over the writer, each with a
 //!    reserved id, a safety snapshot, an operations-log record and claimed events; start-up
 //!    recovery of interrupted ones).
 //! 6. Edges: [`rpc`] (the gRPC service), [`reload`] (SIGHUP), [`socket`] (binding or socket

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use skillmeatd::daemon::{self, DaemonError, Started};
 use skillmeatd::hash::{self, Variant};
 use skillmeatd::paths::Paths;
@@ -11,7 +11,7 @@ use skillmeatd::paths::Paths;
 /// Always-on drift detection for SkillMeat collections and projects.
 #[derive(Debug, Parser)]
 #[command(
-    version = env!("SKILLMEATD_LONG_VERSION"),
+    version = skillmeatd_proto::version_text(env!("CARGO_PKG_VERSION"), option_env!("SKILLMEATD_REVISION")),
     about,
     after_help = "\
 Examples:
@@ -73,6 +73,8 @@ enum Command {
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
+    /// Print the manual page (roff), generated from this command line.
+    Man,
 }
 
 fn init_tracing(level: &str, format: LogFormat) {
@@ -96,6 +98,9 @@ fn main() -> ExitCode {
     } = &cli.command
     {
         return hash_paths(paths, *deployed_copy);
+    }
+    if let Command::Man = cli.command {
+        return print_man();
     }
     let paths = match Paths::resolve(cli.skillmeat_home, cli.state_dir, cli.socket) {
         Ok(p) => p,
@@ -150,7 +155,7 @@ fn main() -> ExitCode {
             }
             Err(e) => Err(e),
         },
-        Command::Hash { .. } => unreachable!("handled above"),
+        Command::Hash { .. } | Command::Man => unreachable!("handled above"),
     };
     match result {
         Ok(code) => code,
@@ -173,6 +178,19 @@ fn check_config(paths: &Paths) -> ExitCode {
             println!("{}: not present; defaults in use", file.display());
             ExitCode::SUCCESS
         }
+        Err(e) => {
+            eprintln!("skillmeatd: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `skillmeatd man`: the manual page, as the packages install it. A closed stdout
+/// (`skillmeatd man | head`) is not an error.
+fn print_man() -> ExitCode {
+    match clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout().lock()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("skillmeatd: {e}");
             ExitCode::FAILURE

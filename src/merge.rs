@@ -9,6 +9,8 @@
 //! - [`tree`]: the same over whole artifacts (maps of relative path → bytes), following
 //!   SkillMeat's per-file table (formats doc §6.2) but merging both-modified text files
 //!   line by line instead of calling them conflicts.
+//! - [`frontmatter`]: the merge of Markdown files with YAML front matter (SKILL.md,
+//!   commands, agents): the front matter key by key, the body line by line.
 //! - [`selfcheck`]: the properties every merge must have, shared by the fuzz targets and
 //!   the bad-input corpus.
 //!
@@ -31,12 +33,13 @@
 //! - A file is binary (never line-merged, never given markers) if *any* present side has a
 //!   NUL byte in its first 8192 bytes; SkillMeat looks at the base only when it exists.
 
+pub mod frontmatter;
 pub mod selfcheck;
 pub mod text;
 pub mod tree;
 
 pub use text::{ConflictHunk, TextMerge, merge_text};
-pub use tree::{ConflictKind, FileConflict, FileOutcome, Tree, TreeMerge, merge_trees};
+pub use tree::{ConflictKind, FileConflict, FileOutcome, Taken, Tree, TreeMerge, merge_trees};
 
 /// How many leading bytes SkillMeat inspects for a NUL byte (`diff_engine.py`).
 pub const BINARY_SNIFF_LEN: usize = 8192;
@@ -59,6 +62,9 @@ pub enum Resolution {
     Markers,
     /// Take this side's version of every conflicting hunk or file.
     Prefer(Side),
+    /// Keep both sides' lines of every conflicting text hunk (local first); binary files
+    /// and delete/modify conflicts stay conflicts.
+    Union,
 }
 
 /// Whether SkillMeat would treat `bytes` as binary: a NUL byte among the first 8192.

@@ -27,7 +27,9 @@
 //!
 //! Submodules, one per concept: `target` (finding the deployment), `content` (artifact
 //! contents in memory, compared, merged, written), `claims`, `recovery`, and one per verb:
-//! `sync`, `merge`, `rollback`, `undo` (whose module doc states the undo rule).
+//! `sync`, `merge` (and `merge --continue`), `propagate` (one collection artifact into
+//! every project, one operation), `rollback`, `undo` (whose module doc states the undo
+//! rule).
 //!
 //! # Directions and choices
 //! - `sync pull` is collection → project (a redeploy). SkillMeat's own `sync-pull` verb goes
@@ -46,8 +48,10 @@
 mod claims;
 mod content;
 mod merge;
+mod propagate;
 mod recovery;
 mod rollback;
+mod selective;
 mod sync;
 mod target;
 mod undo;
@@ -55,6 +59,7 @@ mod undo;
 use std::path::Path;
 
 pub use claims::{CLAIM_GRACE, Claim, Claims};
+pub use propagate::{Action, ProjectOutcome, PropagateReport};
 pub use recovery::{Recovered, recover};
 
 use crate::engine::Engine;
@@ -94,6 +99,8 @@ impl OperationRecord {
             status: Some(OperationStatus::Running),
             audit_entries: Vec::new(),
             recovery: None,
+            merged_from: None,
+            paths: Vec::new(),
         }
     }
 }
@@ -175,6 +182,8 @@ pub struct OpReport {
     pub merged: Vec<MergedFile>,
     /// The base version of a merge.
     pub base: Option<String>,
+    /// Why a merge used that base (or fast-forwarded, or had nothing to do).
+    pub base_reason: Option<String>,
     /// What a rollback's target resolved to: a version (`v12`) or a snapshot (`s7`).
     pub resolved: Option<String>,
 }
@@ -366,6 +375,41 @@ impl<'a> Operations<'a> {
             self.touch(rec, d.deployment_file_loc(), snap, Some(d.record_ref()))?;
         }
         Ok(snap)
+    }
+
+    /// The version `loc` holds now (content at `path`), recorded if new. History never
+    /// stops an operation: a failure is logged and the answer is `None`.
+    fn head(&self, loc: &Location, path: &Path) -> Option<crate::model::Version> {
+        self.history()
+            .head(loc, path)
+            .inspect_err(|e| tracing::warn!(location = %loc, "cannot read the version graph: {e}"))
+            .ok()
+            .flatten()
+    }
+
+    /// Records what operation `rec` wrote at `loc` as a version made from `from` (see
+    /// [`History::record_made`]). A failure is logged: the writes stand either way.
+    fn record_made(
+        &self,
+        rec: &OperationRecord,
+        loc: &Location,
+        path: &Path,
+        origin: Origin,
+        from: Option<&crate::model::Version>,
+    ) -> Option<crate::model::VersionId> {
+        let from: Vec<_> = from.map(|v| v.id).into_iter().collect();
+        let since = if rec.operation == "merge_continue" {
+            i64::MIN
+        } else {
+            rec.time_ms
+        };
+        let msg = format!("{} (operation {})", rec.operation.replace('_', " "), rec.id);
+        self.history()
+            // A merge continued by hand records content the user wrote before it started.
+            .record_made(loc, path, origin, &from, Some(&msg), since)
+            .inspect_err(|e| tracing::warn!(location = %loc, "cannot record the new version: {e}"))
+            .ok()
+            .flatten()
     }
 
     fn update_deployment(&self, d: &Deployed, content_hash: String) -> Result<(), OpError> {

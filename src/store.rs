@@ -248,6 +248,9 @@ struct Shared {
     conditions: tokio::sync::watch::Sender<Condition>,
     /// Blobs found damaged since the start (bounded), shown by `smctl status`.
     bad_blobs: Mutex<std::collections::BTreeSet<String>>,
+    /// The last journal cursor known durable, or `u64::MAX` when all the journal holds is
+    /// (see `journal`): events of a failed append stay in sled's memory, unflushed.
+    journal_durable: AtomicU64,
 }
 
 /// The open store. Clones share one database, which can be replaced while running (after a
@@ -310,6 +313,7 @@ impl Store {
                 generation,
                 conditions: tokio::sync::watch::channel(Condition::Ok).0,
                 bad_blobs: Mutex::new(std::collections::BTreeSet::new()),
+                journal_durable: AtomicU64::new(u64::MAX),
             }),
         };
         match heal::open_checked(dir, options) {
@@ -333,6 +337,10 @@ impl Store {
     /// Makes `handles` the database in use, with the write counter at `stamp` (the caller
     /// sets the condition, after publishing the generation).
     fn install(&self, handles: Handles, stamp: u64) {
+        // A database just opened holds what its files hold: all of it durable.
+        self.shared
+            .journal_durable
+            .store(u64::MAX, Ordering::SeqCst);
         self.shared.stamp.fetch_max(stamp, Ordering::SeqCst);
         self.shared.flushed.fetch_max(stamp, Ordering::SeqCst);
         *self

@@ -12,10 +12,19 @@ use crate::failure::Failure;
 use crate::output::Format;
 use crate::{drift, history, ops, project, service, watch};
 
+/// The git revision of the binary, given by it to [`crate::main`] (its build script knows
+/// it; this library does not).
+pub(crate) static REVISION: std::sync::OnceLock<Option<&'static str>> = std::sync::OnceLock::new();
+
+/// The `--version` text: the package and protocol versions and the binary's revision.
+fn version() -> String {
+    skillmeatd_proto::version_text(env!("CARGO_PKG_VERSION"), REVISION.get().copied().flatten())
+}
+
 /// Talk to skillmeatd: drift, projects and daemon status.
 #[derive(Debug, Parser)]
 #[command(
-    version = env!("SKILLMEATD_LONG_VERSION"),
+    version = version(),
     about,
     after_help = "\
 Examples:
@@ -183,19 +192,40 @@ Examples:
   smctl sync push canvas --project ~/code/app --yes"
     )]
     Sync(ops::SyncCommand),
-    /// Three-way merge of a deployment: the project's edits and the collection's, from
-    /// the deployed version as base, written into the project copy.
+    /// Merge the collection's changes into a deployment's project copy, on the base the
+    /// version graph gives.
     #[command(after_help = "\
 Examples:
   smctl merge canvas --project ~/code/app --dry-run
   smctl merge canvas --project ~/code/app --yes
-  smctl merge canvas --project . --prefer collection --yes
+  smctl merge canvas --project . --strategy theirs --yes
+  smctl merge canvas --project . --continue --yes    (after resolving conflicts by hand)
 
-The base is the version in history whose hash is the deployment's content_hash; without one
-the merge is refused (see `smctl diff`). Overlapping edits get SkillMeat's conflict markers
-(binary files keep the project's bytes) unless --prefer picks a side. When no conflict is
-left, the deployment record takes the collection's hash as its new base.")]
+The base is the nearest common ancestor of the project's and the collection's versions in
+the version graph (or, for history older than the graph, the version with the deployment's
+content_hash); smctl prints which and why. When one side is an ancestor of the other the
+merge fast-forwards (no markers, no merge version) or has nothing to do. Markdown files with
+front matter are merged key by key, the rest line by line. Overlapping edits get
+SkillMeat's conflict markers (binary files keep the project's bytes) unless --strategy
+settles them (ours, theirs, union). A clean merge is recorded as a version with two parents
+and the deployment record takes the collection's hash as its new base; after resolving
+markers by hand, `--continue` records the same, so merging again never re-raises them.")]
     Merge(ops::MergeArgs),
+    /// Bring a collection artifact's current content into every project it is deployed
+    /// to, as one operation.
+    #[command(after_help = "\
+Examples:
+  smctl propagate canvas --dry-run
+  smctl propagate canvas --yes
+  smctl propagate canvas --collection default --merge --yes --format json
+
+Outdated projects are pulled; projects whose copy has local edits (modified, conflict) are
+left alone with the reason, or merged with --merge (as `smctl merge` does; projects still
+in conflict are listed); in-sync ones are untouched. Every project gets a safety snapshot,
+and the whole propagation is one operation: `smctl undo` puts every project back. A
+failure in one project is reported and the others go on. Exits 1 when a project failed or
+was left in conflict.")]
+    Propagate(crate::propagate::PropagateArgs),
     /// Restore what an operation (default: the last one not undone) changed, from its
     /// safety snapshot. The undo is itself an operation.
     #[command(

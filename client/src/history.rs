@@ -2,8 +2,9 @@
 //!
 //! JSON field names (stable): snapshots have `id`, `target` (`collection` or `project`),
 //! `time`, `origin`, `message`, `artifacts`; versions have `id`, `scope`, `owner`,
-//! `profile_root`, `artifact_path`, `content_hash`, `parent`, `time`, `origin`, `message`,
-//! `tags`, `size` (and `files` for `show`); diffs have `files[]` with `path`, `status`,
+//! `profile_root`, `artifact_path`, `location` (`collection NAME`, `project FOLDER`),
+//! `content_hash` (also as `hash`), `parent` (the first parent), `parents` (all of them),
+//! `time`, `origin`, `message`, `tags`, `size` (and `files` for `show`); diffs have `files[]` with `path`, `status`,
 //! `binary`, `lines_added`, `lines_removed`, `unified`, `hunks[]` (`header`, `lines`).
 
 use std::io::{self, IsTerminal, Write};
@@ -73,6 +74,10 @@ pub struct LogArgs {
     pub artifact: String,
     #[command(flatten)]
     pub select: Selector,
+    /// The version graph across the collection and every project, drawn like
+    /// `git log --graph --oneline` (with --format json: every version of the graph).
+    #[arg(long)]
+    pub graph: bool,
     #[command(flatten)]
     pub fresh: Freshness,
 }
@@ -177,7 +182,9 @@ fn snap_json(s: &pb::SnapshotInfo) -> Value {
 fn version_json(v: &pb::VersionInfo) -> Value {
     let mut j = json!({"id": v.id, "scope": v.scope, "owner": v.owner,
         "profile_root": v.profile_root, "artifact_path": v.artifact_path,
-        "content_hash": v.content_hash, "parent": (!v.parent.is_empty()).then_some(&v.parent),
+        "content_hash": v.content_hash, "hash": v.content_hash,
+        "parent": (!v.parent.is_empty()).then_some(&v.parent),
+        "parents": crate::graph::parents(v), "location": crate::graph::location(v),
         "time": v.time, "origin": v.origin, "message": v.message, "tags": v.tags, "size": v.size});
     if !v.files.is_empty() {
         j["files"] = v
@@ -361,6 +368,7 @@ pub async fn log(
     let r = client
         .artifact_log(pb::ArtifactLogRequest {
             artifact: Some(args.select.to_pb(Some(args.artifact))),
+            graph: args.graph,
             stale_ok: args.fresh.stale_ok(),
         })
         .await?
@@ -371,6 +379,7 @@ pub async fn log(
             &json!({"versions": r.versions.iter().map(version_json).collect::<Vec<_>>()}),
         )?,
         Format::Table if r.versions.is_empty() => writeln!(out, "No versions recorded yet.")?,
+        Format::Table if args.graph => crate::graph::print(out, &r.versions)?,
         Format::Table => versions_table(out, &r.versions)?,
     }
     Ok(0)

@@ -8,7 +8,8 @@
 //!
 //! JSON field names (stable): an operation answer has `operation` (null for dry runs),
 //! `dry_run`, `changed[]`, `conflicts[]` (`path`, `kind`, `binary`, `resolved`),
-//! `merged[]` (`path`, `content`, `deleted`; merge dry runs), `base_version` and
+//! `merged[]` (`path`, `content`, `deleted`; merge dry runs), `base_version`,
+//! `base_reason` (merges: why that base, a fast-forward, or nothing to merge) and
 //! `resolved_to` (rollbacks: the version or snapshot the target resolved to). An
 //! operation has `id`, `time`, `operation`, `targets`, `files_restored`, `files_merged`,
 //! `files_conflicted`, `safety_snapshots`, `success`, `status` (`succeeded`, `conflicted`,
@@ -82,6 +83,47 @@ pub enum Prefer {
     Collection,
 }
 
+/// How `merge --strategy` settles conflicts.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum Strategy {
+    /// Fast-forward when one side is an ancestor of the other; otherwise three-way, the
+    /// front matter of Markdown files key by key; conflicts get markers (binary files keep
+    /// the project's bytes).
+    Auto,
+    /// Conflicts take the project's side.
+    Ours,
+    /// Conflicts take the collection's side.
+    Theirs,
+    /// Conflicting text hunks keep both sides' lines (project's first); binary files stay
+    /// in conflict.
+    Union,
+}
+
+/// How merges settle conflicts: `--strategy` (or the older `--prefer`).
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub struct MergeArgsStrategy {
+    /// How to settle conflicts [default: auto].
+    #[arg(long, value_enum, conflicts_with = "prefer")]
+    pub strategy: Option<Strategy>,
+    /// Resolve conflicts by taking this side (the same as --strategy ours|theirs).
+    #[arg(long, value_enum)]
+    pub prefer: Option<Prefer>,
+}
+
+impl MergeArgsStrategy {
+    /// The wire preference.
+    pub fn preference(self) -> pb::MergePreference {
+        match (self.strategy, self.prefer) {
+            (Some(Strategy::Ours), _) | (_, Some(Prefer::Local)) => pb::MergePreference::Local,
+            (Some(Strategy::Theirs), _) | (_, Some(Prefer::Collection)) => {
+                pb::MergePreference::Collection
+            }
+            (Some(Strategy::Union), _) => pb::MergePreference::Union,
+            (Some(Strategy::Auto) | None, None) => pb::MergePreference::Markers,
+        }
+    }
+}
+
 /// `smctl merge` arguments.
 #[derive(Debug, clap::Args)]
 pub struct MergeArgs {
@@ -90,9 +132,12 @@ pub struct MergeArgs {
     /// The project folder.
     #[arg(long, default_value = ".")]
     pub project: PathBuf,
-    /// Resolve conflicts by taking this side.
-    #[arg(long, value_enum)]
-    pub prefer: Option<Prefer>,
+    #[command(flatten)]
+    pub strategy: MergeArgsStrategy,
+    /// Record the last merge, left with conflicts that you resolved by hand, as done (its
+    /// conflicts are never raised again).
+    #[arg(long = "continue", conflicts_with_all = ["strategy", "prefer"])]
+    pub continue_merge: bool,
     #[command(flatten)]
     pub run: RunArgs,
 }
@@ -147,6 +192,10 @@ pub struct RollbackTarget {
     /// the last recorded version (a whole project or collection: since its newest snapshot).
     #[arg(long, value_enum, default_value = "replace")]
     pub mode: Mode,
+    /// Roll back only these files or folders of the artifact (paths inside it, e.g.
+    /// SKILL.md refs/); everything else stays as it is.
+    #[arg(long, num_args = 1.., value_name = "PATH")]
+    pub paths: Vec<String>,
 }
 
 /// `smctl audit` arguments.
@@ -166,12 +215,12 @@ pub enum Mode {
     Preserve,
 }
 
-fn json_out(out: &mut impl Write, v: &Value) -> io::Result<()> {
+pub(crate) fn json_out(out: &mut impl Write, v: &Value) -> io::Result<()> {
     serde_json::to_writer_pretty(&mut *out, v)?;
     writeln!(out)
 }
 
-fn info_json(o: &pb::OperationInfo) -> Value {
+pub(crate) fn info_json(o: &pb::OperationInfo) -> Value {
     json!({"id": o.id, "time": o.time, "operation": o.operation, "targets": o.targets,
         "files_restored": o.files_restored, "files_merged": o.files_merged,
         "files_conflicted": o.files_conflicted, "safety_snapshots": o.safety_snapshots,
@@ -180,6 +229,7 @@ fn info_json(o: &pb::OperationInfo) -> Value {
         "undoes": (o.undoes != 0).then_some(o.undoes),
         "recovery": (o.status == "interrupted").then(|| json!({
             "kept": o.recovery_kept, "actions": o.recovery})),
+        "paths": (!o.paths.is_empty()).then_some(&o.paths),
     })
 }
 
@@ -201,6 +251,7 @@ fn response_json(r: &pb::OperationResponse) -> Value {
         "merged": r.merged.iter().map(|f| json!({"path": f.path, "deleted": f.deleted,
             "content": String::from_utf8_lossy(&f.content)})).collect::<Vec<_>>(),
         "base_version": (!r.base_version.is_empty()).then_some(&r.base_version),
+        "base_reason": (!r.base_reason.is_empty()).then_some(&r.base_reason),
         "resolved_to": (!r.resolved_to.is_empty()).then_some(&r.resolved_to),
     })
 }
@@ -230,7 +281,9 @@ fn response_text(out: &mut impl Write, r: &pb::OperationResponse) -> io::Result<
         }
         None => writeln!(out, "dry run: nothing written")?,
     }
-    if !r.base_version.is_empty() {
+    if !r.base_reason.is_empty() {
+        writeln!(out, "{}", r.base_reason)?;
+    } else if !r.base_version.is_empty() {
         writeln!(out, "base: {}", r.base_version)?;
     }
     if r.changed.is_empty() {
@@ -276,7 +329,7 @@ fn print(out: &mut impl Write, format: Format, r: &pb::OperationResponse) -> Res
 
 /// Whether to go ahead with a write: yes with `--yes`; exit 2 without it when stdin is not
 /// a terminal; otherwise show `preview` (a dry run's answer) and ask.
-fn confirm(
+pub(crate) fn confirm(
     run: RunArgs,
     what: &str,
     preview: Option<&pb::OperationResponse>,
@@ -316,7 +369,7 @@ fn confirm(
 }
 
 /// Whether a confirmation prompt will be shown (so a preview is worth fetching).
-fn will_ask(run: RunArgs) -> bool {
+pub(crate) fn will_ask(run: RunArgs) -> bool {
     !run.yes && !run.dry_run && io::stdin().is_terminal()
 }
 
@@ -368,20 +421,18 @@ pub async fn merge(
     let MergeArgs {
         artifact,
         project,
-        prefer,
+        strategy,
+        continue_merge,
         run,
     } = args;
-    let prefer = match prefer {
-        None => pb::MergePreference::Markers,
-        Some(Prefer::Local) => pb::MergePreference::Local,
-        Some(Prefer::Collection) => pb::MergePreference::Collection,
-    };
+    let prefer = strategy.preference();
     let req = |dry_run| {
         let mut r = pb::MergeRequest {
             project: absolute(&project),
             artifact: artifact.clone(),
             dry_run,
             prefer: 0,
+            continue_merge,
         };
         r.set_prefer(prefer);
         r
@@ -451,6 +502,7 @@ pub async fn rollback(
             dry_run,
             at: at.cloned().unwrap_or_default(),
             mode: 0,
+            paths: target.paths.clone(),
         };
         r.set_mode(mode);
         r

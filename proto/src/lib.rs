@@ -7,7 +7,9 @@
 //! - [`connect`]: a tonic channel over the daemon's Unix socket.
 //! - [`paths`]: where SkillMeat's home, the daemon's state directory and its socket are by
 //!   default, and how flags and the environment override them.
-//! - [`PROTOCOL_VERSION`]: the number both sides compare at the handshake.
+//! - [`PROTOCOL_VERSION`]: the number both sides compare at the handshake, and
+//!   [`version_text`], the `--version` line of both binaries that names it (with the
+//!   git revision the root package's `build.rs` finds in a checkout).
 //! - [`drift`]: the drift kinds, defined once, with their string forms and their mapping to
 //!   and from `pb::DriftType`.
 //!
@@ -25,6 +27,17 @@ pub use drift::DriftKind;
 /// The daemon reports it in `Status`; `smctl` compares it with its own at the handshake and
 /// warns when they differ, so the two can never disagree about which number is theirs.
 pub const PROTOCOL_VERSION: u32 = 1;
+
+/// What both binaries print after their name for `--version`: the package version, the
+/// [`PROTOCOL_VERSION`] and, for a build from a git checkout, the git commit `revision`
+/// (`0.1.0 (protocol 1, rev 1a2b3c4d5e)`; `None` from a release tarball or a source
+/// distribution).
+pub fn version_text(package_version: &str, revision: Option<&str>) -> String {
+    match revision {
+        Some(rev) => format!("{package_version} (protocol {PROTOCOL_VERSION}, rev {rev})"),
+        None => format!("{package_version} (protocol {PROTOCOL_VERSION})"),
+    }
+}
 
 /// The generated protocol types and stubs. Their doc comments are the proto's comments,
 /// written as plain text rather than Markdown.

@@ -117,29 +117,42 @@ impl History {
             .collect();
         let drop_versions = select(&items, now_ms, policy);
 
-        // Children of removed versions point at their nearest kept ancestor.
-        let parent_of: HashMap<VersionId, Option<VersionId>> =
-            versions.iter().map(|v| (v.id, v.parent)).collect();
-        let kept_ancestor = |mut p: Option<VersionId>| {
-            while let Some(id) = p.filter(|id| drop_versions.contains(&id.0)) {
-                p = parent_of.get(&id).copied().flatten();
+        // Children of removed versions point at their nearest kept ancestors.
+        let parents_of: HashMap<VersionId, &[VersionId]> = versions
+            .iter()
+            .map(|v| (v.id, v.parents.as_slice()))
+            .collect();
+        let kept_ancestors = |parents: &[VersionId]| {
+            let mut out: Vec<VersionId> = Vec::new();
+            let mut todo: Vec<VersionId> = parents.iter().rev().copied().collect();
+            let mut seen = HashSet::new();
+            while let Some(id) = todo.pop() {
+                if !seen.insert(id) {
+                    continue;
+                }
+                if drop_versions.contains(&id.0) {
+                    let up = parents_of.get(&id).copied().unwrap_or_default();
+                    todo.extend(up.iter().rev().copied());
+                } else if !out.contains(&id) {
+                    out.push(id);
+                }
             }
-            p
+            out
         };
         let mut removed = Vec::new();
         let mut relinked = Vec::new();
         let mut kept = Vec::new();
-        for v in versions {
+        for v in &versions {
             if drop_versions.contains(&v.id.0) {
-                removed.push(v);
+                removed.push(v.clone());
             } else {
-                let p = kept_ancestor(v.parent);
-                if p != v.parent {
+                let p = kept_ancestors(&v.parents);
+                if p != v.parents {
                     let mut v2 = v.clone();
-                    v2.parent = p;
+                    v2.parents = p;
                     relinked.push(v2);
                 }
-                kept.push(v);
+                kept.push(v.clone());
             }
         }
         let snap_ids: Vec<SnapshotId> = drop_snaps.iter().map(|&i| SnapshotId(i)).collect();
@@ -222,7 +235,7 @@ mod tests {
                     &loc,
                     &c,
                     hash,
-                    ids.last().copied(),
+                    ids.last().copied().into_iter().collect(),
                     // all within one old day: only one would survive by age alone
                     now() - 40 * DAY_MS + n as i64 * 1000,
                     Origin::Watch,
@@ -245,7 +258,7 @@ mod tests {
         let left: Vec<VersionId> = h.versions_of(&loc).unwrap().iter().map(|v| v.id).collect();
         assert_eq!(left, [ids[4], ids[1], ids[0]]);
         // The newest now descends from the tagged one.
-        assert_eq!(h.version(ids[4]).unwrap().parent, Some(ids[1]));
+        assert_eq!(h.version(ids[4]).unwrap().parents, vec![ids[1]]);
         assert!(h.check().unwrap().is_empty());
         let after = h.stats().unwrap();
         assert_eq!((after.versions, after.blobs), (3, 3));

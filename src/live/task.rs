@@ -55,6 +55,7 @@ impl Task {
             last_prune_ms: now_ms(),
             backlog: Backlog::default(),
             journal_gap: false,
+            known_drift_behind: false,
             cursor_known: false,
             store_changed: None,
             applied_generation: 0,
@@ -163,10 +164,8 @@ pub async fn run(running: Running, shutdown: CancellationToken) -> Result<(), Li
                 dirty.full = true;
             }
             Ok(()) = conditions.changed() => {
-                // The condition is one of the problems: a batch shows it (at once, not
-                // with whatever change comes next).
                 conditions.borrow_and_update();
-                dirty.projects = true;
+                dirty.store_condition = true;
             }
             _ = reconcile.tick() => {
                 tracing::debug!("periodic reconcile");

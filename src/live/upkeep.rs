@@ -72,7 +72,12 @@ impl Worker {
 
     /// Does the queued history work: deployment bases, new versions, then snapshots.
     pub(super) fn drain_history(&mut self) {
-        let backlog = std::mem::take(&mut self.backlog);
+        let mut backlog = std::mem::take(&mut self.backlog);
+        // Collection content first, so that new project content finds the collection
+        // version it was deployed from.
+        backlog
+            .captures
+            .sort_by_key(|(loc, _, _)| !matches!(loc.scope, crate::model::Scope::Collection(_)));
         if backlog.bases.is_empty() && backlog.captures.is_empty() {
             return;
         }

@@ -40,6 +40,8 @@ pub(super) struct Dirty {
     /// Every project's drift is recomputed (from the memoised sides): the configuration
     /// changed.
     pub(super) all_projects: bool,
+    /// The store's condition changed: its problem is to be reported (or cleared).
+    pub(super) store_condition: bool,
 }
 
 /// The live task's own state, moved to the blocking pool for each batch.
@@ -66,6 +68,8 @@ pub(super) struct Worker {
     /// The journal could not be written: the live state moved on without events, so the
     /// next batch that can write it diffs against the persisted state instead.
     pub(super) journal_gap: bool,
+    /// The persisted drift state missed a batch's changes (its write failed).
+    pub(super) known_drift_behind: bool,
     /// The store told the cursor to continue from (not yet, while it is being repaired).
     pub(super) cursor_known: bool,
     /// The store was reopened or repaired since the last batch.
@@ -136,7 +140,12 @@ impl Worker {
             dirty.full = true;
             dirty.projects = true;
         }
-        if dirty.housekeeping && dirty.paths.is_empty() && !dirty.full && !dirty.projects {
+        if dirty.housekeeping
+            && dirty.paths.is_empty()
+            && !dirty.full
+            && !dirty.projects
+            && !dirty.store_condition
+        {
             self.drain_history();
             self.upkeep();
             return;
@@ -147,7 +156,12 @@ impl Worker {
             .filter(|p| is_cookie(p))
             .filter_map(|p| Some(p.file_name()?.to_str()?.to_string()))
             .collect();
-        if !initial && !dirty.full && !dirty.projects && cookies.len() == dirty.paths.len() {
+        if !initial
+            && !dirty.full
+            && !dirty.projects
+            && !dirty.store_condition
+            && cookies.len() == dirty.paths.len()
+        {
             // Only sync cookies: every change before them is in the state already (batches
             // are applied in the order of their hints), so they are answered at once.
             self.drain_history();
@@ -353,19 +367,26 @@ impl Worker {
                 e.cursor = c;
                 e.time_ms = time;
             }
-            let persisted = store.append_events(&events).and_then(|()| {
-                if derived_lost {
-                    let all: Vec<_> = current
-                        .iter()
-                        .map(|(k, v)| (k.clone(), v.clone()))
-                        .collect();
-                    store.replace_known_drift(&all)
-                } else {
-                    store.put_known_drift(&changes)
+            match store.append_events(&events) {
+                Ok(()) => {
+                    // The events are durable: their cursors are told, whatever follows.
+                    cursor = c;
+                    let known = if derived_lost || self.known_drift_behind {
+                        let all: Vec<_> = current
+                            .iter()
+                            .map(|(k, v)| (k.clone(), v.clone()))
+                            .collect();
+                        store.replace_known_drift(&all)
+                    } else {
+                        store.put_known_drift(&changes)
+                    };
+                    // Behind, the next start would tell these changes again: rewritten
+                    // whole by the next batch that can.
+                    self.known_drift_behind = known.is_err();
+                    if let Err(e) = known {
+                        tracing::warn!(error = %e, "cannot write the known drift state");
+                    }
                 }
-            });
-            match persisted {
-                Ok(()) => cursor = c,
                 Err(e) => {
                     if !self.journal_gap {
                         tracing::error!(error = %e, "cannot write the journal; subscribers are resynced until it works again");

@@ -72,6 +72,7 @@ pub fn check_tree(base: &Tree, local: &Tree, remote: &Tree) -> Result<(), String
         Resolution::Markers,
         Resolution::Prefer(Side::Local),
         Resolution::Prefer(Side::Remote),
+        Resolution::Union,
     ] {
         let m = merge_trees(base, local, remote, resolution);
         if local == base && m.files != *remote {
@@ -80,7 +81,7 @@ pub fn check_tree(base: &Tree, local: &Tree, remote: &Tree) -> Result<(), String
         if (remote == base || local == remote) && m.files != *local {
             return Err("unchanged remote tree must give the local tree".into());
         }
-        if resolution != Resolution::Markers && m.has_unresolved() {
+        if matches!(resolution, Resolution::Prefer(_)) && m.has_unresolved() {
             return Err("a preference left a conflict unresolved".into());
         }
         for path in m.files.keys() {

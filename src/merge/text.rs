@@ -191,6 +191,10 @@ impl Output<'_> {
         match self.resolution {
             Resolution::Prefer(Side::Local) => self.lines(l),
             Resolution::Prefer(Side::Remote) => self.lines(r),
+            Resolution::Union => {
+                self.block_lines(l);
+                self.lines(r);
+            }
             Resolution::Markers => {
                 self.marker(MARKER_LOCAL);
                 self.block_lines(l);

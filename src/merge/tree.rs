@@ -16,7 +16,9 @@
 //! Conflicts of text files carry SkillMeat's markers in the result (a delete/modify
 //! conflict shows `(file deleted)` on the deleting side, as SkillMeat writes it); binary
 //! files never do: an unresolved binary conflict keeps the local bytes (or the local
-//! absence). A [`Resolution::Prefer`] takes that side's version of every conflict.
+//! absence). A [`Resolution::Prefer`] takes that side's version of every conflict; a
+//! [`Resolution::Union`] keeps both sides' lines of every conflicting text hunk. Markdown
+//! files with front matter on every side are merged by [`super::frontmatter`].
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -64,8 +66,18 @@ pub struct FileConflict {
     pub binary: bool,
     /// The conflicting hunks of a text file (empty for binary files).
     pub hunks: Vec<ConflictHunk>,
-    /// The side a [`Resolution::Prefer`] took, if one was given.
-    pub resolved: Option<Side>,
+    /// How a resolution settled it; `None` while it is a conflict to resolve by hand.
+    pub resolved: Option<Taken>,
+}
+
+/// How a conflicting file was settled by a [`Resolution`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Taken {
+    /// That side's version of each conflict ([`Resolution::Prefer`]).
+    Side(Side),
+    /// Both sides' lines of each conflicting hunk ([`Resolution::Union`]).
+    Union,
 }
 
 /// The result of merging two descendants of a base tree.
@@ -107,7 +119,7 @@ pub fn merge_trees(base: &Tree, local: &Tree, remote: &Tree, resolution: Resolut
             local.get(path).map(Vec::as_slice),
             remote.get(path).map(Vec::as_slice),
         );
-        let (content, outcome) = merge_file(b, l, r, resolution);
+        let (content, outcome) = merge_file(path, b, l, r, resolution);
         if let Some(content) = content {
             merged.files.insert(path.clone(), content);
         }
@@ -120,6 +132,7 @@ pub fn merge_trees(base: &Tree, local: &Tree, remote: &Tree, resolution: Resolut
 
 /// Decides one path: the merged content (None = absent) and, if anything changed, how.
 fn merge_file(
+    path: &std::path::Path,
     b: Option<&[u8]>,
     l: Option<&[u8]>,
     r: Option<&[u8]>,
@@ -155,8 +168,9 @@ fn merge_file(
     };
     let binary = [b, l, r].into_iter().flatten().any(is_binary);
     let resolved = match resolution {
-        Resolution::Prefer(side) => Some(side),
-        Resolution::Markers => None,
+        Resolution::Prefer(side) => Some(Taken::Side(side)),
+        Resolution::Union if !binary && l.is_some() && r.is_some() => Some(Taken::Union),
+        Resolution::Union | Resolution::Markers => None,
     };
     let conflict = |hunks| {
         Some(FileOutcome::Conflict(FileConflict {
@@ -167,9 +181,8 @@ fn merge_file(
         }))
     };
     let preferred = match resolved {
-        Some(Side::Local) => owned(l),
-        Some(Side::Remote) => owned(r),
-        None => owned(l),
+        Some(Taken::Side(Side::Remote)) => owned(r),
+        _ => owned(l),
     };
 
     if binary {
@@ -177,7 +190,9 @@ fn merge_file(
     }
     match (l, r) {
         (Some(l), Some(r)) => {
-            let m = merge_text(b.unwrap_or_default(), l, r, resolution);
+            let b = b.unwrap_or_default();
+            let m = super::frontmatter::merge(path, b, l, r, resolution)
+                .unwrap_or_else(|| merge_text(b, l, r, resolution));
             if m.is_clean() {
                 (Some(m.merged), Some(FileOutcome::Merged))
             } else {
@@ -396,7 +411,10 @@ mod tests {
 
         let m = merge_trees(&base, &local, &remote, Resolution::Prefer(Side::Remote));
         assert_eq!(content(&m, "img.png"), Some(&b"\x89PNG\0remote"[..]));
-        assert_eq!(m.conflicts().next().unwrap().1.resolved, Some(Side::Remote));
+        assert_eq!(
+            m.conflicts().next().unwrap().1.resolved,
+            Some(Taken::Side(Side::Remote))
+        );
 
         // A text file that became binary on one side is binary too.
         let base = tree(&[("f", b"text\n")]);

@@ -10,7 +10,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Location, SnapshotId};
+use super::{Location, SnapshotId, VersionId};
 
 /// Where an operation stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -101,7 +101,8 @@ pub struct OperationRecord {
     pub id: u64,
     /// Milliseconds since the Unix epoch.
     pub time_ms: i64,
-    /// `sync_pull`, `sync_push`, `merge`, `rollback`, `undo`.
+    /// `sync_pull`, `sync_push`, `merge`, `merge_continue`, `propagate`, `rollback`,
+    /// `selective_rollback`, `undo`.
     pub operation: String,
     /// What it worked on, as people read it (`/home/u/app: .claude/skills/x`).
     pub targets: Vec<String>,
@@ -128,6 +129,13 @@ pub struct OperationRecord {
     /// For an interrupted operation: what start-up recovery did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recovery: Option<Recovery>,
+    /// For a merge: the version merged in (what `merge --continue` records as the second
+    /// parent once the user resolved the conflicts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merged_from: Option<VersionId>,
+    /// For a selective rollback: the paths it restored (relative to the artifact).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub paths: Vec<String>,
 }
 
 impl OperationRecord {

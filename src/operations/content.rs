@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use crate::formats::{collection, deployment};
 use crate::hash::Variant;
 use crate::history::content::{Content, FileContent};
-use crate::merge::{self, ConflictKind, FileOutcome, Resolution, Side, Tree};
+use crate::merge::{self, ConflictKind, FileOutcome, Resolution, Side, Taken, Tree};
 use crate::model::{Location, Scope};
 use crate::writer::{DEFAULT_FILE_MODE, DirFiles, Writer};
 
@@ -83,9 +83,10 @@ pub(super) fn report_merge(
                     ConflictKind::DeletedBy(Side::Remote) => format!("deleted_in_{remote}"),
                 },
                 binary: c.binary,
-                resolved: c.resolved.map(|s| match s {
-                    Side::Local => "local".into(),
-                    Side::Remote => remote.into(),
+                resolved: c.resolved.map(|t| match t {
+                    Taken::Side(Side::Local) => "local".into(),
+                    Taken::Side(Side::Remote) => remote.into(),
+                    Taken::Union => "union".into(),
                 }),
             });
         }

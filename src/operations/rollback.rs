@@ -18,6 +18,7 @@ use super::content::{
     MergeReport, changed_paths, file_label, is_bookkeeping, managed_root, normalized,
     preserve_merge, read_opt, tree_of, write_content,
 };
+use super::selective;
 use super::target::{find_deployment, names};
 use super::{OpError, OpReport, Operations, RollbackMode, RollbackTo, lock_entry};
 
@@ -31,6 +32,15 @@ struct PreserveWrite {
 }
 
 impl Operations<'_> {
+    /// How SkillMeat's rollback audit names our snapshot `id` (see [`selective`]).
+    fn skillmeat_id_of(&self, id: SnapshotId) -> Result<String, OpError> {
+        let s = self.history().snapshot_record(id)?;
+        Ok(selective::skillmeat_snapshot_id(
+            s.time_ms,
+            s.message.as_deref(),
+        ))
+    }
+
     /// The newest snapshot of `target` taken at or before `ms`.
     fn snapshot_at(&self, target: &SnapshotTarget, ms: i64) -> Result<SnapshotId, OpError> {
         let mut cursor = None;
@@ -64,9 +74,14 @@ impl Operations<'_> {
     /// target, overlapping edits get SkillMeat's markers (binary conflicts keep the current
     /// bytes) and are reported.
     ///
+    /// With `paths` (relative to the artifact), only those files (or folders) are rolled
+    /// back, the rest stays as it is (a `selective_rollback`, audited as SkillMeat's
+    /// `selective` with its paths).
+    ///
     /// # Errors
-    /// Unknown artifact, version or snapshot, nothing that old, no base for preserve;
-    /// otherwise see [`OpError`].
+    /// Unknown artifact, version or snapshot, nothing that old, no base for preserve, a
+    /// path naming nothing; otherwise see [`OpError`].
+    #[allow(clippy::too_many_arguments)]
     pub fn rollback(
         &self,
         artifact: &str,
@@ -74,8 +89,16 @@ impl Operations<'_> {
         collection_name: Option<&str>,
         to: &RollbackTo,
         mode: RollbackMode,
+        paths: &[String],
         dry_run: bool,
     ) -> Result<OpReport, OpError> {
+        let paths = selective::normalise(paths).map_err(OpError::Invalid)?;
+        if !paths.is_empty() && mode == RollbackMode::Preserve {
+            return Err(OpError::Invalid(
+                "--paths restores the chosen files exactly; it does not go with --mode preserve"
+                    .into(),
+            ));
+        }
         let home = self.home().to_path_buf();
         let (loc, coll_entry) = match (project, collection_name) {
             (Some(p), None) => {
@@ -106,10 +129,12 @@ impl Operations<'_> {
             }
         };
         let h = self.history();
+        let mut target_snapshot = None;
         let version = match to {
             RollbackTo::Spec(to) => match to.parse::<SnapshotId>() {
                 Ok(sid) => {
                     let snap = h.snapshot_record(sid)?;
+                    target_snapshot = Some((snap.time_ms, snap.message.clone()));
                     h.members(&snap)?
                         .into_iter()
                         .find(|v| v.location == loc)
@@ -150,7 +175,19 @@ impl Operations<'_> {
             ..OpReport::default()
         };
         let mut merged_labels = Vec::new();
+        let (target_ms, target_msg) =
+            target_snapshot.unwrap_or_else(|| (version.time_ms, version.message.clone()));
+        let target_id = selective::skillmeat_snapshot_id(target_ms, target_msg.as_deref());
         let content = match mode {
+            RollbackMode::Replace if !paths.is_empty() => {
+                let chosen = selective::select(current.as_ref(), &target_content, &paths)
+                    .map_err(|e| OpError::Invalid(format!("{loc}: {e}")))?;
+                report.changed = changed_paths(current.as_ref(), Some(&chosen))
+                    .iter()
+                    .map(|p| file_label(&label, p))
+                    .collect();
+                Some(chosen)
+            }
             RollbackMode::Replace => {
                 report.changed = changed_paths(current.as_ref(), Some(&target_content))
                     .iter()
@@ -194,7 +231,13 @@ impl Operations<'_> {
         };
         let changed = report.changed.clone();
         let conflicted: Vec<String> = report.conflicts.iter().map(|c| c.path.clone()).collect();
-        let rec = OperationRecord::new("rollback", vec![loc.to_string()]);
+        let operation = if paths.is_empty() {
+            "rollback"
+        } else {
+            "selective_rollback"
+        };
+        let mut rec = OperationRecord::new(operation, vec![loc.to_string()]);
+        rec.paths = paths.clone();
         let rec = self.logged(rec, |rec| {
             let snap = self.safety_snapshot(
                 rec,
@@ -228,15 +271,19 @@ impl Operations<'_> {
                     &home,
                     &RollbackRecord {
                         collection_name: n.clone(),
-                        source_snapshot_id: snap.to_string(),
-                        target_snapshot_id: to_label.clone(),
+                        source_snapshot_id: self.skillmeat_id_of(snap)?,
+                        target_snapshot_id: target_id.clone(),
                         operation_type: if preserve { "intelligent" } else { "selective" }.into(),
                         files_restored: changed.clone(),
                         files_merged: merged_labels.clone(),
                         conflicts_pending: conflicted.clone(),
                         preserve_changes_enabled: preserve,
                         success: true,
-                        selective_paths: Some(vec![loc.path.clone()]),
+                        selective_paths: Some(if paths.is_empty() {
+                            vec![loc.path.clone()]
+                        } else {
+                            paths.iter().map(|p| format!("{}/{p}", loc.path)).collect()
+                        }),
                         ..RollbackRecord::default()
                     },
                     timestamp::now_local(),
@@ -342,8 +389,8 @@ impl Operations<'_> {
                     &home,
                     &RollbackRecord {
                         collection_name: n.clone(),
-                        source_snapshot_id: safety.to_string(),
-                        target_snapshot_id: sid.to_string(),
+                        source_snapshot_id: self.skillmeat_id_of(safety)?,
+                        target_snapshot_id: self.skillmeat_id_of(sid)?,
                         operation_type: "simple".into(),
                         files_restored: rec.files_restored.clone(),
                         success: true,
@@ -494,8 +541,8 @@ impl Operations<'_> {
                     &home,
                     &RollbackRecord {
                         collection_name: n.clone(),
-                        source_snapshot_id: safety.to_string(),
-                        target_snapshot_id: sid.to_string(),
+                        source_snapshot_id: self.skillmeat_id_of(safety)?,
+                        target_snapshot_id: self.skillmeat_id_of(sid)?,
                         operation_type: "intelligent".into(),
                         files_restored: changed.clone(),
                         files_merged: merged_labels.clone(),

@@ -4,10 +4,11 @@ use std::path::Path;
 
 use crate::formats::lock_write;
 use crate::hash::{self, Variant};
+use crate::history::content::Content;
 use crate::model::{Location, OperationRecord, Origin, SnapshotTarget};
 
 use super::content::{changed_paths, file_label, read_opt, write_content};
-use super::target::find_deployment;
+use super::target::{Deployed, find_deployment};
 use super::{OpError, OpReport, Operations, lock_entry};
 
 impl Operations<'_> {
@@ -39,19 +40,38 @@ impl Operations<'_> {
                 ..OpReport::default()
             });
         }
+        let from = self.head(&d.collection_loc(), &d.collection_path());
         let rec = OperationRecord::new("sync_pull", vec![d.project_loc().to_string()]);
-        let rec = self.logged(rec, |rec| {
-            self.snapshot_deployment(rec, &d, Origin::Sync, &format!("sync pull {label}"), true)?;
-            write_content(&self.writer, &d.managed(), &d.project_path(), &incoming)?;
-            rec.files_restored = changed.clone();
-            let h = hash::content_hash(&d.project_path(), Variant::Legacy)?;
-            self.update_deployment(&d, h)
-        })?;
+        let rec = self.logged(rec, |rec| self.pull_into(rec, &d, &incoming, &changed))?;
+        self.record_made(
+            &rec,
+            &d.project_loc(),
+            &d.project_path(),
+            Origin::Sync,
+            from.as_ref(),
+        );
         Ok(OpReport {
             record: Some(rec),
             changed,
             ..OpReport::default()
         })
+    }
+
+    /// The writes of a pull inside operation `rec`: a safety snapshot of the project, the
+    /// collection's content `incoming` over the project copy, the record's new hash.
+    pub(super) fn pull_into(
+        &self,
+        rec: &mut OperationRecord,
+        d: &Deployed,
+        incoming: &Content,
+        changed: &[String],
+    ) -> Result<(), OpError> {
+        let label = d.project_loc().display_path();
+        self.snapshot_deployment(rec, d, Origin::Sync, &format!("sync pull {label}"), true)?;
+        write_content(&self.writer, &d.managed(), &d.project_path(), incoming)?;
+        rec.files_restored.extend_from_slice(changed);
+        let h = hash::content_hash(&d.project_path(), Variant::Legacy)?;
+        self.update_deployment(d, h)
     }
 
     /// Project → collection: replaces the collection copy with the project's, then sets the
@@ -84,6 +104,7 @@ impl Operations<'_> {
                 ..OpReport::default()
             });
         }
+        let from = self.head(&d.project_loc(), &d.project_path());
         let coll = d.record.from_collection.clone();
         let rec = OperationRecord::new(
             "sync_push",
@@ -127,6 +148,13 @@ impl Operations<'_> {
             let h = hash::content_hash(&d.project_path(), Variant::Legacy)?;
             self.update_deployment(&d, h)
         })?;
+        self.record_made(
+            &rec,
+            &d.collection_loc(),
+            &d.collection_path(),
+            Origin::Sync,
+            from.as_ref(),
+        );
         Ok(OpReport {
             record: Some(rec),
             changed,

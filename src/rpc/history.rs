@@ -65,7 +65,8 @@ fn version_pb(v: &Version, files: bool) -> pb::VersionInfo {
         profile_root: v.location.root.clone(),
         artifact_path: v.location.path.clone(),
         content_hash: v.content_hash.clone(),
-        parent: v.parent.map(|p| p.to_string()).unwrap_or_default(),
+        parent: v.parent().map(|p| p.to_string()).unwrap_or_default(),
+        parents: v.parents.iter().map(ToString::to_string).collect(),
         time: time::format(v.time_ms),
         origin: v.origin.as_str().into(),
         message: v.message.clone().unwrap_or_default(),
@@ -221,6 +222,7 @@ impl DaemonService {
         req: Request<pb::ArtifactLogRequest>,
     ) -> Result<Response<pb::ArtifactLogResponse>, Status> {
         let req = req.into_inner();
+        let graph = req.graph;
         let sel = req
             .artifact
             .filter(|s| !s.artifact.is_empty())
@@ -230,7 +232,11 @@ impl DaemonService {
         let versions = self
             .blocking(move |e| {
                 let loc = locate(e, &sel, project.as_ref())?;
-                Ok(e.history().versions_of(&loc)?)
+                if graph {
+                    Ok(e.history().lineage(std::slice::from_ref(&loc))?)
+                } else {
+                    Ok(e.history().versions_of(&loc)?)
+                }
             })
             .await?;
         Ok(Response::new(pb::ArtifactLogResponse {

@@ -1,4 +1,5 @@
-//! The write-back RPCs: sync pull/push, merge, undo, rollback and the operations log.
+//! The write-back RPCs: sync pull/push, merge, propagate, undo, rollback and the
+//! operations log.
 //! Each handler validates its arguments, runs [`crate::operations`] on the blocking pool
 //! and converts the result here. One that may have written (anything but a dry run or the
 //! log) answers only once the live state includes its writes: the sync barrier after the
@@ -9,7 +10,7 @@ use tonic::{Request, Response, Status};
 use crate::history::time;
 use crate::merge::{Resolution, Side};
 use crate::model::{OperationRecord, SnapshotTarget};
-use crate::operations::{OpError, OpReport, Operations, RollbackMode, RollbackTo};
+use crate::operations::{OpError, OpReport, Operations, PropagateReport, RollbackMode, RollbackTo};
 use crate::paths::canonical;
 use crate::writer::Writer;
 
@@ -35,6 +36,50 @@ fn info(o: &OperationRecord) -> pb::OperationInfo {
             .map(|r| r.actions.clone())
             .unwrap_or_default(),
         recovery_kept: o.recovery.as_ref().is_some_and(|r| r.kept),
+        paths: o.paths.clone(),
+    }
+}
+
+fn conflict_pb(c: crate::operations::Conflict) -> pb::MergeConflict {
+    pb::MergeConflict {
+        path: c.path,
+        kind: c.kind,
+        binary: c.binary,
+        resolved: c.resolved.unwrap_or_default(),
+    }
+}
+
+fn resolution(p: pb::MergePreference) -> Resolution {
+    match p {
+        pb::MergePreference::Unspecified | pb::MergePreference::Markers => Resolution::Markers,
+        pb::MergePreference::Local => Resolution::Prefer(Side::Local),
+        pb::MergePreference::Collection => Resolution::Prefer(Side::Remote),
+        pb::MergePreference::Union => Resolution::Union,
+    }
+}
+
+fn propagate_response(r: PropagateReport) -> pb::PropagateResponse {
+    pb::PropagateResponse {
+        operation: r.record.as_ref().map(info),
+        dry_run: r.dry_run,
+        collection: r.collection,
+        projects: r
+            .projects
+            .into_iter()
+            .map(|p| pb::ProjectPropagation {
+                project: p.project.display().to_string(),
+                drift_before: p.drift_before.as_str().to_string(),
+                action: p.action.as_str().to_string(),
+                reason: p.reason,
+                changed: p.changed,
+                conflicts: p.conflicts.into_iter().map(conflict_pb).collect(),
+                error: p.error.unwrap_or_default(),
+                drift_after: p
+                    .drift_after
+                    .map(|d| d.as_str().to_string())
+                    .unwrap_or_default(),
+            })
+            .collect(),
     }
 }
 
@@ -43,16 +88,7 @@ fn response(r: OpReport) -> pb::OperationResponse {
         operation: r.record.as_ref().map(info),
         dry_run: r.dry_run,
         changed: r.changed,
-        conflicts: r
-            .conflicts
-            .into_iter()
-            .map(|c| pb::MergeConflict {
-                path: c.path,
-                kind: c.kind,
-                binary: c.binary,
-                resolved: c.resolved.unwrap_or_default(),
-            })
-            .collect(),
+        conflicts: r.conflicts.into_iter().map(conflict_pb).collect(),
         merged: r
             .merged
             .into_iter()
@@ -64,6 +100,7 @@ fn response(r: OpReport) -> pb::OperationResponse {
             .collect(),
         base_version: r.base.unwrap_or_default(),
         resolved_to: r.resolved.unwrap_or_default(),
+        base_reason: r.base_reason.unwrap_or_default(),
     }
 }
 
@@ -124,17 +161,33 @@ impl DaemonService {
         let req = req.into_inner();
         required("artifact", &req.artifact)?;
         let project = canonical(&path_arg("project", &req.project)?);
-        let resolution = match req.prefer() {
-            pb::MergePreference::Unspecified | pb::MergePreference::Markers => Resolution::Markers,
-            pb::MergePreference::Local => Resolution::Prefer(Side::Local),
-            pb::MergePreference::Collection => Resolution::Prefer(Side::Remote),
-        };
+        let resolution = resolution(req.prefer());
         let r = self
             .operate(!req.dry_run, move |ops| {
-                ops.merge(&project, &req.artifact, req.dry_run, resolution)
+                if req.continue_merge {
+                    ops.merge_continue(&project, &req.artifact, req.dry_run)
+                } else {
+                    ops.merge(&project, &req.artifact, req.dry_run, resolution)
+                }
             })
             .await?;
         Ok(Response::new(response(r)))
+    }
+
+    pub(super) async fn do_propagate(
+        &self,
+        req: Request<pb::PropagateRequest>,
+    ) -> Result<Response<pb::PropagateResponse>, Status> {
+        let req = req.into_inner();
+        required("artifact", &req.artifact)?;
+        let resolution = resolution(req.prefer());
+        let r = self
+            .operate(!req.dry_run, move |ops| {
+                let coll = (!req.collection.is_empty()).then_some(req.collection.as_str());
+                ops.propagate(&req.artifact, coll, req.dry_run, req.merge, resolution)
+            })
+            .await?;
+        Ok(Response::new(propagate_response(r)))
     }
 
     pub(super) async fn do_undo(
@@ -175,6 +228,11 @@ impl DaemonService {
         };
         let collection = (!req.collection.is_empty()).then_some(req.collection);
         if req.artifact.is_empty() {
+            if !req.paths.is_empty() {
+                return Err(Status::invalid_argument(
+                    "--paths needs an artifact: it chooses files inside one",
+                ));
+            }
             let target = match (project, collection) {
                 (Some(p), None) => SnapshotTarget::Project(p),
                 (None, Some(c)) => SnapshotTarget::Collection(c),
@@ -199,6 +257,7 @@ impl DaemonService {
                     collection.as_deref(),
                     &to,
                     mode,
+                    &req.paths,
                     req.dry_run,
                 )
             })

@@ -260,6 +260,13 @@ impl pb::skillmeat_daemon_server::SkillmeatDaemon for DaemonService {
         self.do_merge(req).await
     }
 
+    async fn propagate(
+        &self,
+        req: Request<pb::PropagateRequest>,
+    ) -> Result<Response<pb::PropagateResponse>, Status> {
+        self.do_propagate(req).await
+    }
+
     async fn undo(
         &self,
         req: Request<pb::UndoRequest>,

@@ -325,7 +325,7 @@ impl HistoryStore {
 
     // ------------------------------------------------------------ versions
 
-    fn version_keys(v: &Version) -> [Vec<u8>; 3] {
+    pub(super) fn version_keys(v: &Version) -> [Vec<u8>; 3] {
         let id = v.id.0.to_be_bytes();
         let loc = location_key(&v.location);
         [

@@ -10,6 +10,8 @@
 //! reuses one, and a repaired store salvages it). Both trees are derived: a repair starts
 //! them afresh.
 
+use std::sync::atomic::Ordering;
+
 use crate::model::{Event, KnownDrift};
 
 use super::frame::TreeId;
@@ -34,7 +36,9 @@ impl Store {
             let stored = self.meta_number(h, NEXT_CURSOR.as_bytes())?.unwrap_or(1);
             let after_last = h
                 .journal
-                .last()?
+                .range(..self.journal_limit().saturating_add(1).to_be_bytes())
+                .next_back()
+                .transpose()?
                 .and_then(|(k, _)| k.as_ref().try_into().ok().map(u64::from_be_bytes))
                 .map_or(1, |c| c + 1);
             Ok(stored.max(after_last))
@@ -72,9 +76,11 @@ impl Store {
                 Ok(())
             })
             .and_then(|()| self.flush());
+        let durable = &self.shared.journal_durable;
         if let Err(e) = result {
-            // Not durable, so not appended: events that stayed in sled's memory would be
-            // read back with cursors nobody was told (or told again for other events).
+            // Not durable, so not appended. Their cursors are handed out again, and sled,
+            // failed after the I/O error, may refuse to take them back out of its memory:
+            // until a later append is durable, reads stop before them.
             let _ = self.with(|h| {
                 for k in &keys {
                     h.journal.remove(k)?;
@@ -84,9 +90,18 @@ impl Store {
             if let Some(counts) = self.counts() {
                 counts.journal_events.forget();
             }
+            durable.fetch_min(events[0].cursor.saturating_sub(1), Ordering::SeqCst);
             return Err(e);
         }
+        if durable.load(Ordering::SeqCst) != u64::MAX {
+            durable.store(last.cursor, Ordering::SeqCst);
+        }
         Ok(())
+    }
+
+    /// The last cursor a read may return (see `Shared::journal_durable`).
+    fn journal_limit(&self) -> u64 {
+        self.shared.journal_durable.load(Ordering::SeqCst)
     }
 
     /// Events with a cursor greater than `after`, ascending, at most `limit`.
@@ -95,9 +110,14 @@ impl Store {
     /// sled failed, or an event does not decode.
     pub fn events_after(&self, after: u64, limit: usize) -> Result<Vec<Event>, StoreError> {
         let start = after.saturating_add(1).to_be_bytes();
+        let durable = self.journal_limit();
+        if after >= durable {
+            return Ok(Vec::new());
+        }
+        let end = durable.saturating_add(1).to_be_bytes();
         self.with(|h| {
             h.journal
-                .range(start..)
+                .range(start..end)
                 .take(limit)
                 .map(|kv| {
                     let (_, v) = kv?;
@@ -115,15 +135,25 @@ impl Store {
         self.with(|h| {
             Ok(h.journal
                 .first()?
-                .and_then(|(k, _)| k.as_ref().try_into().ok().map(u64::from_be_bytes)))
+                .and_then(|(k, _)| k.as_ref().try_into().ok().map(u64::from_be_bytes))
+                .filter(|&c| c <= self.journal_limit()))
         })
     }
 
     /// Number of events in the journal (0 when the store cannot answer): a counter, after
     /// one count the first time.
     pub fn journal_len(&self) -> usize {
-        self.with(|h| Ok(h.counts.journal_events.get_or(|| h.journal.len() as u64) as usize))
-            .unwrap_or(0)
+        let limit = self.journal_limit();
+        self.with(|h| {
+            Ok(if limit == u64::MAX {
+                h.counts.journal_events.get_or(|| h.journal.len() as u64) as usize
+            } else {
+                h.journal
+                    .range(..limit.saturating_add(1).to_be_bytes())
+                    .count()
+            })
+        })
+        .unwrap_or(0)
     }
 
     /// Drops events beyond `max_events` (oldest first) and older than `min_time_ms`.

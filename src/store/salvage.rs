@@ -343,9 +343,7 @@ pub(super) fn salvage_into(
     let ids: Vec<VersionId> = saved.keys().copied().collect();
     let mut batch = sled::Batch::default();
     for v in saved.values_mut() {
-        if v.parent.is_some_and(|p| !ids.contains(&p)) {
-            v.parent = None;
-        }
+        v.parents.retain(|p| ids.contains(p));
         add_version(store, &mut batch, v);
     }
     out.versions = saved.len();

@@ -34,15 +34,29 @@ pub fn skillmeatd_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_skillmeatd"))
 }
 
-/// Path of the `smctl` binary, built beside `skillmeatd` by `cargo test --workspace`.
+/// Path of the `smctl` binary under test (built by this package too, from `client/`).
 pub fn smctl_bin() -> PathBuf {
-    let p = skillmeatd_bin().with_file_name("smctl");
-    assert!(
-        p.exists(),
-        "{} is missing: run the tests with `cargo test --workspace`",
-        p.display()
+    PathBuf::from(env!("CARGO_BIN_EXE_smctl"))
+}
+
+/// The line `NAME --version` prints: the package version, the protocol version and, in a
+/// git checkout, the commit the build script saw.
+pub fn version_line(name: &str) -> String {
+    let rev = Command::new("git")
+        .args(["rev-parse", "--short=10", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+    let (version, protocol) = (
+        env!("CARGO_PKG_VERSION"),
+        skillmeatd_proto::PROTOCOL_VERSION,
     );
-    p
+    match rev {
+        Some(rev) => format!("{name} {version} (protocol {protocol}, rev {rev})\n"),
+        None => format!("{name} {version} (protocol {protocol})\n"),
+    }
 }
 
 /// A temporary world: `HOME`, SkillMeat's home inside it, a state dir and a socket.

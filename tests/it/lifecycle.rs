@@ -3,7 +3,7 @@
 
 use std::os::unix::fs::PermissionsExt;
 
-use crate::common::{Env, skillmeatd_bin};
+use crate::common::{Env, skillmeatd_bin, version_line};
 
 fn run(env: &Env, args: &[&str]) -> (i32, String, String) {
     let out = env.command(&skillmeatd_bin()).args(args).output().unwrap();
@@ -187,22 +187,14 @@ fn other_users_are_refused() {
 }
 
 #[test]
-fn version_names_the_revision() {
+fn version_names_the_protocol_and_the_revision() {
     let out = std::process::Command::new(skillmeatd_bin())
         .arg("--version")
         .output()
         .unwrap();
     assert!(out.status.success());
-    let rev = std::process::Command::new("git")
-        .args(["rev-parse", "--short=10", "HEAD"])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
-    let want = match rev {
-        Some(rev) => format!("skillmeatd {} (rev {rev})\n", env!("CARGO_PKG_VERSION")),
-        None => format!("skillmeatd {}\n", env!("CARGO_PKG_VERSION")),
-    };
-    assert_eq!(String::from_utf8_lossy(&out.stdout), want);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        version_line("skillmeatd")
+    );
 }

@@ -367,10 +367,20 @@ fn rollback_of_a_collection_artifact_updates_lock_and_audit() {
             .join("audit/default_rollback_audit.toml"),
     )
     .unwrap();
-    assert!(
-        audit.contains(&format!("target_snapshot_id = \"{sid}\"")),
-        "{audit}"
-    );
+    // SkillMeat's file names states the way SkillMeat does (YYYYMMDD-HHMMSS-ffffff), never
+    // with our ids.
+    let entry: toml::Table = audit.parse().unwrap();
+    let entry = &entry["entries"].as_array().unwrap()[0];
+    for key in ["source_snapshot_id", "target_snapshot_id"] {
+        let id = entry[key].as_str().unwrap();
+        let shape: Vec<usize> = id.split('-').map(str::len).collect();
+        assert_eq!(shape, [8, 6, 6], "{key} = {id:?}: {audit}");
+        assert!(
+            id.chars().all(|c| c.is_ascii_digit() || c == '-'),
+            "{audit}"
+        );
+    }
+    assert!(!audit.contains(&format!("\"{sid}\"")), "{audit}");
     let lock: toml::Table = std::fs::read_to_string(w.coll.join("collection.lock"))
         .unwrap()
         .parse()

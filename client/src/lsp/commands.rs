@@ -285,6 +285,7 @@ async fn run(
                             artifact: req.artifact,
                             dry_run: false,
                             prefer: pb::MergePreference::Markers as i32,
+                            continue_merge: false,
                         })
                         .await,
                 ),

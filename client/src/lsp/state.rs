@@ -359,6 +359,7 @@ pub async fn base_version(daemon: &mut Client, a: &pb::ArtifactDrift) -> Option<
     for sel in logs {
         let req = pb::ArtifactLogRequest {
             artifact: Some(sel),
+            graph: false,
             stale_ok: false,
         };
         if let Ok(r) = daemon.artifact_log(req).await

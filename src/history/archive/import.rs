@@ -82,16 +82,23 @@ impl History {
                 members.push(*existing);
                 continue;
             }
-            let parent = self
+            let mut parents: Vec<_> = self
                 .versions_of(loc)?
                 .into_iter()
                 .find(|v| v.time_ms <= plan.time_ms)
-                .map(|v| v.id);
+                .map(|v| v.id)
+                .into_iter()
+                .collect();
+            // Attached where the hash matches: the same content seen at another location
+            // (a deployment's or the collection's) is where this one came from.
+            if let Some(twin) = self.fork_point(loc, &hash)? {
+                parents.push(twin);
+            }
             let v = self.new_version(
                 loc,
                 c,
                 hash,
-                parent,
+                parents,
                 plan.time_ms,
                 Origin::Import,
                 plan.message.as_deref(),

@@ -1,10 +1,12 @@
-//! smctl on its own: help with examples, and a clear one-line error with exit code 3 when
-//! no daemon answers. (The tests that drive a daemon live in the root package's `tests/`.)
+//! smctl on its own: help with examples, its version, and a clear one-line error with exit
+//! code 3 when no daemon answers.
 
 use std::process::Command;
 
+use crate::common::{smctl_bin, version_line};
+
 fn smctl() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_smctl"));
+    let mut c = Command::new(smctl_bin());
     for k in ["XDG_RUNTIME_DIR", "SKILLMEAT_HOME", "SKILLMEATD_STATE_DIR"] {
         c.env_remove(k);
     }
@@ -119,24 +121,9 @@ fn man_page_is_roff_with_the_commands() {
     }
 }
 
-/// The commit the checkout is at, as the build script names it; `None` without git.
-fn git_revision() -> Option<String> {
-    let out = Command::new("git")
-        .args(["rev-parse", "--short=10", "HEAD"])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .ok()?;
-    let rev = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    (out.status.success() && !rev.is_empty()).then_some(rev)
-}
-
 #[test]
-fn version_names_the_revision() {
+fn version_names_the_protocol_and_the_revision() {
     let out = smctl().arg("--version").output().unwrap();
     assert!(out.status.success());
-    let want = match git_revision() {
-        Some(rev) => format!("smctl {} (rev {rev})\n", env!("CARGO_PKG_VERSION")),
-        None => format!("smctl {}\n", env!("CARGO_PKG_VERSION")),
-    };
-    assert_eq!(String::from_utf8_lossy(&out.stdout), want);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), version_line("smctl"));
 }

@@ -9,14 +9,17 @@
 //! 3 the daemon is not running, or went away (`smctl watch` included). A closed stdout
 //! (`smctl drift | head`) ends any command quietly with 0 ([`stdout`]).
 //!
-//! This file parses, builds the runtime, dispatches to one module per command family
-//! ([`drift`], [`watch`], [`project`], [`history`], [`ops`], [`notify`], [`doctor`],
-//! [`service`]) and maps the result to the exit code. [`cli`] holds the command tree.
+//! This library is the whole of smctl; the `smctl` binary (built by the root package, beside
+//! `skillmeatd`, so that one install carries both) only calls [`main`]. This file parses,
+//! builds the runtime, dispatches to one module per command family ([`drift`], [`watch`],
+//! [`project`], [`history`], [`ops`], [`notify`], [`doctor`], [`service`]) and maps the
+//! result to the exit code. [`cli`] holds the command tree.
 
 mod cli;
 mod doctor;
 mod drift;
 mod failure;
+mod graph;
 mod history;
 mod locate;
 mod lsp;
@@ -24,6 +27,7 @@ mod notify;
 mod ops;
 mod output;
 mod project;
+mod propagate;
 mod service;
 mod session;
 mod stdout;
@@ -39,7 +43,10 @@ use failure::Failure;
 use output::Format;
 use stdout::Stdout;
 
-fn main() -> ExitCode {
+/// Runs smctl with the process's arguments and returns its exit code. `revision` is the
+/// git commit the binary was built from, if known (its `--version` names it).
+pub fn main(revision: Option<&'static str>) -> ExitCode {
+    let _ = cli::REVISION.set(revision);
     let cli = Cli::parse();
     let format = cli.output_format();
     let explicit = cli.explicit_paths();
@@ -106,6 +113,7 @@ async fn dispatch(command: Command, paths: &Paths, format: Format) -> Result<u8,
         Command::Diff(args) => history::diff(client, args, format, out).await,
         Command::Sync(cmd) => ops::sync(client, cmd, format, out).await,
         Command::Merge(args) => ops::merge(client, args, format, out).await,
+        Command::Propagate(args) => propagate::propagate(client, args, format, out).await,
         Command::Undo(args) => ops::undo(client, args, format, out).await,
         Command::Rollback(args) => ops::rollback(client, args, format, out).await,
         Command::Audit(args) => ops::audit(client, args, format, out).await,

@@ -8,7 +8,8 @@
 //! outside → a new diagnostic on the open buffer within 1 s; the pull code action → the
 //! file is updated, the diagnostic cleared, and the operation is in `smctl audit`.
 
-#[path = "support/world.rs"]
+// The editor tests' world, shared with smctl's in-process LSP tests and the editor benchmark.
+#[path = "../../client/tests/support/world.rs"]
 mod world;
 
 use std::path::{Path, PathBuf};
@@ -26,10 +27,7 @@ fn bin_dir() -> PathBuf {
 }
 
 fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
 /// Runs an install script of `tests/support`; its last line is the tool's path. `Err`
