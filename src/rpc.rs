@@ -46,6 +46,9 @@ pub struct DaemonService {
     live: Arc<Live>,
     notifier: Arc<Notifier>,
     shutdown: CancellationToken,
+    /// History's totals with the store's write stamp they were computed at: `Status`
+    /// recounts them only after the store changed.
+    history_totals: Arc<std::sync::Mutex<Option<(u64, pb::HistoryStats)>>>,
 }
 
 impl DaemonService {
@@ -56,6 +59,7 @@ impl DaemonService {
             live,
             notifier,
             shutdown,
+            history_totals: Arc::default(),
         }
     }
 

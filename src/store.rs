@@ -23,6 +23,7 @@
 //! inside `catch_unwind` (a panic inside sled is an error, never the daemon's end); an
 //! error that says the store is damaged, full or failed wakes the keeper.
 
+mod counts;
 pub mod frame;
 mod heal;
 mod health;
@@ -185,6 +186,8 @@ struct Handles {
     mutes: sled::Tree,
     /// Tombstones of removed framed records (only a salvage reads them).
     graveyard: sled::Tree,
+    /// Sizes of the journal and the hash cache, kept as counters.
+    counts: Arc<counts::Counts>,
 }
 
 impl Handles {
@@ -200,6 +203,7 @@ impl Handles {
             operations: db.open_tree(TreeId::Operations.name())?,
             mutes: db.open_tree(TreeId::Mutes.name())?,
             graveyard: db.open_tree("graveyard")?,
+            counts: Arc::default(),
             db,
         })
     }
@@ -428,6 +432,16 @@ impl Store {
         }
     }
 
+    /// The counters of the database in use (none while there is none).
+    fn counts(&self) -> Option<Arc<counts::Counts>> {
+        let handles = self
+            .shared
+            .handles
+            .read()
+            .unwrap_or_else(|e| e.into_inner());
+        handles.as_ref().map(|h| Arc::clone(&h.counts))
+    }
+
     /// The error a call gets while there is no database in use.
     fn unavailable(&self) -> StoreError {
         let (condition, detail) = self.condition();
@@ -509,6 +523,12 @@ impl Store {
             path: self.shared.dir.clone(),
             reason: format!("{}: {detail}", condition.describe()),
         }
+    }
+
+    /// The write counter: it moves with every framed record written or removed (history's
+    /// included), so a figure derived from them can be kept until it moves.
+    pub fn write_stamp(&self) -> u64 {
+        self.shared.stamp.load(Ordering::SeqCst)
     }
 
     /// The next write stamp.

@@ -36,10 +36,46 @@ pub const WATCH_LIMIT_FIX: &str =
 /// exhausted (fault injection for tests of the polling fallback).
 pub const FAULT_WATCH_LIMIT: &str = "SKILLMEATD_FAULT_WATCH_LIMIT";
 
-/// A change hint.
+/// A change hint: paths, and how far along the change they report is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Hint {
     pub paths: Vec<PathBuf>,
+    pub stage: Stage,
+}
+
+/// How far along a change is, as its kernel event tells. The live task processes a batch
+/// at once when every change in it is complete, and lets the others settle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// Closed after writing, or renamed into place: the content is final (for a folder
+    /// renamed into place, everything below it too).
+    Complete,
+    /// Only attributes changed (mode, times): final unless a save of the path is under way.
+    Attributes,
+    /// Created, written but not yet closed, truncated, or seen changed by the poller: a
+    /// save may be under way.
+    Writing,
+    /// Deleted or renamed away: perhaps the first half of a delete-then-create save.
+    Removed,
+}
+
+impl Stage {
+    /// The stage of a kernel event, `None` for events that change nothing (reads, opens,
+    /// and the paired rename event whose halves come on their own).
+    fn of(kind: &EventKind) -> Option<Stage> {
+        use notify::event::{AccessKind, AccessMode, ModifyKind, RenameMode};
+        Some(match kind {
+            EventKind::Access(AccessKind::Close(AccessMode::Write)) => Stage::Complete,
+            EventKind::Access(_) => return None,
+            EventKind::Modify(ModifyKind::Name(RenameMode::To)) => Stage::Complete,
+            EventKind::Modify(ModifyKind::Name(RenameMode::Both)) => return None,
+            EventKind::Modify(ModifyKind::Name(RenameMode::From)) | EventKind::Remove(_) => {
+                Stage::Removed
+            }
+            EventKind::Modify(ModifyKind::Metadata(_)) => Stage::Attributes,
+            _ => Stage::Writing,
+        })
+    }
 }
 
 /// Raised when hints were lost; the live loop answers with a full reconcile.
@@ -102,9 +138,9 @@ fn handler(
                 overflow.raise();
                 return;
             }
-            if matches!(event.kind, EventKind::Access(_)) {
+            let Some(stage) = Stage::of(&event.kind) else {
                 return;
-            }
+            };
             let paths: Vec<PathBuf> = event
                 .paths
                 .into_iter()
@@ -113,7 +149,7 @@ fn handler(
             if paths.is_empty() {
                 return;
             }
-            if tx.try_send(Hint { paths }).is_err() {
+            if tx.try_send(Hint { paths, stage }).is_err() {
                 overflow.raise();
             }
         }
@@ -418,13 +454,20 @@ impl Poller {
                             changed.extend(seen.keys().filter(|p| !now.contains_key(*p)).cloned());
                             *seen = now;
                             changed.retain(|p| !is_transient(p));
-                            if !changed.is_empty() && tx.try_send(Hint { paths: changed }).is_err()
-                            {
+                            let hint = Hint {
+                                paths: changed,
+                                stage: Stage::Writing,
+                            };
+                            if !hint.paths.is_empty() && tx.try_send(hint).is_err() {
                                 overflow.raise();
                             }
                         }
                         drop(roots);
-                        if !answered.is_empty() && tx.try_send(Hint { paths: answered }).is_err() {
+                        let hint = Hint {
+                            paths: answered,
+                            stage: Stage::Complete,
+                        };
+                        if !hint.paths.is_empty() && tx.try_send(hint).is_err() {
                             overflow.raise();
                         }
                     }
@@ -484,68 +527,4 @@ fn is_limit(e: &notify::Error) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn kernel_events_become_hints() {
-        let d = tempfile::tempdir().unwrap();
-        let (tx, mut rx) = mpsc::channel(64);
-        let overflow = Arc::new(Overflow::default());
-        let mut w = Watcher::new(tx, overflow, false, Duration::from_millis(100));
-        let roots = BTreeMap::from([(d.path().to_path_buf(), Depth::Recursive)]);
-        let (added, polled) = w.set_roots(&roots);
-        assert_eq!(added, [d.path().to_path_buf()]);
-        assert!(polled.is_empty());
-        std::fs::write(d.path().join("f"), b"1").unwrap();
-        let hint = tokio::time::timeout(Duration::from_secs(10), rx.recv())
-            .await
-            .unwrap()
-            .unwrap();
-        assert!(hint.paths.iter().any(|p| p.ends_with("f")), "{hint:?}");
-    }
-
-    #[tokio::test]
-    async fn a_walk_asked_for_sends_its_marker_after_the_changes_it_found() {
-        let d = tempfile::tempdir().unwrap();
-        let (tx, mut rx) = mpsc::channel(64);
-        let overflow = Arc::new(Overflow::default());
-        // Forced polling, an interval no test waits for: only the request makes a walk.
-        let mut w = Watcher::new(tx, overflow, true, Duration::from_secs(3600));
-        w.set_roots(&BTreeMap::from([(d.path().to_path_buf(), Depth::Flat)]));
-        std::fs::write(d.path().join("f"), b"1").unwrap();
-        let marker = d.path().join(crate::transient::cookie_name(1));
-        w.poll_now().request(marker.clone());
-        let wait = Duration::from_secs(10);
-        let first = tokio::time::timeout(wait, rx.recv())
-            .await
-            .unwrap()
-            .unwrap();
-        assert!(first.paths.contains(&d.path().join("f")), "{first:?}");
-        let second = tokio::time::timeout(wait, rx.recv())
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(second.paths, [marker]);
-        assert!(!d.path().join(crate::transient::cookie_name(1)).exists());
-    }
-
-    #[tokio::test]
-    async fn a_full_queue_raises_overflow() {
-        let d = tempfile::tempdir().unwrap();
-        let (tx, _rx) = mpsc::channel(1);
-        let overflow = Arc::new(Overflow::default());
-        let mut w = Watcher::new(tx, Arc::clone(&overflow), false, Duration::from_millis(100));
-        w.set_roots(&BTreeMap::from([(
-            d.path().to_path_buf(),
-            Depth::Recursive,
-        )]));
-        for i in 0..20 {
-            std::fs::write(d.path().join(format!("f{i}")), b"1").unwrap();
-        }
-        tokio::time::timeout(Duration::from_secs(10), overflow.notify.notified())
-            .await
-            .unwrap();
-        assert!(overflow.take());
-    }
-}
+mod tests;

@@ -4,7 +4,7 @@
 //! batch to the worker on the blocking pool.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -16,7 +16,7 @@ use crate::config;
 use crate::engine::SideMemo;
 use crate::history::time::now_ms;
 use crate::transient::is_cookie;
-use crate::watcher::{Hint, Overflow, Watcher};
+use crate::watcher::{Hint, Overflow, Stage, Watcher};
 
 use super::upkeep::Backlog;
 use super::upkeep::HOUSEKEEPING;
@@ -187,16 +187,27 @@ pub async fn run(running: Running, shutdown: CancellationToken) -> Result<(), Li
     Ok(())
 }
 
+/// How much longer than the settle window a deleted file is given to come back: the
+/// first half of a delete-then-create save whose writer was descheduled in between.
+const REMOVAL_GRACE_SETTLES: u32 = 5;
+
+/// A complete batch still waits this fraction of the settle window for another hint, so
+/// the writes of one burst (a program writing two files) make one batch.
+const TAIL_DIVISOR: u32 = 4;
+
 /// The hints of one batch, starting with `first`.
 ///
-/// Without a sync cookie: until the settle window passes with no new hint (at most
-/// `max_settle`; a file just emptied may be half-saved by a writer descheduled between
-/// truncate and write, so it gets up to the longest settle to be written).
+/// A batch whose every change is complete (written and closed, renamed into place, or only
+/// attributes changed) is processed at once: as soon as a quarter of the settle window
+/// passes with no new hint (the rest of a burst under way joins it). Other
+/// changes settle: until the settle window passes with no new hint (at most `max_settle`);
+/// a file just emptied and still open may be half-saved by a writer descheduled between
+/// truncate and write, so it gets up to the longest settle to be written; a file deleted
+/// and not back yet gets a few settle windows to be recreated.
 ///
 /// Once a cookie is among them, the batch ends with it: the changes before it still settle
-/// (quiet for `settle` since the last one, none half-saved, at most `max_settle` in all),
-/// the hints after it wait for the next batch, and a cookie alone is answered at once. A
-/// barrier thus waits only for what was pending when it began.
+/// (or complete), the hints after it wait for the next batch, and a cookie alone is
+/// answered at once. A barrier thus waits only for what was pending when it began.
 async fn gather(
     first: Hint,
     hints: &mut mpsc::Receiver<Hint>,
@@ -204,35 +215,36 @@ async fn gather(
     max_settle: Duration,
 ) -> BTreeSet<PathBuf> {
     let started = Instant::now();
+    let grace = (settle * REMOVAL_GRACE_SETTLES).min(max_settle);
     let mut batch = Batch::default();
     batch.take(first);
-    while !batch.cookie {
-        let left = max_settle.saturating_sub(started.elapsed());
-        if left.is_zero() {
-            return batch.paths;
-        }
-        match tokio::time::timeout(settle.min(left), hints.recv()).await {
-            Ok(Some(h)) => batch.take(h),
-            Ok(None) => return batch.paths,
-            Err(_) if recently_written(&batch.paths, max_settle) => {}
-            Err(_) => return batch.paths,
-        }
-    }
-    let Some(last) = batch.last_change else {
-        return batch.paths;
-    };
     loop {
+        while !batch.cookie {
+            match hints.try_recv() {
+                Ok(h) => batch.take(h),
+                Err(_) => break,
+            }
+        }
         let left = max_settle.saturating_sub(started.elapsed());
-        if left.is_zero() {
+        let complete = batch.complete();
+        let wait = if complete {
+            // A moment for the rest of a burst already under way.
+            (settle / TAIL_DIVISOR).min(left)
+        } else {
+            batch.unsettled(settle, grace, max_settle).min(left)
+        };
+        if wait.is_zero() || (complete && batch.cookie) {
             break;
         }
-        let unsettled = settle.saturating_sub(last.elapsed());
-        if !unsettled.is_zero() {
-            tokio::time::sleep(unsettled.min(left)).await;
-        } else if recently_written(&batch.paths, max_settle) {
-            tokio::time::sleep(settle.min(left)).await;
-        } else {
-            break;
+        if batch.cookie {
+            tokio::time::sleep(wait).await;
+            continue;
+        }
+        match tokio::time::timeout(wait, hints.recv()).await {
+            Ok(Some(h)) => batch.take(h),
+            Ok(None) => break,
+            Err(_) if complete => break,
+            Err(_) => {}
         }
     }
     batch.paths
@@ -242,8 +254,12 @@ async fn gather(
 #[derive(Default)]
 struct Batch {
     paths: BTreeSet<PathBuf>,
+    /// How far along the change of each path (sync cookies aside) is, as its last hint says.
+    stages: BTreeMap<PathBuf, Stage>,
     /// When the last change (not a cookie) arrived.
     last_change: Option<Instant>,
+    /// When the last deletion arrived.
+    last_removal: Option<Instant>,
     /// Whether a sync cookie arrived.
     cookie: bool,
 }
@@ -255,23 +271,92 @@ impl Batch {
                 self.cookie = true;
             } else {
                 self.last_change = Some(Instant::now());
+                if hint.stage == Stage::Removed {
+                    self.last_removal = self.last_change;
+                }
+                self.stage(&p, hint.stage);
             }
             self.paths.insert(p);
         }
     }
+
+    fn stage(&mut self, path: &Path, stage: Stage) {
+        match stage {
+            // Attributes alone change nothing a save in progress has not finished.
+            Stage::Attributes => {
+                self.stages
+                    .entry(path.to_path_buf())
+                    .or_insert(Stage::Complete);
+            }
+            // A folder renamed into place brings everything below it, complete.
+            Stage::Complete => {
+                let below: Vec<PathBuf> = self
+                    .stages
+                    .range(path.to_path_buf()..)
+                    .take_while(|(p, _)| p.starts_with(path))
+                    .map(|(p, _)| p.clone())
+                    .collect();
+                for p in below {
+                    self.stages.insert(p, Stage::Complete);
+                }
+                self.stages.insert(path.to_path_buf(), Stage::Complete);
+            }
+            Stage::Writing | Stage::Removed => {
+                self.stages.insert(path.to_path_buf(), stage);
+            }
+        }
+    }
+
+    /// Whether every change gathered is complete: nothing to wait for.
+    fn complete(&self) -> bool {
+        self.stages.values().all(|s| *s == Stage::Complete)
+    }
+
+    /// How long the changes still in progress deserve to be waited for: the rest of the
+    /// settle window since the last change; a settle window more while a file just
+    /// emptied is still open; the rest of `grace` since the last deletion while a deleted
+    /// path is not back.
+    fn unsettled(&self, settle: Duration, grace: Duration, max_settle: Duration) -> Duration {
+        let since = |t: Option<Instant>| t.map_or(Duration::MAX, |t| t.elapsed());
+        let mut wait = settle.saturating_sub(since(self.last_change));
+        let gone = |p: &&PathBuf| std::fs::symlink_metadata(p).is_err();
+        let removed = || {
+            self.stages
+                .iter()
+                .filter(|(_, s)| **s == Stage::Removed)
+                .map(|(p, _)| p)
+                .take(MAX_CHECKED)
+                .any(|p| gone(&p))
+        };
+        if removed() {
+            wait = wait.max(grace.saturating_sub(since(self.last_removal)));
+        }
+        if wait.is_zero() && recently_emptied(&self.stages, max_settle) {
+            wait = settle;
+        }
+        wait
+    }
 }
 
-/// Whether any of `paths` (up to a bound, to keep bursts cheap; sync cookies aside) is an
-/// empty file modified less than `window` ago: perhaps the middle of a truncate-then-write
-/// save whose writer was descheduled. (Renames are atomic; other files need no extra wait.
-/// A file really emptied costs at most one `max_settle` of delay.)
-fn recently_written(paths: &BTreeSet<PathBuf>, window: Duration) -> bool {
-    const MAX_CHECKED: usize = 256;
-    if paths.len() > MAX_CHECKED {
+/// How many paths of a batch are checked on disk at most, to keep bursts cheap.
+const MAX_CHECKED: usize = 256;
+
+/// Whether any path still being written (up to a bound) is an empty file modified less
+/// than `window` ago: perhaps the middle of a truncate-then-write save whose writer was
+/// descheduled. (A file closed after writing is final, even empty; renames are atomic. A
+/// file really emptied and left open costs at most one `max_settle` of delay.)
+fn recently_emptied(stages: &BTreeMap<PathBuf, Stage>, window: Duration) -> bool {
+    let writing: Vec<&PathBuf> = stages
+        .iter()
+        .filter(|(_, s)| **s == Stage::Writing)
+        .map(|(p, _)| p)
+        .take(MAX_CHECKED + 1)
+        .collect();
+    if writing.len() > MAX_CHECKED {
         return false;
     }
     let now = SystemTime::now();
-    paths.iter().filter(|p| !is_cookie(p)).any(|p| {
+    writing.into_iter().any(|p| {
         std::fs::symlink_metadata(p)
             .ok()
             .filter(|m| m.is_file() && m.len() == 0)
@@ -304,15 +389,132 @@ mod tests {
     const MAX_SETTLE: Duration = Duration::from_millis(1000);
 
     fn hint(p: &str) -> Hint {
+        staged(p, Stage::Writing)
+    }
+
+    fn staged(p: impl Into<PathBuf>, stage: Stage) -> Hint {
         Hint {
-            paths: vec![PathBuf::from(p)],
+            paths: vec![p.into()],
+            stage,
         }
     }
 
     fn cookie(n: u64) -> Hint {
         Hint {
             paths: vec![PathBuf::from("/h").join(crate::transient::cookie_name(n))],
+            stage: Stage::Writing,
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_completed_write_is_processed_at_once_with_the_rest_of_its_burst() {
+        let tail = SETTLE / TAIL_DIVISOR;
+        let (tx, mut rx) = mpsc::channel(8);
+        tx.send(staged("/p/b.md", Stage::Complete)).await.unwrap();
+        tx.send(staged("/p/a.md", Stage::Attributes)).await.unwrap();
+        let t = Instant::now();
+        let batch = gather(hint("/p/a.md"), &mut rx, SETTLE, MAX_SETTLE).await;
+        assert_eq!(t.elapsed(), SETTLE, "a write not yet closed settles");
+        assert_eq!(batch.len(), 2);
+
+        let t = Instant::now();
+        let batch = gather(
+            staged("/p/a.md", Stage::Complete),
+            &mut rx,
+            SETTLE,
+            MAX_SETTLE,
+        )
+        .await;
+        assert_eq!(t.elapsed(), tail, "closed after writing: at once");
+        assert_eq!(batch.len(), 1);
+
+        let t = Instant::now();
+        let (a, b) = (
+            staged("/p/a.md", Stage::Complete),
+            staged("/p/b.md", Stage::Complete),
+        );
+        let later = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+            tx.send(b).await.unwrap();
+            tx
+        });
+        let batch = gather(a, &mut rx, SETTLE, MAX_SETTLE).await;
+        assert_eq!(
+            t.elapsed(),
+            Duration::from_millis(2) + tail,
+            "a burst is one batch"
+        );
+        assert_eq!(batch.len(), 2);
+        let tx = later.await.unwrap();
+
+        let t = Instant::now();
+        tx.send(cookie(1)).await.unwrap();
+        gather(
+            staged("/p/a.md", Stage::Complete),
+            &mut rx,
+            SETTLE,
+            MAX_SETTLE,
+        )
+        .await;
+        assert_eq!(
+            t.elapsed(),
+            Duration::ZERO,
+            "a cookie behind complete changes: at once"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_deleted_file_is_given_time_to_come_back() {
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("SKILL.md");
+        let (tx, mut rx) = mpsc::channel(8);
+        let (writer_file, writer_tx) = (f.clone(), tx.clone());
+        let writer = tokio::spawn(async move {
+            tokio::time::sleep(SETTLE * 3).await;
+            std::fs::write(&writer_file, b"same\n").unwrap();
+            writer_tx
+                .send(staged(&writer_file, Stage::Writing))
+                .await
+                .unwrap();
+            writer_tx
+                .send(staged(&writer_file, Stage::Complete))
+                .await
+                .unwrap();
+        });
+        let t = Instant::now();
+        let batch = gather(staged(&f, Stage::Removed), &mut rx, SETTLE, MAX_SETTLE).await;
+        writer.await.unwrap();
+        assert_eq!(
+            t.elapsed(),
+            SETTLE * 3 + SETTLE / TAIL_DIVISOR,
+            "processed once it is back and closed"
+        );
+        assert_eq!(batch.len(), 1);
+
+        // Really deleted: processed after the grace.
+        std::fs::remove_file(&f).unwrap();
+        let t = Instant::now();
+        gather(staged(&f, Stage::Removed), &mut rx, SETTLE, MAX_SETTLE).await;
+        assert_eq!(t.elapsed(), SETTLE * REMOVAL_GRACE_SETTLES);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_folder_renamed_into_place_completes_what_was_removed_below_it() {
+        let (tx, mut rx) = mpsc::channel(8);
+        tx.send(staged("/p/skills/s/refs", Stage::Removed))
+            .await
+            .unwrap();
+        tx.send(staged("/p/skills/s", Stage::Removed))
+            .await
+            .unwrap();
+        tx.send(staged("/p/skills/s", Stage::Complete))
+            .await
+            .unwrap();
+        let t = Instant::now();
+        let first = staged("/p/skills/s/SKILL.md", Stage::Removed);
+        let batch = gather(first, &mut rx, SETTLE, MAX_SETTLE).await;
+        assert_eq!(t.elapsed(), SETTLE / TAIL_DIVISOR);
+        assert_eq!(batch.len(), 3);
     }
 
     #[tokio::test(start_paused = true)]
@@ -364,9 +566,7 @@ mod tests {
         std::fs::write(&emptied, b"").unwrap();
         let (tx, mut rx) = mpsc::channel(8);
         tx.send(cookie(1)).await.unwrap();
-        let first = Hint {
-            paths: vec![emptied.clone()],
-        };
+        let first = staged(&emptied, Stage::Writing);
         let writer = tokio::spawn(async move {
             tokio::time::sleep(SETTLE * 3).await;
             std::fs::write(&emptied, b"saved\n").unwrap();

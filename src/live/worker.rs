@@ -37,6 +37,9 @@ pub(super) struct Dirty {
     pub(super) acks: Vec<oneshot::Sender<()>>,
     /// Only history upkeep (pending snapshots, retention) is due.
     pub(super) housekeeping: bool,
+    /// Every project's drift is recomputed (from the memoised sides): the configuration
+    /// changed.
+    pub(super) all_projects: bool,
     /// The store's condition changed: its problem is to be reported (or cleared).
     pub(super) store_condition: bool,
 }
@@ -103,6 +106,7 @@ impl Worker {
         self.config_problems = effective.problems.clone();
         self.seen = Arc::clone(config);
         dirty.projects = true;
+        dirty.all_projects = true;
     }
 
     /// Folders to watch for `projects`.
@@ -227,9 +231,22 @@ impl Worker {
 
         let colls = collections_dir(&home);
         let mut affected: BTreeSet<PathBuf> = BTreeSet::new();
-        if rediscover {
+        if dirty.full || dirty.all_projects {
             affected.extend(active.iter().cloned());
         } else {
+            // A project listed anew (added, found, no longer ignored, back) is recomputed;
+            // the others keep their reports unless their own paths changed, so adding a
+            // project costs its size, not that of every project known.
+            if rediscover {
+                let before: BTreeMap<&PathBuf, &KnownProject> =
+                    old.projects.iter().map(|k| (&k.path, k)).collect();
+                affected.extend(
+                    projects
+                        .iter()
+                        .filter(|k| active.contains(&k.path) && before.get(&k.path) != Some(k))
+                        .map(|k| k.path.clone()),
+                );
+            }
             let mut dirty_collections = BTreeSet::new();
             for p in paths.iter().copied().chain(added_roots.iter()) {
                 if let Ok(rest) = p.strip_prefix(&colls)
@@ -435,6 +452,9 @@ impl Worker {
         if !initial {
             self.upkeep();
         }
+        if dirty.full {
+            release_freed_memory();
+        }
         tracing::debug!(
             paths = paths.len(),
             projects = affected.len(),
@@ -534,4 +554,15 @@ fn by_project(reports: &BTreeMap<String, ArtifactReport>) -> BTreeMap<PathBuf, A
             .insert(k.clone(), r.clone());
     }
     out.into_iter().map(|(p, r)| (p, Arc::new(r))).collect()
+}
+
+/// Hands the memory a full reconcile freed (hashing buffers of every core, listings) back
+/// to the system: glibc keeps freed memory in per-thread arenas otherwise, and the daemon's
+/// resident size would stay at its peak while it idles.
+fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns unused memory of the allocator to the system.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }

@@ -71,6 +71,7 @@ impl Store {
         let result = self
             .with(|h| {
                 h.journal.apply_batch(batch)?;
+                h.counts.journal_events.add(keys.len() as i64);
                 h.meta.insert(NEXT_CURSOR, next)?;
                 Ok(())
             })
@@ -86,6 +87,9 @@ impl Store {
                 }
                 Ok(())
             });
+            if let Some(counts) = self.counts() {
+                counts.journal_events.forget();
+            }
             durable.fetch_min(events[0].cursor.saturating_sub(1), Ordering::SeqCst);
             return Err(e);
         }
@@ -136,12 +140,13 @@ impl Store {
         })
     }
 
-    /// Number of events in the journal (0 when the store cannot answer).
+    /// Number of events in the journal (0 when the store cannot answer): a counter, after
+    /// one count the first time.
     pub fn journal_len(&self) -> usize {
         let limit = self.journal_limit();
         self.with(|h| {
             Ok(if limit == u64::MAX {
-                h.journal.len()
+                h.counts.journal_events.get_or(|| h.journal.len() as u64) as usize
             } else {
                 h.journal
                     .range(..limit.saturating_add(1).to_be_bytes())
@@ -158,14 +163,17 @@ impl Store {
     pub fn prune_journal(&self, max_events: usize, min_time_ms: i64) -> Result<usize, StoreError> {
         self.with(|h| {
             let mut removed = 0;
-            let excess = h.journal.len().saturating_sub(max_events);
+            let len = h.counts.journal_events.get_or(|| h.journal.len() as u64);
+            let excess = (len as usize).saturating_sub(max_events);
             for kv in h.journal.iter() {
                 let (k, v) = kv?;
                 let old = serde_json::from_slice::<Event>(&v)
                     .map(|e| e.time_ms < min_time_ms)
                     .unwrap_or(true);
                 if removed < excess || old {
-                    h.journal.remove(k)?;
+                    if h.journal.remove(k)?.is_some() {
+                        h.counts.journal_events.add(-1);
+                    }
                     removed += 1;
                 } else {
                     break;

@@ -145,22 +145,32 @@ impl Store {
         entry: &CachedHash,
     ) -> Result<(), StoreError> {
         self.with(|h| {
-            h.hashes
+            let old = h
+                .hashes
                 .insert(Self::hash_key(variant, path), entry.encode())?;
+            let old_files = old
+                .and_then(|v| CachedHash::decode(&v))
+                .map_or(0, |c| c.files);
+            h.counts
+                .files_indexed
+                .add(entry.files as i64 - old_files as i64);
             Ok(())
         })
     }
 
-    /// Number of files covered by cached hashes (0 when the store cannot answer).
+    /// Number of files covered by cached hashes (0 when the store cannot answer): a
+    /// counter, after one scan the first time.
     pub fn files_indexed(&self) -> u64 {
         self.with(|h| {
-            Ok(h.hashes
-                .iter()
-                .values()
-                .filter_map(Result::ok)
-                .filter_map(|v| CachedHash::decode(&v))
-                .map(|c| c.files)
-                .sum())
+            Ok(h.counts.files_indexed.get_or(|| {
+                h.hashes
+                    .iter()
+                    .values()
+                    .filter_map(Result::ok)
+                    .filter_map(|v| CachedHash::decode(&v))
+                    .map(|c| c.files)
+                    .sum()
+            }))
         })
         .unwrap_or(0)
     }

@@ -155,8 +155,9 @@ fn no_sync_answers_at_once_and_the_default_waits_for_pending_changes() {
     let p = project.to_str().unwrap();
     assert_eq!(drift_exit(&env, &project, &["--sync"]), 0);
 
-    // A save that truncated the file and has not written it yet.
-    std::fs::write(project.join(".claude/commands/hello.md"), "").unwrap();
+    // A save that truncated the file and has not written it yet (still open: a closed
+    // file is final and processed at once).
+    let _saving = std::fs::File::create(project.join(".claude/commands/hello.md")).unwrap();
     let stale = env.smctl_json(&["drift", p, "--no-sync"]);
     assert_eq!(drift_pairs(&stale), [], "{stale:#}");
     let fresh = env.smctl_json(&["drift", p]);

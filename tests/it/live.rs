@@ -164,6 +164,48 @@ fn editor_saves_make_exactly_one_event() {
 }
 
 #[test]
+fn twenty_delete_then_recreate_saves_of_unchanged_content_raise_no_event() {
+    let env = Env::new();
+    let (_coll, project) = setup(&env, &three());
+    let _d = env.daemon();
+    add(&env, &project);
+    let root = project.join(".claude");
+    let c = env.cursor();
+    for file in ["skills/review/SKILL.md", "commands/hello.md"] {
+        let file = root.join(file);
+        let content = std::fs::read(&file).unwrap();
+        for _ in 0..20 {
+            std::fs::remove_file(&file).unwrap();
+            // A writer descheduled between the two halves, past the settle window.
+            std::thread::sleep(Duration::from_millis(25));
+            std::fs::write(&file, &content).unwrap();
+            // The next save comes a moment later, as a person saves.
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    assert_eq!(env.events_since(c), Vec::<Value>::new());
+
+    // The same with a change makes one event per file.
+    for file in ["skills/review/SKILL.md", "commands/hello.md"] {
+        let file = root.join(file);
+        std::fs::remove_file(&file).unwrap();
+        std::thread::sleep(Duration::from_millis(25));
+        std::fs::write(&file, "changed\n").unwrap();
+    }
+    let ev = env.events_since(c);
+    let mut seen = transitions(&ev);
+    seen.sort();
+    assert_eq!(
+        seen,
+        [
+            t("hello", "in_sync", "modified"),
+            t("review", "in_sync", "modified")
+        ],
+        "{ev:#?}"
+    );
+}
+
+#[test]
 fn renames_into_and_out_of_an_artifact() {
     let env = Env::new();
     let (_coll, project) = setup(&env, &three());
@@ -330,8 +372,8 @@ fn new_roots_and_projects_are_picked_up_without_restart() {
     let (_coll, project) = setup(&env, &three());
     let _d = env.daemon();
     add(&env, &project);
-    let c = env.cursor();
     // A new profile root appears, deployed to later.
+    let c = env.cursor();
     deploy(
         &env.skillmeat_home,
         "default",
@@ -396,26 +438,40 @@ fn a_slow_subscriber_gets_resync_then_live_events() {
             );
         }
         env.smctl_json(&["drift", "--sync"]);
+        // A resync carries the state current when the subscriber lagged (changes are
+        // processed as they complete, so that may be mid-burst); with the events after
+        // it, the subscriber ends with the full state.
         let mut resync = None;
+        let mut modified = std::collections::BTreeSet::new();
         let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-        while resync.is_none() {
+        while resync.is_none() || modified.len() < 600 {
             let msg = tokio::time::timeout_at(deadline, stream.message())
                 .await
-                .expect("no RESYNC before the deadline")
+                .expect("no RESYNC with the full state before the deadline")
                 .unwrap()
                 .unwrap();
-            if let Some(pb::watch_response::Message::Resync(r)) = msg.message {
-                resync = Some(r);
+            match msg.message {
+                Some(pb::watch_response::Message::Resync(r)) => {
+                    modified = r
+                        .artifacts
+                        .iter()
+                        .filter(|a| a.drift_type == pb::DriftType::Modified as i32)
+                        .map(|a| a.name.clone())
+                        .collect();
+                    resync = Some(r);
+                }
+                Some(pb::watch_response::Message::Event(e)) if resync.is_some() => {
+                    if e.new_drift == pb::DriftType::Modified as i32 {
+                        modified.insert(e.name);
+                    } else {
+                        modified.remove(&e.name);
+                    }
+                }
+                _ => {}
             }
         }
         let r = resync.unwrap();
         assert_eq!(r.reason, "lagged");
-        let modified = r
-            .artifacts
-            .iter()
-            .filter(|a| a.drift_type == pb::DriftType::Modified as i32)
-            .count();
-        assert_eq!(modified, 600, "the resync carries the full current state");
         // After the resync, live events arrive again, in order.
         write(
             &project.join(".claude/commands/c000.md"),
@@ -550,6 +606,74 @@ fn a_user_file_named_like_a_transaction_temporary_makes_an_event() {
     assert_eq!(
         transitions(&ev),
         [t("review", "in_sync", "modified")],
+        "{ev:#?}"
+    );
+}
+
+#[test]
+fn a_skillmeat_deploy_is_one_event_per_artifact_without_flapping() {
+    let env = Env::new();
+    let Some(sm) = crate::common::skillmeat::SkillMeat::new(&env, "deploy without flapping") else {
+        return;
+    };
+    let (p1, p2) = (env.path("p1"), env.path("p2"));
+    let out = std::process::Command::new("bash")
+        .arg(crate::common::skillmeat::support_script(
+            "make-skillmeat-home.sh",
+        ))
+        .args([&env.home, &p1, &p2])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let project = p1.canonicalize().unwrap();
+    let p = project.to_str().unwrap();
+    let _d = env.daemon();
+    add(&env, &project);
+    // Both collection copies change (a folder and a file): outdated.
+    let coll = env.skillmeat_home.join("collections/default");
+    for file in ["skills/review-skill/SKILL.md", "commands/hello.md"] {
+        let text = std::fs::read_to_string(coll.join(file)).unwrap();
+        write(&coll.join(file), format!("{text}\nRedeployed line.\n"));
+    }
+    let c = env.cursor();
+    let drift = env.smctl_json(&["drift", p]);
+    let outdated: Vec<&str> = drift["artifacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["drift_type"] == "outdated")
+        .map(|a| a["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(outdated, ["hello", "review-skill"], "{drift}");
+    let c = env
+        .events_since(c)
+        .last()
+        .map_or(c, |e| e["cursor"].as_u64().unwrap());
+
+    // One SkillMeat deploy of both: each goes from outdated to in sync, with nothing
+    // in between (no modified, missing or conflict while the copy and record land).
+    sm.run(&[
+        "deploy",
+        "review-skill",
+        "hello",
+        "--project",
+        p,
+        "--overwrite",
+    ]);
+    let ev = env.events_since(c);
+    let mut seen = transitions(&ev);
+    seen.sort();
+    assert_eq!(
+        seen,
+        [
+            t("hello", "outdated", "in_sync"),
+            t("review-skill", "outdated", "in_sync")
+        ],
         "{ev:#?}"
     );
 }
