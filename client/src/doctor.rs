@@ -197,27 +197,15 @@ async fn config(paths: &Paths, s: Option<&pb::StatusResponse>) -> Check {
     let file = paths.skillmeat_home.join("daemon.toml");
     let fix = "edit the file (`skillmeatd run --check-config` says what is wrong), then \
                `systemctl --user reload skillmeatd` or `kill -HUP <pid>`";
-    let bin = match locate::skillmeatd(None) {
-        Ok(b) => b,
-        Err(e) => return check("config", Level::Warn, format!("cannot validate: {e}"), ""),
-    };
-    let out = tokio::process::Command::new(&bin)
-        .arg("--skillmeat-home")
-        .arg(&paths.skillmeat_home)
-        .args(["run", "--check-config"])
-        .stdin(std::process::Stdio::null())
-        .output()
-        .await;
-    let out = match out {
+    let out = match skillmeatd_offline("config", "validate", |c| {
+        c.arg("--skillmeat-home")
+            .arg(&paths.skillmeat_home)
+            .args(["run", "--check-config"]);
+    })
+    .await
+    {
         Ok(o) => o,
-        Err(e) => {
-            return check(
-                "config",
-                Level::Warn,
-                format!("cannot run {}: {e}", bin.display()),
-                "",
-            );
-        }
+        Err(c) => return c,
     };
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr);
@@ -381,6 +369,31 @@ fn polling(s: &pb::StatusResponse) -> Check {
         ),
         fix,
     )
+}
+
+/// Runs the local `skillmeatd` with the arguments `args` adds, for a check that needs no
+/// daemon (`run --check-config`, `run --check-store`). A binary that cannot be found or run
+/// is the check `name`'s warning ("cannot `verb`: …").
+async fn skillmeatd_offline(
+    name: &'static str,
+    verb: &str,
+    args: impl FnOnce(&mut tokio::process::Command),
+) -> Result<std::process::Output, Check> {
+    let bin = locate::skillmeatd(None)
+        .map_err(|e| check(name, Level::Warn, format!("cannot {verb}: {e}"), ""))?;
+    let mut cmd = tokio::process::Command::new(&bin);
+    args(&mut cmd);
+    cmd.stdin(std::process::Stdio::null())
+        .output()
+        .await
+        .map_err(|e| {
+            check(
+                name,
+                Level::Warn,
+                format!("cannot run {}: {e}", bin.display()),
+                "",
+            )
+        })
 }
 
 /// The journal holds one contiguous run of cursors ending at the current one.

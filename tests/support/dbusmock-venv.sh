@@ -31,10 +31,7 @@ install_into() {
     if ! has_bindings "$PY" || ! command -v dbus-daemon >/dev/null; then
         if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
             echo "dbusmock-venv: installing Debian's dbus-daemon, python3-dbus and python3-gi" >&2
-            DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
-                dbus-daemon python3-dbus python3-gi >&2 \
-                || { apt-get update -q >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
-                    --no-install-recommends dbus-daemon python3-dbus python3-gi >&2; }
+            apt_install dbus-daemon python3-dbus python3-gi
         fi
     fi
     if ! has_bindings "$PY"; then

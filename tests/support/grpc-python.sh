@@ -23,13 +23,9 @@ installed_ok() {
 }
 
 install_into() {
-    local venv=$1
-    echo "grpc-venv: installing grpcio==$GRPC_VERSION into $venv" >&2
-    "$PY" -m venv "$venv" >&2
-    PIP_DISABLE_PIP_VERSION_CHECK=1 "$venv/bin/python" -m pip install --quiet --no-input \
-        "grpcio==$GRPC_VERSION" "grpcio-tools==$GRPC_VERSION" \
-        "grpcio-health-checking==$GRPC_VERSION" "grpcio-reflection==$GRPC_VERSION" >&2
-    touch "$venv/.installed-$GRPC_VERSION"
+    pip_venv grpc-venv "$PY" "$1" "grpcio==$GRPC_VERSION" "grpcio-tools==$GRPC_VERSION" \
+        "grpcio-health-checking==$GRPC_VERSION" "grpcio-reflection==$GRPC_VERSION"
+    touch "$1/.installed-$GRPC_VERSION"
 }
 
 build_once "$VENV" installed_ok install_into

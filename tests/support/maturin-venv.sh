@@ -22,14 +22,7 @@ installed_ok() {
 }
 
 install_into() {
-    local venv=$1
-    echo "maturin-venv: installing maturin==$MATURIN_VERSION into $venv" >&2
-    "$PY" -m venv "$venv" >&2 || {
-        echo "maturin-venv: '$PY -m venv' failed (on Debian: apt-get install python3-venv)" >&2
-        return 1
-    }
-    PIP_DISABLE_PIP_VERSION_CHECK=1 "$venv/bin/python" -m pip install --quiet --no-input \
-        "maturin==$MATURIN_VERSION" >&2
+    pip_venv maturin-venv "$PY" "$1" "maturin==$MATURIN_VERSION"
 }
 
 build_once "$VENV" installed_ok install_into

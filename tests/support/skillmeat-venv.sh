@@ -28,16 +28,7 @@ installed_ok() {
 }
 
 install_into() {
-    local venv=$1
-    echo "skillmeat-venv: installing skillmeat==$SKILLMEAT_VERSION into $venv" >&2
-    # Debian's python3 needs the python3-venv package for ensurepip.
-    "$PY" -m venv "$venv" >&2 || {
-        echo "skillmeat-venv: '$PY -m venv' failed (on Debian: apt-get install python3-venv)" >&2
-        return 1
-    }
-    # No pip self-upgrade or version-check chatter; PyPI only.
-    PIP_DISABLE_PIP_VERSION_CHECK=1 "$venv/bin/python" -m pip install --quiet \
-        --no-input "skillmeat==$SKILLMEAT_VERSION" >&2
+    pip_venv skillmeat-venv "$PY" "$1" "skillmeat==$SKILLMEAT_VERSION"
 }
 
 build_once "$VENV" installed_ok install_into

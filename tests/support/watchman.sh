@@ -17,26 +17,8 @@ works() {
     [ -x "$BIN" ] && "$BIN" --version >/dev/null 2>&1
 }
 
-if works; then
-    echo "$BIN"
-    exit 0
-fi
-if [ "$(id -u)" -ne 0 ]; then
-    echo "watchman: Debian's 'watchman' package is not installed and installing it needs root (run: sudo apt-get install watchman)" >&2
-    exit 3
-fi
-if ! command -v apt-get >/dev/null; then
-    echo "watchman: no apt-get on this machine: install watchman yourself or set SKILLMEATD_WATCHMAN" >&2
-    exit 3
-fi
-mkdir -p "$(dirname "$LOCK")"
-exec {fd}>"$LOCK"
-flock "$fd"
-if ! works; then
-    echo "watchman: installing Debian's watchman package" >&2
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get install -y -q --no-install-recommends watchman >&2 \
-        || { apt-get update -q >&2 && apt-get install -y -q --no-install-recommends watchman >&2; }
-fi
-works || { echo "watchman: $BIN does not run after installing watchman" >&2; exit 1; }
+. "$REPO_ROOT/tests/support/lib.sh"
+apt_provide watchman "$LOCK" works watchman \
+    "install watchman yourself or set SKILLMEATD_WATCHMAN" \
+    || exit $?
 echo "$BIN"

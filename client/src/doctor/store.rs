@@ -7,8 +7,7 @@ use serde_json::Value;
 use skillmeatd_proto::paths::Paths;
 use skillmeatd_proto::pb;
 
-use super::{Check, Level, check, skipped};
-use crate::locate;
+use super::{Check, Level, check, skillmeatd_offline, skipped};
 
 /// Store size above which the journal limits deserve a look.
 const STORE_LARGE: u64 = 1 << 30;
@@ -109,29 +108,17 @@ pub(super) fn store(s: &pb::StatusResponse) -> Check {
 /// copies earlier repairs moved aside.
 pub(super) async fn store_offline(paths: &Paths) -> Check {
     let moved = moved_offline(paths);
-    let bin = match locate::skillmeatd(None) {
-        Ok(b) => b,
-        Err(e) => return check("store", Level::Warn, format!("cannot check: {e}"), ""),
-    };
-    let out = tokio::process::Command::new(&bin)
-        .arg("--skillmeat-home")
-        .arg(&paths.skillmeat_home)
-        .arg("--state-dir")
-        .arg(&paths.state_dir)
-        .args(["run", "--check-store"])
-        .stdin(std::process::Stdio::null())
-        .output()
-        .await;
-    let out = match out {
+    let out = match skillmeatd_offline("store", "check", |c| {
+        c.arg("--skillmeat-home")
+            .arg(&paths.skillmeat_home)
+            .arg("--state-dir")
+            .arg(&paths.state_dir)
+            .args(["run", "--check-store"]);
+    })
+    .await
+    {
         Ok(o) => o,
-        Err(e) => {
-            return check(
-                "store",
-                Level::Warn,
-                format!("cannot run {}: {e}", bin.display()),
-                "",
-            );
-        }
+        Err(c) => return c,
     };
     let said = String::from_utf8_lossy(&out.stdout).trim().to_string();
     match out.status.code() {
