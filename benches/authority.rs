@@ -2,7 +2,7 @@
 //! socket with and without `skillmeatd::authority::Connection` in front. Not run in CI:
 //!
 //! ```sh
-//! cargo bench --bench authority            # a few minutes
+//! cargo bench --bench authority            # about a minute once built
 //! ```
 //!
 //! Two clients, in short alternating rounds so every side shares the machine's noise; each
