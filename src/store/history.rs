@@ -344,11 +344,7 @@ impl HistoryStore {
         for v in versions {
             add_version(&self.store, &mut batch, v);
         }
-        self.store.with(|h| {
-            h.history.apply_batch(batch)?;
-            h.newest.note(versions);
-            Ok(())
-        })
+        self.apply_noting(batch, versions)
     }
 
     /// Writes new versions and a snapshot naming them, atomically.
@@ -363,11 +359,7 @@ impl HistoryStore {
         let k = snapshot_key(snap.id);
         let json = serde_json::to_vec(snap).expect("a snapshot always serializes");
         batch.insert(k.clone(), self.store.frame(TreeId::History, &k, &json));
-        self.store.with(|h| {
-            h.history.apply_batch(batch)?;
-            h.newest.note(versions);
-            Ok(())
-        })
+        self.apply_noting(batch, versions)
     }
 
     /// One version.
@@ -505,11 +497,7 @@ impl HistoryStore {
             .store
             .frame(TreeId::History, &k, &version.id.0.to_be_bytes());
         batch.insert(k, v);
-        self.store.with(|h| {
-            h.history.apply_batch(batch)?;
-            h.newest.note(previous.into_iter().chain([version]));
-            Ok(())
-        })
+        self.apply_noting(batch, previous.into_iter().chain([version]))
     }
 
     /// When the last automatic snapshot of `target` was taken (ms since the epoch).

@@ -76,6 +76,22 @@ pub(super) fn remember(
 }
 
 impl super::history::HistoryStore {
+    /// Applies `batch` to the history tree, then notes the versions it `wrote`.
+    ///
+    /// # Errors
+    /// sled failed.
+    pub(super) fn apply_noting<'a>(
+        &self,
+        batch: sled::Batch,
+        wrote: impl IntoIterator<Item = &'a Version>,
+    ) -> Result<(), super::StoreError> {
+        self.store.with(|h| {
+            h.history.apply_batch(batch)?;
+            h.newest.note(wrote);
+            Ok(())
+        })
+    }
+
     /// The newest version of `loc` (latest time, then highest id), if it has any.
     ///
     /// # Errors
