@@ -169,6 +169,7 @@ pub async fn serve(
     tonic::transport::Server::builder()
         .max_frame_size(authority::MAX_FRAME_SIZE)
         .http2_max_header_list_size(authority::MAX_HEADER_LIST_SIZE)
+        .layer(tower::util::MapResponseLayer::new(rpc::name_version))
         .add_service(health)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)

@@ -110,6 +110,23 @@ pub fn check_peer(req: Request<()>) -> Result<Request<()>, Status> {
     }
 }
 
+/// Names the daemon's version and protocol in the headers of an answer (every service's,
+/// errors included), so clients compare them without a `Status` call of their own.
+pub fn name_version(
+    mut response: http::Response<tonic::body::Body>,
+) -> http::Response<tonic::body::Body> {
+    let headers = response.headers_mut();
+    headers.insert(
+        skillmeatd_proto::VERSION_HEADER,
+        http::HeaderValue::from_static(env!("CARGO_PKG_VERSION")),
+    );
+    headers.insert(
+        skillmeatd_proto::PROTOCOL_HEADER,
+        http::HeaderValue::from(PROTOCOL_VERSION),
+    );
+    response
+}
+
 /// A path argument: present and absolute (the client resolves relative ones).
 #[allow(clippy::result_large_err)]
 fn path_arg(name: &str, value: &str) -> Result<PathBuf, Status> {

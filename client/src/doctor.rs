@@ -22,7 +22,6 @@ use skillmeatd_proto::{PROTOCOL_VERSION, connect, pb};
 use crate::failure::Failure;
 use crate::locate;
 use crate::output::Format;
-use crate::session::Client;
 
 mod store;
 use store::{store, store_offline};
@@ -84,7 +83,7 @@ pub fn skipped(name: &'static str) -> Check {
 pub async fn run(paths: &Paths, format: Format) -> Result<u8, Failure> {
     let (status, notify) = match connect::channel(&paths.socket).await {
         Ok(ch) => {
-            let mut client = Client::new(ch);
+            let mut client = crate::session::client(ch);
             let status = client
                 .status(pb::StatusRequest { stale_ok: true })
                 .await

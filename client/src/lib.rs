@@ -93,16 +93,14 @@ async fn dispatch(command: Command, paths: &Paths, format: Format) -> Result<u8,
         // The language server connects (and reconnects) by itself, and reports to the editor.
         return lsp::run(paths).await;
     }
-    // The handshake's counts are the answer of `smctl status` only.
-    let stale_ok = match &command {
-        Command::Status(args) => args.fresh.stale_ok(),
-        _ => true,
-    };
-    let session::Session { mut client, status } = session::open(paths, stale_ok).await?;
-    let client = &mut client;
+    let client = &mut session::open(paths).await?;
     let out = &mut Stdout::lock();
     match command {
-        Command::Status(_) => Ok(output::status(out, format, &status).map(|()| 0)?),
+        Command::Status(args) => {
+            let stale_ok = args.fresh.stale_ok();
+            let status = client.status(skillmeatd_proto::pb::StatusRequest { stale_ok }).await?;
+            Ok(output::status(out, format, status.get_ref()).map(|()| 0)?)
+        }
         Command::Drift(args) => drift::run(client, args, format, out).await,
         Command::Watch(args) => watch::run(client, args, format, out).await,
         Command::Project(cmd) => project::run(client, cmd, format, out).await,

@@ -3,41 +3,48 @@
 //!
 //! When nothing answers on the socket, smctl runs `skillmeatd start` (the binary beside
 //! smctl or on `PATH`) with the same home, state directory and socket, says so on stderr,
-//! and connects again; `SKILLMEATD_NO_AUTOSTART=1` turns this off. Every session begins
-//! with `Status`, the handshake: when the daemon's version or protocol differs from
-//! smctl's own, smctl warns on stderr and goes on. The handshake waits for the sync
-//! barrier only when its counts are the answer (`smctl status`); every other command's own
-//! request does.
+//! and connects again; `SKILLMEATD_NO_AUTOSTART=1` turns this off.
+//!
+//! The version check costs no round trip: the daemon names its version and protocol in
+//! the headers of every answer, and the first answer that reaches smctl is compared with
+//! smctl's own; when they differ, smctl warns on stderr (once) and goes on. A command's
+//! first request is its own, so `smctl drift` is one request on a fresh connection.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use skillmeatd_proto::paths::Paths;
-use skillmeatd_proto::{PROTOCOL_VERSION, connect, pb};
+use skillmeatd_proto::{PROTOCOL_HEADER, PROTOCOL_VERSION, VERSION_HEADER, connect, pb};
+use tonic::codegen::http;
 use tonic::transport::Channel;
 
 use crate::failure::Failure;
 use crate::locate;
 
+/// An answer's headers, looked at as they arrive.
+type Answer = http::Response<tonic::body::Body>;
+
+/// The daemon's channel, with every answer's version headers checked.
+pub type Transport = tower::util::MapResponse<Channel, fn(Answer) -> Answer>;
+
 /// The generated client stub over the daemon's socket.
-pub type Client = pb::skillmeat_daemon_client::SkillmeatDaemonClient<Channel>;
+pub type Client = pb::skillmeat_daemon_client::SkillmeatDaemonClient<Transport>;
+
+/// A client over `channel` that checks the daemon's version on its first answer.
+pub fn client(channel: Channel) -> Client {
+    Client::new(tower::util::MapResponse::new(channel, check_version))
+}
 
 /// Set to `1` (or any value but `0` and empty) to never start the daemon automatically.
 pub const ENV_NO_AUTOSTART: &str = "SKILLMEATD_NO_AUTOSTART";
 /// How long to keep trying to connect after starting the daemon.
 const RETRY_FOR: Duration = Duration::from_secs(5);
 
-/// A connected client and the daemon's handshake answer.
-pub struct Session {
-    pub client: Client,
-    pub status: pb::StatusResponse,
-}
-
-/// Connects to the daemon of `paths`, starting it first when allowed and needed. The
-/// handshake's counts are fresh unless `stale_ok`.
+/// Connects to the daemon of `paths`, starting it first when allowed and needed.
 ///
 /// # Errors
-/// Exit 3 when no daemon answers (and autostart is off or failed); the handshake failed.
-pub async fn open(paths: &Paths, stale_ok: bool) -> Result<Session, Failure> {
+/// Exit 3 when no daemon answers (and autostart is off or failed).
+pub async fn open(paths: &Paths) -> Result<Client, Failure> {
     let channel = match connect::channel(&paths.socket).await {
         Ok(ch) => ch,
         Err(_) if autostart_disabled(std::env::var(ENV_NO_AUTOSTART).ok().as_deref()) => {
@@ -48,20 +55,33 @@ pub async fn open(paths: &Paths, stale_ok: bool) -> Result<Session, Failure> {
             retry(paths).await?
         }
     };
-    let mut client = Client::new(channel);
-    let status = client
-        .status(pb::StatusRequest { stale_ok })
-        .await?
-        .into_inner();
-    if let Some(w) = mismatch(
-        env!("CARGO_PKG_VERSION"),
-        PROTOCOL_VERSION,
-        &status.daemon_version,
-        status.protocol_version,
-    ) {
-        eprintln!("smctl: warning: {w}");
+    Ok(client(channel))
+}
+
+/// Compares the version headers of the first answer with smctl's own and warns once when
+/// they differ. A daemon that names no version is older than these headers.
+fn check_version(answer: Answer) -> Answer {
+    static CHECKED: AtomicBool = AtomicBool::new(false);
+    if !CHECKED.swap(true, Ordering::Relaxed) {
+        let header = |name| {
+            answer
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        let version = header(VERSION_HEADER);
+        let protocol = header(PROTOCOL_HEADER).and_then(|p| p.parse().ok());
+        if let Some(w) = mismatch(
+            env!("CARGO_PKG_VERSION"),
+            PROTOCOL_VERSION,
+            version.as_deref(),
+            protocol,
+        ) {
+            eprintln!("smctl: warning: {w}");
+        }
     }
-    Ok(Session { client, status })
+    answer
 }
 
 fn not_running(paths: &Paths, why: &str) -> Failure {
@@ -130,13 +150,20 @@ async fn retry(paths: &Paths) -> Result<Channel, Failure> {
     }
 }
 
-/// What to tell the user when the daemon's version or protocol is not smctl's.
+/// What to tell the user when the daemon's version or protocol is not smctl's (`None`
+/// when the daemon did not name them: it predates these headers).
 fn mismatch(
     own_version: &str,
     own_protocol: u32,
-    daemon_version: &str,
-    daemon_protocol: u32,
+    daemon_version: Option<&str>,
+    daemon_protocol: Option<u32>,
 ) -> Option<String> {
+    let (Some(daemon_version), Some(daemon_protocol)) = (daemon_version, daemon_protocol) else {
+        return Some(format!(
+            "skillmeatd does not name its version, so it is older than smctl {own_version}; \
+             restart the daemon after an upgrade (`skillmeatd stop && skillmeatd start`)"
+        ));
+    };
     if own_protocol != daemon_protocol {
         Some(format!(
             "skillmeatd {daemon_version} speaks protocol {daemon_protocol}, smctl {own_version} \
@@ -160,19 +187,25 @@ mod tests {
 
     #[test]
     fn same_version_and_protocol_is_quiet() {
-        assert_eq!(mismatch("0.1.0", 1, "0.1.0", 1), None);
+        assert_eq!(mismatch("0.1.0", 1, Some("0.1.0"), Some(1)), None);
     }
 
     #[test]
     fn protocol_difference_is_named() {
-        let w = mismatch("0.1.0", 1, "0.2.0", 2).unwrap();
+        let w = mismatch("0.1.0", 1, Some("0.2.0"), Some(2)).unwrap();
         assert!(w.contains("protocol 2") && w.contains("protocol 1"), "{w}");
     }
 
     #[test]
     fn version_difference_alone_is_named() {
-        let w = mismatch("0.1.0", 1, "0.1.1", 1).unwrap();
+        let w = mismatch("0.1.0", 1, Some("0.1.1"), Some(1)).unwrap();
         assert!(w.contains("0.1.1") && w.contains("same protocol 1"), "{w}");
+    }
+
+    #[test]
+    fn a_daemon_naming_no_version_is_older() {
+        let w = mismatch("0.1.0", 1, None, None).unwrap();
+        assert!(w.contains("older than smctl 0.1.0"), "{w}");
     }
 
     #[test]

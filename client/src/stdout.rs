@@ -7,19 +7,29 @@
 //! command prints through [`Stdout::lock`]; nothing in smctl prints with `println!`. The
 //! one exception is `smctl lsp`, whose JSON-RPC stream (tokio's stdout) ends the server,
 //! exit 0, when its editor closes it.
+//!
+//! Into a pipe or a file, output is buffered and written in a few large writes (a JSON
+//! answer is not a write per line); streams (`smctl watch`) flush after every message. On
+//! a terminal, each line is written as it is printed.
 
-use std::io::{self, Write};
+use std::io::{self, IsTerminal, Write};
+
+/// The buffer for output that goes to a pipe or a file.
+const PIPE_BUFFER: usize = 64 * 1024;
 
 /// Locked standard output whose closed pipe ends the process quietly (exit 0).
 pub struct Stdout {
-    inner: io::StdoutLock<'static>,
+    inner: io::BufWriter<io::StdoutLock<'static>>,
 }
 
 impl Stdout {
     /// Standard output, locked for the rest of the command.
     pub fn lock() -> Stdout {
+        let stdout = io::stdout();
+        // A zero-sized buffer passes every write to std's line-buffered stdout.
+        let capacity = if stdout.is_terminal() { 0 } else { PIPE_BUFFER };
         Stdout {
-            inner: io::stdout().lock(),
+            inner: io::BufWriter::with_capacity(capacity, stdout.lock()),
         }
     }
 }

@@ -7,9 +7,11 @@
 //! - [`connect`]: a tonic channel over the daemon's Unix socket.
 //! - [`paths`]: where SkillMeat's home, the daemon's state directory and its socket are by
 //!   default, and how flags and the environment override them.
-//! - [`PROTOCOL_VERSION`]: the number both sides compare at the handshake, and
-//!   [`version_text`], the `--version` line of both binaries that names it (with the
-//!   git revision the root package's `build.rs` finds in a checkout).
+//! - [`PROTOCOL_VERSION`]: the number both sides compare, and [`version_text`], the
+//!   `--version` line of both binaries that names it (with the git revision the root
+//!   package's `build.rs` finds in a checkout). The daemon names its version and protocol
+//!   in the headers of every answer ([`VERSION_HEADER`], [`PROTOCOL_HEADER`]), so a client
+//!   compares them on its first answer, with no round trip of its own.
 //! - [`drift`]: the drift kinds, defined once, with their string forms and their mapping to
 //!   and from `pb::DriftType`.
 //!
@@ -24,9 +26,17 @@ pub use drift::DriftKind;
 
 /// Version of the protocol in `proto/`; bumped on incompatible changes.
 ///
-/// The daemon reports it in `Status`; `smctl` compares it with its own at the handshake and
-/// warns when they differ, so the two can never disagree about which number is theirs.
+/// The daemon reports it in `Status` and in [`PROTOCOL_HEADER`]; `smctl` compares it with
+/// its own on its first answer and warns when they differ, so the two can never disagree
+/// about which number is theirs.
 pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Response header on every answer of the daemon (gRPC initial metadata): its package
+/// version, as `Status.daemon_version` gives it.
+pub const VERSION_HEADER: &str = "skillmeatd-version";
+
+/// Response header on every answer of the daemon: its [`PROTOCOL_VERSION`], in decimal.
+pub const PROTOCOL_HEADER: &str = "skillmeatd-protocol";
 
 /// What both binaries print after their name for `--version`: the package version, the
 /// [`PROTOCOL_VERSION`] and, for a build from a git checkout, the git commit `revision`

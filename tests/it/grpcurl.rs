@@ -78,3 +78,29 @@ fn grpcurl_lists_services_and_gets_drift_through_reflection() {
         "{v:#}"
     );
 }
+
+/// Every answer names the daemon's version and protocol in its headers, for any client
+/// (smctl compares them instead of calling `Status` first).
+#[test]
+fn every_answer_names_the_daemon_version_and_protocol() {
+    let env = Env::new();
+    let _d = env.daemon();
+    let socket = env.socket.to_str().unwrap();
+    for method in [
+        "skillmeat.daemon.v1.SkillmeatDaemon/ListProjects",
+        "grpc.health.v1.Health/Check",
+    ] {
+        let out = grpcurl(&env, &["-v", "-d", "{}", socket, method]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        let headers = text
+            .split("Response headers received:")
+            .nth(1)
+            .and_then(|h| h.split("\n\n").next())
+            .unwrap_or_else(|| panic!("{method}: no response headers in {text}"));
+        assert!(
+            headers.contains(&format!("skillmeatd-version: {}", env!("CARGO_PKG_VERSION")))
+                && headers.contains("skillmeatd-protocol: 1"),
+            "{method}: {headers}"
+        );
+    }
+}

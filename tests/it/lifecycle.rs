@@ -149,6 +149,10 @@ fn status_reports_versions_and_paths() {
     assert_eq!(s["collections"], 0);
     let out = env.smctl(&["status", "--format", "table"]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("protocol:"));
+    // Same version and protocol: smctl's check of the answer's headers says nothing.
+    let out = env.smctl(&["drift"]);
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "");
 }
 
 /// Only a process with the daemon's uid may call it. Needs root to act as another user.

@@ -66,15 +66,14 @@ pub fn backoff(attempt: u32) -> Duration {
 
 async fn connect(options: &Options, first: bool) -> Result<Client, String> {
     if first && options.autostart {
-        return session::open(&options.paths, true)
+        return session::open(&options.paths)
             .await
-            .map(|s| s.client)
             .map_err(|f| f.message);
     }
     let channel = connect::channel(&options.paths.socket)
         .await
         .map_err(|e| format!("no answer on {} ({e})", options.paths.socket.display()))?;
-    let mut client = Client::new(channel);
+    let mut client = session::client(channel);
     client
         .status(pb::StatusRequest { stale_ok: true })
         .await
