@@ -16,9 +16,11 @@ const NAMES: [&str; 20] = [
     "s13", "s14", "s15", "s16", "s17", "s18", "s19",
 ];
 /// The ceiling for the release build; the debug build the tests run carries about
-/// 15 MB more of its own code and unoptimised frames (an idle debug daemon starts near
-/// 50 MB), so it gets that much more. Before the fix RSS went from 57 to 168 MB in 25 s.
-const CEILING_KIB: u64 = if cfg!(debug_assertions) { 80 } else { 64 } * 1024;
+/// 8 MB more of its own code and unoptimised frames (an idle debug daemon starts near
+/// 50 MB), so it gets that much more. Before the first fix RSS went from 57 to 168 MB in
+/// 25 s; with the default page cache and arenas of today a debug daemon goes from about 50
+/// to 63 MB in 30 s, nearly all of it in the first seconds (sled's cache filling).
+const CEILING_KIB: u64 = if cfg!(debug_assertions) { 72 } else { 64 } * 1024;
 
 fn rss_kib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
@@ -90,7 +92,7 @@ fn finding_12_memory_stays_under_the_ceiling_and_flat_under_continuous_edits() {
         "RSS {last} KiB over the {CEILING_KIB} KiB ceiling: {samples:?}"
     );
     assert!(
-        last as f64 <= first as f64 * 1.25 + 4.0 * 1024.0,
+        last as f64 <= first as f64 * 1.15 + 2.0 * 1024.0,
         "RSS climbs: {first} KiB in the first third, {last} KiB in the last: {samples:?}"
     );
     // The daemon kept up: the last edit is what it reports.

@@ -258,7 +258,7 @@ fn an_hour_of_edits_in_a_minute_stays_flat_and_accounts_for_every_event() {
         "too few events to mean anything: {events}"
     );
     assert!(
-        last_max as f64 <= first_max as f64 * 1.5 + 8.0 * 1024.0,
+        last_max as f64 <= first_max as f64 * 1.15 + 2.0 * 1024.0,
         "RSS grew: {samples:?}"
     );
     assert!(fd_max - fd_min <= 8, "descriptors leaked: {fds:?}");
