@@ -22,15 +22,6 @@ const NAMES: [&str; 20] = [
 /// to 63 MB in 30 s, nearly all of it in the first seconds (sled's cache filling).
 const CEILING_KIB: u64 = if cfg!(debug_assertions) { 72 } else { 64 } * 1024;
 
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap()
-}
-
 #[test]
 fn finding_12_memory_stays_under_the_ceiling_and_flat_under_continuous_edits() {
     let secs: u64 = std::env::var("SKILLMEATD_MEMORY_SECS")
@@ -60,7 +51,6 @@ fn finding_12_memory_stays_under_the_ceiling_and_flat_under_continuous_edits() {
         ),
     );
     let d = env.daemon();
-    let pid = d.pid();
     let began = Instant::now();
     let mut samples: Vec<u64> = Vec::new();
     let mut next = began;
@@ -74,7 +64,7 @@ fn finding_12_memory_stays_under_the_ceiling_and_flat_under_continuous_edits() {
         }
         n += 1;
         if Instant::now() >= next {
-            samples.push(rss_kib(pid));
+            samples.push(d.rss_kib());
             next += Duration::from_secs(1);
         }
         std::thread::sleep(Duration::from_millis(50));
