@@ -46,9 +46,6 @@ pub struct DaemonService {
     live: Arc<Live>,
     notifier: Arc<Notifier>,
     shutdown: CancellationToken,
-    /// History's totals with the store's write stamp they were computed at: `Status`
-    /// recounts them only after the store changed.
-    history_totals: Arc<std::sync::Mutex<Option<(u64, pb::HistoryStats)>>>,
 }
 
 impl DaemonService {
@@ -59,7 +56,6 @@ impl DaemonService {
             live,
             notifier,
             shutdown,
-            history_totals: Arc::default(),
         }
     }
 
