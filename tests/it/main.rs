@@ -33,6 +33,7 @@ mod reload;
 mod service;
 mod smctl;
 mod soak;
+mod status;
 mod store;
 mod supervision;
 mod undo;
