@@ -80,6 +80,20 @@ impl DaemonService {
             .map_err(|e| Status::internal(format!("worker failed: {e}")))?
             .map_err(status::engine)
     }
+
+    /// Fills in the projects' profile roots on the blocking pool (each is a read of the
+    /// project's folder), outside the state's lock.
+    async fn read_roots(
+        &self,
+        mut projects: Vec<pb::ProjectInfo>,
+    ) -> Result<Vec<pb::ProjectInfo>, Status> {
+        tokio::task::spawn_blocking(move || {
+            convert::read_roots(&mut projects);
+            projects
+        })
+        .await
+        .map_err(|e| Status::internal(format!("worker failed: {e}")))
+    }
 }
 
 /// Admits only connections whose peer has the daemon's uid.

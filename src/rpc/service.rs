@@ -132,12 +132,12 @@ impl pb::skillmeat_daemon_server::SkillmeatDaemon for DaemonService {
         let force = req.force;
         let added = self.blocking(move |e| e.add_project(&path, force)).await?;
         self.live.refresh_projects().await.map_err(status::sync)?;
-        let project = self
-            .live
-            .with_state(convert::projects)
-            .0
-            .into_iter()
-            .find(|p| p.path == added.display().to_string());
+        // That project alone: the answer costs its size, not that of every project known.
+        let project = self.live.with_state(|s| {
+            let k = s.projects.iter().find(|k| k.path == added)?;
+            Some(convert::project(s, k))
+        });
+        let project = self.read_roots(project.into_iter().collect()).await?.pop();
         Ok(Response::new(pb::AddProjectResponse { project }))
     }
 
@@ -170,6 +170,7 @@ impl pb::skillmeat_daemon_server::SkillmeatDaemon for DaemonService {
     ) -> Result<Response<pb::ListProjectsResponse>, Status> {
         self.fresh(req.into_inner().stale_ok).await?;
         let (projects, problems) = self.live.with_state(convert::projects);
+        let projects = self.read_roots(projects).await?;
         Ok(Response::new(pb::ListProjectsResponse {
             projects,
             problems,
