@@ -21,9 +21,11 @@
 //! versions to keep, a pure function), [`archive`] (export and import), [`diff`] (unified
 //! diffs between any two states), [`time`] (parsing and printing instants), [`graph`] (the
 //! version graph across locations: ancestry, merge bases) and `lineage` (building it,
-//! recording where an operation's content came from). The types live
+//! recording where an operation's content came from), `adopt` (a base recorded from an
+//! earlier version when its copy changed first). The types live
 //! in [`crate::model`], their encodings in [`crate::store::history`].
 
+mod adopt;
 pub mod archive;
 pub mod content;
 pub mod diff;
@@ -217,7 +219,9 @@ impl History {
                 self.store.flush()?;
                 Ok(Some(v.id))
             }
-            Prepared::Same(_) | Prepared::Nothing => Ok(None),
+            Prepared::Same(_) => Ok(None),
+            // The copy changed since it hashed to the record.
+            Prepared::Nothing => self.adopt_base(loc, content_hash),
         }
     }
 
