@@ -67,26 +67,8 @@ fn run(nvim: &Path, rounds: u32) -> Vec<f64> {
     .unwrap();
     w.start();
     let out = w.dir.path().join("bench.json");
-    let xdg = w.dir.path().join("xdg");
     let status = w
-        .command(nvim)
-        .args(["--headless", "--clean", "--cmd"])
-        .arg(format!(
-            "set rtp^={}",
-            repo().join("client/editors/nvim").display()
-        ))
-        .arg("-c")
-        .arg(format!(
-            "luafile {}",
-            repo().join("client/tests/support/nvim_e2e.lua").display()
-        ))
-        .env("E2E_SMCTL", w.smctl_bin())
-        .env("E2E_FILE", w.project_skill())
-        .env("E2E_COLLECTION", w.collection_skill())
-        .env("E2E_OUT", &out)
-        .env("E2E_ROUNDS", rounds.to_string())
-        .env("XDG_STATE_HOME", xdg.join("state"))
-        .env("XDG_DATA_HOME", xdg.join("data"))
+        .nvim_e2e(nvim, &repo(), &out, rounds)
         .stdout(Stdio::null())
         .status()
         .unwrap();

@@ -22,7 +22,9 @@
 //! by the table size the server advertises), padding dropped and priority kept, the
 //! `:authority` replaced with `localhost`, and re-encoded as literals without indexing — so
 //! h2's own decoder never stores an entry and cannot disagree with the client's table.
-//! Other frames pass unchanged. h2 then decodes and checks every block as always: every
+//! A block the client repeats byte for byte while its table is unchanged (most of a gRPC
+//! channel's blocks) is transcoded once and its output reused (`block.rs`). Other
+//! frames pass unchanged. h2 then decodes and checks every block as always: every
 //! other field, pseudo-header rule, size limit and stream state is still h2's to judge.
 //!
 //! Nothing else gets weaker. A valid `:authority`, and one that is not UTF-8 (h2 refuses

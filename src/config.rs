@@ -38,7 +38,7 @@
 //! coalesce_ms = 5000
 //!
 //! [store]
-//! cache_mb = 16            # sled's page cache, 1 to 1024 MB (memory use follows it)
+//! cache_mb = 8              # sled's page cache, 1 to 1024 MB (memory use follows it)
 //! ```
 //!
 //! Unknown keys are errors (a typo must not be silently ignored), and every number has a
@@ -82,7 +82,7 @@ pub struct Config {
 }
 
 /// sled's page cache unless `[store] cache_mb` says otherwise.
-pub const DEFAULT_CACHE_MB: u64 = 16;
+pub const DEFAULT_CACHE_MB: u64 = 8;
 
 /// The persistent store (`[store]`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -371,7 +371,7 @@ mod tests {
     #[test]
     fn store_cache_is_bounded_and_checked() {
         let d = tempfile::tempdir().unwrap();
-        assert_eq!(Config::default().store.cache_mb, 16);
+        assert_eq!(Config::default().store.cache_mb, 8);
         for bad in ["0", "1025", "100000"] {
             std::fs::write(
                 d.path().join(FILE_NAME),

@@ -227,11 +227,7 @@ impl History {
 
     /// The newest version of `loc` (latest time, then highest id).
     fn newest(&self, loc: &Location) -> Result<Option<Version>, HistoryError> {
-        Ok(self
-            .store
-            .versions_at(loc)?
-            .into_iter()
-            .max_by_key(|v| (v.time_ms, v.id)))
+        Ok(self.store.newest_at(loc)?)
     }
 
     /// Reads `path` and, when its content is new for `loc`, writes its blobs (not yet

@@ -12,7 +12,8 @@
 //!    [`transient`] (the names of transient files, made and recognised in one place),
 //!    [`watcher`] (kernel events and polling turned into change hints), [`paths`],
 //!    [`suggest`], [`faults`] (test-only fault points), [`regular`] (user files opened
-//!    without ever blocking: regular files only).
+//!    without ever blocking: regular files only), [`heap`] (glibc's arenas kept few, freed
+//!    memory handed back).
 //! 2. Domain: [`model`] (locations, versions, snapshots, drift reports, events, operation
 //!    records), [`notification`] (what is worth a desktop notification and when: settings,
 //!    the pure policy, the words) and [`config`] (`daemon.toml`, and the one channel the
@@ -49,6 +50,7 @@ pub mod engine;
 pub mod faults;
 pub mod formats;
 pub mod hash;
+pub mod heap;
 pub mod history;
 pub mod index;
 pub mod journal;

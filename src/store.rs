@@ -32,6 +32,7 @@ mod ids;
 mod journal;
 mod marks;
 mod mutes;
+mod newest;
 mod operations;
 pub mod salvage;
 
@@ -188,6 +189,8 @@ struct Handles {
     graveyard: sled::Tree,
     /// Sizes of the journal and the hash cache, kept as counters.
     counts: Arc<counts::Counts>,
+    /// The newest version of each location recently recorded.
+    newest: Arc<newest::Newest>,
 }
 
 impl Handles {
@@ -204,6 +207,7 @@ impl Handles {
             mutes: db.open_tree(TreeId::Mutes.name())?,
             graveyard: db.open_tree("graveyard")?,
             counts: Arc::default(),
+            newest: Arc::default(),
             db,
         })
     }

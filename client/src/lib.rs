@@ -98,7 +98,9 @@ async fn dispatch(command: Command, paths: &Paths, format: Format) -> Result<u8,
     match command {
         Command::Status(args) => {
             let stale_ok = args.fresh.stale_ok();
-            let status = client.status(skillmeatd_proto::pb::StatusRequest { stale_ok }).await?;
+            let status = client
+                .status(skillmeatd_proto::pb::StatusRequest { stale_ok })
+                .await?;
             Ok(output::status(out, format, status.get_ref()).map(|()| 0)?)
         }
         Command::Drift(args) => drift::run(client, args, format, out).await,

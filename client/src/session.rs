@@ -63,19 +63,12 @@ pub async fn open(paths: &Paths) -> Result<Client, Failure> {
 fn check_version(answer: Answer) -> Answer {
     static CHECKED: AtomicBool = AtomicBool::new(false);
     if !CHECKED.swap(true, Ordering::Relaxed) {
-        let header = |name| {
-            answer
-                .headers()
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string)
-        };
-        let version = header(VERSION_HEADER);
+        let header = |name| answer.headers().get(name).and_then(|v| v.to_str().ok());
         let protocol = header(PROTOCOL_HEADER).and_then(|p| p.parse().ok());
         if let Some(w) = mismatch(
             env!("CARGO_PKG_VERSION"),
             PROTOCOL_VERSION,
-            version.as_deref(),
+            header(VERSION_HEADER),
             protocol,
         ) {
             eprintln!("smctl: warning: {w}");

@@ -2,34 +2,68 @@
 //! never panics and gives the same output however the bytes are split into reads. A
 //! connection it does not rewrite reaches h2 byte for byte; on a rewritten one (the input
 //! may start with a request naming the socket path), every header block h2 gets reads with
-//! an empty HPACK table (nothing indexed) and carries no `:authority` h2 would refuse.
+//! an empty HPACK table (nothing indexed), carries no `:authority` h2 would refuse, and
+//! holds the fields the client's block decodes to with the client's table at that point
+//! (a reference decoder reads the input's blocks in order) — so a block the rewriter
+//! remembered is never reused after the client's table changed.
+//!
+//! The input is a list of pieces, each raw bytes or a header block built from its bytes:
+//! as they are, a repeat of an earlier block's bytes, or fields encoded by one persistent
+//! HPACK encoder (indexing what it has not seen), optionally after a table size update.
 #![no_main]
 
 use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
-use skillmeatd::authority::Rewriter;
+use loona_hpack::decoder::DecoderError;
+use skillmeatd::authority::{HEADER_TABLE_SIZE, MAX_FRAME_SIZE, Rewriter};
 
 const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 const HEADERS: u8 = 0x1;
+const PUSH_PROMISE: u8 = 0x5;
 const CONTINUATION: u8 = 0x9;
 const END_HEADERS: u8 = 0x4;
+const PADDED: u8 = 0x8;
 const PRIORITY: u8 = 0x20;
 
-fuzz_target!(|input: (u8, bool, Vec<u8>)| {
-    let (step, socket_path_first, frames) = input;
+const SOCKET_PATH: &[u8] = b"%2Frun%2Fs.sock";
+/// Fields the encoder pieces pick from, one byte each.
+const NAMES: [&[u8]; 8] = [
+    b":authority",
+    b":path",
+    b":method",
+    b"te",
+    b"grpc-timeout",
+    b"x-id",
+    b"user-agent",
+    b"content-type",
+];
+const VALUES: [&[u8]; 8] = [
+    SOCKET_PATH,
+    b"/run/s.sock",
+    b"localhost",
+    b"POST",
+    b"/grpc.health.v1.Health/Check",
+    b"1",
+    b"",
+    b"application/grpc",
+];
+
+fuzz_target!(|input: (u8, bool, Vec<(u8, Vec<u8>)>)| {
+    let (step, socket_path_first, pieces) = input;
+    let mut client = Client::default();
     let mut stream = PREFACE.to_vec();
     if socket_path_first {
         // A grpcio-like first request (indexed, so later blocks may refer to it).
-        let block = loona_hpack::Encoder::new().encode([
+        let block = client.encoder.encode([
             (&b":method"[..], &b"POST"[..]),
-            (b":authority", b"%2Frun%2Fs.sock"),
+            (b":authority", SOCKET_PATH),
             (b":path", b"/grpc.health.v1.Health/Check"),
         ]);
-        let len = (block.len() as u32).to_be_bytes();
-        stream.extend([len[1], len[2], len[3], HEADERS, END_HEADERS, 0, 0, 0, 1]);
-        stream.extend(block);
+        client.headers(&mut stream, block);
     }
-    stream.extend(&frames);
+    for (how, bytes) in &pieces {
+        client.piece(*how, bytes, &mut stream);
+    }
 
     let mut whole = Rewriter::new();
     let mut out = BytesMut::new();
@@ -47,45 +81,156 @@ fuzz_target!(|input: (u8, bool, Vec<u8>)| {
 
     if whole.rewrites() {
         assert_eq!(&out[..PREFACE.len()], PREFACE);
-        check_blocks(&out[PREFACE.len()..]);
+        let sent = blocks(&out[PREFACE.len()..], |block| {
+            loona_hpack::Decoder::new()
+                .decode(block)
+                .expect("a rewritten block refers to no table entry")
+        });
+        for (_, value) in sent.iter().flatten().filter(|(n, _)| n == b":authority") {
+            assert!(
+                !refused_by_h2(value),
+                "h2 would refuse :authority {value:?}"
+            );
+        }
+        let mut reference = loona_hpack::Decoder::new();
+        reference.set_max_allowed_table_size(HEADER_TABLE_SIZE);
+        let expected = blocks(&stream[PREFACE.len()..], |block| {
+            let mut fields = Vec::new();
+            match reference.decode_with_cb(block, |n, v| {
+                let v = if &*n == b":authority" && refused_by_h2(&v) {
+                    b"localhost".to_vec()
+                } else {
+                    v.into_owned()
+                };
+                fields.push((n.into_owned(), v));
+            }) {
+                Ok(()) | Err(DecoderError::SizeUpdateAtEnd) => Some(fields),
+                Err(_) => None,
+            }
+        });
+        // The rewriter may stop earlier (a header list past h2's limit), never later.
+        let ok = expected.iter().take_while(|b| b.is_some()).count();
+        assert!(
+            sent.len() <= ok,
+            "{} blocks passed, {ok} decodable",
+            sent.len()
+        );
+        for (i, (got, want)) in sent.iter().zip(&expected).enumerate() {
+            assert_eq!(Some(got), want.as_ref(), "header block {i}");
+        }
     } else {
-        assert!(stream.starts_with(&out), "a connection not rewritten was changed");
+        assert!(
+            stream.starts_with(&out),
+            "a connection not rewritten was changed"
+        );
     }
 });
 
-/// Every complete header block in `out` (whole frames only; a forwarded frame may be cut
-/// short where the input ended).
-fn check_blocks(mut out: &[u8]) {
-    let mut block = Vec::new();
-    while out.len() >= 9 {
-        let len = u32::from_be_bytes([0, out[0], out[1], out[2]]) as usize;
-        let (kind, flags) = (out[3], out[4]);
-        let Some(payload) = out.get(9..9 + len) else {
-            return;
-        };
-        out = &out[9 + len..];
-        if kind != HEADERS && kind != CONTINUATION {
-            continue;
+/// The client: header blocks it sent, and its HPACK encoder.
+#[derive(Default)]
+struct Client {
+    encoder: loona_hpack::Encoder<'static>,
+    sent: Vec<Vec<u8>>,
+    next_stream: u32,
+}
+
+impl Client {
+    fn piece(&mut self, how: u8, bytes: &[u8], stream: &mut Vec<u8>) {
+        match how % 5 {
+            0 => stream.extend_from_slice(bytes),
+            1 => self.headers(stream, bytes.to_vec()),
+            2 if !self.sent.is_empty() => {
+                let i = usize::from(bytes.first().copied().unwrap_or(0)) % self.sent.len();
+                self.headers(stream, self.sent[i].clone());
+            }
+            3 => {
+                let block = self.encoder.encode(picked(bytes));
+                self.headers(stream, block);
+            }
+            4 if bytes.len() >= 2 => {
+                // Past the advertised size now and then: the connection is refused.
+                let size = usize::from(u16::from_be_bytes([bytes[0], bytes[1]])) % 4200;
+                let mut block = Vec::new();
+                loona_hpack::encoder::encode_integer_into(size, 5, 0x20, &mut block).unwrap();
+                self.encoder.set_max_table_size(size);
+                self.encoder
+                    .encode_into(picked(&bytes[2..]), &mut block)
+                    .unwrap();
+                self.headers(stream, block);
+            }
+            _ => {}
         }
-        let fragment = if kind == HEADERS && flags & PRIORITY != 0 {
-            &payload[5..]
-        } else {
-            payload
+    }
+
+    /// `block` in one HEADERS frame on the next stream.
+    fn headers(&mut self, stream: &mut Vec<u8>, block: Vec<u8>) {
+        let id = self.next_stream * 2 + 1;
+        self.next_stream += 1;
+        let len = (block.len() as u32).to_be_bytes();
+        stream.extend([len[1], len[2], len[3], HEADERS, END_HEADERS]);
+        stream.extend(id.to_be_bytes());
+        stream.extend(&block);
+        self.sent.push(block);
+    }
+}
+
+/// One field per byte, from [`NAMES`] and [`VALUES`].
+fn picked(bytes: &[u8]) -> impl Iterator<Item = (&'static [u8], &'static [u8])> + '_ {
+    bytes
+        .iter()
+        .map(|b| (NAMES[usize::from(b & 7)], VALUES[usize::from(b >> 3 & 7)]))
+}
+
+/// Each complete header block in `frames` (padding and priority removed, CONTINUATIONs
+/// joined), read by `decode`, up to the first frame the rewriter would stop at. A HEADERS
+/// frame on stream 0 (the rewriter's way of ending a connection) is no block.
+fn blocks<T>(mut frames: &[u8], mut decode: impl FnMut(&[u8]) -> T) -> Vec<T> {
+    let mut decoded = Vec::new();
+    // The block being joined, and its stream.
+    let mut block: Option<(u32, Vec<u8>)> = None;
+    while frames.len() >= 9 {
+        let len = u32::from_be_bytes([0, frames[0], frames[1], frames[2]]) as usize;
+        let (kind, flags) = (frames[3], frames[4]);
+        let stream = u32::from_be_bytes([frames[5], frames[6], frames[7], frames[8]]) & 0x7fff_ffff;
+        let Some(payload) = frames.get(9..9 + len) else {
+            break;
         };
-        block.extend_from_slice(fragment);
-        if flags & END_HEADERS == 0 {
-            continue;
+        frames = &frames[9 + len..];
+        if len > MAX_FRAME_SIZE as usize || kind == PUSH_PROMISE {
+            break;
         }
-        let fields = loona_hpack::Decoder::new()
-            .decode(&block)
-            .expect("a rewritten block refers to no table entry");
-        for (name, value) in fields {
-            if name == b":authority" {
-                let refused = std::str::from_utf8(&value).is_ok()
-                    && http::uri::Authority::try_from(&value[..]).is_err();
-                assert!(!refused, "h2 would refuse :authority {value:?}");
+        match (kind, &mut block) {
+            (HEADERS, None) if stream != 0 => match fragment(flags, payload) {
+                Some(fragment) => block = Some((stream, fragment.to_vec())),
+                None => break,
+            },
+            (CONTINUATION, Some((id, b))) if *id == stream => b.extend_from_slice(payload),
+            (HEADERS | CONTINUATION, _) | (_, Some(_)) => break,
+            (_, None) => continue,
+        }
+        if flags & END_HEADERS != 0 {
+            if let Some((_, b)) = block.take() {
+                decoded.push(decode(&b));
             }
         }
-        block.clear();
     }
+    decoded
+}
+
+/// A HEADERS frame's block fragment: its payload without padding and priority.
+fn fragment(flags: u8, mut payload: &[u8]) -> Option<&[u8]> {
+    let mut pad = 0;
+    if flags & PADDED != 0 {
+        let (&n, rest) = payload.split_first()?;
+        pad = usize::from(n);
+        payload = rest;
+    }
+    if flags & PRIORITY != 0 {
+        payload = payload.get(5..)?;
+    }
+    payload.get(..payload.len().checked_sub(pad)?)
+}
+
+fn refused_by_h2(value: &[u8]) -> bool {
+    std::str::from_utf8(value).is_ok() && http::uri::Authority::try_from(value).is_err()
 }

@@ -3,6 +3,14 @@
 //! where it holds the field or its name (cheaper for h2 to read than a literal), a literal
 //! otherwise — and an `:authority` that h2 would refuse replaced by `localhost`.
 //!
+//! Clients repeat their header blocks byte for byte (after the first request, a gRPC
+//! channel's blocks are mostly references to its dynamic table), so the codec keeps the
+//! last few blocks it transcoded with their output. Decoding depends on the bytes and on
+//! the dynamic table, so an entry is reused only while the table is as it was: a block is
+//! remembered only when it leaves the table unchanged (indexed fields and literals without
+//! indexing, no size update), and any block that changes the table (a literal with
+//! incremental indexing, a size update, an error) forgets them all.
+//!
 //! Only [`super::frames::Rewriter`] uses this, once per HEADERS(+CONTINUATION) block.
 
 use std::sync::OnceLock;
@@ -33,9 +41,26 @@ pub enum BlockError {
     TooLarge,
 }
 
-/// The connection's HPACK decoding context (the client's dynamic table).
+/// How many transcoded blocks a connection remembers (a channel calling a few methods).
+const REMEMBERED: usize = 4;
+/// The largest block, and output, remembered: a usual request's headers, not a huge one
+/// pinned for the life of the connection.
+const REMEMBERED_SIZE: usize = 4096;
+
+/// The connection's HPACK decoding context (the client's dynamic table), and the blocks
+/// last transcoded in it.
 pub(super) struct BlockCodec {
     decoder: loona_hpack::Decoder<'static>,
+    remembered: Vec<Transcoded>,
+    /// Where the next block to remember goes once `remembered` is full.
+    next: usize,
+}
+
+/// A block that leaves the table unchanged, and what it was transcoded to.
+struct Transcoded {
+    block: Vec<u8>,
+    fields: Vec<u8>,
+    replaced: bool,
 }
 
 impl BlockCodec {
@@ -44,12 +69,17 @@ impl BlockCodec {
         // The client may not grow its table past what the server advertised
         // (SETTINGS_HEADER_TABLE_SIZE, left at the protocol default by h2).
         decoder.set_max_allowed_table_size(HEADER_TABLE_SIZE);
-        BlockCodec { decoder }
+        BlockCodec {
+            decoder,
+            remembered: Vec::new(),
+            next: 0,
+        }
     }
 
     /// Decodes `block` and appends its fields to `out`, each as a literal without indexing,
     /// so the server's own decoder never stores an entry and its table cannot diverge from
-    /// anything. Returns whether an `:authority` was replaced.
+    /// anything. Returns whether an `:authority` was replaced. A block remembered (see the
+    /// module doc) is not decoded again: its output is copied.
     ///
     /// # Errors
     /// The block is not valid HPACK, or decodes to more than [`ABUSE_LIST_SIZE`] bytes
@@ -59,6 +89,46 @@ impl BlockCodec {
         block: &[u8],
         out: &mut Vec<u8>,
     ) -> Result<bool, BlockError> {
+        if let Some(known) = self.remembered.iter().find(|t| t.block == block) {
+            out.extend_from_slice(&known.fields);
+            return Ok(known.replaced);
+        }
+        let start = out.len();
+        let transcoded = self.decode(block, out);
+        match transcoded {
+            Ok(replaced) if keeps_table(block) => {
+                self.remember(block, &out[start..], replaced);
+            }
+            // The table changed (or may have, up to an error): what was remembered may
+            // now decode differently.
+            _ => self.remembered.clear(),
+        }
+        transcoded
+    }
+
+    fn remember(&mut self, block: &[u8], fields: &[u8], replaced: bool) {
+        if block.len() > REMEMBERED_SIZE || fields.len() > REMEMBERED_SIZE {
+            return;
+        }
+        if self.remembered.len() < REMEMBERED {
+            self.remembered.push(Transcoded {
+                block: block.to_vec(),
+                fields: fields.to_vec(),
+                replaced,
+            });
+            return;
+        }
+        let slot = &mut self.remembered[self.next];
+        self.next = (self.next + 1) % REMEMBERED;
+        slot.block.clear();
+        slot.block.extend_from_slice(block);
+        slot.fields.clear();
+        slot.fields.extend_from_slice(fields);
+        slot.replaced = replaced;
+    }
+
+    /// [`BlockCodec::transcode`] without the remembered blocks.
+    fn decode(&mut self, block: &[u8], out: &mut Vec<u8>) -> Result<bool, BlockError> {
         let mut size = 0usize;
         let mut too_large = false;
         let mut replaced = false;
@@ -89,6 +159,55 @@ impl BlockCodec {
         }
         Ok(replaced)
     }
+}
+
+/// Whether decoding `block` leaves the dynamic table as it was (RFC 7541 §6): every
+/// representation is an indexed field or a literal without indexing (or never indexed) —
+/// no literal with incremental indexing, no table size update. Asked only of a block the
+/// decoder has just read without error; whatever it cannot follow counts as a change.
+fn keeps_table(mut block: &[u8]) -> bool {
+    while let Some(&first) = block.first() {
+        let rest = match first {
+            0x80.. => read_integer(block, 7).map(|(_, rest)| rest),
+            0x00..=0x1f => read_integer(block, 4).and_then(|(name, rest)| {
+                let rest = if name == 0 { skip_string(rest)? } else { rest };
+                skip_string(rest)
+            }),
+            // 0x20..=0x3f: a size update; 0x40..=0x7f: a literal with incremental indexing.
+            _ => None,
+        };
+        match rest {
+            Some(rest) => block = rest,
+            None => return false,
+        }
+    }
+    true
+}
+
+/// The integer with an `prefix`-bit prefix at the start of `buf` (RFC 7541 §5.1), and
+/// the bytes after it; `None` when it is cut short or longer than the decoder accepts.
+fn read_integer(buf: &[u8], prefix: u8) -> Option<(usize, &[u8])> {
+    let mask = (1u8 << prefix) - 1;
+    let (&first, mut rest) = buf.split_first()?;
+    let mut value = usize::from(first & mask);
+    if value < usize::from(mask) {
+        return Some((value, rest));
+    }
+    for shift in [0, 7, 14, 21] {
+        let (&octet, tail) = rest.split_first()?;
+        rest = tail;
+        value += usize::from(octet & 0x7f) << shift;
+        if octet & 0x80 == 0 {
+            return Some((value, rest));
+        }
+    }
+    None
+}
+
+/// The bytes after the string literal at the start of `buf` (RFC 7541 §5.2).
+fn skip_string(buf: &[u8]) -> Option<&[u8]> {
+    let (len, rest) = read_integer(buf, 7)?;
+    rest.get(len..)
 }
 
 /// Whether h2 would reset a request carrying this `:authority` as malformed: it parses the
@@ -258,6 +377,94 @@ mod tests {
         );
         // A block that only updates the size is fine.
         assert_eq!(BlockCodec::new().transcode(&[0x20], &mut out), Ok(false));
+    }
+
+    #[test]
+    fn a_repeated_block_is_transcoded_once_while_the_table_stays() {
+        let mut enc = loona_hpack::Encoder::new();
+        let request = fields(&[
+            (":path", "/grpc.health.v1.Health/Check"),
+            (":authority", "%2Ftmp%2Fd.sock"),
+            ("te", "trailers"),
+        ]);
+        let pairs = || request.iter().map(|(n, v)| (&n[..], &v[..]));
+        let mut codec = BlockCodec::new();
+        let mut out = Vec::new();
+        // The first block indexes its fields: not remembered.
+        let first = enc.encode(pairs());
+        assert_eq!(codec.transcode(&first, &mut out), Ok(true));
+        assert!(codec.remembered.is_empty());
+        let steady = enc.encode(pairs());
+        assert!(keeps_table(&steady));
+        let mut expected = Vec::new();
+        assert_eq!(codec.transcode(&steady, &mut expected), Ok(true));
+        assert_eq!(codec.remembered.len(), 1);
+        for _ in 0..3 {
+            out.clear();
+            assert_eq!(codec.transcode(&steady, &mut out), Ok(true));
+            assert_eq!(out, expected);
+        }
+        assert_eq!(codec.remembered.len(), 1);
+    }
+
+    #[test]
+    fn a_block_after_a_table_change_is_decoded_again() {
+        let mut enc = loona_hpack::Encoder::new();
+        let request = fields(&[(":authority", "%2Ftmp%2Fd.sock"), ("x-id", "1")]);
+        let mut codec = BlockCodec::new();
+        let mut reference = loona_hpack::Decoder::new();
+        let mut transcode = |block: &[u8]| {
+            let mut out = Vec::new();
+            let result = codec.transcode(block, &mut out);
+            let mut expected = reference.decode(block).map_err(BlockError::Hpack);
+            if let Ok(fields) = &mut expected {
+                for (name, value) in fields.iter_mut() {
+                    if name == b":authority" {
+                        *value = REPLACEMENT.to_vec();
+                    }
+                }
+            }
+            result.map(|_| decode_fresh(&out)).map_err(|e| (e, out))
+                == expected.map_err(|e| (e, Vec::new()))
+        };
+        let pairs = request.iter().map(|(n, v)| (&n[..], &v[..]));
+        assert!(transcode(&enc.encode(pairs.clone())));
+        // Refers to entries 62 (x-id: 1) and 63 (:authority); remembered.
+        let steady = enc.encode(pairs);
+        assert!(transcode(&steady));
+        assert!(transcode(&steady));
+        // A new entry shifts the indices: the same bytes now mean other fields.
+        assert!(transcode(&enc.encode([(&b"x-id"[..], &b"2"[..])])));
+        assert!(transcode(&steady));
+        assert!(transcode(&steady));
+        // A size update that empties the table: the same bytes now refer to nothing.
+        assert!(transcode(&[0x20, 0x82]));
+        let mut out = Vec::new();
+        assert_eq!(
+            codec.transcode(&steady, &mut out),
+            Err(BlockError::Hpack(DecoderError::HeaderIndexOutOfBounds))
+        );
+    }
+
+    #[test]
+    fn blocks_that_change_the_table_are_told_apart() {
+        let mut name_long = vec![0x0f, 0x80, 0x01]; // without indexing, name index 143
+        name_long.extend([3, b'a', b'b', b'c']);
+        for (block, keeps) in [
+            (&[][..], true),
+            (&[0x82, 0xbe, 0xff, 0x80, 0x01][..], true), // indexed: 2, 62, 255
+            (&[0x04, 0x02, b'/', b'x'][..], true),       // without indexing, name 4
+            (&[0x00, 0x01, b'a', 0x01, b'b'][..], true), // without indexing, literal name
+            (&[0x10, 0x01, b'a', 0x81, 0xff][..], true), // never indexed, Huffman value
+            (&name_long[..], true),
+            (&[0x82, 0x44, 0x02, b'/', b'x'][..], false), // incremental indexing
+            (&[0x20, 0x82][..], false),                   // size update
+            (&[0x82, 0x3f, 0xe1, 0x1f][..], false),       // size update (4096), last
+            (&[0x04, 0x05, b'/'][..], false),             // cut short
+            (&[0xff, 0x80, 0x80, 0x80, 0x80, 0x01][..], false), // integer too long
+        ] {
+            assert_eq!(keeps_table(block), keeps, "{block:x?}");
+        }
     }
 
     #[test]

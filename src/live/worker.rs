@@ -458,7 +458,7 @@ impl Worker {
             self.upkeep();
         }
         if dirty.full {
-            release_freed_memory();
+            crate::heap::release_freed();
         }
         tracing::debug!(
             paths = paths.len(),
@@ -559,15 +559,4 @@ fn by_project(reports: &BTreeMap<String, ArtifactReport>) -> BTreeMap<PathBuf, A
             .insert(k.clone(), r.clone());
     }
     out.into_iter().map(|(p, r)| (p, Arc::new(r))).collect()
-}
-
-/// Hands the memory a full reconcile freed (hashing buffers of every core, listings) back
-/// to the system: glibc keeps freed memory in per-thread arenas otherwise, and the daemon's
-/// resident size would stay at its peak while it idles.
-fn release_freed_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only returns unused memory of the allocator to the system.
-    unsafe {
-        libc::malloc_trim(0);
-    }
 }

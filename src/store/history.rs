@@ -44,7 +44,7 @@ pub struct BlobTotals {
 /// The history trees of an open [`Store`] (whichever database the store has in use).
 #[derive(Debug, Clone)]
 pub struct HistoryStore {
-    store: Store,
+    pub(super) store: Store,
 }
 
 fn corrupt(detail: impl std::fmt::Display) -> StoreError {
@@ -55,7 +55,7 @@ fn corrupt(detail: impl std::fmt::Display) -> StoreError {
 }
 
 /// The key bytes of a location.
-fn location_key(loc: &Location) -> Vec<u8> {
+pub(super) fn location_key(loc: &Location) -> Vec<u8> {
     let mut k = Vec::new();
     match &loc.scope {
         Scope::Collection(name) => {
@@ -344,7 +344,7 @@ impl HistoryStore {
         for v in versions {
             add_version(&self.store, &mut batch, v);
         }
-        self.store.with(|h| Ok(h.history.apply_batch(batch)?))
+        self.apply_noting(batch, versions)
     }
 
     /// Writes new versions and a snapshot naming them, atomically.
@@ -359,7 +359,7 @@ impl HistoryStore {
         let k = snapshot_key(snap.id);
         let json = serde_json::to_vec(snap).expect("a snapshot always serializes");
         batch.insert(k.clone(), self.store.frame(TreeId::History, &k, &json));
-        self.store.with(|h| Ok(h.history.apply_batch(batch)?))
+        self.apply_noting(batch, versions)
     }
 
     /// One version.
@@ -497,7 +497,7 @@ impl HistoryStore {
             .store
             .frame(TreeId::History, &k, &version.id.0.to_be_bytes());
         batch.insert(k, v);
-        self.store.with(|h| Ok(h.history.apply_batch(batch)?))
+        self.apply_noting(batch, previous.into_iter().chain([version]))
     }
 
     /// When the last automatic snapshot of `target` was taken (ms since the epoch).
@@ -571,6 +571,7 @@ impl HistoryStore {
         self.store.with(|h| {
             self.store.bury(h, TreeId::History, &buried)?;
             h.history.apply_batch(batch)?;
+            h.newest.forget(versions.iter().chain(relinked));
             Ok(())
         })
     }

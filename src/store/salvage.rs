@@ -396,6 +396,7 @@ pub(super) fn salvage_into(
         }
     }
     h.history.apply_batch(batch)?;
+    h.newest.clear();
     store.raise_id_floor(h, floor)?;
 
     // The event cursor never goes back.

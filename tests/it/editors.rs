@@ -54,28 +54,8 @@ pub fn drive(nvim: &Path, w: &World, rounds: u32, pull: bool) -> Value {
         .dir
         .path()
         .join(format!("nvim-{}.json", std::process::id()));
-    let xdg = w.dir.path().join("xdg");
-    let mut cmd = w.command(nvim);
-    cmd.args(["--headless", "--clean", "--cmd"])
-        .arg(format!(
-            "set rtp^={}",
-            repo().join("client/editors/nvim").display()
-        ))
-        .arg("-c")
-        .arg(format!(
-            "luafile {}",
-            repo().join("client/tests/support/nvim_e2e.lua").display()
-        ))
-        .env("E2E_SMCTL", w.smctl_bin())
-        .env("E2E_FILE", w.project_skill())
-        .env("E2E_COLLECTION", w.collection_skill())
-        .env("E2E_OUT", &out)
-        .env("E2E_ROUNDS", rounds.to_string())
-        .env("E2E_PULL", if pull { "1" } else { "0" })
-        .env("XDG_CONFIG_HOME", xdg.join("config"))
-        .env("XDG_DATA_HOME", xdg.join("data"))
-        .env("XDG_STATE_HOME", xdg.join("state"))
-        .env("XDG_CACHE_HOME", xdg.join("cache"))
+    let mut cmd = w.nvim_e2e(nvim, &repo(), &out, rounds);
+    cmd.env("E2E_PULL", if pull { "1" } else { "0" })
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     let mut child = cmd.spawn().unwrap();

@@ -98,8 +98,10 @@ fn every_answer_names_the_daemon_version_and_protocol() {
             .and_then(|h| h.split("\n\n").next())
             .unwrap_or_else(|| panic!("{method}: no response headers in {text}"));
         assert!(
-            headers.contains(&format!("skillmeatd-version: {}", env!("CARGO_PKG_VERSION")))
-                && headers.contains("skillmeatd-protocol: 1"),
+            headers.contains(&format!(
+                "skillmeatd-version: {}",
+                env!("CARGO_PKG_VERSION")
+            )) && headers.contains("skillmeatd-protocol: 1"),
             "{method}: {headers}"
         );
     }

@@ -16,18 +16,11 @@ const NAMES: [&str; 20] = [
     "s13", "s14", "s15", "s16", "s17", "s18", "s19",
 ];
 /// The ceiling for the release build; the debug build the tests run carries about
-/// 15 MB more of its own code and unoptimised frames (an idle debug daemon starts near
-/// 50 MB), so it gets that much more. Before the fix RSS went from 57 to 168 MB in 25 s.
-const CEILING_KIB: u64 = if cfg!(debug_assertions) { 80 } else { 64 } * 1024;
-
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap()
-}
+/// 8 MB more of its own code and unoptimised frames (an idle debug daemon starts near
+/// 50 MB), so it gets that much more. Before the first fix RSS went from 57 to 168 MB in
+/// 25 s; with the default page cache and arenas of today a debug daemon goes from about 50
+/// to 63 MB in 30 s, nearly all of it in the first seconds (sled's cache filling).
+const CEILING_KIB: u64 = if cfg!(debug_assertions) { 72 } else { 64 } * 1024;
 
 #[test]
 fn finding_12_memory_stays_under_the_ceiling_and_flat_under_continuous_edits() {
@@ -58,7 +51,6 @@ fn finding_12_memory_stays_under_the_ceiling_and_flat_under_continuous_edits() {
         ),
     );
     let d = env.daemon();
-    let pid = d.pid();
     let began = Instant::now();
     let mut samples: Vec<u64> = Vec::new();
     let mut next = began;
@@ -72,7 +64,7 @@ fn finding_12_memory_stays_under_the_ceiling_and_flat_under_continuous_edits() {
         }
         n += 1;
         if Instant::now() >= next {
-            samples.push(rss_kib(pid));
+            samples.push(d.rss_kib());
             next += Duration::from_secs(1);
         }
         std::thread::sleep(Duration::from_millis(50));
@@ -90,7 +82,7 @@ fn finding_12_memory_stays_under_the_ceiling_and_flat_under_continuous_edits() {
         "RSS {last} KiB over the {CEILING_KIB} KiB ceiling: {samples:?}"
     );
     assert!(
-        last as f64 <= first as f64 * 1.25 + 4.0 * 1024.0,
+        last as f64 <= first as f64 * 1.15 + 2.0 * 1024.0,
         "RSS climbs: {first} KiB in the first third, {last} KiB in the last: {samples:?}"
     );
     // The daemon kept up: the last edit is what it reports.

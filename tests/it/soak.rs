@@ -17,7 +17,9 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::common::subscriber::Subscriber;
-use crate::common::{Artifact, Env, assert_matches_scratch, deploy, make_collection, write};
+use crate::common::{
+    Artifact, Daemon, Env, assert_matches_scratch, deploy, make_collection, write,
+};
 
 const PROJECTS: usize = 20;
 const COLLECTIONS: [&str; 2] = ["default", "team"];
@@ -93,18 +95,12 @@ fn mutate(rng: &mut Rng, t: &Target, n: u64) {
     }
 }
 
-/// (rss in KiB, open descriptors) of a process.
-fn sample(pid: u32) -> (u64, usize) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let rss = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap();
-    let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
+/// (rss in KiB, open descriptors) of the daemon.
+fn sample(d: &Daemon) -> (u64, usize) {
+    let fds = std::fs::read_dir(format!("/proc/{}/fd", d.pid()))
         .unwrap()
         .count();
-    (rss, fds)
+    (d.rss_kib(), fds)
 }
 
 type Key = (String, String, String, String);
@@ -189,7 +185,7 @@ fn an_hour_of_edits_in_a_minute_stays_flat_and_accounts_for_every_event() {
             ops += 1;
         }
         if Instant::now() >= next_sample {
-            samples.push(sample(d.pid()));
+            samples.push(sample(&d));
             next_sample += Duration::from_secs(1);
             sub.drain();
         }
@@ -202,7 +198,7 @@ fn an_hour_of_edits_in_a_minute_stays_flat_and_accounts_for_every_event() {
     sub.wait_for(Duration::from_secs(60), |v| {
         v["cursor"].as_u64().is_some_and(|c| c >= end)
     });
-    samples.push(sample(d.pid()));
+    samples.push(sample(&d));
 
     // Every cursor once, in order; a RESYNC replaces the state and moves the cursor on.
     let mut expected = start + 1;
@@ -258,7 +254,7 @@ fn an_hour_of_edits_in_a_minute_stays_flat_and_accounts_for_every_event() {
         "too few events to mean anything: {events}"
     );
     assert!(
-        last_max as f64 <= first_max as f64 * 1.5 + 8.0 * 1024.0,
+        last_max as f64 <= first_max as f64 * 1.15 + 2.0 * 1024.0,
         "RSS grew: {samples:?}"
     );
     assert!(fd_max - fd_min <= 8, "descriptors leaked: {fds:?}");

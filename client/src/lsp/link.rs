@@ -66,9 +66,7 @@ pub fn backoff(attempt: u32) -> Duration {
 
 async fn connect(options: &Options, first: bool) -> Result<Client, String> {
     if first && options.autostart {
-        return session::open(&options.paths)
-            .await
-            .map_err(|f| f.message);
+        return session::open(&options.paths).await.map_err(|f| f.message);
     }
     let channel = connect::channel(&options.paths.socket)
         .await

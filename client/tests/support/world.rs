@@ -158,6 +158,34 @@ impl World {
         c
     }
 
+    /// Headless `nvim` with the plugin of `repo` (the checkout) and its end-to-end driver
+    /// (`client/tests/support/nvim_e2e.lua`) editing this world's project skill for
+    /// `rounds` rounds, results to `out`; editor state in the world's own XDG folders.
+    pub fn nvim_e2e(&self, nvim: &Path, repo: &Path, out: &Path, rounds: u32) -> Command {
+        let xdg = self.dir.path().join("xdg");
+        let mut c = self.command(nvim);
+        c.args(["--headless", "--clean", "--cmd"])
+            .arg(format!(
+                "set rtp^={}",
+                repo.join("client/editors/nvim").display()
+            ))
+            .arg("-c")
+            .arg(format!(
+                "luafile {}",
+                repo.join("client/tests/support/nvim_e2e.lua").display()
+            ))
+            .env("E2E_SMCTL", self.smctl_bin())
+            .env("E2E_FILE", self.project_skill())
+            .env("E2E_COLLECTION", self.collection_skill())
+            .env("E2E_OUT", out)
+            .env("E2E_ROUNDS", rounds.to_string())
+            .env("XDG_CONFIG_HOME", xdg.join("config"))
+            .env("XDG_DATA_HOME", xdg.join("data"))
+            .env("XDG_STATE_HOME", xdg.join("state"))
+            .env("XDG_CACHE_HOME", xdg.join("cache"));
+        c
+    }
+
     pub fn smctl_bin(&self) -> PathBuf {
         self.bin_dir.join("smctl")
     }
