@@ -8,7 +8,7 @@ use std::path::Path;
 use crate::model::{Location, Origin, Version, VersionId};
 
 use super::graph::Graph;
-use super::{History, HistoryError, Prepared};
+use super::{History, HistoryError, Pending, Prepared};
 
 impl History {
     /// Where content first seen at `loc` with SkillMeat hash `hash` came from: the newest
@@ -19,11 +19,25 @@ impl History {
         loc: &Location,
         hash: &str,
     ) -> Result<Option<VersionId>, HistoryError> {
+        self.fork_point_in(loc, hash, &Pending::default())
+    }
+
+    /// As [`History::fork_point`], among the versions recorded and those `pending` in a
+    /// batch.
+    pub(super) fn fork_point_in(
+        &self,
+        loc: &Location,
+        hash: &str,
+        pending: &Pending,
+    ) -> Result<Option<VersionId>, HistoryError> {
         let mut best: Option<(bool, i64, VersionId)> = None;
+        let mut stored = Vec::new();
         for id in self.store.versions_with_hash(hash, None)? {
-            let Some(v) = self.store.version(id)? else {
-                continue;
-            };
+            if let Some(v) = self.store.version(id)? {
+                stored.push(v);
+            }
+        }
+        for v in stored.iter().chain(pending.with_hash(hash)) {
             if v.location == *loc {
                 continue;
             }

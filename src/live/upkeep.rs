@@ -12,7 +12,7 @@
 //! last batch whose bulk work is done is published for history queries and write-backs
 //! ([`super::Live::sync_history`]).
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use crate::engine::Base;
 use crate::formats::collection::collections_dir;
+use crate::history::Capture;
 use crate::history::time::now_ms;
 use crate::model::{ArtifactReport, Location, Origin, SnapshotTarget};
 
@@ -34,22 +35,44 @@ pub(super) const PRUNE_EVERY_MS: i64 = 3_600_000;
 /// The longest stretch of bulk history work done at once between batches.
 pub(super) const SLICE: Duration = Duration::from_millis(20);
 
-/// One piece of history work.
+/// One piece of history work: content to record, and the root whose automatic snapshot
+/// it makes due (none for a base: the deployment itself changed nothing).
 #[derive(Debug)]
-enum Work {
-    /// A deployment's base: the content it was deployed with.
-    Base(Base),
-    /// Content at a location to record as a version, and the root whose snapshot it
-    /// makes due.
-    Capture(Location, PathBuf, SnapshotTarget),
+struct Work {
+    capture: Capture,
+    root: Option<SnapshotTarget>,
 }
 
 impl Work {
-    fn location(&self) -> &Location {
-        match self {
-            Work::Base(b) => &b.location,
-            Work::Capture(loc, _, _) => loc,
+    fn base(b: Base) -> Work {
+        Work {
+            capture: Capture::Base {
+                location: b.location,
+                path: b.path,
+                content_hash: b.content_hash,
+            },
+            root: None,
         }
+    }
+
+    fn version(location: Location, path: PathBuf, root: SnapshotTarget) -> Work {
+        Work {
+            capture: Capture::Version {
+                location,
+                path,
+                origin: Origin::Watch,
+                message: None,
+            },
+            root: Some(root),
+        }
+    }
+
+    fn location(&self) -> &Location {
+        self.capture.location()
+    }
+
+    fn is_base(&self) -> bool {
+        matches!(self.capture, Capture::Base { .. })
     }
 }
 
@@ -80,48 +103,66 @@ impl Worker {
             || now_ms() - self.last_prune_ms >= PRUNE_EVERY_MS
     }
 
-    /// Queues the batch's history work: changed content to become versions, content seen
-    /// for the first time and bases as bulk work.
-    pub(super) fn queue_history(
+    /// Queues the batch's history work: `changed` artifacts whose content differs from
+    /// `previous` become versions (before the batch is answered when their location had
+    /// content already), content seen for the first time and bases become bulk work.
+    ///
+    /// At start `previous` is empty and `changed` is every artifact: the last run may
+    /// have stopped with its bulk work undone (the drift state it persisted does not say),
+    /// so all of it is queued again; content already recorded is skipped when its turn
+    /// comes, for the cost of a lookup.
+    pub(super) fn queue_history<'a>(
         &mut self,
         previous: &BTreeMap<String, ArtifactReport>,
-        changed: &[(String, Option<ArtifactReport>)],
+        changed: impl Iterator<Item = (&'a String, &'a ArtifactReport)>,
     ) {
         let home = self.live.engine.paths().skillmeat_home.clone();
+        // First-seen content that is a base queued now is recorded as that base.
+        let based: HashSet<(&Location, &str)> = self
+            .backlog
+            .bases
+            .iter()
+            .map(|b| (&b.location, b.content_hash.as_str()))
+            .collect();
         let mut seen = BTreeSet::new();
         let mut first_seen = Vec::new();
         for (key, new) in changed {
-            let Some(new) = new else { continue };
             let old = previous.get(key);
-            let mut found = |loc: Location, path: PathBuf, target: SnapshotTarget, known| {
-                if seen.insert(loc.clone()) {
-                    let work = Work::Capture(loc, path, target);
-                    if known {
-                        self.backlog.changes.push(work);
-                    } else {
-                        first_seen.push(work);
-                    }
+            let mut found = |loc: Location, hash: &str, path, root, known| {
+                if based.contains(&(&loc, hash)) || !seen.insert(loc.clone()) {
+                    return;
+                }
+                let work = Work::version(loc, path, root);
+                if known {
+                    self.backlog.changes.push(work);
+                } else {
+                    first_seen.push(work);
                 }
             };
-            if new.project_sha.is_some() && old.is_none_or(|o| o.project_sha != new.project_sha) {
+            if let Some(sha) = &new.project_sha
+                && old.is_none_or(|o| o.project_sha != new.project_sha)
+            {
                 let rel = new.artifact_path.to_string_lossy();
                 let loc = Location::project(&new.project, &new.profile_root, &rel);
                 let path = new.project.join(&new.profile_root).join(&new.artifact_path);
-                let target = SnapshotTarget::Project(new.project.clone());
-                found(loc, path, target, old.is_some_and(|o| o.project_sha.is_some()));
+                let root = SnapshotTarget::Project(new.project.clone());
+                let known = old.is_some_and(|o| o.project_sha.is_some());
+                found(loc, sha, path, root, known);
             }
-            if let (Some(_), Some(rel)) = (&new.collection_sha, &new.collection_path)
+            if let (Some(sha), Some(rel)) = (&new.collection_sha, &new.collection_path)
                 && old.is_none_or(|o| o.collection_sha != new.collection_sha)
             {
                 let loc = Location::collection(&new.collection, &rel.to_string_lossy());
                 let path = collections_dir(&home).join(&new.collection).join(rel);
-                let target = SnapshotTarget::Collection(new.collection.clone());
-                found(loc, path, target, old.is_some_and(|o| o.collection_sha.is_some()));
+                let root = SnapshotTarget::Collection(new.collection.clone());
+                let known = old.is_some_and(|o| o.collection_sha.is_some());
+                found(loc, sha, path, root, known);
             }
         }
+        drop(based);
         let mut bulk: Vec<Work> = std::mem::take(&mut self.backlog.bases)
             .into_iter()
-            .map(Work::Base)
+            .map(Work::base)
             .collect();
         bulk.append(&mut first_seen);
         if bulk.is_empty() {
@@ -130,7 +171,7 @@ impl Worker {
         // Bases first, then new content; collection copies first in each: a deployment's
         // base and first version attach to the collection version it was deployed from,
         // which must exist by then.
-        bulk.sort_by_key(|w| (matches!(w, Work::Capture(..)), !is_collection(w.location())));
+        bulk.sort_by_key(|w| (!w.is_base(), !is_collection(w.location())));
         let batch = self.backlog.batch + 1;
         self.backlog.batch = batch;
         self.backlog.queued.extend(bulk.into_iter().map(|w| (batch, w)));
@@ -140,9 +181,10 @@ impl Worker {
     }
 
     /// Records the batch's changed content as versions (collection content first, so that
-    /// new project content finds the collection version it was deployed from). Bulk work
-    /// still queued for the same location is done first (a base, so the new version's
-    /// parent is it) or dropped (first-seen content, superseded by this version).
+    /// new project content finds the collection version it was deployed from), in one
+    /// store batch. Bulk work still queued for the same location goes first (a base, so
+    /// the new version's parent is it) or is dropped (first-seen content, superseded by
+    /// this version); the rest of the backlog waits for its turn.
     pub(super) fn record_versions(&mut self) {
         let mut changes = std::mem::take(&mut self.backlog.changes);
         if changes.is_empty() {
@@ -157,12 +199,14 @@ impl Worker {
         }
         changes.sort_by_key(|w| !is_collection(w.location()));
         let started = Instant::now();
-        let ahead = self.take_queued_at(&changes);
-        for work in ahead.into_iter().chain(changes) {
-            self.record(work);
-        }
+        let mut work = self.take_queued_at(&changes);
+        let ahead = work.len();
+        work.append(&mut changes);
+        let recorded = self.record(work, None);
         self.publish_bulk_done();
         tracing::debug!(
+            recorded,
+            ahead,
             elapsed_ms = started.elapsed().as_millis() as u64,
             "history recorded"
         );
@@ -180,21 +224,29 @@ impl Worker {
             .backlog
             .queued
             .iter()
-            .filter_map(|(_, w)| match w {
-                Work::Base(b) if at.contains(&b.location) => Some(b.content_hash.clone()),
+            .filter_map(|(_, w)| match &w.capture {
+                Capture::Base {
+                    location,
+                    content_hash,
+                    ..
+                } if at.contains(location) => Some(content_hash.clone()),
                 _ => None,
             })
             .collect();
         let (mut sources, mut ahead) = (Vec::new(), Vec::new());
         let mut kept = VecDeque::with_capacity(self.backlog.queued.len());
         for (batch, work) in self.backlog.queued.drain(..) {
-            match work {
-                Work::Base(b) if at.contains(&b.location) => ahead.push(Work::Base(b)),
-                Work::Capture(loc, ..) if at.contains(&loc) => {}
-                Work::Base(b) if is_collection(&b.location) && hashes.contains(&b.content_hash) => {
-                    sources.push(Work::Base(b));
+            match &work.capture {
+                Capture::Base { location, .. } if at.contains(location) => ahead.push(work),
+                Capture::Version { location, .. } if at.contains(location) => {}
+                Capture::Base {
+                    location,
+                    content_hash,
+                    ..
+                } if is_collection(location) && hashes.contains(content_hash) => {
+                    sources.push(work);
                 }
-                w => kept.push_back((batch, w)),
+                _ => kept.push_back((batch, work)),
             }
         }
         self.backlog.queued = kept;
@@ -202,22 +254,46 @@ impl Worker {
         sources
     }
 
-    /// Records one piece of history work.
-    fn record(&mut self, work: Work) {
+    /// Records `work` in one store batch (one flush for all of it), taking work from the
+    /// front of the bulk backlog after it while `until` allows. Returns how many versions
+    /// were recorded.
+    fn record(&mut self, work: Vec<Work>, until: Option<Instant>) -> usize {
         let engine = Arc::clone(&self.live.engine);
-        match work {
-            Work::Base(base) => engine.record_bases(std::slice::from_ref(&base)),
-            Work::Capture(loc, path, target) => {
-                if let Err(e) = engine.history().capture(&loc, &path, Origin::Watch, None) {
-                    tracing::warn!(location = %loc, "cannot record a version: {e}");
+        let history = engine.history();
+        let mut batch = history.batch();
+        let mut add = |work: Work| {
+            if until.is_some() {
+                crate::faults::point("history.bulk");
+            }
+            if let Err(e) = batch.add(&work.capture) {
+                tracing::warn!(location = %work.location(), "cannot record a version: {e}");
+            }
+            if let Some(root) = work.root {
+                self.pending_snapshots.insert(root);
+            }
+        };
+        for w in work {
+            add(w);
+        }
+        if let Some(until) = until {
+            while let Some((_, w)) = self.backlog.queued.pop_front() {
+                add(w);
+                if Instant::now() >= until {
+                    break;
                 }
-                self.pending_snapshots.insert(target);
+            }
+        }
+        match batch.commit() {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::warn!("cannot record versions: {e}");
+                0
             }
         }
     }
 
-    /// Does queued bulk work, oldest first, for at most `budget` (at least one piece),
-    /// then publishes how far it got.
+    /// Does queued bulk work, oldest first, for at most about `budget` (at least one
+    /// piece), in one store batch, then publishes how far it got.
     pub(super) fn record_bulk(&mut self, budget: Duration) {
         if self.backlog.queued.is_empty() {
             // Nothing left, perhaps done ahead of its turn by `record_versions`.
@@ -231,18 +307,12 @@ impl Worker {
             return;
         }
         let started = Instant::now();
-        let mut done = 0usize;
-        while let Some((_, work)) = self.backlog.queued.pop_front() {
-            crate::faults::point("history.bulk");
-            self.record(work);
-            done += 1;
-            if started.elapsed() >= budget {
-                break;
-            }
-        }
+        let left = self.backlog.queued.len();
+        let recorded = self.record(Vec::new(), Some(started + budget));
         self.publish_bulk_done();
         tracing::debug!(
-            done,
+            done = left - self.backlog.queued.len(),
+            recorded,
             left = self.backlog.queued.len(),
             elapsed_ms = started.elapsed().as_millis() as u64,
             "bulk history recorded"

@@ -445,7 +445,12 @@ impl Worker {
         // recorded after, a slice at a time (history queries and write-backs wait for
         // them; see `Live::sync_history`), and roots get snapshots. The first reconcile
         // leaves it all to the running task, so the socket opens sooner.
-        self.queue_history(&previous, &changes);
+        if initial {
+            self.queue_history(&BTreeMap::new(), current.iter());
+        } else {
+            let changed = changes.iter().filter_map(|(k, r)| Some(k).zip(r.as_ref()));
+            self.queue_history(&previous, changed);
+        }
         if !initial {
             self.record_versions();
         }
