@@ -25,8 +25,8 @@
 //! with one flush; bases adopted from an earlier version when their copy changed first).
 //! The types live in [`crate::model`], their encodings in [`crate::store::history`].
 
-mod batch;
 pub mod archive;
+mod batch;
 pub mod content;
 pub mod diff;
 pub mod graph;
@@ -253,6 +253,10 @@ impl History {
             Ok(h) => {
                 if let Some(n) = newest.as_ref().filter(|n| n.content_hash == h) {
                     return Ok(Prepared::Same(n.id));
+                }
+                // Not the expected content (a base whose copy changed): nothing to read.
+                if expect.is_some_and(|e| e != h) {
+                    return Ok(Prepared::Nothing);
                 }
             }
             Err(HashError::NotFound { .. }) => return Ok(Prepared::Nothing),

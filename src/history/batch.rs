@@ -18,7 +18,10 @@
 //! version's files (blobs are shared by hash; nothing is read from disk), with it as its
 //! parent, as a first version forked from the collection would have.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::path::PathBuf;
+use std::rc::Rc;
 use std::sync::MutexGuard;
 
 use crate::model::{Location, Origin, Version, VersionId};
@@ -113,8 +116,14 @@ impl Batch<'_> {
                 if recorded {
                     None
                 } else {
-                    match h.prepare_in(location, path, Origin::Deploy, None, Some(content_hash), p)?
-                    {
+                    match h.prepare_in(
+                        location,
+                        path,
+                        Origin::Deploy,
+                        None,
+                        Some(content_hash),
+                        p,
+                    )? {
                         Prepared::New(v) => Some(*v),
                         Prepared::Same(_) => None,
                         // The copy changed since it hashed to the record.
@@ -125,7 +134,7 @@ impl Batch<'_> {
         };
         Ok(new.map(|v| {
             let id = v.id;
-            self.pending.versions.push(v);
+            self.pending.push(v);
             id
         }))
     }
@@ -164,7 +173,7 @@ impl Batch<'_> {
         let Some(from) = h.fork_point_in(loc, content_hash, &self.pending)? else {
             return Ok(None);
         };
-        let source = match self.pending.versions.iter().find(|v| v.id == from) {
+        let source = match self.pending.with_hash(content_hash).find(|v| v.id == from) {
             Some(v) => v.clone(),
             None => h.version(from)?,
         };
@@ -182,24 +191,70 @@ impl Batch<'_> {
 }
 
 /// Versions prepared by a batch and not yet written: what its later captures must see
-/// besides the store.
+/// besides the store. Indexed by location and by hash, and the stored versions with a hash
+/// are read once per batch (a deployment's first version or base looks them up to find
+/// the version it forks from; many artifacts may share one content).
 #[derive(Debug, Default)]
 pub(super) struct Pending {
     versions: Vec<Version>,
+    /// Location → index of its newest pending version.
+    newest: HashMap<Location, usize>,
+    /// Hash → indexes of the pending versions with it.
+    by_hash: HashMap<String, Vec<usize>>,
+    /// Hash → the stored versions with it, as fork point candidates.
+    stored: RefCell<HashMap<String, Rc<[Candidate]>>>,
 }
 
+/// A version that content first seen elsewhere may fork from: its rank (a collection's
+/// first, then the newest) and its location.
+pub(super) type Candidate = ((bool, i64, VersionId), Location);
+
 impl Pending {
+    fn push(&mut self, v: Version) {
+        let i = self.versions.len();
+        let newer = self
+            .newest
+            .get(&v.location)
+            .is_none_or(|&n| (self.versions[n].time_ms, self.versions[n].id) < (v.time_ms, v.id));
+        if newer {
+            self.newest.insert(v.location.clone(), i);
+        }
+        self.by_hash
+            .entry(v.content_hash.clone())
+            .or_default()
+            .push(i);
+        self.versions.push(v);
+    }
+
     /// The newest pending version of `loc`.
     pub(super) fn newest_at(&self, loc: &Location) -> Option<&Version> {
-        self.versions
-            .iter()
-            .filter(|v| v.location == *loc)
-            .max_by_key(|v| (v.time_ms, v.id))
+        self.newest.get(loc).map(|&i| &self.versions[i])
     }
 
     /// The pending versions whose SkillMeat hash is `hash`.
-    pub(super) fn with_hash<'a>(&'a self, hash: &'a str) -> impl Iterator<Item = &'a Version> {
-        self.versions.iter().filter(move |v| v.content_hash == hash)
+    pub(super) fn with_hash<'a>(&'a self, hash: &str) -> impl Iterator<Item = &'a Version> {
+        self.by_hash
+            .get(hash)
+            .into_iter()
+            .flatten()
+            .map(|&i| &self.versions[i])
+    }
+
+    /// The stored versions with `hash` as fork point candidates, read by `load` the first
+    /// time the batch asks.
+    pub(super) fn stored_with_hash<E>(
+        &self,
+        hash: &str,
+        load: impl FnOnce() -> Result<Vec<Candidate>, E>,
+    ) -> Result<Rc<[Candidate]>, E> {
+        if let Some(c) = self.stored.borrow().get(hash) {
+            return Ok(Rc::clone(c));
+        }
+        let c: Rc<[Candidate]> = load()?.into();
+        self.stored
+            .borrow_mut()
+            .insert(hash.to_string(), Rc::clone(&c));
+        Ok(c)
     }
 }
 
@@ -252,7 +307,10 @@ mod tests {
         };
         let e = batch.add(&change).unwrap().unwrap();
         assert_eq!(batch.add(&change).unwrap(), None, "the same content twice");
-        assert!(h.version(c).is_err(), "nothing is recorded before the commit");
+        assert!(
+            h.version(c).is_err(),
+            "nothing is recorded before the commit"
+        );
         assert_eq!(batch.commit().unwrap(), 3);
         let base = h.version(b).unwrap();
         assert_eq!(

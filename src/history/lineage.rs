@@ -30,26 +30,23 @@ impl History {
         hash: &str,
         pending: &Pending,
     ) -> Result<Option<VersionId>, HistoryError> {
-        let mut best: Option<(bool, i64, VersionId)> = None;
-        let mut stored = Vec::new();
-        for id in self.store.versions_with_hash(hash, None)? {
-            if let Some(v) = self.store.version(id)? {
-                stored.push(v);
+        let stored = pending.stored_with_hash(hash, || {
+            let mut out = Vec::new();
+            for id in self.store.versions_with_hash(hash, None)? {
+                if let Some(v) = self.store.version(id)? {
+                    out.push((rank(&v), v.location));
+                }
             }
-        }
-        for v in stored.iter().chain(pending.with_hash(hash)) {
-            if v.location == *loc {
-                continue;
-            }
-            let rank = (
-                matches!(v.location.scope, crate::model::Scope::Collection(_)),
-                v.time_ms,
-                v.id,
-            );
-            if best.is_none_or(|b| rank > b) {
-                best = Some(rank);
-            }
-        }
+            Ok::<_, HistoryError>(out)
+        })?;
+        let in_batch = pending.with_hash(hash).map(|v| (rank(v), &v.location));
+        let best = stored
+            .iter()
+            .map(|(r, l)| (*r, l))
+            .chain(in_batch)
+            .filter(|(_, l)| *l != loc)
+            .map(|(r, _)| r)
+            .max();
         Ok(best.map(|b| b.2))
     }
 
@@ -143,4 +140,13 @@ impl History {
         self.store.flush()?;
         Ok(Some(v.id))
     }
+}
+
+/// How a version ranks as a fork point: a collection's first, then the newest.
+fn rank(v: &Version) -> (bool, i64, VersionId) {
+    (
+        matches!(v.location.scope, crate::model::Scope::Collection(_)),
+        v.time_ms,
+        v.id,
+    )
 }

@@ -174,7 +174,9 @@ impl Worker {
         bulk.sort_by_key(|w| (!w.is_base(), !is_collection(w.location())));
         let batch = self.backlog.batch + 1;
         self.backlog.batch = batch;
-        self.backlog.queued.extend(bulk.into_iter().map(|w| (batch, w)));
+        self.backlog
+            .queued
+            .extend(bulk.into_iter().map(|w| (batch, w)));
         // Before the batch's barriers are released: a history query that passed them
         // waits for this work.
         self.live.history_queued.store(batch, Ordering::Release);
@@ -213,14 +215,15 @@ impl Worker {
     }
 
     /// Removes the queued bulk work at the locations of `changes`: their bases, to be
-    /// recorded now (after the queued collection bases of the same content, which a base
-    /// whose copy already changed is recorded from); first-seen content is dropped.
+    /// recorded now (after a queued collection base of the same content, which a base
+    /// whose copy already changed is recorded from: one for each content, however many
+    /// artifacts share it); first-seen content is dropped.
     fn take_queued_at(&mut self, changes: &[Work]) -> Vec<Work> {
         if self.backlog.queued.is_empty() {
             return Vec::new();
         }
         let at: BTreeSet<&Location> = changes.iter().map(Work::location).collect();
-        let hashes: BTreeSet<String> = self
+        let mut hashes: BTreeSet<String> = self
             .backlog
             .queued
             .iter()
@@ -243,7 +246,7 @@ impl Worker {
                     location,
                     content_hash,
                     ..
-                } if is_collection(location) && hashes.contains(content_hash) => {
+                } if is_collection(location) && hashes.remove(content_hash) => {
                     sources.push(work);
                 }
                 _ => kept.push_back((batch, work)),
