@@ -18,7 +18,9 @@
 //! Run: `cargo bench --bench live` (release build; takes a few minutes; not part of CI);
 //! `cargo bench --bench live -- barrier` runs only the barrier figures, on 10 projects;
 //! `cargo bench --bench live -- calls` only the `Status`, `ListProjects` and `project add`
-//! figures, on 100 projects.
+//! figures, on 100 projects;
+//! `cargo bench --bench live -- cold` only the cold start (with Watchman's crawl, the RSS
+//! after it, and when the history of the whole tree is recorded, off the answer's path).
 //! `BENCH_PROJECTS`, `BENCH_SKILLS`, `BENCH_EDITS`, `BENCH_CALLS` and `BENCH_HASH_MB` scale
 //! it.
 
@@ -330,9 +332,8 @@ fn ratio(ours: Duration, theirs: Duration) -> f64 {
     ours.as_secs_f64() / theirs.as_secs_f64()
 }
 
-/// Cold start, warm restart, memory, and what `Status` and `project add` cost, each with
-/// its reference from the same run.
-fn bench_tree(projects: usize, skills: usize) -> World {
+/// Generates the tree and prints its size and the time it took.
+fn generate_tree(projects: usize, skills: usize) -> (World, usize) {
     let (t_gen, w) = time(|| generate(projects, skills));
     let files = projects * skills * 10;
     println!(
@@ -340,11 +341,19 @@ fn bench_tree(projects: usize, skills: usize) -> World {
         skills * 10,
         t_gen.as_secs_f64()
     );
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let projects_dir = w.root.join("projects");
-    // Watchman first: the tree in the page cache for both, as for git below.
-    let watchman = watchman_crawl(&projects_dir);
-    let (cold, child) = start_to_answer(&w, &rt);
+    (w, files)
+}
+
+/// Start -> the first full, fresh drift answer, against Watchman's crawl of the same
+/// tree (run first, so both find it in the page cache), and the RSS after it. Returns the
+/// running daemon, its RSS in KiB and the time from its start to the answer.
+fn bench_cold(
+    w: &World,
+    rt: &tokio::runtime::Runtime,
+    files: usize,
+) -> (std::process::Child, u64, Duration) {
+    let watchman = watchman_crawl(&w.root.join("projects"));
+    let (cold, child) = start_to_answer(w, rt);
     let rss_cold = rss_kib(child.id());
     match watchman {
         Some((t, rss)) => {
@@ -364,6 +373,57 @@ fn bench_tree(projects: usize, skills: usize) -> World {
             cold.as_secs_f64()
         ),
     }
+    (child, rss_cold, cold)
+}
+
+/// The cold start alone: the figure, the daemon's RSS right after it, and when the
+/// history of the whole tree (every deployment's base) is recorded: a history query
+/// waits for that, the drift answer does not.
+fn bench_cold_only(projects: usize, skills: usize) {
+    let (w, files) = generate_tree(projects, skills);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (child, rss, cold) = bench_cold(&w, &rt, files);
+    let answered = Instant::now();
+    println!(
+        "daemon RSS after the cold start: {:.1} MiB ({:.0} bytes/file)",
+        rss as f64 / 1024.0,
+        rss as f64 * 1024.0 / files as f64
+    );
+    let project = w
+        .root
+        .join("projects")
+        .join(format!("p{:03}", projects - 1));
+    let project = project.canonicalize().unwrap().display().to_string();
+    let artifact = format!("s{:03}", skills - 1);
+    let (_, log) = rpc(&rt, &w, async |mut c| {
+        c.artifact_log(pb::ArtifactLogRequest {
+            artifact: Some(pb::ArtifactSelector {
+                artifact,
+                project,
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+    });
+    assert_eq!(log.versions.len(), 1, "{log:?}");
+    println!(
+        "history of the whole tree recorded {:.2}s after the start (off the drift answer's path); RSS then {:.1} MiB",
+        (cold + answered.elapsed()).as_secs_f64(),
+        rss_kib(child.id()) as f64 / 1024.0
+    );
+    w.stop(child);
+}
+
+/// Cold start, warm restart, memory, and what `Status` and `project add` cost, each with
+/// its reference from the same run.
+fn bench_tree(projects: usize, skills: usize) -> World {
+    let (w, files) = generate_tree(projects, skills);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let projects_dir = w.root.join("projects");
+    let (child, rss_cold, _) = bench_cold(&w, &rt, files);
     let (extra, with_all) = bench_calls(&w, &rt, projects);
     w.stop(child);
     print_add(projects, with_all, add_alone(&w, &rt, &extra));
@@ -655,6 +715,13 @@ fn main() {
             env_usize("BENCH_SKILLS", 100),
         );
         bench_barrier(&w, calls, env_usize("BENCH_EDITS", 200));
+        return;
+    }
+    if std::env::args().any(|a| a == "cold") {
+        bench_cold_only(
+            env_usize("BENCH_PROJECTS", 100),
+            env_usize("BENCH_SKILLS", 100),
+        );
         return;
     }
     bench_hashing();

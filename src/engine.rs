@@ -60,7 +60,8 @@ pub struct DriftReport {
     pub artifacts: Vec<ArtifactReport>,
     pub problems: Vec<Problem>,
     /// Copies that still hash to their deployment's record: candidates for the deployment's
-    /// base version, recorded later with [`Engine::record_bases`] (off the answer's path).
+    /// base version, recorded later by the live worker (off the answer's path; see
+    /// [`crate::history::Capture::Base`]).
     pub bases: Vec<Base>,
 }
 
@@ -317,24 +318,6 @@ impl Engine {
             }
         }
         report
-    }
-
-    /// Captures each base as its deployment's base version, unless history already has a
-    /// version with that hash there. Failures are logged: drift never depends on history.
-    pub fn record_bases(&self, bases: &[Base]) {
-        // Collection copies first: a deployment's first version attaches to the collection
-        // version it was deployed from, which must exist by then.
-        let (coll, proj): (Vec<&Base>, Vec<&Base>) = bases
-            .iter()
-            .partition(|b| matches!(b.location.scope, crate::model::Scope::Collection(_)));
-        for b in coll.into_iter().chain(proj) {
-            if let Err(e) = self
-                .history
-                .capture_base(&b.location, &b.path, &b.content_hash)
-            {
-                tracing::warn!(location = %b.location, "could not record the deployment's base: {e}");
-            }
-        }
     }
 
     /// Registers `path` by hand. Unless `force`, a folder that cannot be meant as a

@@ -14,13 +14,15 @@
 //! A comma-separated list of `name=action[@n]`: the action is `panic` (the thread unwinds,
 //! as a bug would make it), `abort` (the process sends itself `SIGKILL`: it dies at once,
 //! exactly as under `kill -9`), `hang` (the thread never returns, as a step blocked on a
-//! file that never answers would) or `skip` (an optional capability is treated as missing;
-//! see [`skipped`]), and it fires the `n`-th time the point is reached (default: the first;
-//! `skip` from the `n`-th on). A crash test names a step and a count to stop a write at any
+//! file that never answers would), `slow` (the step takes 100 ms longer, as on a loaded
+//! disk) or `skip` (an optional capability is treated as missing; see [`skipped`]), and it
+//! fires the `n`-th time the point is reached (default: the first; `skip` and `slow` from
+//! the `n`-th on). A crash test names a step and a count to stop a write at any
 //! step.
 //!
 //! Points: `live.batch` (each batch of the live worker, the first reconcile included);
-//! `history.import` (each archive an import opens); the steps of a write (see
+//! `history.import` (each archive an import opens); `history.bulk` (each deployment base
+//! or first-seen content the live worker records between batches); the steps of a write (see
 //! [`crate::writer`]): `write.staged`, `write.parked`,
 //! `write.recorded`, `write.aside`, `write.swapped`, `write.synced`; the steps of an
 //! operation (see [`crate::operations`]): `op.reserved`, `op.snapshot`, `op.touched`,
@@ -93,6 +95,7 @@ mod armed {
         Panic,
         Abort,
         Hang,
+        Slow,
         Skip,
     }
 
@@ -136,6 +139,12 @@ mod armed {
             *n += 1;
             *n
         };
+        if action == Action::Slow {
+            if n >= at {
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            return;
+        }
         if n != at {
             return;
         }
@@ -151,6 +160,7 @@ mod armed {
             Action::Hang => loop {
                 std::thread::park();
             },
+            Action::Slow => unreachable!("slow points sleep above"),
             Action::Skip => unreachable!("skip points are asked, not hit"),
         }
     }
@@ -188,10 +198,11 @@ mod armed {
                 "panic" => Action::Panic,
                 "abort" => Action::Abort,
                 "hang" => Action::Hang,
+                "slow" => Action::Slow,
                 "skip" => Action::Skip,
                 other => {
                     return Err(format!(
-                        "{item:?}: unknown action {other:?} (panic, abort, hang, skip)"
+                        "{item:?}: unknown action {other:?} (panic, abort, hang, slow, skip)"
                     ));
                 }
             };

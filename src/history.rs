@@ -21,10 +21,12 @@
 //! versions to keep, a pure function), [`archive`] (export and import), [`diff`] (unified
 //! diffs between any two states), [`time`] (parsing and printing instants), [`graph`] (the
 //! version graph across locations: ancestry, merge bases) and `lineage` (building it,
-//! recording where an operation's content came from). The types live
-//! in [`crate::model`], their encodings in [`crate::store::history`].
+//! recording where an operation's content came from), `batch` (many captures recorded
+//! with one flush; bases adopted from an earlier version when their copy changed first).
+//! The types live in [`crate::model`], their encodings in [`crate::store::history`].
 
 pub mod archive;
+mod batch;
 pub mod content;
 pub mod diff;
 pub mod graph;
@@ -33,7 +35,10 @@ pub mod retention;
 mod snapshot;
 pub mod time;
 
+pub use batch::{Batch, Capture};
 pub use snapshot::auto_snapshot_due;
+
+use batch::Pending;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -172,20 +177,17 @@ impl History {
         origin: Origin,
         message: Option<&str>,
     ) -> Result<Option<VersionId>, HistoryError> {
-        let _w = self.lock();
-        match self.prepare(loc, path, origin, message, None)? {
-            Prepared::New(v) => {
-                self.store.flush()?;
-                self.store.put_versions(std::slice::from_ref(&v))?;
-                self.store.flush()?;
-                Ok(Some(v.id))
-            }
-            Prepared::Same(_) | Prepared::Nothing => Ok(None),
-        }
+        self.capture_one(&Capture::Version {
+            location: loc.clone(),
+            path: path.to_path_buf(),
+            origin,
+            message: message.map(str::to_string),
+        })
     }
 
     /// Records the content at `path` as a deployment's base (origin `deploy`) when it still
-    /// hashes to `content_hash` and no version of `loc` has that hash yet.
+    /// hashes to `content_hash` and no version of `loc` has that hash yet (see
+    /// [`Capture::Base`]).
     ///
     /// # Errors
     /// The store failed; the artifact cannot be read.
@@ -195,35 +197,30 @@ impl History {
         path: &Path,
         content_hash: &str,
     ) -> Result<Option<VersionId>, HistoryError> {
-        if !self
-            .store
-            .versions_with_hash(content_hash, Some(loc))?
-            .is_empty()
-        {
-            return Ok(None);
-        }
-        let _w = self.lock();
-        if !self
-            .store
-            .versions_with_hash(content_hash, Some(loc))?
-            .is_empty()
-        {
-            return Ok(None);
-        }
-        match self.prepare(loc, path, Origin::Deploy, None, Some(content_hash))? {
-            Prepared::New(v) => {
-                self.store.flush()?;
-                self.store.put_versions(std::slice::from_ref(&v))?;
-                self.store.flush()?;
-                Ok(Some(v.id))
-            }
-            Prepared::Same(_) | Prepared::Nothing => Ok(None),
-        }
+        self.capture_one(&Capture::Base {
+            location: loc.clone(),
+            path: path.to_path_buf(),
+            content_hash: content_hash.to_string(),
+        })
     }
 
-    /// The newest version of `loc` (latest time, then highest id).
-    fn newest(&self, loc: &Location) -> Result<Option<Version>, HistoryError> {
-        Ok(self.store.newest_at(loc)?)
+    /// One capture, in a batch of its own.
+    fn capture_one(&self, capture: &Capture) -> Result<Option<VersionId>, HistoryError> {
+        let mut batch = self.batch();
+        let id = batch.add(capture)?;
+        batch.commit()?;
+        Ok(id)
+    }
+
+    /// The newest version of `loc` (latest time, then highest id), among those recorded
+    /// and those `pending` in a batch.
+    fn newest(&self, loc: &Location, pending: &Pending) -> Result<Option<Version>, HistoryError> {
+        let stored = self.store.newest_at(loc)?;
+        Ok(match (stored, pending.newest_at(loc)) {
+            (Some(s), Some(p)) if (s.time_ms, s.id) > (p.time_ms, p.id) => Some(s),
+            (_, Some(p)) => Some(p.clone()),
+            (s, None) => s,
+        })
     }
 
     /// Reads `path` and, when its content is new for `loc`, writes its blobs (not yet
@@ -236,13 +233,30 @@ impl History {
         message: Option<&str>,
         expect: Option<&str>,
     ) -> Result<Prepared, HistoryError> {
-        let newest = self.newest(loc)?;
+        self.prepare_in(loc, path, origin, message, expect, &Pending::default())
+    }
+
+    /// As [`History::prepare`], seeing the versions `pending` in a batch as recorded.
+    fn prepare_in(
+        &self,
+        loc: &Location,
+        path: &Path,
+        origin: Origin,
+        message: Option<&str>,
+        expect: Option<&str>,
+        pending: &Pending,
+    ) -> Result<Prepared, HistoryError> {
+        let newest = self.newest(loc, pending)?;
         let variant = loc.variant();
         // The hash index answers from a stat walk when nothing changed: no bytes read.
         match self.index.hash(path, variant) {
             Ok(h) => {
                 if let Some(n) = newest.as_ref().filter(|n| n.content_hash == h) {
                     return Ok(Prepared::Same(n.id));
+                }
+                // Not the expected content (a base whose copy changed): nothing to read.
+                if expect.is_some_and(|e| e != h) {
+                    return Ok(Prepared::Nothing);
                 }
             }
             Err(HashError::NotFound { .. }) => return Ok(Prepared::Nothing),
@@ -262,7 +276,7 @@ impl History {
         }
         let mut parents: Vec<VersionId> = newest.map(|n| n.id).into_iter().collect();
         if parents.is_empty()
-            && let Some(fork) = self.fork_point(loc, &hash)?
+            && let Some(fork) = self.fork_point_in(loc, &hash, pending)?
         {
             parents.push(fork);
         }

@@ -14,8 +14,9 @@
 //! files whose metadata changed are read, and the result equals a from-scratch scan.
 //!
 //! Submodules: `task` (the loop: hints, settle windows, control messages, reloads, timers),
-//! `worker` (one batch), `upkeep` (history work between batches), `barrier` (the
-//! sync-to-now cookies every query and write-back waits for). [`crate::daemon::run`] creates both halves with [`new`], runs the
+//! `worker` (one batch), `upkeep` (history work between batches, in short slices), `barrier`
+//! (the sync-to-now cookies every query and write-back waits for; history queries also wait
+//! for the history work queued before them). [`crate::daemon::run`] creates both halves with [`new`], runs the
 //! first reconcile before the socket opens and supervises [`run`].
 
 mod barrier;
@@ -115,6 +116,11 @@ pub struct Live {
     /// Tells subscribers to replace their state: the number of resyncs so far and why
     /// the last one was sent.
     resyncs: tokio::sync::watch::Sender<(u64, &'static str)>,
+    /// History work: the number of the last batch of it queued, and of the last batch
+    /// whose work is done (versions and bases recorded, or dropped while the store cannot
+    /// take them).
+    history_queued: AtomicU64,
+    history_done: tokio::sync::watch::Sender<u64>,
 }
 
 impl std::fmt::Debug for Control {
@@ -253,6 +259,8 @@ pub fn new(engine: Arc<Engine>) -> (Arc<Live>, Task) {
         subscriber_buffer: buffer,
         claims: crate::operations::Claims::default(),
         resyncs: tokio::sync::watch::channel((0, "")).0,
+        history_queued: AtomicU64::new(0),
+        history_done: tokio::sync::watch::channel(0).0,
     });
     (
         Arc::clone(&live),

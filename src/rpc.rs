@@ -68,6 +68,15 @@ impl DaemonService {
         self.live.sync().await.map_err(status::sync)
     }
 
+    /// As [`DaemonService::fresh`], and then waits for the history work found so far
+    /// (queries of versions: new content is recorded a little after the drift shows it).
+    async fn fresh_history(&self, stale_ok: bool) -> Result<(), Status> {
+        if stale_ok {
+            return Ok(());
+        }
+        self.live.sync_history().await.map_err(status::sync)
+    }
+
     /// Runs `f` on the blocking pool with the engine.
     async fn blocking<T, F>(&self, f: F) -> Result<T, Status>
     where

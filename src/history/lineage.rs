@@ -8,7 +8,7 @@ use std::path::Path;
 use crate::model::{Location, Origin, Version, VersionId};
 
 use super::graph::Graph;
-use super::{History, HistoryError, Prepared};
+use super::{History, HistoryError, Pending, Prepared};
 
 impl History {
     /// Where content first seen at `loc` with SkillMeat hash `hash` came from: the newest
@@ -19,23 +19,34 @@ impl History {
         loc: &Location,
         hash: &str,
     ) -> Result<Option<VersionId>, HistoryError> {
-        let mut best: Option<(bool, i64, VersionId)> = None;
-        for id in self.store.versions_with_hash(hash, None)? {
-            let Some(v) = self.store.version(id)? else {
-                continue;
-            };
-            if v.location == *loc {
-                continue;
+        self.fork_point_in(loc, hash, &Pending::default())
+    }
+
+    /// As [`History::fork_point`], among the versions recorded and those `pending` in a
+    /// batch.
+    pub(super) fn fork_point_in(
+        &self,
+        loc: &Location,
+        hash: &str,
+        pending: &Pending,
+    ) -> Result<Option<VersionId>, HistoryError> {
+        let stored = pending.stored_with_hash(hash, || {
+            let mut out = Vec::new();
+            for id in self.store.versions_with_hash(hash, None)? {
+                if let Some(v) = self.store.version(id)? {
+                    out.push((rank(&v), v.location));
+                }
             }
-            let rank = (
-                matches!(v.location.scope, crate::model::Scope::Collection(_)),
-                v.time_ms,
-                v.id,
-            );
-            if best.is_none_or(|b| rank > b) {
-                best = Some(rank);
-            }
-        }
+            Ok::<_, HistoryError>(out)
+        })?;
+        let in_batch = pending.with_hash(hash).map(|v| (rank(v), &v.location));
+        let best = stored
+            .iter()
+            .map(|(r, l)| (*r, l))
+            .chain(in_batch)
+            .filter(|(_, l)| *l != loc)
+            .map(|(r, _)| r)
+            .max();
         Ok(best.map(|b| b.2))
     }
 
@@ -129,4 +140,13 @@ impl History {
         self.store.flush()?;
         Ok(Some(v.id))
     }
+}
+
+/// How a version ranks as a fork point: a collection's first, then the newest.
+fn rank(v: &Version) -> (bool, i64, VersionId) {
+    (
+        matches!(v.location.scope, crate::model::Scope::Collection(_)),
+        v.time_ms,
+        v.id,
+    )
 }

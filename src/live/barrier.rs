@@ -14,6 +14,10 @@
 //! cookies alone is answered at once, and a cookie never extends the settle window, so the
 //! barrier costs a round trip through the kernel when nothing is pending and, with changes
 //! pending, only the time they take to settle.
+//!
+//! Recording new content in history is not on that path: the worker does it between
+//! batches, in short slices. A history query ([`Live::sync_history`]) waits, after the
+//! barrier, for the history work queued up to then; drift, projects and status do not.
 
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
@@ -73,8 +77,25 @@ impl Live {
             .remove(name);
     }
 
+    /// The sync-to-now barrier, and then the history work it found: returns once every
+    /// filesystem change made before the call is in the state and its new content is
+    /// recorded in history (`smctl log` right after an edit shows it).
+    ///
+    /// # Errors
+    /// As [`Live::sync`].
+    pub async fn sync_history(&self) -> Result<(), SyncError> {
+        self.sync().await?;
+        let queued = self.history_queued.load(Ordering::Acquire);
+        let mut done = self.history_done.subscribe();
+        done.wait_for(|d| *d >= queued)
+            .await
+            .map_err(|_| SyncError::ShuttingDown)?;
+        Ok(())
+    }
+
     /// The sync-to-now barrier: returns once every filesystem change made before the call
-    /// is in the state (and its new content recorded in history).
+    /// is in the state (its history work may still be under way; see
+    /// [`Live::sync_history`]).
     ///
     /// # Errors
     /// A cookie was not seen within [`SYNC_TIMEOUT`] past the longest settle window, or the

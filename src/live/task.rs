@@ -174,6 +174,11 @@ pub async fn run(running: Running, shutdown: CancellationToken) -> Result<(), Li
             _ = upkeep.tick(), if worker.upkeep_due() => {
                 dirty.housekeeping = true;
             }
+            // Queued history work continues at once, a slice per turn, taking turns with
+            // the branches above.
+            () = std::future::ready(()), if worker.history_pending() => {
+                dirty.housekeeping = true;
+            }
         }
         if overflow.take() {
             tracing::info!("file events were lost; full reconcile");

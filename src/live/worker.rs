@@ -22,7 +22,7 @@ use crate::projects::KnownProject;
 use crate::transient::is_cookie;
 use crate::watcher::{Depth, Watcher};
 
-use super::upkeep::Backlog;
+use super::upkeep::{Backlog, SLICE};
 use super::{Live, Reports, State, flatten};
 
 /// Profile roots watched even before they hold a deployment file.
@@ -146,7 +146,8 @@ impl Worker {
             && !dirty.projects
             && !dirty.store_condition
         {
-            self.drain_history();
+            self.record_versions();
+            self.record_bulk(SLICE);
             self.upkeep();
             return;
         }
@@ -163,12 +164,14 @@ impl Worker {
             && cookies.len() == dirty.paths.len()
         {
             // Only sync cookies: every change before them is in the state already (batches
-            // are applied in the order of their hints), so they are answered at once.
-            self.drain_history();
+            // are applied in the order of their hints), so they are answered at once (after
+            // the first reconcile's new content, if it is still to be recorded).
+            self.record_versions();
             self.release(&cookies);
             for ack in dirty.acks {
                 let _ = ack.send(());
             }
+            self.record_bulk(SLICE);
             return;
         }
         let started = Instant::now();
@@ -437,19 +440,26 @@ impl Worker {
         if let Some(reason) = resync {
             self.live.resync(reason);
         }
-        // History after the events went out: new content becomes versions, roots get
-        // snapshots. The first reconcile leaves it to the running task, so the socket opens
-        // sooner. Barriers are released after the versions are recorded, so `--sync` also
-        // covers history (`smctl log` right after an edit shows it).
-        self.queue_history(&previous, &changes);
+        // History after the events went out: new content becomes versions before the
+        // barriers are released (`smctl log` right after an edit shows it); bases are
+        // recorded after, a slice at a time (history queries and write-backs wait for
+        // them; see `Live::sync_history`), and roots get snapshots. The first reconcile
+        // leaves it all to the running task, so the socket opens sooner.
+        if initial {
+            self.queue_history(&BTreeMap::new(), current.iter());
+        } else {
+            let changed = changes.iter().filter_map(|(k, r)| Some(k).zip(r.as_ref()));
+            self.queue_history(&previous, changed);
+        }
         if !initial {
-            self.drain_history();
+            self.record_versions();
         }
         self.release(&cookies);
         for ack in dirty.acks {
             let _ = ack.send(());
         }
         if !initial {
+            self.record_bulk(SLICE);
             self.upkeep();
         }
         if dirty.full {

@@ -207,7 +207,7 @@ impl DaemonService {
             .filter(|s| !s.artifact.is_empty())
             .ok_or_else(|| Status::invalid_argument("artifact is required"))?;
         let project = selector_project(&sel)?;
-        self.fresh(req.stale_ok).await?;
+        self.fresh_history(req.stale_ok).await?;
         let versions = self
             .blocking(move |e| {
                 let loc = locate(e, &sel, project.as_ref())?;
@@ -263,7 +263,7 @@ impl DaemonService {
         let b = Operand::parse(&req.b, now).map_err(|e| status::history(&e))?;
         let sel = req.subject.unwrap_or_default();
         let project = selector_project(&sel)?;
-        self.fresh(req.stale_ok).await?;
+        self.fresh_history(req.stale_ok).await?;
         let files = self
             .blocking(move |e| {
                 let mut subject = Subject::default();

@@ -121,6 +121,11 @@ impl DaemonService {
         T: Send + 'static,
         F: FnOnce(&Operations<'_>) -> Result<T, OpError> + Send + 'static,
     {
+        // An operation finds its bases and versions in history: what was queued so far is
+        // recorded first.
+        if let Err(e) = self.live.sync_history().await {
+            tracing::warn!(error = %e, "an operation starts before the history of every change is recorded");
+        }
         let live = std::sync::Arc::clone(&self.live);
         let result = tokio::task::spawn_blocking(move || {
             f(&Operations::new(live.engine(), Writer::new()).with_claims(live.claims()))

@@ -280,3 +280,64 @@ fn polled_folders_are_fresh_without_waiting_for_the_poll_interval() {
         .collect();
     assert!(cookies.is_empty(), "{cookies:?}");
 }
+
+/// Recording the history of a project just added is not on the drift path. With each
+/// base and first version taking 100 ms longer to record (fault `history.bulk=slow`), a
+/// project of twenty deployments is added and its drift answered while most of its
+/// history is still queued; `smctl log`, a history query, waits until it is recorded and
+/// shows each base.
+#[test]
+fn drift_does_not_wait_for_bases_and_log_does() {
+    let env = Env::new();
+    // Artifact names are `&'static str`.
+    let names: Vec<&'static str> = (0..20)
+        .map(|i| &*Box::leak(format!("cmd{i:02}").into_boxed_str()))
+        .collect();
+    let arts: Vec<Artifact> = names.iter().map(|n| Artifact::command(n)).collect();
+    let coll = make_collection(&env.skillmeat_home, "default", &arts);
+    let project = env.path("app");
+    deploy(&env.skillmeat_home, "default", &project, ".claude", &arts);
+    age(&coll);
+    age(&project);
+    let project = project.canonicalize().unwrap();
+    let p = project.to_str().unwrap();
+    let mut cmd = env.command(&crate::common::skillmeatd_bin());
+    cmd.env(skillmeatd::faults::ENV, "history.bulk=slow");
+    let _d = env.daemon_cmd(cmd, &[], &env.socket, "daemon.log");
+
+    add(&env, &project);
+    let drift = env.smctl_json(&["drift", p, "--all"]);
+    assert_eq!(
+        drift["artifacts"].as_array().map(Vec::len),
+        Some(20),
+        "drift answers with every deployment: {drift:#}"
+    );
+    let log = |name: &str, extra: &[&str]| {
+        let mut args = vec!["log", name, "--project", p, "--format", "json"];
+        args.extend_from_slice(extra);
+        let out = env.smctl(&args);
+        serde_json::from_slice::<Value>(&out.stdout).unwrap_or(Value::Null)
+    };
+    let recorded = names
+        .iter()
+        .filter(|n| {
+            log(n, &["--no-sync"])["versions"]
+                .as_array()
+                .is_some_and(|v| !v.is_empty())
+        })
+        .count();
+    assert!(
+        recorded < 20,
+        "2 s of bases were not all recorded when drift answered ({recorded} of 20)"
+    );
+    for n in &names {
+        let file = project.join(format!(".claude/commands/{n}.md"));
+        let v = log(n, &[]);
+        assert_eq!(v["versions"][0]["origin"], "deploy", "{n}: {v:#}");
+        assert_eq!(
+            v["versions"][0]["content_hash"].as_str(),
+            Some(content_hash(&file, Variant::Legacy).unwrap().as_str()),
+            "{n}: {v:#}"
+        );
+    }
+}
