@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use crate::common::subscriber::Subscriber;
 use crate::common::{Artifact, Env, assert_matches_scratch, deploy, make_collection, write};
 
 fn three() -> Vec<Artifact> {
@@ -676,4 +677,53 @@ fn a_skillmeat_deploy_is_one_event_per_artifact_without_flapping() {
         ],
         "{ev:#?}"
     );
+}
+
+/// A completed write is final and becomes its event at once, though its first kernel
+/// events (the truncate, the write) said a save was under way: with a settle window of ten
+/// seconds, the event still comes well before it. A save in progress (the file still open)
+/// waits until it completes.
+#[test]
+fn a_completed_write_is_an_event_without_waiting_for_the_settle_window() {
+    use std::io::Write as _;
+    use std::time::Instant;
+
+    let env = Env::new();
+    let (_coll, project) = setup(&env, &three());
+    write(
+        &env.skillmeat_home.join("daemon.toml"),
+        "[watch]\nsettle_ms = 10000\nmax_settle_ms = 20000\n",
+    );
+    let _d = env.daemon();
+    add(&env, &project);
+    let root = project.join(".claude");
+    let start = env.cursor();
+    let mut sub = Subscriber::start(&env, &["--since", &start.to_string()]);
+    let changed = |name: &'static str| {
+        move |v: &Value| v["type"] == "event" && v["name"] == name && v["kind"] == "drift_changed"
+    };
+    // Well under the settle window: only a completed write can be seen within it.
+    let bound = Duration::from_secs(6);
+
+    // Truncate, write, close.
+    let t = Instant::now();
+    std::fs::write(root.join("skills/review/SKILL.md"), "edited\n").unwrap();
+    let e = sub.wait_for(bound, changed("review"));
+    assert_eq!(e["new_drift"], "modified", "{e:#}");
+    assert!(t.elapsed() < bound, "{:?}", t.elapsed());
+
+    // Written but still open: held back; closed: complete, and seen at once.
+    let t = Instant::now();
+    let mut open = std::fs::File::create(root.join("commands/hello.md")).unwrap();
+    open.write_all(b"half a save\n").unwrap();
+    open.flush().unwrap();
+    let stale = env.smctl_json(&["drift", project.to_str().unwrap(), "--no-sync"]);
+    assert!(
+        !stale.to_string().contains("\"hello\""),
+        "a save in progress is not yet in the state: {stale:#}"
+    );
+    drop(open);
+    let e = sub.wait_for(bound, changed("hello"));
+    assert_eq!(e["new_drift"], "modified", "{e:#}");
+    assert!(t.elapsed() < bound, "{:?}", t.elapsed());
 }
