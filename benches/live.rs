@@ -8,8 +8,8 @@
 //!   installed by `tests/support/watchman.sh`); a warm restart -> the same answer, vs
 //!   `git status` on the same tree after `git add -A`;
 //! - daemon RSS with that tree watched (goal 40 MiB, 400 bytes a file), and Watchman's;
-//! - `Status` with every project known (goal 5 ms), and `project add` of one more project
-//!   with all of them known vs with none;
+//! - `Status` and `ListProjects` with every project known (goal 5 ms of daemon time for
+//!   `Status`), and `project add` of one more project with all of them known vs with none;
 //! - change -> event at a Watch subscriber and edit -> fresh `GetDrift` answer showing the
 //!   edit, p50/p99 over 200 edits each, vs the goals (p50 10 ms, p99 50 ms);
 //! - the sync barrier: `GetDrift` with it against the same call with `stale_ok` (nothing
@@ -17,9 +17,10 @@
 //!
 //! Run: `cargo bench --bench live` (release build; takes a few minutes; not part of CI);
 //! `cargo bench --bench live -- latency` runs only the latency figures (100 projects),
-//! `-- barrier` only the barrier's cost (10 projects). `BENCH_PROJECTS`, `BENCH_SKILLS`,
-//! `BENCH_EDITS`, `BENCH_CALLS` and `BENCH_HASH_MB` scale it; `BENCH_DAEMON_LOG=<file>`
-//! keeps the daemon's log (at the level `RUST_LOG` asks).
+//! `-- barrier` only the barrier's cost (10 projects), `-- calls` only the `Status`,
+//! `ListProjects` and `project add` figures (100 projects). `BENCH_PROJECTS`,
+//! `BENCH_SKILLS`, `BENCH_EDITS`, `BENCH_CALLS` and `BENCH_HASH_MB` scale it;
+//! `BENCH_DAEMON_LOG=<file>` keeps the daemon's log (at the level `RUST_LOG` asks).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -397,29 +398,65 @@ fn bench_tree(projects: usize, skills: usize) -> World {
     w
 }
 
-/// `Status` with every project known (p50 of 100 calls, without and with the barrier),
-/// and `project add` of one more 10-skill project, against adding the same project to a
-/// daemon that knows no other.
+/// What `Status` and `ListProjects` cost with every project known, 300 calls each on one
+/// connection: p50/p99 at the client, without and with the sync barrier, and the daemon's
+/// share (the same percentile less a gRPC health check's, which does no work). Then
+/// `project add` of one more 10-skill project. Returns that project's folder and the add's
+/// time.
 fn bench_calls(w: &World, rt: &tokio::runtime::Runtime, projects: usize) -> (PathBuf, Duration) {
-    let mut stale = Vec::new();
-    let mut fresh = Vec::new();
-    for _ in 0..100 {
-        for (stale_ok, into) in [(true, &mut stale), (false, &mut fresh)] {
-            let (t, r) = rpc(rt, w, async |mut c| {
-                c.status(pb::StatusRequest { stale_ok })
+    const CALLS: usize = 300;
+    let (_, (mut floor, mut stale, mut fresh, mut list)) = rpc(rt, w, async |mut c| {
+        let channel = skillmeatd::connect::channel(&w.socket).await.unwrap();
+        let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
+        let (mut floor, mut stale, mut fresh, mut list) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        // Interleaved, so the machine's load weighs on each alike.
+        for _ in 0..CALLS {
+            let t = Instant::now();
+            health
+                .check(tonic_health::pb::HealthCheckRequest::default())
+                .await
+                .unwrap();
+            floor.push(t.elapsed());
+            for (stale_ok, into) in [(true, &mut stale), (false, &mut fresh)] {
+                let t = Instant::now();
+                let r = c
+                    .status(pb::StatusRequest { stale_ok })
                     .await
                     .unwrap()
-                    .into_inner()
-            });
-            assert_eq!(r.projects as usize, projects);
-            into.push(t);
+                    .into_inner();
+                into.push(t.elapsed());
+                assert_eq!(r.projects as usize, projects);
+                assert!(r.history.is_some() && r.inotify_watches.is_some());
+            }
+            let t = Instant::now();
+            let r = c
+                .list_projects(pb::ListProjectsRequest { stale_ok: true })
+                .await
+                .unwrap()
+                .into_inner();
+            list.push(t.elapsed());
+            assert_eq!(r.projects.len(), projects);
         }
-    }
+        (floor, stale, fresh, list)
+    });
+    let (h50, h99) = percentiles(&mut floor);
     let (s50, s99) = percentiles(&mut stale);
-    let (f50, _) = percentiles(&mut fresh);
+    let (f50, f99) = percentiles(&mut fresh);
+    let (l50, l99) = percentiles(&mut list);
     println!(
-        "Status with {projects} projects: p50 {s50:.2} ms, p99 {s99:.2} ms ({:.2}x the 5 ms goal); through the sync barrier p50 {f50:.2} ms",
-        s50 / 5.0
+        "Status with {projects} projects, {CALLS} calls: p50 {s50:.2} ms, p99 {s99:.2} ms at the client; \
+         daemon time (less a health check's p50 {h50:.2} ms, p99 {h99:.2} ms) p50 {:.2} ms, p99 {:.2} ms: \
+         {:.2}x, {:.2}x the 5 ms goal; through the sync barrier p50 {f50:.2} ms, p99 {f99:.2} ms",
+        s50 - h50,
+        s99 - h99,
+        (s50 - h50) / 5.0,
+        (s99 - h99) / 5.0
+    );
+    println!(
+        "ListProjects with {projects} projects, {CALLS} calls: p50 {l50:.2} ms, p99 {l99:.2} ms \
+         ({:.3} ms per project at p50, less the health check)",
+        (l50 - h50) / projects as f64
     );
     let extra = w.root.join("extra");
     let source = w.root.join("projects/p000/.claude");
@@ -444,6 +481,22 @@ fn bench_calls(w: &World, rt: &tokio::runtime::Runtime, projects: usize) -> (Pat
             .unwrap()
     });
     (extra, with_all)
+}
+
+/// `-- calls`: the cost of `Status`, `ListProjects` and `project add` with every project
+/// known, on the generated tree (deleted at the end).
+fn bench_calls_only(projects: usize, skills: usize) {
+    let w = generate(projects, skills);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (cold, child) = start_to_answer(&w, &rt);
+    println!(
+        "{} project files; first full fresh drift answer after {:.2}s",
+        projects * skills * 10,
+        cold.as_secs_f64()
+    );
+    let (extra, with_all) = bench_calls(&w, &rt, projects);
+    w.stop(child);
+    print_add(projects, with_all, add_alone(&w, &rt, &extra));
 }
 
 /// `project add` of `extra` to a daemon that knows no other project (its own state; no
@@ -541,6 +594,13 @@ fn main() {
             env_usize("BENCH_SKILLS", 100),
         );
         latency::bench(&w, env_usize("BENCH_EDITS", 200));
+        return;
+    }
+    if std::env::args().any(|a| a == "calls") {
+        bench_calls_only(
+            env_usize("BENCH_PROJECTS", 100),
+            env_usize("BENCH_SKILLS", 100),
+        );
         return;
     }
     if std::env::args().any(|a| a == "barrier") {

@@ -10,6 +10,7 @@
 //! A deployment whose record or collection cannot be read is `error` with the reason, never
 //! `removed` or `added` (`unreadable`, a private submodule).
 
+mod totals;
 mod unreadable;
 
 use std::collections::BTreeMap;
@@ -92,6 +93,7 @@ pub struct Engine {
     history: History,
     config: config::Shared,
     started: Instant,
+    collection_counts: totals::CollectionCounts,
 }
 
 impl Engine {
@@ -105,6 +107,7 @@ impl Engine {
             store,
             config,
             started: Instant::now(),
+            collection_counts: totals::CollectionCounts::default(),
         }
     }
 
@@ -386,35 +389,6 @@ impl Engine {
         }
         self.store.set_project_mark(&path, &mark)?;
         Ok(())
-    }
-
-    /// Collection counters and index counters for `smctl status` (projects and
-    /// deployments come from the live state, which already holds them).
-    ///
-    /// # Errors
-    /// The store could not be read.
-    pub fn totals(&self) -> Result<Totals, EngineError> {
-        let home = &self.paths.skillmeat_home;
-        let names = collection::list(home);
-        let mut problems = Vec::new();
-        let mut artifacts = 0u32;
-        for n in &names {
-            let c = collection::read(home, n);
-            artifacts += c.artifacts.len() as u32;
-            problems.extend(c.problems);
-        }
-        Ok(Totals {
-            collections: names.len() as u32,
-            collection_artifacts: artifacts,
-            files_indexed: self.store.files_indexed(),
-            files_read: self
-                .index
-                .stats()
-                .files_read
-                .load(std::sync::atomic::Ordering::Relaxed),
-            uptime_seconds: self.started.elapsed().as_secs(),
-            problems,
-        })
     }
 
     /// Flushes and seals the store (called on shutdown).

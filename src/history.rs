@@ -454,20 +454,19 @@ impl History {
         content.write_to(dest, v.location.variant(), &v.content_hash)
     }
 
-    /// Sizes and counts.
+    /// Sizes and counts, from the store's counters.
     ///
     /// # Errors
     /// The store failed.
     pub fn stats(&self) -> Result<Stats, HistoryError> {
-        let blobs = self.store.blob_totals()?;
-        let versions = self.store.all_versions()?;
+        let t = self.store.totals()?;
         Ok(Stats {
             store_bytes: self.store.size_on_disk(),
-            logical_bytes: versions.iter().map(Version::logical_bytes).sum(),
-            unique_compressed_bytes: blobs.compressed_bytes,
-            versions: versions.len() as u64,
-            snapshots: self.store.all_snapshots()?.len() as u64,
-            blobs: blobs.blobs,
+            logical_bytes: t.logical_bytes,
+            unique_compressed_bytes: t.blob_bytes,
+            versions: t.versions,
+            snapshots: t.snapshots,
+            blobs: t.blobs,
         })
     }
 

@@ -46,9 +46,6 @@ pub struct DaemonService {
     live: Arc<Live>,
     notifier: Arc<Notifier>,
     shutdown: CancellationToken,
-    /// History's totals with the store's write stamp they were computed at: `Status`
-    /// recounts them only after the store changed.
-    history_totals: Arc<std::sync::Mutex<Option<(u64, pb::HistoryStats)>>>,
 }
 
 impl DaemonService {
@@ -59,7 +56,6 @@ impl DaemonService {
             live,
             notifier,
             shutdown,
-            history_totals: Arc::default(),
         }
     }
 
@@ -83,6 +79,20 @@ impl DaemonService {
             .await
             .map_err(|e| Status::internal(format!("worker failed: {e}")))?
             .map_err(status::engine)
+    }
+
+    /// Fills in the projects' profile roots on the blocking pool (each is a read of the
+    /// project's folder), outside the state's lock.
+    async fn read_roots(
+        &self,
+        mut projects: Vec<pb::ProjectInfo>,
+    ) -> Result<Vec<pb::ProjectInfo>, Status> {
+        tokio::task::spawn_blocking(move || {
+            convert::read_roots(&mut projects);
+            projects
+        })
+        .await
+        .map_err(|e| Status::internal(format!("worker failed: {e}")))
     }
 }
 

@@ -23,11 +23,13 @@
 //! inside `catch_unwind` (a panic inside sled is an error, never the daemon's end); an
 //! error that says the store is damaged, full or failed wakes the keeper.
 
+mod blobs;
 mod counts;
 pub mod frame;
 mod heal;
 mod health;
 pub mod history;
+mod history_totals;
 mod ids;
 mod journal;
 mod marks;
@@ -43,6 +45,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
+pub use counts::HistoryTotals;
 use frame::TreeId;
 pub use heal::keep;
 pub use health::{Condition, Health, Moved};
@@ -527,12 +530,6 @@ impl Store {
             path: self.shared.dir.clone(),
             reason: format!("{}: {detail}", condition.describe()),
         }
-    }
-
-    /// The write counter: it moves with every framed record written or removed (history's
-    /// included), so a figure derived from them can be kept until it moves.
-    pub fn write_stamp(&self) -> u64 {
-        self.shared.stamp.load(Ordering::SeqCst)
     }
 
     /// The next write stamp.

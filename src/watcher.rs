@@ -28,6 +28,8 @@ use tokio::sync::{Notify, mpsc};
 
 use crate::transient::is_transient;
 
+pub mod count;
+
 /// The sysctl that raises the inotify watch limit.
 pub const WATCH_LIMIT_FIX: &str =
     "sysctl fs.inotify.max_user_watches=524288 (persist it in /etc/sysctl.d/)";
@@ -133,6 +135,9 @@ fn handler(
 ) -> impl Fn(notify::Result<notify::Event>) + Send + 'static {
     move |res: notify::Result<notify::Event>| match res {
         Ok(event) => {
+            if count::moves_watches(&event.kind) {
+                count::changed();
+            }
             if event.need_rescan() {
                 tracing::warn!("the kernel dropped file events; reconciling");
                 overflow.raise();
@@ -171,22 +176,6 @@ fn kernel_watcher(
             None
         }
     }
-}
-
-/// The number of inotify watches this process holds: the `inotify wd:` lines of its
-/// descriptors in `/proc/self/fdinfo` (Linux). `None` where that cannot be read.
-pub fn inotify_watches() -> Option<u64> {
-    let dir = std::fs::read_dir("/proc/self/fdinfo").ok()?;
-    let mut n = 0;
-    for entry in dir.flatten() {
-        if let Ok(text) = std::fs::read_to_string(entry.path()) {
-            n += text
-                .lines()
-                .filter(|l| l.starts_with("inotify wd:"))
-                .count() as u64;
-        }
-    }
-    Some(n)
 }
 
 impl Watcher {
@@ -239,6 +228,7 @@ impl Watcher {
             self.unwatch(&p);
         }
         self.force_polling = force;
+        count::changed();
         self.kernel = if force {
             None
         } else {
@@ -326,6 +316,7 @@ impl Watcher {
                 }
             },
         };
+        count::changed();
         if let Some(reason) = &reason {
             self.poll.watch(path, depth);
             self.polled.insert(path.to_path_buf(), reason.clone());
@@ -335,6 +326,7 @@ impl Watcher {
     }
 
     fn unwatch(&mut self, path: &Path) {
+        count::changed();
         if self.polled.remove(path).is_some() {
             self.poll.unwatch(path);
         } else if let Some(k) = &mut self.kernel {

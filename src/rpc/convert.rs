@@ -9,7 +9,7 @@ use crate::formats::Problem;
 use crate::live::State;
 use crate::model::ArtifactReport;
 use crate::model::{ChangedSide, Event, EventKind};
-use crate::projects::Source;
+use crate::projects::{KnownProject, Source};
 
 use super::pb;
 
@@ -110,37 +110,40 @@ fn source(s: Source) -> pb::ProjectSource {
     }
 }
 
-/// Every known project with its drift summary, and the problems met finding them.
+/// One known project with its drift summary. Its profile roots are left empty: they are
+/// read from disk, outside the state's lock ([`read_roots`]).
+pub(super) fn project(s: &State, k: &KnownProject) -> pb::ProjectInfo {
+    let mut summary = pb::DriftSummary::default();
+    let mut deployments = 0;
+    for r in s.reports_of(Some(&k.path)) {
+        if r.kind != DriftKind::Added {
+            deployments += 1;
+        }
+        *summary.count_mut(r.kind) += 1;
+    }
+    pb::ProjectInfo {
+        path: k.path.display().to_string(),
+        sources: k.sources.iter().map(|&x| source(x).into()).collect(),
+        missing: k.missing,
+        profile_roots: Vec::new(),
+        deployments,
+        drift: Some(summary),
+        ignored: k.ignored,
+    }
+}
+
+/// Every known project with its drift summary (profile roots left for [`read_roots`]),
+/// and the problems met finding them.
 pub(super) fn projects(s: &State) -> (Vec<pb::ProjectInfo>, Vec<pb::Problem>) {
-    let projects = s
-        .projects
-        .iter()
-        .map(|k| {
-            let mut summary = pb::DriftSummary::default();
-            let mut deployments = 0;
-            for r in s.reports_of(Some(&k.path)) {
-                if r.kind != DriftKind::Added {
-                    deployments += 1;
-                }
-                *summary.count_mut(r.kind) += 1;
-            }
-            let live = !k.missing && !k.ignored;
-            pb::ProjectInfo {
-                path: k.path.display().to_string(),
-                sources: k.sources.iter().map(|&x| source(x).into()).collect(),
-                missing: k.missing,
-                profile_roots: if live {
-                    crate::formats::deployment::profile_roots(&k.path)
-                } else {
-                    Vec::new()
-                },
-                deployments,
-                drift: Some(summary),
-                ignored: k.ignored,
-            }
-        })
-        .collect();
+    let projects = s.projects.iter().map(|k| project(s, k)).collect();
     (projects, s.problems.iter().cloned().map(problem).collect())
+}
+
+/// Fills in the profile roots of each present, not ignored project: reads its folder.
+pub(super) fn read_roots(projects: &mut [pb::ProjectInfo]) {
+    for p in projects.iter_mut().filter(|p| !p.missing && !p.ignored) {
+        p.profile_roots = crate::formats::deployment::profile_roots(Path::new(&p.path));
+    }
 }
 
 /// The store's health.

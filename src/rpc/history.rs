@@ -133,27 +133,6 @@ fn locate(
 }
 
 impl DaemonService {
-    pub(super) async fn history_stats(&self) -> Result<pb::HistoryStats, Status> {
-        let stamp = self.live.engine().store().write_stamp();
-        let cached = *self.history_totals.lock().expect("stats lock poisoned");
-        if let Some((at, stats)) = cached
-            && at == stamp
-        {
-            return Ok(stats);
-        }
-        let s = self.blocking(|e| Ok(e.history().stats()?)).await?;
-        let stats = pb::HistoryStats {
-            store_bytes: s.store_bytes,
-            logical_bytes: s.logical_bytes,
-            unique_compressed_bytes: s.unique_compressed_bytes,
-            versions: s.versions,
-            snapshots: s.snapshots,
-            blobs: s.blobs,
-        };
-        *self.history_totals.lock().expect("stats lock poisoned") = Some((stamp, stats));
-        Ok(stats)
-    }
-
     pub(super) async fn do_create_snapshot(
         &self,
         req: Request<pb::CreateSnapshotRequest>,

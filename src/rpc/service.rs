@@ -16,15 +16,28 @@ impl pb::skillmeat_daemon_server::SkillmeatDaemon for DaemonService {
         req: Request<pb::StatusRequest>,
     ) -> Result<Response<pb::StatusResponse>, Status> {
         self.fresh(req.into_inner().stale_ok).await?;
-        let (totals, store_bytes, inotify_watches) = self
+        // Every figure below is a counter or a read of a few small files: the answer costs
+        // the same whatever the number of projects and versions.
+        let (totals, store_bytes, history, inotify_watches) = self
             .blocking(|e| {
-                let watches = crate::watcher::inotify_watches();
-                Ok((e.totals()?, e.store().size_on_disk(), watches))
+                // The status answers whatever the store's condition: history counts are
+                // left out while it cannot answer, and its condition says why.
+                let history = e.history().stats().ok();
+                let store_bytes = history
+                    .as_ref()
+                    .map_or_else(|| e.store().size_on_disk(), |h| h.store_bytes);
+                let watches = crate::watcher::count::inotify_watches();
+                Ok((e.totals()?, store_bytes, history, watches))
             })
             .await?;
-        // The status answers whatever the store's condition: history counts are left out
-        // while it cannot answer, and its condition says why.
-        let history = self.history_stats().await.ok();
+        let history = history.map(|s| pb::HistoryStats {
+            store_bytes: s.store_bytes,
+            logical_bytes: s.logical_bytes,
+            unique_compressed_bytes: s.unique_compressed_bytes,
+            versions: s.versions,
+            snapshots: s.snapshots,
+            blobs: s.blobs,
+        });
         let paths = self.live.engine().paths();
         let store = self.live.engine().store();
         let (projects, deployments, cursor, watched_roots, polled_roots, mut problems) =
@@ -119,12 +132,12 @@ impl pb::skillmeat_daemon_server::SkillmeatDaemon for DaemonService {
         let force = req.force;
         let added = self.blocking(move |e| e.add_project(&path, force)).await?;
         self.live.refresh_projects().await.map_err(status::sync)?;
-        let project = self
-            .live
-            .with_state(convert::projects)
-            .0
-            .into_iter()
-            .find(|p| p.path == added.display().to_string());
+        // That project alone: the answer costs its size, not that of every project known.
+        let project = self.live.with_state(|s| {
+            let k = s.projects.iter().find(|k| k.path == added)?;
+            Some(convert::project(s, k))
+        });
+        let project = self.read_roots(project.into_iter().collect()).await?.pop();
         Ok(Response::new(pb::AddProjectResponse { project }))
     }
 
@@ -157,6 +170,7 @@ impl pb::skillmeat_daemon_server::SkillmeatDaemon for DaemonService {
     ) -> Result<Response<pb::ListProjectsResponse>, Status> {
         self.fresh(req.into_inner().stale_ok).await?;
         let (projects, problems) = self.live.with_state(convert::projects);
+        let projects = self.read_roots(projects).await?;
         Ok(Response::new(pb::ListProjectsResponse {
             projects,
             problems,

@@ -3,7 +3,7 @@
 //!
 //! | tree | key | value |
 //! |---|---|---|
-//! | `history_blobs` | SHA-256 of the bytes (32 bytes) | raw length (u64 LE) + zstd level 3 frame (not framed: it verifies itself) |
+//! | `history_blobs` | SHA-256 of the bytes (32 bytes) | raw length (u64 LE) + zstd level 3 frame (not framed: it verifies itself; see [`super::blobs`]) |
 //! | `history` | `v` + version id (u64 BE) | JSON [`Version`] |
 //! | `history` | `l` + location key + id (u64 BE) | empty: versions of one location |
 //! | `history` | `h` + hex content hash + location key + id | empty: versions by SkillMeat hash |
@@ -22,24 +22,10 @@ use std::os::unix::ffi::OsStrExt;
 
 use crate::model::{Location, Scope, Snapshot, SnapshotId, SnapshotTarget, Version, VersionId};
 
-use sha2::Digest;
-
 use super::frame::TreeId;
+use super::history_totals::{Touched, apply_counted};
 use super::ids::{IdKind, highest};
 use super::{Store, StoreError, unframe};
-
-/// zstd level for blobs: fast, and most artifacts are small text.
-const ZSTD_LEVEL: i32 = 3;
-
-/// Totals over the blob tree.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct BlobTotals {
-    pub blobs: u64,
-    /// Bytes stored (compressed frames plus their 8-byte headers).
-    pub compressed_bytes: u64,
-    /// Bytes the blobs hold once decompressed.
-    pub raw_bytes: u64,
-}
 
 /// The history trees of an open [`Store`] (whichever database the store has in use).
 #[derive(Debug, Clone)]
@@ -47,7 +33,7 @@ pub struct HistoryStore {
     pub(super) store: Store,
 }
 
-fn corrupt(detail: impl std::fmt::Display) -> StoreError {
+pub(super) fn corrupt(detail: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt {
         tree: "history",
         detail: detail.to_string(),
@@ -109,7 +95,10 @@ impl Store {
 }
 
 /// Decodes a framed history record.
-fn record<T: serde::de::DeserializeOwned>(key: &[u8], v: &[u8]) -> Result<T, StoreError> {
+pub(super) fn record<T: serde::de::DeserializeOwned>(
+    key: &[u8],
+    v: &[u8],
+) -> Result<T, StoreError> {
     serde_json::from_slice(unframe(TreeId::History, key, v)?).map_err(corrupt)
 }
 
@@ -130,37 +119,6 @@ pub(super) fn snapshot_key(id: SnapshotId) -> Vec<u8> {
 /// The key of a tag.
 pub(super) fn tag_key(name: &str) -> Vec<u8> {
     key(b't', &[name.as_bytes()])
-}
-
-/// A blob's stored value: raw length (u64 LE) and a zstd frame.
-pub(super) fn blob_value(bytes: &[u8]) -> Result<Vec<u8>, StoreError> {
-    let frame = zstd::bulk::compress(bytes, ZSTD_LEVEL)
-        .map_err(|e| corrupt(format!("compressing a blob: {e}")))?;
-    let mut v = Vec::with_capacity(8 + frame.len());
-    v.extend_from_slice(&(bytes.len() as u64).to_le_bytes());
-    v.extend_from_slice(&frame);
-    Ok(v)
-}
-
-/// The bytes of a stored blob value, checked against its id.
-fn blob_bytes(sha: &[u8; 32], v: &[u8]) -> Result<Vec<u8>, StoreError> {
-    let bad = |detail: String| StoreError::BadBlob {
-        blob: hex::encode(sha),
-        detail,
-    };
-    if v.len() < 8 {
-        return Err(bad("shorter than its header".into()));
-    }
-    let len = u64::from_le_bytes(v[..8].try_into().expect("8 bytes")) as usize;
-    let bytes = zstd::bulk::decompress(&v[8..], len).map_err(|e| bad(e.to_string()))?;
-    if bytes.len() != len {
-        return Err(bad("wrong length".into()));
-    }
-    let found: [u8; 32] = sha2::Sha256::digest(&bytes).into();
-    if &found != sha {
-        return Err(bad("its bytes do not hash to its id".into()));
-    }
-    Ok(bytes)
 }
 
 impl HistoryStore {
@@ -213,116 +171,6 @@ impl HistoryStore {
         self.store.size_on_disk()
     }
 
-    // ------------------------------------------------------------ blobs
-
-    /// Whether a blob is stored.
-    ///
-    /// # Errors
-    /// sled failed.
-    pub fn has_blob(&self, sha: &[u8; 32]) -> Result<bool, StoreError> {
-        self.store.with(|h| Ok(h.blobs.contains_key(sha)?))
-    }
-
-    /// Stores `bytes` under their SHA-256 `sha` unless a sound copy is already there (a
-    /// damaged one is replaced); returns whether it was written. The caller computed `sha`
-    /// from `bytes`.
-    ///
-    /// # Errors
-    /// sled failed.
-    pub fn put_blob(&self, sha: &[u8; 32], bytes: &[u8]) -> Result<bool, StoreError> {
-        self.store.with(|h| {
-            if let Some(v) = h.blobs.get(sha)? {
-                if blob_bytes(sha, &v).is_ok() {
-                    return Ok(false);
-                }
-                self.store.forget_bad_blob(sha);
-                tracing::warn!(blob = %hex::encode(sha), "replacing a damaged blob with a sound copy");
-            }
-            h.blobs.insert(sha, blob_value(bytes)?)?;
-            Ok(true)
-        })
-    }
-
-    /// The bytes of a blob, if stored.
-    ///
-    /// # Errors
-    /// sled failed, or the stored blob is damaged ([`StoreError::BadBlob`]: only the
-    /// versions that need it are affected).
-    pub fn blob(&self, sha: &[u8; 32]) -> Result<Option<Vec<u8>>, StoreError> {
-        let v = self.store.with(|h| Ok(h.blobs.get(sha)?))?;
-        let bytes = v.map(|v| blob_bytes(sha, &v)).transpose();
-        if let Err(e) = &bytes {
-            tracing::error!(error = %e, "a damaged blob: the versions that need it are unavailable");
-            self.store.note_bad_blob(sha);
-        }
-        bytes
-    }
-
-    /// Replaces a blob's stored value with damaged bytes (tests of what a damaged blob
-    /// does; test builds only).
-    ///
-    /// # Errors
-    /// sled failed.
-    #[cfg(feature = "fault-injection")]
-    pub fn damage_blob(&self, sha: &[u8; 32]) -> Result<(), StoreError> {
-        self.store.with(|h| {
-            let mut v = h.blobs.get(sha)?.map(|v| v.to_vec()).unwrap_or_default();
-            let n = v.len();
-            for b in v.iter_mut().skip(8).take(n.saturating_sub(12)) {
-                *b ^= 0x5A;
-            }
-            h.blobs.insert(sha, v)?;
-            Ok(())
-        })
-    }
-
-    /// Every stored blob's id.
-    ///
-    /// # Errors
-    /// sled failed.
-    pub fn blob_ids(&self) -> Result<Vec<[u8; 32]>, StoreError> {
-        self.store.with(|h| {
-            h.blobs
-                .iter()
-                .keys()
-                .map(|k| {
-                    let k = k?;
-                    k.as_ref()
-                        .try_into()
-                        .map_err(|_| corrupt("blob key is not 32 bytes"))
-                })
-                .collect()
-        })
-    }
-
-    /// Removes a blob; returns the bytes it occupied.
-    ///
-    /// # Errors
-    /// sled failed.
-    pub fn remove_blob(&self, sha: &[u8; 32]) -> Result<u64, StoreError> {
-        self.store
-            .with(|h| Ok(h.blobs.remove(sha)?.map_or(0, |v| v.len() as u64)))
-    }
-
-    /// Counts and sizes of the stored blobs.
-    ///
-    /// # Errors
-    /// sled failed.
-    pub fn blob_totals(&self) -> Result<BlobTotals, StoreError> {
-        self.store.with(|h| {
-            let mut t = BlobTotals::default();
-            for v in h.blobs.iter().values() {
-                let v = v?;
-                t.blobs += 1;
-                t.compressed_bytes += v.len() as u64;
-                if v.len() >= 8 {
-                    t.raw_bytes += u64::from_le_bytes(v[..8].try_into().expect("8 bytes"));
-                }
-            }
-            Ok(t)
-        })
-    }
-
     // ------------------------------------------------------------ versions
 
     pub(super) fn version_keys(v: &Version) -> [Vec<u8>; 3] {
@@ -344,7 +192,8 @@ impl HistoryStore {
         for v in versions {
             add_version(&self.store, &mut batch, v);
         }
-        self.apply_noting(batch, versions)
+        self.store
+            .with(|h| apply_counted(h, batch, &Touched::wrote(versions)))
     }
 
     /// Writes new versions and a snapshot naming them, atomically.
@@ -359,7 +208,11 @@ impl HistoryStore {
         let k = snapshot_key(snap.id);
         let json = serde_json::to_vec(snap).expect("a snapshot always serializes");
         batch.insert(k.clone(), self.store.frame(TreeId::History, &k, &json));
-        self.apply_noting(batch, versions)
+        let touched = Touched {
+            snapshots_written: &[snap.id],
+            ..Touched::wrote(versions)
+        };
+        self.store.with(|h| apply_counted(h, batch, &touched))
     }
 
     /// One version.
@@ -497,7 +350,9 @@ impl HistoryStore {
             .store
             .frame(TreeId::History, &k, &version.id.0.to_be_bytes());
         batch.insert(k, v);
-        self.apply_noting(batch, previous.into_iter().chain([version]))
+        let wrote: Vec<Version> = previous.into_iter().chain([version]).cloned().collect();
+        self.store
+            .with(|h| apply_counted(h, batch, &Touched::wrote(&wrote)))
     }
 
     /// When the last automatic snapshot of `target` was taken (ms since the epoch).
@@ -568,9 +423,15 @@ impl HistoryStore {
         for v in relinked {
             add_version(&self.store, &mut batch, v);
         }
+        let removed: Vec<VersionId> = versions.iter().map(|v| v.id).collect();
+        let touched = Touched {
+            versions_removed: &removed,
+            snapshots_removed: snapshots,
+            ..Touched::wrote(relinked)
+        };
         self.store.with(|h| {
             self.store.bury(h, TreeId::History, &buried)?;
-            h.history.apply_batch(batch)?;
+            apply_counted(h, batch, &touched)?;
             h.newest.forget(versions.iter().chain(relinked));
             Ok(())
         })

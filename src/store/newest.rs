@@ -8,7 +8,8 @@
 //! store starts empty.
 //!
 //! It stays right because every write of version records notes what it wrote after the
-//! batch is applied ([`Newest::note`]), every removal forgets the locations it touched
+//! batch is applied ([`Newest::note`], from [`super::history_totals::apply_counted`]),
+//! every removal forgets the locations it touched
 //! ([`Newest::forget`]), and a scan that fills an entry runs under the memo's lock, so a
 //! write cannot slip between the scan and the entry. A remembered id whose record is gone
 //! or moved is scanned again. The memo holds at most [`MAX_LOCATIONS`] entries (one per
@@ -76,22 +77,6 @@ pub(super) fn remember(
 }
 
 impl super::history::HistoryStore {
-    /// Applies `batch` to the history tree, then notes the versions it `wrote`.
-    ///
-    /// # Errors
-    /// sled failed.
-    pub(super) fn apply_noting<'a>(
-        &self,
-        batch: sled::Batch,
-        wrote: impl IntoIterator<Item = &'a Version>,
-    ) -> Result<(), super::StoreError> {
-        self.store.with(|h| {
-            h.history.apply_batch(batch)?;
-            h.newest.note(wrote);
-            Ok(())
-        })
-    }
-
     /// The newest version of `loc` (latest time, then highest id), if it has any.
     ///
     /// # Errors

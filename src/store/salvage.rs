@@ -23,8 +23,9 @@ use sha2::Digest;
 
 use crate::model::{OperationRecord, Snapshot, Version, VersionId};
 
+use super::blobs::blob_value;
 use super::frame::{self, Frame, TreeId};
-use super::history::{add_version, blob_value, id_of, snapshot_key, tag_key};
+use super::history::{add_version, id_of, snapshot_key, tag_key};
 use super::{Handles, ProjectMark, Store, StoreError};
 
 /// The zstd frame magic number, as it appears in bytes.
@@ -397,6 +398,8 @@ pub(super) fn salvage_into(
     }
     h.history.apply_batch(batch)?;
     h.newest.clear();
+    // Records and blobs were written wholesale: the totals are counted afresh when asked.
+    h.counts.history.forget();
     store.raise_id_floor(h, floor)?;
 
     // The event cursor never goes back.

@@ -34,6 +34,7 @@ mod service;
 mod settle;
 mod smctl;
 mod soak;
+mod status;
 mod store;
 mod supervision;
 mod undo;
