@@ -10,7 +10,7 @@
 //! registry = true
 //!
 //! [watch]
-//! settle_ms = 20          # quiet time that ends a save still in progress (complete writes: a quarter)
+//! settle_ms = 20          # quiet time that ends a save still in progress (a completed write does not wait)
 //! max_settle_ms = 1000    # a never-quiet burst is still processed this often
 //! reconcile_secs = 600    # periodic stat-only check of every root (0 = never)
 //! queue_capacity = 4096   # change hints buffered before falling back to a rescan

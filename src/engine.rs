@@ -257,11 +257,12 @@ impl Engine {
                     recommendation: verdict.recommendation.to_string(),
                     change_origin: verdict.change_origin.to_string(),
                     deployed_sha: Some(rec.content_hash.clone()),
-                    collection_version: c_path
-                        .as_deref()
-                        .map(|p| frontmatter::version_of(p).unwrap_or_else(|| "unknown".into())),
+                    collection_version: c_path.as_deref().map(|p| {
+                        memo.version(&self.index, p, Variant::DeployedCopy)
+                            .unwrap_or_else(|| "unknown".into())
+                    }),
                     project_version: matches!(p_side, Side::Hash(_))
-                        .then(|| frontmatter::version_of(&p_path))
+                        .then(|| memo.version(&self.index, &p_path, Variant::Legacy))
                         .flatten(),
                     error: side_error(&c_side).or_else(|| side_error(&p_side)),
                     collection_sha: side_hash(c_side),
@@ -304,7 +305,8 @@ impl Engine {
                     change_origin: verdict.change_origin.to_string(),
                     deployed_sha: None,
                     collection_version: Some(
-                        frontmatter::version_of(&path).unwrap_or_else(|| "unknown".into()),
+                        memo.version(&self.index, &path, Variant::DeployedCopy)
+                            .unwrap_or_else(|| "unknown".into()),
                     ),
                     project_version: None,
                     error: side_error(&side),
@@ -381,30 +383,51 @@ impl Engine {
     }
 }
 
-/// Hashes of artifact sides already computed, by path and variant.
+/// Hashes of artifact sides already computed, by path and variant, with the version their
+/// front matter declares once it has been read.
 ///
 /// A request uses a fresh memo, so a side shared by many projects (a collection artifact)
 /// is walked once. The live loop keeps one across batches and [`SideMemo::invalidate`]s the
-/// paths the watcher reports, so unchanged sides are not even walked.
+/// paths the watcher reports, so unchanged sides are neither walked nor read again: a batch
+/// costs the artifacts that changed, not every artifact of their project.
 #[derive(Debug, Default, Clone)]
 pub struct SideMemo {
-    sides: BTreeMap<(PathBuf, Variant), Side>,
+    sides: BTreeMap<(PathBuf, Variant), Memoised>,
+}
+
+/// One memoised side, and its front matter's version once asked for.
+#[derive(Debug, Clone)]
+struct Memoised {
+    side: Side,
+    version: Option<Option<String>>,
 }
 
 impl SideMemo {
     /// The side at `path`, from the memo or hashed through the index.
     pub fn side(&mut self, index: &HashIndex, path: &Path, variant: Variant) -> Side {
-        let key = (path.to_path_buf(), variant);
-        if let Some(s) = self.sides.get(&key) {
-            return s.clone();
-        }
-        let side = match index.hash(path, variant) {
-            Ok(h) => Side::Hash(h),
-            Err(HashError::NotFound { .. }) => Side::Absent,
-            Err(e) => Side::Unreadable(e.to_string()),
-        };
-        self.sides.insert(key, side.clone());
-        side
+        self.entry(index, path, variant).side.clone()
+    }
+
+    /// The version the front matter of the artifact at `path` declares
+    /// ([`frontmatter::version_of`]), from the memo or read once.
+    pub fn version(&mut self, index: &HashIndex, path: &Path, variant: Variant) -> Option<String> {
+        self.entry(index, path, variant)
+            .version
+            .get_or_insert_with(|| frontmatter::version_of(path))
+            .clone()
+    }
+
+    fn entry(&mut self, index: &HashIndex, path: &Path, variant: Variant) -> &mut Memoised {
+        self.sides
+            .entry((path.to_path_buf(), variant))
+            .or_insert_with(|| Memoised {
+                side: match index.hash(path, variant) {
+                    Ok(h) => Side::Hash(h),
+                    Err(HashError::NotFound { .. }) => Side::Absent,
+                    Err(e) => Side::Unreadable(e.to_string()),
+                },
+                version: None,
+            })
     }
 
     /// Forgets every side that `changed` could affect: sides at or below it (a folder

@@ -196,19 +196,21 @@ pub async fn run(running: Running, shutdown: CancellationToken) -> Result<(), Li
 /// first half of a delete-then-create save whose writer was descheduled in between.
 const REMOVAL_GRACE_SETTLES: u32 = 5;
 
-/// A complete batch still waits this fraction of the settle window for another hint, so
-/// the writes of one burst (a program writing two files) make one batch.
-const TAIL_DIVISOR: u32 = 4;
+/// How long a complete batch waits for one more hint: the writes of one program's burst
+/// (a revert of several files, a copy) come microseconds apart and make one batch, so
+/// nobody sees the state half-way through it; a person's next save comes much later.
+const BURST_GAP: Duration = Duration::from_millis(2);
 
 /// The hints of one batch, starting with `first`.
 ///
 /// A batch whose every change is complete (written and closed, renamed into place, or only
-/// attributes changed) is processed at once: as soon as a quarter of the settle window
-/// passes with no new hint (the rest of a burst under way joins it). Other
-/// changes settle: until the settle window passes with no new hint (at most `max_settle`);
-/// a file just emptied and still open may be half-saved by a writer descheduled between
-/// truncate and write, so it gets up to the longest settle to be written; a file deleted
-/// and not back yet gets a few settle windows to be recreated.
+/// attributes changed; for each path its latest hint counts) is final: it is processed at
+/// once, as soon as [`BURST_GAP`] passes with no new hint (the rest of a burst under way
+/// joins it). Other changes settle: until the
+/// settle window passes with no new hint (at most `max_settle`); a file just emptied and
+/// still open may be half-saved by a writer descheduled between truncate and write, so it
+/// gets up to the longest settle to be written; a file deleted and not back yet gets a few
+/// settle windows to be recreated. A change that completes meanwhile ends the wait.
 ///
 /// Once a cookie is among them, the batch ends with it: the changes before it still settle
 /// (or complete), the hints after it wait for the next batch, and a cookie alone is
@@ -230,15 +232,17 @@ async fn gather(
                 Err(_) => break,
             }
         }
-        let left = max_settle.saturating_sub(started.elapsed());
         let complete = batch.complete();
+        if complete && batch.cookie {
+            break;
+        }
+        let left = max_settle.saturating_sub(started.elapsed());
         let wait = if complete {
-            // A moment for the rest of a burst already under way.
-            (settle / TAIL_DIVISOR).min(left)
+            BURST_GAP.min(settle).min(left)
         } else {
             batch.unsettled(settle, grace, max_settle).min(left)
         };
-        if wait.is_zero() || (complete && batch.cookie) {
+        if wait.is_zero() {
             break;
         }
         if batch.cookie {
@@ -413,7 +417,6 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_completed_write_is_processed_at_once_with_the_rest_of_its_burst() {
-        let tail = SETTLE / TAIL_DIVISOR;
         let (tx, mut rx) = mpsc::channel(8);
         tx.send(staged("/p/b.md", Stage::Complete)).await.unwrap();
         tx.send(staged("/p/a.md", Stage::Attributes)).await.unwrap();
@@ -430,24 +433,25 @@ mod tests {
             MAX_SETTLE,
         )
         .await;
-        assert_eq!(t.elapsed(), tail, "closed after writing: at once");
+        assert_eq!(t.elapsed(), BURST_GAP, "closed after writing: at once");
         assert_eq!(batch.len(), 1);
 
+        // The usual save: truncate and write (a save under way), then close. The latest
+        // hint of the path counts: nothing is left to wait for.
         let t = Instant::now();
-        let (a, b) = (
-            staged("/p/a.md", Stage::Complete),
-            staged("/p/b.md", Stage::Complete),
-        );
+        let (a, b) = (hint("/p/a.md"), staged("/p/b.md", Stage::Complete));
         let later = tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(2)).await;
+            tx.send(hint("/p/b.md")).await.unwrap();
+            tx.send(staged("/p/a.md", Stage::Complete)).await.unwrap();
             tx.send(b).await.unwrap();
             tx
         });
         let batch = gather(a, &mut rx, SETTLE, MAX_SETTLE).await;
         assert_eq!(
             t.elapsed(),
-            Duration::from_millis(2) + tail,
-            "a burst is one batch"
+            Duration::from_millis(2) + BURST_GAP,
+            "processed once the last write closed"
         );
         assert_eq!(batch.len(), 2);
         let tx = later.await.unwrap();
@@ -491,7 +495,7 @@ mod tests {
         writer.await.unwrap();
         assert_eq!(
             t.elapsed(),
-            SETTLE * 3 + SETTLE / TAIL_DIVISOR,
+            SETTLE * 3 + BURST_GAP,
             "processed once it is back and closed"
         );
         assert_eq!(batch.len(), 1);
@@ -518,7 +522,7 @@ mod tests {
         let t = Instant::now();
         let first = staged("/p/skills/s/SKILL.md", Stage::Removed);
         let batch = gather(first, &mut rx, SETTLE, MAX_SETTLE).await;
-        assert_eq!(t.elapsed(), SETTLE / TAIL_DIVISOR);
+        assert_eq!(t.elapsed(), BURST_GAP);
         assert_eq!(batch.len(), 3);
     }
 

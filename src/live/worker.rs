@@ -226,8 +226,22 @@ impl Worker {
         }
 
         // Watch what is wanted now; folders newly watched may hold changes made before the
-        // watch existed, so their projects are recomputed from disk.
-        let (added_roots, fell_back) = self.watcher.set_roots(&self.wanted_roots(&projects));
+        // watch existed, so their projects are recomputed from disk. What is wanted changes
+        // only with the project set or the entries of a project's (or the home's) own
+        // folders and profile roots, so an edit deeper down skips the listing.
+        let relist = rediscover
+            || initial
+            || paths.iter().any(|p| {
+                p.ancestors()
+                    .skip(1)
+                    .take(2)
+                    .any(|a| a == home || known_dirs.contains(&a.to_path_buf()))
+            });
+        let (added_roots, fell_back) = if relist {
+            self.watcher.set_roots(&self.wanted_roots(&projects))
+        } else {
+            (Vec::new(), Vec::new())
+        };
         for r in &added_roots {
             self.memo.invalidate(r);
         }

@@ -31,6 +31,7 @@ mod propagate;
 mod refusals;
 mod reload;
 mod service;
+mod settle;
 mod smctl;
 mod soak;
 mod status;

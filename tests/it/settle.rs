@@ -1,0 +1,214 @@
+//! What the settle window holds back, with the real binaries: a completed write is final
+//! and becomes its event at once; saves still in progress (truncate before close,
+//! delete-then-create, write-then-rename) make one event, or none when the content is
+//! unchanged; a SkillMeat deploy goes from outdated to in sync without flapping.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::live::{add, setup, t, three, transitions};
+use crate::common::subscriber::Subscriber;
+use crate::common::{Env, write};
+
+#[test]
+fn editor_saves_make_exactly_one_event() {
+    let env = Env::new();
+    let (_coll, project) = setup(&env, &three());
+    let _d = env.daemon();
+    add(&env, &project);
+    let skill = project.join(".claude/skills/review/SKILL.md");
+
+    // vim / VS Code: write a temporary file, then rename it over the original.
+    let c = env.cursor();
+    write(&skill.with_file_name(".SKILL.md.swp"), "v1\n");
+    std::fs::rename(skill.with_file_name(".SKILL.md.swp"), &skill).unwrap();
+    let ev = env.events_since(c);
+    assert_eq!(ev.len(), 1, "{ev:#?}");
+    assert_eq!(transitions(&ev), [t("review", "in_sync", "modified")]);
+
+    // Truncate, then write.
+    let c = env.cursor();
+    {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&skill).unwrap();
+        f.flush().unwrap();
+        f.write_all(b"v2\n").unwrap();
+    }
+    let ev = env.events_since(c);
+    assert_eq!(ev.len(), 1, "{ev:#?}");
+    assert_eq!(ev[0]["kind"], "hash_changed");
+
+    // Delete, then create.
+    let c = env.cursor();
+    std::fs::remove_file(&skill).unwrap();
+    std::fs::write(&skill, "v3\n").unwrap();
+    let ev = env.events_since(c);
+    assert_eq!(ev.len(), 1, "{ev:#?}");
+    assert_eq!(ev[0]["kind"], "hash_changed");
+}
+
+#[test]
+fn twenty_delete_then_recreate_saves_of_unchanged_content_raise_no_event() {
+    let env = Env::new();
+    let (_coll, project) = setup(&env, &three());
+    let _d = env.daemon();
+    add(&env, &project);
+    let root = project.join(".claude");
+    let c = env.cursor();
+    for file in ["skills/review/SKILL.md", "commands/hello.md"] {
+        let file = root.join(file);
+        let content = std::fs::read(&file).unwrap();
+        for _ in 0..20 {
+            std::fs::remove_file(&file).unwrap();
+            // A writer descheduled between the two halves, past the settle window.
+            std::thread::sleep(Duration::from_millis(25));
+            std::fs::write(&file, &content).unwrap();
+            // The next save comes a moment later, as a person saves.
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    assert_eq!(env.events_since(c), Vec::<Value>::new());
+
+    // The same with a change makes one event per file.
+    for file in ["skills/review/SKILL.md", "commands/hello.md"] {
+        let file = root.join(file);
+        std::fs::remove_file(&file).unwrap();
+        std::thread::sleep(Duration::from_millis(25));
+        std::fs::write(&file, "changed\n").unwrap();
+    }
+    let ev = env.events_since(c);
+    let mut seen = transitions(&ev);
+    seen.sort();
+    assert_eq!(
+        seen,
+        [
+            t("hello", "in_sync", "modified"),
+            t("review", "in_sync", "modified")
+        ],
+        "{ev:#?}"
+    );
+}
+
+#[test]
+fn a_skillmeat_deploy_is_one_event_per_artifact_without_flapping() {
+    let env = Env::new();
+    let Some(sm) = crate::common::skillmeat::SkillMeat::new(&env, "deploy without flapping") else {
+        return;
+    };
+    let (p1, p2) = (env.path("p1"), env.path("p2"));
+    let out = std::process::Command::new("bash")
+        .arg(crate::common::skillmeat::support_script(
+            "make-skillmeat-home.sh",
+        ))
+        .args([&env.home, &p1, &p2])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let project = p1.canonicalize().unwrap();
+    let p = project.to_str().unwrap();
+    let _d = env.daemon();
+    add(&env, &project);
+    // Both collection copies change (a folder and a file): outdated.
+    let coll = env.skillmeat_home.join("collections/default");
+    for file in ["skills/review-skill/SKILL.md", "commands/hello.md"] {
+        let text = std::fs::read_to_string(coll.join(file)).unwrap();
+        write(&coll.join(file), format!("{text}\nRedeployed line.\n"));
+    }
+    let c = env.cursor();
+    let drift = env.smctl_json(&["drift", p]);
+    let outdated: Vec<&str> = drift["artifacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["drift_type"] == "outdated")
+        .map(|a| a["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(outdated, ["hello", "review-skill"], "{drift}");
+    let c = env
+        .events_since(c)
+        .last()
+        .map_or(c, |e| e["cursor"].as_u64().unwrap());
+
+    // One SkillMeat deploy of both: each goes from outdated to in sync, with nothing
+    // in between (no modified, missing or conflict while the copy and record land).
+    sm.run(&[
+        "deploy",
+        "review-skill",
+        "hello",
+        "--project",
+        p,
+        "--overwrite",
+    ]);
+    let ev = env.events_since(c);
+    let mut seen = transitions(&ev);
+    seen.sort();
+    assert_eq!(
+        seen,
+        [
+            t("hello", "outdated", "in_sync"),
+            t("review-skill", "outdated", "in_sync")
+        ],
+        "{ev:#?}"
+    );
+}
+
+/// A completed write is final and becomes its event at once, though its first kernel
+/// events (the truncate, the write) said a save was under way: with a settle window of ten
+/// seconds, the event still comes well before a fraction of it. A save in progress (the
+/// file still open) waits until it completes.
+#[test]
+fn a_completed_write_is_an_event_without_waiting_for_the_settle_window() {
+    use std::io::Write as _;
+    use std::time::Instant;
+
+    let env = Env::new();
+    let (_coll, project) = setup(&env, &three());
+    write(
+        &env.skillmeat_home.join("daemon.toml"),
+        "[watch]\nsettle_ms = 10000\nmax_settle_ms = 20000\n",
+    );
+    let _d = env.daemon();
+    add(&env, &project);
+    let root = project.join(".claude");
+    let start = env.cursor();
+    let mut sub = Subscriber::start(
+        &env,
+        &["--since", &start.to_string(), "--heartbeat-ms", "100"],
+    );
+    // Connected: what follows times the daemon, not the client's start.
+    sub.wait_for(Duration::from_secs(30), |v| v["type"] == "heartbeat");
+    let changed = |name: &'static str| {
+        move |v: &Value| v["type"] == "event" && v["name"] == name && v["kind"] == "drift_changed"
+    };
+    // A fifth of the settle window: only a write processed without waiting for any part
+    // of it (as a quarter, once) is seen within it.
+    let bound = Duration::from_secs(2);
+
+    // Truncate, write, close.
+    let t = Instant::now();
+    std::fs::write(root.join("skills/review/SKILL.md"), "edited\n").unwrap();
+    let e = sub.wait_for(bound, changed("review"));
+    assert_eq!(e["new_drift"], "modified", "{e:#}");
+    assert!(t.elapsed() < bound, "{:?}", t.elapsed());
+
+    // Written but still open: held back; closed: complete, and seen at once.
+    let mut open = std::fs::File::create(root.join("commands/hello.md")).unwrap();
+    open.write_all(b"half a save\n").unwrap();
+    open.flush().unwrap();
+    let stale = env.smctl_json(&["drift", project.to_str().unwrap(), "--no-sync"]);
+    assert!(
+        !stale.to_string().contains("\"hello\""),
+        "a save in progress is not yet in the state: {stale:#}"
+    );
+    let t = Instant::now();
+    drop(open);
+    let e = sub.wait_for(bound, changed("hello"));
+    assert_eq!(e["new_drift"], "modified", "{e:#}");
+    assert!(t.elapsed() < bound, "{:?}", t.elapsed());
+}
