@@ -20,10 +20,12 @@
 //! header block of the connection (HEADERS + CONTINUATION) is decoded with one persistent
 //! HPACK decoder (loona-hpack; it honours the client's dynamic-table size updates, bounded
 //! by the table size the server advertises), padding dropped and priority kept, the
-//! `:authority` replaced with `localhost`, and re-encoded as literals without indexing — so
-//! h2's own decoder never stores an entry and cannot disagree with the client's table.
-//! A block the client repeats byte for byte while its table is unchanged (most of a gRPC
-//! channel's blocks) is transcoded once and its output reused (`block.rs`). Other
+//! `:authority` replaced with `localhost`, and re-encoded against a second HPACK table that
+//! mirrors h2's own (`encoder.rs`: h2 decodes every block it is handed, in order, so the
+//! layer knows exactly what h2's table holds) — h2 reads references to its table where the
+//! client sent references to the client's, and the two tables need never agree with each
+//! other. A block the client repeats byte for byte while neither table changes (most of a
+//! gRPC channel's blocks) is transcoded once and its output reused (`block.rs`). Other
 //! frames pass unchanged. h2 then decodes and checks every block as always: every
 //! other field, pseudo-header rule, size limit and stream state is still h2's to judge.
 //!
@@ -48,6 +50,7 @@
 //! the limits below, so the layer and h2 enforce the same numbers.
 
 mod block;
+mod encoder;
 mod frames;
 #[cfg(test)]
 mod tests;

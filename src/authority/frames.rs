@@ -385,7 +385,13 @@ impl Rewriter {
             return;
         };
         self.encoded.clear();
-        let transcoded = self.codec.transcode(&self.fragment, &mut self.encoded);
+        // h2 resets a stream that depends on itself before it reads the block.
+        let unread = block.priority.is_some_and(|p| {
+            u32::from_be_bytes([p[0], p[1], p[2], p[3]]) & 0x7fff_ffff == block.stream
+        });
+        let transcoded = self
+            .codec
+            .transcode(&self.fragment, unread, &mut self.encoded);
         if !self.rewriting {
             if transcoded != Ok(true) {
                 // Nothing to fix, or nothing this layer can read: h2 gets the connection as
