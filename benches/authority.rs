@@ -360,8 +360,40 @@ async fn raw_client(sockets: &[PathBuf], servers: &[Server]) {
     }
 }
 
-/// A minimal HTTP/2 client: health checks with header blocks shaped like grpcio's (every
-/// field a literal with incremental indexing the first time, an index afterwards).
+/// The header blocks grpcio 1.85.1 (grpc C-core) sends on one channel, as read off its
+/// socket: the first request sends every field as a literal with incremental indexing
+/// (its name a literal too), but `:method: POST` and `:scheme: http`, references to the
+/// static table; every later request refers to those entries, one byte a field.
+fn grpcio_blocks(fields: &[(&[u8], &[u8])]) -> (Vec<u8>, Vec<u8>) {
+    const STATIC: [(&[u8], &[u8], u8); 2] = [(b":method", b"POST", 3), (b":scheme", b"http", 6)];
+    let mut first = Vec::new();
+    // The client's dynamic table, newest first.
+    let mut table: Vec<&[u8]> = Vec::new();
+    for &(name, value) in fields {
+        if let Some((.., index)) = STATIC.iter().find(|(n, v, _)| (*n, *v) == (name, value)) {
+            first.push(0x80 | index);
+            continue;
+        }
+        first.push(0x40);
+        for s in [name, value] {
+            loona_hpack::encoder::encode_integer_into(s.len(), 7, 0, &mut first).unwrap();
+            first.extend(s);
+        }
+        table.insert(0, name);
+    }
+    let steady = fields
+        .iter()
+        .map(
+            |&(name, value)| match STATIC.iter().find(|(n, v, _)| (*n, *v) == (name, value)) {
+                Some((.., index)) => 0x80 | index,
+                None => 0x80 | (62 + table.iter().position(|n| *n == name).unwrap()) as u8,
+            },
+        )
+        .collect();
+    (first, steady)
+}
+
+/// A minimal HTTP/2 client: health checks with header blocks as grpcio sends them.
 struct RawClient {
     stream: UnixStream,
     first: Vec<u8>,
@@ -409,9 +441,7 @@ impl RawClient {
                 b"grpc-python/1.85.1 grpc-c/58.0.0 (linux; chttp2)",
             ),
         ];
-        let mut encoder = loona_hpack::Encoder::new();
-        let first = encoder.encode(fields);
-        let steady = encoder.encode(fields);
+        let (first, steady) = grpcio_blocks(&fields);
         RawClient {
             stream,
             first,

@@ -1,5 +1,6 @@
 //! Client bytes → the authority layer's rewriter (`skillmeatd::authority::Rewriter`): it
-//! never panics and gives the same output however the bytes are split into reads. A
+//! never panics and gives the same output however the bytes are split into reads, whether
+//! it copies them (`feed`) or rewrites each read where it lies (`rewrite_in_place`). A
 //! connection it does not rewrite reaches h2 byte for byte; on a rewritten one (the input
 //! may start with a request naming the socket path), h2's side is played by one HPACK
 //! decoder reading, in order, every header block h2 would decode (all but those of a stream
@@ -79,6 +80,18 @@ fuzz_target!(|input: (u8, bool, Vec<(u8, Vec<u8>)>)| {
         split.feed(piece, &mut out_split);
     }
     assert_eq!(out, out_split, "output depends on how the input was split");
+
+    // The same reads rewritten in place, as the connection does in h2's buffer.
+    let mut in_place = Rewriter::new();
+    let (mut out_in_place, mut pending) = (Vec::new(), BytesMut::new());
+    for piece in stream.chunks(usize::from(step).max(1)) {
+        let mut buf = piece.to_vec();
+        let kept = in_place.rewrite_in_place(&mut buf, &mut pending);
+        out_in_place.extend(&buf[..kept]);
+        out_in_place.extend(pending.split());
+    }
+    assert_eq!(out, out_in_place, "rewriting in place changed the output");
+    assert_eq!(whole.refusal(), in_place.refusal());
     assert_eq!(whole.refusal(), split.refusal());
     assert_eq!(whole.rewrites(), split.rewrites());
     assert!(whole.rewrites() || !socket_path_first);
