@@ -40,10 +40,13 @@ pub(super) enum Indexing {
     Never,
 }
 
+/// A table entry: name and value.
+type Entry = (Box<[u8]>, Box<[u8]>);
+
 /// The encoding side of a rewritten connection: h2's dynamic table, as h2 holds it.
 pub(super) struct Encoder {
     /// Newest first, as HPACK numbers them (index 62 is the front).
-    entries: VecDeque<(Box<[u8]>, Box<[u8]>)>,
+    entries: VecDeque<Entry>,
     /// The table's size as HPACK counts it.
     size: usize,
 }
