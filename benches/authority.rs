@@ -5,6 +5,12 @@
 //! cargo bench --bench authority            # about a minute once built
 //! ```
 //!
+//! Each server runs alone on its own thread (a current-thread runtime), so the bench reads
+//! the server's CPU time (`CLOCK_THREAD_CPUTIME_ID` of that thread) for each side: CPU per
+//! call is what the layer costs the daemon and what limits throughput on a busy machine,
+//! and unlike wall-clock figures it hardly moves with the machine's load. Wall-clock
+//! latency and throughput are printed as well.
+//!
 //! Two clients, in short alternating rounds so every side shares the machine's noise; each
 //! ratio is the median of the rounds' ratios (each round's sides ran back to back), printed
 //! with the middle half of those ratios (25th–75th percentile) to show how steady it was:
@@ -20,7 +26,9 @@
 //! A health check is the cheapest RPC there is, so the layer's per-request share is at its
 //! largest here.
 
+use std::os::unix::thread::JoinHandleExt;
 use std::path::{Path, PathBuf};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use skillmeatd::authority::{self, Connection};
@@ -50,31 +58,37 @@ fn main() {
     runtime.block_on(run());
 }
 
+/// One side's figures, a value per round.
 #[derive(Default)]
 struct Samples {
     p50_us: Vec<f64>,
     p99_us: Vec<f64>,
     rpc_per_s: Vec<f64>,
     mib_per_s: Vec<f64>,
+    /// Server CPU per call, calls one at a time (the latency phase).
+    cpu_serial_us: Vec<f64>,
+    /// Server CPU per call, [`CONCURRENCY`] in flight (the throughput phase).
+    cpu_flight_us: Vec<f64>,
 }
 
 async fn run() {
     let dir = tempfile::tempdir().unwrap();
     let mut clients = Vec::new();
     let mut sockets = Vec::new();
+    let mut servers = Vec::new();
     for layer in [false, true] {
         let socket = dir.path().join(format!("layer-{layer}.sock"));
-        serve(&socket, layer);
+        servers.push(Server::start(&socket, layer));
         clients.push(HealthClient::new(
             skillmeatd::connect::channel(&socket).await.unwrap(),
         ));
         sockets.push(socket);
     }
-    tonic_client(&clients).await;
-    raw_client(&sockets).await;
+    tonic_client(&clients, &servers).await;
+    raw_client(&sockets, &servers).await;
 }
 
-async fn tonic_client(clients: &[HealthClient<Channel>]) {
+async fn tonic_client(clients: &[HealthClient<Channel>], servers: &[Server]) {
     let mut samples = [Samples::default(), Samples::default()];
     // Warm-up, then rounds alternating which side goes first.
     for client in clients {
@@ -85,11 +99,18 @@ async fn tonic_client(clients: &[HealthClient<Channel>]) {
         for side in order {
             let client = &clients[side];
             let s = &mut samples[side];
+            let cpu = servers[side].cpu();
             let mut lat = latency(client, LATENCY_CALLS).await;
+            s.cpu_serial_us
+                .push(per_call(servers[side].cpu() - cpu, LATENCY_CALLS));
             lat.sort();
             s.p50_us.push(micros(lat[lat.len() / 2]));
             s.p99_us.push(micros(lat[lat.len() * 99 / 100]));
-            s.rpc_per_s.push(throughput(client).await);
+            let cpu = servers[side].cpu();
+            let (calls, rate) = throughput(client).await;
+            s.cpu_flight_us
+                .push(per_call(servers[side].cpu() - cpu, calls));
+            s.rpc_per_s.push(rate);
             s.mib_per_s.push(bulk(client).await);
         }
     }
@@ -106,6 +127,18 @@ async fn tonic_client(clients: &[HealthClient<Channel>]) {
         "RPC/s",
     );
     row(
+        "server CPU per call, one at a time",
+        &plain.cpu_serial_us,
+        &layered.cpu_serial_us,
+        "µs",
+    );
+    row(
+        &format!("server CPU per call, {CONCURRENCY} in flight"),
+        &plain.cpu_flight_us,
+        &layered.cpu_flight_us,
+        "µs",
+    );
+    row(
         "1 MiB requests",
         &plain.mib_per_s,
         &layered.mib_per_s,
@@ -113,19 +146,63 @@ async fn tonic_client(clients: &[HealthClient<Channel>]) {
     );
 }
 
-/// The health service on `socket`, with or without the layer, with the daemon's limits.
-fn serve(socket: &Path, layer: bool) {
-    let incoming = UnixListenerStream::new(UnixListener::bind(socket).unwrap());
-    let (_reporter, health) = tonic_health::server::health_reporter();
-    let router = tonic::transport::Server::builder()
-        .max_frame_size(authority::MAX_FRAME_SIZE)
-        .http2_max_header_list_size(authority::MAX_HEADER_LIST_SIZE)
-        .add_service(health);
-    if layer {
-        tokio::spawn(router.serve_with_incoming(incoming.map(|c| c.map(Connection::new))));
-    } else {
-        tokio::spawn(router.serve_with_incoming(incoming));
+/// The health service on a socket, with or without the layer, with the daemon's limits,
+/// alone on its own thread, whose CPU clock the bench reads.
+struct Server {
+    clock: libc::clockid_t,
+    _thread: JoinHandle<()>,
+}
+
+impl Server {
+    fn start(socket: &Path, layer: bool) -> Server {
+        let socket = socket.to_path_buf();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async {
+                let incoming = UnixListenerStream::new(UnixListener::bind(&socket).unwrap());
+                ready_tx.send(()).unwrap();
+                let (_reporter, health) = tonic_health::server::health_reporter();
+                let router = tonic::transport::Server::builder()
+                    .max_frame_size(authority::MAX_FRAME_SIZE)
+                    .http2_max_header_list_size(authority::MAX_HEADER_LIST_SIZE)
+                    .add_service(health);
+                if layer {
+                    router
+                        .serve_with_incoming(incoming.map(|c| c.map(Connection::new)))
+                        .await
+                } else {
+                    router.serve_with_incoming(incoming).await
+                }
+                .unwrap();
+            });
+        });
+        ready_rx.recv().unwrap();
+        let mut clock = 0;
+        let rc = unsafe { libc::pthread_getcpuclockid(thread.as_pthread_t(), &mut clock) };
+        assert_eq!(rc, 0, "pthread_getcpuclockid");
+        Server {
+            clock,
+            _thread: thread,
+        }
     }
+
+    /// CPU time the server's thread has used so far.
+    fn cpu(&self) -> Duration {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        assert_eq!(unsafe { libc::clock_gettime(self.clock, &mut ts) }, 0);
+        Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+    }
+}
+
+fn per_call(cpu: Duration, calls: usize) -> f64 {
+    micros(cpu) / calls as f64
 }
 
 async fn latency(client: &HealthClient<Channel>, calls: usize) -> Vec<Duration> {
@@ -139,7 +216,8 @@ async fn latency(client: &HealthClient<Channel>, calls: usize) -> Vec<Duration> 
     out
 }
 
-async fn throughput(client: &HealthClient<Channel>) -> f64 {
+/// Returns how many calls were made, and how many per second.
+async fn throughput(client: &HealthClient<Channel>) -> (usize, f64) {
     let start = Instant::now();
     let tasks: Vec<_> = (0..CONCURRENCY)
         .map(|_| {
@@ -154,7 +232,8 @@ async fn throughput(client: &HealthClient<Channel>) -> f64 {
     for t in tasks {
         t.await.unwrap();
     }
-    (THROUGHPUT_CALLS / CONCURRENCY * CONCURRENCY) as f64 / start.elapsed().as_secs_f64()
+    let calls = THROUGHPUT_CALLS / CONCURRENCY * CONCURRENCY;
+    (calls, calls as f64 / start.elapsed().as_secs_f64())
 }
 
 async fn bulk(client: &HealthClient<Channel>) -> f64 {
@@ -197,7 +276,7 @@ fn percentile(v: &[f64], p: usize) -> f64 {
 
 /// The raw client's three sides: plain server with `localhost`, layer with `localhost`,
 /// layer with the socket path.
-async fn raw_client(sockets: &[PathBuf]) {
+async fn raw_client(sockets: &[PathBuf], servers: &[Server]) {
     let path = sockets[1].to_str().unwrap().to_string();
     let sides = [
         (&sockets[0], "localhost"),
@@ -212,23 +291,31 @@ async fn raw_client(sockets: &[PathBuf]) {
         }
         conns.push(c);
     }
-    let mut p50 = [vec![], vec![], vec![]];
-    let mut p99 = [vec![], vec![], vec![]];
-    let mut rate = [vec![], vec![], vec![]];
+    // The server each side talks to.
+    let server = [&servers[0], &servers[1], &servers[1]];
+    let mut samples: [Samples; 3] = Default::default();
     for round in 0..RAW_ROUNDS {
         for i in 0..3 {
             let side = (i + round) % 3;
             let c = &mut conns[side];
+            let s = &mut samples[side];
             let mut lat = Vec::with_capacity(LATENCY_CALLS);
+            let cpu = server[side].cpu();
             for _ in 0..LATENCY_CALLS {
                 let t = Instant::now();
                 c.call().await;
                 lat.push(t.elapsed());
             }
+            s.cpu_serial_us
+                .push(per_call(server[side].cpu() - cpu, LATENCY_CALLS));
             lat.sort();
-            p50[side].push(micros(lat[lat.len() / 2]));
-            p99[side].push(micros(lat[lat.len() * 99 / 100]));
-            rate[side].push(c.pipelined(RAW_THROUGHPUT_CALLS, CONCURRENCY).await);
+            s.p50_us.push(micros(lat[lat.len() / 2]));
+            s.p99_us.push(micros(lat[lat.len() * 99 / 100]));
+            let cpu = server[side].cpu();
+            s.rpc_per_s
+                .push(c.pipelined(RAW_THROUGHPUT_CALLS, CONCURRENCY).await);
+            s.cpu_flight_us
+                .push(per_call(server[side].cpu() - cpu, RAW_THROUGHPUT_CALLS));
         }
     }
     println!();
@@ -237,20 +324,76 @@ async fn raw_client(sockets: &[PathBuf]) {
     );
     println!("| what | plain server | with layer | ratio | middle half |");
     println!("|---|---|---|---|---|");
+    let plain = &samples[0];
     for (side, how) in [(1, "passed through"), (2, "rewritten")] {
-        row(&format!("latency p50, {how}"), &p50[0], &p50[side], "µs");
-        row(&format!("latency p99, {how}"), &p99[0], &p99[side], "µs");
+        let s = &samples[side];
+        row(
+            &format!("latency p50, {how}"),
+            &plain.p50_us,
+            &s.p50_us,
+            "µs",
+        );
+        row(
+            &format!("latency p99, {how}"),
+            &plain.p99_us,
+            &s.p99_us,
+            "µs",
+        );
         row(
             &format!("throughput ({CONCURRENCY} in flight), {how}"),
-            &rate[0],
-            &rate[side],
+            &plain.rpc_per_s,
+            &s.rpc_per_s,
             "RPC/s",
+        );
+        row(
+            &format!("server CPU per call, one at a time, {how}"),
+            &plain.cpu_serial_us,
+            &s.cpu_serial_us,
+            "µs",
+        );
+        row(
+            &format!("server CPU per call, {CONCURRENCY} in flight, {how}"),
+            &plain.cpu_flight_us,
+            &s.cpu_flight_us,
+            "µs",
         );
     }
 }
 
-/// A minimal HTTP/2 client: health checks with header blocks shaped like grpcio's (every
-/// field a literal with incremental indexing the first time, an index afterwards).
+/// The header blocks grpcio 1.85.1 (grpc C-core) sends on one channel, as read off its
+/// socket: the first request sends every field as a literal with incremental indexing
+/// (its name a literal too), but `:method: POST` and `:scheme: http`, references to the
+/// static table; every later request refers to those entries, one byte a field.
+fn grpcio_blocks(fields: &[(&[u8], &[u8])]) -> (Vec<u8>, Vec<u8>) {
+    const STATIC: [(&[u8], &[u8], u8); 2] = [(b":method", b"POST", 3), (b":scheme", b"http", 6)];
+    let mut first = Vec::new();
+    // The client's dynamic table, newest first.
+    let mut table: Vec<&[u8]> = Vec::new();
+    for &(name, value) in fields {
+        if let Some((.., index)) = STATIC.iter().find(|(n, v, _)| (*n, *v) == (name, value)) {
+            first.push(0x80 | index);
+            continue;
+        }
+        first.push(0x40);
+        for s in [name, value] {
+            loona_hpack::encoder::encode_integer_into(s.len(), 7, 0, &mut first).unwrap();
+            first.extend(s);
+        }
+        table.insert(0, name);
+    }
+    let steady = fields
+        .iter()
+        .map(
+            |&(name, value)| match STATIC.iter().find(|(n, v, _)| (*n, *v) == (name, value)) {
+                Some((.., index)) => 0x80 | index,
+                None => 0x80 | (62 + table.iter().position(|n| *n == name).unwrap()) as u8,
+            },
+        )
+        .collect();
+    (first, steady)
+}
+
+/// A minimal HTTP/2 client: health checks with header blocks as grpcio sends them.
 struct RawClient {
     stream: UnixStream,
     first: Vec<u8>,
@@ -298,9 +441,7 @@ impl RawClient {
                 b"grpc-python/1.85.1 grpc-c/58.0.0 (linux; chttp2)",
             ),
         ];
-        let mut encoder = loona_hpack::Encoder::new();
-        let first = encoder.encode(fields);
-        let steady = encoder.encode(fields);
+        let (first, steady) = grpcio_blocks(&fields);
         RawClient {
             stream,
             first,

@@ -13,17 +13,22 @@
 //!
 //! # How
 //! [`Connection`] wraps each accepted socket. What the daemon writes passes untouched.
-//! What the client sends goes through a [`Rewriter`]. The connection's first header block
+//! What the client sends is read straight into h2's buffer and goes through a [`Rewriter`],
+//! which leaves in place every byte that passes unchanged (the frames other than header
+//! blocks are only looked at, nine bytes of frame head each) and takes out the frames of
+//! header blocks, whose rewritten version goes in their place. The connection's first header block
 //! is decoded: when h2 would accept its `:authority` (tonic, grpc-go, grpc-js send
 //! `localhost`), that block and everything after it reach h2 byte for byte, unread — a
 //! gRPC channel names one authority for all its calls. When h2 would refuse it, every
 //! header block of the connection (HEADERS + CONTINUATION) is decoded with one persistent
 //! HPACK decoder (loona-hpack; it honours the client's dynamic-table size updates, bounded
 //! by the table size the server advertises), padding dropped and priority kept, the
-//! `:authority` replaced with `localhost`, and re-encoded as literals without indexing — so
-//! h2's own decoder never stores an entry and cannot disagree with the client's table.
-//! A block the client repeats byte for byte while its table is unchanged (most of a gRPC
-//! channel's blocks) is transcoded once and its output reused (`block.rs`). Other
+//! `:authority` replaced with `localhost`, and re-encoded against a second HPACK table that
+//! mirrors h2's own (`encoder.rs`: h2 decodes every block it is handed, in order, so the
+//! layer knows exactly what h2's table holds) — h2 reads references to its table where the
+//! client sent references to the client's, and the two tables need never agree with each
+//! other. A block the client repeats byte for byte while neither table changes (most of a
+//! gRPC channel's blocks) is transcoded once and its output reused (`block.rs`). Other
 //! frames pass unchanged. h2 then decodes and checks every block as always: every
 //! other field, pseudo-header rule, size limit and stream state is still h2's to judge.
 //!
@@ -48,6 +53,7 @@
 //! the limits below, so the layer and h2 enforce the same numbers.
 
 mod block;
+mod encoder;
 mod frames;
 #[cfg(test)]
 mod tests;
@@ -67,11 +73,8 @@ pub const MAX_FRAME_SIZE: u32 = 16 * 1024;
 /// SETTINGS_MAX_HEADER_LIST_SIZE the daemon advertises (hyper's default).
 pub const MAX_HEADER_LIST_SIZE: u32 = 16 * 1024;
 /// SETTINGS_HEADER_TABLE_SIZE: h2 never changes it from the protocol default, so a client
-/// may size its HPACK table up to this.
+/// may size its HPACK table up to this, and h2's own table holds this much.
 pub const HEADER_TABLE_SIZE: usize = 4096;
-
-/// How much is read from the socket at a time when frames may need rewriting.
-const READ_CHUNK: usize = 16 * 1024;
 
 /// An accepted connection whose inbound header blocks are rewritten (see the module doc).
 pub struct Connection<T> {
@@ -79,7 +82,6 @@ pub struct Connection<T> {
     rewriter: Rewriter,
     /// Rewritten bytes h2 has not read yet.
     pending: BytesMut,
-    scratch: Box<[u8]>,
 }
 
 impl<T> Connection<T> {
@@ -89,7 +91,6 @@ impl<T> Connection<T> {
             inner,
             rewriter: Rewriter::new(),
             pending: BytesMut::new(),
-            scratch: vec![0; READ_CHUNK].into_boxed_slice(),
         }
     }
 }
@@ -111,29 +112,22 @@ impl<T: AsyncRead + Unpin> AsyncRead for Connection<T> {
             if this.rewriter.is_done() || buf.remaining() == 0 {
                 return Poll::Ready(Ok(()));
             }
-            let direct = this.rewriter.pass_through_len();
-            if direct == usize::MAX {
-                // A connection passed through: h2 reads the socket itself.
-                ready!(Pin::new(&mut this.inner).poll_read(cx, buf))?;
+            // Straight into h2's buffer; on a connection passed through, that is all.
+            let start = buf.filled().len();
+            ready!(Pin::new(&mut this.inner).poll_read(cx, buf))?;
+            let end = buf.filled().len();
+            if end == start || this.rewriter.passes_everything() {
                 return Poll::Ready(Ok(()));
             }
-            if direct > 0 {
-                // The rest of a frame that passes unchanged (DATA, mostly; at most a frame):
-                // straight into h2's buffer, no copy.
-                let mut dst = ReadBuf::new(buf.initialize_unfilled_to(direct.min(buf.remaining())));
-                ready!(Pin::new(&mut this.inner).poll_read(cx, &mut dst))?;
-                let n = dst.filled().len();
-                buf.advance(n);
-                this.rewriter.skip(n);
+            let kept = this
+                .rewriter
+                .rewrite_in_place(&mut buf.filled_mut()[start..], &mut this.pending);
+            buf.set_filled(start + kept);
+            if kept > 0 {
                 return Poll::Ready(Ok(()));
             }
-            let mut chunk = ReadBuf::new(&mut this.scratch);
-            ready!(Pin::new(&mut this.inner).poll_read(cx, &mut chunk))?;
-            if chunk.filled().is_empty() {
-                return Poll::Ready(Ok(()));
-            }
-            // Part of a frame header or header block yields nothing yet: read on.
-            this.rewriter.feed(chunk.filled(), &mut this.pending);
+            // Nothing for h2 in place: what is pending, if anything, or read on (part of
+            // a frame head or header block yields nothing yet).
         }
     }
 }

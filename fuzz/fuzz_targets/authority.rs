@@ -1,15 +1,20 @@
 //! Client bytes → the authority layer's rewriter (`skillmeatd::authority::Rewriter`): it
-//! never panics and gives the same output however the bytes are split into reads. A
+//! never panics and gives the same output however the bytes are split into reads, whether
+//! it copies them (`feed`) or rewrites each read where it lies (`rewrite_in_place`). A
 //! connection it does not rewrite reaches h2 byte for byte; on a rewritten one (the input
-//! may start with a request naming the socket path), every header block h2 gets reads with
-//! an empty HPACK table (nothing indexed), carries no `:authority` h2 would refuse, and
-//! holds the fields the client's block decodes to with the client's table at that point
-//! (a reference decoder reads the input's blocks in order) — so a block the rewriter
-//! remembered is never reused after the client's table changed.
+//! may start with a request naming the socket path), h2's side is played by one HPACK
+//! decoder reading, in order, every header block h2 would decode (all but those of a stream
+//! that depends on itself, which h2 resets unread): each must decode against that one
+//! table — the rewriter's mirror of it never diverges —, carry no `:authority` h2 would
+//! refuse, and hold the fields the client's block decodes to with the client's table at
+//! that point (a reference decoder reads the input's blocks in order) — so a block the
+//! rewriter remembered is never reused after either table changed.
 //!
 //! The input is a list of pieces, each raw bytes or a header block built from its bytes:
-//! as they are, a repeat of an earlier block's bytes, or fields encoded by one persistent
-//! HPACK encoder (indexing what it has not seen), optionally after a table size update.
+//! as they are, a repeat of an earlier block's bytes, fields encoded by one persistent
+//! HPACK encoder (indexing what it has not seen), optionally after a table size update, or
+//! such fields framed with priority (on another stream or its own), padding and
+//! CONTINUATION frames.
 #![no_main]
 
 use bytes::BytesMut;
@@ -75,18 +80,38 @@ fuzz_target!(|input: (u8, bool, Vec<(u8, Vec<u8>)>)| {
         split.feed(piece, &mut out_split);
     }
     assert_eq!(out, out_split, "output depends on how the input was split");
+
+    // The same reads rewritten in place, as the connection does in h2's buffer.
+    let mut in_place = Rewriter::new();
+    let (mut out_in_place, mut pending) = (Vec::new(), BytesMut::new());
+    for piece in stream.chunks(usize::from(step).max(1)) {
+        let mut buf = piece.to_vec();
+        let kept = in_place.rewrite_in_place(&mut buf, &mut pending);
+        out_in_place.extend(&buf[..kept]);
+        out_in_place.extend(pending.split());
+    }
+    assert_eq!(out, out_in_place, "rewriting in place changed the output");
+    assert_eq!(whole.refusal(), in_place.refusal());
     assert_eq!(whole.refusal(), split.refusal());
     assert_eq!(whole.rewrites(), split.rewrites());
     assert!(whole.rewrites() || !socket_path_first);
 
     if whole.rewrites() {
         assert_eq!(&out[..PREFACE.len()], PREFACE);
-        let sent = blocks(&out[PREFACE.len()..], |block| {
-            loona_hpack::Decoder::new()
-                .decode(block)
-                .expect("a rewritten block refers to no table entry")
+        let mut h2 = loona_hpack::Decoder::new();
+        h2.set_max_allowed_table_size(HEADER_TABLE_SIZE);
+        let sent = blocks(&out[PREFACE.len()..], |block, unread| {
+            (!unread).then(|| {
+                h2.decode(block)
+                    .expect("a rewritten block decodes against h2's table")
+            })
         });
-        for (_, value) in sent.iter().flatten().filter(|(n, _)| n == b":authority") {
+        for (_, value) in sent
+            .iter()
+            .flatten()
+            .flatten()
+            .filter(|(n, _)| n == b":authority")
+        {
             assert!(
                 !refused_by_h2(value),
                 "h2 would refuse :authority {value:?}"
@@ -94,7 +119,7 @@ fuzz_target!(|input: (u8, bool, Vec<(u8, Vec<u8>)>)| {
         }
         let mut reference = loona_hpack::Decoder::new();
         reference.set_max_allowed_table_size(HEADER_TABLE_SIZE);
-        let expected = blocks(&stream[PREFACE.len()..], |block| {
+        let expected = blocks(&stream[PREFACE.len()..], |block, _| {
             let mut fields = Vec::new();
             match reference.decode_with_cb(block, |n, v| {
                 let v = if &*n == b":authority" && refused_by_h2(&v) {
@@ -116,7 +141,9 @@ fuzz_target!(|input: (u8, bool, Vec<(u8, Vec<u8>)>)| {
             sent.len()
         );
         for (i, (got, want)) in sent.iter().zip(&expected).enumerate() {
-            assert_eq!(Some(got), want.as_ref(), "header block {i}");
+            if let Some(got) = got {
+                assert_eq!(Some(got), want.as_ref(), "header block {i}");
+            }
         }
     } else {
         assert!(
@@ -136,7 +163,7 @@ struct Client {
 
 impl Client {
     fn piece(&mut self, how: u8, bytes: &[u8], stream: &mut Vec<u8>) {
-        match how % 5 {
+        match how % 6 {
             0 => stream.extend_from_slice(bytes),
             1 => self.headers(stream, bytes.to_vec()),
             2 if !self.sent.is_empty() => {
@@ -158,20 +185,63 @@ impl Client {
                     .unwrap();
                 self.headers(stream, block);
             }
+            5 if bytes.len() >= 3 => {
+                let block = self.encoder.encode(picked(&bytes[3..]));
+                self.framed(stream, block, bytes[0], bytes[1], bytes[2]);
+            }
             _ => {}
         }
+    }
+
+    /// `block` on the next stream, framed as `how` says: bit 0, priority on the stream
+    /// itself; bit 1, priority on stream 1; bit 2, `pad` bytes of padding; bit 3, split
+    /// into a HEADERS and a CONTINUATION frame at `at`.
+    fn framed(&mut self, stream: &mut Vec<u8>, block: Vec<u8>, how: u8, pad: u8, at: u8) {
+        let id = self.next_stream * 2 + 1;
+        self.next_stream += 1;
+        let mut flags = 0;
+        let mut payload = Vec::new();
+        if how & 4 != 0 {
+            flags |= PADDED;
+            payload.push(pad);
+        }
+        if how & 3 != 0 {
+            flags |= PRIORITY;
+            let dep = if how & 1 != 0 { id } else { 1 };
+            payload.extend(dep.to_be_bytes());
+            payload.push(16);
+        }
+        let at = if how & 8 != 0 {
+            usize::from(at).min(block.len())
+        } else {
+            block.len()
+        };
+        payload.extend(&block[..at]);
+        if how & 4 != 0 {
+            payload.extend(std::iter::repeat_n(0, usize::from(pad)));
+        }
+        let end = if at == block.len() { END_HEADERS } else { 0 };
+        frame(stream, HEADERS, flags | end, id, &payload);
+        if end == 0 {
+            frame(stream, CONTINUATION, END_HEADERS, id, &block[at..]);
+        }
+        self.sent.push(block);
     }
 
     /// `block` in one HEADERS frame on the next stream.
     fn headers(&mut self, stream: &mut Vec<u8>, block: Vec<u8>) {
         let id = self.next_stream * 2 + 1;
         self.next_stream += 1;
-        let len = (block.len() as u32).to_be_bytes();
-        stream.extend([len[1], len[2], len[3], HEADERS, END_HEADERS]);
-        stream.extend(id.to_be_bytes());
-        stream.extend(&block);
+        frame(stream, HEADERS, END_HEADERS, id, &block);
         self.sent.push(block);
     }
+}
+
+fn frame(stream: &mut Vec<u8>, kind: u8, flags: u8, id: u32, payload: &[u8]) {
+    let len = (payload.len() as u32).to_be_bytes();
+    stream.extend([len[1], len[2], len[3], kind, flags]);
+    stream.extend(id.to_be_bytes());
+    stream.extend(payload);
 }
 
 /// One field per byte, from [`NAMES`] and [`VALUES`].
@@ -182,12 +252,13 @@ fn picked(bytes: &[u8]) -> impl Iterator<Item = (&'static [u8], &'static [u8])> 
 }
 
 /// Each complete header block in `frames` (padding and priority removed, CONTINUATIONs
-/// joined), read by `decode`, up to the first frame the rewriter would stop at. A HEADERS
-/// frame on stream 0 (the rewriter's way of ending a connection) is no block.
-fn blocks<T>(mut frames: &[u8], mut decode: impl FnMut(&[u8]) -> T) -> Vec<T> {
+/// joined), read by `decode` with whether h2 leaves it unread (a stream that depends on
+/// itself), up to the first frame the rewriter would stop at. A HEADERS frame on stream 0
+/// (the rewriter's way of ending a connection) is no block.
+fn blocks<T>(mut frames: &[u8], mut decode: impl FnMut(&[u8], bool) -> T) -> Vec<T> {
     let mut decoded = Vec::new();
-    // The block being joined, and its stream.
-    let mut block: Option<(u32, Vec<u8>)> = None;
+    // The block being joined, its stream, and whether h2 leaves it unread.
+    let mut block: Option<(u32, Vec<u8>, bool)> = None;
     while frames.len() >= 9 {
         let len = u32::from_be_bytes([0, frames[0], frames[1], frames[2]]) as usize;
         let (kind, flags) = (frames[3], frames[4]);
@@ -201,34 +272,40 @@ fn blocks<T>(mut frames: &[u8], mut decode: impl FnMut(&[u8]) -> T) -> Vec<T> {
         }
         match (kind, &mut block) {
             (HEADERS, None) if stream != 0 => match fragment(flags, payload) {
-                Some(fragment) => block = Some((stream, fragment.to_vec())),
+                Some((fragment, dep)) => {
+                    block = Some((stream, fragment.to_vec(), dep == Some(stream)));
+                }
                 None => break,
             },
-            (CONTINUATION, Some((id, b))) if *id == stream => b.extend_from_slice(payload),
+            (CONTINUATION, Some((id, b, _))) if *id == stream => b.extend_from_slice(payload),
             (HEADERS | CONTINUATION, _) | (_, Some(_)) => break,
             (_, None) => continue,
         }
         if flags & END_HEADERS != 0 {
-            if let Some((_, b)) = block.take() {
-                decoded.push(decode(&b));
+            if let Some((_, b, unread)) = block.take() {
+                decoded.push(decode(&b, unread));
             }
         }
     }
     decoded
 }
 
-/// A HEADERS frame's block fragment: its payload without padding and priority.
-fn fragment(flags: u8, mut payload: &[u8]) -> Option<&[u8]> {
+/// A HEADERS frame's block fragment (its payload without padding and priority), and the
+/// stream it depends on.
+fn fragment(flags: u8, mut payload: &[u8]) -> Option<(&[u8], Option<u32>)> {
     let mut pad = 0;
     if flags & PADDED != 0 {
         let (&n, rest) = payload.split_first()?;
         pad = usize::from(n);
         payload = rest;
     }
+    let mut dep = None;
     if flags & PRIORITY != 0 {
-        payload = payload.get(5..)?;
+        let (p, rest) = payload.split_first_chunk::<5>()?;
+        dep = Some(u32::from_be_bytes([p[0], p[1], p[2], p[3]]) & 0x7fff_ffff);
+        payload = rest;
     }
-    payload.get(..payload.len().checked_sub(pad)?)
+    Some((payload.get(..payload.len().checked_sub(pad)?)?, dep))
 }
 
 fn refused_by_h2(value: &[u8]) -> bool {

@@ -1,23 +1,21 @@
 //! One complete header block: decoded with the connection's persistent HPACK decoder
-//! (loona-hpack), its fields re-encoded without indexing — a reference to the static table
-//! where it holds the field or its name (cheaper for h2 to read than a literal), a literal
-//! otherwise — and an `:authority` that h2 would refuse replaced by `localhost`.
+//! (loona-hpack), an `:authority` that h2 would refuse replaced by `localhost`, and its
+//! fields re-encoded for h2 by [`super::encoder`], whose table mirrors h2's — so h2 reads
+//! references to its table where the client sent references to the client's.
 //!
 //! Clients repeat their header blocks byte for byte (after the first request, a gRPC
 //! channel's blocks are mostly references to its dynamic table), so the codec keeps the
-//! last few blocks it transcoded with their output. Decoding depends on the bytes and on
-//! the dynamic table, so an entry is reused only while the table is as it was: a block is
-//! remembered only when it leaves the table unchanged (indexed fields and literals without
-//! indexing, no size update), and any block that changes the table (a literal with
-//! incremental indexing, a size update, an error) forgets them all.
+//! last few blocks it transcoded with their output. The input's meaning depends on the
+//! client's table, and the output's on h2's, so an entry is reused only while both tables
+//! are as they were: a block is remembered only when it leaves both unchanged (on the
+//! client's side: indexed fields and literals without indexing, no size update; on h2's:
+//! nothing added), and any block that changes either (or an error) forgets them all.
 //!
 //! Only [`super::frames::Rewriter`] uses this, once per HEADERS(+CONTINUATION) block.
 
-use std::sync::OnceLock;
-
 use loona_hpack::decoder::DecoderError;
-use loona_hpack::encoder::encode_integer_into;
 
+use super::encoder::{Encoder, Indexing};
 use super::{HEADER_TABLE_SIZE, MAX_HEADER_LIST_SIZE};
 
 /// h2 aborts the connection (ENHANCE_YOUR_CALM) when a decoded header list passes four
@@ -47,16 +45,19 @@ const REMEMBERED: usize = 4;
 /// pinned for the life of the connection.
 const REMEMBERED_SIZE: usize = 4096;
 
-/// The connection's HPACK decoding context (the client's dynamic table), and the blocks
-/// last transcoded in it.
+/// The connection's two HPACK contexts — the client's table (decoding) and h2's
+/// (encoding) — and the blocks last transcoded in them.
 pub(super) struct BlockCodec {
     decoder: loona_hpack::Decoder<'static>,
+    encoder: Encoder,
     remembered: Vec<Transcoded>,
     /// Where the next block to remember goes once `remembered` is full.
     next: usize,
+    /// How the client sent each field of the block being decoded (kept for its allocation).
+    kinds: Vec<Indexing>,
 }
 
-/// A block that leaves the table unchanged, and what it was transcoded to.
+/// A block that leaves both tables unchanged, and what it was transcoded to.
 struct Transcoded {
     block: Vec<u8>,
     fields: Vec<u8>,
@@ -71,22 +72,26 @@ impl BlockCodec {
         decoder.set_max_allowed_table_size(HEADER_TABLE_SIZE);
         BlockCodec {
             decoder,
+            encoder: Encoder::new(),
             remembered: Vec::new(),
             next: 0,
+            kinds: Vec::new(),
         }
     }
 
-    /// Decodes `block` and appends its fields to `out`, each as a literal without indexing,
-    /// so the server's own decoder never stores an entry and its table cannot diverge from
-    /// anything. Returns whether an `:authority` was replaced. A block remembered (see the
-    /// module doc) is not decoded again: its output is copied.
+    /// Decodes `block` and appends its fields to `out`, encoded for h2's table (see
+    /// [`super::encoder`]). Returns whether an `:authority` was replaced. A block
+    /// remembered (see the module doc) is not decoded again: its output is copied.
+    /// `unread` says h2 will not decode this block (see [`Encoder::neutral`]).
     ///
     /// # Errors
     /// The block is not valid HPACK, or decodes to more than [`ABUSE_LIST_SIZE`] bytes
-    /// (memory stays bounded: fields past the limit are not copied).
+    /// (memory stays bounded: fields past the limit are not copied). Either ends the
+    /// connection, so the tables need not agree afterwards.
     pub(super) fn transcode(
         &mut self,
         block: &[u8],
+        unread: bool,
         out: &mut Vec<u8>,
     ) -> Result<bool, BlockError> {
         if let Some(known) = self.remembered.iter().find(|t| t.block == block) {
@@ -94,16 +99,18 @@ impl BlockCodec {
             return Ok(known.replaced);
         }
         let start = out.len();
-        let transcoded = self.decode(block, out);
+        let client_table_kept = representations(block, &mut self.kinds);
+        let transcoded = self.decode(block, unread, out);
         match transcoded {
-            Ok(replaced) if keeps_table(block) => {
+            Ok((replaced, false)) if client_table_kept && !unread => {
                 self.remember(block, &out[start..], replaced);
             }
-            // The table changed (or may have, up to an error): what was remembered may
-            // now decode differently.
+            Ok((_, false)) if client_table_kept => {}
+            // A table changed (or may have, up to an error): what was remembered may now
+            // decode, or be decoded by h2, differently.
             _ => self.remembered.clear(),
         }
-        transcoded
+        transcoded.map(|(replaced, _)| replaced)
     }
 
     fn remember(&mut self, block: &[u8], fields: &[u8], replaced: bool) {
@@ -127,11 +134,20 @@ impl BlockCodec {
         slot.replaced = replaced;
     }
 
-    /// [`BlockCodec::transcode`] without the remembered blocks.
-    fn decode(&mut self, block: &[u8], out: &mut Vec<u8>) -> Result<bool, BlockError> {
+    /// [`BlockCodec::transcode`] without the remembered blocks; also returns whether h2's
+    /// table changed.
+    fn decode(
+        &mut self,
+        block: &[u8],
+        unread: bool,
+        out: &mut Vec<u8>,
+    ) -> Result<(bool, bool), BlockError> {
         let mut size = 0usize;
         let mut too_large = false;
         let mut replaced = false;
+        let mut changed = false;
+        let mut kinds = self.kinds.iter();
+        let encoder = &mut self.encoder;
         let decoded = self.decoder.decode_with_cb(block, |name, value| {
             // Sizes as HPACK and h2 count them (RFC 7541 §4.1).
             size = size.saturating_add(name.len() + value.len() + 32);
@@ -145,7 +161,14 @@ impl BlockCodec {
             } else {
                 &value
             };
-            field(&name, value, out);
+            // A representation the walk could not follow: sent on without indexing,
+            // which cannot change h2's table.
+            let how = kinds.next().copied().unwrap_or(Indexing::No);
+            if unread {
+                encoder.neutral(&name, value, how, out);
+            } else {
+                changed |= encoder.field(&name, value, how, out);
+            }
         });
         match decoded {
             Ok(()) => {}
@@ -157,31 +180,48 @@ impl BlockCodec {
         if too_large {
             return Err(BlockError::TooLarge);
         }
-        Ok(replaced)
+        Ok((replaced, changed))
     }
 }
 
-/// Whether decoding `block` leaves the dynamic table as it was (RFC 7541 §6): every
-/// representation is an indexed field or a literal without indexing (or never indexed) —
-/// no literal with incremental indexing, no table size update. Asked only of a block the
-/// decoder has just read without error; whatever it cannot follow counts as a change.
-fn keeps_table(mut block: &[u8]) -> bool {
+/// How the client sent each field of `block` (RFC 7541 §6), into `kinds`; returns
+/// whether decoding it leaves the client's table as it was: every representation an
+/// indexed field or a literal without indexing (or never indexed) — no literal with
+/// incremental indexing, no table size update. Asked only of a block the decoder reads
+/// without error; whatever the walk cannot follow counts as a change, and the fields
+/// past it are sent without indexing.
+fn representations(mut block: &[u8], kinds: &mut Vec<Indexing>) -> bool {
+    kinds.clear();
+    let mut kept = true;
     while let Some(&first) = block.first() {
-        let rest = match first {
-            0x80.. => read_integer(block, 7).map(|(_, rest)| rest),
-            0x00..=0x1f => read_integer(block, 4).and_then(|(name, rest)| {
-                let rest = if name == 0 { skip_string(rest)? } else { rest };
-                skip_string(rest)
-            }),
-            // 0x20..=0x3f: a size update; 0x40..=0x7f: a literal with incremental indexing.
-            _ => None,
+        let (kind, rest) = match first {
+            0x80.. => (Some(Indexing::Add), read_integer(block, 7).map(|(_, r)| r)),
+            0x40..=0x7f => {
+                kept = false;
+                (Some(Indexing::Add), skip_literal(block, 6))
+            }
+            0x20..=0x3f => {
+                kept = false;
+                (None, read_integer(block, 5).map(|(_, r)| r))
+            }
+            0x10..=0x1f => (Some(Indexing::Never), skip_literal(block, 4)),
+            0x00..=0x0f => (Some(Indexing::No), skip_literal(block, 4)),
         };
-        match rest {
-            Some(rest) => block = rest,
-            None => return false,
-        }
+        let Some(rest) = rest else {
+            return false;
+        };
+        kinds.extend(kind);
+        block = rest;
     }
-    true
+    kept
+}
+
+/// The bytes after the literal (name index with a `prefix`-bit prefix, then the name if
+/// that is 0, then the value) at the start of `buf`.
+fn skip_literal(buf: &[u8], prefix: u8) -> Option<&[u8]> {
+    let (name, rest) = read_integer(buf, prefix)?;
+    let rest = if name == 0 { skip_string(rest)? } else { rest };
+    skip_string(rest)
 }
 
 /// The integer with an `prefix`-bit prefix at the start of `buf` (RFC 7541 §5.1), and
@@ -219,64 +259,61 @@ pub(super) fn refused_by_h2(value: &[u8]) -> bool {
     std::str::from_utf8(value).is_ok() && http::uri::Authority::try_from(value).is_err()
 }
 
-/// One field, without touching the dynamic table (RFC 7541 §6.1, §6.2.2): the static
-/// table's index when it holds the field, else a literal with the static table's index of
-/// the name when it holds that, else a literal with the name; strings raw. (Writing into a
-/// Vec cannot fail.)
-fn field(name: &[u8], value: &[u8], out: &mut Vec<u8>) {
-    let table = static_table();
-    let mut name_index = 0;
-    for (i, (n, v)) in table.iter().enumerate() {
-        if n == name {
-            if v == value {
-                let _ = encode_integer_into(i + 1, 7, 0x80, out);
-                return;
-            }
-            if name_index == 0 {
-                name_index = i + 1;
-            }
-        }
-    }
-    let _ = encode_integer_into(name_index, 4, 0x00, out);
-    if name_index == 0 {
-        string(name, out);
-    }
-    string(value, out);
-}
-
-fn string(s: &[u8], out: &mut Vec<u8>) {
-    let _ = encode_integer_into(s.len(), 7, 0x00, out);
-    out.extend_from_slice(s);
-}
-
-/// HPACK's static table (RFC 7541 Appendix A), read once through loona-hpack's decoder:
-/// entry `i` is what the one-byte representation "indexed, `i`" decodes to.
-fn static_table() -> &'static [(Vec<u8>, Vec<u8>)] {
-    static TABLE: OnceLock<Vec<(Vec<u8>, Vec<u8>)>> = OnceLock::new();
-    TABLE.get_or_init(|| {
-        let mut decoder = loona_hpack::Decoder::new();
-        (1..=STATIC_ENTRIES)
-            .map_while(|i| decoder.decode(&[0x80 | i]).ok()?.pop())
-            .collect()
-    })
-}
-
-/// Entries in HPACK's static table.
-const STATIC_ENTRIES: u8 = 61;
-
 #[cfg(test)]
 mod tests {
+    use loona_hpack::encoder::encode_integer_into;
+
     use super::*;
 
-    fn decode_fresh(block: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
-        loona_hpack::Decoder::new().decode(block).unwrap()
-    }
+    type Fields = Vec<(Vec<u8>, Vec<u8>)>;
 
-    fn fields(pairs: &[(&str, &str)]) -> Vec<(Vec<u8>, Vec<u8>)> {
+    fn fields(pairs: &[(&str, &str)]) -> Fields {
         pairs
             .iter()
             .map(|(n, v)| (n.as_bytes().to_vec(), v.as_bytes().to_vec()))
             .collect()
+    }
+
+    fn with_localhost(mut fields: Fields) -> Fields {
+        for (name, value) in &mut fields {
+            if name == b":authority" && refused_by_h2(value) {
+                *value = REPLACEMENT.to_vec();
+            }
+        }
+        fields
+    }
+
+    /// A client's block of `fields`, every one indexed (grpc C-core indexes what it
+    /// sends on every call), encoded with the client's own table.
+    fn indexed(client: &mut Encoder, fields: &Fields) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (n, v) in fields {
+            client.field(n, v, Indexing::Add, &mut out);
+        }
+        out
+    }
+
+    /// A codec and, beside it, what h2 holds: one decoder reading every block it is sent.
+    struct Connection {
+        codec: BlockCodec,
+        h2: loona_hpack::Decoder<'static>,
+    }
+
+    impl Connection {
+        fn new() -> Connection {
+            Connection {
+                codec: BlockCodec::new(),
+                h2: loona_hpack::Decoder::new(),
+            }
+        }
+
+        /// Transcodes `block`; h2 decodes the output. Returns (replaced, fields h2 read,
+        /// output).
+        fn send(&mut self, block: &[u8]) -> Result<(bool, Fields, Vec<u8>), BlockError> {
+            let mut out = Vec::new();
+            let replaced = self.codec.transcode(block, false, &mut out)?;
+            Ok((replaced, self.h2.decode(&out).unwrap(), out))
+        }
     }
 
     #[test]
@@ -304,8 +341,8 @@ mod tests {
     }
 
     #[test]
-    fn replaces_only_an_invalid_authority_and_never_indexes() {
-        let mut enc = loona_hpack::Encoder::new();
+    fn replaces_only_an_invalid_authority_and_h2_reads_references() {
+        let mut client = Encoder::new();
         let request = fields(&[
             (":method", "POST"),
             (":scheme", "http"),
@@ -314,48 +351,22 @@ mod tests {
             ("te", "trailers"),
             ("user-agent", "grpc-python/1.85"),
         ]);
-        let mut codec = BlockCodec::new();
-        // Twice: the second block is all dynamic-table references for the decoder.
-        for _ in 0..2 {
-            let block = enc.encode(request.iter().map(|(n, v)| (&n[..], &v[..])));
-            let mut out = Vec::new();
-            assert_eq!(codec.transcode(&block, &mut out), Ok(true));
-            let mut expected = request.clone();
-            expected[3].1 = b"localhost".to_vec();
-            // A fresh decoder reads it: nothing refers to a dynamic table.
-            assert_eq!(decode_fresh(&out), expected);
-            // Nothing was inserted into the receiver's table: index 62 does not exist.
-            let probe = [&out[..], &[0x80 | 62]].concat();
-            assert_eq!(
-                loona_hpack::Decoder::new().decode(&probe),
-                Err(DecoderError::HeaderIndexOutOfBounds)
-            );
-        }
-        let mut out = Vec::new();
-        let valid = enc.encode([(&b":authority"[..], &b"localhost:1"[..])]);
-        assert_eq!(codec.transcode(&valid, &mut out), Ok(false));
-        assert_eq!(decode_fresh(&out), fields(&[(":authority", "localhost:1")]));
-    }
-
-    #[test]
-    fn the_static_table_is_used_for_names_and_fields() {
-        assert_eq!(static_table().len(), usize::from(STATIC_ENTRIES));
-        let mut out = Vec::new();
-        field(b":method", b"POST", &mut out); // entry 3
-        field(b":path", b"/x", &mut out); // name 4
-        field(b"te", b"trailers", &mut out); // not in the table
-        assert_eq!(
-            out,
-            [
-                &[0x83, 0x04, 2][..],
-                b"/x",
-                &[0, 2],
-                b"te",
-                &[8],
-                b"trailers"
-            ]
-            .concat()
-        );
+        let mut conn = Connection::new();
+        let expected = with_localhost(request.clone());
+        let (replaced, got, _) = conn.send(&indexed(&mut client, &request)).unwrap();
+        assert!(replaced);
+        assert_eq!(got, expected);
+        // The second time, every field is one byte on both sides.
+        let block = indexed(&mut client, &request);
+        assert_eq!(block.len(), request.len());
+        let (replaced, got, steady) = conn.send(&block).unwrap();
+        assert!(replaced);
+        assert_eq!(got, expected);
+        assert_eq!(steady.len(), request.len(), "{steady:x?}");
+        let valid = indexed(&mut client, &fields(&[(":authority", "localhost:1")]));
+        let (replaced, got, _) = conn.send(&valid).unwrap();
+        assert!(!replaced);
+        assert_eq!(got, fields(&[(":authority", "localhost:1")]));
     }
 
     #[test]
@@ -365,22 +376,25 @@ mod tests {
         // Size update to 0 (0x20), then a literal with incremental indexing: not stored.
         let block = [&[0x20, 0x40, 1, b'a', 1, b'b'][..], &[0x80 | 62]].concat();
         assert_eq!(
-            codec.transcode(&block, &mut out),
+            codec.transcode(&block, false, &mut out),
             Err(BlockError::Hpack(DecoderError::HeaderIndexOutOfBounds))
         );
         // Past the advertised 4096: refused.
         let mut too_big = vec![];
         encode_integer_into(4097, 5, 0x20, &mut too_big).unwrap();
         assert_eq!(
-            BlockCodec::new().transcode(&too_big, &mut out),
+            BlockCodec::new().transcode(&too_big, false, &mut out),
             Err(BlockError::Hpack(DecoderError::InvalidMaxDynamicSize))
         );
         // A block that only updates the size is fine.
-        assert_eq!(BlockCodec::new().transcode(&[0x20], &mut out), Ok(false));
+        assert_eq!(
+            BlockCodec::new().transcode(&[0x20], false, &mut out),
+            Ok(false)
+        );
     }
 
     #[test]
-    fn a_repeated_block_is_transcoded_once_while_the_table_stays() {
+    fn a_repeated_block_is_transcoded_once_while_the_tables_stay() {
         let mut enc = loona_hpack::Encoder::new();
         let request = fields(&[
             (":path", "/grpc.health.v1.Health/Check"),
@@ -388,83 +402,130 @@ mod tests {
             ("te", "trailers"),
         ]);
         let pairs = || request.iter().map(|(n, v)| (&n[..], &v[..]));
-        let mut codec = BlockCodec::new();
-        let mut out = Vec::new();
+        let mut conn = Connection::new();
         // The first block indexes its fields: not remembered.
-        let first = enc.encode(pairs());
-        assert_eq!(codec.transcode(&first, &mut out), Ok(true));
-        assert!(codec.remembered.is_empty());
+        conn.send(&enc.encode(pairs())).unwrap();
+        assert!(conn.codec.remembered.is_empty());
         let steady = enc.encode(pairs());
-        assert!(keeps_table(&steady));
-        let mut expected = Vec::new();
-        assert_eq!(codec.transcode(&steady, &mut expected), Ok(true));
-        assert_eq!(codec.remembered.len(), 1);
+        let (_, _, expected) = conn.send(&steady).unwrap();
+        assert_eq!(conn.codec.remembered.len(), 1);
         for _ in 0..3 {
-            out.clear();
-            assert_eq!(codec.transcode(&steady, &mut out), Ok(true));
+            let (replaced, got, out) = conn.send(&steady).unwrap();
+            assert!(replaced);
+            assert_eq!(got, with_localhost(request.clone()));
             assert_eq!(out, expected);
         }
-        assert_eq!(codec.remembered.len(), 1);
+        assert_eq!(conn.codec.remembered.len(), 1);
     }
 
     #[test]
     fn a_block_after_a_table_change_is_decoded_again() {
         let mut enc = loona_hpack::Encoder::new();
         let request = fields(&[(":authority", "%2Ftmp%2Fd.sock"), ("x-id", "1")]);
-        let mut codec = BlockCodec::new();
+        let mut conn = Connection::new();
         let mut reference = loona_hpack::Decoder::new();
-        let mut transcode = |block: &[u8]| {
-            let mut out = Vec::new();
-            let result = codec.transcode(block, &mut out);
-            let mut expected = reference.decode(block).map_err(BlockError::Hpack);
-            if let Ok(fields) = &mut expected {
-                for (name, value) in fields.iter_mut() {
-                    if name == b":authority" {
-                        *value = REPLACEMENT.to_vec();
-                    }
-                }
-            }
-            result.map(|_| decode_fresh(&out)).map_err(|e| (e, out))
-                == expected.map_err(|e| (e, Vec::new()))
+        // What h2 reads is what the client's block means, authority replaced.
+        let mut check = |block: &[u8]| {
+            let expected = reference
+                .decode(block)
+                .map(with_localhost)
+                .map_err(BlockError::Hpack);
+            assert_eq!(conn.send(block).map(|(_, got, _)| got), expected);
         };
         let pairs = request.iter().map(|(n, v)| (&n[..], &v[..]));
-        assert!(transcode(&enc.encode(pairs.clone())));
+        check(&enc.encode(pairs.clone()));
         // Refers to entries 62 (x-id: 1) and 63 (:authority); remembered.
         let steady = enc.encode(pairs);
-        assert!(transcode(&steady));
-        assert!(transcode(&steady));
+        check(&steady);
+        check(&steady);
         // A new entry shifts the indices: the same bytes now mean other fields.
-        assert!(transcode(&enc.encode([(&b"x-id"[..], &b"2"[..])])));
-        assert!(transcode(&steady));
-        assert!(transcode(&steady));
+        check(&enc.encode([(&b"x-id"[..], &b"2"[..])]));
+        check(&steady);
+        check(&steady);
         // A size update that empties the table: the same bytes now refer to nothing.
-        assert!(transcode(&[0x20, 0x82]));
-        let mut out = Vec::new();
-        assert_eq!(
-            codec.transcode(&steady, &mut out),
-            Err(BlockError::Hpack(DecoderError::HeaderIndexOutOfBounds))
-        );
+        check(&[0x20, 0x82]);
+        check(&steady);
     }
 
     #[test]
-    fn blocks_that_change_the_table_are_told_apart() {
+    fn h2_s_table_follows_its_own_evictions() {
+        // The client's table holds the long socket path, h2's the short `localhost`: they
+        // evict at different times, and references stay right on both sides.
+        let path = format!("%2F{}", "d".repeat(300));
+        let mut client = Encoder::new();
+        let mut conn = Connection::new();
+        let mut reference = loona_hpack::Decoder::new();
+        for i in 0..200 {
+            let request = fields(&[
+                (":authority", &path),
+                ("x-id", &format!("{}", i % 37)),
+                ("x-big", &"b".repeat(i % 7 * 100)),
+            ]);
+            let block = indexed(&mut client, &request);
+            let expected = with_localhost(reference.decode(&block).unwrap());
+            assert_eq!(conn.send(&block).unwrap().1, expected, "request {i}");
+        }
+    }
+
+    #[test]
+    fn a_block_h2_does_not_read_leaves_its_table_alone() {
+        let mut enc = loona_hpack::Encoder::new();
+        let mut conn = Connection::new();
+        let first = fields(&[(":authority", "/s.sock"), ("x-a", "1")]);
+        conn.send(&enc.encode(first.iter().map(|(n, v)| (&n[..], &v[..]))))
+            .unwrap();
+        // h2 skips this block (it resets the stream first), so the block may refer to
+        // h2's table but not add to it.
+        let skipped = fields(&[("x-a", "1"), ("x-b", "2")]);
+        let block = enc.encode(skipped.iter().map(|(n, v)| (&n[..], &v[..])));
+        let mut out = Vec::new();
+        conn.codec.transcode(&block, true, &mut out).unwrap();
+        assert_eq!(
+            loona_hpack::Decoder::new().decode(&out).ok(),
+            None,
+            "refers to h2's table"
+        );
+        // Not remembered: the same bytes, read by h2, must add what they add.
+        assert!(conn.codec.remembered.is_empty());
+        let next = fields(&[("x-b", "2"), ("x-a", "1")]);
+        let block = enc.encode(next.iter().map(|(n, v)| (&n[..], &v[..])));
+        assert_eq!(conn.send(&block).unwrap().1, next);
+    }
+
+    #[test]
+    fn how_the_client_sent_each_field_is_kept() {
         let mut name_long = vec![0x0f, 0x80, 0x01]; // without indexing, name index 143
         name_long.extend([3, b'a', b'b', b'c']);
-        for (block, keeps) in [
-            (&[][..], true),
-            (&[0x82, 0xbe, 0xff, 0x80, 0x01][..], true), // indexed: 2, 62, 255
-            (&[0x04, 0x02, b'/', b'x'][..], true),       // without indexing, name 4
-            (&[0x00, 0x01, b'a', 0x01, b'b'][..], true), // without indexing, literal name
-            (&[0x10, 0x01, b'a', 0x81, 0xff][..], true), // never indexed, Huffman value
-            (&name_long[..], true),
-            (&[0x82, 0x44, 0x02, b'/', b'x'][..], false), // incremental indexing
-            (&[0x20, 0x82][..], false),                   // size update
-            (&[0x82, 0x3f, 0xe1, 0x1f][..], false),       // size update (4096), last
-            (&[0x04, 0x05, b'/'][..], false),             // cut short
-            (&[0xff, 0x80, 0x80, 0x80, 0x80, 0x01][..], false), // integer too long
+        use Indexing::{Add, Never, No};
+        for (block, keeps, expected) in [
+            (&[][..], true, &[][..]),
+            (
+                &[0x82, 0xbe, 0xff, 0x80, 0x01][..],
+                true,
+                &[Add, Add, Add][..],
+            ), // 2, 62, 255
+            (&[0x04, 0x02, b'/', b'x'][..], true, &[No]), // without indexing, name 4
+            (&[0x00, 0x01, b'a', 0x01, b'b'][..], true, &[No]), // literal name
+            (&[0x10, 0x01, b'a', 0x81, 0xff][..], true, &[Never]), // Huffman value
+            (&name_long[..], true, &[No]),
+            (&[0x82, 0x44, 0x02, b'/', b'x'][..], false, &[Add, Add]), // incremental indexing
+            (&[0x20, 0x82][..], false, &[Add]),                        // size update
+            (&[0x82, 0x3f, 0xe1, 0x1f][..], false, &[Add]),            // size update (4096), last
+            (&[0x04, 0x05, b'/'][..], false, &[]),                     // cut short
+            (&[0xff, 0x80, 0x80, 0x80, 0x80, 0x01][..], false, &[]),   // integer too long
         ] {
-            assert_eq!(keeps_table(block), keeps, "{block:x?}");
+            let mut kinds = Vec::new();
+            assert_eq!(representations(block, &mut kinds), keeps, "{block:x?}");
+            assert_eq!(kinds, expected, "{block:x?}");
         }
+    }
+
+    #[test]
+    fn a_never_indexed_field_stays_never_indexed() {
+        let block = [&[0x10, 6][..], b"secret", &[1], b"s"].concat();
+        let (_, got, out) = Connection::new().send(&block).unwrap();
+        assert_eq!(got, fields(&[("secret", "s")]));
+        assert_eq!(out[0] & 0xf0, 0x10);
     }
 
     #[test]
@@ -476,7 +537,10 @@ mod tests {
         // Each index byte repeats the 4 KB entry: a 100-byte block decodes to 400 KB.
         block.extend(std::iter::repeat_n(0x80 | 62, 100));
         let mut out = Vec::new();
-        assert_eq!(codec.transcode(&block, &mut out), Err(BlockError::TooLarge));
+        assert_eq!(
+            codec.transcode(&block, false, &mut out),
+            Err(BlockError::TooLarge)
+        );
         assert!(out.len() <= ABUSE_LIST_SIZE, "{}", out.len());
     }
 }

@@ -163,21 +163,125 @@ impl Rewriter {
 
     /// Takes the next bytes the client sent, in any split, and appends what h2 should
     /// read to `out`. A header block is emitted once it is complete.
-    pub fn feed(&mut self, mut input: &[u8], out: &mut BytesMut) {
-        while !input.is_empty() {
-            let taken = match self.state {
-                State::Done => return,
-                State::Raw => {
-                    out.put_slice(input);
-                    return;
+    pub fn feed(&mut self, input: &[u8], out: &mut BytesMut) {
+        self.feed_until(input, out, false);
+    }
+
+    /// Rewrites `buf` (the next bytes the client sent, just read into h2's own buffer)
+    /// where it stands: what passes unchanged — the preface, other frames' heads and
+    /// payloads — stays or moves down over the header frames taken out, and each rewritten
+    /// header block goes in their place when it fits. Returns how many bytes of `buf` h2
+    /// should read; what h2 should read after them is appended to `out`. The same bytes for
+    /// h2, in the same order, as [`Rewriter::feed`] gives, without copying what passes.
+    pub fn rewrite_in_place(&mut self, buf: &mut [u8], out: &mut BytesMut) -> usize {
+        if !out.is_empty() {
+            // h2 has yet to read what came before: everything follows it.
+            self.feed(buf, out);
+            return 0;
+        }
+        let (mut read, mut written) = (0, 0);
+        loop {
+            let passed = self.scan(&buf[read..]);
+            buf.copy_within(read..read + passed, written);
+            read += passed;
+            written += passed;
+            if read == buf.len() {
+                return written;
+            }
+            // A header block's frame (or a frame head cut short): taken out.
+            let start = out.len();
+            let taken = self.feed_until(&buf[read..], out, true);
+            read += taken;
+            let emitted = out.len() - start;
+            if taken == 0 || emitted > read - written {
+                // Nothing more for h2 (the connection was refused), or a block larger
+                // than the frames it came in: the rest follows it in `out`.
+                self.feed(&buf[read..], out);
+                return written;
+            }
+            buf[written..written + emitted].copy_from_slice(&out[start..]);
+            out.truncate(start);
+            written += emitted;
+        }
+    }
+
+    /// How many of `input`'s first bytes pass to h2 as they are — the preface, frame heads
+    /// other than a header block's, other frames' payloads —, accounted for as passed. It
+    /// stops where the rewriter must hold bytes back: a header block's frame, or a frame
+    /// head cut short.
+    fn scan(&mut self, input: &[u8]) -> usize {
+        let mut at = 0;
+        while at < input.len() {
+            let rest = &input[at..];
+            match self.state {
+                State::Raw => return input.len(),
+                State::Forward(remaining) => {
+                    let n = rest.len().min(remaining);
+                    self.state = if n == remaining {
+                        State::Head
+                    } else {
+                        State::Forward(remaining - n)
+                    };
+                    at += n;
                 }
                 State::Preface(seen) => {
-                    let n = input.len().min(PREFACE.len() - seen);
-                    if input[..n] != PREFACE[seen..seen + n] {
+                    let n = rest.len().min(PREFACE.len() - seen);
+                    if rest[..n] != PREFACE[seen..seen + n] {
+                        self.state = State::Raw;
+                        return input.len();
+                    }
+                    self.state = if seen + n == PREFACE.len() {
+                        State::Head
+                    } else {
+                        State::Preface(seen + n)
+                    };
+                    at += n;
+                }
+                State::Head if self.head_len == 0 && self.block.is_none() => {
+                    let Some(head) = rest.first_chunk::<HEAD_LEN>() else {
+                        return at;
+                    };
+                    let len = u32::from_be_bytes([0, head[0], head[1], head[2]]);
+                    if matches!(head[3], HEADERS | CONTINUATION | PUSH_PROMISE)
+                        || len > MAX_FRAME_SIZE
+                    {
+                        return at;
+                    }
+                    // What `start_frame` does with any other frame.
+                    self.state = match len {
+                        0 => State::Head,
+                        len => State::Forward(len as usize),
+                    };
+                    at += HEAD_LEN;
+                }
+                State::Head | State::Collect(_) | State::Done => return at,
+            }
+        }
+        at
+    }
+
+    /// [`Rewriter::feed`]; with `one_frame`, it stops after the first frame it completes
+    /// (or once the rest passes unchanged). Returns how many bytes it took.
+    fn feed_until(&mut self, input: &[u8], out: &mut BytesMut, one_frame: bool) -> usize {
+        let mut at = 0;
+        while at < input.len() {
+            let rest = &input[at..];
+            let taken = match self.state {
+                State::Done => return at,
+                State::Raw => {
+                    if one_frame {
+                        return at;
+                    }
+                    out.put_slice(rest);
+                    return input.len();
+                }
+                State::Preface(seen) => {
+                    let n = rest.len().min(PREFACE.len() - seen);
+                    if rest[..n] != PREFACE[seen..seen + n] {
                         self.state = State::Raw;
                         continue;
                     }
-                    out.put_slice(&input[..n]);
+                    out.put_slice(&rest[..n]);
                     self.state = if seen + n == PREFACE.len() {
                         State::Head
                     } else {
@@ -186,8 +290,8 @@ impl Rewriter {
                     n
                 }
                 State::Head => {
-                    let n = input.len().min(HEAD_LEN - self.head_len);
-                    self.head[self.head_len..self.head_len + n].copy_from_slice(&input[..n]);
+                    let n = rest.len().min(HEAD_LEN - self.head_len);
+                    self.head[self.head_len..self.head_len + n].copy_from_slice(&rest[..n]);
                     self.head_len += n;
                     if self.head_len == HEAD_LEN {
                         self.head_len = 0;
@@ -196,8 +300,8 @@ impl Rewriter {
                     n
                 }
                 State::Forward(remaining) => {
-                    let n = input.len().min(remaining);
-                    out.put_slice(&input[..n]);
+                    let n = rest.len().min(remaining);
+                    out.put_slice(&rest[..n]);
                     self.state = if n == remaining {
                         State::Head
                     } else {
@@ -206,8 +310,8 @@ impl Rewriter {
                     n
                 }
                 State::Collect(remaining) => {
-                    let n = input.len().min(remaining);
-                    self.payload.extend_from_slice(&input[..n]);
+                    let n = rest.len().min(remaining);
+                    self.payload.extend_from_slice(&rest[..n]);
                     if n == remaining {
                         self.end_frame(out);
                     } else {
@@ -216,32 +320,19 @@ impl Rewriter {
                     n
                 }
             };
-            input = &input[taken..];
+            at += taken;
+            // A frame completed, or one that passes unchanged has begun.
+            let next = matches!(self.state, State::Head | State::Forward(_)) && self.head_len == 0;
+            if one_frame && next {
+                return at;
+            }
         }
+        at
     }
 
-    /// How many of the next client bytes pass through unchanged whatever they are (the
-    /// rest of a DATA or other frame's payload): the caller may hand them to h2 directly
-    /// and report them with [`Rewriter::skip`].
-    pub fn pass_through_len(&self) -> usize {
-        match self.state {
-            State::Forward(n) => n,
-            State::Raw => usize::MAX,
-            _ => 0,
-        }
-    }
-
-    /// Accounts for `n` bytes (at most [`Rewriter::pass_through_len`]) the caller passed
-    /// through itself.
-    pub fn skip(&mut self, n: usize) {
-        if let State::Forward(remaining) = self.state {
-            let left = remaining.saturating_sub(n);
-            self.state = if left == 0 {
-                State::Head
-            } else {
-                State::Forward(left)
-            };
-        }
+    /// Whether everything from here on passes unchanged: h2 may read the socket itself.
+    pub fn passes_everything(&self) -> bool {
+        self.state == State::Raw
     }
 
     /// Whether the connection is over for the rewriter: after a refusal, nothing more
@@ -385,7 +476,13 @@ impl Rewriter {
             return;
         };
         self.encoded.clear();
-        let transcoded = self.codec.transcode(&self.fragment, &mut self.encoded);
+        // h2 resets a stream that depends on itself before it reads the block.
+        let unread = block.priority.is_some_and(|p| {
+            u32::from_be_bytes([p[0], p[1], p[2], p[3]]) & 0x7fff_ffff == block.stream
+        });
+        let transcoded = self
+            .codec
+            .transcode(&self.fragment, unread, &mut self.encoded);
         if !self.rewriting {
             if transcoded != Ok(true) {
                 // Nothing to fix, or nothing this layer can read: h2 gets the connection as

@@ -375,6 +375,29 @@ async fn every_header_block_shape_is_served() {
     }
 }
 
+/// h2 resets a stream whose priority names the stream itself without reading its header
+/// block. The layer reads it (the client's table moves on) but hands h2 a block that would
+/// not change h2's table, so later requests, which refer to what that block indexed, are
+/// still read right. (Without the layer, h2's table would miss those entries.)
+#[tokio::test]
+async fn a_stream_depending_on_itself_is_reset_and_the_tables_stay_in_step() {
+    let (_dir, socket) = server(true).await;
+    let mut client = Client::connect(&socket).await;
+    let mut ok = request("/run/s.sock");
+    assert_eq!(client.check(1, &ok).await, serving());
+    ok.push((b"x-new".to_vec(), b"1".to_vec()));
+    let block = encode(&mut client.encoder, &ok);
+    let mut payload = vec![0, 0, 0, 3, 15]; // depends on stream 3 itself
+    payload.extend(&block);
+    let mut bytes = frame(HEADERS, END_HEADERS | PRIORITY, 3, &payload);
+    bytes.extend(frame(DATA, END_STREAM, 3, &[0, 0, 0, 0, 0]));
+    client.send(&bytes).await;
+    assert_eq!(client.outcome(3).await, Outcome::Reset(PROTOCOL_ERROR));
+    // `x-new: 1` is now a reference to the client's table.
+    assert_eq!(client.check(5, &ok).await, serving());
+    assert_eq!(client.check(7, &ok).await, serving());
+}
+
 /// A 60 KB request (within the initial flow-control window) in 16 KiB DATA frames, read
 /// partly straight into h2's buffer: the service gets every byte (it answers NOT_FOUND for
 /// the 60 KB service name it read).
