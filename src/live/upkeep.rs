@@ -105,7 +105,8 @@ impl Worker {
 
     /// Queues the batch's history work: `changed` artifacts whose content differs from
     /// `previous` become versions (before the batch is answered when their location had
-    /// content already), content seen for the first time and bases become bulk work.
+    /// content already), content seen for the first time and bases become bulk work
+    /// (first-seen content that is a base queued now is recorded as that base).
     ///
     /// At start `previous` is empty and `changed` is every artifact: the last run may
     /// have stopped with its bulk work undone (the drift state it persisted does not say),
@@ -128,8 +129,10 @@ impl Worker {
         let mut first_seen = Vec::new();
         for (key, new) in changed {
             let old = previous.get(key);
-            let mut found = |loc: Location, hash: &str, path, root, known| {
-                if based.contains(&(&loc, hash)) || !seen.insert(loc.clone()) {
+            let mut found = |loc: Location, hash: &str, path, root, known: bool| {
+                // A change of known content is always a version (back to the base's
+                // content too: the newest version must be what the file holds).
+                if (!known && based.contains(&(&loc, hash))) || !seen.insert(loc.clone()) {
                     return;
                 }
                 let work = Work::version(loc, path, root);

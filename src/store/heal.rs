@@ -373,6 +373,12 @@ impl Store {
                 Ok(()) => {
                     s.sealed.store(flushed, Ordering::SeqCst);
                 }
+                // The seal is a new page on disk every time, where sled's small writes may
+                // still fit in pages it has: a full disk shows here first.
+                Err(e) if super::is_no_space(&e) => self.note(&StoreError::Full {
+                    path: s.dir.clone(),
+                    free: free_bytes(&s.dir),
+                }),
                 Err(e) => tracing::debug!(error = %e, "cannot write the store's seal"),
             }
         }

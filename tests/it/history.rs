@@ -396,6 +396,45 @@ fn watched_edits_become_versions_with_parents_and_auto_snapshots() {
     }
 }
 
+/// A file put back to its deployed content after an edit is a new version, newest in the
+/// log: history's newest version is what the file holds, even when that content is the
+/// deployment's base (recorded already at the same place).
+#[test]
+fn an_edit_put_back_to_the_deployed_content_is_the_newest_version() {
+    let env = Env::new();
+    let arts = [Artifact::command("hello")];
+    make_collection(&env.skillmeat_home, "default", &arts);
+    let project = env.path("proj");
+    deploy(&env.skillmeat_home, "default", &project, ".claude", &arts);
+    let _d = env.daemon();
+    let p = project.to_str().unwrap();
+    env.smctl_json(&["project", "add", p]);
+    let file = project.join(".claude/commands/hello.md");
+    let deployed = std::fs::read(&file).unwrap();
+    crate::common::write(&file, "edited\n");
+    env.smctl_json(&["drift", "--sync"]);
+    crate::common::write(&file, &deployed);
+    let drift = env.smctl_json(&["drift", "--sync", "--all"]);
+    assert_eq!(drift["artifacts"][0]["drift_type"], "in_sync", "{drift:#}");
+    let log = env.smctl_json(&["log", "hello", "--project", p]);
+    let versions = log["versions"].as_array().unwrap();
+    let hashes: Vec<&str> = versions
+        .iter()
+        .map(|v| v["content_hash"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        hashes,
+        [
+            hex_sha256(&deployed).as_str(),
+            hex_sha256(b"edited\n").as_str(),
+            hex_sha256(&deployed).as_str()
+        ],
+        "put back, edit, deployed base: {log:#}"
+    );
+    assert_eq!(versions[0]["parent"], versions[1]["id"], "{log:#}");
+    assert_eq!(versions[0]["origin"], "watch", "{log:#}");
+}
+
 fn hex_sha256(bytes: &[u8]) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(bytes))
