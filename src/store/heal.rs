@@ -370,11 +370,9 @@ impl Store {
                 files: None,
             };
             match write_seal(&s.dir, &seal) {
-                Ok(()) => {
-                    s.sealed.store(flushed, Ordering::SeqCst);
-                }
-                // The seal is a new page on disk every time, where sled's small writes may
-                // still fit in pages it has: a full disk shows here first.
+                Ok(()) => s.sealed.store(flushed, Ordering::SeqCst),
+                // A new page every time, where sled's small writes may still fit in pages
+                // it has: a full disk shows here first.
                 Err(e) if super::is_no_space(&e) => self.note(&StoreError::Full {
                     path: s.dir.clone(),
                     free: free_bytes(&s.dir),
