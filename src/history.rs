@@ -514,7 +514,8 @@ mod tests {
     use super::*;
     use crate::hash::Variant;
 
-    fn setup() -> (tempfile::TempDir, History) {
+    /// A history on a fresh store in a temporary folder (its SkillMeat home `home`).
+    pub(super) fn setup() -> (tempfile::TempDir, History) {
         let d = tempfile::tempdir().unwrap();
         let store = Store::open(&d.path().join("store")).unwrap();
         let h = History::open(&store, d.path().join("home")).unwrap();

@@ -262,14 +262,7 @@ impl Pending {
 mod tests {
     use super::*;
     use crate::hash::{Variant, content_hash};
-    use crate::store::Store;
-
-    fn setup() -> (tempfile::TempDir, History) {
-        let d = tempfile::tempdir().unwrap();
-        let store = Store::open(&d.path().join("store")).unwrap();
-        let h = History::open(&store, d.path().join("home")).unwrap();
-        (d, h)
-    }
+    use crate::history::tests::setup;
 
     /// A collection base, a deployment base adopted from it (the copy changed first) and
     /// the change itself, in one batch: each sees the ones before it.

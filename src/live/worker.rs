@@ -4,7 +4,7 @@
 //! [`Worker::apply`] runs on the blocking pool; [`super::task`] hands it each batch.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -188,15 +188,15 @@ impl Worker {
         let old = self.live.state();
         let cache_dir = home.join("cache");
         // A project folder that vanished (or reappeared) changes the project set.
-        let known_dirs: BTreeSet<&PathBuf> = old.projects.iter().map(|k| &k.path).collect();
+        let known_dirs: BTreeSet<&Path> = old.projects.iter().map(|k| k.path.as_path()).collect();
+        let config_file = home.join(crate::config::FILE_NAME);
         let rediscover = dirty.full
             || dirty.projects
             || paths.iter().any(|p| {
                 p.starts_with(&cache_dir)
-                    || *p == &home.join(crate::config::FILE_NAME)
-                    || known_dirs.contains(p)
-                    || p.ancestors()
-                        .any(|a| known_dirs.contains(&a.to_path_buf()) && !a.is_dir())
+                    || **p == config_file
+                    || known_dirs.contains(p.as_path())
+                    || p.ancestors().any(|a| known_dirs.contains(a) && !a.is_dir())
             });
         let projects = if rediscover {
             match engine.known_projects() {
@@ -235,7 +235,7 @@ impl Worker {
                 p.ancestors()
                     .skip(1)
                     .take(2)
-                    .any(|a| a == home || known_dirs.contains(&a.to_path_buf()))
+                    .any(|a| a == home || known_dirs.contains(a))
             });
         let (added_roots, fell_back) = if relist {
             self.watcher.set_roots(&self.wanted_roots(&projects))

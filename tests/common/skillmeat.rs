@@ -32,6 +32,24 @@ pub fn support_script(name: &str) -> PathBuf {
         .join(name)
 }
 
+/// Runs `make-skillmeat-home.sh` on `env`'s HOME: the default collection deployed into
+/// `p1`, and into `p2` after its in-project init (tests/support/SKILLMEAT-CLI.md). Fails
+/// the test with the script's errors when it fails.
+pub fn make_home(env: &Env, p1: &Path, p2: &Path) {
+    let out = Command::new("bash")
+        .arg(support_script("make-skillmeat-home.sh"))
+        .arg(&env.home)
+        .args([p1, p2])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// Runs the venv script once per test process (tests run in parallel threads; the others
 /// wait for the first). `Err` holds a message for the failing test.
 fn skillmeat_bin() -> &'static Result<PathBuf, String> {

@@ -362,10 +362,7 @@ fn watched_edits_become_versions_with_parents_and_auto_snapshots() {
     }
     let log = env.smctl_json(&["log", "hello", "--project", p]);
     let versions = log["versions"].as_array().unwrap();
-    let hashes: Vec<&str> = versions
-        .iter()
-        .map(|v| v["content_hash"].as_str().unwrap())
-        .collect();
+    let hashes = content_hashes(&log);
     let expect = |s: &str| hex_sha256(s.as_bytes());
     assert_eq!(hashes[0], expect("second edit\n"), "{log:#}");
     assert_eq!(hashes[1], expect("first edit\n"), "{log:#}");
@@ -418,10 +415,7 @@ fn an_edit_put_back_to_the_deployed_content_is_the_newest_version() {
     assert_eq!(drift["artifacts"][0]["drift_type"], "in_sync", "{drift:#}");
     let log = env.smctl_json(&["log", "hello", "--project", p]);
     let versions = log["versions"].as_array().unwrap();
-    let hashes: Vec<&str> = versions
-        .iter()
-        .map(|v| v["content_hash"].as_str().unwrap())
-        .collect();
+    let hashes = content_hashes(&log);
     assert_eq!(
         hashes,
         [
@@ -433,6 +427,16 @@ fn an_edit_put_back_to_the_deployed_content_is_the_newest_version() {
     );
     assert_eq!(versions[0]["parent"], versions[1]["id"], "{log:#}");
     assert_eq!(versions[0]["origin"], "watch", "{log:#}");
+}
+
+/// The content hash of each version in a `smctl log` answer, newest first.
+fn content_hashes(log: &serde_json::Value) -> Vec<&str> {
+    log["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["content_hash"].as_str().unwrap())
+        .collect()
 }
 
 fn hex_sha256(bytes: &[u8]) -> String {

@@ -415,19 +415,7 @@ fn skillmeat_cli_agrees_after_sync_pull_and_push() {
         return;
     };
     let (p1, p2) = (env.path("p1"), env.path("p2"));
-    let out = std::process::Command::new("bash")
-        .arg(crate::common::skillmeat::support_script(
-            "make-skillmeat-home.sh",
-        ))
-        .args([&env.home, &p1, &p2])
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    crate::common::skillmeat::make_home(&env, &p1, &p2);
     let project = p1.canonicalize().unwrap();
     let p = project.to_str().unwrap();
     let coll_skill = env

@@ -5,11 +5,10 @@
 //! rollbacks of a project and of the collection, and SkillMeat still at work afterwards.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
 use serde_json::Value;
 
-use crate::common::skillmeat::{SkillMeat, support_script};
+use crate::common::skillmeat::SkillMeat;
 use crate::common::world::{edit, files};
 use crate::common::{Env, write};
 
@@ -51,17 +50,7 @@ fn propagate_pulls_merges_undoes_and_skillmeat_agrees() {
         return;
     };
     let (p1, p2, p3) = (env.path("p1"), env.path("p2"), env.path("p3"));
-    let out = Command::new("bash")
-        .arg(support_script("make-skillmeat-home.sh"))
-        .args([&env.home, &p1, &p2])
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    crate::common::skillmeat::make_home(&env, &p1, &p2);
     std::fs::create_dir_all(&p3).unwrap();
     let p3 = p3.canonicalize().unwrap();
     sm.run(&[

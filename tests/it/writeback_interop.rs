@@ -30,17 +30,7 @@ impl World {
     fn new() -> World {
         let env = Env::new();
         let (p1, p2) = (env.path("p1"), env.path("p2"));
-        let out = Command::new("bash")
-            .arg(support("make-skillmeat-home.sh"))
-            .args([&env.home, &p1, &p2])
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        crate::common::skillmeat::make_home(&env, &p1, &p2);
         let venv = Command::new("bash")
             .arg(support("skillmeat-venv.sh"))
             .stdin(Stdio::null())
