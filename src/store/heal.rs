@@ -43,7 +43,7 @@ fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
-fn beside(dir: &Path, suffix: &str) -> PathBuf {
+pub(super) fn beside(dir: &Path, suffix: &str) -> PathBuf {
     let mut name = dir.file_name().unwrap_or_default().to_os_string();
     name.push(suffix);
     dir.with_file_name(name)
@@ -318,17 +318,21 @@ impl Store {
             Condition::Damaged => self.repair(),
             Condition::Failed if self.is_closed() => {}
             Condition::Full | Condition::Failed => self.reopen(),
-            Condition::Ok => self.seal(),
+            Condition::Ok => {
+                self.seal();
+                self.save_hashes_if_due();
+            }
             Condition::Repairing => {}
         }
     }
 
-    /// Flushes, closes the database and seals it with its files' sizes and times (on
-    /// shutdown; the store answers "unavailable" afterwards).
+    /// Writes the hash cache back, flushes, closes the database and seals it with its
+    /// files' sizes and times (on shutdown; the store answers "unavailable" afterwards).
     ///
     /// # Errors
     /// The flush failed.
     pub fn close(&self) -> Result<(), StoreError> {
+        self.save_hashes();
         if self.condition().0 != Condition::Ok {
             return Ok(());
         }
