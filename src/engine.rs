@@ -374,11 +374,12 @@ impl Engine {
         Ok(())
     }
 
-    /// Flushes and seals the store (called on shutdown).
+    /// Writes the hash cache back, flushes and seals the store (called on shutdown).
     ///
     /// # Errors
     /// The flush failed.
     pub fn flush(&self) -> Result<(), EngineError> {
+        self.store.save_hashes();
         Ok(self.store.close()?)
     }
 }

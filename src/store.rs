@@ -8,8 +8,7 @@
 //! | `meta` | name | framed: `schema` (u32 LE), `stamp` (the write counter), `next_cursor`, `id_floor`, the id counters `ids.*` (see `ids`) (u64 LE) |
 //! | `graveyard` | tree byte + key | a tombstone frame of a removed record (read by a salvage only) |
 //!
-//! Project marks are described in `marks`; the hash cache, held in memory and persisted as
-//! one sequential file beside the store (not in sled), in `hash_cache`; the journal and drift-state
+//! Project marks are described in `marks`; the hash cache (a file, not sled) in `hash_cache`; the journal and drift-state
 //! trees in `journal`; the history trees (blobs, versions, snapshots, tags) in [`history`];
 //! the operations log in `operations`; the notification mutes in `mutes`. Every value worth salvaging is a self-verifying
 //! frame ([`frame`]); [`salvage`] reads them back from the raw files of a damaged store,
@@ -200,8 +199,7 @@ struct Handles {
 
 impl Handles {
     fn open(db: sled::Db) -> Result<Handles, sled::Error> {
-        // Hashes were cached in this tree before they moved to their own file.
-        db.drop_tree("hashes")?;
+        db.drop_tree("hashes")?; // the hash cache's tree before it had its own file
         Ok(Handles {
             meta: db.open_tree("meta")?,
             projects: db.open_tree("projects")?,
@@ -261,8 +259,7 @@ struct Shared {
     /// The last journal cursor known durable, or `u64::MAX` when all the journal holds is
     /// (see `journal`): events of a failed append stay in sled's memory, unflushed.
     journal_durable: AtomicU64,
-    /// The hash cache (kept across reopens and repairs: it is checked against the files'
-    /// stamps, never against the database).
+    /// The hash cache (checked against the files' stamps: kept across reopens and repairs).
     hashes: hash_cache::HashCache,
 }
 

@@ -7,8 +7,8 @@
 //! arrays; versions in a second arena. On disk it is one sequential file beside the store
 //! (`<store>.hashes`), read in one go when the store opens, as git reads its index, so a
 //! warm start's stat-only pass makes no store lookup. The keeper ([`Store::tend`]) writes it
-//! back at most every [`SAVE_EVERY`] while it changed, and [`Store::close`] on shutdown: to
-//! a temporary file, synced, then renamed into place.
+//! back at most every [`SAVE_EVERY`] while it changed, and the engine on shutdown
+//! ([`Store::save_hashes`]): to a temporary file, synced, then renamed into place.
 //!
 //! The file is derived and never trusted: one whose magic, format version, length or
 //! CRC-32 does not check out is ignored (logged) and rebuilt by hashing, and an entry is
@@ -365,18 +365,17 @@ impl HashCache {
     }
 }
 
-/// Writes `bytes` to a temporary file beside `path`, syncs it and renames it into place.
+/// Writes `bytes` to `<path>.tmp` (a crash's leftover is overwritten next time), syncs it and
+/// renames it into place.
 fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".hashes.")
-        .suffix(".tmp")
-        .tempfile_in(dir)?;
-    tmp.write_all(bytes)?;
-    tmp.as_file().sync_data()?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    Ok(())
+    let mut tmp_name = path.as_os_str().to_os_string();
+    tmp_name.push(".tmp");
+    let tmp = PathBuf::from(tmp_name);
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_data()?;
+    std::fs::rename(&tmp, path)
 }
 
 fn key(variant: crate::hash::Variant, path: &Path) -> Vec<u8> {
@@ -441,7 +440,7 @@ mod tests {
     fn entry(n: u8) -> CachedHash {
         CachedHash {
             stamp_digest: [n; 32],
-            racy: n % 2 == 0,
+            racy: n.is_multiple_of(2),
             files: u64::from(n),
             hash: hex::encode([n + 1; 32]),
         }
@@ -520,7 +519,7 @@ mod tests {
             s.put_hash(Variant::Legacy, path, &entry(3));
             s.put_version(Variant::Legacy, path, &[3; 32], Some("2.0"));
             s.put_version(Variant::Legacy, path, &[9; 32], Some("stale"));
-            s.close().unwrap();
+            s.save_hashes();
         }
         let s = Store::open(&dir).unwrap();
         assert_eq!(s.files_indexed(), 3);

@@ -310,29 +310,26 @@ fn convert_v1(h: &Handles) -> Result<(), StoreError> {
 }
 
 impl Store {
-    /// Does what the store needs now: repair it when damaged, reopen it when full or
-    /// failed (once there is room), or seal what was made durable. Blocking; called by the
-    /// keeper.
+    /// Does what the store needs now: repair it when damaged, reopen it when full or failed
+    /// (once there is room), or seal what was made durable; the hash cache is written back
+    /// when due. Blocking; called by the keeper.
     pub fn tend(&self) {
+        self.save_hashes_if_due();
         match self.condition().0 {
             Condition::Damaged => self.repair(),
             Condition::Failed if self.is_closed() => {}
             Condition::Full | Condition::Failed => self.reopen(),
-            Condition::Ok => {
-                self.seal();
-                self.save_hashes_if_due();
-            }
+            Condition::Ok => self.seal(),
             Condition::Repairing => {}
         }
     }
 
-    /// Writes the hash cache back, flushes, closes the database and seals it with its
-    /// files' sizes and times (on shutdown; the store answers "unavailable" afterwards).
+    /// Flushes, closes the database and seals it with its files' sizes and times (on
+    /// shutdown; the store answers "unavailable" afterwards).
     ///
     /// # Errors
     /// The flush failed.
     pub fn close(&self) -> Result<(), StoreError> {
-        self.save_hashes();
         if self.condition().0 != Condition::Ok {
             return Ok(());
         }
@@ -343,8 +340,7 @@ impl Store {
         // Calls in flight may hold the database a moment longer (sled flushes on close).
         let lock = self.shared.dir.join("db");
         for _ in 0..50 {
-            let free = std::fs::File::open(&lock).is_ok_and(|f| f.try_lock().is_ok());
-            if free {
+            if std::fs::File::open(&lock).is_ok_and(|f| f.try_lock().is_ok()) {
                 break;
             }
             std::thread::sleep(Duration::from_millis(20));
