@@ -237,11 +237,13 @@ impl Worker {
                     .take(2)
                     .any(|a| a == home || known_dirs.contains(a))
             });
+        let watching = Instant::now();
         let (added_roots, fell_back) = if relist {
             self.watcher.set_roots(&self.wanted_roots(&projects))
         } else {
             (Vec::new(), Vec::new())
         };
+        let watch_ms = watching.elapsed().as_millis() as u64;
         for r in &added_roots {
             self.memo.invalidate(r);
         }
@@ -322,7 +324,9 @@ impl Worker {
             (Some(p), true) => by_project(p),
             _ => old.reports.clone(),
         };
+        let computing = Instant::now();
         let computed = self.compute(&affected, &prior);
+        let compute_ms = computing.elapsed().as_millis() as u64;
         for (project, mut r) in computed {
             self.backlog.bases.append(&mut r.bases);
             let mine: Reports = r.artifacts.into_iter().map(|a| (a.key(), a)).collect();
@@ -483,6 +487,8 @@ impl Worker {
             paths = paths.len(),
             projects = affected.len(),
             full = dirty.full,
+            watch_ms,
+            compute_ms,
             elapsed_ms = started.elapsed().as_millis() as u64,
             "batch applied"
         );
