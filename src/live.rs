@@ -20,6 +20,7 @@
 //! first reconcile before the socket opens and supervises [`run`].
 
 mod barrier;
+mod recorder;
 mod task;
 mod upkeep;
 mod worker;

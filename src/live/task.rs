@@ -3,7 +3,7 @@
 //! reloaded configurations, ticks the periodic reconcile and the upkeep, and hands each
 //! batch to the worker on the blocking pool.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -14,12 +14,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config;
 use crate::engine::SideMemo;
-use crate::history::time::now_ms;
 use crate::transient::is_cookie;
 use crate::watcher::{Hint, Overflow, Stage, Watcher};
 
+use super::recorder::Recorder;
 use super::upkeep::Backlog;
-use super::upkeep::HOUSEKEEPING;
 use super::worker::{Dirty, Worker};
 use super::{Control, LiveError, Task};
 
@@ -50,10 +49,8 @@ impl Task {
             discovery_problems: Vec::new(),
             config_problems: Vec::new(),
             seen: Arc::clone(&config),
-            pending_snapshots: BTreeSet::new(),
-            last_snapshot_ms: HashMap::new(),
-            last_prune_ms: now_ms(),
             backlog: Backlog::default(),
+            recorder: Recorder::start(Arc::clone(&self.live)),
             journal_gap: false,
             known_drift_behind: false,
             cursor_known: false,
@@ -129,8 +126,6 @@ pub async fn run(running: Running, shutdown: CancellationToken) -> Result<(), Li
     } = running;
     let (mut settle, mut max_settle, period) = timings(&config.borrow().config.watch);
     let mut reconcile = tokio::time::interval_at(Instant::now() + period, period);
-    let mut upkeep = tokio::time::interval(HOUSEKEEPING);
-    upkeep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let mut dirty = Dirty::default();
         tokio::select! {
@@ -171,14 +166,6 @@ pub async fn run(running: Running, shutdown: CancellationToken) -> Result<(), Li
                 tracing::debug!("periodic reconcile");
                 dirty.full = true;
             }
-            _ = upkeep.tick(), if worker.upkeep_due() => {
-                dirty.housekeeping = true;
-            }
-            // Queued history work continues at once, a slice per turn, taking turns with
-            // the branches above.
-            () = std::future::ready(()), if worker.history_pending() => {
-                dirty.housekeeping = true;
-            }
         }
         if overflow.take() {
             tracing::info!("file events were lost; full reconcile");
@@ -189,7 +176,10 @@ pub async fn run(running: Running, shutdown: CancellationToken) -> Result<(), Li
         }
         worker = apply(worker, dirty, false).await?;
     }
-    Ok(())
+    // The history recorder finishes the changes handed to it and stops.
+    tokio::task::spawn_blocking(move || drop(worker))
+        .await
+        .map_err(|e| LiveError::Worker(e.to_string()))
 }
 
 /// How much longer than the settle window a deleted file is given to come back: the
