@@ -244,7 +244,7 @@ impl Desk {
             let mut work = self.take_queued_at(number, &changes);
             let ahead = work.len();
             work.extend(changes);
-            let recorded = self.record(work, false);
+            let (_, recorded) = self.record(work, false);
             tracing::debug!(
                 recorded,
                 ahead,
@@ -305,30 +305,31 @@ impl Desk {
 
     /// Records `work` in one store batch (one commit for all of it), and when `bulk`,
     /// work from the front of the bulk queue after it for at most [`SLICE`], or until a
-    /// batch with changes arrives. Returns how many versions were recorded.
-    fn record(&mut self, work: Vec<Work>, bulk: bool) -> usize {
+    /// batch with changes arrives. Returns how many pieces of work were done and how many
+    /// versions recorded.
+    fn record(&mut self, work: Vec<Work>, bulk: bool) -> (usize, usize) {
         let engine = Arc::clone(&self.live.engine);
         let history = engine.history();
         let mut batch = history.batch();
         let until = Instant::now() + SLICE;
+        let mut done = work.len();
         for w in work {
             self.add(&mut batch, w);
         }
         while bulk && let Some((_, w)) = self.queued.pop_front() {
             crate::faults::point("history.bulk");
             self.add(&mut batch, w);
+            done += 1;
             self.receive();
             if Instant::now() >= until || !self.ahead.is_empty() || !self.open {
                 break;
             }
         }
-        match batch.commit() {
-            Ok(n) => n,
-            Err(e) => {
-                tracing::warn!("cannot record versions: {e}");
-                0
-            }
-        }
+        let recorded = batch.commit().unwrap_or_else(|e| {
+            tracing::warn!("cannot record versions: {e}");
+            0
+        });
+        (done, recorded)
     }
 
     fn add(&mut self, batch: &mut crate::history::Batch<'_>, work: Work) {
@@ -350,11 +351,10 @@ impl Desk {
             return;
         }
         let started = Instant::now();
-        let left = self.queued.len();
-        let recorded = self.record(Vec::new(), true);
+        let (done, recorded) = self.record(Vec::new(), true);
         self.publish_done();
         tracing::debug!(
-            done = left - self.queued.len(),
+            done,
             recorded,
             left = self.queued.len(),
             elapsed_ms = started.elapsed().as_millis() as u64,
