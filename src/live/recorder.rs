@@ -437,4 +437,3 @@ fn answer(live: &Live, cookies: &[String], acks: Vec<oneshot::Sender<()>>) {
         let _ = ack.send(());
     }
 }
-
