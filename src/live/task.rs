@@ -126,12 +126,18 @@ pub async fn run(running: Running, shutdown: CancellationToken) -> Result<(), Li
     } = running;
     let (mut settle, mut max_settle, period) = timings(&config.borrow().config.watch);
     let mut reconcile = tokio::time::interval_at(Instant::now() + period, period);
+    let mut held = Batch::default();
     loop {
         let mut dirty = Dirty::default();
         tokio::select! {
             _ = shutdown.cancelled() => break,
             Some(h) = hints.recv() => {
-                dirty.paths = gather(h, &mut hints, settle, max_settle).await;
+                held.take(h);
+                dirty.paths = gather(&mut held, &mut hints, settle, max_settle).await;
+            }
+            // Changes still in progress after their batch's complete ones went on.
+            () = std::future::ready(()), if !held.paths.is_empty() => {
+                dirty.paths = gather(&mut held, &mut hints, settle, max_settle).await;
             }
             _ = overflow.notify.notified() => {}
             Some(c) = control.recv() => match c {
@@ -169,6 +175,7 @@ pub async fn run(running: Running, shutdown: CancellationToken) -> Result<(), Li
         }
         if overflow.take() {
             tracing::info!("file events were lost; full reconcile");
+            dirty.paths.append(&mut std::mem::take(&mut held).paths);
             while let Ok(h) = hints.try_recv() {
                 dirty.paths.extend(h.paths);
             }
@@ -191,30 +198,30 @@ const REMOVAL_GRACE_SETTLES: u32 = 5;
 /// nobody sees the state half-way through it; a person's next save comes much later.
 const BURST_GAP: Duration = Duration::from_millis(2);
 
-/// The hints of one batch, starting with `first`.
+/// The next batch of the hints gathered in `held` (taking more from `hints`).
 ///
 /// A batch whose every change is complete (written and closed, renamed into place, or only
 /// attributes changed; for each path its latest hint counts) is final: it is processed at
 /// once, as soon as [`BURST_GAP`] passes with no new hint (the rest of a burst under way
-/// joins it). Other changes settle: until the
-/// settle window passes with no new hint (at most `max_settle`); a file just emptied and
-/// still open may be half-saved by a writer descheduled between truncate and write, so it
-/// gets up to the longest settle to be written; a file deleted and not back yet gets a few
-/// settle windows to be recreated. A change that completes meanwhile ends the wait.
+/// joins it). Other changes settle: until the settle window passes with no new hint (at
+/// most `max_settle`); a file just emptied and still open may be half-saved by a writer
+/// descheduled between truncate and write, so it gets up to the longest settle to be
+/// written; a file deleted and not back yet gets a few settle windows to be recreated. A
+/// change that completes meanwhile ends the wait. Complete changes do not wait for the
+/// others: once [`BURST_GAP`] passes after the last of them, they are the batch, and the
+/// changes in progress stay in `held`, settling, for a later one.
 ///
 /// Once a cookie is among them, the batch ends with it: the changes before it still settle
 /// (or complete), the hints after it wait for the next batch, and a cookie alone is
 /// answered at once. A barrier thus waits only for what was pending when it began.
 async fn gather(
-    first: Hint,
+    held: &mut Batch,
     hints: &mut mpsc::Receiver<Hint>,
     settle: Duration,
     max_settle: Duration,
 ) -> BTreeSet<PathBuf> {
-    let started = Instant::now();
     let grace = (settle * REMOVAL_GRACE_SETTLES).min(max_settle);
-    let mut batch = Batch::default();
-    batch.take(first);
+    let batch = held;
     loop {
         while !batch.cookie {
             match hints.try_recv() {
@@ -226,14 +233,22 @@ async fn gather(
         if complete && batch.cookie {
             break;
         }
-        let left = max_settle.saturating_sub(started.elapsed());
-        let wait = if complete {
+        let left = max_settle.saturating_sub(batch.age());
+        let mut wait = if complete {
             BURST_GAP.min(settle).min(left)
         } else {
             batch.unsettled(settle, grace, max_settle).min(left)
         };
         if wait.is_zero() {
             break;
+        }
+        if !complete && !batch.cookie && batch.any_complete() {
+            let since = batch.last_complete.map_or(Duration::MAX, |t| t.elapsed());
+            let gap = BURST_GAP.min(settle).saturating_sub(since);
+            if gap.is_zero() {
+                return batch.take_complete();
+            }
+            wait = wait.min(gap);
         }
         if batch.cookie {
             tokio::time::sleep(wait).await;
@@ -246,13 +261,17 @@ async fn gather(
             Err(_) => {}
         }
     }
-    batch.paths
+    std::mem::take(batch).paths
 }
 
 /// The hints gathered so far.
 #[derive(Default)]
-struct Batch {
+pub(super) struct Batch {
     paths: BTreeSet<PathBuf>,
+    /// When the first hint arrived.
+    started: Option<Instant>,
+    /// When the last complete change arrived.
+    last_complete: Option<Instant>,
     /// How far along the change of each path (sync cookies aside) is, as its last hint says.
     stages: BTreeMap<PathBuf, Stage>,
     /// When the last change (not a cookie) arrived.
@@ -265,6 +284,11 @@ struct Batch {
 
 impl Batch {
     fn take(&mut self, hint: Hint) {
+        let now = Instant::now();
+        self.started.get_or_insert(now);
+        if matches!(hint.stage, Stage::Complete | Stage::Attributes) {
+            self.last_complete = Some(now);
+        }
         for p in hint.paths {
             if is_cookie(&p) {
                 self.cookie = true;
@@ -309,6 +333,31 @@ impl Batch {
     /// Whether every change gathered is complete: nothing to wait for.
     fn complete(&self) -> bool {
         self.stages.values().all(|s| *s == Stage::Complete)
+    }
+
+    /// Whether some change gathered is complete.
+    fn any_complete(&self) -> bool {
+        self.stages.values().any(|s| *s == Stage::Complete)
+    }
+
+    /// Takes the complete changes out, leaving those in progress.
+    fn take_complete(&mut self) -> BTreeSet<PathBuf> {
+        let done: BTreeSet<PathBuf> = self
+            .stages
+            .iter()
+            .filter(|(_, s)| **s == Stage::Complete)
+            .map(|(p, _)| p.clone())
+            .collect();
+        for p in &done {
+            self.stages.remove(p);
+            self.paths.remove(p);
+        }
+        done
+    }
+
+    /// How long ago the first hint arrived.
+    fn age(&self) -> Duration {
+        self.started.map_or(Duration::ZERO, |t| t.elapsed())
     }
 
     /// How long the changes still in progress deserve to be waited for: the rest of the
@@ -391,6 +440,20 @@ mod tests {
         staged(p, Stage::Writing)
     }
 
+    /// The next batch starting with `first`, nothing held before it.
+    async fn gather(
+        first: Hint,
+        hints: &mut mpsc::Receiver<Hint>,
+        settle: Duration,
+        max_settle: Duration,
+    ) -> BTreeSet<PathBuf> {
+        let mut held = Batch::default();
+        held.take(first);
+        let batch = super::gather(&mut held, hints, settle, max_settle).await;
+        assert!(held.paths.is_empty(), "{:?} held", held.paths);
+        batch
+    }
+
     fn staged(p: impl Into<PathBuf>, stage: Stage) -> Hint {
         Hint {
             paths: vec![p.into()],
@@ -408,12 +471,11 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_completed_write_is_processed_at_once_with_the_rest_of_its_burst() {
         let (tx, mut rx) = mpsc::channel(8);
-        tx.send(staged("/p/b.md", Stage::Complete)).await.unwrap();
         tx.send(staged("/p/a.md", Stage::Attributes)).await.unwrap();
         let t = Instant::now();
         let batch = gather(hint("/p/a.md"), &mut rx, SETTLE, MAX_SETTLE).await;
         assert_eq!(t.elapsed(), SETTLE, "a write not yet closed settles");
-        assert_eq!(batch.len(), 2);
+        assert_eq!(batch.len(), 1);
 
         let t = Instant::now();
         let batch = gather(
@@ -460,6 +522,57 @@ mod tests {
             Duration::ZERO,
             "a cookie behind complete changes: at once"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_file_held_open_does_not_hold_back_the_complete_writes_of_its_batch() {
+        let (tx, mut rx) = mpsc::channel(8);
+        tx.send(staged("/p/done.md", Stage::Complete))
+            .await
+            .unwrap();
+        let mut held = Batch::default();
+        held.take(hint("/p/open.md"));
+        let t = Instant::now();
+        let batch = super::gather(&mut held, &mut rx, SETTLE, MAX_SETTLE).await;
+        assert_eq!(t.elapsed(), BURST_GAP, "the complete write goes at once");
+        assert_eq!(batch, BTreeSet::from([PathBuf::from("/p/done.md")]));
+        assert_eq!(held.paths, BTreeSet::from([PathBuf::from("/p/open.md")]));
+
+        // Still written to: it settles after its last write, alone.
+        tx.send(hint("/p/open.md")).await.unwrap();
+        let batch = super::gather(&mut held, &mut rx, SETTLE, MAX_SETTLE).await;
+        assert_eq!(t.elapsed(), BURST_GAP + SETTLE);
+        assert_eq!(batch, BTreeSet::from([PathBuf::from("/p/open.md")]));
+        assert!(held.paths.is_empty());
+
+        // Written all along: the complete writes go after their burst, the open file
+        // at the longest settle.
+        let (tx2, mut rx2) = mpsc::channel(64);
+        let writer = tokio::spawn(async move {
+            for _ in 0..40 {
+                tx2.send(hint("/p/log.md")).await.unwrap();
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            tx2.send(staged("/p/a.md", Stage::Complete)).await.unwrap();
+            for _ in 0..2000 {
+                tx2.send(hint("/p/log.md")).await.unwrap();
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        });
+        let t = Instant::now();
+        let mut held = Batch::default();
+        held.take(hint("/p/log.md"));
+        let batch = super::gather(&mut held, &mut rx2, SETTLE, MAX_SETTLE).await;
+        assert_eq!(batch, BTreeSet::from([PathBuf::from("/p/a.md")]));
+        assert!(
+            t.elapsed() <= Duration::from_millis(45),
+            "{:?}",
+            t.elapsed()
+        );
+        let batch = super::gather(&mut held, &mut rx2, SETTLE, MAX_SETTLE).await;
+        assert_eq!(batch, BTreeSet::from([PathBuf::from("/p/log.md")]));
+        assert_eq!(t.elapsed(), MAX_SETTLE);
+        writer.abort();
     }
 
     #[tokio::test(start_paused = true)]
