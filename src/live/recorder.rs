@@ -2,14 +2,15 @@
 //! ([`Job`]), so no change waits for the history backlog.
 //!
 //! It owns the bulk queue (bases and first-seen content: after a cold start, every
-//! artifact), the automatic snapshots due and retention. Each turn it does, in order:
-//! the changes of the oldest batch not yet recorded, in one store batch (bulk work queued
-//! for the same locations goes first or is dropped, as [`Recorder::record_versions`]
-//! says), then that batch's barriers are answered; else a store batch of bulk work,
-//! oldest first, for at most [`SLICE`] — cut short as soon as a batch with changes
-//! arrives, so a change waits for one store commit at most; else, once nothing is queued,
-//! the snapshots due and retention. Barriers of a batch with no changes are answered as
-//! soon as the recorder receives it, when no earlier change waits.
+//! artifact), the automatic snapshots due and retention. Each turn is one store batch
+//! ([`Desk::turn`]): the changes of the batches received, oldest first (bulk work queued
+//! for the same locations goes first or is dropped), then bulk work, oldest first, for at
+//! most [`SLICE`] — cut short as soon as a batch with changes arrives, whose changes join
+//! the store batch — then one commit, and the barriers of the batches whose changes it
+//! holds are answered. A change thus waits for the piece of bulk work under way and one
+//! commit at most. Once nothing is queued, the automatic snapshots due are taken and
+//! retention runs. Barriers of a batch with no changes are answered as soon as the
+//! recorder receives it, when no earlier change waits.
 //!
 //! Every history write of the daemon's own goes through this one thread, in the order of
 //! the batches, so the ordering rules of a location's history (a queued base before a
@@ -44,7 +45,7 @@ const HOUSEKEEPING: Duration = Duration::from_secs(1);
 const PRUNE_EVERY_MS: i64 = 3_600_000;
 
 /// The longest stretch of bulk history work in one store batch.
-pub(super) const SLICE: Duration = Duration::from_millis(10);
+const SLICE: Duration = Duration::from_millis(20);
 
 /// How many batches may wait for the recorder before the worker waits for it.
 const INBOX: usize = 256;
@@ -81,6 +82,7 @@ impl Recorder {
             open: true,
             ahead: VecDeque::new(),
             queued: VecDeque::new(),
+            queued_at: HashMap::new(),
             received: 0,
             pending_snapshots: BTreeSet::new(),
             last_snapshot_ms: HashMap::new(),
@@ -147,6 +149,8 @@ struct Desk {
     ahead: VecDeque<Ahead>,
     /// Bulk work, tagged with its batch's number, oldest first.
     queued: VecDeque<(u64, Work)>,
+    /// How many pieces of `queued` are at each location.
+    queued_at: HashMap<Location, usize>,
     /// The number of the last batch received with history work.
     received: u64,
     /// Roots whose changes settled but whose automatic snapshot is rate-limited.
@@ -160,10 +164,8 @@ impl Desk {
     fn run(mut self) {
         while self.open {
             self.receive();
-            if !self.ahead.is_empty() {
-                self.record_versions();
-            } else if !self.queued.is_empty() {
-                self.record_bulk();
+            if !self.ahead.is_empty() || !self.queued.is_empty() {
+                self.turn();
             } else {
                 self.upkeep();
                 match self.rx.recv_timeout(HOUSEKEEPING) {
@@ -175,8 +177,10 @@ impl Desk {
         }
         // Stopping: the changes handed over are recorded (quick); bulk work is queued again
         // by the next start.
+        self.queued.clear();
+        self.queued_at.clear();
         while !self.ahead.is_empty() {
-            self.record_versions();
+            self.turn();
         }
     }
 
@@ -202,8 +206,10 @@ impl Desk {
         if job.number > 0 {
             self.received = job.number;
         }
-        self.queued
-            .extend(job.bulk.into_iter().map(|w| (job.number, w)));
+        for w in job.bulk {
+            *self.queued_at.entry(w.location().clone()).or_default() += 1;
+            self.queued.push_back((job.number, w));
+        }
         if !job.changes.is_empty() {
             self.ahead.push_back(Ahead {
                 number: job.number,
@@ -220,40 +226,82 @@ impl Desk {
         }
     }
 
-    /// Records the oldest waiting batch's changes as versions, in one store batch, then
-    /// answers its barriers. Bulk work queued (by it or before it) for the same location
-    /// goes first (a base, so the new version's parent is it) or is dropped (first-seen
-    /// content, superseded by this version); the rest of the backlog waits for its turn.
-    fn record_versions(&mut self) {
-        let Some(Ahead {
-            number,
-            changes,
-            cookies,
-            acks,
-        }) = self.ahead.pop_front()
-        else {
-            return;
-        };
+    /// One store batch: the changes waiting, batch by batch (bulk work queued by a batch
+    /// or before it for the same location goes first — a base, so the new version's parent
+    /// is it — or is dropped — first-seen content, superseded by the change), then bulk
+    /// work from the front of the queue for at most [`SLICE`], cut short when a batch
+    /// with changes arrives: its changes join the store batch, which is committed at once.
+    /// Then the barriers of the batches recorded are answered, and how far the work got is
+    /// published.
+    fn turn(&mut self) {
         // A full, failed or repairing store takes no history; the work is dropped (not
         // kept: memory stays bounded however long the outage), and the next change of each
         // artifact is recorded once the store works again.
         if let Err(e) = self.live.engine.store().writable() {
-            tracing::debug!(dropped = changes.len(), error = %e, "history not recorded");
-        } else {
-            let started = Instant::now();
-            let mut work = self.take_queued_at(number, &changes);
-            let ahead = work.len();
-            work.extend(changes);
-            let (_, recorded) = self.record(work, false);
-            tracing::debug!(
-                recorded,
-                ahead,
-                elapsed_ms = started.elapsed().as_millis() as u64,
-                "history recorded"
-            );
+            let changes: usize = self.ahead.iter().map(|a| a.changes.len()).sum();
+            tracing::debug!(dropped = changes + self.queued.len(), error = %e, "history not recorded");
+            self.queued.clear();
+            self.queued_at.clear();
+            for a in std::mem::take(&mut self.ahead) {
+                answer(&self.live, &a.cookies, a.acks);
+            }
+            self.publish_done();
+            return;
         }
-        answer(&self.live, &cookies, acks);
+        let started = Instant::now();
+        let until = started + SLICE;
+        let engine = Arc::clone(&self.live.engine);
+        let history = engine.history();
+        let mut batch = history.batch();
+        let (mut changes, mut bulk) = (0, 0);
+        let mut answered = Vec::new();
+        loop {
+            while let Some(a) = self.ahead.pop_front() {
+                let work = self.take_queued_at(a.number, &a.changes);
+                changes += a.changes.len();
+                for w in work.into_iter().chain(a.changes) {
+                    self.add(&mut batch, w);
+                }
+                answered.push((a.cookies, a.acks));
+            }
+            if !answered.is_empty() || !self.open || Instant::now() >= until {
+                break;
+            }
+            let Some((_, w)) = self.queued.pop_front() else {
+                break;
+            };
+            self.unqueued(w.location());
+            crate::faults::point("history.bulk");
+            self.add(&mut batch, w);
+            bulk += 1;
+            self.receive();
+        }
+        let recorded = batch.commit().unwrap_or_else(|e| {
+            tracing::warn!("cannot record versions: {e}");
+            0
+        });
+        for (cookies, acks) in answered {
+            answer(&self.live, &cookies, acks);
+        }
         self.publish_done();
+        tracing::debug!(
+            changes,
+            bulk,
+            recorded,
+            left = self.queued.len(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "history recorded"
+        );
+    }
+
+    /// Notes that a piece of bulk work at `loc` left the queue.
+    fn unqueued(&mut self, loc: &Location) {
+        if let Some(n) = self.queued_at.get_mut(loc) {
+            *n -= 1;
+            if *n == 0 {
+                self.queued_at.remove(loc);
+            }
+        }
     }
 
     /// Removes the bulk work of batches up to `number` queued at the locations of
@@ -261,10 +309,14 @@ impl Desk {
     /// same content, which a base whose copy already changed is recorded from: one for
     /// each content, however many artifacts share it); first-seen content is dropped.
     fn take_queued_at(&mut self, number: u64, changes: &[Work]) -> Vec<Work> {
-        if self.queued.is_empty() {
+        let at: BTreeSet<&Location> = changes
+            .iter()
+            .map(Work::location)
+            .filter(|l| self.queued_at.contains_key(*l))
+            .collect();
+        if at.is_empty() {
             return Vec::new();
         }
-        let at: BTreeSet<&Location> = changes.iter().map(Work::location).collect();
         let mut hashes: BTreeSet<String> = self
             .queued
             .iter()
@@ -280,6 +332,7 @@ impl Desk {
             .collect();
         let (mut sources, mut ahead) = (Vec::new(), Vec::new());
         let mut kept = VecDeque::with_capacity(self.queued.len());
+        let mut gone = Vec::new();
         for (batch, work) in self.queued.drain(..) {
             if batch > number {
                 kept.push_back((batch, work));
@@ -287,7 +340,9 @@ impl Desk {
             }
             match &work.capture {
                 Capture::Base { location, .. } if at.contains(location) => ahead.push(work),
-                Capture::Version { location, .. } if at.contains(location) => {}
+                Capture::Version { location, .. } if at.contains(location) => {
+                    gone.push(location.clone());
+                }
                 Capture::Base {
                     location,
                     content_hash,
@@ -298,38 +353,13 @@ impl Desk {
                 _ => kept.push_back((batch, work)),
             }
         }
+        drop(at);
         self.queued = kept;
         sources.append(&mut ahead);
+        for loc in gone.iter().chain(sources.iter().map(Work::location)) {
+            self.unqueued(loc);
+        }
         sources
-    }
-
-    /// Records `work` in one store batch (one commit for all of it), and when `bulk`,
-    /// work from the front of the bulk queue after it for at most [`SLICE`], or until a
-    /// batch with changes arrives. Returns how many pieces of work were done and how many
-    /// versions recorded.
-    fn record(&mut self, work: Vec<Work>, bulk: bool) -> (usize, usize) {
-        let engine = Arc::clone(&self.live.engine);
-        let history = engine.history();
-        let mut batch = history.batch();
-        let until = Instant::now() + SLICE;
-        let mut done = work.len();
-        for w in work {
-            self.add(&mut batch, w);
-        }
-        while bulk && let Some((_, w)) = self.queued.pop_front() {
-            crate::faults::point("history.bulk");
-            self.add(&mut batch, w);
-            done += 1;
-            self.receive();
-            if Instant::now() >= until || !self.ahead.is_empty() || !self.open {
-                break;
-            }
-        }
-        let recorded = batch.commit().unwrap_or_else(|e| {
-            tracing::warn!("cannot record versions: {e}");
-            0
-        });
-        (done, recorded)
     }
 
     fn add(&mut self, batch: &mut crate::history::Batch<'_>, work: Work) {
@@ -339,27 +369,6 @@ impl Desk {
         if let Some(root) = work.root {
             self.pending_snapshots.insert(root);
         }
-    }
-
-    /// Does queued bulk work, oldest first, in one store batch, then publishes how far it
-    /// got.
-    fn record_bulk(&mut self) {
-        if let Err(e) = self.live.engine.store().writable() {
-            tracing::debug!(dropped = self.queued.len(), error = %e, "history not recorded");
-            self.queued.clear();
-            self.publish_done();
-            return;
-        }
-        let started = Instant::now();
-        let (done, recorded) = self.record(Vec::new(), true);
-        self.publish_done();
-        tracing::debug!(
-            done,
-            recorded,
-            left = self.queued.len(),
-            elapsed_ms = started.elapsed().as_millis() as u64,
-            "bulk history recorded"
-        );
     }
 
     /// Publishes the number of the last batch whose history work is all done.
