@@ -14,7 +14,8 @@
 //! files whose metadata changed are read, and the result equals a from-scratch scan.
 //!
 //! Submodules: `task` (the loop: hints, settle windows, control messages, reloads, timers),
-//! `worker` (one batch), `upkeep` (history work between batches, in short slices), `barrier`
+//! `worker` (one batch), `upkeep` (the history work a batch hands over), `recorder` (the
+//! thread that records it, bulk work in short store batches), `barrier`
 //! (the sync-to-now cookies every query and write-back waits for; history queries also wait
 //! for the history work queued before them). [`crate::daemon::run`] creates both halves with [`new`], runs the
 //! first reconcile before the socket opens and supervises [`run`].

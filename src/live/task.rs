@@ -1,6 +1,6 @@
 //! The live task's loop: it gathers change hints until the settle window passes (or, for a
 //! sync cookie, until the changes before it have settled), takes project changes and
-//! reloaded configurations, ticks the periodic reconcile and the upkeep, and hands each
+//! reloaded configurations, ticks the periodic reconcile, and hands each
 //! batch to the worker on the blocking pool.
 
 use std::collections::{BTreeMap, BTreeSet};
