@@ -215,6 +215,15 @@ impl Handles {
     }
 }
 
+/// What one sled tree holds ([`Store::space`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TreeSpace {
+    pub tree: String,
+    pub records: u64,
+    pub key_bytes: u64,
+    pub value_bytes: u64,
+}
+
 /// A change of the database behind the handle, published to whoever rebuilds what it
 /// derived from the store (the live task).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -549,6 +558,31 @@ impl Store {
     /// Bytes the store takes on disk.
     pub fn size_on_disk(&self) -> u64 {
         self.with(|h| Ok(h.db.size_on_disk()?)).unwrap_or(0)
+    }
+
+    /// What each tree holds (keys and values, before sled's own overhead): measures the
+    /// store's space amplification.
+    ///
+    /// # Errors
+    /// sled failed.
+    pub fn space(&self) -> Result<Vec<TreeSpace>, StoreError> {
+        self.with(|h| {
+            let mut out = Vec::new();
+            for name in h.db.tree_names() {
+                let mut t = TreeSpace {
+                    tree: String::from_utf8_lossy(&name).into_owned(),
+                    ..TreeSpace::default()
+                };
+                for kv in h.db.open_tree(&name)?.iter() {
+                    let (k, v) = kv?;
+                    t.records += 1;
+                    t.key_bytes += k.len() as u64;
+                    t.value_bytes += v.len() as u64;
+                }
+                out.push(t);
+            }
+            Ok(out)
+        })
     }
 }
 
