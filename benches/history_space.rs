@@ -35,49 +35,66 @@ fn write(path: &Path, content: &[u8]) {
     std::fs::write(path, content).unwrap();
 }
 
-/// Pseudo-random prose of about `len` bytes, lines of a dozen words: compressible like real
-/// skills, not trivially so.
-fn body(seed: u64, len: usize) -> Vec<u8> {
-    const WORDS: [&str; 16] = [
-        "skill",
-        "agent",
-        "the",
-        "collection",
-        "deploy",
-        "review",
-        "when",
-        "use",
-        "tool",
-        "file",
-        "project",
-        "always",
-        "never",
-        "check",
-        "drift",
-        "claude",
+/// A xorshift generator: the same text on every run.
+struct Rng(u64);
+
+impl Rng {
+    fn new(seed: u64) -> Rng {
+        Rng(seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407)
+            | 1)
+    }
+
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+/// 4,096 made-up words of one to four syllables.
+fn vocabulary() -> Vec<String> {
+    const SYLLABLES: [&str; 20] = [
+        "ka", "to", "ri", "men", "sa", "lo", "pe", "dri", "ft", "an", "ex", "st", "or", "ul", "qu",
+        "ve", "ne", "is", "th", "ch",
     ];
-    let mut x = seed
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add(1442695040888963407)
-        | 1;
+    let mut r = Rng::new(7);
+    (0..4096)
+        .map(|_| {
+            let n = 1 + r.next() % 4;
+            (0..n)
+                .map(|_| SYLLABLES[(r.next() % 20) as usize])
+                .collect()
+        })
+        .collect()
+}
+
+/// Prose-like text of about `len` bytes, lines of a dozen words: a 1,000-file collection
+/// of it packs into a `tar.gz` of about 1.3 MB.
+fn body(words: &[String], seed: u64, len: usize) -> Vec<u8> {
+    let mut r = Rng::new(seed);
     let mut out = Vec::with_capacity(len + 16);
     while out.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        out.extend_from_slice(WORDS[(x % 16) as usize].as_bytes());
-        out.push(if x.is_multiple_of(11) { b'\n' } else { b' ' });
+        let x = r.next();
+        out.extend_from_slice(words[(x % words.len() as u64) as usize].as_bytes());
+        out.push(if (x >> 32).is_multiple_of(11) {
+            b'\n'
+        } else {
+            b' '
+        });
     }
     out.push(b'\n');
     out
 }
 
 /// Rewrites one line of `path` with new prose.
-fn rewrite_line(path: &Path, seed: u64) {
+fn rewrite_line(words: &[String], path: &Path, seed: u64) {
     let text = std::fs::read(path).unwrap();
     let mut lines: Vec<&[u8]> = text.split_inclusive(|&b| b == b'\n').collect();
     let at = (seed as usize * 31) % lines.len();
-    let mut new = body(seed ^ 0x9E37_79B9_7F4A_7C15, 60);
+    let mut new = body(words, seed ^ 0x9E37_79B9_7F4A_7C15, 60);
     new.retain(|&b| b != b'\n');
     new.push(b'\n');
     lines[at] = &new;
@@ -108,7 +125,14 @@ fn git(git_dir: &Path, work: &Path, args: &[&str]) {
         .arg(git_dir)
         .arg("--work-tree")
         .arg(work)
-        .args(["-c", "user.name=b", "-c", "user.email=b@b", "-c", "gc.auto=0"])
+        .args([
+            "-c",
+            "user.name=b",
+            "-c",
+            "user.email=b@b",
+            "-c",
+            "gc.auto=0",
+        ])
         .args(args)
         .output()
         .unwrap();
@@ -142,6 +166,7 @@ fn main() {
     let snapshots = env_usize("BENCH_SNAPSHOTS", 200);
     let skills = env_usize("BENCH_SKILLS", 100);
     let files_per_skill = 10;
+    let words = vocabulary();
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path().join("home/.skillmeat");
     let coll = home.join("collections/default");
@@ -157,7 +182,7 @@ fn main() {
                 format!("refs/f{f}.md")
             };
             let path = coll.join(format!("skills/s{s:03}/{rel}"));
-            write(&path, &body((s * 100 + f) as u64, 1500 + 97 * f));
+            write(&path, &body(&words, (s * 100 + f) as u64, 2700 + 200 * f));
             files.push(path);
         }
         manifest += &format!(
@@ -185,7 +210,7 @@ fn main() {
         if i > 0 {
             for c in 0..changes {
                 let f = &files[(i * 7919 + c * 104_729) % files.len()];
-                rewrite_line(f, (i * 1000 + c) as u64);
+                rewrite_line(&words, f, (i * 1000 + c) as u64);
             }
         }
         let t = Instant::now();
@@ -197,7 +222,11 @@ fn main() {
         }
         tar_total += tgz;
         git(&git_dir, &coll, &["add", "-A"]);
-        git(&git_dir, &coll, &["commit", "-q", "-m", &format!("state {i}")]);
+        git(
+            &git_dir,
+            &coll,
+            &["commit", "-q", "-m", &format!("state {i}")],
+        );
     }
     store.flush().unwrap();
     let snap_ms = latencies.iter().sum::<Duration>().as_secs_f64() * 1000.0;
@@ -238,7 +267,11 @@ fn main() {
     drop(history);
     drop(store);
     let ours = folder_bytes(&state);
-    git(&git_dir, &coll, &["gc", "-q", "--aggressive", "--prune=now"]);
+    git(
+        &git_dir,
+        &coll,
+        &["gc", "-q", "--aggressive", "--prune=now"],
+    );
     let theirs = folder_bytes(&git_dir);
 
     println!(
