@@ -264,6 +264,7 @@ fn main() {
 
     let stats = history.stats().unwrap();
     let space = store.space().unwrap();
+    let totals = store.history().unwrap().blob_totals().unwrap();
     drop(history);
     drop(store);
     let ours = folder_bytes(&state);
@@ -293,9 +294,10 @@ fn main() {
     );
     let live: u64 = space.iter().map(|t| t.key_bytes + t.value_bytes).sum();
     println!(
-        "store: {} versions, {} blobs ({:.2} MiB stored, {:.1} MiB raw); keys and values {:.2} MiB; space amplification (state folder / keys and values) {:.2}",
+        "store: {} versions, {} blobs of which {} deltas ({:.2} MiB stored, {:.1} MiB raw); keys and values {:.2} MiB; space amplification (state folder / keys and values) {:.2}",
         stats.versions,
         stats.blobs,
+        totals.deltas,
         mib(stats.unique_compressed_bytes),
         mib(stats.logical_bytes),
         mib(live),

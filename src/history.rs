@@ -31,7 +31,7 @@ pub mod time;
 
 pub use snapshot::auto_snapshot_due;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
@@ -283,10 +283,22 @@ impl History {
         origin: Origin,
         message: Option<&str>,
     ) -> Result<Version, HistoryError> {
+        // Each file's previous content is the base its new content is stored against.
+        let before: HashMap<String, [u8; 32]> = match parent {
+            Some(p) => self
+                .store
+                .version(p)?
+                .map(|v| v.entries)
+                .unwrap_or_default(),
+            None => Vec::new(),
+        }
+        .into_iter()
+        .filter_map(|e| Some((e.path, content::parse_sha(&e.blob)?)))
+        .collect();
         let mut entries = Vec::with_capacity(content.files.len());
         for f in &content.files {
             let sha = content::sha256(&f.bytes);
-            self.store.put_blob(&sha, &f.bytes)?;
+            self.store.put_blob(&sha, &f.bytes, before.get(&f.path))?;
             entries.push(Entry {
                 path: f.path.clone(),
                 blob: hex::encode(sha),

@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use crate::config::Retention;
 
+use super::content::parse_sha;
 use super::{History, HistoryError};
 use crate::model::{SnapshotId, Version, VersionId};
 
@@ -146,17 +147,26 @@ impl History {
         store.remove(&snap_ids, &removed, &relinked)?;
         store.flush()?;
 
-        let referenced: HashSet<&str> = kept
+        // The blobs kept versions name, and the bases their deltas need.
+        let mut referenced: HashSet<[u8; 32]> = HashSet::new();
+        let mut todo: Vec<[u8; 32]> = kept
             .iter()
-            .flat_map(|v: &Version| v.entries.iter().map(|e| e.blob.as_str()))
+            .flat_map(|v: &Version| v.entries.iter().filter_map(|e| parse_sha(&e.blob)))
             .collect();
+        while let Some(sha) = todo.pop() {
+            if referenced.insert(sha)
+                && let Some(base) = store.blob_base(&sha)?
+            {
+                todo.push(base);
+            }
+        }
         let mut report = PruneReport {
             snapshots_removed: snap_ids.len() as u64,
             versions_removed: removed.len() as u64,
             ..Default::default()
         };
         for sha in store.blob_ids()? {
-            if !referenced.contains(hex::encode(sha).as_str()) {
+            if !referenced.contains(&sha) {
                 report.bytes_freed += store.remove_blob(&sha)?;
                 report.blobs_removed += 1;
             }

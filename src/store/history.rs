@@ -3,11 +3,11 @@
 //!
 //! | tree | key | value |
 //! |---|---|---|
-//! | `history_blobs` | SHA-256 of the bytes (32 bytes) | raw length (u64 LE) + zstd level 3 frame (not framed: it verifies itself) |
-//! | `history` | `v` + version id (u64 BE) | JSON [`Version`] |
+//! | `history_blobs` | SHA-256 of the bytes (32 bytes) | whole, or a delta against an earlier blob (see `blobs`): it verifies itself by its hash |
+//! | `history` | `v` + version id (u64 BE) | [`Version`] in the compact encoding ([`codec`]; JSON in stores of layout 2 and before) |
 //! | `history` | `l` + location key + id (u64 BE) | empty: versions of one location |
 //! | `history` | `h` + hex content hash + location key + id | empty: versions by SkillMeat hash |
-//! | `history` | `s` + snapshot id (u64 BE) | JSON [`Snapshot`] |
+//! | `history` | `s` + snapshot id (u64 BE) | [`Snapshot`] in the compact encoding |
 //! | `history` | `t` + tag name | version id (u64 BE) |
 //! | `history` | `a` + target key | time of the last automatic snapshot (i64 LE, ms) |
 //! | `history` | `i` + archive path | empty: a SkillMeat snapshot already imported |
@@ -18,18 +18,19 @@
 //! `sled::Batch` on the `history` tree, so a version never exists without its index
 //! entries. Blobs are written (and flushed by the caller) before any record names them.
 
+mod blobs;
+pub mod codec;
+
 use std::os::unix::ffi::OsStrExt;
 
 use crate::model::{Location, Scope, Snapshot, SnapshotId, SnapshotTarget, Version, VersionId};
-
-use sha2::Digest;
 
 use super::frame::TreeId;
 use super::ids::{IdKind, highest};
 use super::{Store, StoreError, unframe};
 
-/// zstd level for blobs: fast, and most artifacts are small text.
-const ZSTD_LEVEL: i32 = 3;
+pub use blobs::{Delta, MAX_DEPTH};
+pub(super) use blobs::{blob_value, read_blob, repack_blobs};
 
 /// Totals over the blob tree.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -39,6 +40,8 @@ pub struct BlobTotals {
     pub compressed_bytes: u64,
     /// Bytes the blobs hold once decompressed.
     pub raw_bytes: u64,
+    /// Blobs stored as deltas against another.
+    pub deltas: u64,
 }
 
 /// The history trees of an open [`Store`] (whichever database the store has in use).
@@ -108,16 +111,21 @@ impl Store {
     }
 }
 
-/// Decodes a framed history record.
-fn record<T: serde::de::DeserializeOwned>(key: &[u8], v: &[u8]) -> Result<T, StoreError> {
-    serde_json::from_slice(unframe(TreeId::History, key, v)?).map_err(corrupt)
+/// Decodes a framed version record.
+fn version_record(key: &[u8], v: &[u8]) -> Result<Version, StoreError> {
+    codec::decode_version(unframe(TreeId::History, key, v)?).map_err(corrupt)
+}
+
+/// Decodes a framed snapshot record.
+fn snapshot_record(key: &[u8], v: &[u8]) -> Result<Snapshot, StoreError> {
+    codec::decode_snapshot(unframe(TreeId::History, key, v)?).map_err(corrupt)
 }
 
 /// Writes a version record and its index entries into `batch`.
 pub(super) fn add_version(store: &Store, batch: &mut sled::Batch, v: &Version) {
     let [rec, by_loc, by_hash] = HistoryStore::version_keys(v);
-    let json = serde_json::to_vec(v).expect("a version always serializes");
-    batch.insert(rec.clone(), store.frame(TreeId::History, &rec, &json));
+    let value = codec::encode_version(v);
+    batch.insert(rec.clone(), store.frame(TreeId::History, &rec, &value));
     batch.insert(by_loc.clone(), store.frame(TreeId::History, &by_loc, &[]));
     batch.insert(by_hash.clone(), store.frame(TreeId::History, &by_hash, &[]));
 }
@@ -130,37 +138,6 @@ pub(super) fn snapshot_key(id: SnapshotId) -> Vec<u8> {
 /// The key of a tag.
 pub(super) fn tag_key(name: &str) -> Vec<u8> {
     key(b't', &[name.as_bytes()])
-}
-
-/// A blob's stored value: raw length (u64 LE) and a zstd frame.
-pub(super) fn blob_value(bytes: &[u8]) -> Result<Vec<u8>, StoreError> {
-    let frame = zstd::bulk::compress(bytes, ZSTD_LEVEL)
-        .map_err(|e| corrupt(format!("compressing a blob: {e}")))?;
-    let mut v = Vec::with_capacity(8 + frame.len());
-    v.extend_from_slice(&(bytes.len() as u64).to_le_bytes());
-    v.extend_from_slice(&frame);
-    Ok(v)
-}
-
-/// The bytes of a stored blob value, checked against its id.
-fn blob_bytes(sha: &[u8; 32], v: &[u8]) -> Result<Vec<u8>, StoreError> {
-    let bad = |detail: String| StoreError::BadBlob {
-        blob: hex::encode(sha),
-        detail,
-    };
-    if v.len() < 8 {
-        return Err(bad("shorter than its header".into()));
-    }
-    let len = u64::from_le_bytes(v[..8].try_into().expect("8 bytes")) as usize;
-    let bytes = zstd::bulk::decompress(&v[8..], len).map_err(|e| bad(e.to_string()))?;
-    if bytes.len() != len {
-        return Err(bad("wrong length".into()));
-    }
-    let found: [u8; 32] = sha2::Sha256::digest(&bytes).into();
-    if &found != sha {
-        return Err(bad("its bytes do not hash to its id".into()));
-    }
-    Ok(bytes)
 }
 
 impl HistoryStore {
@@ -213,116 +190,6 @@ impl HistoryStore {
         self.store.size_on_disk()
     }
 
-    // ------------------------------------------------------------ blobs
-
-    /// Whether a blob is stored.
-    ///
-    /// # Errors
-    /// sled failed.
-    pub fn has_blob(&self, sha: &[u8; 32]) -> Result<bool, StoreError> {
-        self.store.with(|h| Ok(h.blobs.contains_key(sha)?))
-    }
-
-    /// Stores `bytes` under their SHA-256 `sha` unless a sound copy is already there (a
-    /// damaged one is replaced); returns whether it was written. The caller computed `sha`
-    /// from `bytes`.
-    ///
-    /// # Errors
-    /// sled failed.
-    pub fn put_blob(&self, sha: &[u8; 32], bytes: &[u8]) -> Result<bool, StoreError> {
-        self.store.with(|h| {
-            if let Some(v) = h.blobs.get(sha)? {
-                if blob_bytes(sha, &v).is_ok() {
-                    return Ok(false);
-                }
-                self.store.forget_bad_blob(sha);
-                tracing::warn!(blob = %hex::encode(sha), "replacing a damaged blob with a sound copy");
-            }
-            h.blobs.insert(sha, blob_value(bytes)?)?;
-            Ok(true)
-        })
-    }
-
-    /// The bytes of a blob, if stored.
-    ///
-    /// # Errors
-    /// sled failed, or the stored blob is damaged ([`StoreError::BadBlob`]: only the
-    /// versions that need it are affected).
-    pub fn blob(&self, sha: &[u8; 32]) -> Result<Option<Vec<u8>>, StoreError> {
-        let v = self.store.with(|h| Ok(h.blobs.get(sha)?))?;
-        let bytes = v.map(|v| blob_bytes(sha, &v)).transpose();
-        if let Err(e) = &bytes {
-            tracing::error!(error = %e, "a damaged blob: the versions that need it are unavailable");
-            self.store.note_bad_blob(sha);
-        }
-        bytes
-    }
-
-    /// Replaces a blob's stored value with damaged bytes (tests of what a damaged blob
-    /// does; test builds only).
-    ///
-    /// # Errors
-    /// sled failed.
-    #[cfg(feature = "fault-injection")]
-    pub fn damage_blob(&self, sha: &[u8; 32]) -> Result<(), StoreError> {
-        self.store.with(|h| {
-            let mut v = h.blobs.get(sha)?.map(|v| v.to_vec()).unwrap_or_default();
-            let n = v.len();
-            for b in v.iter_mut().skip(8).take(n.saturating_sub(12)) {
-                *b ^= 0x5A;
-            }
-            h.blobs.insert(sha, v)?;
-            Ok(())
-        })
-    }
-
-    /// Every stored blob's id.
-    ///
-    /// # Errors
-    /// sled failed.
-    pub fn blob_ids(&self) -> Result<Vec<[u8; 32]>, StoreError> {
-        self.store.with(|h| {
-            h.blobs
-                .iter()
-                .keys()
-                .map(|k| {
-                    let k = k?;
-                    k.as_ref()
-                        .try_into()
-                        .map_err(|_| corrupt("blob key is not 32 bytes"))
-                })
-                .collect()
-        })
-    }
-
-    /// Removes a blob; returns the bytes it occupied.
-    ///
-    /// # Errors
-    /// sled failed.
-    pub fn remove_blob(&self, sha: &[u8; 32]) -> Result<u64, StoreError> {
-        self.store
-            .with(|h| Ok(h.blobs.remove(sha)?.map_or(0, |v| v.len() as u64)))
-    }
-
-    /// Counts and sizes of the stored blobs.
-    ///
-    /// # Errors
-    /// sled failed.
-    pub fn blob_totals(&self) -> Result<BlobTotals, StoreError> {
-        self.store.with(|h| {
-            let mut t = BlobTotals::default();
-            for v in h.blobs.iter().values() {
-                let v = v?;
-                t.blobs += 1;
-                t.compressed_bytes += v.len() as u64;
-                if v.len() >= 8 {
-                    t.raw_bytes += u64::from_le_bytes(v[..8].try_into().expect("8 bytes"));
-                }
-            }
-            Ok(t)
-        })
-    }
-
     // ------------------------------------------------------------ versions
 
     fn version_keys(v: &Version) -> [Vec<u8>; 3] {
@@ -357,8 +224,8 @@ impl HistoryStore {
             add_version(&self.store, &mut batch, v);
         }
         let k = snapshot_key(snap.id);
-        let json = serde_json::to_vec(snap).expect("a snapshot always serializes");
-        batch.insert(k.clone(), self.store.frame(TreeId::History, &k, &json));
+        let value = codec::encode_snapshot(snap);
+        batch.insert(k.clone(), self.store.frame(TreeId::History, &k, &value));
         self.store.with(|h| Ok(h.history.apply_batch(batch)?))
     }
 
@@ -368,8 +235,12 @@ impl HistoryStore {
     /// sled failed, or the record does not decode.
     pub fn version(&self, id: VersionId) -> Result<Option<Version>, StoreError> {
         let k = key(b'v', &[&id.0.to_be_bytes()]);
-        self.store
-            .with(|h| h.history.get(&k)?.map(|v| record(&k, &v)).transpose())
+        self.store.with(|h| {
+            h.history
+                .get(&k)?
+                .map(|v| version_record(&k, &v))
+                .transpose()
+        })
     }
 
     /// Every version of one location, in id order.
@@ -429,7 +300,7 @@ impl HistoryStore {
                 .scan_prefix([b'v'])
                 .map(|kv| {
                     let (k, v) = kv?;
-                    record(&k, &v)
+                    version_record(&k, &v)
                 })
                 .collect()
         })
@@ -443,8 +314,12 @@ impl HistoryStore {
     /// sled failed, or the record does not decode.
     pub fn snapshot(&self, id: SnapshotId) -> Result<Option<Snapshot>, StoreError> {
         let k = snapshot_key(id);
-        self.store
-            .with(|h| h.history.get(&k)?.map(|v| record(&k, &v)).transpose())
+        self.store.with(|h| {
+            h.history
+                .get(&k)?
+                .map(|v| snapshot_record(&k, &v))
+                .transpose()
+        })
     }
 
     /// Every snapshot, in id order.
@@ -457,7 +332,7 @@ impl HistoryStore {
                 .scan_prefix([b's'])
                 .map(|kv| {
                     let (k, v) = kv?;
-                    record(&k, &v)
+                    snapshot_record(&k, &v)
                 })
                 .collect()
         })
