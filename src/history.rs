@@ -1,7 +1,8 @@
 //! History: every version of every artifact the daemon has seen, and snapshots of whole
 //! collections and projects, deduplicated and compressed in the store.
 //!
-//! - A *blob* is a file's bytes, stored once under their SHA-256 (zstd level 3).
+//! - A *blob* is a file's bytes, stored once under their SHA-256 (zstd), or as a delta
+//!   against the same file's previous content.
 //! - A *version* is one content of one artifact at one [`Location`]: its SkillMeat content
 //!   hash, a manifest (relative path → blob, mode, symlink target), its parent (the
 //!   previous version at that location), time, [`Origin`], message and tags.

@@ -5,14 +5,15 @@
 //! |---|---|---|
 //! | `history_blobs` | SHA-256 of the bytes (32 bytes) | whole, or a delta against an earlier blob (see `blobs`): it verifies itself by its hash |
 //! | `history` | `v` + version id (u64 BE) | [`Version`] in the compact encoding ([`codec`]; JSON in stores of layout 2 and before) |
-//! | `history` | `l` + location key + id (u64 BE) | empty: versions of one location |
-//! | `history` | `h` + hex content hash + location key + id | empty: versions by SkillMeat hash |
+//! | `history` | `l` + location key + id (u64 BE) | empty (not framed): versions of one location |
+//! | `history` | `h` + hex content hash + location key + id | empty (not framed): versions by SkillMeat hash |
 //! | `history` | `s` + snapshot id (u64 BE) | [`Snapshot`] in the compact encoding |
 //! | `history` | `t` + tag name | version id (u64 BE) |
 //! | `history` | `a` + target key | time of the last automatic snapshot (i64 LE, ms) |
 //! | `history` | `i` + archive path | empty: a SkillMeat snapshot already imported |
 //!
-//! Every `history` value is a framed record ([`super::frame`]) holding the value shown.
+//! Every other `history` value is a framed record ([`super::frame`]) holding the value shown
+//! (in stores of layout 2 and before, index entries were framed too).
 //! A location key is `c` + collection name, or `p` + absolute project path, then NUL,
 //! profile root, NUL, artifact path, NUL. Every record change goes through one
 //! `sled::Batch` on the `history` tree, so a version never exists without its index
@@ -126,8 +127,9 @@ pub(super) fn add_version(store: &Store, batch: &mut sled::Batch, v: &Version) {
     let [rec, by_loc, by_hash] = HistoryStore::version_keys(v);
     let value = codec::encode_version(v);
     batch.insert(rec.clone(), store.frame(TreeId::History, &rec, &value));
-    batch.insert(by_loc.clone(), store.frame(TreeId::History, &by_loc, &[]));
-    batch.insert(by_hash.clone(), store.frame(TreeId::History, &by_hash, &[]));
+    // Index entries are not framed: a salvage rebuilds them from the version records.
+    batch.insert(by_loc, &[]);
+    batch.insert(by_hash, &[]);
 }
 
 /// The key of a snapshot record.

@@ -5,7 +5,7 @@
 //! |---|---|
 //! | 1 | bare values |
 //! | 2 | every value a self-verifying frame ([`super::frame`]) |
-//! | 3 | version and snapshot records in the compact encoding ([`super::history::codec`]); a file's later contents stored as deltas against its earlier ones |
+//! | 3 | version and snapshot records in the compact encoding ([`super::history::codec`]); history index entries empty, not framed; a file's later contents stored as deltas against its earlier ones |
 //!
 //! Each conversion can be interrupted and run again: the layout version is written last.
 
@@ -89,7 +89,7 @@ fn convert_v1(h: &Handles) -> Result<(), StoreError> {
 }
 
 /// Rewrites the JSON version and snapshot records of a layout 2 store in the compact
-/// encoding (keeping their stamps), then stores each file's later contents as deltas
+/// encoding (keeping their stamps), drops the frames of its index entries, then stores each file's later contents as deltas
 /// against the earlier ones. Safe to run again after a crash: what is converted is skipped.
 fn convert_v2(h: &Handles) -> Result<(), StoreError> {
     tracing::info!(
@@ -106,6 +106,11 @@ fn convert_v2(h: &Handles) -> Result<(), StoreError> {
         else {
             continue;
         };
+        if matches!(k.first(), Some(b'l' | b'h')) {
+            // Index entries lose their frames.
+            batch.insert(k.clone(), &[]);
+            continue;
+        }
         if value.first() != Some(&b'{') {
             continue;
         }
@@ -177,12 +182,18 @@ mod tests {
         }
     }
 
-    /// Rewrites a store as layout 2 wrote it: JSON records, whole blobs.
+    /// Rewrites a store as layout 2 wrote it: JSON records, framed index entries, whole
+    /// blobs.
     fn downgrade(store: &Store) {
         store
             .with(|h| {
                 for kv in h.history.iter() {
                     let (k, v) = kv?;
+                    if matches!(k[0], b'l' | b'h') {
+                        let framed = frame::encode(TreeId::History, 0, &k, Some(&[]));
+                        h.history.insert(&k, framed)?;
+                        continue;
+                    }
                     let f = frame::decode(&v).unwrap();
                     let json = match k[0] {
                         b'v' => {
@@ -277,6 +288,9 @@ mod tests {
                     let (_, v) = kv?;
                     assert_eq!(frame::decode(&v).unwrap().value.unwrap()[0], codec::FORMAT);
                 }
+                let index: Vec<_> = h.history.scan_prefix([b'l']).values().collect();
+                assert_eq!(index.len(), 4);
+                assert!(index.iter().all(|v| v.as_ref().unwrap().is_empty()));
                 let schema = h.meta.get(SCHEMA_KEY)?.unwrap();
                 assert_eq!(
                     unframe(TreeId::Meta, SCHEMA_KEY, &schema)?,
