@@ -330,6 +330,7 @@ fn new_roots_and_projects_are_picked_up_without_restart() {
     let (_coll, project) = setup(&env, &three());
     let _d = env.daemon();
     add(&env, &project);
+    let c = env.cursor();
     // A new profile root appears, deployed to later.
     deploy(
         &env.skillmeat_home,
@@ -338,7 +339,6 @@ fn new_roots_and_projects_are_picked_up_without_restart() {
         ".codex",
         &[Artifact::command("hello")],
     );
-    let c = env.cursor();
     let ev = env.events_since(c);
     assert!(
         ev.iter()

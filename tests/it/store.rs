@@ -581,10 +581,12 @@ fn finding_6_a_full_disk_is_reported_and_everything_resumes_without_restart() {
     );
     let status = eventually(
         Duration::from_secs(20),
-        "status to say the disk is full",
+        "status to say the disk is full, and the condition to be a problem",
         || {
             let s = env.smctl_json(&["status"]);
-            (s["store"]["condition"] == "full").then_some(s)
+            // The problem (an event for watchers) follows the condition by one batch.
+            (s["store"]["condition"] == "full" && s["problems"].to_string().contains("full"))
+                .then_some(s)
         },
     );
     assert!(
