@@ -211,29 +211,26 @@ mod tests {
         assert_eq!(removed, BTreeSet::from([4, 6, 9]));
     }
 
-    #[test]
-    fn prune_keeps_what_it_must_and_frees_blobs() {
-        let d = tempfile::tempdir().unwrap();
-        let store = Store::open(&d.path().join("s")).unwrap();
-        let h = History::open(&store, d.path().join("home")).unwrap();
-        let f = d.path().join("a.md");
-        let loc = Location::collection("c", "agents/a.md");
-        // Versions written directly with old times: one per content.
+    /// One version per text at `loc`, written directly with old times (all within one
+    /// old day: only one would survive by age alone).
+    fn versions(
+        h: &History,
+        dir: &std::path::Path,
+        loc: &Location,
+        texts: &[String],
+    ) -> Vec<VersionId> {
+        let f = dir.join("a.md");
         let mut ids = Vec::new();
-        for (n, text) in ["deployed", "tagged", "plain-1", "plain-2", "newest"]
-            .iter()
-            .enumerate()
-        {
+        for (n, text) in texts.iter().enumerate() {
             std::fs::write(&f, text).unwrap();
             let c = super::super::content::Content::read(&f, loc.variant()).unwrap();
             let hash = c.hash();
             let v = h
                 .new_version(
-                    &loc,
+                    loc,
                     &c,
                     hash,
                     ids.last().copied(),
-                    // all within one old day: only one would survive by age alone
                     now() - 40 * DAY_MS + n as i64 * 1000,
                     Origin::Watch,
                     None,
@@ -242,6 +239,24 @@ mod tests {
             h.store().put_versions(std::slice::from_ref(&v)).unwrap();
             ids.push(v.id);
         }
+        ids
+    }
+
+    /// Prunes the versions of five texts (the first deployed, the second tagged).
+    fn prune_five(
+        texts: [&str; 5],
+    ) -> (
+        History,
+        Vec<VersionId>,
+        super::PruneReport,
+        tempfile::TempDir,
+    ) {
+        let d = tempfile::tempdir().unwrap();
+        let store = Store::open(&d.path().join("s")).unwrap();
+        let h = History::open(&store, d.path().join("home")).unwrap();
+        let loc = Location::collection("c", "agents/a.md");
+        let texts: Vec<String> = texts.iter().map(|t| t.to_string()).collect();
+        let ids = versions(&h, d.path(), &loc, &texts);
         h.tag(ids[1], "keep-me").unwrap();
         let deployed = h.version(ids[0]).unwrap().content_hash;
         let before = h.stats().unwrap();
@@ -250,15 +265,41 @@ mod tests {
             .prune(now(), &Retention::default(), &HashSet::from([deployed]))
             .unwrap();
         assert_eq!(report.versions_removed, 2);
-        assert_eq!(report.blobs_removed, 2);
-        assert!(report.bytes_freed > 0);
         let left: Vec<VersionId> = h.versions_of(&loc).unwrap().iter().map(|v| v.id).collect();
         assert_eq!(left, [ids[4], ids[1], ids[0]]);
         // The newest now descends from the tagged one.
         assert_eq!(h.version(ids[4]).unwrap().parent, Some(ids[1]));
         assert!(h.check().unwrap().is_empty());
+        (h, ids, report, d)
+    }
+
+    #[test]
+    fn prune_keeps_what_it_must_and_frees_blobs() {
+        let (h, _, report, _d) = prune_five(["deployed", "tagged", "plain-1", "plain-2", "newest"]);
+        assert_eq!(report.blobs_removed, 2);
+        assert!(report.bytes_freed > 0);
         let after = h.stats().unwrap();
         assert_eq!((after.versions, after.blobs), (3, 3));
+    }
+
+    #[test]
+    fn prune_keeps_the_bases_of_kept_deltas() {
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let text: String = (0..4000)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                char::from(b'a' + (x % 26) as u8)
+            })
+            .collect();
+        let texts: Vec<String> = (0..5).map(|n| format!("{text}edit {n}\n")).collect();
+        let (h, ids, report, _d) = prune_five(std::array::from_fn(|n| texts[n].as_str()));
+        assert!(h.store().blob_totals().unwrap().deltas >= 4);
+        // The newest is a delta on the removed ones' contents: they stay as its bases.
+        assert_eq!(report.blobs_removed, 0);
+        let newest = h.content_of(&h.version(ids[4]).unwrap()).unwrap();
+        assert_eq!(newest.files[0].bytes, texts[4].as_bytes());
     }
 
     fn now() -> i64 {
