@@ -45,7 +45,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use frame::TreeId;
 pub use heal::keep;
-pub use health::{Condition, Health, Moved};
+pub use health::{Condition, Health, Moved, TreeSpace};
 pub use marks::{CachedHash, ProjectMark};
 
 /// Layout version of the trees; bumped when an encoding changes incompatibly. Version 1
@@ -216,15 +216,6 @@ impl Handles {
             TreeId::Blobs => &self.blobs,
         }
     }
-}
-
-/// What one sled tree holds ([`Store::space`]).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct TreeSpace {
-    pub tree: String,
-    pub records: u64,
-    pub key_bytes: u64,
-    pub value_bytes: u64,
 }
 
 /// A change of the database behind the handle, published to whoever rebuilds what it
@@ -561,31 +552,6 @@ impl Store {
     /// Bytes the store takes on disk.
     pub fn size_on_disk(&self) -> u64 {
         self.with(|h| Ok(h.db.size_on_disk()?)).unwrap_or(0)
-    }
-
-    /// What each tree holds (keys and values, before sled's own overhead): measures the
-    /// store's space amplification.
-    ///
-    /// # Errors
-    /// sled failed.
-    pub fn space(&self) -> Result<Vec<TreeSpace>, StoreError> {
-        self.with(|h| {
-            let mut out = Vec::new();
-            for name in h.db.tree_names() {
-                let mut t = TreeSpace {
-                    tree: String::from_utf8_lossy(&name).into_owned(),
-                    ..TreeSpace::default()
-                };
-                for kv in h.db.open_tree(&name)?.iter() {
-                    let (k, v) = kv?;
-                    t.records += 1;
-                    t.key_bytes += k.len() as u64;
-                    t.value_bytes += v.len() as u64;
-                }
-                out.push(t);
-            }
-            Ok(out)
-        })
     }
 }
 
