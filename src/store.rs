@@ -10,6 +10,7 @@
 //!
 //! Project marks and the hash cache are described in `marks`; the journal and drift-state
 //! trees in `journal`; the history trees (blobs, versions, snapshots, tags) in [`history`];
+//! layout versions and the conversion of older stores in `migrate`;
 //! the operations log in `operations`; the notification mutes in `mutes`. Every value worth salvaging is a self-verifying
 //! frame ([`frame`]); [`salvage`] reads them back from the raw files of a damaged store,
 //! and `heal` opens, checks, reopens and repairs the store (run by [`keep`], a supervised
@@ -33,6 +34,7 @@ mod history_totals;
 mod ids;
 mod journal;
 mod marks;
+mod migrate;
 mod mutes;
 mod newest;
 mod operations;
@@ -48,13 +50,13 @@ use std::sync::{Arc, Mutex, RwLock};
 pub use counts::HistoryTotals;
 use frame::TreeId;
 pub use heal::keep;
-pub use health::{Condition, Health, Moved};
+pub use health::{Condition, Health, Moved, TreeSpace};
 pub use marks::{CachedHash, ProjectMark};
 
 /// Layout version of the trees; bumped when an encoding changes incompatibly. Version 1
-/// stored bare values; version 2 frames them ([`frame`]), and a version 1 store is
-/// converted when opened.
-const SCHEMA: u32 = 2;
+/// stored bare values; version 2 frames them ([`frame`]); version 3 has compact history
+/// records and delta blobs. An older store is converted when opened (see `migrate`).
+const SCHEMA: u32 = 3;
 
 /// Meta keys.
 const SCHEMA_KEY: &[u8] = b"schema";
@@ -222,6 +224,7 @@ impl Handles {
             TreeId::History => &self.history,
             TreeId::Operations => &self.operations,
             TreeId::Mutes => &self.mutes,
+            TreeId::Blobs => &self.blobs,
         }
     }
 }

@@ -3,25 +3,29 @@
 //!
 //! | tree | key | value |
 //! |---|---|---|
-//! | `history_blobs` | SHA-256 of the bytes (32 bytes) | raw length (u64 LE) + zstd level 3 frame (not framed: it verifies itself; see [`super::blobs`]) |
-//! | `history` | `v` + version id (u64 BE) | JSON [`Version`] |
-//! | `history` | `l` + location key + id (u64 BE) | empty: versions of one location |
-//! | `history` | `h` + hex content hash + location key + id | empty: versions by SkillMeat hash |
-//! | `history` | `s` + snapshot id (u64 BE) | JSON [`Snapshot`] |
+//! | `history_blobs` | SHA-256 of the bytes (32 bytes) | whole, or a delta against an earlier blob (see [`super::blobs`]): it verifies itself by its hash |
+//! | `history` | `v` + version id (u64 BE) | [`Version`] in the compact encoding ([`codec`]; JSON in stores of layout 2 and before) |
+//! | `history` | `l` + location key + id (u64 BE) | empty (not framed): versions of one location |
+//! | `history` | `h` + hex content hash + location key + id | empty (not framed): versions by SkillMeat hash |
+//! | `history` | `s` + snapshot id (u64 BE) | [`Snapshot`] in the compact encoding |
 //! | `history` | `t` + tag name | version id (u64 BE) |
 //! | `history` | `a` + target key | time of the last automatic snapshot (i64 LE, ms) |
 //! | `history` | `i` + archive path | empty: a SkillMeat snapshot already imported |
 //!
-//! Every `history` value is a framed record ([`super::frame`]) holding the value shown.
+//! Every other `history` value is a framed record ([`super::frame`]) holding the value shown
+//! (in stores of layout 2 and before, index entries were framed too).
 //! A location key is `c` + collection name, or `p` + absolute project path, then NUL,
 //! profile root, NUL, artifact path, NUL. Every record change goes through one
 //! `sled::Batch` on the `history` tree, so a version never exists without its index
 //! entries. Blobs are written (and flushed by the caller) before any record names them.
 
+pub mod codec;
+
 use std::os::unix::ffi::OsStrExt;
 
 use crate::model::{Location, Scope, Snapshot, SnapshotId, SnapshotTarget, Version, VersionId};
 
+pub use super::blobs::{BlobTotals, Delta, MAX_DEPTH};
 use super::frame::TreeId;
 use super::history_totals::{Touched, apply_counted};
 use super::ids::{IdKind, highest};
@@ -94,21 +98,24 @@ impl Store {
     }
 }
 
-/// Decodes a framed history record.
-pub(super) fn record<T: serde::de::DeserializeOwned>(
-    key: &[u8],
-    v: &[u8],
-) -> Result<T, StoreError> {
-    serde_json::from_slice(unframe(TreeId::History, key, v)?).map_err(corrupt)
+/// Decodes a framed version record.
+pub(super) fn version_record(key: &[u8], v: &[u8]) -> Result<Version, StoreError> {
+    codec::decode_version(unframe(TreeId::History, key, v)?).map_err(corrupt)
+}
+
+/// Decodes a framed snapshot record.
+fn snapshot_record(key: &[u8], v: &[u8]) -> Result<Snapshot, StoreError> {
+    codec::decode_snapshot(unframe(TreeId::History, key, v)?).map_err(corrupt)
 }
 
 /// Writes a version record and its index entries into `batch`.
 pub(super) fn add_version(store: &Store, batch: &mut sled::Batch, v: &Version) {
     let [rec, by_loc, by_hash] = HistoryStore::version_keys(v);
-    let json = serde_json::to_vec(v).expect("a version always serializes");
-    batch.insert(rec.clone(), store.frame(TreeId::History, &rec, &json));
-    batch.insert(by_loc.clone(), store.frame(TreeId::History, &by_loc, &[]));
-    batch.insert(by_hash.clone(), store.frame(TreeId::History, &by_hash, &[]));
+    let value = codec::encode_version(v);
+    batch.insert(rec.clone(), store.frame(TreeId::History, &rec, &value));
+    // Index entries are not framed: a salvage rebuilds them from the version records.
+    batch.insert(by_loc, &[]);
+    batch.insert(by_hash, &[]);
 }
 
 /// The key of a snapshot record.
@@ -206,8 +213,8 @@ impl HistoryStore {
             add_version(&self.store, &mut batch, v);
         }
         let k = snapshot_key(snap.id);
-        let json = serde_json::to_vec(snap).expect("a snapshot always serializes");
-        batch.insert(k.clone(), self.store.frame(TreeId::History, &k, &json));
+        let value = codec::encode_snapshot(snap);
+        batch.insert(k.clone(), self.store.frame(TreeId::History, &k, &value));
         let touched = Touched {
             snapshots_written: &[snap.id],
             ..Touched::wrote(versions)
@@ -221,8 +228,12 @@ impl HistoryStore {
     /// sled failed, or the record does not decode.
     pub fn version(&self, id: VersionId) -> Result<Option<Version>, StoreError> {
         let k = key(b'v', &[&id.0.to_be_bytes()]);
-        self.store
-            .with(|h| h.history.get(&k)?.map(|v| record(&k, &v)).transpose())
+        self.store.with(|h| {
+            h.history
+                .get(&k)?
+                .map(|v| version_record(&k, &v))
+                .transpose()
+        })
     }
 
     /// Every version of one location, in id order.
@@ -282,7 +293,7 @@ impl HistoryStore {
                 .scan_prefix([b'v'])
                 .map(|kv| {
                     let (k, v) = kv?;
-                    record(&k, &v)
+                    version_record(&k, &v)
                 })
                 .collect()
         })
@@ -296,8 +307,12 @@ impl HistoryStore {
     /// sled failed, or the record does not decode.
     pub fn snapshot(&self, id: SnapshotId) -> Result<Option<Snapshot>, StoreError> {
         let k = snapshot_key(id);
-        self.store
-            .with(|h| h.history.get(&k)?.map(|v| record(&k, &v)).transpose())
+        self.store.with(|h| {
+            h.history
+                .get(&k)?
+                .map(|v| snapshot_record(&k, &v))
+                .transpose()
+        })
     }
 
     /// Every snapshot, in id order.
@@ -310,7 +325,7 @@ impl HistoryStore {
                 .scan_prefix([b's'])
                 .map(|kv| {
                     let (k, v) = kv?;
-                    record(&k, &v)
+                    snapshot_record(&k, &v)
                 })
                 .collect()
         })

@@ -7,7 +7,8 @@
 //!   itself; of several frames of one key (older copies linger in sled's log) the newest
 //!   stamp wins, and a tombstone means the record was removed;
 //! - blobs: a zstd frame preceded by its raw length, whose bytes hash (SHA-256) to a blob
-//!   a salvaged version needs.
+//!   a salvaged version needs; a delta blob is a record frame (tree `Blobs`), resolved once
+//!   the blob it is a delta against is saved (and kept as a delta).
 //!
 //! [`salvage_into`] then writes what verifies into the new store: project marks, versions
 //! whose every blob was found (their index entries rebuilt), snapshots whose every version
@@ -23,9 +24,10 @@ use sha2::Digest;
 
 use crate::model::{OperationRecord, Snapshot, Version, VersionId};
 
-use super::blobs::blob_value;
+use super::blobs::{blob_value, read_blob};
 use super::frame::{self, Frame, TreeId};
-use super::history::{add_version, id_of, snapshot_key, tag_key};
+use super::history::codec::{decode_snapshot, decode_version, encode_snapshot};
+use super::history::{Delta, add_version, id_of, snapshot_key, tag_key};
 use super::{Handles, ProjectMark, Store, StoreError};
 
 /// The zstd frame magic number, as it appears in bytes.
@@ -279,24 +281,38 @@ pub(super) fn salvage_into(
     let mut snapshots: Vec<Snapshot> = Vec::new();
     for (k, v) in &history {
         match k.first() {
-            Some(b'v') => match serde_json::from_slice::<Version>(v) {
+            Some(b'v') => match decode_version(v) {
                 Ok(ver) => {
                     versions.insert(ver.id, ver);
                 }
                 Err(e) => out.unsaved.push(format!("a version record: {e}")),
             },
-            Some(b's') => match serde_json::from_slice::<Snapshot>(v) {
+            Some(b's') => match decode_snapshot(v) {
                 Ok(s) => snapshots.push(s),
                 Err(e) => out.unsaved.push(format!("a snapshot record: {e}")),
             },
             _ => {}
         }
     }
-    let needed: HashSet<[u8; 32]> = versions
+    // Delta blobs, and the bases their chains need.
+    let deltas: BTreeMap<[u8; 32], (Delta<'_>, &[u8])> = newest
+        .tree(TreeId::Blobs)
+        .into_iter()
+        .filter_map(|(k, v)| Some((k.try_into().ok()?, (Delta::parse(v)?, v))))
+        .collect();
+    let mut needed: HashSet<[u8; 32]> = HashSet::new();
+    let mut todo: Vec<[u8; 32]> = versions
         .values()
         .flat_map(|v| &v.entries)
         .filter_map(|e| parse_sha(&e.blob))
         .collect();
+    while let Some(sha) = todo.pop() {
+        if needed.insert(sha)
+            && let Some((d, _)) = deltas.get(&sha)
+        {
+            todo.push(d.base);
+        }
+    }
     let mut have: HashSet<[u8; 32]> = HashSet::new();
     for p in with_blobs {
         each_window(p, |bytes| {
@@ -317,6 +333,29 @@ pub(super) fn salvage_into(
                 }
             }
         });
+    }
+    // Deltas whose base is saved, until no more resolve.
+    loop {
+        let mut resolved = 0;
+        for (sha, (d, value)) in &deltas {
+            if have.contains(sha) || !needed.contains(sha) || !have.contains(&d.base) {
+                continue;
+            }
+            let sound = read_blob(h, &d.base)
+                .ok()
+                .flatten()
+                .and_then(|base| d.apply(&base))
+                .is_some_and(|bytes| <[u8; 32]>::from(sha2::Sha256::digest(&bytes)) == *sha);
+            if sound {
+                h.blobs
+                    .insert(sha, store.frame(TreeId::Blobs, sha, value))?;
+                have.insert(*sha);
+                resolved += 1;
+            }
+        }
+        if resolved == 0 {
+            break;
+        }
     }
     out.blobs = have.len();
     let mut saved: BTreeMap<VersionId, Version> = BTreeMap::new();
@@ -362,8 +401,10 @@ pub(super) fn salvage_into(
             .collect();
         if lost.is_empty() {
             let k = snapshot_key(s.id);
-            let json = serde_json::to_vec(&s).expect("a snapshot serializes");
-            batch.insert(k.clone(), store.frame(TreeId::History, &k, &json));
+            batch.insert(
+                k.clone(),
+                store.frame(TreeId::History, &k, &encode_snapshot(&s)),
+            );
             out.snapshots += 1;
         } else {
             out.unsaved.push(format!(
