@@ -1,12 +1,15 @@
 //! The salvage reader over arbitrary bytes (a damaged store's files): it never panics, every
 //! record it reports verifies and lies inside the input, and the records it decodes (delta
-//! blobs, version and snapshot records) are read without panicking.
+//! blobs, whole and relative version records, snapshot records) are read without panicking.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use skillmeatd::store::frame::{self, TreeId};
 use skillmeatd::store::history::Delta;
-use skillmeatd::store::history::codec::{decode_snapshot, decode_version};
+use skillmeatd::model::Entry;
+use skillmeatd::store::history::codec::{
+    decode_snapshot, decode_version, decode_version_with, record_base,
+};
 use skillmeatd::store::salvage::{Found, blob_at, scan};
 
 fuzz_target!(|data: &[u8]| {
@@ -27,7 +30,23 @@ fuzz_target!(|data: &[u8]| {
                         }
                     }
                 }
-                (TreeId::History, Some(b'v')) => drop(decode_version(value)),
+                (TreeId::History, Some(b'v')) => {
+                    drop(decode_version(value));
+                    // A relative record read against any files: a wrong run fails.
+                    if record_base(value).is_some() {
+                        let files = vec![
+                            Entry {
+                                path: "SKILL.md".into(),
+                                blob: "00".repeat(32),
+                                size: 1,
+                                mode: 0o644,
+                                symlink: None,
+                            };
+                            3
+                        ];
+                        drop(decode_version_with(value, |_| Some(files.clone())));
+                    }
+                }
                 (TreeId::History, Some(b's')) => drop(decode_snapshot(value)),
                 _ => {}
             }

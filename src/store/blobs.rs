@@ -24,7 +24,7 @@ use delta::{MAX_DELTA_SOURCE, compress_against, level};
 
 use super::counts::HistoryDelta;
 use super::frame::{self, TreeId};
-use super::history::{HistoryStore, codec, corrupt};
+use super::history::{HistoryStore, codec, corrupt, version_record};
 use super::{Handles, StoreError};
 
 /// Counts and sizes of the stored blobs.
@@ -192,12 +192,8 @@ fn delta_of(h: &Handles, sha: &[u8; 32], base: &[u8; 32], bytes: &[u8]) -> Optio
 pub(super) fn repack_blobs(h: &Handles) -> Result<u64, StoreError> {
     let mut versions = BTreeMap::new();
     for kv in h.history.scan_prefix([b'v']) {
-        let (_, v) = kv?;
-        if let Ok(frame::Frame {
-            value: Some(value), ..
-        }) = frame::decode(&v)
-            && let Ok(version) = codec::decode_version(value)
-        {
+        let (k, v) = kv?;
+        if let Ok(version) = version_record(h, &k, &v) {
             versions.insert(version.id, version);
         }
     }

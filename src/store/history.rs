@@ -20,6 +20,7 @@
 //! entries. Blobs are written (and flushed by the caller) before any record names them.
 
 pub mod codec;
+mod records;
 
 use std::os::unix::ffi::OsStrExt;
 
@@ -30,6 +31,7 @@ use super::frame::TreeId;
 use super::history_totals::{Touched, apply_counted};
 use super::ids::{IdKind, highest};
 use super::{Store, StoreError, unframe};
+pub(super) use records::{Records, version_key, version_record};
 
 /// The history trees of an open [`Store`] (whichever database the store has in use).
 #[derive(Debug, Clone)]
@@ -98,24 +100,9 @@ impl Store {
     }
 }
 
-/// Decodes a framed version record.
-pub(super) fn version_record(key: &[u8], v: &[u8]) -> Result<Version, StoreError> {
-    codec::decode_version(unframe(TreeId::History, key, v)?).map_err(corrupt)
-}
-
 /// Decodes a framed snapshot record.
 fn snapshot_record(key: &[u8], v: &[u8]) -> Result<Snapshot, StoreError> {
     codec::decode_snapshot(unframe(TreeId::History, key, v)?).map_err(corrupt)
-}
-
-/// Writes a version record and its index entries into `batch`.
-pub(super) fn add_version(store: &Store, batch: &mut sled::Batch, v: &Version) {
-    let [rec, by_loc, by_hash] = HistoryStore::version_keys(v);
-    let value = codec::encode_version(v);
-    batch.insert(rec.clone(), store.frame(TreeId::History, &rec, &value));
-    // Index entries are not framed: a salvage rebuilds them from the version records.
-    batch.insert(by_loc, &[]);
-    batch.insert(by_hash, &[]);
 }
 
 /// The key of a snapshot record.
@@ -195,12 +182,14 @@ impl HistoryStore {
     /// # Errors
     /// sled failed.
     pub fn put_versions(&self, versions: &[Version]) -> Result<(), StoreError> {
-        let mut batch = sled::Batch::default();
-        for v in versions {
-            add_version(&self.store, &mut batch, v);
-        }
-        self.store
-            .with(|h| apply_counted(h, batch, &Touched::wrote(versions)))
+        self.store.with(|h| {
+            let mut batch = sled::Batch::default();
+            let mut records = Records::default();
+            for v in versions {
+                records.add(&self.store, h, &mut batch, v);
+            }
+            apply_counted(h, batch, &Touched::wrote(versions))
+        })
     }
 
     /// Writes new versions and a snapshot naming them, atomically.
@@ -208,18 +197,21 @@ impl HistoryStore {
     /// # Errors
     /// sled failed.
     pub fn put_snapshot(&self, versions: &[Version], snap: &Snapshot) -> Result<(), StoreError> {
-        let mut batch = sled::Batch::default();
-        for v in versions {
-            add_version(&self.store, &mut batch, v);
-        }
-        let k = snapshot_key(snap.id);
-        let value = codec::encode_snapshot(snap);
-        batch.insert(k.clone(), self.store.frame(TreeId::History, &k, &value));
         let touched = Touched {
             snapshots_written: &[snap.id],
             ..Touched::wrote(versions)
         };
-        self.store.with(|h| apply_counted(h, batch, &touched))
+        self.store.with(|h| {
+            let mut batch = sled::Batch::default();
+            let mut records = Records::default();
+            for v in versions {
+                records.add(&self.store, h, &mut batch, v);
+            }
+            let k = snapshot_key(snap.id);
+            let value = codec::encode_snapshot(snap);
+            batch.insert(k.clone(), self.store.frame(TreeId::History, &k, &value));
+            apply_counted(h, batch, &touched)
+        })
     }
 
     /// One version.
@@ -231,7 +223,7 @@ impl HistoryStore {
         self.store.with(|h| {
             h.history
                 .get(&k)?
-                .map(|v| version_record(&k, &v))
+                .map(|v| version_record(h, &k, &v))
                 .transpose()
         })
     }
@@ -293,7 +285,7 @@ impl HistoryStore {
                 .scan_prefix([b'v'])
                 .map(|kv| {
                     let (k, v) = kv?;
-                    version_record(&k, &v)
+                    version_record(h, &k, &v)
                 })
                 .collect()
         })
@@ -355,19 +347,20 @@ impl HistoryStore {
         version: &Version,
         previous: Option<&Version>,
     ) -> Result<(), StoreError> {
-        let mut batch = sled::Batch::default();
-        if let Some(p) = previous {
-            add_version(&self.store, &mut batch, p);
-        }
-        add_version(&self.store, &mut batch, version);
-        let k = tag_key(name);
-        let v = self
-            .store
-            .frame(TreeId::History, &k, &version.id.0.to_be_bytes());
-        batch.insert(k, v);
         let wrote: Vec<Version> = previous.into_iter().chain([version]).cloned().collect();
-        self.store
-            .with(|h| apply_counted(h, batch, &Touched::wrote(&wrote)))
+        self.store.with(|h| {
+            let mut batch = sled::Batch::default();
+            let mut records = Records::default();
+            for v in &wrote {
+                records.add(&self.store, h, &mut batch, v);
+            }
+            let k = tag_key(name);
+            let v = self
+                .store
+                .frame(TreeId::History, &k, &version.id.0.to_be_bytes());
+            batch.insert(k, v);
+            apply_counted(h, batch, &Touched::wrote(&wrote))
+        })
     }
 
     /// When the last automatic snapshot of `target` was taken (ms since the epoch).
@@ -435,9 +428,6 @@ impl HistoryStore {
                 buried.push(tag_key(t));
             }
         }
-        for v in relinked {
-            add_version(&self.store, &mut batch, v);
-        }
         let removed: Vec<VersionId> = versions.iter().map(|v| v.id).collect();
         let touched = Touched {
             versions_removed: &removed,
@@ -445,6 +435,11 @@ impl HistoryStore {
             ..Touched::wrote(relinked)
         };
         self.store.with(|h| {
+            // Written against their new first parents, which stay.
+            let mut records = Records::default();
+            for v in relinked {
+                records.add(&self.store, h, &mut batch, v);
+            }
             self.store.bury(h, TreeId::History, &buried)?;
             apply_counted(h, batch, &touched)?;
             h.newest.forget(versions.iter().chain(relinked));

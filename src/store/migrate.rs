@@ -9,7 +9,10 @@
 //!
 //! Each conversion can be interrupted and run again: the layout version is written last.
 
+use std::collections::HashMap;
 use std::path::Path;
+
+use crate::model::{Entry, VersionId};
 
 use super::frame::{self, Frame, TreeId};
 use super::history::codec;
@@ -96,6 +99,8 @@ fn convert_v2(h: &Handles) -> Result<(), StoreError> {
         "converting history to compact records and delta blobs (layout version {SCHEMA})"
     );
     let mut batch = sled::Batch::default();
+    // Versions in id order: each written against its first parent's files, read before it.
+    let mut files: HashMap<VersionId, (Vec<Entry>, u8)> = HashMap::new();
     for kv in h.history.iter() {
         let (k, v) = kv?;
         let Ok(Frame {
@@ -115,9 +120,19 @@ fn convert_v2(h: &Handles) -> Result<(), StoreError> {
             continue;
         }
         let compact = match k.first() {
-            Some(b'v') => codec::decode_version(value)
-                .ok()
-                .map(|v| codec::encode_version(&v)),
+            Some(b'v') => codec::decode_version(value).ok().map(|v| {
+                let base = v.parents.first().and_then(|p| {
+                    files.get(p).map(|(entries, depth)| codec::RecordBase {
+                        id: *p,
+                        entries,
+                        depth: *depth,
+                    })
+                });
+                let c = codec::encode_version_against(&v, base);
+                let depth = codec::record_base(&c).map_or(0, |(_, d)| d);
+                files.insert(v.id, (v.entries, depth));
+                c
+            }),
             Some(b's') => codec::decode_snapshot(value)
                 .ok()
                 .map(|s| codec::encode_snapshot(&s)),
@@ -143,6 +158,7 @@ mod tests {
     use crate::model::{Entry, Location, Origin, Snapshot, SnapshotId, SnapshotTarget, Version};
     use crate::store::Store;
     use crate::store::blobs::{blob_value, read_blob};
+    use crate::store::history::version_record;
     use sha2::Digest;
 
     fn prose(seed: u64) -> Vec<u8> {
@@ -167,13 +183,23 @@ mod tests {
             location: Location::collection("default", "skills/a"),
             content_hash: hex::encode([id as u8; 32]),
             single_file: false,
-            entries: vec![Entry {
-                path: "SKILL.md".into(),
-                blob: hex::encode(blob),
-                size: 6000,
-                mode: 0o644,
-                symlink: None,
-            }],
+            entries: vec![
+                Entry {
+                    path: "SKILL.md".into(),
+                    blob: hex::encode(blob),
+                    size: 6000,
+                    mode: 0o644,
+                    symlink: None,
+                },
+                // Unchanged from version to version.
+                Entry {
+                    path: "refs/notes.md".into(),
+                    blob: "ab".repeat(32),
+                    size: 12,
+                    mode: 0o644,
+                    symlink: None,
+                },
+            ],
             parents: parent.map(VersionId).into_iter().collect(),
             time_ms: id as i64,
             origin: Origin::Watch,
@@ -196,9 +222,7 @@ mod tests {
                     }
                     let f = frame::decode(&v).unwrap();
                     let json = match k[0] {
-                        b'v' => {
-                            serde_json::to_vec(&codec::decode_version(f.value.unwrap()).unwrap())
-                        }
+                        b'v' => serde_json::to_vec(&version_record(h, &k, &v).unwrap()),
                         b's' => {
                             serde_json::to_vec(&codec::decode_snapshot(f.value.unwrap()).unwrap())
                         }
@@ -284,10 +308,22 @@ mod tests {
         assert_eq!(totals.deltas, 3, "{totals:?}");
         store
             .with(|h| {
-                for kv in h.history.scan_prefix([b'v']) {
-                    let (_, v) = kv?;
-                    assert_eq!(frame::decode(&v).unwrap().value.unwrap()[0], codec::FORMAT);
-                }
+                // The first version whole, the next ones written against their parents.
+                let formats: Vec<u8> = h
+                    .history
+                    .scan_prefix([b'v'])
+                    .values()
+                    .map(|v| frame::decode(&v.unwrap()).unwrap().value.unwrap()[0])
+                    .collect();
+                assert_eq!(
+                    formats,
+                    [
+                        codec::FORMAT,
+                        codec::FORMAT_RELATIVE,
+                        codec::FORMAT_RELATIVE,
+                        codec::FORMAT_RELATIVE
+                    ]
+                );
                 let index: Vec<_> = h.history.scan_prefix([b'l']).values().collect();
                 assert_eq!(index.len(), 4);
                 assert!(index.iter().all(|v| v.as_ref().unwrap().is_empty()));

@@ -26,8 +26,8 @@ use crate::model::{OperationRecord, Snapshot, Version, VersionId};
 
 use super::blobs::{blob_value, read_blob};
 use super::frame::{self, Frame, TreeId};
-use super::history::codec::{decode_snapshot, decode_version, encode_snapshot};
-use super::history::{Delta, add_version, id_of, snapshot_key, tag_key};
+use super::history::codec::{decode_snapshot, decode_version_with, encode_snapshot, record_base};
+use super::history::{Delta, Records, id_of, snapshot_key, tag_key};
 use super::{Handles, ProjectMark, Store, StoreError};
 
 /// The zstd frame magic number, as it appears in bytes.
@@ -279,20 +279,46 @@ pub(super) fn salvage_into(
     let history = newest.tree(TreeId::History);
     let mut versions: BTreeMap<VersionId, Version> = BTreeMap::new();
     let mut snapshots: Vec<Snapshot> = Vec::new();
+    let mut records: Vec<&[u8]> = Vec::new();
     for (k, v) in &history {
         match k.first() {
-            Some(b'v') => match decode_version(v) {
-                Ok(ver) => {
-                    versions.insert(ver.id, ver);
-                }
-                Err(e) => out.unsaved.push(format!("a version record: {e}")),
-            },
+            Some(b'v') => records.push(v),
             Some(b's') => match decode_snapshot(v) {
                 Ok(s) => snapshots.push(s),
                 Err(e) => out.unsaved.push(format!("a snapshot record: {e}")),
             },
             _ => {}
         }
+    }
+    // Version records, relative ones once the record they are written against is read.
+    loop {
+        let before = records.len();
+        records.retain(|v| {
+            let decoded =
+                decode_version_with(v, |base| versions.get(&base).map(|b| b.entries.clone()));
+            match decoded {
+                Ok(ver) => {
+                    versions.insert(ver.id, ver);
+                    false
+                }
+                Err(_) if record_base(v).is_some_and(|(b, _)| !versions.contains_key(&b)) => true,
+                Err(e) => {
+                    out.unsaved.push(format!("a version record: {e}"));
+                    false
+                }
+            }
+        });
+        if records.len() == before {
+            break;
+        }
+    }
+    for v in records {
+        let base = record_base(v)
+            .map(|(b, _)| b.to_string())
+            .unwrap_or_default();
+        out.unsaved.push(format!(
+            "a version record written against {base}, whose record was not found"
+        ));
     }
     // Delta blobs, and the bases their chains need.
     let deltas: BTreeMap<[u8; 32], (Delta<'_>, &[u8])> = newest
@@ -382,9 +408,10 @@ pub(super) fn salvage_into(
     }
     let ids: Vec<VersionId> = saved.keys().copied().collect();
     let mut batch = sled::Batch::default();
+    let mut written = Records::default();
     for v in saved.values_mut() {
         v.parents.retain(|p| ids.contains(p));
-        add_version(store, &mut batch, v);
+        written.add(store, h, &mut batch, v);
     }
     out.versions = saved.len();
 

@@ -6,6 +6,12 @@
 //! written in hex (a blob id, a content hash) is its 32 raw bytes, and a snapshot's
 //! members are the differences between successive ids. A record must be read to its last
 //! byte. Pure functions over bytes, used by the history trees and by the salvage reader.
+//!
+//! A version record is whole ([`FORMAT`]) or *relative* ([`FORMAT_RELATIVE`]): its files
+//! are then written as runs copied from another version's files (its first parent's, whose
+//! id and chain depth it names) and the files that differ, so a version that changed one
+//! file of ten takes a tenth of the bytes. Reading it needs that version's files
+//! ([`decode_version_with`]); a chain is at most [`MAX_RECORD_DEPTH`] records long.
 
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
@@ -17,15 +23,65 @@ use crate::model::{
 
 /// The first byte of a binary record.
 pub const FORMAT: u8 = 1;
+/// The first byte of a relative version record.
+pub const FORMAT_RELATIVE: u8 = 2;
+/// Longest chain of relative version records; the next one is written whole.
+pub const MAX_RECORD_DEPTH: u8 = 8;
+
+/// The version a record's files are written against, with its own record's depth.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordBase<'a> {
+    pub id: VersionId,
+    pub entries: &'a [Entry],
+    /// 0 for a whole record.
+    pub depth: u8,
+}
 
 /// Why a record does not decode.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
 pub struct DecodeError(String);
 
-/// Encodes a version record.
+/// Encodes a version record (whole).
 pub fn encode_version(v: &Version) -> Vec<u8> {
-    let mut w = Writer(vec![FORMAT]);
+    encode_version_against(v, None)
+}
+
+/// Encodes a version record, relative to `base` when one is given, not too deep and the
+/// result smaller.
+pub fn encode_version_against(v: &Version, base: Option<RecordBase<'_>>) -> Vec<u8> {
+    let whole = encode(v, None);
+    match base.filter(|b| b.depth < MAX_RECORD_DEPTH && b.id != v.id) {
+        Some(b) => {
+            let relative = encode(v, Some(b));
+            if relative.len() < whole.len() {
+                relative
+            } else {
+                whole
+            }
+        }
+        None => whole,
+    }
+}
+
+/// The version a relative record is written against and the record's depth (`None` for a
+/// whole record, or bytes that are not a version record).
+pub fn record_base(bytes: &[u8]) -> Option<(VersionId, u8)> {
+    let mut r = match bytes.split_first() {
+        Some((&FORMAT_RELATIVE, rest)) => Reader { rest },
+        _ => return None,
+    };
+    skip_header(&mut r).ok()?;
+    let id = VersionId(r.num().ok()?);
+    Some((id, r.byte().ok()?))
+}
+
+fn encode(v: &Version, base: Option<RecordBase<'_>>) -> Vec<u8> {
+    let mut w = Writer(vec![if base.is_some() {
+        FORMAT_RELATIVE
+    } else {
+        FORMAT
+    }]);
     w.num(v.id.0);
     match &v.location.scope {
         Scope::Collection(name) => {
@@ -41,13 +97,18 @@ pub fn encode_version(v: &Version) -> Vec<u8> {
     w.bytes(v.location.path.as_bytes());
     w.hash(&v.content_hash);
     w.0.push(u8::from(v.single_file));
-    w.num(v.entries.len() as u64);
-    for e in &v.entries {
-        w.bytes(e.path.as_bytes());
-        w.hash(&e.blob);
-        w.num(e.size);
-        w.num(u64::from(e.mode));
-        w.opt(e.symlink.as_deref());
+    match base {
+        None => {
+            w.num(v.entries.len() as u64);
+            for e in &v.entries {
+                w.entry(e);
+            }
+        }
+        Some(b) => {
+            w.num(b.id.0);
+            w.0.push(b.depth + 1);
+            w.runs(&v.entries, b.entries);
+        }
     }
     w.num(v.parents.len() as u64);
     for p in &v.parents {
@@ -63,15 +124,31 @@ pub fn encode_version(v: &Version) -> Vec<u8> {
     w.0
 }
 
-/// Decodes a version record (binary, or JSON as earlier stores wrote it).
+/// Decodes a whole version record (binary, or JSON as earlier stores wrote it).
 ///
 /// # Errors
-/// The bytes are not a version record.
+/// The bytes are not a whole version record.
 pub fn decode_version(bytes: &[u8]) -> Result<Version, DecodeError> {
+    decode_version_with(bytes, |_| None)
+}
+
+/// Decodes a version record, asking `files_of` for the files of the version a relative
+/// record is written against.
+///
+/// # Errors
+/// The bytes are not a version record, or `files_of` has not the files it needs.
+pub fn decode_version_with(
+    bytes: &[u8],
+    mut files_of: impl FnMut(VersionId) -> Option<Vec<Entry>>,
+) -> Result<Version, DecodeError> {
     if bytes.first() == Some(&b'{') {
         return serde_json::from_slice(bytes).map_err(|e| DecodeError(e.to_string()));
     }
-    let mut r = reader(bytes)?;
+    let relative = bytes.first() == Some(&FORMAT_RELATIVE);
+    let mut r = match bytes.split_first() {
+        Some((&FORMAT_RELATIVE, rest)) => Reader { rest },
+        _ => reader(bytes)?,
+    };
     let id = VersionId(r.num()?);
     let scope = match r.byte()? {
         0 => Scope::Collection(r.string()?),
@@ -85,17 +162,23 @@ pub fn decode_version(bytes: &[u8]) -> Result<Version, DecodeError> {
     };
     let content_hash = r.hash()?;
     let single_file = r.flag()?;
-    let count = r.count()?;
-    let mut entries = Vec::with_capacity(count);
-    for _ in 0..count {
-        entries.push(Entry {
-            path: r.string()?,
-            blob: r.hash()?,
-            size: r.num()?,
-            mode: u32::try_from(r.num()?).map_err(|_| r.bad("a mode too large"))?,
-            symlink: r.opt()?,
-        });
-    }
+    let entries = if relative {
+        let base = VersionId(r.num()?);
+        let depth = r.byte()?;
+        if depth == 0 || depth > MAX_RECORD_DEPTH {
+            return Err(r.bad("a relative record too deep"));
+        }
+        let files = files_of(base)
+            .ok_or_else(|| DecodeError(format!("the files of {base} it is written against")))?;
+        r.runs(&files)?
+    } else {
+        let count = r.count()?;
+        let mut entries = Vec::with_capacity(count);
+        for _ in 0..count {
+            entries.push(r.entry()?);
+        }
+        entries
+    };
     let count = r.count()?;
     let mut parents = Vec::with_capacity(count);
     for _ in 0..count {
@@ -122,6 +205,18 @@ pub fn decode_version(bytes: &[u8]) -> Result<Version, DecodeError> {
         message,
         tags,
     })
+}
+
+/// Reads a version record's fields before its files.
+fn skip_header(r: &mut Reader<'_>) -> Result<(), DecodeError> {
+    r.num()?;
+    r.byte()?;
+    r.bytes()?;
+    r.bytes()?;
+    r.bytes()?;
+    r.hash()?;
+    r.flag()?;
+    Ok(())
 }
 
 /// Encodes a snapshot record.
@@ -247,6 +342,42 @@ impl Writer {
         }
     }
 
+    fn entry(&mut self, e: &Entry) {
+        self.bytes(e.path.as_bytes());
+        self.hash(&e.blob);
+        self.num(e.size);
+        self.num(u64::from(e.mode));
+        self.opt(e.symlink.as_deref());
+    }
+
+    /// `entries` as runs of `base`'s (tag 0, start, length) and files of their own (tag 1),
+    /// after their count.
+    fn runs(&mut self, entries: &[Entry], base: &[Entry]) {
+        let mut items: Vec<Result<(usize, usize), &Entry>> = Vec::new();
+        for e in entries {
+            let at = base.iter().position(|b| b == e);
+            match (items.last_mut(), at) {
+                (Some(Ok((start, len))), Some(at)) if *start + *len == at => *len += 1,
+                (_, Some(at)) => items.push(Ok((at, 1))),
+                (_, None) => items.push(Err(e)),
+            }
+        }
+        self.num(items.len() as u64);
+        for item in items {
+            match item {
+                Ok((start, len)) => {
+                    self.0.push(0);
+                    self.num(start as u64);
+                    self.num(len as u64);
+                }
+                Err(e) => {
+                    self.0.push(1);
+                    self.entry(e);
+                }
+            }
+        }
+    }
+
     /// A hex SHA-256 as its raw bytes (tag 0), anything else as a string (tag 1).
     fn hash(&mut self, hex_id: &str) {
         match raw_hash(hex_id) {
@@ -356,6 +487,38 @@ impl<'a> Reader<'a> {
         }
     }
 
+    fn entry(&mut self) -> Result<Entry, DecodeError> {
+        Ok(Entry {
+            path: self.string()?,
+            blob: self.hash()?,
+            size: self.num()?,
+            mode: u32::try_from(self.num()?).map_err(|_| self.bad("a mode too large"))?,
+            symlink: self.opt()?,
+        })
+    }
+
+    /// Files written by [`Writer::runs`] against `base`.
+    fn runs(&mut self, base: &[Entry]) -> Result<Vec<Entry>, DecodeError> {
+        let count = self.count()?;
+        let mut out = Vec::with_capacity(count);
+        for _ in 0..count {
+            match self.byte()? {
+                0 => {
+                    let start = usize::try_from(self.num()?).unwrap_or(usize::MAX);
+                    let len = usize::try_from(self.num()?).unwrap_or(usize::MAX);
+                    let run = start
+                        .checked_add(len)
+                        .and_then(|end| base.get(start..end))
+                        .ok_or_else(|| self.bad("a run beyond the files it copies"))?;
+                    out.extend_from_slice(run);
+                }
+                1 => out.push(self.entry()?),
+                _ => return Err(self.bad("an unknown kind of run")),
+            }
+        }
+        Ok(out)
+    }
+
     fn end(&self) -> Result<(), DecodeError> {
         if self.rest.is_empty() {
             Ok(())
@@ -418,6 +581,52 @@ mod tests {
             ..v
         };
         assert_eq!(decode_version(&encode_version(&bare)).unwrap(), bare);
+    }
+
+    #[test]
+    fn relative_records_copy_runs_of_their_base() {
+        let base = version();
+        let mut v = Version {
+            id: VersionId(301),
+            parents: vec![base.id],
+            ..version()
+        };
+        v.entries[0].blob = "1f".repeat(32);
+        v.entries.push(Entry {
+            path: "added.md".into(),
+            ..v.entries[0].clone()
+        });
+        let against = RecordBase {
+            id: base.id,
+            entries: &base.entries,
+            depth: 3,
+        };
+        let rel = encode_version_against(&v, Some(against));
+        assert_eq!(rel[0], FORMAT_RELATIVE);
+        assert_eq!(record_base(&rel), Some((base.id, 4)));
+        assert_eq!(record_base(&encode_version(&v)), None);
+        let files = |id: VersionId| (id == base.id).then(|| base.entries.clone());
+        assert_eq!(decode_version_with(&rel, files).unwrap(), v);
+        // Without its base's files it does not read; nor against other files.
+        assert!(decode_version(&rel).is_err());
+        assert!(decode_version_with(&rel, |_| Some(Vec::new())).is_err());
+        for cut in 0..rel.len() {
+            assert!(
+                decode_version_with(&rel[..cut], files).is_err(),
+                "cut at {cut}"
+            );
+        }
+        // Too deep a chain, or no saving: written whole.
+        let deep = RecordBase {
+            depth: MAX_RECORD_DEPTH,
+            ..against
+        };
+        assert_eq!(encode_version_against(&v, Some(deep))[0], FORMAT);
+        let unrelated = RecordBase {
+            entries: &[],
+            ..against
+        };
+        assert_eq!(encode_version_against(&v, Some(unrelated))[0], FORMAT);
     }
 
     #[test]
