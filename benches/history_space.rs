@@ -307,6 +307,20 @@ fn main() {
         mib(live),
         ours as f64 / live.max(1) as f64
     );
+    let files: Vec<String> = walkdir::WalkDir::new(&state)
+        .into_iter()
+        .flatten()
+        .filter(|e| e.file_type().is_file())
+        .filter_map(|e| {
+            let len = e.metadata().ok()?.len();
+            (len >= 4096)
+                .then(|| format!("{} {:.2} MiB", e.file_name().to_string_lossy(), mib(len)))
+        })
+        .collect();
+    println!(
+        "  files of the state folder (4 KiB and more): {}",
+        files.join(", ")
+    );
     for t in space.iter().filter(|t| t.records > 0) {
         println!(
             "  tree {:<14} {:>7} records, keys {:>8.3} MiB, values {:>8.3} MiB",
