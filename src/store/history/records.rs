@@ -103,3 +103,78 @@ impl Records {
         Some((version.entries, depth))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Location, Origin};
+
+    /// Version `id` of one three-file skill whose first file changes every time.
+    fn version(id: u64) -> Version {
+        let entry = |path: &str, blob: u64| Entry {
+            path: path.into(),
+            blob: format!("{blob:064x}"),
+            size: 10,
+            mode: 0o644,
+            symlink: None,
+        };
+        Version {
+            id: VersionId(id),
+            location: Location::collection("default", "skills/a"),
+            content_hash: format!("{id:064x}"),
+            single_file: false,
+            entries: vec![entry("SKILL.md", id), entry("a.md", 0), entry("b.md", 0)],
+            parents: id
+                .checked_sub(1)
+                .filter(|&p| p > 0)
+                .map(VersionId)
+                .into_iter()
+                .collect(),
+            time_ms: id as i64,
+            origin: Origin::Watch,
+            message: None,
+            tags: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn chains_of_relative_records_read_back_and_survive_removals() {
+        let d = tempfile::tempdir().unwrap();
+        let store = Store::open(d.path()).unwrap();
+        let hs = store.history().unwrap();
+        let mut all: Vec<Version> = (1..=20).map(version).collect();
+        // Half in one batch (written against each other), half one by one.
+        hs.put_versions(&all[..10]).unwrap();
+        for v in &all[10..] {
+            hs.put_versions(std::slice::from_ref(v)).unwrap();
+        }
+        let depths: Vec<u8> = store
+            .with(|h| {
+                Ok(h.history
+                    .scan_prefix([b'v'])
+                    .values()
+                    .map(|v| {
+                        let v = v.unwrap();
+                        let bytes = crate::store::frame::decode(&v)
+                            .unwrap()
+                            .value
+                            .unwrap()
+                            .to_vec();
+                        codec::record_base(&bytes).map_or(0, |(_, d)| d)
+                    })
+                    .collect())
+            })
+            .unwrap();
+        let max = codec::MAX_RECORD_DEPTH;
+        let expected: Vec<u8> = (0..20u8).map(|n| n % (max + 1)).collect();
+        assert_eq!(depths, expected);
+        assert_eq!(hs.all_versions().unwrap(), all);
+
+        // Versions 2 to 12 go; 13, written against 12, is rewritten against 1.
+        let removed: Vec<Version> = all.drain(1..12).collect();
+        all[1].parents = vec![VersionId(1)];
+        hs.remove(&[], &removed, &all[1..2]).unwrap();
+        assert_eq!(hs.all_versions().unwrap(), all);
+        assert_eq!(hs.totals().unwrap(), hs.recount().unwrap());
+    }
+}
