@@ -284,13 +284,21 @@ impl HistoryStore {
                 self.store.forget_bad_blob(sha);
                 tracing::warn!(blob = %hex::encode(sha), "replacing a damaged blob with a sound copy");
             }
-            let whole = blob_value(bytes)?;
             let delta = base
                 .filter(|b| *b != sha && bytes.len() <= MAX_DELTA_SOURCE)
                 .and_then(|b| delta_of(h, sha, b, bytes))
-                .map(|d| self.store.frame(TreeId::Blobs, sha, &d))
-                .filter(|d| d.len() < whole.len());
-            let value = delta.unwrap_or(whole);
+                .map(|d| self.store.frame(TreeId::Blobs, sha, &d));
+            // A delta under a quarter of the raw bytes is kept without compressing them
+            // whole as well (text alone rarely compresses that far; that second
+            // compression was half of a capture's time).
+            let value = match delta {
+                Some(d) if d.len() * 4 < bytes.len() => d,
+                Some(d) => {
+                    let whole = blob_value(bytes)?;
+                    if d.len() < whole.len() { d } else { whole }
+                }
+                None => blob_value(bytes)?,
+            };
             h.counts.history.write(|| -> Result<_, StoreError> {
                 let new = value.len();
                 let old = h.blobs.insert(sha, value)?;

@@ -31,7 +31,7 @@ use super::frame::TreeId;
 use super::history_totals::{Touched, apply_counted};
 use super::ids::{IdKind, highest};
 use super::{Store, StoreError, unframe};
-pub(super) use records::{Records, version_key, version_record};
+pub(super) use records::{FilesRead, Records, version_key, version_record};
 
 /// The history trees of an open [`Store`] (whichever database the store has in use).
 #[derive(Debug, Clone)]
@@ -234,21 +234,18 @@ impl HistoryStore {
     /// sled failed, or a record does not decode.
     pub fn versions_at(&self, loc: &Location) -> Result<Vec<Version>, StoreError> {
         let prefix = key(b'l', &[&location_key(loc)]);
-        let ids = self.store.with(|h| {
-            let mut ids = Vec::new();
+        self.store.with(|h| {
+            let mut read = FilesRead::default();
+            let mut out = Vec::new();
             for k in h.history.scan_prefix(&prefix).keys() {
                 let k = k?;
-                ids.push(VersionId(id_of(&k[prefix.len()..])?));
+                let rec = version_key(VersionId(id_of(&k[prefix.len()..])?));
+                if let Some(v) = h.history.get(&rec)? {
+                    out.push(read.version(h, &rec, &v)?);
+                }
             }
-            Ok(ids)
-        })?;
-        let mut out = Vec::new();
-        for id in ids {
-            if let Some(v) = self.version(id)? {
-                out.push(v);
-            }
-        }
-        Ok(out)
+            Ok(out)
+        })
     }
 
     /// Ids of the versions whose SkillMeat hash is `hash`, at `loc` or anywhere.
@@ -281,11 +278,12 @@ impl HistoryStore {
     /// sled failed, or a record does not decode.
     pub fn all_versions(&self) -> Result<Vec<Version>, StoreError> {
         self.store.with(|h| {
+            let mut read = FilesRead::default();
             h.history
                 .scan_prefix([b'v'])
                 .map(|kv| {
                     let (k, v) = kv?;
-                    version_record(h, &k, &v)
+                    read.version(h, &k, &v)
                 })
                 .collect()
         })

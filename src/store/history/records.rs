@@ -24,32 +24,63 @@ pub(in crate::store) fn version_record(
     key: &[u8],
     v: &[u8],
 ) -> Result<Version, StoreError> {
-    decode(h, key, v, codec::MAX_RECORD_DEPTH)
+    FilesRead::default().version(h, key, v)
 }
 
-fn decode(h: &Handles, key: &[u8], v: &[u8], hops: u8) -> Result<Version, StoreError> {
-    let bytes = unframe(TreeId::History, key, v)?;
-    let mut failed = None;
-    let version = codec::decode_version_with(bytes, |base| {
-        let found = hops
-            .checked_sub(1)
-            .ok_or_else(|| corrupt("a chain of relative version records too long"))
-            .and_then(|hops| {
-                let k = version_key(base);
-                match h.history.get(&k)? {
-                    Some(v) => decode(h, &k, &v, hops).map(|v| Some(v.entries)),
-                    None => Ok(None),
-                }
-            });
-        found.unwrap_or_else(|e| {
-            failed = Some(e);
-            None
-        })
-    });
-    match (version, failed) {
-        (Ok(v), _) => Ok(v),
-        (Err(_), Some(e)) => Err(e),
-        (Err(e), None) => Err(corrupt(e)),
+/// The files of the versions read so far by one scan of many records (a log, every
+/// version): a chain of relative records is read once, not once per record.
+#[derive(Debug, Default)]
+pub(in crate::store) struct FilesRead(HashMap<VersionId, Vec<Entry>>);
+
+impl FilesRead {
+    /// Decodes a framed version record (see [`version_record`]).
+    ///
+    /// # Errors
+    /// sled failed, or the record (or one it is written against) does not decode.
+    pub(in crate::store) fn version(
+        &mut self,
+        h: &Handles,
+        key: &[u8],
+        v: &[u8],
+    ) -> Result<Version, StoreError> {
+        let v = self.decode(h, key, v, codec::MAX_RECORD_DEPTH)?;
+        self.0.insert(v.id, v.entries.clone());
+        Ok(v)
+    }
+
+    fn decode(
+        &mut self,
+        h: &Handles,
+        key: &[u8],
+        v: &[u8],
+        hops: u8,
+    ) -> Result<Version, StoreError> {
+        let bytes = unframe(TreeId::History, key, v)?;
+        let mut failed = None;
+        let version = codec::decode_version_with(bytes, |base| {
+            if let Some(files) = self.0.get(&base) {
+                return Some(files.clone());
+            }
+            let found = hops
+                .checked_sub(1)
+                .ok_or_else(|| corrupt("a chain of relative version records too long"))
+                .and_then(|hops| {
+                    let k = version_key(base);
+                    match h.history.get(&k)? {
+                        Some(v) => self.decode(h, &k, &v, hops).map(|v| Some(v.entries)),
+                        None => Ok(None),
+                    }
+                });
+            found.unwrap_or_else(|e| {
+                failed = Some(e);
+                None
+            })
+        });
+        match (version, failed) {
+            (Ok(v), _) => Ok(v),
+            (Err(_), Some(e)) => Err(e),
+            (Err(e), None) => Err(corrupt(e)),
+        }
     }
 }
 
