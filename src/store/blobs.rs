@@ -455,8 +455,8 @@ mod tests {
         }
         assert_eq!(hs.blob_totals().unwrap().deltas, 3);
         assert_eq!(hs.blob_base(&shas[3]).unwrap(), Some(shas[2]));
-        for n in 0..4 {
-            assert_eq!(hs.blob(&shas[n]).unwrap().unwrap(), text(n as u8));
+        for (n, sha) in shas.iter().enumerate() {
+            assert_eq!(hs.blob(sha).unwrap().unwrap(), text(n as u8));
         }
         // The middle of the chain loses a byte: what is read through it is refused.
         store
@@ -469,9 +469,9 @@ mod tests {
             })
             .unwrap();
         assert_eq!(hs.blob(&shas[0]).unwrap().unwrap(), text(0));
-        for n in 1..4 {
+        for (n, sha) in shas.iter().enumerate().skip(1) {
             assert!(
-                matches!(hs.blob(&shas[n]), Err(StoreError::BadBlob { .. })),
+                matches!(hs.blob(sha), Err(StoreError::BadBlob { .. })),
                 "blob {n}"
             );
         }
