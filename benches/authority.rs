@@ -2,7 +2,8 @@
 //! socket with and without `skillmeatd::authority::Connection` in front. Not run in CI:
 //!
 //! ```sh
-//! cargo bench --bench authority            # about a minute once built
+//! cargo bench --bench authority                 # about a minute once built
+//! cargo bench --bench authority -- instructions # counted, not timed: see instructions.rs
 //! ```
 //!
 //! Each server runs alone on its own thread (a current-thread runtime), so the bench reads
@@ -50,7 +51,22 @@ const CONCURRENCY: usize = 64;
 const BULK_CALLS: usize = 100;
 const BULK_BYTES: usize = 1 << 20;
 
+#[path = "authority/instructions.rs"]
+mod instructions;
+
 fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if let Some(i) = args.iter().position(|a| a == "child") {
+        instructions::child(&args[i + 1..]);
+        return;
+    }
+    if args.iter().any(|a| a == "instructions") {
+        instructions::bench();
+        return;
+    }
+    if args.iter().any(|a| a == "--list") {
+        return;
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -374,11 +374,12 @@ impl Engine {
         Ok(())
     }
 
-    /// Flushes and seals the store (called on shutdown).
+    /// Writes the hash cache back, flushes and seals the store (called on shutdown).
     ///
     /// # Errors
     /// The flush failed.
     pub fn flush(&self) -> Result<(), EngineError> {
+        self.store.save_hashes();
         Ok(self.store.close()?)
     }
 }
@@ -395,10 +396,12 @@ pub struct SideMemo {
     sides: BTreeMap<(PathBuf, Variant), Memoised>,
 }
 
-/// One memoised side, and its front matter's version once asked for.
+/// One memoised side, the stamp digest it was hashed from, and its front matter's version
+/// once asked for.
 #[derive(Debug, Clone)]
 struct Memoised {
     side: Side,
+    digest: Option<[u8; 32]>,
     version: Option<Option<String>>,
 }
 
@@ -409,24 +412,35 @@ impl SideMemo {
     }
 
     /// The version the front matter of the artifact at `path` declares
-    /// ([`frontmatter::version_of`]), from the memo or read once.
+    /// ([`frontmatter::version_of`]), from the memo or the index's cache, or read once.
     pub fn version(&mut self, index: &HashIndex, path: &Path, variant: Variant) -> Option<String> {
-        self.entry(index, path, variant)
-            .version
-            .get_or_insert_with(|| frontmatter::version_of(path))
-            .clone()
+        let m = self.entry(index, path, variant);
+        if m.version.is_none() {
+            m.version = Some(match &m.digest {
+                Some(digest) => index.read_version(path, variant, digest),
+                None => frontmatter::version_of(path),
+            });
+        }
+        m.version.clone().flatten()
     }
 
     fn entry(&mut self, index: &HashIndex, path: &Path, variant: Variant) -> &mut Memoised {
         self.sides
             .entry((path.to_path_buf(), variant))
-            .or_insert_with(|| Memoised {
-                side: match index.hash(path, variant) {
-                    Ok(h) => Side::Hash(h),
-                    Err(HashError::NotFound { .. }) => Side::Absent,
-                    Err(e) => Side::Unreadable(e.to_string()),
+            .or_insert_with(|| match index.side(path, variant) {
+                Ok(h) => Memoised {
+                    side: Side::Hash(h.hash),
+                    digest: Some(h.digest),
+                    version: h.version,
                 },
-                version: None,
+                Err(e) => Memoised {
+                    side: match e {
+                        HashError::NotFound { .. } => Side::Absent,
+                        e => Side::Unreadable(e.to_string()),
+                    },
+                    digest: None,
+                    version: None,
+                },
             })
     }
 

@@ -22,7 +22,7 @@
 //!
 //! Points: `live.batch` (each batch of the live worker, the first reconcile included);
 //! `history.import` (each archive an import opens); `history.bulk` (each deployment base
-//! or first-seen content the live worker records between batches); the steps of a write (see
+//! or first-seen content the history recorder records in the background); the steps of a write (see
 //! [`crate::writer`]): `write.staged`, `write.parked`,
 //! `write.recorded`, `write.aside`, `write.swapped`, `write.synced`; the steps of an
 //! operation (see [`crate::operations`]): `op.reserved`, `op.snapshot`, `op.touched`,

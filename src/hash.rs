@@ -225,19 +225,22 @@ fn walk_dir(
 ) -> Result<(), HashError> {
     let mut entries = fs::read_dir(dir)
         .map_err(|e| HashError::io(dir, "read folder", e))?
-        .map(|e| e.map(|e| e.file_name()))
+        .map(|e| e.map(|e| (e.file_name(), e)))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| HashError::io(dir, "read folder", e))?;
     // Sorting each folder's children by name bytes, depth first, gives Python's
     // component-wise sort of the whole relative paths.
-    entries.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
-    for name in entries {
+    entries.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+    for (name, entry) in entries {
         let name = name.as_bytes();
         if variant == Variant::DeployedCopy && copy_ignores(name) {
             continue;
         }
         let abs = dir.join(std::ffi::OsStr::from_bytes(name));
-        let lmeta = fs::symlink_metadata(&abs).map_err(|e| HashError::io(&abs, "stat", e))?;
+        // Stated through the open folder (one name to look up, not the whole path).
+        let lmeta = entry
+            .metadata()
+            .map_err(|e| HashError::io(&abs, "stat", e))?;
         let (meta, via_link) = if lmeta.file_type().is_symlink() {
             match fs::metadata(&abs) {
                 Ok(m) => (m, true),

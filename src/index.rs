@@ -1,15 +1,18 @@
 //! The hash index: SkillMeat content hashes, re-read only when a file's metadata changed.
 //!
-//! Each artifact's hash is cached in the store with the stamp digest (names, device, inode,
-//! size, mtime, ctime of every file) of what it was computed from. A lookup walks the
-//! artifact with `stat` only; an unchanged digest returns the cached hash without reading
-//! a byte. SkillMeat's hash is one SHA-256 stream over all files, so a change to any file
-//! re-reads that artifact, and only that artifact.
+//! Each artifact's hash is cached in the store's hash cache (one table in memory, one
+//! sequential file on disk, read whole when the store opens) with the stamp digest (names,
+//! device, inode, size, mtime, ctime of every file) of what it was computed from, and the
+//! version its front matter declares once read. A lookup walks the artifact with `stat`
+//! only; an unchanged digest returns the cached hash (and version) without reading a byte.
+//! SkillMeat's hash is one SHA-256 stream over all files, so a change to any file re-reads
+//! that artifact, and only that artifact; so does a change made while the daemon was
+//! stopped, since the digest covers every stamp field.
 //!
 //! Like git's racily-clean rule, a hash computed while a file was being changed (its mtime
-//! within [`RACY_WINDOW_NS`] of the walk) is stored as racy and recomputed on the next
-//! lookup, since a later same-size write could land within the same timestamp tick and
-//! leave every stamp field unchanged.
+//! or ctime within [`RACY_WINDOW_NS`] of the walk) is stored as racy and recomputed on the
+//! next lookup, after a restart too, since a later same-size write could land within the
+//! same timestamp tick and leave every stamp field unchanged.
 //!
 //! Used by the engine (through its side memo) and by history's captures.
 
@@ -17,6 +20,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::formats::frontmatter;
 use crate::hash::{self, HashError, Variant};
 use crate::store::{CachedHash, Store};
 
@@ -34,7 +38,18 @@ pub struct IndexStats {
     pub hits: AtomicU64,
 }
 
-/// The hash index over the store.
+/// The hash of one side, with the stamp digest of the files it was computed from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hashed {
+    /// SkillMeat's hex content hash.
+    pub hash: String,
+    /// [`hash::Listing::stamp_digest`] of the walk that found it.
+    pub digest: [u8; 32],
+    /// The front matter's version, when the cache knew it for this digest.
+    pub version: Option<Option<String>>,
+}
+
+/// The hash index over the store's hash cache.
 #[derive(Debug)]
 pub struct HashIndex {
     store: Store,
@@ -56,19 +71,32 @@ impl HashIndex {
     /// SkillMeat's content hash of `path`, from the cache when no file changed.
     ///
     /// # Errors
-    /// As [`hash::walk`] and [`hash::hash_listing`]. Store failures are logged and the hash
-    /// is computed anyway: the cache is an optimisation, never the truth.
+    /// As [`hash::walk`] and [`hash::hash_listing`].
     pub fn hash(&self, path: &Path, variant: Variant) -> Result<String, HashError> {
+        self.side(path, variant).map(|h| h.hash)
+    }
+
+    /// The hash of `path` with its stamp digest (and cached version), from the cache when no
+    /// file changed. The cache is an optimisation, never the truth: an entry holds only
+    /// while the digest of the walk is the one it was computed from, and never when it was
+    /// racy.
+    ///
+    /// # Errors
+    /// As [`hash::walk`] and [`hash::hash_listing`].
+    pub fn side(&self, path: &Path, variant: Variant) -> Result<Hashed, HashError> {
         let started = now_ns();
         let listing = hash::walk(path, variant)?;
         let digest = listing.stamp_digest();
-        match self.store.cached_hash(variant, path) {
-            Ok(Some(c)) if c.stamp_digest == digest && !c.racy => {
-                self.stats.hits.fetch_add(1, Ordering::Relaxed);
-                return Ok(c.hash);
-            }
-            Ok(_) => {}
-            Err(e) => tracing::warn!(path = %path.display(), error = %e, "hash cache read failed"),
+        if let Some(c) = self.store.cached_hash(variant, path)
+            && c.entry.stamp_digest == digest
+            && !c.entry.racy
+        {
+            self.stats.hits.fetch_add(1, Ordering::Relaxed);
+            return Ok(Hashed {
+                hash: c.entry.hash,
+                digest,
+                version: c.version,
+            });
         }
         let hash = hash::hash_listing(&listing)?;
         self.stats
@@ -77,18 +105,33 @@ impl HashIndex {
         self.stats
             .bytes_read
             .fetch_add(listing.total_bytes(), Ordering::Relaxed);
+        // A write lands in both times; whichever is newer tells how recent the change was.
+        let newest = listing
+            .files
+            .iter()
+            .map(|f| f.stamp.mtime_ns.max(f.stamp.ctime_ns))
+            .max();
         let entry = CachedHash {
             stamp_digest: digest,
-            racy: listing
-                .newest_mtime_ns()
-                .is_some_and(|t| t >= started - RACY_WINDOW_NS),
+            racy: newest.is_some_and(|t| t >= started - RACY_WINDOW_NS),
             files: listing.files.len() as u64,
             hash: hash.clone(),
         };
-        if let Err(e) = self.store.put_hash(variant, path, &entry) {
-            tracing::warn!(path = %path.display(), error = %e, "hash cache write failed");
-        }
-        Ok(hash)
+        self.store.put_hash(variant, path, &entry);
+        Ok(Hashed {
+            hash,
+            digest,
+            version: None,
+        })
+    }
+
+    /// The version the front matter of the artifact at `path` declares
+    /// ([`frontmatter::version_of`]), read now and remembered with the side's `digest`.
+    pub fn read_version(&self, path: &Path, variant: Variant, digest: &[u8; 32]) -> Option<String> {
+        let version = frontmatter::version_of(path);
+        self.store
+            .put_version(variant, path, digest, version.as_deref());
+        version
     }
 }
 
@@ -103,11 +146,16 @@ fn now_ns() -> i128 {
 mod tests {
     use super::*;
 
-    /// Sets a file's mtime into the past so its stamp is not racy.
+    /// Sets a file's mtime into the past and lets the racy window pass (its change time
+    /// is now), so its stamp is not racy.
     fn age(path: &Path) {
+        let now = SystemTime::now();
         let f = std::fs::File::options().write(true).open(path).unwrap();
-        f.set_modified(SystemTime::now() - std::time::Duration::from_secs(60))
+        f.set_modified(now - std::time::Duration::from_secs(60))
             .unwrap();
+        while SystemTime::now() < now + std::time::Duration::from_millis(150) {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
     }
 
     #[test]

@@ -13,13 +13,17 @@
 //! full reconcile instead: every side is re-walked by `stat` through the hash index, so only
 //! files whose metadata changed are read, and the result equals a from-scratch scan.
 //!
-//! Submodules: `task` (the loop: hints, settle windows, control messages, reloads, timers),
-//! `worker` (one batch), `upkeep` (history work between batches, in short slices), `barrier`
+//! Submodules: `task` (the loop: hints, control messages, reloads, timers), `settle` (which
+//! hints make a batch),
+//! `worker` (one batch), `upkeep` (the history work a batch hands over), `recorder` (the
+//! thread that records it, bulk work in short store batches), `barrier`
 //! (the sync-to-now cookies every query and write-back waits for; history queries also wait
 //! for the history work queued before them). [`crate::daemon::run`] creates both halves with [`new`], runs the
 //! first reconcile before the socket opens and supervises [`run`].
 
 mod barrier;
+mod recorder;
+mod settle;
 mod task;
 mod upkeep;
 mod worker;

@@ -8,13 +8,13 @@
 //! | `meta` | name | framed: `schema` (u32 LE), `stamp` (the write counter), `next_cursor`, `id_floor`, the id counters `ids.*` (see `ids`) (u64 LE) |
 //! | `graveyard` | tree byte + key | a tombstone frame of a removed record (read by a salvage only) |
 //!
-//! Project marks and the hash cache are described in `marks`; the journal and drift-state
-//! trees in `journal`; the history trees (blobs, versions, snapshots, tags) in [`history`];
-//! layout versions and the conversion of older stores in `migrate`;
-//! the operations log in `operations`; the notification mutes in `mutes`. Every value worth salvaging is a self-verifying
-//! frame ([`frame`]); [`salvage`] reads them back from the raw files of a damaged store,
-//! and `heal` opens, checks, reopens and repairs the store (run by [`keep`], a supervised
-//! task); `health` is what status and doctor show.
+//! Project marks are described in `marks`; the hash cache (a file, not sled) in `hash_cache`; the journal and drift-state
+//! trees in `journal`; the history trees in [`history`] (blobs in `blobs`); layout versions
+//! and the conversion of older stores in `migrate`; the operations log in `operations`; the
+//! notification mutes in `mutes`. Every value worth salvaging is a self-verifying frame
+//! ([`frame`]); [`salvage`] reads them back from the raw files of a damaged store, and
+//! `heal` opens, checks, reopens and repairs the store (run by [`keep`], a supervised task);
+//! `health` is what status and doctor show.
 //! The values are domain types from [`crate::model`] (and [`crate::notification::Mute`]);
 //! the store knows nothing of who makes them.
 //!
@@ -27,6 +27,7 @@
 mod blobs;
 mod counts;
 pub mod frame;
+mod hash_cache;
 mod heal;
 mod health;
 pub mod history;
@@ -49,9 +50,10 @@ use std::sync::{Arc, Mutex, RwLock};
 
 pub use counts::HistoryTotals;
 use frame::TreeId;
+pub use hash_cache::{Cached, CachedHash};
 pub use heal::keep;
 pub use health::{Condition, Health, Moved, TreeSpace};
-pub use marks::{CachedHash, ProjectMark};
+pub use marks::ProjectMark;
 
 /// Layout version of the trees; bumped when an encoding changes incompatibly. Version 1
 /// stored bare values; version 2 frames them ([`frame`]); version 3 has compact history
@@ -183,7 +185,6 @@ struct Handles {
     db: sled::Db,
     meta: sled::Tree,
     projects: sled::Tree,
-    hashes: sled::Tree,
     journal: sled::Tree,
     state: sled::Tree,
     history: sled::Tree,
@@ -192,7 +193,7 @@ struct Handles {
     mutes: sled::Tree,
     /// Tombstones of removed framed records (only a salvage reads them).
     graveyard: sled::Tree,
-    /// Sizes of the journal and the hash cache, kept as counters.
+    /// Sizes of the journal and the history, kept as counters.
     counts: Arc<counts::Counts>,
     /// The newest version of each location recently recorded.
     newest: Arc<newest::Newest>,
@@ -200,10 +201,10 @@ struct Handles {
 
 impl Handles {
     fn open(db: sled::Db) -> Result<Handles, sled::Error> {
+        db.drop_tree("hashes")?; // the hash cache's tree before it had its own file
         Ok(Handles {
             meta: db.open_tree("meta")?,
             projects: db.open_tree("projects")?,
-            hashes: db.open_tree("hashes")?,
             journal: db.open_tree("journal")?,
             state: db.open_tree("state")?,
             history: db.open_tree("history")?,
@@ -261,6 +262,8 @@ struct Shared {
     /// The last journal cursor known durable, or `u64::MAX` when all the journal holds is
     /// (see `journal`): events of a failed append stay in sled's memory, unflushed.
     journal_durable: AtomicU64,
+    /// The hash cache (checked against the files' stamps: kept across reopens and repairs).
+    hashes: hash_cache::HashCache,
 }
 
 /// The open store. Clones share one database, which can be replaced while running (after a
@@ -324,6 +327,7 @@ impl Store {
                 conditions: tokio::sync::watch::channel(Condition::Ok).0,
                 bad_blobs: Mutex::new(std::collections::BTreeSet::new()),
                 journal_durable: AtomicU64::new(u64::MAX),
+                hashes: hash_cache::HashCache::load(dir),
             }),
         };
         match heal::open_checked(dir, options) {

@@ -90,7 +90,7 @@ fn count_projects(w: &World) -> usize {
 }
 
 /// The 1-minute load average, as `/proc/loadavg` tells it.
-fn load_average() -> String {
+pub fn load_average() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .ok()
         .and_then(|l| l.split_whitespace().next().map(str::to_string))

@@ -15,9 +15,11 @@
 //! barrier costs a round trip through the kernel when nothing is pending and, with changes
 //! pending, only the time they take to settle.
 //!
-//! Recording new content in history is not on that path: the worker does it between
-//! batches, in short slices. A history query ([`Live::sync_history`]) waits, after the
-//! barrier, for the history work queued up to then; drift, projects and status do not.
+//! A batch's barriers are answered once its changes of content are recorded as versions
+//! (by the history recorder, which answers them); recording bases and first-seen content
+//! is not on that path: the recorder does it in the background. A history query
+//! ([`Live::sync_history`]) waits, after the barrier, for the history work queued up to
+//! then; drift, projects and status do not.
 
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
@@ -68,6 +70,16 @@ impl Live {
             file: None,
         };
         (cookie, rx)
+    }
+
+    /// Answers the barriers waiting for `cookies`.
+    pub(super) fn release(&self, cookies: &[String]) {
+        let mut waiting = self.cookies.lock().expect("cookie lock poisoned");
+        for c in cookies {
+            if let Some(tx) = waiting.remove(c) {
+                let _ = tx.send(());
+            }
+        }
     }
 
     fn forget_cookie(&self, name: &str) {

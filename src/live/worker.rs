@@ -3,7 +3,7 @@
 //!
 //! [`Worker::apply`] runs on the blocking pool; [`super::task`] hands it each batch.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,12 +17,13 @@ use crate::formats::collection::collections_dir;
 use crate::formats::deployment;
 use crate::history::time::now_ms;
 use crate::journal;
-use crate::model::{ArtifactReport, Event, SnapshotTarget};
+use crate::model::{ArtifactReport, Event};
 use crate::projects::KnownProject;
 use crate::transient::is_cookie;
 use crate::watcher::{Depth, Watcher};
 
-use super::upkeep::{Backlog, SLICE};
+use super::recorder::Recorder;
+use super::upkeep::{Backlog, Job};
 use super::{Live, Reports, State, flatten};
 
 /// Profile roots watched even before they hold a deployment file.
@@ -35,8 +36,6 @@ pub(super) struct Dirty {
     pub(super) full: bool,
     pub(super) projects: bool,
     pub(super) acks: Vec<oneshot::Sender<()>>,
-    /// Only history upkeep (pending snapshots, retention) is due.
-    pub(super) housekeeping: bool,
     /// Every project's drift is recomputed (from the memoised sides): the configuration
     /// changed.
     pub(super) all_projects: bool,
@@ -58,13 +57,10 @@ pub(super) struct Worker {
     /// The configuration last adjusted to (to tell what a reload changed); settings are
     /// read from the engine where they are used.
     pub(super) seen: Arc<Config>,
-    /// Roots whose changes settled but whose automatic snapshot is rate-limited.
-    pub(super) pending_snapshots: BTreeSet<SnapshotTarget>,
-    /// When each root's automatic snapshot was last attempted.
-    pub(super) last_snapshot_ms: HashMap<SnapshotTarget, i64>,
-    pub(super) last_prune_ms: i64,
-    /// History work found by the last batch, done after its answer is published.
+    /// History work found by the batch being applied.
     pub(super) backlog: Backlog,
+    /// Records history and answers each batch's barriers once its changes are recorded.
+    pub(super) recorder: Recorder,
     /// The journal could not be written: the live state moved on without events, so the
     /// next batch that can write it diffs against the persisted state instead.
     pub(super) journal_gap: bool,
@@ -101,7 +97,7 @@ impl Worker {
             dirty.full = true;
         }
         if self.seen.history.retention != config.history.retention {
-            self.last_prune_ms = 0;
+            self.recorder.prune_soon();
         }
         self.config_problems = effective.problems.clone();
         self.seen = Arc::clone(config);
@@ -140,17 +136,6 @@ impl Worker {
             dirty.full = true;
             dirty.projects = true;
         }
-        if dirty.housekeeping
-            && dirty.paths.is_empty()
-            && !dirty.full
-            && !dirty.projects
-            && !dirty.store_condition
-        {
-            self.record_versions();
-            self.record_bulk(SLICE);
-            self.upkeep();
-            return;
-        }
         let mut cookies: Vec<String> = dirty
             .paths
             .iter()
@@ -164,14 +149,13 @@ impl Worker {
             && cookies.len() == dirty.paths.len()
         {
             // Only sync cookies: every change before them is in the state already (batches
-            // are applied in the order of their hints), so they are answered at once (after
-            // the first reconcile's new content, if it is still to be recorded).
-            self.record_versions();
-            self.release(&cookies);
-            for ack in dirty.acks {
-                let _ = ack.send(());
-            }
-            self.record_bulk(SLICE);
+            // are applied in the order of their hints), so they are answered as soon as the
+            // changes of earlier batches are recorded.
+            self.recorder.send(Job {
+                cookies,
+                acks: dirty.acks,
+                ..Job::default()
+            });
             return;
         }
         let started = Instant::now();
@@ -237,11 +221,13 @@ impl Worker {
                     .take(2)
                     .any(|a| a == home || known_dirs.contains(a))
             });
+        let watching = Instant::now();
         let (added_roots, fell_back) = if relist {
             self.watcher.set_roots(&self.wanted_roots(&projects))
         } else {
             (Vec::new(), Vec::new())
         };
+        let watch_ms = watching.elapsed().as_millis() as u64;
         for r in &added_roots {
             self.memo.invalidate(r);
         }
@@ -322,7 +308,9 @@ impl Worker {
             (Some(p), true) => by_project(p),
             _ => old.reports.clone(),
         };
+        let computing = Instant::now();
         let computed = self.compute(&affected, &prior);
+        let compute_ms = computing.elapsed().as_millis() as u64;
         for (project, mut r) in computed {
             self.backlog.bases.append(&mut r.bases);
             let mine: Reports = r.artifacts.into_iter().map(|a| (a.key(), a)).collect();
@@ -454,28 +442,19 @@ impl Worker {
         if let Some(reason) = resync {
             self.live.resync(reason);
         }
-        // History after the events went out: new content becomes versions before the
-        // barriers are released (`smctl log` right after an edit shows it); bases are
-        // recorded after, a slice at a time (history queries and write-backs wait for
-        // them; see `Live::sync_history`), and roots get snapshots. The first reconcile
-        // leaves it all to the running task, so the socket opens sooner.
-        if initial {
-            self.queue_history(&BTreeMap::new(), current.iter());
+        // History after the events went out, on the recorder's thread: new content becomes
+        // versions before the barriers are answered (`smctl log` right after an edit shows
+        // it); bases and first-seen content are recorded in the background (history queries
+        // and write-backs wait for them; see `Live::sync_history`), and roots get snapshots.
+        let mut job = if initial {
+            self.queue_history(&BTreeMap::new(), current.iter())
         } else {
             let changed = changes.iter().filter_map(|(k, r)| Some(k).zip(r.as_ref()));
-            self.queue_history(&previous, changed);
-        }
-        if !initial {
-            self.record_versions();
-        }
-        self.release(&cookies);
-        for ack in dirty.acks {
-            let _ = ack.send(());
-        }
-        if !initial {
-            self.record_bulk(SLICE);
-            self.upkeep();
-        }
+            self.queue_history(&previous, changed)
+        };
+        job.cookies = cookies;
+        job.acks = dirty.acks;
+        self.recorder.send(job);
         if dirty.full {
             crate::heap::release_freed();
         }
@@ -483,19 +462,11 @@ impl Worker {
             paths = paths.len(),
             projects = affected.len(),
             full = dirty.full,
+            watch_ms,
+            compute_ms,
             elapsed_ms = started.elapsed().as_millis() as u64,
             "batch applied"
         );
-    }
-
-    /// Answers the barriers waiting for `cookies`.
-    fn release(&self, cookies: &[String]) {
-        let mut waiting = self.live.cookies.lock().expect("cookie lock poisoned");
-        for c in cookies {
-            if let Some(tx) = waiting.remove(c) {
-                let _ = tx.send(());
-            }
-        }
     }
 
     /// Recomputes `projects`, one thread per available core (at most one per project).

@@ -168,7 +168,6 @@ impl HistoryTally {
 #[derive(Debug, Default)]
 pub(super) struct Counts {
     pub(super) journal_events: Counter,
-    pub(super) files_indexed: Counter,
     pub(super) history: HistoryTally,
 }
 

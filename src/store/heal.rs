@@ -44,7 +44,7 @@ fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
-fn beside(dir: &Path, suffix: &str) -> PathBuf {
+pub(super) fn beside(dir: &Path, suffix: &str) -> PathBuf {
     let mut name = dir.file_name().unwrap_or_default().to_os_string();
     name.push(suffix);
     dir.with_file_name(name)
@@ -242,10 +242,11 @@ pub(super) fn open_checked(dir: &Path, options: &Options) -> Result<(Handles, u6
 }
 
 impl Store {
-    /// Does what the store needs now: repair it when damaged, reopen it when full or
-    /// failed (once there is room), or seal what was made durable. Blocking; called by the
-    /// keeper.
+    /// Does what the store needs now: repair it when damaged, reopen it when full or failed
+    /// (once there is room), or seal what was made durable; the hash cache is written back
+    /// when due. Blocking; called by the keeper.
     pub fn tend(&self) {
+        self.save_hashes_if_due();
         match self.condition().0 {
             Condition::Damaged => self.repair(),
             Condition::Failed if self.is_closed() => {}
@@ -271,8 +272,7 @@ impl Store {
         // Calls in flight may hold the database a moment longer (sled flushes on close).
         let lock = self.shared.dir.join("db");
         for _ in 0..50 {
-            let free = std::fs::File::open(&lock).is_ok_and(|f| f.try_lock().is_ok());
-            if free {
+            if std::fs::File::open(&lock).is_ok_and(|f| f.try_lock().is_ok()) {
                 break;
             }
             std::thread::sleep(Duration::from_millis(20));

@@ -477,13 +477,19 @@ pub fn drift_pairs(v: &Value) -> Vec<(String, String)> {
     pairs
 }
 
-/// Sets the mtime of every file under `path` a minute into the past, so hashes taken now
-/// are not "racy" and the cache may keep them (see `index::RACY_WINDOW_NS`).
+/// Sets the mtime of every file under `path` a minute into the past, then lets the racy
+/// window pass (a file's change time is now, and the kernel's clock tick may lag), so
+/// hashes taken next are not "racy" and the cache may keep them (see
+/// `index::RACY_WINDOW_NS`).
 pub fn age(path: &Path) {
-    let past = std::time::SystemTime::now() - Duration::from_secs(60);
+    let now = std::time::SystemTime::now();
     for e in walk_files(path) {
         let f = std::fs::File::options().write(true).open(&e).unwrap();
-        f.set_modified(past).unwrap();
+        f.set_modified(now - Duration::from_secs(60)).unwrap();
+    }
+    let settled = now + Duration::from_millis(150);
+    while std::time::SystemTime::now() < settled {
+        std::thread::sleep(Duration::from_millis(10));
     }
 }
 

@@ -318,5 +318,7 @@ fn hashes_are_cached_across_calls_and_restarts() {
     let _d = env.daemon();
     let v = env.smctl_json(&["drift", "--sync", p]);
     assert_eq!(drift_pairs(&v), [pair("hello", "modified")]);
-    assert_eq!(files_read(&env), 0, "a restart re-read unchanged files");
+    // hello.md was hashed as the daemon saw the edit, within the racy window of its
+    // change time: that hash may be taken again (git re-hashes racily clean entries too).
+    assert!(files_read(&env) <= 1, "a restart re-read unchanged files");
 }

@@ -281,14 +281,10 @@ fn polled_folders_are_fresh_without_waiting_for_the_poll_interval() {
     assert!(cookies.is_empty(), "{cookies:?}");
 }
 
-/// Recording the history of a project just added is not on the drift path. With each
-/// base and first version taking 100 ms longer to record (fault `history.bulk=slow`), a
-/// project of twenty deployments is added and its drift answered while most of its
-/// history is still queued; `smctl log`, a history query, waits until it is recorded and
-/// shows each base.
-#[test]
-fn drift_does_not_wait_for_bases_and_log_does() {
-    let env = Env::new();
+/// Twenty commands `cmd00`…`cmd19` of a collection `default`, deployed into `<tmp>/app`
+/// (aged, so their content is hashed, not assumed). Returns the names and the (canonical)
+/// project.
+fn twenty_deployments(env: &Env) -> (Vec<&'static str>, PathBuf) {
     // Artifact names are `&'static str`.
     let names: Vec<&'static str> = (0..20)
         .map(|i| &*Box::leak(format!("cmd{i:02}").into_boxed_str()))
@@ -299,7 +295,27 @@ fn drift_does_not_wait_for_bases_and_log_does() {
     deploy(&env.skillmeat_home, "default", &project, ".claude", &arts);
     age(&coll);
     age(&project);
-    let project = project.canonicalize().unwrap();
+    (names, project.canonicalize().unwrap())
+}
+
+/// `smctl log` of `name` in `project`, as JSON (`Null` when it fails).
+fn log_of(env: &Env, project: &Path, name: &str, extra: &[&str]) -> Value {
+    let p = project.to_str().unwrap();
+    let mut args = vec!["log", name, "--project", p, "--format", "json"];
+    args.extend_from_slice(extra);
+    let out = env.smctl(&args);
+    serde_json::from_slice::<Value>(&out.stdout).unwrap_or(Value::Null)
+}
+
+/// Recording the history of a project just added is not on the drift path. With each
+/// base and first version taking 100 ms longer to record (fault `history.bulk=slow`), a
+/// project of twenty deployments is added and its drift answered while most of its
+/// history is still queued; `smctl log`, a history query, waits until it is recorded and
+/// shows each base.
+#[test]
+fn drift_does_not_wait_for_bases_and_log_does() {
+    let env = Env::new();
+    let (names, project) = twenty_deployments(&env);
     let p = project.to_str().unwrap();
     let mut cmd = env.command(&crate::common::skillmeatd_bin());
     cmd.env(skillmeatd::faults::ENV, "history.bulk=slow");
@@ -312,12 +328,7 @@ fn drift_does_not_wait_for_bases_and_log_does() {
         Some(20),
         "drift answers with every deployment: {drift:#}"
     );
-    let log = |name: &str, extra: &[&str]| {
-        let mut args = vec!["log", name, "--project", p, "--format", "json"];
-        args.extend_from_slice(extra);
-        let out = env.smctl(&args);
-        serde_json::from_slice::<Value>(&out.stdout).unwrap_or(Value::Null)
-    };
+    let log = |name: &str, extra: &[&str]| log_of(&env, &project, name, extra);
     let recorded = names
         .iter()
         .filter(|n| {
@@ -340,4 +351,84 @@ fn drift_does_not_wait_for_bases_and_log_does() {
             "{n}: {v:#}"
         );
     }
+}
+
+/// An edit made while the history backlog of a project just added is still being
+/// recorded (each base 100 ms slower, fault `history.bulk=slow`) does not wait for it: the
+/// sync barrier after the edit answers once the edit is a version, its base (still queued)
+/// recorded first as its parent, while most other bases are still queued. Once the
+/// backlog is done, every base is there once and the history counters agree with a
+/// recount by a restarted daemon.
+#[test]
+fn an_edit_during_the_history_backlog_is_a_version_without_waiting_for_it() {
+    let env = Env::new();
+    let (names, project) = twenty_deployments(&env);
+    let p = project.to_str().unwrap();
+    let mut cmd = env.command(&crate::common::skillmeatd_bin());
+    cmd.env(skillmeatd::faults::ENV, "history.bulk=slow");
+    let d = env.daemon_cmd(cmd, &[], &env.socket, "daemon.log");
+    add(&env, &project);
+
+    // The last deployment in the backlog's order.
+    let edited = project.join(".claude/commands/cmd19.md");
+    let deployed = content_hash(&edited, Variant::Legacy).unwrap();
+    write(&edited, "edited during the backlog\n");
+    env.smctl_json(&["drift", p, "--sync"]);
+    let v = log_of(&env, &project, "cmd19", &["--no-sync"]);
+    let versions = v["versions"].as_array().cloned().unwrap_or_default();
+    assert_eq!(versions.len(), 2, "the edit and its base: {v:#}");
+    assert_eq!(
+        (
+            versions[0]["origin"].as_str(),
+            versions[0]["content_hash"].as_str()
+        ),
+        (
+            Some("watch"),
+            Some(content_hash(&edited, Variant::Legacy).unwrap().as_str())
+        ),
+        "{v:#}"
+    );
+    assert_eq!(
+        (
+            versions[1]["origin"].as_str(),
+            versions[1]["content_hash"].as_str()
+        ),
+        (Some("deploy"), Some(deployed.as_str())),
+        "{v:#}"
+    );
+    assert_eq!(versions[0]["parents"][0], versions[1]["id"], "{v:#}");
+    let recorded = names
+        .iter()
+        .filter(|n| {
+            log_of(&env, &project, n, &["--no-sync"])["versions"]
+                .as_array()
+                .is_some_and(|v| !v.is_empty())
+        })
+        .count();
+    assert!(
+        recorded < 20,
+        "the edit waited for the backlog ({recorded} of 20 recorded)"
+    );
+
+    // `smctl log` waits for the backlog: every base once, the edit's history unchanged.
+    for n in &names {
+        let v = log_of(&env, &project, n, &[]);
+        let want = if *n == "cmd19" { 2 } else { 1 };
+        assert_eq!(
+            v["versions"].as_array().map(Vec::len),
+            Some(want),
+            "{n}: {v:#}"
+        );
+        assert_eq!(v["versions"][want - 1]["origin"], "deploy", "{n}: {v:#}");
+    }
+    // The store's size on disk moves with sled's own housekeeping.
+    let history = |env: &Env| {
+        let mut h = env.smctl_json(&["status"])["history"].clone();
+        h.as_object_mut().unwrap().remove("store_bytes");
+        h
+    };
+    let counted = history(&env);
+    drop(d);
+    let _d = env.daemon();
+    assert_eq!(history(&env), counted, "the counters agree with a recount");
 }

@@ -39,4 +39,5 @@ mod store;
 mod supervision;
 mod undo;
 mod unreadable;
+mod warm_restart;
 mod writeback_interop;

@@ -1,7 +1,8 @@
 //! What the settle window holds back, with the real binaries: a completed write is final
 //! and becomes its event at once; saves still in progress (truncate before close,
 //! delete-then-create, write-then-rename) make one event, or none when the content is
-//! unchanged; a SkillMeat deploy goes from outdated to in sync without flapping.
+//! unchanged; a file held open does not hold back complete writes elsewhere; a SkillMeat
+//! deploy goes from outdated to in sync without flapping.
 
 use std::time::Duration;
 
@@ -194,6 +195,56 @@ fn a_completed_write_is_an_event_without_waiting_for_the_settle_window() {
         !stale.to_string().contains("\"hello\""),
         "a save in progress is not yet in the state: {stale:#}"
     );
+    let t = Instant::now();
+    drop(open);
+    let e = sub.wait_for(bound, changed("hello"));
+    assert_eq!(e["new_drift"], "modified", "{e:#}");
+    assert!(t.elapsed() < bound, "{:?}", t.elapsed());
+}
+
+/// A file held open for writing does not hold back a completed write elsewhere: with a
+/// settle window of ten seconds, a save of another artifact made while the first file is
+/// still open becomes its event at once, the open file stays out of the state, and its
+/// event comes when it is closed.
+#[test]
+fn a_file_held_open_does_not_hold_back_a_completed_write_elsewhere() {
+    use std::io::Write as _;
+    use std::time::Instant;
+
+    let env = Env::new();
+    let (_coll, project) = setup(&env, &three());
+    write(
+        &env.skillmeat_home.join("daemon.toml"),
+        "[watch]\nsettle_ms = 10000\nmax_settle_ms = 20000\n",
+    );
+    let _d = env.daemon();
+    add(&env, &project);
+    let root = project.join(".claude");
+    let start = env.cursor();
+    let mut sub = Subscriber::start(
+        &env,
+        &["--since", &start.to_string(), "--heartbeat-ms", "100"],
+    );
+    sub.wait_for(Duration::from_secs(30), |v| v["type"] == "heartbeat");
+    let changed = |name: &'static str| {
+        move |v: &Value| v["type"] == "event" && v["name"] == name && v["kind"] == "drift_changed"
+    };
+    let bound = Duration::from_secs(2);
+
+    let mut open = std::fs::File::create(root.join("commands/hello.md")).unwrap();
+    open.write_all(b"half a save\n").unwrap();
+    open.flush().unwrap();
+    let t = Instant::now();
+    std::fs::write(root.join("skills/review/SKILL.md"), "edited\n").unwrap();
+    let e = sub.wait_for(bound, changed("review"));
+    assert_eq!(e["new_drift"], "modified", "{e:#}");
+    assert!(t.elapsed() < bound, "{:?}", t.elapsed());
+    let now = env.smctl_json(&["drift", project.to_str().unwrap(), "--no-sync"]);
+    assert!(
+        !now.to_string().contains("\"hello\""),
+        "the file still open is not yet in the state: {now:#}"
+    );
+
     let t = Instant::now();
     drop(open);
     let e = sub.wait_for(bound, changed("hello"));
