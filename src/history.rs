@@ -1,8 +1,7 @@
 //! History: every version of every artifact the daemon has seen, and snapshots of whole
 //! collections and projects, deduplicated and compressed in the store.
 //!
-//! - A *blob* is a file's bytes, stored once under their SHA-256 (zstd), or as a delta
-//!   against the same file's previous content.
+//! - A *blob* is a file's bytes, stored once under their SHA-256 (zstd, or a zstd delta).
 //! - A *version* is one content of one artifact at one [`Location`]: its SkillMeat content
 //!   hash, a manifest (relative path → blob, mode, symlink target), its parent (the
 //!   previous version at that location), time, [`Origin`], message and tags.
@@ -41,7 +40,7 @@ pub use snapshot::auto_snapshot_due;
 
 use batch::Pending;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
@@ -293,9 +292,7 @@ impl History {
         )?)))
     }
 
-    /// Writes the blobs of `content` and builds (without recording) its version. Each
-    /// file's bytes are stored against the same file's in `previous` (the location's
-    /// previous version) when a delta is smaller.
+    /// Writes the blobs of `content` (as deltas on `previous`'s when smaller), builds its version.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn new_version(
         &self,
@@ -308,11 +305,7 @@ impl History {
         origin: Origin,
         message: Option<&str>,
     ) -> Result<Version, HistoryError> {
-        let before: HashMap<&str, [u8; 32]> = previous
-            .into_iter()
-            .flat_map(|v| &v.entries)
-            .filter_map(|e| Some((e.path.as_str(), content::parse_sha(&e.blob)?)))
-            .collect();
+        let before = content::blobs_by_path(previous);
         let mut entries = Vec::with_capacity(content.files.len());
         for f in &content.files {
             let sha = content::sha256(&f.bytes);

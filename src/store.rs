@@ -13,10 +13,8 @@
 //! and the conversion of older stores in `migrate`; the operations log in `operations`; the
 //! notification mutes in `mutes`. Every value worth salvaging is a self-verifying frame
 //! ([`frame`]); [`salvage`] reads them back from the raw files of a damaged store, and
-//! `heal` opens, checks, reopens and repairs the store (run by [`keep`], a supervised task);
-//! `health` is what status and doctor show.
-//! The values are domain types from [`crate::model`] (and [`crate::notification::Mute`]);
-//! the store knows nothing of who makes them.
+//! `heal` opens, checks, reopens and repairs the store (run by [`keep`]); `health` is what
+//! status and doctor show. Values are [`crate::model`] types (and [`crate::notification::Mute`]).
 //!
 //! Writes that answer an RPC are flushed before the answer ([`Store::flush`]). Opened once
 //! by [`crate::daemon::run`]; the index, history and engine share clones of it, and every
@@ -55,9 +53,8 @@ pub use heal::keep;
 pub use health::{Condition, Health, Moved, TreeSpace};
 pub use marks::ProjectMark;
 
-/// Layout version of the trees; bumped when an encoding changes incompatibly. Version 1
-/// stored bare values; version 2 frames them ([`frame`]); version 3 has compact history
-/// records and delta blobs. An older store is converted when opened (see `migrate`).
+/// Layout version of the trees, bumped when an encoding changes incompatibly (1: bare values;
+/// 2: framed, [`frame`]; 3: compact history records, delta blobs); see `migrate`.
 const SCHEMA: u32 = 3;
 
 /// Meta keys.
