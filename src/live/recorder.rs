@@ -8,7 +8,8 @@
 //! most [`SLICE`] — cut short as soon as a batch with changes arrives, whose changes join
 //! the store batch — then one commit, and the barriers of the batches whose changes it
 //! holds are answered. A change thus waits for the piece of bulk work under way and one
-//! commit at most. Once nothing is queued, the automatic snapshots due are taken and
+//! commit at most; changes that find the recorder idle still let bulk work have
+//! [`SHARE`] of their store batch, so the backlog advances under a steady stream of them. Once nothing is queued, the automatic snapshots due are taken and
 //! retention runs. Barriers of a batch with no changes are answered as soon as the
 //! recorder receives it, when no earlier change waits.
 //!
@@ -46,6 +47,10 @@ const PRUNE_EVERY_MS: i64 = 3_600_000;
 
 /// The longest stretch of bulk history work in one store batch.
 const SLICE: Duration = Duration::from_millis(20);
+
+/// The bulk work a store batch that holds changes still does, at most: the backlog
+/// advances even while changes keep coming, and a change waits this much longer at most.
+const SHARE: Duration = Duration::from_millis(2);
 
 /// How many batches may wait for the recorder before the worker waits for it.
 const INBOX: usize = 256;
@@ -255,6 +260,7 @@ impl Desk {
         let mut batch = history.batch();
         let (mut changes, mut bulk) = (0, 0);
         let mut answered = Vec::new();
+        let mut bulk_started = None;
         loop {
             while let Some(a) = self.ahead.pop_front() {
                 let work = self.take_queued_at(a.number, &a.changes);
@@ -264,7 +270,17 @@ impl Desk {
                 }
                 answered.push((a.cookies, a.acks));
             }
-            if !answered.is_empty() || !self.open || Instant::now() >= until {
+            // Changes waiting for this commit still leave bulk work a short share, so a
+            // steady stream of changes cannot starve the backlog (and the history queries
+            // waiting for it).
+            let now = Instant::now();
+            let bulk_from = *bulk_started.get_or_insert(now);
+            let until = if answered.is_empty() {
+                until
+            } else {
+                bulk_from + SHARE
+            };
+            if !self.open || now >= until {
                 break;
             }
             let Some((_, w)) = self.queued.pop_front() else {
