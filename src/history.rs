@@ -1,7 +1,7 @@
 //! History: every version of every artifact the daemon has seen, and snapshots of whole
 //! collections and projects, deduplicated and compressed in the store.
 //!
-//! - A *blob* is a file's bytes, stored once under their SHA-256 (zstd level 3).
+//! - A *blob* is a file's bytes, stored once under their SHA-256 (zstd, or a zstd delta).
 //! - A *version* is one content of one artifact at one [`Location`]: its SkillMeat content
 //!   hash, a manifest (relative path → blob, mode, symlink target), its parent (the
 //!   previous version at that location), time, [`Origin`], message and tags.
@@ -274,7 +274,7 @@ impl History {
         if let Some(n) = newest.as_ref().filter(|n| n.content_hash == hash) {
             return Ok(Prepared::Same(n.id));
         }
-        let mut parents: Vec<VersionId> = newest.map(|n| n.id).into_iter().collect();
+        let mut parents: Vec<VersionId> = newest.iter().map(|n| n.id).collect();
         if parents.is_empty()
             && let Some(fork) = self.fork_point_in(loc, &hash, pending)?
         {
@@ -285,13 +285,14 @@ impl History {
             &content,
             hash,
             parents,
+            newest.as_ref(),
             time::now_ms(),
             origin,
             message,
         )?)))
     }
 
-    /// Writes the blobs of `content` and builds (without recording) its version.
+    /// Writes the blobs of `content` (as deltas on `previous`'s when smaller), builds its version.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn new_version(
         &self,
@@ -299,14 +300,17 @@ impl History {
         content: &Content,
         hash: String,
         parents: Vec<VersionId>,
+        previous: Option<&Version>,
         time_ms: i64,
         origin: Origin,
         message: Option<&str>,
     ) -> Result<Version, HistoryError> {
+        let before = content::blobs_by_path(previous);
         let mut entries = Vec::with_capacity(content.files.len());
         for f in &content.files {
             let sha = content::sha256(&f.bytes);
-            self.store.put_blob(&sha, &f.bytes)?;
+            self.store
+                .put_blob(&sha, &f.bytes, before.get(f.path.as_str()))?;
             entries.push(Entry {
                 path: f.path.clone(),
                 blob: hex::encode(sha),

@@ -9,13 +9,12 @@
 //! | `graveyard` | tree byte + key | a tombstone frame of a removed record (read by a salvage only) |
 //!
 //! Project marks are described in `marks`; the hash cache (a file, not sled) in `hash_cache`; the journal and drift-state
-//! trees in `journal`; the history trees (blobs, versions, snapshots, tags) in [`history`];
-//! the operations log in `operations`; the notification mutes in `mutes`. Every value worth salvaging is a self-verifying
-//! frame ([`frame`]); [`salvage`] reads them back from the raw files of a damaged store,
-//! and `heal` opens, checks, reopens and repairs the store (run by [`keep`], a supervised
-//! task); `health` is what status and doctor show.
-//! The values are domain types from [`crate::model`] (and [`crate::notification::Mute`]);
-//! the store knows nothing of who makes them.
+//! trees in `journal`; the history trees in [`history`] (blobs in `blobs`); layout versions
+//! and the conversion of older stores in `migrate`; the operations log in `operations`; the
+//! notification mutes in `mutes`. Every value worth salvaging is a self-verifying frame
+//! ([`frame`]); [`salvage`] reads them back from the raw files of a damaged store, and
+//! `heal` opens, checks, reopens and repairs the store (run by [`keep`]); `health` is what
+//! status and doctor show. Values are [`crate::model`] types (and [`crate::notification::Mute`]).
 //!
 //! Writes that answer an RPC are flushed before the answer ([`Store::flush`]). Opened once
 //! by [`crate::daemon::run`]; the index, history and engine share clones of it, and every
@@ -34,6 +33,7 @@ mod history_totals;
 mod ids;
 mod journal;
 mod marks;
+mod migrate;
 mod mutes;
 mod newest;
 mod operations;
@@ -50,13 +50,12 @@ pub use counts::HistoryTotals;
 use frame::TreeId;
 pub use hash_cache::{Cached, CachedHash};
 pub use heal::keep;
-pub use health::{Condition, Health, Moved};
+pub use health::{Condition, Health, Moved, TreeSpace};
 pub use marks::ProjectMark;
 
-/// Layout version of the trees; bumped when an encoding changes incompatibly. Version 1
-/// stored bare values; version 2 frames them ([`frame`]), and a version 1 store is
-/// converted when opened.
-const SCHEMA: u32 = 2;
+/// Layout version of the trees, bumped when an encoding changes incompatibly (1: bare values;
+/// 2: framed, [`frame`]; 3: compact history records, delta blobs); see `migrate`.
+const SCHEMA: u32 = 3;
 
 /// Meta keys.
 const SCHEMA_KEY: &[u8] = b"schema";
@@ -223,6 +222,7 @@ impl Handles {
             TreeId::History => &self.history,
             TreeId::Operations => &self.operations,
             TreeId::Mutes => &self.mutes,
+            TreeId::Blobs => &self.blobs,
         }
     }
 }

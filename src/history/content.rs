@@ -5,6 +5,7 @@
 //! SkillMeat hash covers, and [`Content::hash`] over them equals
 //! [`crate::hash::content_hash`] of the folder at that moment.
 
+use std::collections::HashMap;
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Component, Path};
@@ -12,6 +13,7 @@ use std::path::{Component, Path};
 use sha2::{Digest, Sha256};
 
 use crate::hash::{self, Variant};
+use crate::model::Version;
 
 use super::HistoryError;
 
@@ -36,6 +38,16 @@ pub struct Content {
 /// SHA-256 of `bytes`.
 pub fn sha256(bytes: &[u8]) -> [u8; 32] {
     Sha256::digest(bytes).into()
+}
+
+/// The blob of each file of `version` (none without one), by path: the bases a new
+/// content of the same files is stored against.
+pub(super) fn blobs_by_path(version: Option<&Version>) -> HashMap<&str, [u8; 32]> {
+    version
+        .into_iter()
+        .flat_map(|v| &v.entries)
+        .filter_map(|e| Some((e.path.as_str(), parse_sha(&e.blob)?)))
+        .collect()
 }
 
 /// A hex blob id back to bytes.

@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use crate::config::Retention;
 
+use super::content::parse_sha;
 use super::{History, HistoryError};
 use crate::model::{SnapshotId, Version, VersionId};
 
@@ -159,17 +160,26 @@ impl History {
         store.remove(&snap_ids, &removed, &relinked)?;
         store.flush()?;
 
-        let referenced: HashSet<&str> = kept
+        // The blobs kept versions name, and the bases their deltas need.
+        let mut referenced: HashSet<[u8; 32]> = HashSet::new();
+        let mut todo: Vec<[u8; 32]> = kept
             .iter()
-            .flat_map(|v: &Version| v.entries.iter().map(|e| e.blob.as_str()))
+            .flat_map(|v: &Version| v.entries.iter().filter_map(|e| parse_sha(&e.blob)))
             .collect();
+        while let Some(sha) = todo.pop() {
+            if referenced.insert(sha)
+                && let Some(base) = store.blob_base(&sha)?
+            {
+                todo.push(base);
+            }
+        }
         let mut report = PruneReport {
             snapshots_removed: snap_ids.len() as u64,
             versions_removed: removed.len() as u64,
             ..Default::default()
         };
         for sha in store.blob_ids()? {
-            if !referenced.contains(hex::encode(sha).as_str()) {
+            if !referenced.contains(&sha) {
                 report.bytes_freed += store.remove_blob(&sha)?;
                 report.blobs_removed += 1;
             }
@@ -214,29 +224,28 @@ mod tests {
         assert_eq!(removed, BTreeSet::from([4, 6, 9]));
     }
 
-    #[test]
-    fn prune_keeps_what_it_must_and_frees_blobs() {
-        let d = tempfile::tempdir().unwrap();
-        let store = Store::open(&d.path().join("s")).unwrap();
-        let h = History::open(&store, d.path().join("home")).unwrap();
-        let f = d.path().join("a.md");
-        let loc = Location::collection("c", "agents/a.md");
-        // Versions written directly with old times: one per content.
+    /// One version per text at `loc`, written directly with old times (all within one
+    /// old day: only one would survive by age alone).
+    fn versions(
+        h: &History,
+        dir: &std::path::Path,
+        loc: &Location,
+        texts: &[String],
+    ) -> Vec<VersionId> {
+        let f = dir.join("a.md");
         let mut ids = Vec::new();
-        for (n, text) in ["deployed", "tagged", "plain-1", "plain-2", "newest"]
-            .iter()
-            .enumerate()
-        {
+        let mut previous: Option<crate::model::Version> = None;
+        for (n, text) in texts.iter().enumerate() {
             std::fs::write(&f, text).unwrap();
             let c = super::super::content::Content::read(&f, loc.variant()).unwrap();
             let hash = c.hash();
             let v = h
                 .new_version(
-                    &loc,
+                    loc,
                     &c,
                     hash,
                     ids.last().copied().into_iter().collect(),
-                    // all within one old day: only one would survive by age alone
+                    previous.as_ref(),
                     now() - 40 * DAY_MS + n as i64 * 1000,
                     Origin::Watch,
                     None,
@@ -244,7 +253,26 @@ mod tests {
                 .unwrap();
             h.store().put_versions(std::slice::from_ref(&v)).unwrap();
             ids.push(v.id);
+            previous = Some(v);
         }
+        ids
+    }
+
+    /// Prunes the versions of five texts (the first deployed, the second tagged).
+    fn prune_five(
+        texts: [&str; 5],
+    ) -> (
+        History,
+        Vec<VersionId>,
+        super::PruneReport,
+        tempfile::TempDir,
+    ) {
+        let d = tempfile::tempdir().unwrap();
+        let store = Store::open(&d.path().join("s")).unwrap();
+        let h = History::open(&store, d.path().join("home")).unwrap();
+        let loc = Location::collection("c", "agents/a.md");
+        let texts: Vec<String> = texts.iter().map(|t| t.to_string()).collect();
+        let ids = versions(&h, d.path(), &loc, &texts);
         h.tag(ids[1], "keep-me").unwrap();
         let deployed = h.version(ids[0]).unwrap().content_hash;
         let before = h.stats().unwrap();
@@ -253,15 +281,41 @@ mod tests {
             .prune(now(), &Retention::default(), &HashSet::from([deployed]))
             .unwrap();
         assert_eq!(report.versions_removed, 2);
-        assert_eq!(report.blobs_removed, 2);
-        assert!(report.bytes_freed > 0);
         let left: Vec<VersionId> = h.versions_of(&loc).unwrap().iter().map(|v| v.id).collect();
         assert_eq!(left, [ids[4], ids[1], ids[0]]);
         // The newest now descends from the tagged one.
         assert_eq!(h.version(ids[4]).unwrap().parents, vec![ids[1]]);
         assert!(h.check().unwrap().is_empty());
+        (h, ids, report, d)
+    }
+
+    #[test]
+    fn prune_keeps_what_it_must_and_frees_blobs() {
+        let (h, _, report, _d) = prune_five(["deployed", "tagged", "plain-1", "plain-2", "newest"]);
+        assert_eq!(report.blobs_removed, 2);
+        assert!(report.bytes_freed > 0);
         let after = h.stats().unwrap();
         assert_eq!((after.versions, after.blobs), (3, 3));
+    }
+
+    #[test]
+    fn prune_keeps_the_bases_of_kept_deltas() {
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let text: String = (0..4000)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                char::from(b'a' + (x % 26) as u8)
+            })
+            .collect();
+        let texts: Vec<String> = (0..5).map(|n| format!("{text}edit {n}\n")).collect();
+        let (h, ids, report, _d) = prune_five(std::array::from_fn(|n| texts[n].as_str()));
+        assert!(h.store().blob_totals().unwrap().deltas >= 4);
+        // The newest is a delta on the removed ones' contents: they stay as its bases.
+        assert_eq!(report.blobs_removed, 0);
+        let newest = h.content_of(&h.version(ids[4]).unwrap()).unwrap();
+        assert_eq!(newest.files[0].bytes, texts[4].as_bytes());
     }
 
     fn now() -> i64 {

@@ -14,8 +14,9 @@
 //! value    val_len bytes
 //! ```
 //!
-//! Blobs are not framed: a blob is a zstd frame whose bytes hash to its key, which is
-//! self-verifying already. Used by every tree module of the store, and by [`super::salvage`].
+//! Whole blobs are not framed: a blob is a zstd frame whose bytes hash to its key, which is
+//! self-verifying already; a delta blob is framed (so a scan finds it) and verifies by its
+//! hash too. Used by every tree module of the store, and by [`super::salvage`].
 
 /// The first bytes of every frame.
 pub const MAGIC: [u8; 4] = [0xF0, b'S', b'M', b'R'];
@@ -37,6 +38,8 @@ pub enum TreeId {
     History = 3,
     Operations = 4,
     Mutes = 5,
+    /// Delta blobs (whole blobs are not framed).
+    Blobs = 6,
 }
 
 impl TreeId {
@@ -47,6 +50,7 @@ impl TreeId {
             3 => TreeId::History,
             4 => TreeId::Operations,
             5 => TreeId::Mutes,
+            6 => TreeId::Blobs,
             _ => return None,
         })
     }
@@ -59,6 +63,7 @@ impl TreeId {
             TreeId::History => "history",
             TreeId::Operations => "operations",
             TreeId::Mutes => "notify_mutes",
+            TreeId::Blobs => "history_blobs",
         }
     }
 }

@@ -1,7 +1,8 @@
 //! Opening, checking, reopening and repairing the store.
 //!
 //! - **Open** ([`open_checked`]): sled opens the folder inside `catch_unwind`; the layout
-//!   version is checked (a version 1 store is converted to framed records); the store's
+//!   version is checked (a version 1 store is converted to framed records, a version 2 one
+//!   to compact history records and delta blobs); the store's
 //!   write counter is compared with the *seal*, a small file beside the store that records
 //!   the counter last made durable. sled silently drops the rest of its log after a damaged
 //!   spot, so a store that opens but holds fewer writes than it sealed is damaged. A marker
@@ -23,11 +24,11 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use super::frame::{self, TreeId};
+use super::frame::TreeId;
 use super::health::{MOVED_PREFIX, Moved, REPORT};
 use super::{
-    Condition, Handles, ID_FLOOR_KEY, Options, SCHEMA, SCHEMA_KEY, STAMP_KEY, Store, StoreError,
-    Trouble, contained, unframe,
+    Condition, Handles, ID_FLOOR_KEY, Options, STAMP_KEY, Store, StoreError, Trouble, contained,
+    unframe,
 };
 
 /// How often the keeper looks at the store (seal, reopen attempts).
@@ -201,7 +202,7 @@ pub(super) fn open_checked(dir: &Path, options: &Options) -> Result<(Handles, u6
                 source,
             })?;
         let h = Handles::open(db)?;
-        check_schema(dir, &h)?;
+        super::migrate::check_schema(dir, &h)?;
         let stamp = meta_u64(&h, STAMP_KEY)?.unwrap_or(0);
         if let Some(sealed) = read_seal(dir).map(|s| s.stamp)
             && sealed > stamp
@@ -238,75 +239,6 @@ pub(super) fn open_checked(dir: &Path, options: &Options) -> Result<(Handles, u6
         Err(_) => {}
     }
     result
-}
-
-/// Checks the layout version, writing it into a new store and converting a version 1 store.
-fn check_schema(dir: &Path, h: &Handles) -> Result<(), StoreError> {
-    let found = match h.meta.get(SCHEMA_KEY)? {
-        None if h.meta.is_empty() && h.history.is_empty() && h.projects.is_empty() => None,
-        None => {
-            return Err(StoreError::Corrupt {
-                tree: "meta",
-                detail: "the layout version is missing".into(),
-            });
-        }
-        Some(v) if v.starts_with(&frame::MAGIC) => Some(
-            unframe(TreeId::Meta, SCHEMA_KEY, &v)?
-                .try_into()
-                .map(u32::from_le_bytes)
-                .unwrap_or(u32::MAX),
-        ),
-        Some(v) => Some(
-            v.as_ref()
-                .try_into()
-                .map(u32::from_le_bytes)
-                .unwrap_or(u32::MAX),
-        ),
-    };
-    match found {
-        Some(SCHEMA) => return Ok(()),
-        Some(1) => convert_v1(h)?,
-        None => {}
-        Some(found) => {
-            return Err(StoreError::Schema {
-                path: dir.to_path_buf(),
-                found,
-            });
-        }
-    }
-    let v = frame::encode(TreeId::Meta, 0, SCHEMA_KEY, Some(&SCHEMA.to_le_bytes()));
-    h.meta.insert(SCHEMA_KEY, v)?;
-    h.db.flush()?;
-    Ok(())
-}
-
-/// Frames every record of a version 1 store (numbers in meta become LE).
-fn convert_v1(h: &Handles) -> Result<(), StoreError> {
-    tracing::info!("converting the store to framed records (layout version {SCHEMA})");
-    for id in [
-        TreeId::Projects,
-        TreeId::History,
-        TreeId::Operations,
-        TreeId::Meta,
-    ] {
-        let tree = h.tree(id);
-        let mut batch = sled::Batch::default();
-        for kv in tree.iter() {
-            let (k, v) = kv?;
-            let value = match (id, k.as_ref()) {
-                (TreeId::Meta, b"next_cursor") => v
-                    .as_ref()
-                    .try_into()
-                    .map(|b| u64::from_be_bytes(b).to_le_bytes().to_vec())
-                    .unwrap_or_default(),
-                (TreeId::Meta, _) => continue,
-                _ => v.to_vec(),
-            };
-            batch.insert(k.clone(), frame::encode(id, 0, &k, Some(&value)));
-        }
-        tree.apply_batch(batch)?;
-    }
-    Ok(())
 }
 
 impl Store {

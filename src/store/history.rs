@@ -3,29 +3,35 @@
 //!
 //! | tree | key | value |
 //! |---|---|---|
-//! | `history_blobs` | SHA-256 of the bytes (32 bytes) | raw length (u64 LE) + zstd level 3 frame (not framed: it verifies itself; see [`super::blobs`]) |
-//! | `history` | `v` + version id (u64 BE) | JSON [`Version`] |
-//! | `history` | `l` + location key + id (u64 BE) | empty: versions of one location |
-//! | `history` | `h` + hex content hash + location key + id | empty: versions by SkillMeat hash |
-//! | `history` | `s` + snapshot id (u64 BE) | JSON [`Snapshot`] |
+//! | `history_blobs` | SHA-256 of the bytes (32 bytes) | whole, or a delta against an earlier blob (see [`super::blobs`]): it verifies itself by its hash |
+//! | `history` | `v` + version id (u64 BE) | [`Version`] in the compact encoding ([`codec`]; JSON in stores of layout 2 and before) |
+//! | `history` | `l` + location key + id (u64 BE) | empty (not framed): versions of one location |
+//! | `history` | `h` + hex content hash + location key + id | empty (not framed): versions by SkillMeat hash |
+//! | `history` | `s` + snapshot id (u64 BE) | [`Snapshot`] in the compact encoding |
 //! | `history` | `t` + tag name | version id (u64 BE) |
 //! | `history` | `a` + target key | time of the last automatic snapshot (i64 LE, ms) |
 //! | `history` | `i` + archive path | empty: a SkillMeat snapshot already imported |
 //!
-//! Every `history` value is a framed record ([`super::frame`]) holding the value shown.
+//! Every other `history` value is a framed record ([`super::frame`]) holding the value shown
+//! (in stores of layout 2 and before, index entries were framed too).
 //! A location key is `c` + collection name, or `p` + absolute project path, then NUL,
 //! profile root, NUL, artifact path, NUL. Every record change goes through one
 //! `sled::Batch` on the `history` tree, so a version never exists without its index
 //! entries. Blobs are written (and flushed by the caller) before any record names them.
 
+pub mod codec;
+mod records;
+
 use std::os::unix::ffi::OsStrExt;
 
 use crate::model::{Location, Scope, Snapshot, SnapshotId, SnapshotTarget, Version, VersionId};
 
+pub use super::blobs::{BlobTotals, Delta, MAX_DEPTH};
 use super::frame::TreeId;
 use super::history_totals::{Touched, apply_counted};
 use super::ids::{IdKind, highest};
 use super::{Store, StoreError, unframe};
+pub(super) use records::{FilesRead, Records, version_key, version_record};
 
 /// The history trees of an open [`Store`] (whichever database the store has in use).
 #[derive(Debug, Clone)]
@@ -94,21 +100,9 @@ impl Store {
     }
 }
 
-/// Decodes a framed history record.
-pub(super) fn record<T: serde::de::DeserializeOwned>(
-    key: &[u8],
-    v: &[u8],
-) -> Result<T, StoreError> {
-    serde_json::from_slice(unframe(TreeId::History, key, v)?).map_err(corrupt)
-}
-
-/// Writes a version record and its index entries into `batch`.
-pub(super) fn add_version(store: &Store, batch: &mut sled::Batch, v: &Version) {
-    let [rec, by_loc, by_hash] = HistoryStore::version_keys(v);
-    let json = serde_json::to_vec(v).expect("a version always serializes");
-    batch.insert(rec.clone(), store.frame(TreeId::History, &rec, &json));
-    batch.insert(by_loc.clone(), store.frame(TreeId::History, &by_loc, &[]));
-    batch.insert(by_hash.clone(), store.frame(TreeId::History, &by_hash, &[]));
+/// Decodes a framed snapshot record.
+fn snapshot_record(key: &[u8], v: &[u8]) -> Result<Snapshot, StoreError> {
+    codec::decode_snapshot(unframe(TreeId::History, key, v)?).map_err(corrupt)
 }
 
 /// The key of a snapshot record.
@@ -188,12 +182,14 @@ impl HistoryStore {
     /// # Errors
     /// sled failed.
     pub fn put_versions(&self, versions: &[Version]) -> Result<(), StoreError> {
-        let mut batch = sled::Batch::default();
-        for v in versions {
-            add_version(&self.store, &mut batch, v);
-        }
-        self.store
-            .with(|h| apply_counted(h, batch, &Touched::wrote(versions)))
+        self.store.with(|h| {
+            let mut batch = sled::Batch::default();
+            let mut records = Records::default();
+            for v in versions {
+                records.add(&self.store, h, &mut batch, v);
+            }
+            apply_counted(h, batch, &Touched::wrote(versions))
+        })
     }
 
     /// Writes new versions and a snapshot naming them, atomically.
@@ -201,18 +197,21 @@ impl HistoryStore {
     /// # Errors
     /// sled failed.
     pub fn put_snapshot(&self, versions: &[Version], snap: &Snapshot) -> Result<(), StoreError> {
-        let mut batch = sled::Batch::default();
-        for v in versions {
-            add_version(&self.store, &mut batch, v);
-        }
-        let k = snapshot_key(snap.id);
-        let json = serde_json::to_vec(snap).expect("a snapshot always serializes");
-        batch.insert(k.clone(), self.store.frame(TreeId::History, &k, &json));
         let touched = Touched {
             snapshots_written: &[snap.id],
             ..Touched::wrote(versions)
         };
-        self.store.with(|h| apply_counted(h, batch, &touched))
+        self.store.with(|h| {
+            let mut batch = sled::Batch::default();
+            let mut records = Records::default();
+            for v in versions {
+                records.add(&self.store, h, &mut batch, v);
+            }
+            let k = snapshot_key(snap.id);
+            let value = codec::encode_snapshot(snap);
+            batch.insert(k.clone(), self.store.frame(TreeId::History, &k, &value));
+            apply_counted(h, batch, &touched)
+        })
     }
 
     /// One version.
@@ -221,8 +220,12 @@ impl HistoryStore {
     /// sled failed, or the record does not decode.
     pub fn version(&self, id: VersionId) -> Result<Option<Version>, StoreError> {
         let k = key(b'v', &[&id.0.to_be_bytes()]);
-        self.store
-            .with(|h| h.history.get(&k)?.map(|v| record(&k, &v)).transpose())
+        self.store.with(|h| {
+            h.history
+                .get(&k)?
+                .map(|v| version_record(h, &k, &v))
+                .transpose()
+        })
     }
 
     /// Every version of one location, in id order.
@@ -231,21 +234,18 @@ impl HistoryStore {
     /// sled failed, or a record does not decode.
     pub fn versions_at(&self, loc: &Location) -> Result<Vec<Version>, StoreError> {
         let prefix = key(b'l', &[&location_key(loc)]);
-        let ids = self.store.with(|h| {
-            let mut ids = Vec::new();
+        self.store.with(|h| {
+            let mut read = FilesRead::default();
+            let mut out = Vec::new();
             for k in h.history.scan_prefix(&prefix).keys() {
                 let k = k?;
-                ids.push(VersionId(id_of(&k[prefix.len()..])?));
+                let rec = version_key(VersionId(id_of(&k[prefix.len()..])?));
+                if let Some(v) = h.history.get(&rec)? {
+                    out.push(read.version(h, &rec, &v)?);
+                }
             }
-            Ok(ids)
-        })?;
-        let mut out = Vec::new();
-        for id in ids {
-            if let Some(v) = self.version(id)? {
-                out.push(v);
-            }
-        }
-        Ok(out)
+            Ok(out)
+        })
     }
 
     /// Ids of the versions whose SkillMeat hash is `hash`, at `loc` or anywhere.
@@ -278,11 +278,12 @@ impl HistoryStore {
     /// sled failed, or a record does not decode.
     pub fn all_versions(&self) -> Result<Vec<Version>, StoreError> {
         self.store.with(|h| {
+            let mut read = FilesRead::default();
             h.history
                 .scan_prefix([b'v'])
                 .map(|kv| {
                     let (k, v) = kv?;
-                    record(&k, &v)
+                    read.version(h, &k, &v)
                 })
                 .collect()
         })
@@ -296,8 +297,12 @@ impl HistoryStore {
     /// sled failed, or the record does not decode.
     pub fn snapshot(&self, id: SnapshotId) -> Result<Option<Snapshot>, StoreError> {
         let k = snapshot_key(id);
-        self.store
-            .with(|h| h.history.get(&k)?.map(|v| record(&k, &v)).transpose())
+        self.store.with(|h| {
+            h.history
+                .get(&k)?
+                .map(|v| snapshot_record(&k, &v))
+                .transpose()
+        })
     }
 
     /// Every snapshot, in id order.
@@ -310,7 +315,7 @@ impl HistoryStore {
                 .scan_prefix([b's'])
                 .map(|kv| {
                     let (k, v) = kv?;
-                    record(&k, &v)
+                    snapshot_record(&k, &v)
                 })
                 .collect()
         })
@@ -340,19 +345,20 @@ impl HistoryStore {
         version: &Version,
         previous: Option<&Version>,
     ) -> Result<(), StoreError> {
-        let mut batch = sled::Batch::default();
-        if let Some(p) = previous {
-            add_version(&self.store, &mut batch, p);
-        }
-        add_version(&self.store, &mut batch, version);
-        let k = tag_key(name);
-        let v = self
-            .store
-            .frame(TreeId::History, &k, &version.id.0.to_be_bytes());
-        batch.insert(k, v);
         let wrote: Vec<Version> = previous.into_iter().chain([version]).cloned().collect();
-        self.store
-            .with(|h| apply_counted(h, batch, &Touched::wrote(&wrote)))
+        self.store.with(|h| {
+            let mut batch = sled::Batch::default();
+            let mut records = Records::default();
+            for v in &wrote {
+                records.add(&self.store, h, &mut batch, v);
+            }
+            let k = tag_key(name);
+            let v = self
+                .store
+                .frame(TreeId::History, &k, &version.id.0.to_be_bytes());
+            batch.insert(k, v);
+            apply_counted(h, batch, &Touched::wrote(&wrote))
+        })
     }
 
     /// When the last automatic snapshot of `target` was taken (ms since the epoch).
@@ -420,9 +426,6 @@ impl HistoryStore {
                 buried.push(tag_key(t));
             }
         }
-        for v in relinked {
-            add_version(&self.store, &mut batch, v);
-        }
         let removed: Vec<VersionId> = versions.iter().map(|v| v.id).collect();
         let touched = Touched {
             versions_removed: &removed,
@@ -430,6 +433,11 @@ impl HistoryStore {
             ..Touched::wrote(relinked)
         };
         self.store.with(|h| {
+            // Written against their new first parents, which stay.
+            let mut records = Records::default();
+            for v in relinked {
+                records.add(&self.store, h, &mut batch, v);
+            }
             self.store.bury(h, TreeId::History, &buried)?;
             apply_counted(h, batch, &touched)?;
             h.newest.forget(versions.iter().chain(relinked));

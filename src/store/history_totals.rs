@@ -9,7 +9,7 @@
 use crate::model::{SnapshotId, Version, VersionId};
 
 use super::counts::{HistoryDelta, HistoryTotals};
-use super::history::{HistoryStore, key, record, snapshot_key};
+use super::history::{HistoryStore, snapshot_key, version_key, version_record};
 use super::{Handles, StoreError};
 
 /// The records one batch of the history tree writes or removes.
@@ -33,10 +33,10 @@ impl<'a> Touched<'a> {
 
 /// The logical bytes of the stored version `id`, if there is one.
 fn stored_logical(h: &Handles, id: VersionId) -> Result<Option<u64>, StoreError> {
-    let k = key(b'v', &[&id.0.to_be_bytes()]);
+    let k = version_key(id);
     h.history
         .get(&k)?
-        .map(|v| record::<Version>(&k, &v).map(|v| v.logical_bytes()))
+        .map(|v| version_record(h, &k, &v).map(|v| v.logical_bytes()))
         .transpose()
 }
 
@@ -99,7 +99,7 @@ fn count(h: &Handles) -> Result<HistoryTotals, StoreError> {
     for kv in h.history.scan_prefix([b'v']) {
         let (k, v) = kv?;
         t.versions += 1;
-        t.logical_bytes += record::<Version>(&k, &v)?.logical_bytes();
+        t.logical_bytes += version_record(h, &k, &v)?.logical_bytes();
     }
     t.snapshots = h.history.scan_prefix([b's']).count() as u64;
     for v in h.blobs.iter().values() {

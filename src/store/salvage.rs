@@ -7,7 +7,8 @@
 //!   itself; of several frames of one key (older copies linger in sled's log) the newest
 //!   stamp wins, and a tombstone means the record was removed;
 //! - blobs: a zstd frame preceded by its raw length, whose bytes hash (SHA-256) to a blob
-//!   a salvaged version needs.
+//!   a salvaged version needs; a delta blob is a record frame (tree `Blobs`), resolved once
+//!   the blob it is a delta against is saved (and kept as a delta).
 //!
 //! [`salvage_into`] then writes what verifies into the new store: project marks, versions
 //! whose every blob was found (their index entries rebuilt), snapshots whose every version
@@ -23,9 +24,10 @@ use sha2::Digest;
 
 use crate::model::{OperationRecord, Snapshot, Version, VersionId};
 
-use super::blobs::blob_value;
+use super::blobs::{blob_value, read_blob};
 use super::frame::{self, Frame, TreeId};
-use super::history::{add_version, id_of, snapshot_key, tag_key};
+use super::history::codec::{decode_snapshot, decode_version_with, encode_snapshot, record_base};
+use super::history::{Delta, Records, id_of, snapshot_key, tag_key};
 use super::{Handles, ProjectMark, Store, StoreError};
 
 /// The zstd frame magic number, as it appears in bytes.
@@ -277,26 +279,66 @@ pub(super) fn salvage_into(
     let history = newest.tree(TreeId::History);
     let mut versions: BTreeMap<VersionId, Version> = BTreeMap::new();
     let mut snapshots: Vec<Snapshot> = Vec::new();
+    let mut records: Vec<&[u8]> = Vec::new();
     for (k, v) in &history {
         match k.first() {
-            Some(b'v') => match serde_json::from_slice::<Version>(v) {
-                Ok(ver) => {
-                    versions.insert(ver.id, ver);
-                }
-                Err(e) => out.unsaved.push(format!("a version record: {e}")),
-            },
-            Some(b's') => match serde_json::from_slice::<Snapshot>(v) {
+            Some(b'v') => records.push(v),
+            Some(b's') => match decode_snapshot(v) {
                 Ok(s) => snapshots.push(s),
                 Err(e) => out.unsaved.push(format!("a snapshot record: {e}")),
             },
             _ => {}
         }
     }
-    let needed: HashSet<[u8; 32]> = versions
+    // Version records, relative ones once the record they are written against is read.
+    loop {
+        let before = records.len();
+        records.retain(|v| {
+            let decoded =
+                decode_version_with(v, |base| versions.get(&base).map(|b| b.entries.clone()));
+            match decoded {
+                Ok(ver) => {
+                    versions.insert(ver.id, ver);
+                    false
+                }
+                Err(_) if record_base(v).is_some_and(|(b, _)| !versions.contains_key(&b)) => true,
+                Err(e) => {
+                    out.unsaved.push(format!("a version record: {e}"));
+                    false
+                }
+            }
+        });
+        if records.len() == before {
+            break;
+        }
+    }
+    for v in records {
+        let base = record_base(v)
+            .map(|(b, _)| b.to_string())
+            .unwrap_or_default();
+        out.unsaved.push(format!(
+            "a version record written against {base}, whose record was not found"
+        ));
+    }
+    // Delta blobs, and the bases their chains need.
+    let deltas: BTreeMap<[u8; 32], (Delta<'_>, &[u8])> = newest
+        .tree(TreeId::Blobs)
+        .into_iter()
+        .filter_map(|(k, v)| Some((k.try_into().ok()?, (Delta::parse(v)?, v))))
+        .collect();
+    let mut needed: HashSet<[u8; 32]> = HashSet::new();
+    let mut todo: Vec<[u8; 32]> = versions
         .values()
         .flat_map(|v| &v.entries)
         .filter_map(|e| parse_sha(&e.blob))
         .collect();
+    while let Some(sha) = todo.pop() {
+        if needed.insert(sha)
+            && let Some((d, _)) = deltas.get(&sha)
+        {
+            todo.push(d.base);
+        }
+    }
     let mut have: HashSet<[u8; 32]> = HashSet::new();
     for p in with_blobs {
         each_window(p, |bytes| {
@@ -317,6 +359,29 @@ pub(super) fn salvage_into(
                 }
             }
         });
+    }
+    // Deltas whose base is saved, until no more resolve.
+    loop {
+        let mut resolved = 0;
+        for (sha, (d, value)) in &deltas {
+            if have.contains(sha) || !needed.contains(sha) || !have.contains(&d.base) {
+                continue;
+            }
+            let sound = read_blob(h, &d.base)
+                .ok()
+                .flatten()
+                .and_then(|base| d.apply(&base))
+                .is_some_and(|bytes| <[u8; 32]>::from(sha2::Sha256::digest(&bytes)) == *sha);
+            if sound {
+                h.blobs
+                    .insert(sha, store.frame(TreeId::Blobs, sha, value))?;
+                have.insert(*sha);
+                resolved += 1;
+            }
+        }
+        if resolved == 0 {
+            break;
+        }
     }
     out.blobs = have.len();
     let mut saved: BTreeMap<VersionId, Version> = BTreeMap::new();
@@ -343,9 +408,10 @@ pub(super) fn salvage_into(
     }
     let ids: Vec<VersionId> = saved.keys().copied().collect();
     let mut batch = sled::Batch::default();
+    let mut written = Records::default();
     for v in saved.values_mut() {
         v.parents.retain(|p| ids.contains(p));
-        add_version(store, &mut batch, v);
+        written.add(store, h, &mut batch, v);
     }
     out.versions = saved.len();
 
@@ -362,8 +428,10 @@ pub(super) fn salvage_into(
             .collect();
         if lost.is_empty() {
             let k = snapshot_key(s.id);
-            let json = serde_json::to_vec(&s).expect("a snapshot serializes");
-            batch.insert(k.clone(), store.frame(TreeId::History, &k, &json));
+            batch.insert(
+                k.clone(),
+                store.frame(TreeId::History, &k, &encode_snapshot(&s)),
+            );
             out.snapshots += 1;
         } else {
             out.unsaved.push(format!(

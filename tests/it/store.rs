@@ -118,6 +118,12 @@ fn world(env: &Env) -> (PathBuf, Seen) {
             &coll.join("skills/canvas/SKILL.md"),
             format!("---\nname: x\n---\nv{i}\n"),
         );
+        // One line of the large file rewritten: its new content is kept as a delta
+        // against the previous one, which a salvage must resolve.
+        write(
+            &coll.join("skills/canvas/refs/big.txt"),
+            format!("{}edit {i}\n{}", &big[..200_000], &big[200_000..]),
+        );
         env.smctl_json(&["drift", "--sync"]);
     }
     env.smctl_json(&["snapshot", "create", "-m", "before the damage"]);
@@ -381,6 +387,21 @@ fn finding_5_salvage_keeps_every_version_snapshot_tag_and_project_mark() {
     assert_eq!(
         env.smctl_json(&["show", "good"])["id"].as_str(),
         Some(seen.tagged.as_str())
+    );
+    // The large file's later contents were deltas: they read back after the salvage.
+    let log = env.smctl_json(&["log", "canvas"]);
+    let ids: Vec<&str> = log["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["id"].as_str().unwrap())
+        .collect();
+    let diff = env.smctl_json(&["diff", ids[ids.len() - 1], ids[0]]);
+    let text = diff.to_string();
+    assert!(
+        text.contains("edit 2") && text.contains("v2"),
+        "{}",
+        &text[..text.len().min(2000)]
     );
     let projects = env.smctl_json(&["project", "list"]);
     let app = projects["projects"]

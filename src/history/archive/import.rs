@@ -82,13 +82,11 @@ impl History {
                 members.push(*existing);
                 continue;
             }
-            let mut parents: Vec<_> = self
+            let previous = self
                 .versions_of(loc)?
                 .into_iter()
-                .find(|v| v.time_ms <= plan.time_ms)
-                .map(|v| v.id)
-                .into_iter()
-                .collect();
+                .find(|v| v.time_ms <= plan.time_ms);
+            let mut parents: Vec<_> = previous.iter().map(|v| v.id).collect();
             // Attached where the hash matches: the same content seen at another location
             // (a deployment's or the collection's) is where this one came from.
             if let Some(twin) = self.fork_point(loc, &hash)? {
@@ -99,6 +97,7 @@ impl History {
                 c,
                 hash,
                 parents,
+                previous.as_ref(),
                 plan.time_ms,
                 Origin::Import,
                 plan.message.as_deref(),
