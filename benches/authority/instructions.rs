@@ -93,23 +93,17 @@ pub fn bench() {
             Phase::OneAtATime => "one at a time".to_string(),
             Phase::InFlight => format!("{CONCURRENCY} in flight"),
         };
-        let [plain, through, rewritten] = [counts[0], counts[1], counts[2]];
-        println!(
-            "| server instructions, {how} | {:.0} | {:.0} | {:.3} | {:.0} | {:.3} |",
-            plain.0,
-            through.0,
-            through.0 / plain.0,
-            rewritten.0,
-            rewritten.0 / plain.0,
-        );
-        println!(
-            "| system calls (client and server), {how} | {:.2} | {:.2} | {:.3} | {:.2} | {:.3} |",
-            plain.1,
-            through.1,
-            through.1 / plain.1,
-            rewritten.1,
-            rewritten.1 / plain.1,
-        );
+        let row = |what: &str, figure: fn(&(f64, f64)) -> f64, decimals: usize| {
+            let [plain, through, rewritten] = [0, 1, 2].map(|i| figure(&counts[i]));
+            println!(
+                "| {what}, {how} | {plain:.decimals$} | {through:.decimals$} | {:.3} | \
+                 {rewritten:.decimals$} | {:.3} |",
+                through / plain,
+                rewritten / plain,
+            );
+        };
+        row("server instructions", |c| c.0, 0);
+        row("system calls (client and server)", |c| c.1, 2);
     }
 }
 

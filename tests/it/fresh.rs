@@ -299,6 +299,18 @@ fn twenty_deployments(env: &Env) -> (Vec<&'static str>, PathBuf) {
 }
 
 /// `smctl log` of `name` in `project`, as JSON (`Null` when it fails).
+/// How many of `names` have a version yet, asked without waiting for the history backlog.
+fn recorded_so_far(env: &Env, project: &Path, names: &[&str]) -> usize {
+    names
+        .iter()
+        .filter(|n| {
+            log_of(env, project, n, &["--no-sync"])["versions"]
+                .as_array()
+                .is_some_and(|v| !v.is_empty())
+        })
+        .count()
+}
+
 fn log_of(env: &Env, project: &Path, name: &str, extra: &[&str]) -> Value {
     let p = project.to_str().unwrap();
     let mut args = vec!["log", name, "--project", p, "--format", "json"];
@@ -329,14 +341,7 @@ fn drift_does_not_wait_for_bases_and_log_does() {
         "drift answers with every deployment: {drift:#}"
     );
     let log = |name: &str, extra: &[&str]| log_of(&env, &project, name, extra);
-    let recorded = names
-        .iter()
-        .filter(|n| {
-            log(n, &["--no-sync"])["versions"]
-                .as_array()
-                .is_some_and(|v| !v.is_empty())
-        })
-        .count();
+    let recorded = recorded_so_far(&env, &project, &names);
     assert!(
         recorded < 20,
         "2 s of bases were not all recorded when drift answered ({recorded} of 20)"
@@ -397,14 +402,7 @@ fn an_edit_during_the_history_backlog_is_a_version_without_waiting_for_it() {
         "{v:#}"
     );
     assert_eq!(versions[0]["parents"][0], versions[1]["id"], "{v:#}");
-    let recorded = names
-        .iter()
-        .filter(|n| {
-            log_of(&env, &project, n, &["--no-sync"])["versions"]
-                .as_array()
-                .is_some_and(|v| !v.is_empty())
-        })
-        .count();
+    let recorded = recorded_so_far(&env, &project, &names);
     assert!(
         recorded < 20,
         "the edit waited for the backlog ({recorded} of 20 recorded)"

@@ -4,13 +4,14 @@
 //! unchanged; a file held open does not hold back complete writes elsewhere; a SkillMeat
 //! deploy goes from outdated to in sync without flapping.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde_json::Value;
 
 use super::live::{add, setup, t, three, transitions};
 use crate::common::subscriber::Subscriber;
-use crate::common::{Env, write};
+use crate::common::{Daemon, Env, write};
 
 #[test]
 fn editor_saves_make_exactly_one_event() {
@@ -157,24 +158,12 @@ fn a_completed_write_is_an_event_without_waiting_for_the_settle_window() {
     use std::time::Instant;
 
     let env = Env::new();
-    let (_coll, project) = setup(&env, &three());
-    write(
-        &env.skillmeat_home.join("daemon.toml"),
-        "[watch]\nsettle_ms = 10000\nmax_settle_ms = 20000\n",
-    );
-    let _d = env.daemon();
-    add(&env, &project);
-    let root = project.join(".claude");
-    let start = env.cursor();
-    let mut sub = Subscriber::start(
-        &env,
-        &["--since", &start.to_string(), "--heartbeat-ms", "100"],
-    );
-    // Connected: what follows times the daemon, not the client's start.
-    sub.wait_for(Duration::from_secs(30), |v| v["type"] == "heartbeat");
-    let changed = |name: &'static str| {
-        move |v: &Value| v["type"] == "event" && v["name"] == name && v["kind"] == "drift_changed"
-    };
+    let LongSettle {
+        _daemon,
+        project,
+        root,
+        mut sub,
+    } = long_settle(&env);
     // A fifth of the settle window: only a write processed without waiting for any part
     // of it (as a quarter, once) is seen within it.
     let bound = Duration::from_secs(2);
@@ -182,7 +171,7 @@ fn a_completed_write_is_an_event_without_waiting_for_the_settle_window() {
     // Truncate, write, close.
     let t = Instant::now();
     std::fs::write(root.join("skills/review/SKILL.md"), "edited\n").unwrap();
-    let e = sub.wait_for(bound, changed("review"));
+    let e = sub.wait_for(bound, drift_changed("review"));
     assert_eq!(e["new_drift"], "modified", "{e:#}");
     assert!(t.elapsed() < bound, "{:?}", t.elapsed());
 
@@ -197,7 +186,7 @@ fn a_completed_write_is_an_event_without_waiting_for_the_settle_window() {
     );
     let t = Instant::now();
     drop(open);
-    let e = sub.wait_for(bound, changed("hello"));
+    let e = sub.wait_for(bound, drift_changed("hello"));
     assert_eq!(e["new_drift"], "modified", "{e:#}");
     assert!(t.elapsed() < bound, "{:?}", t.elapsed());
 }
@@ -212,23 +201,12 @@ fn a_file_held_open_does_not_hold_back_a_completed_write_elsewhere() {
     use std::time::Instant;
 
     let env = Env::new();
-    let (_coll, project) = setup(&env, &three());
-    write(
-        &env.skillmeat_home.join("daemon.toml"),
-        "[watch]\nsettle_ms = 10000\nmax_settle_ms = 20000\n",
-    );
-    let _d = env.daemon();
-    add(&env, &project);
-    let root = project.join(".claude");
-    let start = env.cursor();
-    let mut sub = Subscriber::start(
-        &env,
-        &["--since", &start.to_string(), "--heartbeat-ms", "100"],
-    );
-    sub.wait_for(Duration::from_secs(30), |v| v["type"] == "heartbeat");
-    let changed = |name: &'static str| {
-        move |v: &Value| v["type"] == "event" && v["name"] == name && v["kind"] == "drift_changed"
-    };
+    let LongSettle {
+        _daemon,
+        project,
+        root,
+        mut sub,
+    } = long_settle(&env);
     let bound = Duration::from_secs(2);
 
     let mut open = std::fs::File::create(root.join("commands/hello.md")).unwrap();
@@ -236,7 +214,7 @@ fn a_file_held_open_does_not_hold_back_a_completed_write_elsewhere() {
     open.flush().unwrap();
     let t = Instant::now();
     std::fs::write(root.join("skills/review/SKILL.md"), "edited\n").unwrap();
-    let e = sub.wait_for(bound, changed("review"));
+    let e = sub.wait_for(bound, drift_changed("review"));
     assert_eq!(e["new_drift"], "modified", "{e:#}");
     assert!(t.elapsed() < bound, "{:?}", t.elapsed());
     let now = env.smctl_json(&["drift", project.to_str().unwrap(), "--no-sync"]);
@@ -247,7 +225,44 @@ fn a_file_held_open_does_not_hold_back_a_completed_write_elsewhere() {
 
     let t = Instant::now();
     drop(open);
-    let e = sub.wait_for(bound, changed("hello"));
+    let e = sub.wait_for(bound, drift_changed("hello"));
     assert_eq!(e["new_drift"], "modified", "{e:#}");
     assert!(t.elapsed() < bound, "{:?}", t.elapsed());
+}
+
+/// A three-artifact project watched with a settle window of ten seconds, and a subscriber
+/// connected to its events from now on (connected: what follows times the daemon, not the
+/// client's start).
+struct LongSettle {
+    _daemon: Daemon,
+    project: PathBuf,
+    root: PathBuf,
+    sub: Subscriber,
+}
+
+fn long_settle(env: &Env) -> LongSettle {
+    let (_coll, project) = setup(env, &three());
+    write(
+        &env.skillmeat_home.join("daemon.toml"),
+        "[watch]\nsettle_ms = 10000\nmax_settle_ms = 20000\n",
+    );
+    let daemon = env.daemon();
+    add(env, &project);
+    let start = env.cursor();
+    let mut sub = Subscriber::start(
+        env,
+        &["--since", &start.to_string(), "--heartbeat-ms", "100"],
+    );
+    sub.wait_for(Duration::from_secs(30), |v| v["type"] == "heartbeat");
+    LongSettle {
+        _daemon: daemon,
+        root: project.join(".claude"),
+        project,
+        sub,
+    }
+}
+
+/// Matches the `drift_changed` event of the artifact `name`.
+fn drift_changed(name: &'static str) -> impl Fn(&Value) -> bool {
+    move |v: &Value| v["type"] == "event" && v["name"] == name && v["kind"] == "drift_changed"
 }
