@@ -196,6 +196,7 @@ pub(super) fn open_checked(dir: &Path, options: &Options) -> Result<(Handles, u6
         let db = sled::Config::new()
             .path(dir)
             .cache_capacity(options.cache_bytes)
+            .segment_size(super::migrate::segment_size(dir))
             .open()
             .map_err(|source| StoreError::Open {
                 path: dir.to_path_buf(),
