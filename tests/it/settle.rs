@@ -4,8 +4,8 @@
 //! unchanged; a file held open does not hold back complete writes elsewhere; a SkillMeat
 //! deploy goes from outdated to in sync without flapping.
 
-use std::path::PathBuf;
-use std::time::Duration;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -154,9 +154,6 @@ fn a_skillmeat_deploy_is_one_event_per_artifact_without_flapping() {
 /// file still open) waits until it completes.
 #[test]
 fn a_completed_write_is_an_event_without_waiting_for_the_settle_window() {
-    use std::io::Write as _;
-    use std::time::Instant;
-
     let env = Env::new();
     let LongSettle {
         _daemon,
@@ -171,14 +168,10 @@ fn a_completed_write_is_an_event_without_waiting_for_the_settle_window() {
     // Truncate, write, close.
     let t = Instant::now();
     std::fs::write(root.join("skills/review/SKILL.md"), "edited\n").unwrap();
-    let e = sub.wait_for(bound, drift_changed("review"));
-    assert_eq!(e["new_drift"], "modified", "{e:#}");
-    assert!(t.elapsed() < bound, "{:?}", t.elapsed());
+    modified_within(&mut sub, "review", t, bound);
 
     // Written but still open: held back; closed: complete, and seen at once.
-    let mut open = std::fs::File::create(root.join("commands/hello.md")).unwrap();
-    open.write_all(b"half a save\n").unwrap();
-    open.flush().unwrap();
+    let open = half_saved(&root.join("commands/hello.md"));
     let stale = env.smctl_json(&["drift", project.to_str().unwrap(), "--no-sync"]);
     assert!(
         !stale.to_string().contains("\"hello\""),
@@ -186,9 +179,7 @@ fn a_completed_write_is_an_event_without_waiting_for_the_settle_window() {
     );
     let t = Instant::now();
     drop(open);
-    let e = sub.wait_for(bound, drift_changed("hello"));
-    assert_eq!(e["new_drift"], "modified", "{e:#}");
-    assert!(t.elapsed() < bound, "{:?}", t.elapsed());
+    modified_within(&mut sub, "hello", t, bound);
 }
 
 /// A file held open for writing does not hold back a completed write elsewhere: with a
@@ -197,9 +188,6 @@ fn a_completed_write_is_an_event_without_waiting_for_the_settle_window() {
 /// event comes when it is closed.
 #[test]
 fn a_file_held_open_does_not_hold_back_a_completed_write_elsewhere() {
-    use std::io::Write as _;
-    use std::time::Instant;
-
     let env = Env::new();
     let LongSettle {
         _daemon,
@@ -209,14 +197,10 @@ fn a_file_held_open_does_not_hold_back_a_completed_write_elsewhere() {
     } = long_settle(&env);
     let bound = Duration::from_secs(2);
 
-    let mut open = std::fs::File::create(root.join("commands/hello.md")).unwrap();
-    open.write_all(b"half a save\n").unwrap();
-    open.flush().unwrap();
+    let open = half_saved(&root.join("commands/hello.md"));
     let t = Instant::now();
     std::fs::write(root.join("skills/review/SKILL.md"), "edited\n").unwrap();
-    let e = sub.wait_for(bound, drift_changed("review"));
-    assert_eq!(e["new_drift"], "modified", "{e:#}");
-    assert!(t.elapsed() < bound, "{:?}", t.elapsed());
+    modified_within(&mut sub, "review", t, bound);
     let now = env.smctl_json(&["drift", project.to_str().unwrap(), "--no-sync"]);
     assert!(
         !now.to_string().contains("\"hello\""),
@@ -225,9 +209,7 @@ fn a_file_held_open_does_not_hold_back_a_completed_write_elsewhere() {
 
     let t = Instant::now();
     drop(open);
-    let e = sub.wait_for(bound, drift_changed("hello"));
-    assert_eq!(e["new_drift"], "modified", "{e:#}");
-    assert!(t.elapsed() < bound, "{:?}", t.elapsed());
+    modified_within(&mut sub, "hello", t, bound);
 }
 
 /// A three-artifact project watched with a settle window of ten seconds, and a subscriber
@@ -265,4 +247,21 @@ fn long_settle(env: &Env) -> LongSettle {
 /// Matches the `drift_changed` event of the artifact `name`.
 fn drift_changed(name: &'static str) -> impl Fn(&Value) -> bool {
     move |v: &Value| v["type"] == "event" && v["name"] == name && v["kind"] == "drift_changed"
+}
+
+/// Waits for the artifact `name` to turn `modified`, which must come within `bound` of
+/// `since`.
+fn modified_within(sub: &mut Subscriber, name: &'static str, since: Instant, bound: Duration) {
+    let e = sub.wait_for(bound, drift_changed(name));
+    assert_eq!(e["new_drift"], "modified", "{e:#}");
+    assert!(since.elapsed() < bound, "{:?}", since.elapsed());
+}
+
+/// A file written but still open: a save in progress until the handle is dropped.
+fn half_saved(path: &Path) -> std::fs::File {
+    use std::io::Write as _;
+    let mut open = std::fs::File::create(path).unwrap();
+    open.write_all(b"half a save\n").unwrap();
+    open.flush().unwrap();
+    open
 }
