@@ -349,9 +349,7 @@ fn watched_edits_become_versions_with_parents_and_auto_snapshots() {
         "[history]\nauto_snapshot_interval_secs = 0\n",
     );
     let arts = [Artifact::command("hello")];
-    make_collection(&env.skillmeat_home, "default", &arts);
-    let project = env.path("proj");
-    deploy(&env.skillmeat_home, "default", &project, ".claude", &arts);
+    let (_coll, project) = super::live::setup(&env, &arts);
     let _d = env.daemon();
     let p = project.to_str().unwrap();
     env.smctl_json(&["project", "add", p]);
@@ -400,9 +398,7 @@ fn watched_edits_become_versions_with_parents_and_auto_snapshots() {
 fn an_edit_put_back_to_the_deployed_content_is_the_newest_version() {
     let env = Env::new();
     let arts = [Artifact::command("hello")];
-    make_collection(&env.skillmeat_home, "default", &arts);
-    let project = env.path("proj");
-    deploy(&env.skillmeat_home, "default", &project, ".claude", &arts);
+    let (_coll, project) = super::live::setup(&env, &arts);
     let _d = env.daemon();
     let p = project.to_str().unwrap();
     env.smctl_json(&["project", "add", p]);
