@@ -153,9 +153,13 @@ impl Listing {
         h.finalize().into()
     }
 
-    /// The newest modification time of any file, if any.
-    pub fn newest_mtime_ns(&self) -> Option<i128> {
-        self.files.iter().map(|f| f.stamp.mtime_ns).max()
+    /// The newest change to any file, if any: a write lands in both its modification and
+    /// its change time, and whichever is newer tells how recent the change was.
+    pub fn newest_change_ns(&self) -> Option<i128> {
+        self.files
+            .iter()
+            .map(|f| f.stamp.mtime_ns.max(f.stamp.ctime_ns))
+            .max()
     }
 
     /// Total bytes the hash reads.

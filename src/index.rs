@@ -105,15 +105,11 @@ impl HashIndex {
         self.stats
             .bytes_read
             .fetch_add(listing.total_bytes(), Ordering::Relaxed);
-        // A write lands in both times; whichever is newer tells how recent the change was.
-        let newest = listing
-            .files
-            .iter()
-            .map(|f| f.stamp.mtime_ns.max(f.stamp.ctime_ns))
-            .max();
         let entry = CachedHash {
             stamp_digest: digest,
-            racy: newest.is_some_and(|t| t >= started - RACY_WINDOW_NS),
+            racy: listing
+                .newest_change_ns()
+                .is_some_and(|t| t >= started - RACY_WINDOW_NS),
             files: listing.files.len() as u64,
             hash: hash.clone(),
         };
