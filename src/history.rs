@@ -36,7 +36,7 @@ mod snapshot;
 pub mod time;
 
 pub use batch::{Batch, Capture};
-pub use snapshot::auto_snapshot_due;
+pub use snapshot::{AutoSnapshot, auto_snapshot_due};
 
 use batch::Pending;
 
@@ -182,6 +182,7 @@ impl History {
             path: path.to_path_buf(),
             origin,
             message: message.map(str::to_string),
+            expect: None,
         })
     }
 

@@ -32,12 +32,16 @@ use super::{History, HistoryError, Prepared, time};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Capture {
     /// The content at `path` as a new version of `location`, unless it equals the
-    /// location's newest version.
+    /// location's newest version. With `expect` (the content hash the watcher settled
+    /// on), only that content: a file that no longer holds it is being saved again, and
+    /// whatever it holds mid-save is never a version; that save's own batch records what
+    /// it settles on.
     Version {
         location: Location,
         path: PathBuf,
         origin: Origin,
         message: Option<String>,
+        expect: Option<String>,
     },
     /// A deployment's base (origin `deploy`): the content at `path` when it still hashes
     /// to `content_hash` (else adopted from a version with that hash elsewhere), unless a
@@ -99,7 +103,15 @@ impl Batch<'_> {
                 path,
                 origin,
                 message,
-            } => match h.prepare_in(location, path, *origin, message.as_deref(), None, p)? {
+                expect,
+            } => match h.prepare_in(
+                location,
+                path,
+                *origin,
+                message.as_deref(),
+                expect.as_deref(),
+                p,
+            )? {
                 Prepared::New(v) => Some(*v),
                 Prepared::Same(_) | Prepared::Nothing => None,
             },
@@ -297,6 +309,7 @@ mod tests {
             path: copy.clone(),
             origin: Origin::Watch,
             message: None,
+            expect: None,
         };
         let e = batch.add(&change).unwrap().unwrap();
         assert_eq!(batch.add(&change).unwrap(), None, "the same content twice");
@@ -327,11 +340,40 @@ mod tests {
             path: f,
             origin: Origin::Watch,
             message: None,
+            expect: None,
         };
         let mut batch = h.batch();
         batch.add(&capture).unwrap().unwrap();
         drop(batch);
         assert!(h.versions_of(&loc).unwrap().is_empty());
         assert!(h.batch().add(&capture).unwrap().is_some());
+    }
+
+    /// A change whose file is being saved again by the time it is recorded (here: emptied
+    /// by the next save's truncate) records nothing; the content the watcher settled on
+    /// is recorded.
+    #[test]
+    fn a_change_is_recorded_only_while_the_file_holds_what_the_watcher_saw() {
+        let (d, h) = setup();
+        let f = d.path().join("a.md");
+        let loc = Location::project(d.path(), ".claude", "commands/a.md");
+        std::fs::write(&f, "edited\n").unwrap();
+        let seen = content_hash(&f, Variant::Legacy).unwrap();
+        let change = |expect: &str| Capture::Version {
+            location: loc.clone(),
+            path: f.clone(),
+            origin: Origin::Watch,
+            message: None,
+            expect: Some(expect.to_string()),
+        };
+        std::fs::write(&f, "").unwrap();
+        let mut batch = h.batch();
+        assert_eq!(batch.add(&change(&seen)).unwrap(), None, "mid-save content");
+        std::fs::write(&f, "edited\n").unwrap();
+        let id = batch.add(&change(&seen)).unwrap().unwrap();
+        batch.commit().unwrap();
+        let versions = h.versions_of(&loc).unwrap();
+        assert_eq!(versions.len(), 1);
+        assert_eq!((versions[0].id, &versions[0].content_hash), (id, &seen));
     }
 }

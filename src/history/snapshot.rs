@@ -17,6 +17,20 @@ pub fn auto_snapshot_due(last_ms: Option<i64>, now_ms: i64, min_interval_ms: i64
     }
 }
 
+/// A snapshot's members and the versions new among them.
+type Captured = (Vec<VersionId>, Vec<Version>);
+
+/// What [`History::auto_snapshot`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AutoSnapshot {
+    /// Taken, with this id.
+    Taken(SnapshotId),
+    /// Not due yet, or nothing changed since the last snapshot.
+    NotTaken,
+    /// A member is being saved: nothing was recorded.
+    Unsettled,
+}
+
 impl History {
     /// The artifacts a snapshot of `target` covers, with their paths on disk.
     ///
@@ -78,30 +92,37 @@ impl History {
         message: Option<&str>,
     ) -> Result<SnapshotId, HistoryError> {
         let _w = self.lock();
-        let (members, new) = self.capture_members(target, origin)?;
+        let (members, new) = self
+            .capture_members(target, origin, &|_| None)?
+            .expect("nothing expected: every member is as found");
         self.record_snapshot(target, time::now_ms(), origin, message, members, &new)
     }
 
     /// Captures every artifact `target` covers: the members' ids and the new versions
-    /// (whose blobs are written, not yet flushed).
+    /// (whose blobs are written, not yet flushed). A member for which `settled` names a
+    /// content hash must hold that content (or be absent when it names none): `None` when
+    /// one does not, a save under way.
     pub(super) fn capture_members(
         &self,
         target: &SnapshotTarget,
         origin: Origin,
-    ) -> Result<(Vec<VersionId>, Vec<Version>), HistoryError> {
+        settled: &dyn Fn(&Location) -> Option<String>,
+    ) -> Result<Option<Captured>, HistoryError> {
         let mut members = Vec::new();
         let mut new = Vec::new();
         for (loc, path) in self.members_on_disk(target)? {
-            match self.prepare(&loc, &path, origin, None, None)? {
+            let expect = settled(&loc);
+            match self.prepare(&loc, &path, origin, None, expect.as_deref())? {
                 Prepared::Same(id) => members.push(id),
                 Prepared::New(v) => {
                     members.push(v.id);
                     new.push(*v);
                 }
+                Prepared::Nothing if expect.is_some() => return Ok(None),
                 Prepared::Nothing => {}
             }
         }
-        Ok((members, new))
+        Ok(Some((members, new)))
     }
 
     /// Records a snapshot and its new versions durably: blobs flushed first, then the
@@ -131,7 +152,12 @@ impl History {
 
     /// The call for "changes under `target` settled": takes an automatic snapshot (origin
     /// `watch`) unless one was taken less than `min_interval_ms` ago, or nothing changed
-    /// since the last snapshot of `target`. Returns the new snapshot's id.
+    /// since the last snapshot of `target`.
+    ///
+    /// `settled` names, for the artifacts the watcher knows, the content it settled on.
+    /// A file that holds something else is being saved again: no snapshot is taken then
+    /// ([`AutoSnapshot::Unsettled`]; ask again later), so a snapshot never holds a file
+    /// caught mid-save.
     ///
     /// # Errors
     /// As [`History::snapshot`].
@@ -140,11 +166,12 @@ impl History {
         target: &SnapshotTarget,
         now_ms: i64,
         min_interval_ms: i64,
-    ) -> Result<Option<SnapshotId>, HistoryError> {
+        settled: &dyn Fn(&Location) -> Option<String>,
+    ) -> Result<AutoSnapshot, HistoryError> {
         let _w = self.lock();
         let last = self.store.last_auto_snapshot(target)?;
         if !auto_snapshot_due(last, now_ms, min_interval_ms) {
-            return Ok(None);
+            return Ok(AutoSnapshot::NotTaken);
         }
         let previous = self
             .store
@@ -152,14 +179,16 @@ impl History {
             .into_iter()
             .rfind(|s| &s.target == target);
         // Capture first; a snapshot equal to the previous one is not recorded.
-        let (members, new) = self.capture_members(target, Origin::Watch)?;
+        let Some((members, new)) = self.capture_members(target, Origin::Watch, settled)? else {
+            return Ok(AutoSnapshot::Unsettled);
+        };
         if new.is_empty() && previous.is_some_and(|p| p.members == members) {
-            return Ok(None);
+            return Ok(AutoSnapshot::NotTaken);
         }
         let id = self.record_snapshot(target, now_ms, Origin::Watch, None, members, &new)?;
         self.store.set_last_auto_snapshot(target, now_ms)?;
         self.store.flush()?;
-        Ok(Some(id))
+        Ok(AutoSnapshot::Taken(id))
     }
 
     /// One snapshot.
@@ -229,5 +258,49 @@ mod tests {
         assert!(!auto_snapshot_due(Some(800), 1000, 500));
         assert!(auto_snapshot_due(Some(500), 1000, 500));
         assert!(auto_snapshot_due(Some(2000), 1000, 500));
+    }
+
+    /// An automatic snapshot taken while an artifact is mid-save (emptied by a truncate
+    /// the watcher has not settled) records nothing and says so; once the file holds the
+    /// content the watcher settled on, it is taken with that content.
+    #[test]
+    fn an_automatic_snapshot_waits_for_a_save_under_way() {
+        let (d, h) = crate::history::tests::setup();
+        let project = d.path().join("proj");
+        let file = project.join(".claude/commands/a.md");
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(&file, "settled\n").unwrap();
+        let settled = crate::hash::content_hash(&file, crate::hash::Variant::Legacy).unwrap();
+        let record = format!(
+            "[[deployed]]\nartifact_name = \"a\"\nartifact_type = \"command\"\nfrom_collection = \"default\"\ndeployed_at = \"2026-01-05T15:07:49\"\nartifact_path = \"commands/a.md\"\ncontent_hash = \"{settled}\"\n"
+        );
+        std::fs::write(project.join(".claude").join(deployment::FILE_NAME), record).unwrap();
+        let target = SnapshotTarget::Project(project.clone());
+        let loc = Location::project(&project, ".claude", "commands/a.md");
+        let seen = |l: &Location| (*l == loc).then(|| settled.clone());
+
+        std::fs::write(&file, "").unwrap();
+        assert_eq!(
+            h.auto_snapshot(&target, 1_000, 0, &seen).unwrap(),
+            AutoSnapshot::Unsettled
+        );
+        assert!(h.versions_of(&loc).unwrap().is_empty(), "nothing recorded");
+
+        std::fs::write(&file, "settled\n").unwrap();
+        let AutoSnapshot::Taken(id) = h.auto_snapshot(&target, 2_000, 0, &seen).unwrap() else {
+            panic!("taken once the save is done");
+        };
+        let members = h.members(&h.snapshot_record(id).unwrap()).unwrap();
+        let hashes: Vec<&str> = members
+            .iter()
+            .filter(|v| v.location == loc)
+            .map(|v| v.content_hash.as_str())
+            .collect();
+        assert_eq!(hashes, [settled.as_str()]);
+        assert_eq!(
+            h.auto_snapshot(&target, 3_000, 0, &seen).unwrap(),
+            AutoSnapshot::NotTaken,
+            "nothing changed since"
+        );
     }
 }

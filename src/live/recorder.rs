@@ -32,8 +32,8 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
-use crate::history::Capture;
 use crate::history::time::now_ms;
+use crate::history::{AutoSnapshot, Capture};
 use crate::model::{Location, SnapshotTarget};
 
 use super::Live;
@@ -433,15 +433,26 @@ impl Desk {
             })
             .cloned()
             .collect();
+        let state = self.live.state();
         for t in due {
+            let settled = settled_at(&state, &t);
+            let taken = history.auto_snapshot(&t, now, interval, &|l| settled.get(l).cloned());
+            if let Ok(AutoSnapshot::Unsettled) = taken {
+                // A save under way: its batch comes next; the snapshot waits for it.
+                tracing::debug!(target = %t, "automatic snapshot waits for a save under way");
+                continue;
+            }
             self.pending_snapshots.remove(&t);
             self.last_snapshot_ms.insert(t.clone(), now);
-            match history.auto_snapshot(&t, now, interval) {
-                Ok(Some(id)) => tracing::debug!(target = %t, ?id, "automatic snapshot"),
-                Ok(None) => {}
+            match taken {
+                Ok(AutoSnapshot::Taken(id)) => {
+                    tracing::debug!(target = %t, ?id, "automatic snapshot");
+                }
+                Ok(_) => {}
                 Err(e) => tracing::warn!(target = %t, "automatic snapshot failed: {e}"),
             }
         }
+        drop(state);
         if now - self.last_prune_ms >= PRUNE_EVERY_MS {
             self.last_prune_ms = now;
             let protected: std::collections::HashSet<String> = self
@@ -452,6 +463,28 @@ impl Desk {
                 Err(e) => tracing::warn!("history retention failed: {e}"),
             }
         }
+    }
+}
+
+/// The content the watcher settled on for each artifact `target` covers, by location.
+fn settled_at(state: &super::State, target: &SnapshotTarget) -> HashMap<Location, String> {
+    match target {
+        SnapshotTarget::Project(p) => state
+            .reports_of(Some(p))
+            .filter_map(|r| {
+                let rel = r.artifact_path.to_string_lossy();
+                let loc = Location::project(&r.project, &r.profile_root, &rel);
+                Some((loc, r.project_sha.clone()?))
+            })
+            .collect(),
+        SnapshotTarget::Collection(name) => state
+            .all()
+            .filter(|r| r.collection == *name)
+            .filter_map(|r| {
+                let rel = r.collection_path.as_ref()?.to_string_lossy();
+                Some((Location::collection(name, &rel), r.collection_sha.clone()?))
+            })
+            .collect(),
     }
 }
 

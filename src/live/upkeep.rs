@@ -44,13 +44,16 @@ impl Work {
         }
     }
 
-    fn version(location: Location, path: PathBuf, root: SnapshotTarget) -> Work {
+    /// The content the watcher settled on (hashing to `hash`) as a version, when it is
+    /// recorded while the file still holds it.
+    fn version(location: Location, path: PathBuf, hash: &str, root: SnapshotTarget) -> Work {
         Work {
             capture: Capture::Version {
                 location,
                 path,
                 origin: Origin::Watch,
                 message: None,
+                expect: Some(hash.to_string()),
             },
             root: Some(root),
         }
@@ -123,7 +126,7 @@ impl Worker {
                 if (!known && based.contains(&(&loc, hash))) || !seen.insert(loc.clone()) {
                     return;
                 }
-                let work = Work::version(loc, path, root);
+                let work = Work::version(loc, path, hash, root);
                 if known {
                     changes.push(work);
                 } else {
