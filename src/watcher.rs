@@ -1,10 +1,12 @@
-//! Kernel file events (notify) turned into change hints, with polling as the fallback.
+//! Kernel file events turned into change hints, with polling as the fallback.
 //!
-//! The watcher owns the notify watchers and the set of watched roots. Its callbacks run on
-//! notify's threads and only `try_send` [`Hint`]s into a bounded queue: when the queue is
-//! full, or the kernel's own queue overflowed (notify's rescan flag), a shared
-//! [`Overflow`] flag is raised instead and the live loop reconciles everything — events are
-//! hints, never the truth, and overflow is never silent.
+//! The watcher owns the kernel watcher and the set of watched roots: on Linux our own
+//! inotify reader (`inotify`: one walk finds the folders and watches them, without
+//! notify's stat of every file), elsewhere notify's recommended watcher (`portable`).
+//! Either runs on a thread of its own and only `try_send`s [`Hint`]s into a bounded queue:
+//! when the queue is full, or the kernel's own queue overflowed, a shared [`Overflow`]
+//! flag is raised instead and the live loop reconciles everything — events are hints,
+//! never the truth, and overflow is never silent.
 //!
 //! A root whose watch cannot be added because the inotify watch limit is exhausted
 //! (ENOSPC / `MaxFilesWatch`) is polled instead; [`Watcher::polled`] says which and why.
@@ -23,12 +25,29 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use notify::{EventKind, RecursiveMode, Watcher as _};
 use tokio::sync::{Notify, mpsc};
 
 use crate::transient::is_transient;
 
 pub mod count;
+#[cfg(target_os = "linux")]
+mod inotify;
+// Built everywhere, so Linux builds check it and its tests run here; used elsewhere.
+#[cfg_attr(target_os = "linux", allow(dead_code))]
+mod portable;
+
+#[cfg(target_os = "linux")]
+use inotify::Kernel;
+#[cfg(not(target_os = "linux"))]
+use portable::Kernel;
+
+/// Why a root cannot be watched by kernel events.
+#[derive(Debug)]
+enum WatchError {
+    /// The inotify watch limit is exhausted.
+    Limit,
+    Other(String),
+}
 
 /// The sysctl that raises the inotify watch limit.
 pub const WATCH_LIMIT_FIX: &str =
@@ -61,25 +80,6 @@ pub enum Stage {
     Removed,
 }
 
-impl Stage {
-    /// The stage of a kernel event, `None` for events that change nothing (reads, opens,
-    /// and the paired rename event whose halves come on their own).
-    fn of(kind: &EventKind) -> Option<Stage> {
-        use notify::event::{AccessKind, AccessMode, ModifyKind, RenameMode};
-        Some(match kind {
-            EventKind::Access(AccessKind::Close(AccessMode::Write)) => Stage::Complete,
-            EventKind::Access(_) => return None,
-            EventKind::Modify(ModifyKind::Name(RenameMode::To)) => Stage::Complete,
-            EventKind::Modify(ModifyKind::Name(RenameMode::Both)) => return None,
-            EventKind::Modify(ModifyKind::Name(RenameMode::From)) | EventKind::Remove(_) => {
-                Stage::Removed
-            }
-            EventKind::Modify(ModifyKind::Metadata(_)) => Stage::Attributes,
-            _ => Stage::Writing,
-        })
-    }
-}
-
 /// Raised when hints were lost; the live loop answers with a full reconcile.
 #[derive(Debug, Default)]
 pub struct Overflow {
@@ -110,7 +110,7 @@ pub enum Depth {
 
 /// The notify watchers and what they watch.
 pub struct Watcher {
-    kernel: Option<notify::RecommendedWatcher>,
+    kernel: Option<Kernel>,
     poll: Poller,
     roots: BTreeMap<PathBuf, Depth>,
     polled: BTreeMap<PathBuf, String>,
@@ -129,48 +129,9 @@ impl std::fmt::Debug for Watcher {
     }
 }
 
-fn handler(
-    tx: mpsc::Sender<Hint>,
-    overflow: Arc<Overflow>,
-) -> impl Fn(notify::Result<notify::Event>) + Send + 'static {
-    move |res: notify::Result<notify::Event>| match res {
-        Ok(event) => {
-            if count::moves_watches(&event.kind) {
-                count::changed();
-            }
-            if event.need_rescan() {
-                tracing::warn!("the kernel dropped file events; reconciling");
-                overflow.raise();
-                return;
-            }
-            let Some(stage) = Stage::of(&event.kind) else {
-                return;
-            };
-            let paths: Vec<PathBuf> = event
-                .paths
-                .into_iter()
-                .filter(|p| !is_transient(p))
-                .collect();
-            if paths.is_empty() {
-                return;
-            }
-            if tx.try_send(Hint { paths, stage }).is_err() {
-                overflow.raise();
-            }
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "file watcher error; reconciling");
-            overflow.raise();
-        }
-    }
-}
-
-fn kernel_watcher(
-    tx: &mpsc::Sender<Hint>,
-    overflow: &Arc<Overflow>,
-) -> Option<notify::RecommendedWatcher> {
-    match notify::recommended_watcher(handler(tx.clone(), Arc::clone(overflow))) {
-        Ok(w) => Some(w),
+fn kernel_watcher(tx: &mpsc::Sender<Hint>, overflow: &Arc<Overflow>) -> Option<Kernel> {
+    match Kernel::start(tx.clone(), Arc::clone(overflow)) {
+        Ok(k) => Some(k),
         Err(e) => {
             tracing::warn!(error = %e, "no kernel file events; polling every root");
             None
@@ -289,10 +250,6 @@ impl Watcher {
 
     /// Watches one root; returns the reason when it had to be polled.
     fn watch(&mut self, path: &Path, depth: Depth) -> Option<String> {
-        let mode = match depth {
-            Depth::Flat => RecursiveMode::NonRecursive,
-            Depth::Recursive => RecursiveMode::Recursive,
-        };
         let reason = match (&mut self.kernel, self.force_polling, self.fault_limit) {
             (_, true, _) => {
                 Some("polling is forced by configuration (watch.force_polling)".to_string())
@@ -301,17 +258,13 @@ impl Watcher {
             (Some(_), _, true) => Some(format!(
                 "the inotify watch limit is exhausted (simulated by {FAULT_WATCH_LIMIT}); raise it: {WATCH_LIMIT_FIX}"
             )),
-            (Some(k), _, _) => match k.watch(path, mode) {
+            (Some(k), _, _) => match k.watch(path, depth) {
                 Ok(()) => None,
-                Err(e) if is_limit(&e) => {
-                    let _ = k.unwatch(path);
-                    Some(format!(
-                        "the inotify watch limit is exhausted; raise it: {WATCH_LIMIT_FIX}"
-                    ))
-                }
-                Err(e) => {
+                Err(WatchError::Limit) => Some(format!(
+                    "the inotify watch limit is exhausted; raise it: {WATCH_LIMIT_FIX}"
+                )),
+                Err(WatchError::Other(e)) => {
                     tracing::warn!(root = %path.display(), error = %e, "cannot watch; polling it");
-                    let _ = k.unwatch(path);
                     Some(format!("kernel watch failed: {e}"))
                 }
             },
@@ -327,12 +280,12 @@ impl Watcher {
 
     fn unwatch(&mut self, path: &Path) {
         count::changed();
+        let depth = self.roots.remove(path).unwrap_or(Depth::Recursive);
         if self.polled.remove(path).is_some() {
             self.poll.unwatch(path);
         } else if let Some(k) = &mut self.kernel {
-            let _ = k.unwatch(path);
+            k.unwatch(path, depth);
         }
-        self.roots.remove(path);
     }
 }
 
@@ -507,14 +460,6 @@ impl Drop for Poller {
             t.thread().unpark();
             let _ = t.join();
         }
-    }
-}
-
-fn is_limit(e: &notify::Error) -> bool {
-    match &e.kind {
-        notify::ErrorKind::MaxFilesWatch => true,
-        notify::ErrorKind::Io(io) => io.raw_os_error() == Some(libc::ENOSPC),
-        _ => false,
     }
 }
 

@@ -112,3 +112,138 @@ async fn a_full_queue_raises_overflow() {
         .unwrap();
     assert!(overflow.take());
 }
+
+/// The next hint naming `path` (within 10 s), with the hints before it.
+async fn hint_for(rx: &mut mpsc::Receiver<Hint>, path: &Path) -> (Hint, Vec<Hint>) {
+    let mut before = Vec::new();
+    loop {
+        let h = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+            .await
+            .unwrap_or_else(|_| panic!("no hint for {path:?}; saw {before:?}"))
+            .unwrap();
+        if h.paths.iter().any(|p| p == path) {
+            return (h, before);
+        }
+        before.push(h);
+    }
+}
+
+fn watcher(root: &Path, depth: Depth) -> (Watcher, mpsc::Receiver<Hint>) {
+    let (tx, rx) = mpsc::channel(1024);
+    let mut w = Watcher::new(
+        tx,
+        Arc::new(Overflow::default()),
+        false,
+        Duration::from_secs(3600),
+    );
+    let (_, polled) = w.set_roots(&BTreeMap::from([(root.to_path_buf(), depth)]));
+    assert!(polled.is_empty(), "{polled:?}");
+    (w, rx)
+}
+
+#[tokio::test]
+async fn folders_made_below_a_recursive_root_are_watched_at_once() {
+    let d = tempfile::tempdir().unwrap();
+    let (_w, mut rx) = watcher(d.path(), Depth::Recursive);
+    // Made and written in one go: the file's write may come before its folder's watch, so
+    // the hint for the folder (sent once it is watched) or the file's own must come.
+    let deep = d.path().join("a/b/c");
+    std::fs::create_dir_all(&deep).unwrap();
+    std::fs::write(deep.join("first"), b"1").unwrap();
+    hint_for(&mut rx, &d.path().join("a")).await;
+    // Once its hint came, the new folder's own changes come too.
+    std::fs::write(deep.join("f"), b"1").unwrap();
+    let (h, _) = hint_for(&mut rx, &deep.join("f")).await;
+    assert_eq!(h.stage, Stage::Writing);
+    let (h, _) = hint_for(&mut rx, &deep.join("f")).await;
+    assert_eq!(h.stage, Stage::Complete, "closed after writing");
+}
+
+#[tokio::test]
+async fn a_folder_renamed_inside_the_root_reports_under_its_new_path_only() {
+    let d = tempfile::tempdir().unwrap();
+    let (old, new) = (d.path().join("x"), d.path().join("y"));
+    std::fs::create_dir_all(old.join("sub")).unwrap();
+    let (_w, mut rx) = watcher(d.path(), Depth::Recursive);
+    std::fs::rename(&old, &new).unwrap();
+    let (h, _) = hint_for(&mut rx, &new).await;
+    assert_eq!(h.stage, Stage::Complete, "renamed into place");
+    std::fs::write(new.join("sub/f"), b"1").unwrap();
+    let (_, before) = hint_for(&mut rx, &new.join("sub/f")).await;
+    let stale: Vec<&PathBuf> = before
+        .iter()
+        .flat_map(|h| &h.paths)
+        .filter(|p| p.starts_with(&old) && *p != &old)
+        .collect();
+    assert!(stale.is_empty(), "{stale:?}");
+}
+
+#[tokio::test]
+async fn a_folder_moved_out_of_the_root_is_no_longer_reported() {
+    let d = tempfile::tempdir().unwrap();
+    let root = d.path().join("root");
+    let away = d.path().join("away");
+    std::fs::create_dir_all(root.join("x")).unwrap();
+    let (_w, mut rx) = watcher(&root, Depth::Recursive);
+    std::fs::rename(root.join("x"), &away).unwrap();
+    hint_for(&mut rx, &root.join("x")).await;
+    std::fs::write(away.join("f"), b"1").unwrap();
+    // A marker written after it: every hint before the marker's is checked.
+    std::fs::write(root.join("marker"), b"1").unwrap();
+    let (_, before) = hint_for(&mut rx, &root.join("marker")).await;
+    assert!(
+        before
+            .iter()
+            .all(|h| h.paths.iter().all(|p| !p.ends_with("f"))),
+        "{before:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_folder_linked_below_a_recursive_root_is_watched_through_its_link() {
+    let d = tempfile::tempdir().unwrap();
+    let (root, target) = (d.path().join("root"), d.path().join("elsewhere/skill"));
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::create_dir_all(&target).unwrap();
+    std::os::unix::fs::symlink(&target, root.join("skill")).unwrap();
+    // A link back up (a loop) is not followed.
+    std::os::unix::fs::symlink(&root, target.join("loop")).unwrap();
+    let (_w, mut rx) = watcher(&root, Depth::Recursive);
+    std::fs::write(target.join("SKILL.md"), b"1").unwrap();
+    hint_for(&mut rx, &root.join("skill/SKILL.md")).await;
+}
+
+#[tokio::test]
+async fn dropping_a_flat_root_keeps_the_recursive_root_inside_it() {
+    let d = tempfile::tempdir().unwrap();
+    let inner = d.path().join(".claude");
+    std::fs::create_dir_all(inner.join("skills")).unwrap();
+    let (tx, mut rx) = mpsc::channel(1024);
+    let mut w = Watcher::new(
+        tx,
+        Arc::new(Overflow::default()),
+        false,
+        Duration::from_secs(3600),
+    );
+    w.set_roots(&BTreeMap::from([
+        (d.path().to_path_buf(), Depth::Flat),
+        (inner.clone(), Depth::Recursive),
+    ]));
+    w.set_roots(&BTreeMap::from([(inner.clone(), Depth::Recursive)]));
+    std::fs::write(inner.join("skills/f"), b"1").unwrap();
+    hint_for(&mut rx, &inner.join("skills/f")).await;
+}
+
+/// notify's watcher, used where inotify is not, still turns events into hints.
+#[tokio::test]
+async fn the_portable_watcher_turns_events_into_hints() {
+    let d = tempfile::tempdir().unwrap();
+    let (tx, mut rx) = mpsc::channel(1024);
+    let mut k = portable::Kernel::start(tx, Arc::new(Overflow::default())).unwrap();
+    k.watch(d.path(), Depth::Recursive).unwrap();
+    std::fs::create_dir_all(d.path().join("a")).unwrap();
+    std::fs::write(d.path().join("f"), b"1").unwrap();
+    let (h, _) = hint_for(&mut rx, &d.path().join("f")).await;
+    assert!(matches!(h.stage, Stage::Writing | Stage::Complete), "{h:?}");
+    k.unwatch(d.path(), Depth::Recursive);
+}

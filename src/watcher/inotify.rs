@@ -1,0 +1,413 @@
+//! Kernel events on Linux: one inotify instance, read by a thread of its own, watching
+//! each folder below a recursive root.
+//!
+//! notify's recursive watch walks a root with `walkdir` and stats every entry to find the
+//! folders, then sends one message to its event thread per watch; on 100,000 files in
+//! 20,200 folders that took 0.56 s on a quiet machine. This walk reads each folder's
+//! entries with their types (no stat but for symbolic links) and adds the watches itself:
+//! 0.23 s for the same tree. The watch of a folder is added before its entries are read,
+//! so nothing created meanwhile is missed.
+//!
+//! Below a recursive root, a folder created or renamed into place is watched (with
+//! everything in it) before its hint is sent; a folder renamed away or deleted drops its
+//! watches, so no event is ever reported under a path it no longer has. A root's own
+//! deletion or move is a removal of the root. A kernel queue overflow raises
+//! [`Overflow`].
+
+use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+
+use inotify::{EventMask, Inotify, WatchDescriptor, WatchMask, Watches};
+use tokio::sync::mpsc;
+
+use super::{Depth, Hint, Overflow, Stage, WatchError, count};
+use crate::transient::is_transient;
+
+/// What every folder is watched for; a root also for its own deletion or move.
+const MASK: WatchMask = WatchMask::ATTRIB
+    .union(WatchMask::CREATE)
+    .union(WatchMask::DELETE)
+    .union(WatchMask::CLOSE_WRITE)
+    .union(WatchMask::MODIFY)
+    .union(WatchMask::MOVED_FROM)
+    .union(WatchMask::MOVED_TO);
+const ROOT_MASK: WatchMask = MASK
+    .union(WatchMask::DELETE_SELF)
+    .union(WatchMask::MOVE_SELF);
+
+/// The watches held: each folder's descriptor, and back.
+#[derive(Default)]
+struct Tree {
+    folders: HashMap<WatchDescriptor, Folder>,
+    by_path: HashMap<Arc<Path>, WatchDescriptor>,
+}
+
+struct Folder {
+    path: Arc<Path>,
+    /// Whether folders created below it are watched too.
+    recursive: bool,
+    /// Whether it is a root (its own deletion is a change).
+    root: bool,
+}
+
+/// The Linux kernel watcher; dropping it stops its thread.
+pub(super) struct Kernel {
+    shared: Arc<Shared>,
+    /// Written to wake the thread when stopping.
+    wake: OwnedFd,
+    thread: Option<JoinHandle<()>>,
+}
+
+struct Shared {
+    tree: Mutex<Tree>,
+    watches: Mutex<Watches>,
+    stop: AtomicBool,
+}
+
+impl Shared {
+    fn tree(&self) -> MutexGuard<'_, Tree> {
+        self.tree.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Watches `dir` (and, when `recursive`, every folder below it, following symbolic
+    /// links to folders once). Folders that vanish meanwhile are skipped.
+    ///
+    /// # Errors
+    /// A watch cannot be added (the limit, permissions).
+    fn add(&self, tree: &mut Tree, dir: &Path, recursive: bool, root: bool) -> io::Result<()> {
+        let mut pending = vec![dir.to_path_buf()];
+        let mut first = true;
+        while let Some(d) = pending.pop() {
+            let is_root = root && std::mem::take(&mut first);
+            match self.watch_one(tree, &d, recursive, is_root) {
+                Ok(()) => {}
+                Err(e) if d != dir && vanished(&e) => continue,
+                Err(e) => return Err(e),
+            }
+            if !recursive {
+                continue;
+            }
+            let Ok(entries) = std::fs::read_dir(&d) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                let Ok(t) = e.file_type() else { continue };
+                let path = e.path();
+                let folder = t.is_dir() || (t.is_symlink() && links_to_new_folder(&path));
+                if folder && !is_transient(&path) {
+                    pending.push(path);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn watch_one(
+        &self,
+        tree: &mut Tree,
+        dir: &Path,
+        recursive: bool,
+        root: bool,
+    ) -> io::Result<()> {
+        let mask = if root { ROOT_MASK } else { MASK };
+        let wd = self
+            .watches
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .add(dir, mask)?;
+        let path: Arc<Path> = Arc::from(dir);
+        // The same folder reached by a second path keeps one descriptor: the last path wins.
+        if let Some(old) = tree.folders.insert(
+            wd.clone(),
+            Folder {
+                path: Arc::clone(&path),
+                recursive,
+                root,
+            },
+        ) && old.path != path
+        {
+            tree.by_path.remove(&old.path);
+        }
+        tree.by_path.insert(path, wd);
+        Ok(())
+    }
+
+    /// Drops the watches of `dir` and, with `below`, of every folder below it but the
+    /// roots watched on their own.
+    fn remove(&self, tree: &mut Tree, dir: &Path, below: bool) {
+        let gone: Vec<(Arc<Path>, WatchDescriptor)> = if below {
+            tree.by_path
+                .iter()
+                .filter(|(p, wd)| {
+                    &***p == dir
+                        || (p.starts_with(dir) && !tree.folders.get(*wd).is_some_and(|f| f.root))
+                })
+                .map(|(p, wd)| (Arc::clone(p), wd.clone()))
+                .collect()
+        } else {
+            tree.by_path
+                .get_key_value(dir)
+                .map(|(p, wd)| (Arc::clone(p), wd.clone()))
+                .into_iter()
+                .collect()
+        };
+        let mut watches = self.watches.lock().unwrap_or_else(|e| e.into_inner());
+        for (p, wd) in gone {
+            tree.by_path.remove(&p);
+            tree.folders.remove(&wd);
+            let _ = watches.remove(wd);
+        }
+    }
+}
+
+/// Whether a watch failed because its folder is gone (or no longer a folder).
+fn vanished(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR))
+}
+
+/// Whether the symbolic link at `path` leads to a folder that is not one of its own
+/// ancestors (a loop).
+fn links_to_new_folder(path: &Path) -> bool {
+    let Ok(target) = std::fs::metadata(path) else {
+        return false;
+    };
+    target.is_dir()
+        && !path.ancestors().skip(1).any(|a| {
+            std::fs::metadata(a).is_ok_and(|m| m.dev() == target.dev() && m.ino() == target.ino())
+        })
+}
+
+impl Kernel {
+    /// Starts the inotify instance and its reading thread.
+    ///
+    /// # Errors
+    /// inotify cannot be initialised (the instance limit), or the thread cannot start.
+    pub(super) fn start(tx: mpsc::Sender<Hint>, overflow: Arc<Overflow>) -> io::Result<Kernel> {
+        let inotify = Inotify::init()?;
+        let mut fds = [0; 2];
+        // SAFETY: `fds` is a valid array of two descriptors for pipe2 to fill.
+        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: pipe2 succeeded: both descriptors are open and owned by nothing else.
+        let (read, wake) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        let shared = Arc::new(Shared {
+            tree: Mutex::new(Tree::default()),
+            watches: Mutex::new(inotify.watches()),
+            stop: AtomicBool::new(false),
+        });
+        let reader = Reader {
+            shared: Arc::clone(&shared),
+            inotify,
+            wake: read,
+            tx,
+            overflow,
+        };
+        let thread = std::thread::Builder::new()
+            .name("skillmeatd-inotify".into())
+            .spawn(move || reader.run())?;
+        Ok(Kernel {
+            shared,
+            wake,
+            thread: Some(thread),
+        })
+    }
+
+    /// Watches `root` (for [`Depth::Recursive`], with every folder below it).
+    ///
+    /// # Errors
+    /// The watch limit is exhausted, or a folder cannot be watched; nothing of `root` is
+    /// left watched then.
+    pub(super) fn watch(&mut self, root: &Path, depth: Depth) -> Result<(), WatchError> {
+        let mut tree = self.shared.tree();
+        let added = self
+            .shared
+            .add(&mut tree, root, depth == Depth::Recursive, true);
+        added.map_err(|e| {
+            self.shared.remove(&mut tree, root, true);
+            if e.raw_os_error() == Some(libc::ENOSPC) {
+                WatchError::Limit
+            } else {
+                WatchError::Other(e.to_string())
+            }
+        })
+    }
+
+    /// Stops watching `root` (watched with `depth`).
+    pub(super) fn unwatch(&mut self, root: &Path, depth: Depth) {
+        let mut tree = self.shared.tree();
+        self.shared
+            .remove(&mut tree, root, depth == Depth::Recursive);
+    }
+}
+
+impl Drop for Kernel {
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::SeqCst);
+        // SAFETY: writes one byte from a valid buffer to the pipe this watcher owns.
+        let _ = unsafe { libc::write(self.wake.as_raw_fd(), [1u8].as_ptr().cast(), 1) };
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// The reading thread's side.
+struct Reader {
+    shared: Arc<Shared>,
+    inotify: Inotify,
+    wake: OwnedFd,
+    tx: mpsc::Sender<Hint>,
+    overflow: Arc<Overflow>,
+}
+
+impl Reader {
+    fn run(mut self) {
+        let mut buffer = vec![0u8; 64 * 1024];
+        while !self.shared.stop.load(Ordering::SeqCst) {
+            let mut fds = [
+                libc::pollfd {
+                    fd: self.inotify.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+                libc::pollfd {
+                    fd: self.wake.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+            ];
+            // SAFETY: `fds` is a valid array of two pollfd for the call's duration.
+            let ready = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
+            if ready < 0 {
+                if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                tracing::error!(error = %io::Error::last_os_error(), "cannot wait for file events; reconciling");
+                self.overflow.raise();
+                return;
+            }
+            if fds[0].revents != 0 {
+                self.read(&mut buffer);
+            }
+        }
+    }
+
+    /// Reads every event waiting and sends their hints.
+    fn read(&mut self, buffer: &mut [u8]) {
+        loop {
+            let mut hints: Vec<Hint> = Vec::new();
+            match self.inotify.read_events(buffer) {
+                Ok(events) => {
+                    let mut tree = self.shared.tree();
+                    for e in events {
+                        if let Some((path, stage)) = self.event(&mut tree, e.wd, e.mask, e.name) {
+                            push(&mut hints, path, stage);
+                        }
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read file events; reconciling");
+                    self.overflow.raise();
+                    return;
+                }
+            }
+            for h in hints {
+                if self.tx.try_send(h).is_err() {
+                    self.overflow.raise();
+                }
+            }
+        }
+    }
+
+    /// One event: keeps the watches in step with the folders, and returns the path and
+    /// stage of the change it reports.
+    fn event(
+        &self,
+        tree: &mut Tree,
+        wd: WatchDescriptor,
+        mask: EventMask,
+        name: Option<&OsStr>,
+    ) -> Option<(PathBuf, Stage)> {
+        if mask.contains(EventMask::Q_OVERFLOW) {
+            tracing::warn!("the kernel dropped file events; reconciling");
+            self.overflow.raise();
+            return None;
+        }
+        let folder = tree.folders.get(&wd)?;
+        let (recursive, root) = (folder.recursive, folder.root);
+        let path = match name {
+            Some(n) => folder.path.join(n),
+            None => folder.path.to_path_buf(),
+        };
+        if mask.contains(EventMask::IGNORED) {
+            if let Some(f) = tree.folders.remove(&wd) {
+                tree.by_path.remove(&f.path);
+            }
+            count::changed();
+            return None;
+        }
+        if mask.intersects(EventMask::DELETE_SELF | EventMask::MOVE_SELF) {
+            // A folder below a root reports its own end through its parent.
+            return root.then_some((path, Stage::Removed));
+        }
+        let folder_changed = mask.contains(EventMask::ISDIR);
+        if folder_changed && mask.intersects(EventMask::MOVED_FROM | EventMask::DELETE) {
+            self.shared.remove(tree, &path, true);
+            count::changed();
+        }
+        if folder_changed
+            && recursive
+            && mask.intersects(EventMask::CREATE | EventMask::MOVED_TO)
+            && !is_transient(&path)
+        {
+            if let Err(e) = self.shared.add(tree, &path, true, false) {
+                tracing::warn!(folder = %path.display(), error = %e, "cannot watch a new folder; reconciling");
+                self.overflow.raise();
+            }
+            count::changed();
+        }
+        if is_transient(&path) {
+            return None;
+        }
+        Some((path, stage(mask)?))
+    }
+}
+
+/// How far along the change an event reports is; `None` for events that change nothing.
+fn stage(mask: EventMask) -> Option<Stage> {
+    Some(
+        if mask.intersects(EventMask::CLOSE_WRITE | EventMask::MOVED_TO) {
+            Stage::Complete
+        } else if mask.intersects(EventMask::MOVED_FROM | EventMask::DELETE) {
+            Stage::Removed
+        } else if mask.contains(EventMask::ATTRIB) {
+            Stage::Attributes
+        } else if mask.intersects(EventMask::CREATE | EventMask::MODIFY) {
+            Stage::Writing
+        } else {
+            return None;
+        },
+    )
+}
+
+/// Adds a change to `hints`, joining the last hint when it has the same stage (the order
+/// of changes is kept).
+fn push(hints: &mut Vec<Hint>, path: PathBuf, stage: Stage) {
+    match hints.last_mut() {
+        Some(h) if h.stage == stage => h.paths.push(path),
+        _ => hints.push(Hint {
+            paths: vec![path],
+            stage,
+        }),
+    }
+}
