@@ -4,8 +4,8 @@
 //! descriptor, one line per watch, formatted anew at every read: about 30 ms for 20,000
 //! watched folders on a quiet machine, over 200 ms on a busy one. So the count is read when
 //! first asked, and again only after the watched set may have changed — a root watched or
-//! dropped, or a folder created, removed or renamed below a watched root (notify adds or
-//! drops its watches itself then) — in the background, at most every [`MIN_INTERVAL`]. An
+//! dropped, or a folder created, removed or renamed below a watched root (the kernel
+//! watcher adds or drops its watches itself then) — in the background, at most every [`MIN_INTERVAL`]. An
 //! answer never waits for a count but the first, and is at most that interval late.
 //!
 //! [`changed`] is called by the watcher; [`inotify_watches`] by the `Status` handler.

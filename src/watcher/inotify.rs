@@ -18,7 +18,7 @@ use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{DirEntryExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -51,6 +51,8 @@ struct Tree {
 
 struct Folder {
     path: Arc<Path>,
+    /// Its inode (0: not known), to tell it from another folder put at its path since.
+    ino: u64,
     /// Whether folders created below it are watched too.
     recursive: bool,
     /// Whether it is a root (its own deletion is a change).
@@ -82,11 +84,12 @@ impl Shared {
     /// # Errors
     /// A watch cannot be added (the limit, permissions).
     fn add(&self, tree: &mut Tree, dir: &Path, recursive: bool, root: bool) -> io::Result<()> {
-        let mut pending = vec![dir.to_path_buf()];
+        let ino = std::fs::metadata(dir).map_or(0, |m| m.ino());
+        let mut pending = vec![(dir.to_path_buf(), ino)];
         let mut first = true;
-        while let Some(d) = pending.pop() {
+        while let Some((d, ino)) = pending.pop() {
             let is_root = root && std::mem::take(&mut first);
-            match self.watch_one(tree, &d, recursive, is_root) {
+            match self.watch_one(tree, &d, ino, recursive, is_root) {
                 Ok(()) => {}
                 Err(e) if d != dir && vanished(&e) => continue,
                 Err(e) => return Err(e),
@@ -100,9 +103,13 @@ impl Shared {
             for e in entries.flatten() {
                 let Ok(t) = e.file_type() else { continue };
                 let path = e.path();
-                let folder = t.is_dir() || (t.is_symlink() && links_to_new_folder(&path));
-                if folder && !is_transient(&path) {
-                    pending.push(path);
+                if is_transient(&path) {
+                    continue;
+                }
+                if t.is_dir() {
+                    pending.push((path, e.ino()));
+                } else if t.is_symlink() && links_to_new_folder(&path) {
+                    pending.push((path, 0));
                 }
             }
         }
@@ -113,6 +120,7 @@ impl Shared {
         &self,
         tree: &mut Tree,
         dir: &Path,
+        ino: u64,
         recursive: bool,
         root: bool,
     ) -> io::Result<()> {
@@ -128,15 +136,31 @@ impl Shared {
             wd.clone(),
             Folder {
                 path: Arc::clone(&path),
+                ino,
                 recursive,
                 root,
             },
         ) && old.path != path
+            && tree.by_path.get(&old.path) == Some(&wd)
         {
             tree.by_path.remove(&old.path);
         }
         tree.by_path.insert(path, wd);
         Ok(())
+    }
+
+    /// Drops the watches of a folder gone from `dir` (renamed away or deleted), unless
+    /// the folder watched at `dir` is still there (another one was swapped away).
+    fn gone(&self, tree: &mut Tree, dir: &Path) {
+        let here = std::fs::symlink_metadata(dir).ok().filter(|m| m.is_dir());
+        let watched = tree.by_path.get(dir).and_then(|wd| tree.folders.get(wd));
+        if let (Some(m), Some(f)) = (here, watched)
+            && f.ino != 0
+            && f.ino == m.ino()
+        {
+            return;
+        }
+        self.remove(tree, dir, true);
     }
 
     /// Drops the watches of `dir` and, with `below`, of every folder below it but the
@@ -307,11 +331,15 @@ impl Reader {
             match self.inotify.read_events(buffer) {
                 Ok(events) => {
                     let mut tree = self.shared.tree();
+                    let mut moved = Moved::default();
                     for e in events {
-                        if let Some((path, stage)) = self.event(&mut tree, e.wd, e.mask, e.name) {
+                        if let Some((path, stage)) =
+                            self.event(&mut tree, &mut moved, e.wd, e.mask, e.name)
+                        {
                             push(&mut hints, path, stage);
                         }
                     }
+                    self.apply(&mut tree, moved);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -329,11 +357,33 @@ impl Reader {
         }
     }
 
-    /// One event: keeps the watches in step with the folders, and returns the path and
-    /// stage of the change it reports.
+    /// Drops the watches of the folders gone, then watches the folders come: a folder
+    /// swapped with another (`RENAME_EXCHANGE`) reports its arrival before the other's
+    /// departure from the same path, and must end up watched.
+    fn apply(&self, tree: &mut Tree, moved: Moved) {
+        if moved.gone.is_empty() && moved.came.is_empty() {
+            return;
+        }
+        for p in &moved.gone {
+            self.shared.gone(tree, p);
+        }
+        for p in &moved.came {
+            if let Err(e) = self.shared.add(tree, p, true, false)
+                && !vanished(&e)
+            {
+                tracing::warn!(folder = %p.display(), error = %e, "cannot watch a new folder; reconciling");
+                self.overflow.raise();
+            }
+        }
+        count::changed();
+    }
+
+    /// One event: notes the folders gone and come (below recursive roots), and returns
+    /// the path and stage of the change it reports.
     fn event(
         &self,
         tree: &mut Tree,
+        moved: &mut Moved,
         wd: WatchDescriptor,
         mask: EventMask,
         name: Option<&OsStr>,
@@ -350,7 +400,9 @@ impl Reader {
             None => folder.path.to_path_buf(),
         };
         if mask.contains(EventMask::IGNORED) {
-            if let Some(f) = tree.folders.remove(&wd) {
+            if let Some(f) = tree.folders.remove(&wd)
+                && tree.by_path.get(&f.path) == Some(&wd)
+            {
                 tree.by_path.remove(&f.path);
             }
             count::changed();
@@ -360,27 +412,29 @@ impl Reader {
             // A folder below a root reports its own end through its parent.
             return root.then_some((path, Stage::Removed));
         }
-        let folder_changed = mask.contains(EventMask::ISDIR);
-        if folder_changed && mask.intersects(EventMask::MOVED_FROM | EventMask::DELETE) {
-            self.shared.remove(tree, &path, true);
-            count::changed();
-        }
-        if folder_changed
-            && recursive
-            && mask.intersects(EventMask::CREATE | EventMask::MOVED_TO)
-            && !is_transient(&path)
-        {
-            if let Err(e) = self.shared.add(tree, &path, true, false) {
-                tracing::warn!(folder = %path.display(), error = %e, "cannot watch a new folder; reconciling");
-                self.overflow.raise();
+        if mask.contains(EventMask::ISDIR) {
+            if mask.intersects(EventMask::MOVED_FROM | EventMask::DELETE) {
+                moved.gone.push(path.clone());
             }
-            count::changed();
+            if recursive
+                && mask.intersects(EventMask::CREATE | EventMask::MOVED_TO)
+                && !is_transient(&path)
+            {
+                moved.came.push(path.clone());
+            }
         }
         if is_transient(&path) {
             return None;
         }
         Some((path, stage(mask)?))
     }
+}
+
+/// The folders one read of events saw go and come.
+#[derive(Default)]
+struct Moved {
+    gone: Vec<PathBuf>,
+    came: Vec<PathBuf>,
 }
 
 /// How far along the change an event reports is; `None` for events that change nothing.

@@ -153,10 +153,11 @@ async fn folders_made_below_a_recursive_root_are_watched_at_once() {
     hint_for(&mut rx, &d.path().join("a")).await;
     // Once its hint came, the new folder's own changes come too.
     std::fs::write(deep.join("f"), b"1").unwrap();
-    let (h, _) = hint_for(&mut rx, &deep.join("f")).await;
-    assert_eq!(h.stage, Stage::Writing);
-    let (h, _) = hint_for(&mut rx, &deep.join("f")).await;
-    assert_eq!(h.stage, Stage::Complete, "closed after writing");
+    let mut stages = Vec::new();
+    while stages.last() != Some(&Stage::Complete) {
+        stages.push(hint_for(&mut rx, &deep.join("f")).await.0.stage);
+    }
+    assert_eq!(stages[0], Stage::Writing, "made, then written: {stages:?}");
 }
 
 #[tokio::test]
@@ -246,4 +247,44 @@ async fn the_portable_watcher_turns_events_into_hints() {
     let (h, _) = hint_for(&mut rx, &d.path().join("f")).await;
     assert!(matches!(h.stage, Stage::Writing | Stage::Complete), "{h:?}");
     k.unwatch(d.path(), Depth::Recursive);
+}
+
+/// A folder swapped into place (`RENAME_EXCHANGE`, as the daemon's own writes do) is
+/// watched under its path afterwards; the one swapped away is not reported there.
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn a_folder_swapped_into_place_is_watched() {
+    use std::os::unix::ffi::OsStrExt;
+    let d = tempfile::tempdir().unwrap();
+    let (live, staged) = (d.path().join("skill"), d.path().join("staged"));
+    std::fs::create_dir_all(live.join("refs")).unwrap();
+    std::fs::create_dir_all(staged.join("refs")).unwrap();
+    let (_w, mut rx) = watcher(d.path(), Depth::Recursive);
+    let c = |p: &Path| std::ffi::CString::new(p.as_os_str().as_bytes()).unwrap();
+    let (a, b) = (c(&staged), c(&live));
+    // SAFETY: two valid NUL-terminated paths; the flags are a plain exchange.
+    let swapped = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            a.as_ptr(),
+            libc::AT_FDCWD,
+            b.as_ptr(),
+            libc::RENAME_EXCHANGE,
+        )
+    };
+    assert_eq!(swapped, 0, "{}", std::io::Error::last_os_error());
+    hint_for(&mut rx, &live).await;
+    // Written in the folder now at `skill`, and in the one swapped away to `staged`.
+    std::fs::write(live.join("refs/new.md"), b"1").unwrap();
+    let (_, before) = hint_for(&mut rx, &live.join("refs/new.md")).await;
+    std::fs::write(staged.join("refs/old.md"), b"1").unwrap();
+    std::fs::write(d.path().join("marker"), b"1").unwrap();
+    let (_, after) = hint_for(&mut rx, &d.path().join("marker")).await;
+    let wrong: Vec<&PathBuf> = before
+        .iter()
+        .chain(&after)
+        .flat_map(|h| &h.paths)
+        .filter(|p| p.ends_with("refs/old.md") && p.starts_with(&live))
+        .collect();
+    assert!(wrong.is_empty(), "{wrong:?}");
 }
