@@ -20,7 +20,7 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::MutexGuard;
 
@@ -85,6 +85,54 @@ impl History {
             _write: self.lock(),
             pending: Pending::default(),
         }
+    }
+
+    /// Records the content of the artifact at `loc` (read from `path`) as a new version,
+    /// unless it equals the artifact's newest version. Returns the new version's id.
+    ///
+    /// # Errors
+    /// The artifact cannot be read; the store failed.
+    pub fn capture(
+        &self,
+        loc: &Location,
+        path: &Path,
+        origin: Origin,
+        message: Option<&str>,
+    ) -> Result<Option<VersionId>, HistoryError> {
+        self.capture_one(&Capture::Version {
+            location: loc.clone(),
+            path: path.to_path_buf(),
+            origin,
+            message: message.map(str::to_string),
+            expect: None,
+        })
+    }
+
+    /// Records the content at `path` as a deployment's base (origin `deploy`) when it still
+    /// hashes to `content_hash` and no version of `loc` has that hash yet (see
+    /// [`Capture::Base`]).
+    ///
+    /// # Errors
+    /// The store failed; the artifact cannot be read.
+    pub fn capture_base(
+        &self,
+        loc: &Location,
+        path: &Path,
+        content_hash: &str,
+    ) -> Result<Option<VersionId>, HistoryError> {
+        self.capture_one(&Capture::Base {
+            location: loc.clone(),
+            path: path.to_path_buf(),
+            content_hash: content_hash.to_string(),
+        })
+    }
+
+    /// One capture, in a batch of its own.
+    fn capture_one(&self, capture: &Capture) -> Result<Option<VersionId>, HistoryError> {
+        let mut batch = self.batch();
+        let id = batch.add(capture)?;
+        batch.commit()?;
+        Ok(id)
     }
 }
 
