@@ -311,12 +311,14 @@ impl Reader {
             // SAFETY: `fds` is a valid array of two pollfd for the call's duration.
             let ready = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
             if ready < 0 {
-                if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
-                    continue;
+                let e = io::Error::last_os_error();
+                if e.kind() != io::ErrorKind::Interrupted {
+                    // Out of memory, say: events may be lost meanwhile; try again shortly.
+                    tracing::error!(error = %e, "cannot wait for file events; reconciling");
+                    self.overflow.raise();
+                    std::thread::sleep(std::time::Duration::from_millis(100));
                 }
-                tracing::error!(error = %io::Error::last_os_error(), "cannot wait for file events; reconciling");
-                self.overflow.raise();
-                return;
+                continue;
             }
             if fds[0].revents != 0 {
                 self.read(&mut buffer);
