@@ -452,7 +452,6 @@ impl Desk {
                 Err(e) => tracing::warn!(target = %t, "automatic snapshot failed: {e}"),
             }
         }
-        drop(state);
         if now - self.last_prune_ms >= PRUNE_EVERY_MS {
             self.last_prune_ms = now;
             let protected: std::collections::HashSet<String> = self
@@ -471,19 +470,12 @@ fn settled_at(state: &super::State, target: &SnapshotTarget) -> HashMap<Location
     match target {
         SnapshotTarget::Project(p) => state
             .reports_of(Some(p))
-            .filter_map(|r| {
-                let rel = r.artifact_path.to_string_lossy();
-                let loc = Location::project(&r.project, &r.profile_root, &rel);
-                Some((loc, r.project_sha.clone()?))
-            })
+            .filter_map(|r| Some((r.project_location(), r.project_sha.clone()?)))
             .collect(),
         SnapshotTarget::Collection(name) => state
             .all()
             .filter(|r| r.collection == *name)
-            .filter_map(|r| {
-                let rel = r.collection_path.as_ref()?.to_string_lossy();
-                Some((Location::collection(name, &rel), r.collection_sha.clone()?))
-            })
+            .filter_map(|r| Some((r.collection_location()?, r.collection_sha.clone()?)))
             .collect(),
     }
 }

@@ -136,17 +136,18 @@ impl Worker {
             if let Some(sha) = &new.project_sha
                 && old.is_none_or(|o| o.project_sha != new.project_sha)
             {
-                let rel = new.artifact_path.to_string_lossy();
-                let loc = Location::project(&new.project, &new.profile_root, &rel);
+                let loc = new.project_location();
                 let path = new.project.join(&new.profile_root).join(&new.artifact_path);
                 let root = SnapshotTarget::Project(new.project.clone());
                 let known = old.is_some_and(|o| o.project_sha.is_some());
                 found(loc, sha, path, root, known);
             }
-            if let (Some(sha), Some(rel)) = (&new.collection_sha, &new.collection_path)
-                && old.is_none_or(|o| o.collection_sha != new.collection_sha)
+            if let (Some(sha), Some(rel), Some(loc)) = (
+                &new.collection_sha,
+                &new.collection_path,
+                new.collection_location(),
+            ) && old.is_none_or(|o| o.collection_sha != new.collection_sha)
             {
-                let loc = Location::collection(&new.collection, &rel.to_string_lossy());
                 let path = collections_dir(&home).join(&new.collection).join(rel);
                 let root = SnapshotTarget::Collection(new.collection.clone());
                 let known = old.is_some_and(|o| o.collection_sha.is_some());

@@ -7,6 +7,8 @@ use std::path::PathBuf;
 use crate::drift::DriftKind;
 use crate::formats;
 
+use super::Location;
+
 /// The drift of one artifact, with everything `smctl drift` shows.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ArtifactReport {
@@ -45,6 +47,18 @@ impl ArtifactReport {
             formats::normalize_name(&self.name),
             self.collection
         )
+    }
+
+    /// Where the history of the project copy is kept.
+    pub fn project_location(&self) -> Location {
+        let rel = self.artifact_path.to_string_lossy();
+        Location::project(&self.project, &self.profile_root, &rel)
+    }
+
+    /// Where the history of the collection copy is kept, when the copy exists.
+    pub fn collection_location(&self) -> Option<Location> {
+        let rel = self.collection_path.as_ref()?.to_string_lossy();
+        Some(Location::collection(&self.collection, &rel))
     }
 }
 
