@@ -108,7 +108,7 @@ pub enum Depth {
     Recursive,
 }
 
-/// The notify watchers and what they watch.
+/// The kernel watcher, the poller, and what they watch.
 pub struct Watcher {
     kernel: Option<Kernel>,
     poll: Poller,

@@ -20,7 +20,6 @@ use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::{DirEntryExt, MetadataExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
@@ -42,9 +41,10 @@ const ROOT_MASK: WatchMask = MASK
     .union(WatchMask::DELETE_SELF)
     .union(WatchMask::MOVE_SELF);
 
-/// The watches held: each folder's descriptor, and back.
-#[derive(Default)]
+/// The watches held: each folder's descriptor, and back. Shared by the thread reading
+/// events and the watcher's calls, behind one lock.
 struct Tree {
+    watches: Watches,
     folders: HashMap<WatchDescriptor, Folder>,
     by_path: HashMap<Arc<Path>, WatchDescriptor>,
 }
@@ -61,35 +61,29 @@ struct Folder {
 
 /// The Linux kernel watcher; dropping it stops its thread.
 pub(super) struct Kernel {
-    shared: Arc<Shared>,
+    tree: Arc<Mutex<Tree>>,
     /// Written to wake the thread when stopping.
     wake: OwnedFd,
     thread: Option<JoinHandle<()>>,
 }
 
-struct Shared {
-    tree: Mutex<Tree>,
-    watches: Mutex<Watches>,
-    stop: AtomicBool,
+fn lock(tree: &Mutex<Tree>) -> MutexGuard<'_, Tree> {
+    tree.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-impl Shared {
-    fn tree(&self) -> MutexGuard<'_, Tree> {
-        self.tree.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
+impl Tree {
     /// Watches `dir` (and, when `recursive`, every folder below it, following symbolic
     /// links to folders once). Folders that vanish meanwhile are skipped.
     ///
     /// # Errors
     /// A watch cannot be added (the limit, permissions).
-    fn add(&self, tree: &mut Tree, dir: &Path, recursive: bool, root: bool) -> io::Result<()> {
+    fn add(&mut self, dir: &Path, recursive: bool, root: bool) -> io::Result<()> {
         let ino = std::fs::metadata(dir).map_or(0, |m| m.ino());
         let mut pending = vec![(dir.to_path_buf(), ino)];
         let mut first = true;
         while let Some((d, ino)) = pending.pop() {
             let is_root = root && std::mem::take(&mut first);
-            match self.watch_one(tree, &d, ino, recursive, is_root) {
+            match self.watch_one(&d, ino, recursive, is_root) {
                 Ok(()) => {}
                 Err(e) if d != dir && vanished(&e) => continue,
                 Err(e) => return Err(e),
@@ -116,23 +110,12 @@ impl Shared {
         Ok(())
     }
 
-    fn watch_one(
-        &self,
-        tree: &mut Tree,
-        dir: &Path,
-        ino: u64,
-        recursive: bool,
-        root: bool,
-    ) -> io::Result<()> {
+    fn watch_one(&mut self, dir: &Path, ino: u64, recursive: bool, root: bool) -> io::Result<()> {
         let mask = if root { ROOT_MASK } else { MASK };
-        let wd = self
-            .watches
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .add(dir, mask)?;
+        let wd = self.watches.add(dir, mask)?;
         let path: Arc<Path> = Arc::from(dir);
         // The same folder reached by a second path keeps one descriptor: the last path wins.
-        if let Some(old) = tree.folders.insert(
+        if let Some(old) = self.folders.insert(
             wd.clone(),
             Folder {
                 path: Arc::clone(&path),
@@ -141,52 +124,51 @@ impl Shared {
                 root,
             },
         ) && old.path != path
-            && tree.by_path.get(&old.path) == Some(&wd)
+            && self.by_path.get(&old.path) == Some(&wd)
         {
-            tree.by_path.remove(&old.path);
+            self.by_path.remove(&old.path);
         }
-        tree.by_path.insert(path, wd);
+        self.by_path.insert(path, wd);
         Ok(())
     }
 
     /// Drops the watches of a folder gone from `dir` (renamed away or deleted), unless
     /// the folder watched at `dir` is still there (another one was swapped away).
-    fn gone(&self, tree: &mut Tree, dir: &Path) {
+    fn gone(&mut self, dir: &Path) {
         let here = std::fs::symlink_metadata(dir).ok().filter(|m| m.is_dir());
-        let watched = tree.by_path.get(dir).and_then(|wd| tree.folders.get(wd));
+        let watched = self.by_path.get(dir).and_then(|wd| self.folders.get(wd));
         if let (Some(m), Some(f)) = (here, watched)
             && f.ino != 0
             && f.ino == m.ino()
         {
             return;
         }
-        self.remove(tree, dir, true);
+        self.remove(dir, true);
     }
 
     /// Drops the watches of `dir` and, with `below`, of every folder below it but the
     /// roots watched on their own.
-    fn remove(&self, tree: &mut Tree, dir: &Path, below: bool) {
+    fn remove(&mut self, dir: &Path, below: bool) {
         let gone: Vec<(Arc<Path>, WatchDescriptor)> = if below {
-            tree.by_path
+            self.by_path
                 .iter()
                 .filter(|(p, wd)| {
                     &***p == dir
-                        || (p.starts_with(dir) && !tree.folders.get(*wd).is_some_and(|f| f.root))
+                        || (p.starts_with(dir) && !self.folders.get(*wd).is_some_and(|f| f.root))
                 })
                 .map(|(p, wd)| (Arc::clone(p), wd.clone()))
                 .collect()
         } else {
-            tree.by_path
+            self.by_path
                 .get_key_value(dir)
                 .map(|(p, wd)| (Arc::clone(p), wd.clone()))
                 .into_iter()
                 .collect()
         };
-        let mut watches = self.watches.lock().unwrap_or_else(|e| e.into_inner());
         for (p, wd) in gone {
-            tree.by_path.remove(&p);
-            tree.folders.remove(&wd);
-            let _ = watches.remove(wd);
+            self.by_path.remove(&p);
+            self.folders.remove(&wd);
+            let _ = self.watches.remove(wd);
         }
     }
 }
@@ -222,13 +204,13 @@ impl Kernel {
         }
         // SAFETY: pipe2 succeeded: both descriptors are open and owned by nothing else.
         let (read, wake) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
-        let shared = Arc::new(Shared {
-            tree: Mutex::new(Tree::default()),
-            watches: Mutex::new(inotify.watches()),
-            stop: AtomicBool::new(false),
-        });
+        let tree = Arc::new(Mutex::new(Tree {
+            watches: inotify.watches(),
+            folders: HashMap::new(),
+            by_path: HashMap::new(),
+        }));
         let reader = Reader {
-            shared: Arc::clone(&shared),
+            tree: Arc::clone(&tree),
             inotify,
             wake: read,
             tx,
@@ -238,7 +220,7 @@ impl Kernel {
             .name("skillmeatd-inotify".into())
             .spawn(move || reader.run())?;
         Ok(Kernel {
-            shared,
+            tree,
             wake,
             thread: Some(thread),
         })
@@ -250,31 +232,26 @@ impl Kernel {
     /// The watch limit is exhausted, or a folder cannot be watched; nothing of `root` is
     /// left watched then.
     pub(super) fn watch(&mut self, root: &Path, depth: Depth) -> Result<(), WatchError> {
-        let mut tree = self.shared.tree();
-        let added = self
-            .shared
-            .add(&mut tree, root, depth == Depth::Recursive, true);
-        added.map_err(|e| {
-            self.shared.remove(&mut tree, root, true);
-            if e.raw_os_error() == Some(libc::ENOSPC) {
-                WatchError::Limit
-            } else {
-                WatchError::Other(e.to_string())
-            }
-        })
+        let mut tree = lock(&self.tree);
+        tree.add(root, depth == Depth::Recursive, true)
+            .map_err(|e| {
+                tree.remove(root, true);
+                if e.raw_os_error() == Some(libc::ENOSPC) {
+                    WatchError::Limit
+                } else {
+                    WatchError::Other(e.to_string())
+                }
+            })
     }
 
     /// Stops watching `root` (watched with `depth`).
     pub(super) fn unwatch(&mut self, root: &Path, depth: Depth) {
-        let mut tree = self.shared.tree();
-        self.shared
-            .remove(&mut tree, root, depth == Depth::Recursive);
+        lock(&self.tree).remove(root, depth == Depth::Recursive);
     }
 }
 
 impl Drop for Kernel {
     fn drop(&mut self) {
-        self.shared.stop.store(true, Ordering::SeqCst);
         // SAFETY: writes one byte from a valid buffer to the pipe this watcher owns.
         let _ = unsafe { libc::write(self.wake.as_raw_fd(), [1u8].as_ptr().cast(), 1) };
         if let Some(t) = self.thread.take() {
@@ -283,9 +260,9 @@ impl Drop for Kernel {
     }
 }
 
-/// The reading thread's side.
+/// The reading thread's side; it ends once its `wake` pipe is written to.
 struct Reader {
-    shared: Arc<Shared>,
+    tree: Arc<Mutex<Tree>>,
     inotify: Inotify,
     wake: OwnedFd,
     tx: mpsc::Sender<Hint>,
@@ -295,7 +272,7 @@ struct Reader {
 impl Reader {
     fn run(mut self) {
         let mut buffer = vec![0u8; 64 * 1024];
-        while !self.shared.stop.load(Ordering::SeqCst) {
+        loop {
             let mut fds = [
                 libc::pollfd {
                     fd: self.inotify.as_raw_fd(),
@@ -320,6 +297,10 @@ impl Reader {
                 }
                 continue;
             }
+            if fds[1].revents != 0 {
+                // The watcher is stopping.
+                return;
+            }
             if fds[0].revents != 0 {
                 self.read(&mut buffer);
             }
@@ -332,7 +313,7 @@ impl Reader {
             let mut hints: Vec<Hint> = Vec::new();
             match self.inotify.read_events(buffer) {
                 Ok(events) => {
-                    let mut tree = self.shared.tree();
+                    let mut tree = lock(&self.tree);
                     let mut moved = Moved::default();
                     for e in events {
                         if let Some((path, stage)) =
@@ -367,10 +348,10 @@ impl Reader {
             return;
         }
         for p in &moved.gone {
-            self.shared.gone(tree, p);
+            tree.gone(p);
         }
         for p in &moved.came {
-            if let Err(e) = self.shared.add(tree, p, true, false)
+            if let Err(e) = tree.add(p, true, false)
                 && !vanished(&e)
             {
                 tracing::warn!(folder = %p.display(), error = %e, "cannot watch a new folder; reconciling");
