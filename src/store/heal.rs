@@ -158,6 +158,34 @@ fn meta_u64(h: &Handles, key: &[u8]) -> Result<Option<u64>, StoreError> {
     Ok(Some(n))
 }
 
+/// Opens sled's database in `dir`. Its file lock outlives a database closed in this
+/// process while sled's flusher thread ends, and calls in flight may hold the old database
+/// a moment longer: a lock still held is waited for, up to a second.
+fn open_sled(dir: &Path, options: &Options) -> Result<sled::Db, StoreError> {
+    let mut attempt = 0;
+    loop {
+        let opened = sled::Config::new()
+            .path(dir)
+            .cache_capacity(options.cache_bytes)
+            .segment_size(super::migrate::segment_size(dir))
+            .open();
+        match opened {
+            Err(sled::Error::Io(e))
+                if e.kind() == std::io::ErrorKind::WouldBlock && attempt < 50 =>
+            {
+                attempt += 1;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            other => {
+                return other.map_err(|source| StoreError::Open {
+                    path: dir.to_path_buf(),
+                    source,
+                });
+            }
+        }
+    }
+}
+
 /// Opens sled in `dir` and checks it: layout version (converting version 1), write counter
 /// against the seal. Returns the trees and the write counter.
 ///
@@ -193,16 +221,7 @@ pub(super) fn open_checked(dir: &Path, options: &Options) -> Result<(Handles, u6
     }
     let _ = std::fs::write(&marker, b"");
     let result = contained(|| {
-        let db = sled::Config::new()
-            .path(dir)
-            .cache_capacity(options.cache_bytes)
-            .segment_size(super::migrate::segment_size(dir))
-            .open()
-            .map_err(|source| StoreError::Open {
-                path: dir.to_path_buf(),
-                source,
-            })?;
-        let h = Handles::open(db)?;
+        let h = Handles::open(open_sled(dir, options)?)?;
         super::migrate::check_schema(dir, &h)?;
         let stamp = meta_u64(&h, STAMP_KEY)?.unwrap_or(0);
         if let Some(sealed) = read_seal(dir).map(|s| s.stamp)
@@ -330,21 +349,7 @@ impl Store {
             return;
         }
         drop(self.uninstall());
-        // Calls in flight may hold the old database (and sled's file lock) a moment longer.
-        let mut attempt = 0;
-        let opened = loop {
-            match open_checked(&dir, &self.shared.options) {
-                Err(StoreError::Open {
-                    source: sled::Error::Io(e),
-                    ..
-                }) if e.kind() == std::io::ErrorKind::WouldBlock && attempt < 50 => {
-                    attempt += 1;
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-                other => break other,
-            }
-        };
-        match opened {
+        match open_checked(&dir, &self.shared.options) {
             Ok((handles, stamp)) => {
                 self.install(handles, stamp);
                 // A flush proves writes work again.
