@@ -23,7 +23,7 @@
 //! recorded, off the answer's path), `-- warm` only the warm restart against `git status`
 //! (after a cold start that fills the store) with the RSS after each. `BENCH_PROJECTS`, `BENCH_SKILLS`, `BENCH_EDITS`,
 //! `BENCH_CALLS` and `BENCH_HASH_MB` scale it; `BENCH_DAEMON_LOG=<file>` keeps the daemon's
-//! log (at the level `RUST_LOG` asks).
+//! log (at the level `RUST_LOG` asks); `BENCH_KEEP=1` leaves the generated tree in place.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -66,7 +66,7 @@ fn write(path: &Path, content: &[u8]) {
 }
 
 struct World {
-    _dir: tempfile::TempDir,
+    _dir: Option<tempfile::TempDir>,
     root: PathBuf,
     home: PathBuf,
     state: PathBuf,
@@ -171,6 +171,14 @@ fn generate(projects: usize, skills: usize) -> World {
         )
         .as_bytes(),
     );
+    let dir = if std::env::var_os("BENCH_KEEP").is_some() {
+        // Left in place for profiling the daemon by hand on the same tree.
+        eprintln!("tree kept at {}", root.display());
+        std::mem::forget(dir);
+        None
+    } else {
+        Some(dir)
+    };
     World {
         state: root.join("state"),
         socket: root.join("run/d.sock"),

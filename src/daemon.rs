@@ -203,7 +203,7 @@ fn store_damaged(store: &Store) -> bool {
 }
 
 fn run_inner(paths: &Paths, ready: &mut Option<io::PipeWriter>) -> Result<(), DaemonError> {
-    crate::heap::limit_arenas();
+    crate::heap::tune();
     let _lock = InstanceLock::acquire(paths)?;
     let loaded = Config::load(&paths.skillmeat_home)?;
     let store = Store::open_with(

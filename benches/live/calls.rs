@@ -119,7 +119,7 @@ pub fn bench_calls_only(projects: usize, skills: usize) {
 /// other daemon may run on the tree, as its `daemon.toml` is rewritten meanwhile).
 pub fn add_alone(w: &World, rt: &tokio::runtime::Runtime, extra: &Path) -> Duration {
     let alone = World {
-        _dir: tempfile::tempdir().unwrap(),
+        _dir: Some(tempfile::tempdir().unwrap()),
         root: w.root.clone(),
         home: w.home.clone(),
         state: w.root.join("state-alone"),

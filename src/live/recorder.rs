@@ -172,6 +172,14 @@ impl Desk {
             if !self.ahead.is_empty() || !self.queued.is_empty() {
                 self.turn();
             } else {
+                // A start's backlog grows the queues to the whole tree; idle, they give
+                // that memory back.
+                if self.queued.capacity() > 1024 {
+                    self.queued = VecDeque::new();
+                    self.queued_at = HashMap::new();
+                    self.ahead.shrink_to_fit();
+                    crate::heap::release_freed();
+                }
                 self.upkeep();
                 match self.rx.recv_timeout(HOUSEKEEPING) {
                     Ok(m) => self.take(m),
