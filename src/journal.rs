@@ -7,6 +7,7 @@
 //! The live loop assigns cursors, appends the events to the store's journal (durable
 //! before anyone hears of them) and broadcasts them.
 
+use std::borrow::Borrow;
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::drift::DriftKind;
@@ -52,19 +53,27 @@ fn from_report(
 /// Only keys present in `scope` are compared; `None` compares every key of both. Each
 /// event names the operation `operation_of` says wrote its artifact (given the new report,
 /// or the old one of a removed deployment).
-pub fn diff(
-    old: &BTreeMap<String, ArtifactReport>,
-    new: &BTreeMap<String, ArtifactReport>,
+/// The maps hold reports or references to them.
+pub fn diff<K, V>(
+    old: &BTreeMap<K, V>,
+    new: &BTreeMap<K, V>,
     scope: Option<&BTreeSet<String>>,
     operation_of: impl Fn(&ArtifactReport) -> Option<u64>,
-) -> Vec<Event> {
+) -> Vec<Event>
+where
+    K: Borrow<String> + Ord,
+    V: Borrow<ArtifactReport>,
+{
     let keys: BTreeSet<&String> = match scope {
         Some(s) => s.iter().collect(),
-        None => old.keys().chain(new.keys()).collect(),
+        None => old.keys().chain(new.keys()).map(Borrow::borrow).collect(),
     };
     let mut events = Vec::new();
     for k in keys {
-        match (old.get(k), new.get(k)) {
+        match (
+            old.get(k).map(Borrow::borrow),
+            new.get(k).map(Borrow::borrow),
+        ) {
             (None, None) => {}
             (None, Some(n)) => {
                 let mut e = from_report(EventKind::DeploymentAdded, n, &operation_of);

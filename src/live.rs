@@ -88,12 +88,20 @@ impl State {
     }
 }
 
-/// The reports of `projects` in `reports`, flattened.
-fn flatten(reports: &BTreeMap<PathBuf, Arc<Reports>>, projects: &BTreeSet<PathBuf>) -> Reports {
-    projects
+/// Reports by [`ArtifactReport::key`], borrowed from per-project [`Reports`].
+type View<'a> = BTreeMap<&'a String, &'a ArtifactReport>;
+
+/// The reports of `projects` in `reports` (every project for `None`), flattened without
+/// copying a report: a full reconcile compares the whole tree's reports, and copies of
+/// them made the first batch's peak.
+fn flatten<'a>(
+    reports: &'a BTreeMap<PathBuf, Arc<Reports>>,
+    projects: Option<&BTreeSet<PathBuf>>,
+) -> View<'a> {
+    reports
         .iter()
-        .filter_map(|p| reports.get(p))
-        .flat_map(|r| r.iter().map(|(k, v)| (k.clone(), v.clone())))
+        .filter(|(p, _)| projects.is_none_or(|s| s.contains(*p)))
+        .flat_map(|(_, r)| r.iter())
         .collect()
 }
 

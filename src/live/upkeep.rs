@@ -11,7 +11,7 @@
 //! goes on with the next change; history queries and write-backs wait for the bulk work
 //! queued before them ([`super::Live::sync_history`]).
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashSet};
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 
@@ -22,6 +22,7 @@ use crate::formats::collection::collections_dir;
 use crate::history::Capture;
 use crate::model::{ArtifactReport, Location, Origin, SnapshotTarget};
 
+use super::View;
 use super::worker::Worker;
 
 /// One piece of history work: content to record, and the root whose automatic snapshot
@@ -105,7 +106,7 @@ impl Worker {
     /// comes, for the cost of a lookup.
     pub(super) fn queue_history<'a>(
         &mut self,
-        previous: &BTreeMap<String, ArtifactReport>,
+        previous: &View<'_>,
         changed: impl Iterator<Item = (&'a String, &'a ArtifactReport)>,
     ) -> Job {
         let home = self.live.engine.paths().skillmeat_home.clone();

@@ -24,7 +24,7 @@ use crate::watcher::{Depth, Watcher};
 
 use super::recorder::Recorder;
 use super::upkeep::{Backlog, Job};
-use super::{Live, Reports, State, flatten};
+use super::{Live, Reports, State, View, flatten};
 
 /// Profile roots watched even before they hold a deployment file.
 const KNOWN_ROOTS: [&str; 4] = [".claude", ".codex", ".gemini", ".cursor"];
@@ -292,7 +292,7 @@ impl Worker {
         // after events could not be journaled (the journal's readers missed them).
         let persisted = if (initial || self.journal_gap) && !derived_lost {
             match store.known_drift() {
-                Ok(v) => Some(v.into_iter().collect::<BTreeMap<_, _>>()),
+                Ok(v) => Some(by_project(v)),
                 Err(e) => {
                     tracing::debug!(error = %e, "cannot read the last known drift state");
                     None
@@ -305,7 +305,7 @@ impl Worker {
         // against the state in memory. Either is what a deployment file that cannot be read
         // now held.
         let prior = match (&persisted, initial) {
-            (Some(p), true) => by_project(p),
+            (Some(p), true) => p.clone(),
             _ => old.reports.clone(),
         };
         let computing = Instant::now();
@@ -331,12 +331,15 @@ impl Worker {
         problems.extend(self.project_problems.values().flatten().cloned());
 
         let all: BTreeSet<PathBuf> = reports.keys().cloned().collect();
-        let (previous, current) = match persisted {
-            Some(p) => (p, flatten(&reports, &all)),
+        let (previous, current) = match &persisted {
+            Some(p) => (flatten(p, None), flatten(&reports, None)),
             None if initial || derived_lost => {
-                (flatten(&old.reports, &all), flatten(&reports, &all))
+                (flatten(&old.reports, Some(&all)), flatten(&reports, None))
             }
-            None => (flatten(&old.reports, &scope), flatten(&reports, &scope)),
+            None => (
+                flatten(&old.reports, Some(&scope)),
+                flatten(&reports, Some(&scope)),
+            ),
         };
         let claims = &self.live.claims;
         let mut events = journal::diff(&previous, &current, None, |r| claims.operation_of(r));
@@ -345,13 +348,13 @@ impl Worker {
             tracing::warn!(root = %root.display(), "{reason}");
             events.push(Event::polling(&root.display().to_string(), reason));
         }
-        let changes: Vec<(String, Option<ArtifactReport>)> = previous
+        let changes: Vec<(&String, Option<&ArtifactReport>)> = previous
             .keys()
             .chain(current.keys())
             .collect::<BTreeSet<_>>()
             .into_iter()
             .filter(|k| previous.get(*k) != current.get(*k))
-            .map(|k| (k.clone(), current.get(k).cloned()))
+            .map(|k| (*k, current.get(*k).copied()))
             .collect();
 
         // Cursors continue from the store's (never reused, never skipped): events that
@@ -377,13 +380,9 @@ impl Worker {
                     // The events are durable: their cursors are told, whatever follows.
                     cursor = c;
                     let known = if derived_lost || self.known_drift_behind {
-                        let all: Vec<_> = current
-                            .iter()
-                            .map(|(k, v)| (k.clone(), v.clone()))
-                            .collect();
-                        store.replace_known_drift(&all)
+                        store.replace_known_drift(current.iter().map(|(k, v)| (k.as_str(), *v)))
                     } else {
-                        store.put_known_drift(&changes)
+                        store.put_known_drift(changes.iter().map(|(k, v)| (k.as_str(), *v)))
                     };
                     // Behind, the next start would tell these changes again: rewritten
                     // whole by the next batch that can.
@@ -427,7 +426,7 @@ impl Worker {
             let mut s = self.live.state.write().expect("state lock poisoned");
             *s = Arc::new(State {
                 cursor,
-                reports,
+                reports: reports.clone(),
                 problems,
                 projects,
                 polled: self.watcher.polled().clone(),
@@ -447,9 +446,9 @@ impl Worker {
         // it); bases and first-seen content are recorded in the background (history queries
         // and write-backs wait for them; see `Live::sync_history`), and roots get snapshots.
         let mut job = if initial {
-            self.queue_history(&BTreeMap::new(), current.iter())
+            self.queue_history(&View::new(), current.iter().map(|(k, r)| (*k, *r)))
         } else {
-            let changed = changes.iter().filter_map(|(k, r)| Some(k).zip(r.as_ref()));
+            let changed = changes.iter().filter_map(|(k, r)| Some(*k).zip(*r));
             self.queue_history(&previous, changed)
         };
         job.cookies = cookies;
@@ -541,12 +540,10 @@ impl Worker {
 }
 
 /// Reports keyed by artifact, grouped by project.
-fn by_project(reports: &BTreeMap<String, ArtifactReport>) -> BTreeMap<PathBuf, Arc<Reports>> {
+fn by_project(reports: Vec<(String, ArtifactReport)>) -> BTreeMap<PathBuf, Arc<Reports>> {
     let mut out: BTreeMap<PathBuf, Reports> = BTreeMap::new();
     for (k, r) in reports {
-        out.entry(r.project.clone())
-            .or_default()
-            .insert(k.clone(), r.clone());
+        out.entry(r.project.clone()).or_default().insert(k, r);
     }
     out.into_iter().map(|(p, r)| (p, Arc::new(r))).collect()
 }

@@ -206,9 +206,9 @@ impl Store {
     ///
     /// # Errors
     /// sled failed.
-    pub fn put_known_drift(
+    pub fn put_known_drift<'a>(
         &self,
-        changes: &[(String, Option<KnownDrift>)],
+        changes: impl IntoIterator<Item = (&'a str, Option<&'a KnownDrift>)>,
     ) -> Result<(), StoreError> {
         let mut batch = sled::Batch::default();
         for (k, v) in changes {
@@ -227,7 +227,10 @@ impl Store {
     ///
     /// # Errors
     /// sled failed.
-    pub fn replace_known_drift(&self, all: &[(String, KnownDrift)]) -> Result<(), StoreError> {
+    pub fn replace_known_drift<'a>(
+        &self,
+        all: impl IntoIterator<Item = (&'a str, &'a KnownDrift)>,
+    ) -> Result<(), StoreError> {
         let mut batch = sled::Batch::default();
         for (k, v) in all {
             batch.insert(
