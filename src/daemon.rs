@@ -204,6 +204,7 @@ fn store_damaged(store: &Store) -> bool {
 
 fn run_inner(paths: &Paths, ready: &mut Option<io::PipeWriter>) -> Result<(), DaemonError> {
     crate::heap::tune();
+    let begun = std::time::Instant::now();
     let _lock = InstanceLock::acquire(paths)?;
     let loaded = Config::load(&paths.skillmeat_home)?;
     let store = Store::open_with(
@@ -214,6 +215,10 @@ fn run_inner(paths: &Paths, ready: &mut Option<io::PipeWriter>) -> Result<(), Da
     let history = crate::history::History::open(&store, paths.skillmeat_home.clone())
         .map_err(|e| DaemonError::StartFailed(e.to_string()))?;
     let engine = Arc::new(Engine::new(paths.clone(), store, history, config_rx));
+    tracing::debug!(
+        elapsed_ms = begun.elapsed().as_millis() as u64,
+        "store and history open"
+    );
     // A store found damaged is repaired now, before the recovery below needs its log
     // (damage found later is repaired by the keeper while the daemon serves).
     if store_damaged(engine.store()) {
@@ -227,6 +232,10 @@ fn run_inner(paths: &Paths, ready: &mut Option<io::PipeWriter>) -> Result<(), Da
         Ok(_) => {}
         Err(e) => tracing::error!(error = %e, "recovering interrupted operations failed"),
     }
+    tracing::debug!(
+        elapsed_ms = begun.elapsed().as_millis() as u64,
+        "interrupted writes settled"
+    );
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("skillmeatd")
