@@ -170,9 +170,7 @@ fn open_sled(dir: &Path, options: &Options) -> Result<sled::Db, StoreError> {
             .segment_size(super::migrate::segment_size(dir))
             .open();
         match opened {
-            Err(sled::Error::Io(e))
-                if e.kind() == std::io::ErrorKind::WouldBlock && attempt < 50 =>
-            {
+            Err(sled::Error::Io(e)) if lock_held(&e) && attempt < 50 => {
                 attempt += 1;
                 std::thread::sleep(Duration::from_millis(20));
             }
@@ -184,6 +182,17 @@ fn open_sled(dir: &Path, options: &Options) -> Result<sled::Db, StoreError> {
             }
         }
     }
+}
+
+/// Whether sled failed to open because its file lock is held. sled reports that as an
+/// error of kind `Other` whose text holds the lock's own error, so the text is all there is
+/// to tell it by.
+fn lock_held(e: &std::io::Error) -> bool {
+    if e.kind() == std::io::ErrorKind::WouldBlock {
+        return true;
+    }
+    let text = e.to_string();
+    text.starts_with("could not acquire lock on ") && text.contains("WouldBlock")
 }
 
 /// Opens sled in `dir` and checks it: layout version (converting version 1), write counter
@@ -508,6 +517,29 @@ pub async fn keep(store: Store, shutdown: CancellationToken) {
 mod tests {
     use super::*;
     use crate::store::ProjectMark;
+
+    #[test]
+    fn a_lock_held_by_a_database_still_closing_is_waited_for() {
+        let d = tempfile::tempdir().unwrap();
+        let options = Options::default();
+        let first = open_sled(d.path(), &options).unwrap();
+        // sled tells a held lock only by the text of an error of kind `Other`.
+        let again = sled::Config::new()
+            .path(d.path())
+            .segment_size(super::super::migrate::segment_size(d.path()))
+            .open();
+        match again {
+            Err(sled::Error::Io(e)) => assert!(lock_held(&e), "{e}"),
+            other => panic!("opened twice: {other:?}"),
+        }
+        let closing = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(200));
+            drop(first);
+        });
+        let second = open_sled(d.path(), &options);
+        closing.join().unwrap();
+        assert!(second.is_ok(), "{:?}", second.err());
+    }
 
     #[test]
     fn a_store_that_lost_sealed_writes_is_damaged() {
