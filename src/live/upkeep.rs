@@ -143,11 +143,9 @@ impl Worker {
                 let known = old.is_some_and(|o| o.project_sha.is_some());
                 found(loc, sha, path, root, known);
             }
-            if let (Some(sha), Some(rel), Some(loc)) = (
-                &new.collection_sha,
-                &new.collection_path,
-                new.collection_location(),
-            ) && old.is_none_or(|o| o.collection_sha != new.collection_sha)
+            if let (Some(sha), Some(rel)) = (&new.collection_sha, &new.collection_path)
+                && old.is_none_or(|o| o.collection_sha != new.collection_sha)
+                && let Some(loc) = new.collection_location()
             {
                 let path = collections_dir(&home).join(&new.collection).join(rel);
                 let root = SnapshotTarget::Collection(new.collection.clone());

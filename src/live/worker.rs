@@ -330,11 +330,14 @@ impl Worker {
         problems.extend(self.collection_problems.values().flatten().cloned());
         problems.extend(self.project_problems.values().flatten().cloned());
 
-        let all: BTreeSet<PathBuf> = reports.keys().cloned().collect();
         let (previous, current) = match &persisted {
             Some(p) => (flatten(p, None), flatten(&reports, None)),
             None if initial || derived_lost => {
-                (flatten(&old.reports, Some(&all)), flatten(&reports, None))
+                let present: BTreeSet<PathBuf> = reports.keys().cloned().collect();
+                (
+                    flatten(&old.reports, Some(&present)),
+                    flatten(&reports, None),
+                )
             }
             None => (
                 flatten(&old.reports, Some(&scope)),

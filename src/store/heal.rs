@@ -188,9 +188,6 @@ fn open_sled(dir: &Path, options: &Options) -> Result<sled::Db, StoreError> {
 /// error of kind `Other` whose text holds the lock's own error, so the text is all there is
 /// to tell it by.
 fn lock_held(e: &std::io::Error) -> bool {
-    if e.kind() == std::io::ErrorKind::WouldBlock {
-        return true;
-    }
     let text = e.to_string();
     text.starts_with("could not acquire lock on ") && text.contains("WouldBlock")
 }
