@@ -50,7 +50,7 @@ use std::time::Duration;
 
 pub use intent::{Journal, Settlement, pending, settle};
 pub use lock::{Lock, lock_path};
-pub use sweep::sweep;
+pub use sweep::{Swept, sweep};
 
 use confine::{Target, confine};
 

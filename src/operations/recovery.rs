@@ -11,7 +11,10 @@
 //!    (it stopped before its first write, or after putting everything back).
 //! 3. The managed folders (profile roots of known projects, the collections, SkillMeat's
 //!    rollback audit folder) are swept of our staging and parking leftovers
-//!    ([`crate::writer::sweep`]), older versions' included.
+//!    ([`crate::writer::sweep`]), older versions' included, when an operation began since
+//!    the last whole sweep ([`Store::sweep_owed`]). A warm restart after a quiet run skips
+//!    the walk. A sweep is whole when every folder could be read, nothing was left for
+//!    later, no intent is unsettled and no known project is away.
 //!
 //! An intent that cannot be settled now (a destination locked past the writer's wait, an
 //! I/O error) stays for the next start; its copies are left alone and the log says why.
@@ -91,11 +94,13 @@ fn mark_interrupted(store: &Store, id: u64, s: Option<&Settlement>) -> Result<bo
 }
 
 /// The folders our writes land in: the profile roots of every known project, the
-/// collections folder, SkillMeat's rollback audit folder.
-fn managed_folders(engine: &Engine) -> Vec<PathBuf> {
+/// collections folder, SkillMeat's rollback audit folder; and whether that is every one
+/// (no known project is away, the projects could be listed).
+fn managed_folders(engine: &Engine) -> (Vec<PathBuf>, bool) {
     let home = &engine.paths().skillmeat_home;
     let mut out = vec![collection::collections_dir(home), home.join("audit")];
-    match engine.known_projects() {
+    // A project that is away (an unmounted disk) may come back with leftovers.
+    let every = match engine.known_projects() {
         Ok((projects, _)) => {
             for p in projects.iter().filter(|p| !p.missing) {
                 out.extend(
@@ -104,11 +109,15 @@ fn managed_folders(engine: &Engine) -> Vec<PathBuf> {
                         .map(|r| p.path.join(r)),
                 );
             }
+            projects.iter().all(|p| !p.missing)
         }
-        Err(e) => tracing::warn!(error = %e, "recovery: projects not listed; not swept"),
-    }
+        Err(e) => {
+            tracing::warn!(error = %e, "recovery: projects not listed; not swept");
+            false
+        }
+    };
     out.retain(|p| p.is_dir());
-    out
+    (out, every)
 }
 
 /// Settles every interrupted write-back (see the module doc). Call before serving.
@@ -152,8 +161,20 @@ pub fn recover(engine: &Engine) -> Result<Recovered, OpError> {
             out.interrupted.push(rec.id);
         }
     }
-    for folder in managed_folders(engine) {
-        out.swept.extend(sweep(&folder, &keep, wait, poll));
+    // No operation can begin before the daemon serves: this is the last id before the sweep.
+    let last = store.last_operation_id()?;
+    if store.sweep_owed(last)? {
+        let (folders, mut whole) = managed_folders(engine);
+        for folder in folders {
+            let swept = sweep(&folder, &keep, wait, poll);
+            out.swept.extend(swept.done);
+            whole &= swept.whole;
+        }
+        if whole && keep.is_empty() {
+            store.swept_after(last)?;
+        }
+    } else {
+        tracing::debug!("no write since the last whole sweep: nothing to sweep");
     }
     store.flush()?;
     Ok(out)

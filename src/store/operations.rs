@@ -8,10 +8,21 @@
 //! operation does anything ([`Store::begin_operation`]); ids come from the `operation`
 //! counter (see [`super::ids`]), so concurrent operations never share one and a crash never
 //! makes one reused.
+//!
+//! | tree | key | value |
+//! |---|---|---|
+//! | `meta` | `swept.after_operation` | framed: the last operation id handed out when the managed folders were last swept whole (u64 LE) |
+//!
+//! Every write into a managed folder belongs to an operation, so a write that may have
+//! left a staging or parking copy behind (a kill between two of its syscalls) always
+//! follows an id handed out after the last whole sweep: while the counter still equals
+//! `swept.after_operation`, no leftover can exist and the start-up sweep is skipped
+//! ([`Store::sweep_owed`]). A store without the key (new, salvaged, or written by an older
+//! version) owes a sweep.
 
 use crate::model::OperationRecord;
 
-use super::frame::TreeId;
+use super::frame::{self, TreeId};
 use super::ids::{IdKind, highest};
 use super::{Store, StoreError, unframe};
 
@@ -26,7 +37,52 @@ fn decode(key: &[u8], v: &[u8]) -> Result<OperationRecord, StoreError> {
     serde_json::from_slice(unframe(TreeId::Operations, key, v)?).map_err(corrupt)
 }
 
+/// `meta` key of the last operation id a whole sweep came after.
+const SWEPT_KEY: &[u8] = b"swept.after_operation";
+
 impl Store {
+    /// The last operation id handed out (0 when none ever was).
+    ///
+    /// # Errors
+    /// sled failed; the counter does not decode.
+    pub fn last_operation_id(&self) -> Result<u64, StoreError> {
+        self.with(|h| match self.meta_number(h, IdKind::Operation.key())? {
+            Some(n) => Ok(n),
+            None => Ok(highest(h.operations.last()?.map(|(k, _)| k))),
+        })
+    }
+
+    /// Whether the managed folders may hold leftovers of a write: an operation began since
+    /// they were last swept whole (`last` is [`Store::last_operation_id`]), or no whole
+    /// sweep is on record.
+    ///
+    /// # Errors
+    /// sled failed.
+    pub fn sweep_owed(&self, last: u64) -> Result<bool, StoreError> {
+        // A value that does not decode is as good as none: sweep.
+        let swept = self.with(|h| Ok(self.meta_number(h, SWEPT_KEY).ok().flatten()))?;
+        Ok(swept != Some(last))
+    }
+
+    /// Records that the managed folders were swept whole with `last` the last operation id
+    /// handed out before the sweep began. Not flushed: a record lost in a crash only costs
+    /// the next start a sweep.
+    ///
+    /// # Errors
+    /// sled failed.
+    pub fn swept_after(&self, last: u64) -> Result<(), StoreError> {
+        let v = frame::encode(
+            TreeId::Meta,
+            self.next_stamp(),
+            SWEPT_KEY,
+            Some(&last.to_le_bytes()),
+        );
+        self.with(|h| {
+            h.meta.insert(SWEPT_KEY, v)?;
+            Ok(())
+        })
+    }
+
     /// Reserves a fresh id for `op` and stores it as it is (normally `running`), flushed:
     /// from here on the id is taken for good.
     ///
@@ -179,5 +235,27 @@ mod tests {
         assert_eq!(s.begin_operation(&mut record()).unwrap(), 9);
         let ids: Vec<u64> = s.all_operations().unwrap().iter().map(|o| o.id).collect();
         assert_eq!(ids, [1, 7, 8, 9]);
+    }
+
+    #[test]
+    fn a_sweep_is_owed_until_one_is_recorded_and_again_after_the_next_operation() {
+        let d = tempfile::tempdir().unwrap();
+        {
+            let s = Store::open(d.path()).unwrap();
+            // A log written before the counter existed: its highest id counts.
+            s.put_operation(&OperationRecord { id: 3, ..record() })
+                .unwrap();
+            assert_eq!(s.last_operation_id().unwrap(), 3);
+            assert!(s.sweep_owed(3).unwrap(), "no sweep on record");
+            s.swept_after(3).unwrap();
+            assert!(!s.sweep_owed(3).unwrap());
+            s.flush().unwrap();
+        }
+        let s = Store::open(d.path()).unwrap();
+        assert!(!s.sweep_owed(s.last_operation_id().unwrap()).unwrap());
+        s.begin_operation(&mut record()).unwrap();
+        let last = s.last_operation_id().unwrap();
+        assert_eq!(last, 4);
+        assert!(s.sweep_owed(last).unwrap(), "an operation began since");
     }
 }

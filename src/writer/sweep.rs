@@ -24,9 +24,20 @@ use crate::transient::{Leftover, leftover};
 /// `<name>/skills/<artifact>`, a profile root's `skills/<group>/<artifact>`.
 const MAX_DEPTH: usize = 3;
 
+/// What a sweep did.
+#[derive(Debug, Default)]
+pub struct Swept {
+    /// What was removed or put back, as people read it.
+    pub done: Vec<String>,
+    /// Whether the folder was swept whole: every entry could be read, and no leftover was
+    /// left for later (its destination locked, an I/O error). Copies in `keep` do not count.
+    pub whole: bool,
+}
+
 /// Sweeps `root` (see the module doc), leaving the paths in `keep` alone (copies named by
-/// intents that could not be settled). Returns what was done, as people read it.
-pub fn sweep(root: &Path, keep: &[PathBuf], wait: Duration, poll: Duration) -> Vec<String> {
+/// intents that could not be settled).
+pub fn sweep(root: &Path, keep: &[PathBuf], wait: Duration, poll: Duration) -> Swept {
+    let mut whole = true;
     let mut staged = Vec::new();
     let mut parked = Vec::new();
     let mut walk = walkdir::WalkDir::new(root)
@@ -34,7 +45,10 @@ pub fn sweep(root: &Path, keep: &[PathBuf], wait: Duration, poll: Duration) -> V
         .max_depth(MAX_DEPTH)
         .into_iter();
     while let Some(entry) = walk.next() {
-        let Ok(entry) = entry else { continue };
+        let Ok(entry) = entry else {
+            whole = false;
+            continue;
+        };
         let Some(kind) = leftover(entry.file_name()) else {
             continue;
         };
@@ -59,6 +73,7 @@ pub fn sweep(root: &Path, keep: &[PathBuf], wait: Duration, poll: Duration) -> V
     for (_, dest, path) in parked {
         let Ok(_lock) = Lock::acquire(&dest, wait, poll) else {
             tracing::warn!(path = %path.display(), "left for later: its destination is locked");
+            whole = false;
             continue;
         };
         let result = if std::fs::symlink_metadata(&dest).is_ok() {
@@ -74,7 +89,10 @@ pub fn sweep(root: &Path, keep: &[PathBuf], wait: Duration, poll: Duration) -> V
         };
         match result {
             Ok(line) => done.push(line),
-            Err(e) => tracing::warn!(path = %path.display(), error = %e, "cannot sweep"),
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "cannot sweep");
+                whole = false;
+            }
         }
     }
     for path in staged {
@@ -85,6 +103,7 @@ pub fn sweep(root: &Path, keep: &[PathBuf], wait: Duration, poll: Duration) -> V
         };
         let Ok(_lock) = Lock::acquire(&dest, wait, poll) else {
             tracing::warn!(path = %path.display(), "left for later: its destination is locked");
+            whole = false;
             continue;
         };
         match remove_entry(&path) {
@@ -92,13 +111,16 @@ pub fn sweep(root: &Path, keep: &[PathBuf], wait: Duration, poll: Duration) -> V
                 "deleted {}, new content that never went into place",
                 path.display()
             )),
-            Err(e) => tracing::warn!(path = %path.display(), error = %e, "cannot sweep"),
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "cannot sweep");
+                whole = false;
+            }
         }
     }
     for line in &done {
         tracing::info!("{line}");
     }
-    done
+    Swept { done, whole }
 }
 
 #[cfg(test)]
@@ -126,8 +148,9 @@ mod tests {
         mk(".kept.skillmeatd-swap-12345678");
         let keep = vec![skills.join(".kept.skillmeatd-swap-12345678")];
 
-        let done = sweep(d.path(), &keep, Duration::ZERO, Duration::ZERO);
-        assert_eq!(done.len(), 3, "{done:?}");
+        let swept = sweep(d.path(), &keep, Duration::ZERO, Duration::ZERO);
+        assert_eq!(swept.done.len(), 3, "{swept:?}");
+        assert!(swept.whole, "the kept copy does not count");
         let mut left: Vec<String> = std::fs::read_dir(&skills)
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())
@@ -152,5 +175,20 @@ mod tests {
             std::fs::read_to_string(skills.join("canvas/SKILL.md")).unwrap(),
             "canvas"
         );
+    }
+
+    #[test]
+    fn a_leftover_left_for_later_makes_the_sweep_not_whole() {
+        let d = tempfile::tempdir().unwrap();
+        let staged = d.path().join(".canvas.skillmeatd-aB3dE6g9.tmp");
+        std::fs::write(&staged, "new\n").unwrap();
+        let held = Lock::acquire(&d.path().join("canvas"), Duration::ZERO, Duration::ZERO).unwrap();
+        let swept = sweep(d.path(), &[], Duration::ZERO, Duration::ZERO);
+        assert!(!swept.whole && swept.done.is_empty(), "{swept:?}");
+        assert!(staged.exists());
+        drop(held);
+        let swept = sweep(d.path(), &[], Duration::ZERO, Duration::ZERO);
+        assert!(swept.whole && swept.done.len() == 1, "{swept:?}");
+        assert!(!staged.exists());
     }
 }

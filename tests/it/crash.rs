@@ -400,7 +400,12 @@ fn finding_1_kill_between_folder_renames_loses_nothing() {
 #[test]
 fn finding_3_leftovers_of_killed_writes_are_swept_at_start() {
     let w = World::new();
-    drop(w.start()); // the project is known, as it was when the older version crashed
+    {
+        // The project is known, and a write-back ran (leftovers only ever follow one).
+        let _d = w.start();
+        let (ok, said) = run(&w, &prep_pull(&w));
+        assert!(ok, "{said}");
+    }
     let skills = w.project.join(".claude/skills");
     let mine = skill_files(&w);
     // What older versions left after kills: a parked copy whose folder was never put back
@@ -442,4 +447,28 @@ fn finding_3_leftovers_of_killed_writes_are_swept_at_start() {
         Vec::<(String, String)>::new(),
         "nothing drifts: the project is whole again"
     );
+}
+
+/// Leftovers only ever follow a write-back, so a start after a run that wrote nothing does
+/// not walk the managed folders again: what looks like a leftover then (planted here by
+/// hand) is left alone. The first start after a write-back sweeps it.
+#[test]
+fn the_start_sweeps_only_after_a_write_back() {
+    let w = World::new();
+    drop(w.start()); // the first start sweeps whole and records it
+    let skills = w.project.join(".claude/skills");
+    let staged = skills.join(".canvas.skillmeatd-aB3dE6g9.tmp");
+    std::fs::write(&staged, "new\n").unwrap();
+    drop(w.start());
+    assert!(staged.exists(), "no write-back ran since the last sweep");
+
+    {
+        let _d = w.start();
+        let (ok, said) = run(&w, &prep_pull(&w));
+        assert!(ok, "{said}");
+        assert!(staged.exists(), "the sweep is at the start only");
+    }
+    drop(w.start());
+    assert!(!staged.exists(), "a write-back ran since the last sweep");
+    assert_eq!(leftovers(&w), Vec::<String>::new());
 }
