@@ -13,7 +13,7 @@
 mod totals;
 mod unreadable;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -161,6 +161,18 @@ impl Engine {
         let mut report = DriftReport::default();
         let files = deployment::read_project(project);
         let prior: Vec<&ArtifactReport> = prior.into_iter().collect();
+        // What each deployment's record said at the last look, to tell a record that moved on.
+        let recorded: HashMap<(&str, &str, &str), Option<&str>> = prior
+            .iter()
+            .map(|r| {
+                let id = (
+                    r.profile_root.as_str(),
+                    r.artifact_type.as_str(),
+                    r.name.as_str(),
+                );
+                (id, r.deployed_sha.as_deref())
+            })
+            .collect();
         let mut claims = unreadable::Claims::default();
         let mut used_collections = Vec::new();
         let mut use_collection = |name: &str| {
@@ -219,16 +231,31 @@ impl Engine {
                     Lookup::Unknown(why) => (None, Some(Side::Unreadable(why.to_string()))),
                 };
                 let c_path = source.map(|a| coll.dir.join(&a.path));
-                let c_side = match (c_side, &c_path) {
-                    (Some(side), _) => side,
-                    (None, Some(path)) => memo.side(&self.index, path, Variant::DeployedCopy),
-                    (None, None) => Side::Absent,
-                };
                 let mut p_path = root.join(&rec.artifact_path);
                 if !p_path.exists() && project.join(&rec.artifact_path).exists() {
                     // Old records kept paths relative to the project.
                     p_path = project.join(&rec.artifact_path);
                 }
+                // A record is written after the copies it describes (SkillMeat's deploy and
+                // sync, our write-backs). One that moved on since the last look may have
+                // been read before the copies' own change hints arrived (or while they still
+                // settle): its copies are read again, never judged as the memo last saw them.
+                let id = (
+                    file.root.as_str(),
+                    rec.artifact_type.as_str(),
+                    rec.artifact_name.as_str(),
+                );
+                if recorded.get(&id) != Some(&Some(rec.content_hash.as_str())) {
+                    memo.invalidate(&p_path);
+                    if let Some(c) = &c_path {
+                        memo.invalidate(c);
+                    }
+                }
+                let c_side = match (c_side, &c_path) {
+                    (Some(side), _) => side,
+                    (None, Some(path)) => memo.side(&self.index, path, Variant::DeployedCopy),
+                    (None, None) => Side::Absent,
+                };
                 let p_side = memo.side(&self.index, &p_path, Variant::Legacy);
                 // History: a copy that still hashes to the record is the deployment's base.
                 if p_path == root.join(&rec.artifact_path) {

@@ -182,6 +182,64 @@ fn a_completed_write_is_an_event_without_waiting_for_the_settle_window() {
     modified_within(&mut sub, "hello", t, bound);
 }
 
+/// A deployment record is written after the copies it describes. When the record's change
+/// is seen before the copy's (here the copy is still open, so its save settles, while the
+/// record is complete), the copy is read again rather than judged as it was before: the
+/// deployment goes from outdated to in sync, never through `modified`.
+#[test]
+fn a_record_seen_before_its_copy_reads_the_copy_again() {
+    let env = Env::new();
+    let LongSettle {
+        _daemon,
+        project: _,
+        root,
+        mut sub,
+    } = long_settle(&env);
+    let bound = Duration::from_secs(2);
+    let coll = env
+        .skillmeat_home
+        .join("collections/default/commands/hello.md");
+    let new = format!("{}\nA new line.\n", std::fs::read_to_string(&coll).unwrap());
+    write(&coll, &new);
+    let e = sub.wait_for(bound * 5, drift_changed("hello"));
+    assert_eq!(e["new_drift"], "outdated", "{e:#}");
+    let (old_hash, new_hash) = (
+        e["deployed_sha"].as_str().unwrap().to_string(),
+        e["collection_sha"].as_str().unwrap().to_string(),
+    );
+    let c = e["cursor"].as_u64().unwrap();
+
+    // The deploy: the copy is written (still open), then the record names its new hash.
+    let copy = {
+        use std::io::Write as _;
+        let mut f = std::fs::File::create(root.join("commands/hello.md")).unwrap();
+        f.write_all(new.as_bytes()).unwrap();
+        f.flush().unwrap();
+        f
+    };
+    let record = root.join(".skillmeat-deployed.toml");
+    let text = std::fs::read_to_string(&record).unwrap();
+    assert!(text.contains(&old_hash), "{text}");
+    let started = Instant::now();
+    std::fs::write(&record, text.replace(&old_hash, &new_hash)).unwrap();
+    let e = sub.wait_for(bound, drift_changed("hello"));
+    assert_eq!(
+        (&e["old_drift"], &e["new_drift"]),
+        (&"outdated".into(), &"in_sync".into()),
+        "{e:#}"
+    );
+    assert!(started.elapsed() < bound, "{:?}", started.elapsed());
+
+    // The copy's own save completes: nothing more to say.
+    drop(copy);
+    let ev = env.events_since(c);
+    assert_eq!(
+        transitions(&ev),
+        [t("hello", "outdated", "in_sync")],
+        "{ev:#?}"
+    );
+}
+
 /// A file held open for writing does not hold back a completed write elsewhere: with a
 /// settle window of ten seconds, a save of another artifact made while the first file is
 /// still open becomes its event at once, the open file stays out of the state, and its
