@@ -105,6 +105,23 @@ impl Store {
         })
     }
 
+    /// The last id of `kind` handed out: its counter, or when there is none yet, what
+    /// `present` gives (the highest id stored, as [`Store::allocate_id`] would start from).
+    ///
+    /// # Errors
+    /// sled failed.
+    pub(super) fn last_id(
+        &self,
+        kind: IdKind,
+        present: impl FnOnce(&Handles) -> Result<u64, StoreError>,
+    ) -> Result<u64, StoreError> {
+        let key = kind.key();
+        self.with(|h| match h.meta.get(key)?.and_then(|v| counter(key, &v)) {
+            Some(n) => Ok(n),
+            None => present(h),
+        })
+    }
+
     /// Raises the counter of `kind` to at least `last` (a salvage carrying counters over).
     pub(super) fn raise_counter(
         &self,

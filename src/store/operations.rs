@@ -24,7 +24,7 @@ use crate::model::OperationRecord;
 
 use super::frame::{self, TreeId};
 use super::ids::{IdKind, highest};
-use super::{Store, StoreError, unframe};
+use super::{Handles, Store, StoreError, unframe};
 
 fn corrupt(e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt {
@@ -37,6 +37,11 @@ fn decode(key: &[u8], v: &[u8]) -> Result<OperationRecord, StoreError> {
     serde_json::from_slice(unframe(TreeId::Operations, key, v)?).map_err(corrupt)
 }
 
+/// The highest operation id in the log (where the counter starts when it does not exist).
+fn highest_stored(h: &Handles) -> Result<u64, StoreError> {
+    Ok(highest(h.operations.last()?.map(|(k, _)| k)))
+}
+
 /// `meta` key of the last operation id a whole sweep came after.
 const SWEPT_KEY: &[u8] = b"swept.after_operation";
 
@@ -46,10 +51,7 @@ impl Store {
     /// # Errors
     /// sled failed; the counter does not decode.
     pub fn last_operation_id(&self) -> Result<u64, StoreError> {
-        self.with(|h| match self.meta_number(h, IdKind::Operation.key())? {
-            Some(n) => Ok(n),
-            None => Ok(highest(h.operations.last()?.map(|(k, _)| k))),
-        })
+        self.last_id(IdKind::Operation, highest_stored)
     }
 
     /// Whether the managed folders may hold leftovers of a write: an operation began since
@@ -89,9 +91,7 @@ impl Store {
     /// # Errors
     /// sled failed.
     pub fn begin_operation(&self, op: &mut OperationRecord) -> Result<u64, StoreError> {
-        op.id = self.allocate_id(IdKind::Operation, |h| {
-            Ok(highest(h.operations.last()?.map(|(k, _)| k)))
-        })?;
+        op.id = self.allocate_id(IdKind::Operation, highest_stored)?;
         self.put_operation(op)?;
         Ok(op.id)
     }
