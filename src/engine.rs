@@ -24,6 +24,7 @@ use crate::formats::Problem;
 use crate::formats::collection::{self, Collection, Lookup};
 use crate::formats::deployment;
 use crate::formats::frontmatter;
+use crate::hash::scan::Scan;
 use crate::hash::{HashError, Variant};
 use crate::history::{History, HistoryError};
 use crate::index::HashIndex;
@@ -421,6 +422,8 @@ impl Engine {
 #[derive(Debug, Default, Clone)]
 pub struct SideMemo {
     sides: BTreeMap<(PathBuf, Variant), Memoised>,
+    /// Folder listings read by the batch's watch walk, used by its hash walks.
+    scan: Option<Arc<Scan>>,
 }
 
 /// One memoised side, the stamp digest it was hashed from, and its front matter's version
@@ -452,9 +455,10 @@ impl SideMemo {
     }
 
     fn entry(&mut self, index: &HashIndex, path: &Path, variant: Variant) -> &mut Memoised {
+        let scan = self.scan.as_deref();
         self.sides
             .entry((path.to_path_buf(), variant))
-            .or_insert_with(|| match index.side(path, variant) {
+            .or_insert_with(|| match index.side_in(path, variant, scan) {
                 Ok(h) => Memoised {
                     side: Side::Hash(h.hash),
                     digest: Some(h.digest),
@@ -498,6 +502,12 @@ impl SideMemo {
     /// Forgets everything (a full reconcile).
     pub fn clear(&mut self) {
         self.sides.clear();
+    }
+
+    /// Walks sides not memoised yet with the listings of `scan` (read after their folders'
+    /// watches were added), until it is taken away with `None`.
+    pub fn use_scan(&mut self, scan: Option<Arc<Scan>>) {
+        self.scan = scan;
     }
 }
 

@@ -18,6 +18,8 @@
 //! whether a cached hash still holds. Everything here is synchronous; its callers (the index,
 //! history, the operations, `skillmeatd hash`) run it off the async runtime.
 
+use std::borrow::Cow;
+use std::ffi::OsStr;
 use std::fs::{self, Metadata};
 use std::io::{self, Read};
 use std::os::unix::ffi::OsStrExt;
@@ -25,6 +27,10 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
+
+pub mod scan;
+
+use scan::{Kind, Scan};
 
 /// SHA-256 of nothing: the hash of an empty file or a folder with no files.
 pub const EMPTY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
@@ -194,9 +200,25 @@ pub fn copy_ignores(name: &[u8]) -> bool {
 /// [`Variant::DeployedCopy`], dangling symlinks and special files inside (a deploy's copy
 /// fails on both).
 pub fn walk(path: &Path, variant: Variant) -> Result<Listing, HashError> {
-    let meta = fs::metadata(path).map_err(|e| HashError::io(path, "stat", e))?;
-    if !meta.is_dir() {
-        if !meta.is_file() {
+    walk_in(path, variant, None)
+}
+
+/// [`walk`], taking the listing of each folder (and the metadata of each entry) that
+/// `scan` holds from it instead of the disk.
+///
+/// # Errors
+/// As [`walk`].
+pub fn walk_in(path: &Path, variant: Variant, scan: Option<&Scan>) -> Result<Listing, HashError> {
+    let meta = match scan
+        .and_then(|s| s.entry(path))
+        .filter(|e| e.kind != Kind::Link)
+    {
+        Some(e) => Stat::of(e.kind, e.stamp),
+        None => Stat::from(&fs::metadata(path).map_err(|e| HashError::io(path, "stat", e))?),
+    };
+    if meta.kind != Kind::Folder {
+        if meta.kind != Kind::File {
+            let meta = fs::metadata(path).map_err(|e| HashError::io(path, "stat", e))?;
             return Err(HashError::NotRegular {
                 path: path.to_path_buf(),
                 kind: crate::regular::describe(meta.file_type()),
@@ -207,94 +229,156 @@ pub fn walk(path: &Path, variant: Variant) -> Result<Listing, HashError> {
             files: vec![ListedFile {
                 rel: Vec::new(),
                 abs: path.to_path_buf(),
-                stamp: FileStamp::of(&meta),
+                stamp: meta.stamp,
             }],
         });
     }
     let mut files = Vec::new();
-    let mut ancestors = vec![(meta.dev(), meta.ino())];
-    walk_dir(path, &mut Vec::new(), variant, &mut ancestors, &mut files)?;
+    let mut walk = Walk {
+        variant,
+        scan,
+        ancestors: vec![(meta.stamp.dev, meta.stamp.ino)],
+        out: &mut files,
+    };
+    walk.dir(path, (meta.stamp.dev, meta.stamp.ino), &mut Vec::new())?;
     Ok(Listing {
         single_file: false,
         files,
     })
 }
 
-fn walk_dir(
-    dir: &Path,
-    rel: &mut Vec<u8>,
-    variant: Variant,
-    ancestors: &mut Vec<(u64, u64)>,
-    out: &mut Vec<ListedFile>,
-) -> Result<(), HashError> {
-    let mut entries = fs::read_dir(dir)
-        .map_err(|e| HashError::io(dir, "read folder", e))?
-        .map(|e| e.map(|e| (e.file_name(), e)))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| HashError::io(dir, "read folder", e))?;
-    // Sorting each folder's children by name bytes, depth first, gives Python's
-    // component-wise sort of the whole relative paths.
-    entries.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
-    for (name, entry) in entries {
-        let name = name.as_bytes();
-        if variant == Variant::DeployedCopy && copy_ignores(name) {
-            continue;
-        }
-        let abs = dir.join(std::ffi::OsStr::from_bytes(name));
-        // Stated through the open folder (one name to look up, not the whole path).
-        let lmeta = entry
-            .metadata()
-            .map_err(|e| HashError::io(&abs, "stat", e))?;
-        let (meta, via_link) = if lmeta.file_type().is_symlink() {
-            match fs::metadata(&abs) {
-                Ok(m) => (m, true),
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                    if variant == Variant::DeployedCopy {
-                        return Err(HashError::DanglingSymlink { path: abs });
-                    }
-                    continue;
-                }
-                Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
-                    return Err(HashError::SymlinkLoop { path: abs });
-                }
-                Err(e) => return Err(HashError::io(&abs, "stat", e)),
-            }
-        } else {
-            (lmeta, false)
-        };
-        let start = rel.len();
-        if !rel.is_empty() {
-            rel.push(b'/');
-        }
-        rel.extend_from_slice(name);
-        if meta.is_dir() {
-            let id = (meta.dev(), meta.ino());
-            if ancestors.contains(&id) {
-                return Err(HashError::SymlinkLoop { path: abs });
-            }
-            // The legacy hash never descends through a symlinked folder; a deploy copies it
-            // as a real folder, which then is hashed.
-            if !via_link || variant == Variant::DeployedCopy {
-                ancestors.push(id);
-                walk_dir(&abs, rel, variant, ancestors, out)?;
-                ancestors.pop();
-            }
-        } else if meta.is_file() {
-            out.push(ListedFile {
-                rel: rel.clone(),
-                abs,
-                stamp: FileStamp::of(&meta),
-            });
-        } else if variant == Variant::DeployedCopy {
-            // SkillMeat's hash skips it; a deploy's copy stops on it.
-            return Err(HashError::NotRegular {
-                path: abs,
-                kind: crate::regular::describe(meta.file_type()),
-            });
-        }
-        rel.truncate(start);
+/// What a walk needs of an entry's metadata (symbolic links followed).
+#[derive(Clone, Copy)]
+struct Stat {
+    kind: Kind,
+    stamp: FileStamp,
+}
+
+impl Stat {
+    fn of(kind: Kind, stamp: FileStamp) -> Stat {
+        Stat { kind, stamp }
     }
-    Ok(())
+
+    fn from(meta: &Metadata) -> Stat {
+        let kind = if meta.is_dir() {
+            Kind::Folder
+        } else if meta.is_file() {
+            Kind::File
+        } else if meta.file_type().is_symlink() {
+            Kind::Link
+        } else {
+            Kind::Other
+        };
+        Stat::of(kind, FileStamp::of(meta))
+    }
+}
+
+/// One walk's settings and what it found so far.
+struct Walk<'a> {
+    variant: Variant,
+    scan: Option<&'a Scan>,
+    /// Identities of the folders being walked, to refuse a loop through a link.
+    ancestors: Vec<(u64, u64)>,
+    out: &'a mut Vec<ListedFile>,
+}
+
+impl<'a> Walk<'a> {
+    /// The entries of the folder `dir`, of identity `id`, sorted by name bytes, each with
+    /// its `lstat`.
+    fn entries(
+        &self,
+        dir: &Path,
+        id: (u64, u64),
+    ) -> Result<Vec<(Cow<'a, OsStr>, Stat)>, HashError> {
+        if let Some(listing) = self.scan.and_then(|s| s.folder(id)) {
+            return Ok(listing
+                .entries()
+                .iter()
+                .map(|e| (Cow::Borrowed(listing.name(e)), Stat::of(e.kind, e.stamp)))
+                .collect());
+        }
+        let mut entries = fs::read_dir(dir)
+            .map_err(|e| HashError::io(dir, "read folder", e))?
+            .map(|e| e.map(|e| (e.file_name(), e)))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| HashError::io(dir, "read folder", e))?;
+        // Sorting each folder's children by name bytes, depth first, gives Python's
+        // component-wise sort of the whole relative paths.
+        entries.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+        entries
+            .into_iter()
+            .map(|(name, entry)| {
+                // Stated through the open folder (one name to look up, not the whole path).
+                let meta = entry
+                    .metadata()
+                    .map_err(|e| HashError::io(&dir.join(&name), "stat", e))?;
+                Ok((Cow::Owned(name), Stat::from(&meta)))
+            })
+            .collect()
+    }
+
+    fn dir(&mut self, dir: &Path, id: (u64, u64), rel: &mut Vec<u8>) -> Result<(), HashError> {
+        let variant = self.variant;
+        for (name, lstat) in self.entries(dir, id)? {
+            let name = name.as_bytes();
+            if variant == Variant::DeployedCopy && copy_ignores(name) {
+                continue;
+            }
+            let abs = dir.join(std::ffi::OsStr::from_bytes(name));
+            let (meta, via_link) = if lstat.kind == Kind::Link {
+                match fs::metadata(&abs) {
+                    Ok(m) => (Stat::from(&m), true),
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                        if variant == Variant::DeployedCopy {
+                            return Err(HashError::DanglingSymlink { path: abs });
+                        }
+                        continue;
+                    }
+                    Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+                        return Err(HashError::SymlinkLoop { path: abs });
+                    }
+                    Err(e) => return Err(HashError::io(&abs, "stat", e)),
+                }
+            } else {
+                (lstat, false)
+            };
+            let start = rel.len();
+            if !rel.is_empty() {
+                rel.push(b'/');
+            }
+            rel.extend_from_slice(name);
+            match meta.kind {
+                Kind::Folder => {
+                    let id = (meta.stamp.dev, meta.stamp.ino);
+                    if self.ancestors.contains(&id) {
+                        return Err(HashError::SymlinkLoop { path: abs });
+                    }
+                    // The legacy hash never descends through a symlinked folder; a deploy
+                    // copies it as a real folder, which then is hashed.
+                    if !via_link || variant == Variant::DeployedCopy {
+                        self.ancestors.push(id);
+                        self.dir(&abs, id, rel)?;
+                        self.ancestors.pop();
+                    }
+                }
+                Kind::File => self.out.push(ListedFile {
+                    rel: rel.clone(),
+                    abs,
+                    stamp: meta.stamp,
+                }),
+                _ if variant == Variant::DeployedCopy => {
+                    // SkillMeat's hash skips it; a deploy's copy stops on it.
+                    let kind = fs::metadata(&abs).map_or("not a regular file", |m| {
+                        crate::regular::describe(m.file_type())
+                    });
+                    return Err(HashError::NotRegular { path: abs, kind });
+                }
+                _ => {}
+            }
+            rel.truncate(start);
+        }
+        Ok(())
+    }
 }
 
 /// Reads every file of `listing` and returns the lowercase hex SHA-256 SkillMeat stores.
@@ -387,6 +471,73 @@ mod tests {
         assert_eq!(
             content_hash(&root, Variant::DeployedCopy).unwrap(),
             sha(b"SKILL.mdslinked/data.txtdshared/data.txtd")
+        );
+    }
+
+    /// Lists `dir` and every folder below it (links to folders followed) into `scan`.
+    fn scan_into(scan: &mut Scan, dir: &Path) {
+        let meta = fs::metadata(dir).unwrap();
+        let mark = scan.begin();
+        let mut below = Vec::new();
+        for e in fs::read_dir(dir).unwrap() {
+            let e = e.unwrap();
+            scan.push(&e.file_name(), &e.metadata().unwrap());
+            if e.path().is_dir() {
+                below.push(e.path());
+            }
+        }
+        scan.finish(mark, (meta.dev(), meta.ino()), true);
+        for d in below {
+            scan_into(scan, &d);
+        }
+    }
+
+    #[test]
+    fn a_walk_through_a_scan_lists_what_the_disk_held_when_it_was_read() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path().join("skill");
+        fs::create_dir_all(root.join("shared/deep")).unwrap();
+        fs::write(root.join("SKILL.md"), b"s").unwrap();
+        fs::write(root.join("x.pyc"), b"junk").unwrap();
+        fs::write(root.join("shared/deep/data.txt"), b"d").unwrap();
+        symlink("shared", root.join("linked")).unwrap();
+        symlink("SKILL.md", root.join("alias.md")).unwrap();
+        let mut scan = Scan::new();
+        let top = fs::metadata(d.path()).unwrap();
+        scan.root(d.path().to_path_buf(), (top.dev(), top.ino()));
+        scan_into(&mut scan, d.path());
+        for variant in [Variant::Legacy, Variant::DeployedCopy] {
+            for path in [root.clone(), root.join("SKILL.md"), root.join("linked")] {
+                assert_eq!(
+                    walk_in(&path, variant, Some(&scan)).unwrap(),
+                    walk(&path, variant).unwrap(),
+                    "{variant:?} {}",
+                    path.display()
+                );
+            }
+        }
+        // What changed since is not seen through the scan, only on the disk.
+        fs::write(root.join("shared/deep/data.txt"), b"longer").unwrap();
+        fs::write(root.join("new.md"), b"n").unwrap();
+        let scanned = walk_in(&root, Variant::Legacy, Some(&scan)).unwrap();
+        let now = walk(&root, Variant::Legacy).unwrap();
+        assert_ne!(scanned.stamp_digest(), now.stamp_digest());
+        assert_eq!(scanned.files.len() + 1, now.files.len());
+        let data = |l: &Listing| {
+            l.files
+                .iter()
+                .find(|f| f.rel == b"shared/deep/data.txt")
+                .unwrap()
+                .stamp
+                .size
+        };
+        assert_eq!((data(&scanned), data(&now)), (1, 6));
+        // A path the scan does not hold is read from the disk.
+        let outside = tempfile::tempdir().unwrap();
+        fs::write(outside.path().join("f"), b"f").unwrap();
+        assert_eq!(
+            walk_in(outside.path(), Variant::Legacy, Some(&scan)).unwrap(),
+            walk(outside.path(), Variant::Legacy).unwrap()
         );
     }
 

@@ -4,7 +4,8 @@
 //! sequential file on disk, read whole when the store opens) with the stamp digest (names,
 //! device, inode, size, mtime, ctime of every file) of what it was computed from, and the
 //! version its front matter declares once read. A lookup walks the artifact with `stat`
-//! only; an unchanged digest returns the cached hash (and version) without reading a byte.
+//! only (or takes the listings the watcher just read, [`crate::hash::scan`]); an unchanged
+//! digest returns the cached hash (and version) without reading a byte.
 //! SkillMeat's hash is one SHA-256 stream over all files, so a change to any file re-reads
 //! that artifact, and only that artifact; so does a change made while the daemon was
 //! stopped, since the digest covers every stamp field.
@@ -21,6 +22,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::formats::frontmatter;
+use crate::hash::scan::Scan;
 use crate::hash::{self, HashError, Variant};
 use crate::store::{CachedHash, Store};
 
@@ -84,8 +86,23 @@ impl HashIndex {
     /// # Errors
     /// As [`hash::walk`] and [`hash::hash_listing`].
     pub fn side(&self, path: &Path, variant: Variant) -> Result<Hashed, HashError> {
-        let started = now_ns();
-        let listing = hash::walk(path, variant)?;
+        self.side_in(path, variant, None)
+    }
+
+    /// [`HashIndex::side`], walking with the listings `scan` holds; a file changed close to
+    /// the scan's start is racy.
+    ///
+    /// # Errors
+    /// As [`hash::walk`] and [`hash::hash_listing`].
+    pub fn side_in(
+        &self,
+        path: &Path,
+        variant: Variant,
+        scan: Option<&Scan>,
+    ) -> Result<Hashed, HashError> {
+        let now = now_ns();
+        let started = scan.map_or(now, |s| s.started_ns().min(now));
+        let listing = hash::walk_in(path, variant, scan)?;
         let digest = listing.stamp_digest();
         if let Some(c) = self.store.cached_hash(variant, path)
             && c.entry.stamp_digest == digest
@@ -172,6 +189,36 @@ mod tests {
         let c = index.hash(d.path(), Variant::Legacy).unwrap();
         assert_ne!(a, c);
         assert_eq!(c, hash::content_hash(d.path(), Variant::Legacy).unwrap());
+    }
+
+    /// Stamps taken from a scan are judged racy against the scan's start, not against
+    /// the hash: a file written as the listing was read is hashed again next time,
+    /// however long after the scan the hash was taken.
+    #[test]
+    fn a_file_changed_just_before_a_scan_is_racy() {
+        let store_dir = tempfile::tempdir().unwrap();
+        let d = tempfile::tempdir().unwrap();
+        let mut scan = Scan::new();
+        std::fs::write(d.path().join("x"), b"1").unwrap();
+        use std::os::unix::fs::MetadataExt;
+        let meta = std::fs::metadata(d.path()).unwrap();
+        let mark = scan.begin();
+        for e in std::fs::read_dir(d.path()).unwrap() {
+            let e = e.unwrap();
+            scan.push(&e.file_name(), &e.metadata().unwrap());
+        }
+        scan.finish(mark, (meta.dev(), meta.ino()), true);
+        // Past the racy window, counted from the write and from the scan.
+        std::thread::sleep(std::time::Duration::from_millis(250));
+        let index = HashIndex::new(Store::open(store_dir.path()).unwrap());
+        index
+            .side_in(d.path(), Variant::Legacy, Some(&scan))
+            .unwrap();
+        index.side(d.path(), Variant::Legacy).unwrap();
+        assert_eq!(index.stats().files_read.load(Ordering::Relaxed), 2);
+        // Now stored from a walk long after the write: trusted.
+        index.side(d.path(), Variant::Legacy).unwrap();
+        assert_eq!(index.stats().files_read.load(Ordering::Relaxed), 2);
     }
 
     #[test]

@@ -27,6 +27,7 @@ use std::time::Duration;
 
 use tokio::sync::{Notify, mpsc};
 
+use crate::hash::scan::Scan;
 use crate::transient::is_transient;
 
 pub mod count;
@@ -218,10 +219,13 @@ impl Watcher {
 
     /// Makes the watched set equal `wanted`. Returns the roots newly watched (their content
     /// may have changed before the watch existed: the caller rescans them) and, for roots
-    /// that fell back to polling, the reason.
+    /// that fell back to polling, the reason. With a `scan`, the listings of the folders
+    /// below the recursive roots newly watched by kernel events are recorded there, each
+    /// read after its folder's watch was added.
     pub fn set_roots(
         &mut self,
         wanted: &BTreeMap<PathBuf, Depth>,
+        scan: Option<&mut Scan>,
     ) -> (Vec<PathBuf>, Vec<(PathBuf, String)>) {
         let stale: Vec<PathBuf> = self
             .roots
@@ -232,50 +236,52 @@ impl Watcher {
         for p in stale {
             self.unwatch(&p);
         }
+        let new: Vec<(PathBuf, Depth)> = wanted
+            .iter()
+            .filter(|(p, _)| !self.roots.contains_key(*p) && p.exists())
+            .map(|(p, d)| (p.clone(), *d))
+            .collect();
+        let reasons: Vec<Option<String>> = match (&mut self.kernel, self.force_polling) {
+            (_, true) => vec![
+                Some("polling is forced by configuration (watch.force_polling)".to_string());
+                new.len()
+            ],
+            (None, _) => vec![Some("kernel file events are unavailable".to_string()); new.len()],
+            (Some(_), _) if self.fault_limit => vec![
+                Some(format!(
+                    "the inotify watch limit is exhausted (simulated by {FAULT_WATCH_LIMIT}); raise it: {WATCH_LIMIT_FIX}"
+                ));
+                new.len()
+            ],
+            (Some(k), _) => k
+                .watch_all(&new, scan)
+                .into_iter()
+                .zip(&new)
+                .map(|(outcome, (path, _))| match outcome {
+                    Ok(()) => None,
+                    Err(WatchError::Limit) => Some(format!(
+                        "the inotify watch limit is exhausted; raise it: {WATCH_LIMIT_FIX}"
+                    )),
+                    Err(WatchError::Other(e)) => {
+                        tracing::warn!(root = %path.display(), error = %e, "cannot watch; polling it");
+                        Some(format!("kernel watch failed: {e}"))
+                    }
+                })
+                .collect(),
+        };
         let mut added = Vec::new();
         let mut fell_back = Vec::new();
-        for (p, d) in wanted {
-            if self.roots.contains_key(p) || !p.exists() {
-                continue;
+        for ((path, depth), reason) in new.into_iter().zip(reasons) {
+            count::changed();
+            if let Some(reason) = reason {
+                self.poll.watch(&path, depth);
+                self.polled.insert(path.clone(), reason.clone());
+                fell_back.push((path.clone(), reason));
             }
-            if let Some(reason) = self.watch(p, *d) {
-                fell_back.push((p.clone(), reason));
-            }
-            if self.roots.contains_key(p) {
-                added.push(p.clone());
-            }
+            self.roots.insert(path.clone(), depth);
+            added.push(path);
         }
         (added, fell_back)
-    }
-
-    /// Watches one root; returns the reason when it had to be polled.
-    fn watch(&mut self, path: &Path, depth: Depth) -> Option<String> {
-        let reason = match (&mut self.kernel, self.force_polling, self.fault_limit) {
-            (_, true, _) => {
-                Some("polling is forced by configuration (watch.force_polling)".to_string())
-            }
-            (None, _, _) => Some("kernel file events are unavailable".to_string()),
-            (Some(_), _, true) => Some(format!(
-                "the inotify watch limit is exhausted (simulated by {FAULT_WATCH_LIMIT}); raise it: {WATCH_LIMIT_FIX}"
-            )),
-            (Some(k), _, _) => match k.watch(path, depth) {
-                Ok(()) => None,
-                Err(WatchError::Limit) => Some(format!(
-                    "the inotify watch limit is exhausted; raise it: {WATCH_LIMIT_FIX}"
-                )),
-                Err(WatchError::Other(e)) => {
-                    tracing::warn!(root = %path.display(), error = %e, "cannot watch; polling it");
-                    Some(format!("kernel watch failed: {e}"))
-                }
-            },
-        };
-        count::changed();
-        if let Some(reason) = &reason {
-            self.poll.watch(path, depth);
-            self.polled.insert(path.to_path_buf(), reason.clone());
-        }
-        self.roots.insert(path.to_path_buf(), depth);
-        reason
     }
 
     fn unwatch(&mut self, path: &Path) {

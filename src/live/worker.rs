@@ -15,6 +15,7 @@ use crate::engine::{Collections, Engine, SideMemo};
 use crate::formats::Problem;
 use crate::formats::collection::collections_dir;
 use crate::formats::deployment;
+use crate::hash::scan::Scan;
 use crate::history::time::now_ms;
 use crate::journal;
 use crate::model::{ArtifactReport, Event};
@@ -221,9 +222,13 @@ impl Worker {
                     .take(2)
                     .any(|a| a == home || known_dirs.contains(a))
             });
+        // The folders newly watched are listed as they are watched, so their hash walks
+        // below read nothing from the disk again.
         let watching = Instant::now();
+        let mut scan = Scan::new();
         let (added_roots, fell_back) = if relist {
-            self.watcher.set_roots(&self.wanted_roots(&projects))
+            let wanted = self.wanted_roots(&projects);
+            self.watcher.set_roots(&wanted, Some(&mut scan))
         } else {
             (Vec::new(), Vec::new())
         };
@@ -309,7 +314,11 @@ impl Worker {
             _ => old.reports.clone(),
         };
         let computing = Instant::now();
+        let scanned = scan.len();
+        self.memo
+            .use_scan((!scan.is_empty()).then(|| Arc::new(scan)));
         let computed = self.compute(&affected, &prior);
+        self.memo.use_scan(None);
         let compute_ms = computing.elapsed().as_millis() as u64;
         for (project, mut r) in computed {
             self.backlog.bases.append(&mut r.bases);
@@ -465,6 +474,7 @@ impl Worker {
             projects = affected.len(),
             full = dirty.full,
             watch_ms,
+            scanned,
             compute_ms,
             elapsed_ms = started.elapsed().as_millis() as u64,
             "batch applied"

@@ -6,7 +6,10 @@
 //! 20,200 folders that took 0.56 s on a quiet machine. This walk reads each folder's
 //! entries with their types (no stat but for symbolic links) and adds the watches itself:
 //! 0.23 s for the same tree. The watch of a folder is added before its entries are read,
-//! so nothing created meanwhile is missed.
+//! so nothing created meanwhile is missed. Several roots are walked at once, one thread
+//! per core, the tree locked only to add each watch. Asked for a [`Scan`], the walk also
+//! takes every entry's `lstat` through the open folder and keeps the listings, so the
+//! hash walks that follow need not open those folders again.
 //!
 //! Below a recursive root, a folder created or renamed into place is watched (with
 //! everything in it) before its hint is sent; a folder renamed away or deleted drops its
@@ -20,6 +23,7 @@ use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::{DirEntryExt, MetadataExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
@@ -27,6 +31,7 @@ use inotify::{EventMask, Inotify, WatchDescriptor, WatchMask, Watches};
 use tokio::sync::mpsc;
 
 use super::{Depth, Hint, Overflow, Stage, WatchError, count};
+use crate::hash::scan::Scan;
 use crate::transient::is_transient;
 
 /// What every folder is watched for; a root also for its own deletion or move.
@@ -40,6 +45,11 @@ const MASK: WatchMask = WatchMask::ATTRIB
 const ROOT_MASK: WatchMask = MASK
     .union(WatchMask::DELETE_SELF)
     .union(WatchMask::MOVE_SELF);
+
+/// What a folder is watched for.
+fn mask(root: bool) -> WatchMask {
+    if root { ROOT_MASK } else { MASK }
+}
 
 /// The watches held: each folder's descriptor, and back. Shared by the thread reading
 /// events and the watcher's calls, behind one lock.
@@ -73,47 +83,31 @@ fn lock(tree: &Mutex<Tree>) -> MutexGuard<'_, Tree> {
 
 impl Tree {
     /// Watches `dir` (and, when `recursive`, every folder below it, following symbolic
-    /// links to folders once). Folders that vanish meanwhile are skipped.
+    /// links to folders once), with the tree locked throughout.
     ///
     /// # Errors
-    /// A watch cannot be added (the limit, permissions).
+    /// As [`walk`].
     fn add(&mut self, dir: &Path, recursive: bool, root: bool) -> io::Result<()> {
-        let ino = std::fs::metadata(dir).map_or(0, |m| m.ino());
-        let mut pending = vec![(dir.to_path_buf(), ino)];
-        let mut first = true;
-        while let Some((d, ino)) = pending.pop() {
-            let is_root = root && std::mem::take(&mut first);
-            match self.watch_one(&d, ino, recursive, is_root) {
-                Ok(()) => {}
-                Err(e) if d != dir && vanished(&e) => continue,
-                Err(e) => return Err(e),
-            }
-            if !recursive {
-                continue;
-            }
-            let Ok(entries) = std::fs::read_dir(&d) else {
-                continue;
-            };
-            for e in entries.flatten() {
-                let Ok(t) = e.file_type() else { continue };
-                let path = e.path();
-                if is_transient(&path) {
-                    continue;
-                }
-                if t.is_dir() {
-                    pending.push((path, e.ino()));
-                } else if t.is_symlink() && links_to_new_folder(&path) {
-                    pending.push((path, 0));
-                }
-            }
-        }
-        Ok(())
+        walk(dir, recursive, root, None, &mut |d, ino, is_root| {
+            self.watch_one(d, ino, recursive, is_root)
+        })
     }
 
     fn watch_one(&mut self, dir: &Path, ino: u64, recursive: bool, root: bool) -> io::Result<()> {
-        let mask = if root { ROOT_MASK } else { MASK };
-        let wd = self.watches.add(dir, mask)?;
-        let path: Arc<Path> = Arc::from(dir);
+        let wd = self.watches.add(dir, mask(root))?;
+        self.note(wd, Arc::from(dir), ino, recursive, root);
+        Ok(())
+    }
+
+    /// Records the watch `wd` of the folder at `path`.
+    fn note(
+        &mut self,
+        wd: WatchDescriptor,
+        path: Arc<Path>,
+        ino: u64,
+        recursive: bool,
+        root: bool,
+    ) {
         // The same folder reached by a second path keeps one descriptor: the last path wins.
         if let Some(old) = self.folders.insert(
             wd.clone(),
@@ -129,7 +123,6 @@ impl Tree {
             self.by_path.remove(&old.path);
         }
         self.by_path.insert(path, wd);
-        Ok(())
     }
 
     /// Drops the watches of a folder gone from `dir` (renamed away or deleted), unless
@@ -178,16 +171,94 @@ fn vanished(e: &io::Error) -> bool {
     matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR))
 }
 
-/// Whether the symbolic link at `path` leads to a folder that is not one of its own
+/// Walks `dir`, calling `watch` on each folder (with its inode, and whether it is `dir`
+/// as a `root`) before its entries are read, so nothing created meanwhile is missed; below
+/// `dir` only when `recursive`, following symbolic links to folders once. With a `scan`,
+/// records each listing read whole, every entry with its `lstat` through the open folder.
+/// Folders that vanish meanwhile are skipped.
+///
+/// # Errors
+/// A watch cannot be added (the limit, permissions), or `dir` itself cannot be watched.
+fn walk(
+    dir: &Path,
+    recursive: bool,
+    root: bool,
+    mut scan: Option<&mut Scan>,
+    watch: &mut dyn FnMut(&Path, u64, bool) -> io::Result<()>,
+) -> io::Result<()> {
+    let top = std::fs::metadata(dir).ok();
+    let id = top.as_ref().map(|m| (m.dev(), m.ino()));
+    if let (Some(scan), Some(id)) = (scan.as_deref_mut(), id) {
+        scan.root(dir.to_path_buf(), id);
+    }
+    // Each folder to watch, with its identity (device, inode) when known.
+    let mut pending = vec![(dir.to_path_buf(), id)];
+    let mut first = true;
+    while let Some((d, id)) = pending.pop() {
+        let is_root = root && std::mem::take(&mut first);
+        match watch(&d, id.map_or(0, |(_, ino)| ino), is_root) {
+            Ok(()) => {}
+            Err(e) if d != dir && vanished(&e) => continue,
+            Err(e) => return Err(e),
+        }
+        if !recursive {
+            continue;
+        }
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        // Scanning, each entry's `lstat` tells its type; otherwise the listing does.
+        let mut listing = scan.as_deref().zip(id).map(|(s, id)| (s.begin(), id));
+        let mut whole = true;
+        for e in entries {
+            let Ok(e) = e else {
+                whole = false;
+                continue;
+            };
+            let (t, lstat_id) = match (&mut scan, listing.is_some()) {
+                (Some(scan), true) => match e.metadata() {
+                    Ok(meta) => {
+                        scan.push(&e.file_name(), &meta);
+                        (meta.file_type(), Some((meta.dev(), meta.ino())))
+                    }
+                    Err(_) => {
+                        whole = false;
+                        continue;
+                    }
+                },
+                _ => match e.file_type() {
+                    Ok(t) => (t, None),
+                    Err(_) => continue,
+                },
+            };
+            if !t.is_dir() && !t.is_symlink() {
+                continue;
+            }
+            let path = e.path();
+            if is_transient(&path) {
+                continue;
+            }
+            if t.is_dir() {
+                pending.push((path, Some(lstat_id.unwrap_or((0, e.ino())))));
+            } else if let Some(target) = link_to_new_folder(&path) {
+                pending.push((path, Some((target.dev(), target.ino()))));
+            }
+        }
+        if let (Some(scan), Some((mark, id))) = (scan.as_deref_mut(), listing.take()) {
+            scan.finish(mark, id, whole);
+        }
+    }
+    Ok(())
+}
+
+/// The folder the symbolic link at `path` leads to, unless it is one of the link's own
 /// ancestors (a loop).
-fn links_to_new_folder(path: &Path) -> bool {
-    let Ok(target) = std::fs::metadata(path) else {
-        return false;
-    };
-    target.is_dir()
-        && !path.ancestors().skip(1).any(|a| {
-            std::fs::metadata(a).is_ok_and(|m| m.dev() == target.dev() && m.ino() == target.ino())
-        })
+fn link_to_new_folder(path: &Path) -> Option<std::fs::Metadata> {
+    let target = std::fs::metadata(path).ok().filter(|t| t.is_dir())?;
+    let looped = path.ancestors().skip(1).any(|a| {
+        std::fs::metadata(a).is_ok_and(|m| m.dev() == target.dev() && m.ino() == target.ino())
+    });
+    (!looped).then_some(target)
 }
 
 impl Kernel {
@@ -226,22 +297,94 @@ impl Kernel {
         })
     }
 
-    /// Watches `root` (for [`Depth::Recursive`], with every folder below it).
+    /// Watches each of `roots` (a [`Depth::Recursive`] one with every folder below it), on
+    /// up to one thread per core, the tree locked only to add each watch (so the event
+    /// reader is never held up by a long walk); with a `scan`, records there the listings
+    /// of the recursive roots' folders.
     ///
-    /// # Errors
-    /// The watch limit is exhausted, or a folder cannot be watched; nothing of `root` is
-    /// left watched then.
-    pub(super) fn watch(&mut self, root: &Path, depth: Depth) -> Result<(), WatchError> {
-        let mut tree = lock(&self.tree);
-        tree.add(root, depth == Depth::Recursive, true)
-            .map_err(|e| {
-                tree.remove(root, true);
-                if e.raw_os_error() == Some(libc::ENOSPC) {
-                    WatchError::Limit
-                } else {
-                    WatchError::Other(e.to_string())
-                }
+    /// Returns each root's outcome, in order. A root that fails (the watch limit is
+    /// exhausted, a folder cannot be watched) is left with nothing watched.
+    pub(super) fn watch_all(
+        &mut self,
+        roots: &[(PathBuf, Depth)],
+        mut scan: Option<&mut Scan>,
+    ) -> Vec<Result<(), WatchError>> {
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(roots.len())
+            .max(1);
+        let next = AtomicUsize::new(0);
+        let tree = &self.tree;
+        let watches = lock(tree).watches.clone();
+        let scanning = scan.is_some();
+        let work = || {
+            let mut part = scanning.then(Scan::new);
+            let mut watches = watches.clone();
+            let mut done = Vec::new();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some((root, depth)) = roots.get(i) else {
+                    break;
+                };
+                let recursive = *depth == Depth::Recursive;
+                // The watch is added outside the tree's lock, which is taken only to note
+                // it: an event the reader takes from the folder meanwhile is dropped as
+                // unknown, but it reports a change made after the watch, so before the
+                // listing this walk reads next.
+                // A root left unwatched is polled: its listings are dropped, since a
+                // change made after them and before the poller's first look would be lost.
+                let mut listed = scanning.then(Scan::new);
+                let walked = walk(
+                    root,
+                    recursive,
+                    true,
+                    listed.as_mut(),
+                    &mut |d, ino, is_root| {
+                        let wd = watches.add(d, mask(is_root))?;
+                        lock(tree).note(wd, Arc::from(d), ino, recursive, is_root);
+                        Ok(())
+                    },
+                );
+                let walked = match walked {
+                    Ok(()) => {
+                        if let (Some(part), Some(listed)) = (part.as_mut(), listed) {
+                            part.absorb(listed);
+                        }
+                        Ok(())
+                    }
+                    Err(e) => {
+                        lock(tree).remove(root, true);
+                        Err(if e.raw_os_error() == Some(libc::ENOSPC) {
+                            WatchError::Limit
+                        } else {
+                            WatchError::Other(e.to_string())
+                        })
+                    }
+                };
+                done.push((i, walked));
+            }
+            (done, part)
+        };
+        let parts: Vec<_> = if threads == 1 {
+            vec![work()]
+        } else {
+            std::thread::scope(|s| {
+                let walkers: Vec<_> = (0..threads).map(|_| s.spawn(&work)).collect();
+                walkers
+                    .into_iter()
+                    .map(|h| h.join().expect("watch walk panicked"))
+                    .collect()
             })
+        };
+        let mut outcomes = Vec::with_capacity(roots.len());
+        for (done, part) in parts {
+            outcomes.extend(done);
+            if let (Some(scan), Some(part)) = (scan.as_deref_mut(), part) {
+                scan.absorb(part);
+            }
+        }
+        outcomes.sort_by_key(|(i, _)| *i);
+        outcomes.into_iter().map(|(_, walked)| walked).collect()
     }
 
     /// Stops watching `root` (watched with `depth`).

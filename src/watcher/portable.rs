@@ -8,6 +8,7 @@ use notify::{EventKind, RecursiveMode, Watcher as _};
 use tokio::sync::mpsc;
 
 use super::{Depth, Hint, Overflow, Stage, WatchError, count};
+use crate::hash::scan::Scan;
 use crate::transient::is_transient;
 
 /// notify's recommended watcher.
@@ -23,6 +24,16 @@ impl Kernel {
         overflow: Arc<Overflow>,
     ) -> Result<Kernel, notify::Error> {
         notify::recommended_watcher(handler(tx, overflow)).map(Kernel)
+    }
+
+    /// Watches each of `roots`, returning each one's outcome in order; notify's walks
+    /// leave no listings behind, so `scan` stays empty and the hash walks read the disk.
+    pub(super) fn watch_all(
+        &mut self,
+        roots: &[(PathBuf, Depth)],
+        _scan: Option<&mut Scan>,
+    ) -> Vec<Result<(), WatchError>> {
+        roots.iter().map(|(r, d)| self.watch(r, *d)).collect()
     }
 
     /// Watches `root`.

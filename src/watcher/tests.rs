@@ -9,7 +9,7 @@ async fn kernel_events_become_hints() {
     let overflow = Arc::new(Overflow::default());
     let mut w = Watcher::new(tx, overflow, false, Duration::from_millis(100));
     let roots = BTreeMap::from([(d.path().to_path_buf(), Depth::Recursive)]);
-    let (added, polled) = w.set_roots(&roots);
+    let (added, polled) = w.set_roots(&roots, None);
     assert_eq!(added, [d.path().to_path_buf()]);
     assert!(polled.is_empty());
     std::fs::write(d.path().join("f"), b"1").unwrap();
@@ -26,10 +26,10 @@ async fn a_write_is_complete_when_closed_and_a_rename_into_place_at_once() {
     let (tx, mut rx) = mpsc::channel(64);
     let overflow = Arc::new(Overflow::default());
     let mut w = Watcher::new(tx, overflow, false, Duration::from_millis(100));
-    w.set_roots(&BTreeMap::from([(
-        d.path().to_path_buf(),
-        Depth::Recursive,
-    )]));
+    w.set_roots(
+        &BTreeMap::from([(d.path().to_path_buf(), Depth::Recursive)]),
+        None,
+    );
     let (f, staged) = (d.path().join("f"), d.path().join("staged"));
     let mut open = std::fs::File::create(&f).unwrap();
     std::io::Write::write_all(&mut open, b"1").unwrap();
@@ -76,7 +76,10 @@ async fn a_walk_asked_for_sends_its_marker_after_the_changes_it_found() {
     let overflow = Arc::new(Overflow::default());
     // Forced polling, an interval no test waits for: only the request makes a walk.
     let mut w = Watcher::new(tx, overflow, true, Duration::from_secs(3600));
-    w.set_roots(&BTreeMap::from([(d.path().to_path_buf(), Depth::Flat)]));
+    w.set_roots(
+        &BTreeMap::from([(d.path().to_path_buf(), Depth::Flat)]),
+        None,
+    );
     std::fs::write(d.path().join("f"), b"1").unwrap();
     let marker = d.path().join(crate::transient::cookie_name(1));
     w.poll_now().request(marker.clone());
@@ -100,10 +103,10 @@ async fn a_full_queue_raises_overflow() {
     let (tx, _rx) = mpsc::channel(1);
     let overflow = Arc::new(Overflow::default());
     let mut w = Watcher::new(tx, Arc::clone(&overflow), false, Duration::from_millis(100));
-    w.set_roots(&BTreeMap::from([(
-        d.path().to_path_buf(),
-        Depth::Recursive,
-    )]));
+    w.set_roots(
+        &BTreeMap::from([(d.path().to_path_buf(), Depth::Recursive)]),
+        None,
+    );
     for i in 0..20 {
         std::fs::write(d.path().join(format!("f{i}")), b"1").unwrap();
     }
@@ -136,7 +139,7 @@ fn watcher(root: &Path, depth: Depth) -> (Watcher, mpsc::Receiver<Hint>) {
         false,
         Duration::from_secs(3600),
     );
-    let (_, polled) = w.set_roots(&BTreeMap::from([(root.to_path_buf(), depth)]));
+    let (_, polled) = w.set_roots(&BTreeMap::from([(root.to_path_buf(), depth)]), None);
     assert!(polled.is_empty(), "{polled:?}");
     (w, rx)
 }
@@ -230,11 +233,14 @@ async fn dropping_a_flat_root_keeps_the_recursive_root_inside_it() {
         false,
         Duration::from_secs(3600),
     );
-    w.set_roots(&BTreeMap::from([
-        (d.path().to_path_buf(), Depth::Flat),
-        (inner.clone(), Depth::Recursive),
-    ]));
-    w.set_roots(&BTreeMap::from([(inner.clone(), Depth::Recursive)]));
+    w.set_roots(
+        &BTreeMap::from([
+            (d.path().to_path_buf(), Depth::Flat),
+            (inner.clone(), Depth::Recursive),
+        ]),
+        None,
+    );
+    w.set_roots(&BTreeMap::from([(inner.clone(), Depth::Recursive)]), None);
     std::fs::write(inner.join("skills/f"), b"1").unwrap();
     hint_for(&mut rx, &inner.join("skills/f")).await;
 }
@@ -291,4 +297,65 @@ async fn a_folder_swapped_into_place_is_watched() {
         .filter(|p| p.ends_with("refs/old.md") && p.starts_with(&live))
         .collect();
     assert!(wrong.is_empty(), "{wrong:?}");
+}
+
+/// The folders below a recursive root are listed as they are watched, each with every
+/// entry's metadata; a flat root's are not, nor anything already watched.
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn watching_a_root_lists_its_folders_for_the_hash_walks() {
+    use crate::hash::scan::Kind;
+    let d = tempfile::tempdir().unwrap();
+    let (tree, flat) = (d.path().join("tree"), d.path().join("flat"));
+    std::fs::create_dir_all(tree.join("skill/sub")).unwrap();
+    std::fs::create_dir_all(&flat).unwrap();
+    std::fs::write(tree.join("skill/SKILL.md"), b"s").unwrap();
+    std::fs::write(tree.join("skill/sub/notes.txt"), b"notes").unwrap();
+    std::fs::write(flat.join("f"), b"f").unwrap();
+    let (tx, _rx) = mpsc::channel(1024);
+    let mut w = Watcher::new(
+        tx,
+        Arc::new(Overflow::default()),
+        false,
+        Duration::from_secs(3600),
+    );
+    let mut scan = Scan::new();
+    let roots = BTreeMap::from([
+        (tree.clone(), Depth::Recursive),
+        (flat.clone(), Depth::Flat),
+    ]);
+    let (added, polled) = w.set_roots(&roots, Some(&mut scan));
+    assert_eq!(added.len(), 2);
+    assert!(polled.is_empty(), "{polled:?}");
+    let names = |dir: &Path| -> Vec<String> {
+        let listing = scan
+            .listing(dir)
+            .unwrap_or_else(|| panic!("{} not listed", dir.display()));
+        listing
+            .entries()
+            .iter()
+            .map(|e| listing.name(e).to_string_lossy().into_owned())
+            .collect()
+    };
+    assert_eq!(names(&tree), ["skill"]);
+    assert_eq!(names(&tree.join("skill")), ["SKILL.md", "sub"]);
+    assert_eq!(names(&tree.join("skill/sub")), ["notes.txt"]);
+    let notes = scan.entry(&tree.join("skill/sub/notes.txt")).unwrap();
+    assert_eq!((notes.kind, notes.stamp.size), (Kind::File, 5));
+    assert!(scan.listing(&flat).is_none());
+    assert_eq!(scan.len(), 3);
+    for variant in [
+        crate::hash::Variant::Legacy,
+        crate::hash::Variant::DeployedCopy,
+    ] {
+        assert_eq!(
+            crate::hash::walk_in(&tree.join("skill"), variant, Some(&scan)).unwrap(),
+            crate::hash::walk(&tree.join("skill"), variant).unwrap()
+        );
+    }
+    // Roots already watched are not walked again.
+    let mut again = Scan::new();
+    let (added, _) = w.set_roots(&roots, Some(&mut again));
+    assert!(added.is_empty());
+    assert!(again.is_empty());
 }
