@@ -369,7 +369,7 @@ impl Kernel {
             vec![work()]
         } else {
             std::thread::scope(|s| {
-                let walkers: Vec<_> = (0..threads).map(|_| s.spawn(&work)).collect();
+                let walkers: Vec<_> = (0..threads).map(|_| s.spawn(work)).collect();
                 walkers
                     .into_iter()
                     .map(|h| h.join().expect("watch walk panicked"))
