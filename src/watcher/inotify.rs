@@ -7,7 +7,7 @@
 //! entries with their types (no stat but for symbolic links) and adds the watches itself:
 //! 0.23 s for the same tree. The watch of a folder is added before its entries are read,
 //! so nothing created meanwhile is missed. Several roots are walked at once, one thread
-//! per core, the tree locked only to add each watch. Asked for a [`Scan`], the walk also
+//! per core, the tree locked only to note each watch. Asked for a [`Scan`], the walk also
 //! takes every entry's `lstat` through the open folder and keeps the listings, so the
 //! hash walks that follow need not open those folders again.
 //!
@@ -298,7 +298,7 @@ impl Kernel {
     }
 
     /// Watches each of `roots` (a [`Depth::Recursive`] one with every folder below it), on
-    /// up to one thread per core, the tree locked only to add each watch (so the event
+    /// up to one thread per core, the tree locked only to note each watch (so the event
     /// reader is never held up by a long walk); with a `scan`, records there the listings
     /// of the recursive roots' folders.
     ///
