@@ -286,24 +286,6 @@ mod tests {
         );
     }
 
-    /// Lists `dir` and every folder below it (links to folders followed) into `scan`.
-    fn scan_into(scan: &mut Scan, dir: &Path) {
-        let meta = fs::metadata(dir).unwrap();
-        let mark = scan.begin();
-        let mut below = Vec::new();
-        for e in fs::read_dir(dir).unwrap() {
-            let e = e.unwrap();
-            scan.push(&e.file_name(), &e.metadata().unwrap());
-            if e.path().is_dir() {
-                below.push(e.path());
-            }
-        }
-        scan.finish(mark, (meta.dev(), meta.ino()), true);
-        for d in below {
-            scan_into(scan, &d);
-        }
-    }
-
     #[test]
     fn a_walk_through_a_scan_lists_what_the_disk_held_when_it_was_read() {
         let d = tempfile::tempdir().unwrap();
@@ -314,10 +296,12 @@ mod tests {
         fs::write(root.join("shared/deep/data.txt"), b"d").unwrap();
         symlink("shared", root.join("linked")).unwrap();
         symlink("SKILL.md", root.join("alias.md")).unwrap();
+        // Every folder listed, links to folders followed, as the watcher's walk does.
         let mut scan = Scan::new();
-        let top = fs::metadata(d.path()).unwrap();
-        scan.root(d.path().to_path_buf(), (top.dev(), top.ino()));
-        scan_into(&mut scan, d.path());
+        let mut pending = scan.list(d.path(), true);
+        while let Some(dir) = pending.pop() {
+            pending.extend(scan.list(&dir, false));
+        }
         for variant in [Variant::Legacy, Variant::DeployedCopy] {
             for path in [root.clone(), root.join("SKILL.md"), root.join("linked")] {
                 assert_eq!(

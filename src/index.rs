@@ -200,14 +200,7 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let mut scan = Scan::new();
         std::fs::write(d.path().join("x"), b"1").unwrap();
-        use std::os::unix::fs::MetadataExt;
-        let meta = std::fs::metadata(d.path()).unwrap();
-        let mark = scan.begin();
-        for e in std::fs::read_dir(d.path()).unwrap() {
-            let e = e.unwrap();
-            scan.push(&e.file_name(), &e.metadata().unwrap());
-        }
-        scan.finish(mark, (meta.dev(), meta.ino()), true);
+        scan.list(d.path(), false);
         // Past the racy window, counted from the write and from the scan.
         std::thread::sleep(std::time::Duration::from_millis(250));
         let index = HashIndex::new(Store::open(store_dir.path()).unwrap());

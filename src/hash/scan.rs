@@ -17,7 +17,7 @@
 
 use std::collections::HashMap;
 use std::ffi::OsStr;
-use std::fs::Metadata;
+use std::fs::{FileType, Metadata};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -32,6 +32,21 @@ pub enum Kind {
     Link,
     /// A FIFO, a socket, a device.
     Other,
+}
+
+impl Kind {
+    /// The kind of a file of type `t`.
+    pub fn of(t: FileType) -> Kind {
+        if t.is_symlink() {
+            Kind::Link
+        } else if t.is_dir() {
+            Kind::Folder
+        } else if t.is_file() {
+            Kind::File
+        } else {
+            Kind::Other
+        }
+    }
 }
 
 /// One entry of a listed folder.
@@ -148,16 +163,7 @@ impl Scan {
 
     /// Adds the entry `name` with its `lstat` result `meta` to the listing begun.
     pub fn push(&mut self, name: &OsStr, meta: &Metadata) {
-        let t = meta.file_type();
-        let kind = if t.is_symlink() {
-            Kind::Link
-        } else if t.is_dir() {
-            Kind::Folder
-        } else if t.is_file() {
-            Kind::File
-        } else {
-            Kind::Other
-        };
+        let kind = Kind::of(meta.file_type());
         let start = self.names.len() as u32;
         self.names.extend_from_slice(name.as_bytes());
         self.entries.push(Entry {
@@ -242,21 +248,33 @@ impl Scan {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::os::unix::fs::MetadataExt;
-
-    /// Lists `dir` into `scan` as its root.
-    fn list_root(scan: &mut Scan, dir: &Path) {
+impl Scan {
+    /// Lists the folder `dir` whole, as the watcher's walk does (a `root` is noted as one
+    /// too), and returns the folders in it, links to folders included.
+    pub(crate) fn list(&mut self, dir: &Path, root: bool) -> Vec<PathBuf> {
+        use std::os::unix::fs::MetadataExt;
         let meta = std::fs::metadata(dir).unwrap();
-        scan.root(dir.to_path_buf(), (meta.dev(), meta.ino()));
-        let mark = scan.begin();
+        let id = (meta.dev(), meta.ino());
+        if root {
+            self.root(dir.to_path_buf(), id);
+        }
+        let mark = self.begin();
+        let mut folders = Vec::new();
         for e in std::fs::read_dir(dir).unwrap() {
             let e = e.unwrap();
-            scan.push(&e.file_name(), &e.metadata().unwrap());
+            self.push(&e.file_name(), &e.metadata().unwrap());
+            if e.path().is_dir() {
+                folders.push(e.path());
+            }
         }
-        scan.finish(mark, (meta.dev(), meta.ino()), true);
+        self.finish(mark, id, true);
+        folders
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
 
     #[test]
     fn entries_are_found_by_path_through_their_folder() {
@@ -265,7 +283,7 @@ mod tests {
         std::fs::create_dir(d.path().join("a")).unwrap();
         std::os::unix::fs::symlink("b.md", d.path().join("c")).unwrap();
         let mut scan = Scan::new();
-        list_root(&mut scan, d.path());
+        scan.list(d.path(), true);
         let listing = scan.listing(d.path()).unwrap();
         let names: Vec<&OsStr> = listing.entries().iter().map(|e| listing.name(e)).collect();
         assert_eq!(names, ["a", "b.md", "c"]);

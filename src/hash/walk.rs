@@ -80,16 +80,7 @@ impl Stat {
     }
 
     fn from(meta: &Metadata) -> Stat {
-        let kind = if meta.is_dir() {
-            Kind::Folder
-        } else if meta.is_file() {
-            Kind::File
-        } else if meta.file_type().is_symlink() {
-            Kind::Link
-        } else {
-            Kind::Other
-        };
-        Stat::of(kind, FileStamp::of(meta))
+        Stat::of(Kind::of(meta.file_type()), FileStamp::of(meta))
     }
 }
 
