@@ -10,8 +10,11 @@
 //! A deployment whose record or collection cannot be read is `error` with the reason, never
 //! `removed` or `added` (`unreadable`, a private submodule).
 
+mod memo;
 mod totals;
 mod unreadable;
+
+pub use memo::SideMemo;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -23,9 +26,7 @@ use crate::drift::{self, Side};
 use crate::formats::Problem;
 use crate::formats::collection::{self, Collection, Lookup};
 use crate::formats::deployment;
-use crate::formats::frontmatter;
-use crate::hash::scan::Scan;
-use crate::hash::{HashError, Variant};
+use crate::hash::Variant;
 use crate::history::{History, HistoryError};
 use crate::index::HashIndex;
 use crate::model::{ArtifactReport, Location};
@@ -233,7 +234,7 @@ impl Engine {
                 };
                 let c_path = source.map(|a| coll.dir.join(&a.path));
                 let mut p_path = root.join(&rec.artifact_path);
-                if !p_path.exists() && project.join(&rec.artifact_path).exists() {
+                if !memo.exists(&p_path) && memo.exists(&project.join(&rec.artifact_path)) {
                     // Old records kept paths relative to the project.
                     p_path = project.join(&rec.artifact_path);
                 }
@@ -409,105 +410,6 @@ impl Engine {
     pub fn flush(&self) -> Result<(), EngineError> {
         self.store.save_hashes();
         Ok(self.store.close()?)
-    }
-}
-
-/// Hashes of artifact sides already computed, by path and variant, with the version their
-/// front matter declares once it has been read.
-///
-/// A request uses a fresh memo, so a side shared by many projects (a collection artifact)
-/// is walked once. The live loop keeps one across batches and [`SideMemo::invalidate`]s the
-/// paths the watcher reports, so unchanged sides are neither walked nor read again: a batch
-/// costs the artifacts that changed, not every artifact of their project.
-#[derive(Debug, Default, Clone)]
-pub struct SideMemo {
-    sides: BTreeMap<(PathBuf, Variant), Memoised>,
-    /// Folder listings read by the batch's watch walk, used by its hash walks.
-    scan: Option<Arc<Scan>>,
-}
-
-/// One memoised side, the stamp digest it was hashed from, and its front matter's version
-/// once asked for.
-#[derive(Debug, Clone)]
-struct Memoised {
-    side: Side,
-    digest: Option<[u8; 32]>,
-    version: Option<Option<String>>,
-}
-
-impl SideMemo {
-    /// The side at `path`, from the memo or hashed through the index.
-    pub fn side(&mut self, index: &HashIndex, path: &Path, variant: Variant) -> Side {
-        self.entry(index, path, variant).side.clone()
-    }
-
-    /// The version the front matter of the artifact at `path` declares
-    /// ([`frontmatter::version_of`]), from the memo or the index's cache, or read once.
-    pub fn version(&mut self, index: &HashIndex, path: &Path, variant: Variant) -> Option<String> {
-        let m = self.entry(index, path, variant);
-        if m.version.is_none() {
-            m.version = Some(match &m.digest {
-                Some(digest) => index.read_version(path, variant, digest),
-                None => frontmatter::version_of(path),
-            });
-        }
-        m.version.clone().flatten()
-    }
-
-    fn entry(&mut self, index: &HashIndex, path: &Path, variant: Variant) -> &mut Memoised {
-        let scan = self.scan.as_deref();
-        self.sides
-            .entry((path.to_path_buf(), variant))
-            .or_insert_with(|| match index.side_in(path, variant, scan) {
-                Ok(h) => Memoised {
-                    side: Side::Hash(h.hash),
-                    digest: Some(h.digest),
-                    version: h.version,
-                },
-                Err(e) => Memoised {
-                    side: match e {
-                        HashError::NotFound { .. } => Side::Absent,
-                        e => Side::Unreadable(e.to_string()),
-                    },
-                    digest: None,
-                    version: None,
-                },
-            })
-    }
-
-    /// Forgets every side that `changed` could affect: sides at or below it (a folder
-    /// renamed or removed) and sides above it (a file inside an artifact changed).
-    pub fn invalidate(&mut self, changed: &Path) {
-        for a in changed.ancestors() {
-            for v in [Variant::Legacy, Variant::DeployedCopy] {
-                self.sides.remove(&(a.to_path_buf(), v));
-            }
-        }
-        let below: Vec<(PathBuf, Variant)> = self
-            .sides
-            .range((changed.to_path_buf(), Variant::Legacy)..)
-            .take_while(|((p, _), _)| p.starts_with(changed))
-            .map(|(k, _)| k.clone())
-            .collect();
-        for k in below {
-            self.sides.remove(&k);
-        }
-    }
-
-    /// Takes every entry of `other` (sides computed by another worker).
-    pub fn absorb(&mut self, other: SideMemo) {
-        self.sides.extend(other.sides);
-    }
-
-    /// Forgets everything (a full reconcile).
-    pub fn clear(&mut self) {
-        self.sides.clear();
-    }
-
-    /// Walks sides not memoised yet with the listings of `scan` (read after their folders'
-    /// watches were added), until it is taken away with `None`.
-    pub fn use_scan(&mut self, scan: Option<Arc<Scan>>) {
-        self.scan = scan;
     }
 }
 

@@ -183,7 +183,7 @@ struct Handles {
     meta: sled::Tree,
     projects: sled::Tree,
     journal: sled::Tree,
-    state: sled::Tree,
+    drift: sled::Tree,
     history: sled::Tree,
     blobs: sled::Tree,
     operations: sled::Tree,
@@ -203,7 +203,11 @@ impl Handles {
             meta: db.open_tree("meta")?,
             projects: db.open_tree("projects")?,
             journal: db.open_tree("journal")?,
-            state: db.open_tree("state")?,
+            drift: {
+                let drift = db.open_tree("drift")?;
+                journal::convert_legacy_state(&db, &drift)?;
+                drift
+            },
             history: db.open_tree("history")?,
             blobs: db.open_tree("history_blobs")?,
             operations: db.open_tree(TreeId::Operations.name())?,

@@ -83,7 +83,8 @@ impl<'a> Listing<'a> {
         name(self.names, entry)
     }
 
-    fn find(&self, name: &OsStr) -> Option<&'a Entry> {
+    /// The entry named `name`, if the folder held it when it was listed.
+    pub fn find(&self, name: &OsStr) -> Option<&'a Entry> {
         self.entries
             .binary_search_by(|e| self.name(e).as_bytes().cmp(name.as_bytes()))
             .ok()

@@ -183,6 +183,7 @@ impl Worker {
                     || known_dirs.contains(p.as_path())
                     || p.ancestors().any(|a| known_dirs.contains(a) && !a.is_dir())
             });
+        let discovering = Instant::now();
         let projects = if rediscover {
             match engine.known_projects() {
                 Ok((list, problems)) => {
@@ -197,6 +198,7 @@ impl Worker {
         } else {
             old.projects.clone()
         };
+        let discover_ms = discovering.elapsed().as_millis() as u64;
         let active: BTreeSet<PathBuf> = projects
             .iter()
             .filter(|k| !k.ignored && !k.missing)
@@ -295,6 +297,7 @@ impl Worker {
         }
         // The persisted drift state, when this batch must diff against it: at start, and
         // after events could not be journaled (the journal's readers missed them).
+        let reading = Instant::now();
         let persisted = if (initial || self.journal_gap) && !derived_lost {
             match store.known_drift() {
                 Ok(v) => Some(by_project(v)),
@@ -313,6 +316,7 @@ impl Worker {
             (Some(p), true) => p.clone(),
             _ => old.reports.clone(),
         };
+        let read_ms = reading.elapsed().as_millis() as u64;
         let computing = Instant::now();
         let scanned = scan.len();
         self.memo
@@ -391,10 +395,22 @@ impl Worker {
                 Ok(()) => {
                     // The events are durable: their cursors are told, whatever follows.
                     cursor = c;
+                    // Persisted a project at a time: the projects whose reports changed.
+                    let of = |p: &'_ Path| -> Vec<&ArtifactReport> {
+                        reports
+                            .get(p)
+                            .map(|r| r.values().collect())
+                            .unwrap_or_default()
+                    };
                     let known = if derived_lost || self.known_drift_behind {
-                        store.replace_known_drift(current.iter().map(|(k, v)| (k.as_str(), *v)))
+                        store.replace_known_drift(reports.keys().map(|p| (p.as_path(), of(p))))
                     } else {
-                        store.put_known_drift(changes.iter().map(|(k, v)| (k.as_str(), *v)))
+                        let touched: BTreeSet<&Path> = changes
+                            .iter()
+                            .filter_map(|(k, _)| previous.get(*k).or(current.get(*k)))
+                            .map(|r| r.project.as_path())
+                            .collect();
+                        store.put_known_drift(touched.into_iter().map(|p| (p, of(p))))
                     };
                     // Behind, the next start would tell these changes again: rewritten
                     // whole by the next batch that can.
@@ -473,8 +489,10 @@ impl Worker {
             paths = paths.len(),
             projects = affected.len(),
             full = dirty.full,
+            discover_ms,
             watch_ms,
             scanned,
+            read_ms,
             compute_ms,
             elapsed_ms = started.elapsed().as_millis() as u64,
             "batch applied"

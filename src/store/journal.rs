@@ -3,13 +3,16 @@
 //! | tree | key | value |
 //! |---|---|---|
 //! | `journal` | cursor, big-endian u64 (so keys sort by cursor) | JSON [`Event`] |
-//! | `state` | artifact key (bytes) | JSON [`KnownDrift`] |
+//! | `drift` | project path, NUL, record number (u32 BE) | format byte 1, then up to 48 of the project's [`KnownDrift`]s in postcard |
 //!
 //! Cursors are assigned here, monotonically: the next cursor is one past the largest ever
 //! written (kept in `meta` as `next_cursor`, a framed u64 LE, so pruning the journal never
 //! reuses one, and a repaired store salvages it). Both trees are derived: a repair starts
 //! them afresh.
 
+use std::collections::BTreeMap;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 
 use crate::model::{Event, KnownDrift};
@@ -189,59 +192,273 @@ impl Store {
     /// sled failed, or a record does not decode.
     pub fn known_drift(&self) -> Result<Vec<(String, KnownDrift)>, StoreError> {
         self.with(|h| {
-            h.state
-                .iter()
-                .map(|kv| {
-                    let (k, v) = kv?;
-                    Ok((
-                        String::from_utf8_lossy(&k).into_owned(),
-                        serde_json::from_slice(&v).map_err(|e| corrupt("state", e))?,
-                    ))
-                })
-                .collect()
+            let mut out = Vec::new();
+            for kv in h.drift.iter() {
+                let (_, v) = kv?;
+                for r in decode_project(&v).map_err(|e| corrupt("drift", e))? {
+                    out.push((r.key(), r));
+                }
+            }
+            Ok(out)
         })
     }
 
-    /// Records changed drift states (`None` removes one). Flushed with the journal.
+    /// Records the drift state of the projects given (an empty list removes a project's).
+    /// Flushed with the journal.
     ///
     /// # Errors
     /// sled failed.
     pub fn put_known_drift<'a>(
         &self,
-        changes: impl IntoIterator<Item = (&'a str, Option<&'a KnownDrift>)>,
+        projects: impl IntoIterator<Item = (&'a Path, Vec<&'a KnownDrift>)>,
     ) -> Result<(), StoreError> {
-        let mut batch = sled::Batch::default();
-        for (k, v) in changes {
-            match v {
-                Some(v) => batch.insert(
-                    k.as_bytes(),
-                    serde_json::to_vec(v).map_err(|e| corrupt("state", e))?,
-                ),
-                None => batch.remove(k.as_bytes()),
+        let projects: Vec<_> = projects.into_iter().collect();
+        self.with(|h| {
+            let mut batch = sled::Batch::default();
+            for (project, reports) in &projects {
+                for kv in h.drift.scan_prefix(project_prefix(project)) {
+                    batch.remove(kv?.0);
+                }
+                for (k, v) in project_records(project, reports)? {
+                    batch.insert(k, v);
+                }
             }
-        }
-        self.with(|h| Ok(h.state.apply_batch(batch)?))
+            Ok(h.drift.apply_batch(batch)?)
+        })
     }
 
-    /// Replaces the whole drift state (after a repair started the derived trees afresh).
+    /// Replaces the whole drift state (after a repair started the derived trees afresh, or
+    /// when the state on disk fell behind).
     ///
     /// # Errors
     /// sled failed.
     pub fn replace_known_drift<'a>(
         &self,
-        all: impl IntoIterator<Item = (&'a str, &'a KnownDrift)>,
+        projects: impl IntoIterator<Item = (&'a Path, Vec<&'a KnownDrift>)>,
     ) -> Result<(), StoreError> {
         let mut batch = sled::Batch::default();
-        for (k, v) in all {
-            batch.insert(
-                k.as_bytes(),
-                serde_json::to_vec(v).map_err(|e| corrupt("state", e))?,
-            );
+        for (project, reports) in projects {
+            for (k, v) in project_records(project, &reports)? {
+                batch.insert(k, v);
+            }
         }
         self.with(|h| {
-            h.state.clear()?;
-            h.state.apply_batch(batch)?;
+            h.drift.clear()?;
+            h.drift.apply_batch(batch)?;
             Ok(())
         })
+    }
+}
+
+/// Reports per record: a record stays well under the size above which sled writes a value
+/// to a file of its own (a quarter of a segment, 32 KiB for the stores made now).
+const REPORTS_PER_RECORD: usize = 48;
+
+/// The keys of a project's records begin with its path and a NUL (which no path holds).
+fn project_prefix(project: &Path) -> Vec<u8> {
+    let mut key = project.as_os_str().as_bytes().to_vec();
+    key.push(0);
+    key
+}
+
+/// A record's key and value.
+type Record = (Vec<u8>, Vec<u8>);
+
+/// A project's drift state as records: `path NUL n` (n a big-endian u32), in order.
+fn project_records(
+    project: &Path,
+    reports: &[&KnownDrift],
+) -> Result<Vec<Record>, StoreError> {
+    reports
+        .chunks(REPORTS_PER_RECORD)
+        .zip(0u32..)
+        .map(|(chunk, n)| {
+            let mut key = project_prefix(project);
+            key.extend_from_slice(&n.to_be_bytes());
+            Ok((key, encode_project(chunk)?))
+        })
+        .collect()
+}
+
+/// The format byte that opens a project's drift state record.
+const DRIFT_FORMAT: u8 = 1;
+
+fn encode_project(reports: &[&KnownDrift]) -> Result<Vec<u8>, StoreError> {
+    let mut out = vec![DRIFT_FORMAT];
+    postcard::to_io(reports, &mut out).map_err(|e| corrupt("drift", e))?;
+    Ok(out)
+}
+
+fn decode_project(bytes: &[u8]) -> Result<Vec<KnownDrift>, String> {
+    match bytes.split_first() {
+        Some((&DRIFT_FORMAT, rest)) => postcard::from_bytes(rest).map_err(|e| e.to_string()),
+        Some((other, _)) => Err(format!("unknown drift state format {other}")),
+        None => Err("empty drift state record".into()),
+    }
+}
+
+/// Moves a drift state kept by an earlier daemon (tree `state`: one JSON record per
+/// artifact) into `drift` (one record per project), then drops `state`. Called when the
+/// store is opened; run again whole if interrupted, as `state` goes only after `drift` is
+/// written and flushed. A record that does not decode is left out: the state is derived,
+/// and its artifact is told as new once.
+pub(super) fn convert_legacy_state(db: &sled::Db, drift: &sled::Tree) -> Result<(), sled::Error> {
+    if !db
+        .tree_names()
+        .iter()
+        .any(|n| n.as_ref() == LEGACY_STATE.as_bytes())
+    {
+        return Ok(());
+    }
+    let legacy = db.open_tree(LEGACY_STATE)?;
+    let mut by_project: BTreeMap<PathBuf, Vec<KnownDrift>> = BTreeMap::new();
+    let mut undecodable = 0usize;
+    for kv in legacy.iter() {
+        let (_, v) = kv?;
+        match serde_json::from_slice::<KnownDrift>(&v) {
+            Ok(r) => by_project.entry(r.project.clone()).or_default().push(r),
+            Err(_) => undecodable += 1,
+        }
+    }
+    if undecodable > 0 {
+        tracing::warn!(
+            undecodable,
+            "drift state records of an earlier version left out"
+        );
+    }
+    let mut batch = sled::Batch::default();
+    for (project, reports) in &by_project {
+        let reports: Vec<&KnownDrift> = reports.iter().collect();
+        match project_records(project, &reports) {
+            Ok(records) => records.into_iter().for_each(|(k, v)| batch.insert(k, v)),
+            Err(e) => {
+                tracing::warn!(error = %e, project = %project.display(), "drift state left out")
+            }
+        }
+    }
+    drift.apply_batch(batch)?;
+    db.flush()?;
+    db.drop_tree(LEGACY_STATE)?;
+    Ok(())
+}
+
+/// The tree of an earlier daemon's drift state.
+const LEGACY_STATE: &str = "state";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::drift::DriftKind;
+
+    fn report(project: &str, name: &str, kind: DriftKind) -> KnownDrift {
+        KnownDrift {
+            project: PathBuf::from(project),
+            profile_root: ".claude".into(),
+            name: name.into(),
+            artifact_type: "skill".into(),
+            kind,
+            recommendation: "push_to_collection".into(),
+            change_origin: "local_modification".into(),
+            deployed_sha: Some("d".repeat(64)),
+            collection_sha: Some("c".repeat(64)),
+            project_sha: None,
+            collection_version: Some("1.0.0".into()),
+            project_version: None,
+            last_deployed: Some("2026-12-01T10:00:00.123456Z".into()),
+            collection: "default".into(),
+            artifact_path: PathBuf::from(format!("skills/{name}")),
+            collection_path: Some(PathBuf::from(format!("skills/{name}"))),
+            error: Some("project side: permission denied".into()),
+        }
+    }
+
+    #[test]
+    fn a_project_record_decodes_to_what_was_encoded() {
+        let a = report("/p", "a", DriftKind::Modified);
+        let b = report("/p", "b", DriftKind::Conflict);
+        let bytes = encode_project(&[&a, &b]).unwrap();
+        assert_eq!(decode_project(&bytes).unwrap(), vec![a, b]);
+        assert!(decode_project(&[9, 0]).unwrap_err().contains("format 9"));
+        assert!(decode_project(&bytes[..bytes.len() - 3]).is_err());
+        assert!(decode_project(&[]).is_err());
+    }
+
+    #[test]
+    fn an_earlier_daemons_state_is_moved_into_one_record_per_project() {
+        let db = sled::Config::new().temporary(true).open().unwrap();
+        let legacy = db.open_tree(LEGACY_STATE).unwrap();
+        let reports = [
+            report("/p", "a", DriftKind::Modified),
+            report("/p", "b", DriftKind::Outdated),
+            report("/q", "a", DriftKind::Missing),
+        ];
+        for r in &reports {
+            legacy
+                .insert(r.key(), serde_json::to_vec(r).unwrap())
+                .unwrap();
+        }
+        legacy.insert("broken", &b"{"[..]).unwrap();
+        let drift = db.open_tree("drift").unwrap();
+        convert_legacy_state(&db, &drift).unwrap();
+        assert!(
+            !db.tree_names()
+                .iter()
+                .any(|n| n.as_ref() == LEGACY_STATE.as_bytes()),
+            "the earlier tree is dropped"
+        );
+        let record = |p: &str| {
+            let key = [project_prefix(Path::new(p)), 0u32.to_be_bytes().to_vec()].concat();
+            decode_project(&drift.get(key).unwrap().unwrap()).unwrap()
+        };
+        assert_eq!(record("/p"), reports[..2]);
+        assert_eq!(record("/q"), reports[2..]);
+        assert_eq!(drift.len(), 2);
+        // Nothing to do the second time.
+        convert_legacy_state(&db, &drift).unwrap();
+        assert_eq!(drift.len(), 2);
+    }
+
+    #[test]
+    fn a_projects_records_are_replaced_whole_and_removed_with_it() {
+        let d = tempfile::tempdir().unwrap();
+        let store = Store::open(d.path()).unwrap();
+        let many: Vec<KnownDrift> = (0..100)
+            .map(|i| report("/p", &format!("s{i:03}"), DriftKind::Modified))
+            .collect();
+        let other = report("/p2", "a", DriftKind::Outdated);
+        let keys = |s: &Store| {
+            let mut k: Vec<String> = s
+                .known_drift()
+                .unwrap()
+                .into_iter()
+                .map(|(k, _)| k)
+                .collect();
+            k.sort();
+            k
+        };
+        store
+            .put_known_drift([
+                (Path::new("/p"), many.iter().collect()),
+                (Path::new("/p2"), vec![&other]),
+            ])
+            .unwrap();
+        assert_eq!(keys(&store).len(), 101);
+        // Fewer reports than records before: the records left over go.
+        store
+            .put_known_drift([(Path::new("/p"), many[..3].iter().collect())])
+            .unwrap();
+        let mut want: Vec<String> = many[..3].iter().map(KnownDrift::key).collect();
+        want.push(other.key());
+        want.sort();
+        assert_eq!(keys(&store), want);
+        // `/p` is a prefix of `/p2`'s path: removing it leaves `/p2` alone.
+        store.put_known_drift([(Path::new("/p"), vec![])]).unwrap();
+        assert_eq!(keys(&store), [other.key()]);
+        store
+            .replace_known_drift([(Path::new("/p"), many.iter().collect())])
+            .unwrap();
+        assert_eq!(keys(&store).len(), 100);
+        let (_, first) = &store.known_drift().unwrap()[0];
+        assert_eq!(first, &many[0]);
     }
 }
