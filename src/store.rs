@@ -203,11 +203,7 @@ impl Handles {
             meta: db.open_tree("meta")?,
             projects: db.open_tree("projects")?,
             journal: db.open_tree("journal")?,
-            drift: {
-                let drift = db.open_tree("drift")?;
-                journal::convert_legacy_state(&db, &drift)?;
-                drift
-            },
+            drift: journal::open_drift(&db)?,
             history: db.open_tree("history")?,
             blobs: db.open_tree("history_blobs")?,
             operations: db.open_tree(TreeId::Operations.name())?,

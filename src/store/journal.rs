@@ -265,10 +265,7 @@ fn project_prefix(project: &Path) -> Vec<u8> {
 type Record = (Vec<u8>, Vec<u8>);
 
 /// A project's drift state as records: `path NUL n` (n a big-endian u32), in order.
-fn project_records(
-    project: &Path,
-    reports: &[&KnownDrift],
-) -> Result<Vec<Record>, StoreError> {
+fn project_records(project: &Path, reports: &[&KnownDrift]) -> Result<Vec<Record>, StoreError> {
     reports
         .chunks(REPORTS_PER_RECORD)
         .zip(0u32..)
@@ -297,12 +294,19 @@ fn decode_project(bytes: &[u8]) -> Result<Vec<KnownDrift>, String> {
     }
 }
 
+/// Opens the drift state's tree, converting an earlier daemon's first.
+pub(super) fn open_drift(db: &sled::Db) -> Result<sled::Tree, sled::Error> {
+    let drift = db.open_tree("drift")?;
+    convert_legacy_state(db, &drift)?;
+    Ok(drift)
+}
+
 /// Moves a drift state kept by an earlier daemon (tree `state`: one JSON record per
 /// artifact) into `drift` (one record per project), then drops `state`. Called when the
 /// store is opened; run again whole if interrupted, as `state` goes only after `drift` is
 /// written and flushed. A record that does not decode is left out: the state is derived,
 /// and its artifact is told as new once.
-pub(super) fn convert_legacy_state(db: &sled::Db, drift: &sled::Tree) -> Result<(), sled::Error> {
+fn convert_legacy_state(db: &sled::Db, drift: &sled::Tree) -> Result<(), sled::Error> {
     if !db
         .tree_names()
         .iter()
