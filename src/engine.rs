@@ -29,7 +29,7 @@ use crate::formats::deployment;
 use crate::hash::Variant;
 use crate::history::{History, HistoryError};
 use crate::index::HashIndex;
-use crate::model::{ArtifactReport, Location};
+use crate::model::{ArtifactReport, ContentHash, Location};
 use crate::paths::{Paths, canonical};
 use crate::projects::{self, KnownProject};
 use crate::store::{Store, StoreError};
@@ -164,7 +164,7 @@ impl Engine {
         let files = deployment::read_project(project);
         let prior: Vec<&ArtifactReport> = prior.into_iter().collect();
         // What each deployment's record said at the last look, to tell a record that moved on.
-        let recorded: HashMap<(&str, &str, &str), Option<&str>> = prior
+        let recorded: HashMap<(&str, &str, &str), Option<&ContentHash>> = prior
             .iter()
             .map(|r| {
                 let id = (
@@ -172,7 +172,7 @@ impl Engine {
                     r.artifact_type.as_str(),
                     r.name.as_str(),
                 );
-                (id, r.deployed_sha.as_deref())
+                (id, r.deployed_sha.as_ref())
             })
             .collect();
         let mut claims = unreadable::Claims::default();
@@ -247,7 +247,10 @@ impl Engine {
                     rec.artifact_type.as_str(),
                     rec.artifact_name.as_str(),
                 );
-                if recorded.get(&id) != Some(&Some(rec.content_hash.as_str())) {
+                if !recorded
+                    .get(&id)
+                    .is_some_and(|h| h.is_some_and(|h| h.is(&rec.content_hash)))
+                {
                     memo.invalidate(&p_path);
                     if let Some(c) = &c_path {
                         memo.invalidate(c);
@@ -285,7 +288,7 @@ impl Engine {
                     kind: verdict.kind,
                     recommendation: verdict.recommendation.to_string(),
                     change_origin: verdict.change_origin.to_string(),
-                    deployed_sha: Some(rec.content_hash.clone()),
+                    deployed_sha: Some(ContentHash::new(&rec.content_hash)),
                     collection_version: c_path.as_deref().map(|p| {
                         memo.version(&self.index, p, Variant::DeployedCopy)
                             .unwrap_or_else(|| "unknown".into())
@@ -468,9 +471,9 @@ fn base(location: Location, path: &Path, side: &Side, content_hash: &str) -> Opt
     })
 }
 
-fn side_hash(s: Side) -> Option<String> {
+fn side_hash(s: Side) -> Option<ContentHash> {
     match s {
-        Side::Hash(h) => Some(h),
+        Side::Hash(h) => Some(ContentHash::from(h)),
         _ => None,
     }
 }

@@ -5,6 +5,7 @@
 //! layer above uses them: the store persists them without knowing who made them, history,
 //! the engine and the operations compute with them, the RPC layer converts them.
 
+pub mod content_hash;
 pub mod event;
 pub mod location;
 pub mod operation;
@@ -12,6 +13,7 @@ pub mod report;
 pub mod snapshot;
 pub mod version;
 
+pub use content_hash::ContentHash;
 pub use event::{ChangedSide, Event, EventKind};
 pub use location::{Location, Scope, SnapshotTarget};
 pub use operation::{AuditEntry, OperationRecord, OperationStatus, RecordRef, Recovery, Touched};

@@ -462,9 +462,11 @@ impl Desk {
         }
         if now - self.last_prune_ms >= PRUNE_EVERY_MS {
             self.last_prune_ms = now;
-            let protected: std::collections::HashSet<String> = self
-                .live
-                .with_state(|s| s.all().filter_map(|r| r.deployed_sha.clone()).collect());
+            let protected: std::collections::HashSet<String> = self.live.with_state(|s| {
+                s.all()
+                    .filter_map(|r| Some(r.deployed_sha.as_ref()?.to_string()))
+                    .collect()
+            });
             match history.prune(now, &config.history.retention, &protected) {
                 Ok(r) => tracing::info!(?r, "history retention"),
                 Err(e) => tracing::warn!("history retention failed: {e}"),
@@ -478,12 +480,17 @@ fn settled_at(state: &super::State, target: &SnapshotTarget) -> HashMap<Location
     match target {
         SnapshotTarget::Project(p) => state
             .reports_of(Some(p))
-            .filter_map(|r| Some((r.project_location(), r.project_sha.clone()?)))
+            .filter_map(|r| Some((r.project_location(), r.project_sha.as_ref()?.to_string())))
             .collect(),
         SnapshotTarget::Collection(name) => state
             .all()
             .filter(|r| r.collection == *name)
-            .filter_map(|r| Some((r.collection_location()?, r.collection_sha.clone()?)))
+            .filter_map(|r| {
+                Some((
+                    r.collection_location()?,
+                    r.collection_sha.as_ref()?.to_string(),
+                ))
+            })
             .collect(),
     }
 }

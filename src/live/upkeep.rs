@@ -141,7 +141,7 @@ impl Worker {
                 let path = new.project.join(&new.profile_root).join(&new.artifact_path);
                 let root = SnapshotTarget::Project(new.project.clone());
                 let known = old.is_some_and(|o| o.project_sha.is_some());
-                found(loc, sha, path, root, known);
+                found(loc, &sha.to_string(), path, root, known);
             }
             if let (Some(sha), Some(rel)) = (&new.collection_sha, &new.collection_path)
                 && old.is_none_or(|o| o.collection_sha != new.collection_sha)
@@ -150,7 +150,7 @@ impl Worker {
                 let path = collections_dir(&home).join(&new.collection).join(rel);
                 let root = SnapshotTarget::Collection(new.collection.clone());
                 let known = old.is_some_and(|o| o.collection_sha.is_some());
-                found(loc, sha, path, root, known);
+                found(loc, &sha.to_string(), path, root, known);
             }
         }
         drop(based);

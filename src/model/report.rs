@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use crate::drift::DriftKind;
 use crate::formats;
 
-use super::Location;
+use super::{ContentHash, Location};
 
 /// The drift of one artifact, with everything `smctl drift` shows.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -20,9 +20,9 @@ pub struct ArtifactReport {
     pub kind: DriftKind,
     pub recommendation: String,
     pub change_origin: String,
-    pub deployed_sha: Option<String>,
-    pub collection_sha: Option<String>,
-    pub project_sha: Option<String>,
+    pub deployed_sha: Option<ContentHash>,
+    pub collection_sha: Option<ContentHash>,
+    pub project_sha: Option<ContentHash>,
     pub collection_version: Option<String>,
     pub project_version: Option<String>,
     /// `deployed_at` with `Z` appended, as `sync-check` prints it.
