@@ -3,7 +3,7 @@
 //! | tree | key | value |
 //! |---|---|---|
 //! | `journal` | cursor, big-endian u64 (so keys sort by cursor) | JSON [`Event`] |
-//! | `drift` | project path, NUL, record number (u32 BE) | format byte 1, then up to 48 of the project's [`KnownDrift`]s in postcard |
+//! | `drift` | project path, NUL, record number (u32 BE) | format byte 2, then up to 48 of the project's [`KnownDrift`]s in postcard |
 //!
 //! Cursors are assigned here, monotonically: the next cursor is one past the largest ever
 //! written (kept in `meta` as `next_cursor`, a framed u64 LE, so pruning the journal never
@@ -277,8 +277,10 @@ fn project_records(project: &Path, reports: &[&KnownDrift]) -> Result<Vec<Record
         .collect()
 }
 
-/// The format byte that opens a project's drift state record.
-const DRIFT_FORMAT: u8 = 1;
+/// The format byte that opens a project's drift state record. 1 (hashes as text) was
+/// never released; a record of another format does not decode, and the state is then
+/// rebuilt as a new store's is.
+const DRIFT_FORMAT: u8 = 2;
 
 fn encode_project(reports: &[&KnownDrift]) -> Result<Vec<u8>, StoreError> {
     let mut out = vec![DRIFT_FORMAT];
