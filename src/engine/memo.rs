@@ -6,7 +6,6 @@
 //! sides at or below a folder are still one contiguous range (`dir/` as a byte prefix).
 
 use std::collections::BTreeMap;
-use std::ffi::OsStr;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -39,19 +38,19 @@ struct Key {
 }
 
 impl Key {
-    fn new(path: Vec<u8>, variant: Variant) -> Key {
-        Key { path, variant }
+    fn new(path: &Path, variant: Variant) -> Key {
+        Key {
+            path: path.as_os_str().as_bytes().to_vec(),
+            variant,
+        }
     }
 }
 
 /// `path` with its components joined by single `/`: no `.` component inside, no doubled or
 /// trailing separator. Two spellings of one path give the same key, as `Path`'s own
 /// comparison would have it.
-fn normal(path: &Path) -> Vec<u8> {
-    path.components()
-        .collect::<PathBuf>()
-        .into_os_string()
-        .into_vec()
+fn normal(path: &Path) -> PathBuf {
+    path.components().collect()
 }
 
 /// One memoised side, the stamp digest it was hashed from, and its front matter's version
@@ -99,7 +98,7 @@ impl SideMemo {
     fn entry(&mut self, index: &HashIndex, path: &Path, variant: Variant) -> &mut Memoised {
         let scan = self.scan.as_deref();
         self.sides
-            .entry(Key::new(normal(path), variant))
+            .entry(Key::new(&normal(path), variant))
             .or_insert_with(|| match index.side_in(path, variant, scan) {
                 Ok(h) => Memoised {
                     side: Side::Hash(h.hash),
@@ -120,11 +119,10 @@ impl SideMemo {
     /// Forgets every side that `changed` could affect: sides at or below it (a folder
     /// renamed or removed) and sides above it (a file inside an artifact changed).
     pub fn invalidate(&mut self, changed: &Path) {
-        let changed = PathBuf::from(OsStr::from_bytes(&normal(changed)));
+        let changed = normal(changed);
         for a in changed.ancestors() {
             for v in [Variant::Legacy, Variant::DeployedCopy] {
-                self.sides
-                    .remove(&Key::new(a.as_os_str().as_bytes().to_vec(), v));
+                self.sides.remove(&Key::new(a, v));
             }
         }
         // Below `changed`: every path that starts with `changed/`, one range in byte order.
@@ -134,7 +132,12 @@ impl SideMemo {
         }
         let below: Vec<Key> = self
             .sides
-            .range(Key::new(prefix.clone(), Variant::Legacy)..)
+            .range(
+                Key {
+                    path: prefix.clone(),
+                    variant: Variant::Legacy,
+                }..,
+            )
             .take_while(|(k, _)| k.path.starts_with(&prefix))
             .map(|(k, _)| k.clone())
             .collect();
@@ -170,7 +173,7 @@ mod tests {
         for p in paths {
             for variant in [Variant::Legacy, Variant::DeployedCopy] {
                 memo.sides.insert(
-                    Key::new(normal(Path::new(p)), variant),
+                    Key::new(&normal(Path::new(p)), variant),
                     Memoised {
                         side: Side::Absent,
                         digest: None,
@@ -237,7 +240,7 @@ mod tests {
         }
         mine.absorb(theirs);
         assert_eq!(kept(&mine), ["/a", "/b", "/c"]);
-        let b = &mine.sides[&Key::new(b"/b".to_vec(), Variant::Legacy)];
+        let b = &mine.sides[&Key::new(Path::new("/b"), Variant::Legacy)];
         assert_eq!(b.digest, Some([1; 32]));
     }
 

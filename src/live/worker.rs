@@ -570,11 +570,15 @@ impl Worker {
     }
 }
 
-/// Reports keyed by artifact, grouped by project.
-fn by_project(reports: Vec<(String, ArtifactReport)>) -> BTreeMap<PathBuf, Arc<Reports>> {
-    let mut out: BTreeMap<PathBuf, Reports> = BTreeMap::new();
-    for (k, r) in reports {
-        out.entry(r.project.clone()).or_default().insert(k, r);
-    }
-    out.into_iter().map(|(p, r)| (p, Arc::new(r))).collect()
+/// Each project's reports keyed by artifact.
+fn by_project(projects: Vec<(PathBuf, Vec<ArtifactReport>)>) -> BTreeMap<PathBuf, Arc<Reports>> {
+    projects
+        .into_iter()
+        .map(|(p, reports)| {
+            (
+                p,
+                Arc::new(reports.into_iter().map(|r| (r.key(), r)).collect()),
+            )
+        })
+        .collect()
 }

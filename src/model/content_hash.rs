@@ -55,7 +55,10 @@ impl From<&str> for ContentHash {
 
 impl From<String> for ContentHash {
     fn from(s: String) -> ContentHash {
-        ContentHash::new(&s)
+        match lower_hex(&s) {
+            Some(bytes) => ContentHash::Sha256(bytes),
+            None => ContentHash::Text(s.into_boxed_str()),
+        }
     }
 }
 

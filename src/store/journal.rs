@@ -11,6 +11,7 @@
 //! them afresh.
 
 use std::collections::BTreeMap;
+use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
@@ -186,17 +187,25 @@ impl Store {
         })
     }
 
-    /// The drift state persisted by the last run, by artifact key.
+    /// The drift state persisted by the last run, by project (in the order of their paths'
+    /// bytes).
     ///
     /// # Errors
     /// sled failed, or a record does not decode.
-    pub fn known_drift(&self) -> Result<Vec<(String, KnownDrift)>, StoreError> {
+    pub fn known_drift(&self) -> Result<Vec<(PathBuf, Vec<KnownDrift>)>, StoreError> {
         self.with(|h| {
-            let mut out = Vec::new();
+            let mut out: Vec<(PathBuf, Vec<KnownDrift>)> = Vec::new();
             for kv in h.drift.iter() {
-                let (_, v) = kv?;
-                for r in decode_project(&v).map_err(|e| corrupt("drift", e))? {
-                    out.push((r.key(), r));
+                let (k, v) = kv?;
+                let Some(end) = k.iter().position(|&b| b == 0) else {
+                    return Err(corrupt("drift", "a record's key names no project"));
+                };
+                let project = Path::new(OsStr::from_bytes(&k[..end]));
+                let reports = decode_project(&v).map_err(|e| corrupt("drift", e))?;
+                // A project's records are adjacent: their keys share its path and the NUL.
+                match out.last_mut() {
+                    Some((p, all)) if p == project => all.extend(reports),
+                    _ => out.push((project.to_path_buf(), reports)),
                 }
             }
             Ok(out)
@@ -219,9 +228,7 @@ impl Store {
                 for kv in h.drift.scan_prefix(project_prefix(project)) {
                     batch.remove(kv?.0);
                 }
-                for (k, v) in project_records(project, reports)? {
-                    batch.insert(k, v);
-                }
+                add_records(&mut batch, project, reports)?;
             }
             Ok(h.drift.apply_batch(batch)?)
         })
@@ -238,9 +245,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let mut batch = sled::Batch::default();
         for (project, reports) in projects {
-            for (k, v) in project_records(project, &reports)? {
-                batch.insert(k, v);
-            }
+            add_records(&mut batch, project, &reports)?;
         }
         self.with(|h| {
             h.drift.clear()?;
@@ -261,20 +266,19 @@ fn project_prefix(project: &Path) -> Vec<u8> {
     key
 }
 
-/// A record's key and value.
-type Record = (Vec<u8>, Vec<u8>);
-
-/// A project's drift state as records: `path NUL n` (n a big-endian u32), in order.
-fn project_records(project: &Path, reports: &[&KnownDrift]) -> Result<Vec<Record>, StoreError> {
-    reports
-        .chunks(REPORTS_PER_RECORD)
-        .zip(0u32..)
-        .map(|(chunk, n)| {
-            let mut key = project_prefix(project);
-            key.extend_from_slice(&n.to_be_bytes());
-            Ok((key, encode_project(chunk)?))
-        })
-        .collect()
+/// Adds a project's drift state to `batch` as records keyed `path NUL n` (n a big-endian
+/// u32), in order.
+fn add_records(
+    batch: &mut sled::Batch,
+    project: &Path,
+    reports: &[&KnownDrift],
+) -> Result<(), StoreError> {
+    for (chunk, n) in reports.chunks(REPORTS_PER_RECORD).zip(0u32..) {
+        let mut key = project_prefix(project);
+        key.extend_from_slice(&n.to_be_bytes());
+        batch.insert(key, encode_project(chunk)?);
+    }
+    Ok(())
 }
 
 /// The format byte that opens a project's drift state record. 1 (hashes as text) was
@@ -335,11 +339,8 @@ fn convert_legacy_state(db: &sled::Db, drift: &sled::Tree) -> Result<(), sled::E
     let mut batch = sled::Batch::default();
     for (project, reports) in &by_project {
         let reports: Vec<&KnownDrift> = reports.iter().collect();
-        match project_records(project, &reports) {
-            Ok(records) => records.into_iter().for_each(|(k, v)| batch.insert(k, v)),
-            Err(e) => {
-                tracing::warn!(error = %e, project = %project.display(), "drift state left out")
-            }
+        if let Err(e) = add_records(&mut batch, project, &reports) {
+            tracing::warn!(error = %e, project = %project.display(), "drift state left out");
         }
     }
     drift.apply_batch(batch)?;
@@ -437,7 +438,8 @@ mod tests {
                 .known_drift()
                 .unwrap()
                 .into_iter()
-                .map(|(k, _)| k)
+                .flat_map(|(_, reports)| reports)
+                .map(|r| r.key())
                 .collect();
             k.sort();
             k
@@ -464,7 +466,7 @@ mod tests {
             .replace_known_drift([(Path::new("/p"), many.iter().collect())])
             .unwrap();
         assert_eq!(keys(&store).len(), 100);
-        let (_, first) = &store.known_drift().unwrap()[0];
+        let first = &store.known_drift().unwrap()[0].1[0];
         assert_eq!(first, &many[0]);
     }
 }
