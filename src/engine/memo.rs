@@ -44,13 +44,31 @@ impl Key {
             variant,
         }
     }
+
+    /// The key of `path` in its normal form.
+    fn of(path: &Path, variant: Variant) -> Key {
+        Key {
+            path: normal(path).into_os_string().into_vec(),
+            variant,
+        }
+    }
 }
 
 /// `path` with its components joined by single `/`: no `.` component inside, no doubled or
 /// trailing separator. Two spellings of one path give the same key, as `Path`'s own
 /// comparison would have it.
 fn normal(path: &Path) -> PathBuf {
-    path.components().collect()
+    let b = path.as_os_str().as_bytes();
+    let spelled_oddly = (b.len() > 1 && b.ends_with(b"/"))
+        || b.ends_with(b"/.")
+        || memchr::memmem::find(b, b"//").is_some()
+        || memchr::memmem::find(b, b"/./").is_some();
+    if !spelled_oddly {
+        // The usual case, a copy: the paths the engine builds are joined from normal ones.
+        path.to_path_buf()
+    } else {
+        path.components().collect()
+    }
 }
 
 /// One memoised side, the stamp digest it was hashed from, and its front matter's version
@@ -97,9 +115,8 @@ impl SideMemo {
 
     fn entry(&mut self, index: &HashIndex, path: &Path, variant: Variant) -> &mut Memoised {
         let scan = self.scan.as_deref();
-        self.sides
-            .entry(Key::new(&normal(path), variant))
-            .or_insert_with(|| match index.side_in(path, variant, scan) {
+        self.sides.entry(Key::of(path, variant)).or_insert_with(|| {
+            match index.side_in(path, variant, scan) {
                 Ok(h) => Memoised {
                     side: Side::Hash(h.hash),
                     digest: Some(h.digest),
@@ -113,7 +130,8 @@ impl SideMemo {
                     digest: None,
                     version: None,
                 },
-            })
+            }
+        })
     }
 
     /// Forgets every side that `changed` could affect: sides at or below it (a folder
@@ -168,12 +186,39 @@ impl SideMemo {
 mod tests {
     use super::*;
 
+    #[test]
+    fn the_normal_form_is_the_components_joined() {
+        for p in [
+            "/a/b",
+            "/a//b",
+            "/a/./b",
+            "/a/b/",
+            "/a/b/.",
+            "a/b",
+            "./a",
+            "./a/",
+            ".",
+            "./",
+            "/",
+            "/.",
+            "//a",
+            "a/.//b/./",
+            "/a/.b/c.",
+            "/a/b./..",
+            "/a/../b",
+        ] {
+            let want: PathBuf = Path::new(p).components().collect();
+            assert_eq!(normal(Path::new(p)), want, "{p}");
+            assert_eq!(normal(Path::new(p)).as_os_str(), want.as_os_str(), "{p}");
+        }
+    }
+
     fn memo_with(paths: &[&str]) -> SideMemo {
         let mut memo = SideMemo::default();
         for p in paths {
             for variant in [Variant::Legacy, Variant::DeployedCopy] {
                 memo.sides.insert(
-                    Key::new(&normal(Path::new(p)), variant),
+                    Key::of(Path::new(p), variant),
                     Memoised {
                         side: Side::Absent,
                         digest: None,

@@ -172,6 +172,9 @@ impl Desk {
             if !self.ahead.is_empty() || !self.queued.is_empty() {
                 self.turn();
             } else {
+                // Idle, every job received is recorded (a numbered one with nothing to
+                // record included).
+                self.publish_done();
                 // A start's backlog grows the queues to the whole tree; idle, they give
                 // that memory back.
                 if self.queued.capacity() > 1024 {

@@ -22,8 +22,8 @@ use crate::formats::collection::collections_dir;
 use crate::history::Capture;
 use crate::model::{ArtifactReport, Location, Origin, SnapshotTarget};
 
-use super::View;
 use super::worker::Worker;
+use super::{Live, View};
 
 /// One piece of history work: content to record, and the root whose automatic snapshot
 /// it makes due (none for a base: the deployment itself changed nothing).
@@ -93,6 +93,16 @@ pub(super) struct Backlog {
     batch: u64,
 }
 
+impl Backlog {
+    /// Numbers the next batch with history work. Before the batch's barriers are released:
+    /// a history query that passed them waits for this work.
+    pub(super) fn reserve(&mut self, live: &Live) -> u64 {
+        self.batch += 1;
+        live.history_queued.store(self.batch, Ordering::Release);
+        self.batch
+    }
+}
+
 impl Worker {
     /// Turns the batch's history work into a [`Job`]: `changed` artifacts whose content
     /// differs from `previous` become versions (recorded before the batch's barriers are
@@ -104,10 +114,14 @@ impl Worker {
     /// have stopped with its bulk work undone (the drift state it persisted does not say),
     /// so all of it is queued again; content already recorded is skipped when its turn
     /// comes, for the cost of a lookup.
+    ///
+    /// `reserved` is the job's number when [`Backlog::reserve`] took it already (the job
+    /// then carries it even with nothing to record).
     pub(super) fn queue_history<'a>(
         &mut self,
         previous: &View<'_>,
         changed: impl Iterator<Item = (&'a String, &'a ArtifactReport)>,
+        reserved: Option<u64>,
     ) -> Job {
         let home = self.live.engine.paths().skillmeat_home.clone();
         // First-seen content that is a base queued now is recorded as that base.
@@ -159,7 +173,7 @@ impl Worker {
             .map(Work::base)
             .collect();
         bulk.append(&mut first_seen);
-        if bulk.is_empty() && changes.is_empty() {
+        if bulk.is_empty() && changes.is_empty() && reserved.is_none() {
             return Job::default();
         }
         // Bases first, then new content; collection copies first in each: a deployment's
@@ -167,14 +181,9 @@ impl Worker {
         // which must exist by then.
         bulk.sort_by_key(|w| (!w.is_base(), !is_collection(w.location())));
         changes.sort_by_key(|w| !is_collection(w.location()));
-        self.backlog.batch += 1;
-        // Before the batch's barriers are released: a history query that passed them
-        // waits for this work.
-        self.live
-            .history_queued
-            .store(self.backlog.batch, Ordering::Release);
+        let number = reserved.unwrap_or_else(|| self.backlog.reserve(&self.live));
         Job {
-            number: self.backlog.batch,
+            number,
             changes,
             bulk,
             ..Job::default()

@@ -8,10 +8,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use itertools::{EitherOrBoth, Itertools};
 use tokio::sync::oneshot;
 
 use crate::config::{Config, Effective};
-use crate::engine::{Collections, Engine, SideMemo};
+use crate::engine::{Engine, SideMemo};
 use crate::formats::Problem;
 use crate::formats::collection::collections_dir;
 use crate::formats::deployment;
@@ -224,16 +225,32 @@ impl Worker {
                     .take(2)
                     .any(|a| a == home || known_dirs.contains(a))
             });
+        let store = engine.store();
+        let changed = self.store_changed.take();
+        let derived_lost = changed.is_some_and(|g| g.derived_lost);
+        if changed.is_some() {
+            self.cursor_known = false;
+        }
         // The folders newly watched are listed as they are watched, so their hash walks
-        // below read nothing from the disk again.
+        // below read nothing from the disk again. The persisted drift state, when this
+        // batch must diff against it (at start, and after events could not be journaled:
+        // the journal's readers missed them), is read meanwhile on a thread of its own.
         let watching = Instant::now();
         let mut scan = Scan::new();
-        let (added_roots, fell_back) = if relist {
-            let wanted = self.wanted_roots(&projects);
-            self.watcher.set_roots(&wanted, Some(&mut scan))
-        } else {
-            (Vec::new(), Vec::new())
-        };
+        let read_persisted = (initial || self.journal_gap) && !derived_lost;
+        let ((added_roots, fell_back), (persisted, read_ms)) = std::thread::scope(|s| {
+            let reader = read_persisted.then(|| s.spawn(|| read_known_drift(store)));
+            let walked = if relist {
+                let wanted = self.wanted_roots(&projects);
+                self.watcher.set_roots(&wanted, Some(&mut scan))
+            } else {
+                (Vec::new(), Vec::new())
+            };
+            let read = reader.map_or((None, 0), |r| {
+                r.join().expect("drift state reader panicked")
+            });
+            (walked, read)
+        });
         let watch_ms = watching.elapsed().as_millis() as u64;
         for r in &added_roots {
             self.memo.invalidate(r);
@@ -289,26 +306,6 @@ impl Worker {
         scope.extend(old.reports.keys().filter(|p| !active.contains(*p)).cloned());
         self.project_problems
             .retain(|p, _| active.contains(p) && !affected.contains(p));
-        let store = engine.store();
-        let changed = self.store_changed.take();
-        let derived_lost = changed.is_some_and(|g| g.derived_lost);
-        if changed.is_some() {
-            self.cursor_known = false;
-        }
-        // The persisted drift state, when this batch must diff against it: at start, and
-        // after events could not be journaled (the journal's readers missed them).
-        let reading = Instant::now();
-        let persisted = if (initial || self.journal_gap) && !derived_lost {
-            match store.known_drift() {
-                Ok(v) => Some(by_project(v)),
-                Err(e) => {
-                    tracing::debug!(error = %e, "cannot read the last known drift state");
-                    None
-                }
-            }
-        } else {
-            None
-        };
         // The first batch computes against the drift persisted by the last run; later ones
         // against the state in memory. Either is what a deployment file that cannot be read
         // now held.
@@ -316,7 +313,6 @@ impl Worker {
             (Some(p), true) => p.clone(),
             _ => old.reports.clone(),
         };
-        let read_ms = reading.elapsed().as_millis() as u64;
         let computing = Instant::now();
         let scanned = scan.len();
         self.memo
@@ -364,13 +360,15 @@ impl Worker {
             tracing::warn!(root = %root.display(), "{reason}");
             events.push(Event::polling(&root.display().to_string(), reason));
         }
+        // One merge of the two sorted views.
         let changes: Vec<(&String, Option<&ArtifactReport>)> = previous
-            .keys()
-            .chain(current.keys())
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .filter(|k| previous.get(*k) != current.get(*k))
-            .map(|k| (*k, current.get(*k).copied()))
+            .iter()
+            .merge_join_by(current.iter(), |(a, _), (b, _)| a.cmp(b))
+            .filter_map(|e| match e {
+                EitherOrBoth::Left((k, _)) => Some((*k, None)),
+                EitherOrBoth::Right((k, n)) => Some((*k, Some(*n))),
+                EitherOrBoth::Both((k, o), (_, n)) => (o != n).then_some((*k, Some(*n))),
+            })
             .collect();
 
         // Cursors continue from the store's (never reused, never skipped): events that
@@ -473,15 +471,26 @@ impl Worker {
         // versions before the barriers are answered (`smctl log` right after an edit shows
         // it); bases and first-seen content are recorded in the background (history queries
         // and write-backs wait for them; see `Live::sync_history`), and roots get snapshots.
-        let mut job = if initial {
-            self.queue_history(&View::new(), current.iter().map(|(k, r)| (*k, *r)))
+        if initial {
+            // Everything is first seen, so bulk work, which no barrier waits for: the
+            // barriers are answered before it is queued (a history query that passes them
+            // still waits for it, its number taken first).
+            let number = self.backlog.reserve(&self.live);
+            self.recorder.send(Job {
+                cookies,
+                acks: dirty.acks,
+                ..Job::default()
+            });
+            let all = current.iter().map(|(k, r)| (*k, *r));
+            let job = self.queue_history(&View::new(), all, Some(number));
+            self.recorder.send(job);
         } else {
             let changed = changes.iter().filter_map(|(k, r)| Some(*k).zip(*r));
-            self.queue_history(&previous, changed)
-        };
-        job.cookies = cookies;
-        job.acks = dirty.acks;
-        self.recorder.send(job);
+            let mut job = self.queue_history(&previous, changed, None);
+            job.cookies = cookies;
+            job.acks = dirty.acks;
+            self.recorder.send(job);
+        }
         if dirty.full {
             crate::heap::release_freed();
         }
@@ -498,76 +507,21 @@ impl Worker {
             "batch applied"
         );
     }
+}
 
-    /// Recomputes `projects`, one thread per available core (at most one per project).
-    /// `prior` holds the previous reports of each project.
-    fn compute(
-        &mut self,
-        projects: &BTreeSet<PathBuf>,
-        prior: &BTreeMap<PathBuf, Arc<Reports>>,
-    ) -> Vec<(PathBuf, crate::engine::DriftReport)> {
-        let prior_of = |p: &PathBuf| prior.get(p).into_iter().flat_map(|r| r.values());
-        let engine = Arc::clone(&self.live.engine);
-        let home = engine.paths().skillmeat_home.clone();
-        let list: Vec<&PathBuf> = projects.iter().collect();
-        let workers = std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .min(list.len())
-            .max(1);
-        let mut out = Vec::new();
-        if workers == 1 {
-            let mut colls = Collections::new(&home);
-            for p in list {
-                out.push((
-                    p.clone(),
-                    engine.project_drift(p, prior_of(p), &mut colls, &mut self.memo),
-                ));
-            }
-            self.note_collections(&colls);
-            return out;
+/// The persisted drift state, each project's reports keyed by artifact (`None` when it
+/// cannot be read: the batch then diffs against the state in memory), and the
+/// milliseconds the read took.
+fn read_known_drift(store: &crate::store::Store) -> (Option<BTreeMap<PathBuf, Arc<Reports>>>, u64) {
+    let reading = Instant::now();
+    let persisted = match store.known_drift() {
+        Ok(v) => Some(by_project(v)),
+        Err(e) => {
+            tracing::debug!(error = %e, "cannot read the last known drift state");
+            None
         }
-        let chunk = list.len().div_ceil(workers);
-        let memo = &self.memo;
-        let results: Vec<_> = std::thread::scope(|scope| {
-            let handles: Vec<_> = list
-                .chunks(chunk)
-                .map(|part| {
-                    let engine = &engine;
-                    let home = &home;
-                    let prior_of = &prior_of;
-                    let mut memo = memo.clone();
-                    scope.spawn(move || {
-                        let mut colls = Collections::new(home);
-                        let r: Vec<_> = part
-                            .iter()
-                            .map(|p| {
-                                let report =
-                                    engine.project_drift(p, prior_of(p), &mut colls, &mut memo);
-                                ((*p).clone(), report)
-                            })
-                            .collect();
-                        (r, memo, colls)
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().expect("drift worker panicked"))
-                .collect()
-        });
-        for (r, memo, colls) in results {
-            out.extend(r);
-            self.memo.absorb(memo);
-            self.note_collections(&colls);
-        }
-        out
-    }
-
-    fn note_collections(&mut self, colls: &Collections) {
-        for (name, problems) in colls.problems_by_name() {
-            self.collection_problems.insert(name, problems);
-        }
-    }
+    };
+    (persisted, reading.elapsed().as_millis() as u64)
 }
 
 /// Each project's reports keyed by artifact.
