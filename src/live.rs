@@ -15,13 +15,16 @@
 //!
 //! Submodules: `task` (the loop: hints, control messages, reloads, timers), `settle` (which
 //! hints make a batch),
-//! `worker` (one batch), `recompute` (its drift, across threads), `upkeep` (the history work a batch hands over), `recorder` (the
-//! thread that records it, bulk work in short store batches), `barrier`
+//! `worker` (one batch), `recompute` (its drift, across threads), `gate` (which projects a
+//! full batch may compute while its watch walk goes on), `upkeep` (the history work a batch
+//! hands over), `recorder` (the thread that records it, bulk work in short store batches),
+//! `barrier`
 //! (the sync-to-now cookies every query and write-back waits for; history queries also wait
 //! for the history work queued before them). [`crate::daemon::run`] creates both halves with [`new`], runs the
 //! first reconcile before the socket opens and supervises [`run`].
 
 mod barrier;
+mod gate;
 mod recompute;
 mod recorder;
 mod settle;

@@ -42,6 +42,9 @@ use inotify::Kernel;
 #[cfg(not(target_os = "linux"))]
 use portable::Kernel;
 
+/// Where a walk hands each root it watched, with the listings it read of its folders.
+pub type Listed<'a> = &'a (dyn Fn(&Path, Scan) + Sync);
+
 /// Why a root cannot be watched by kernel events.
 #[derive(Debug)]
 enum WatchError {
@@ -227,6 +230,40 @@ impl Watcher {
         wanted: &BTreeMap<PathBuf, Depth>,
         scan: Option<&mut Scan>,
     ) -> (Vec<PathBuf>, Vec<(PathBuf, String)>) {
+        let Some(scan) = scan else {
+            return self.set_roots_listed(wanted, None);
+        };
+        let whole = std::sync::Mutex::new(Scan::new());
+        let outcome = self.set_roots_listed(
+            wanted,
+            Some(&|_: &Path, listed: Scan| {
+                whole.lock().expect("scan lock poisoned").absorb(listed);
+            }),
+        );
+        scan.absorb(whole.into_inner().expect("scan lock poisoned"));
+        outcome
+    }
+
+    /// The roots of `wanted` that [`Watcher::set_roots`] would watch anew: those not
+    /// watched yet (or with another depth) that exist.
+    pub fn to_watch(&self, wanted: &BTreeMap<PathBuf, Depth>) -> Vec<(PathBuf, Depth)> {
+        wanted
+            .iter()
+            .filter(|(p, d)| self.roots.get(*p) != Some(d) && p.exists())
+            .map(|(p, d)| (p.clone(), *d))
+            .collect()
+    }
+
+    /// [`Watcher::set_roots`], handing each root newly watched by kernel events to
+    /// `listed` as soon as its walk is done, with the listings of its folders (empty for a
+    /// flat root), on the walking thread: the root is watched by then, so what is read
+    /// of it afterwards misses no change. A root that falls back to polling is not handed
+    /// over.
+    pub fn set_roots_listed(
+        &mut self,
+        wanted: &BTreeMap<PathBuf, Depth>,
+        listed: Option<Listed<'_>>,
+    ) -> (Vec<PathBuf>, Vec<(PathBuf, String)>) {
         let stale: Vec<PathBuf> = self
             .roots
             .iter()
@@ -236,11 +273,7 @@ impl Watcher {
         for p in stale {
             self.unwatch(&p);
         }
-        let new: Vec<(PathBuf, Depth)> = wanted
-            .iter()
-            .filter(|(p, _)| !self.roots.contains_key(*p) && p.exists())
-            .map(|(p, d)| (p.clone(), *d))
-            .collect();
+        let new = self.to_watch(wanted);
         let reasons: Vec<Option<String>> = match (&mut self.kernel, self.force_polling) {
             (_, true) => vec![
                 Some("polling is forced by configuration (watch.force_polling)".to_string());
@@ -254,7 +287,7 @@ impl Watcher {
                 new.len()
             ],
             (Some(k), _) => k
-                .watch_all(&new, scan)
+                .watch_all(&new, listed)
                 .into_iter()
                 .zip(&new)
                 .map(|(outcome, (path, _))| match outcome {

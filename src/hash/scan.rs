@@ -20,6 +20,7 @@ use std::ffi::OsStr;
 use std::fs::{FileType, Metadata};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::FileStamp;
@@ -120,6 +121,9 @@ pub struct Scan {
     folders: HashMap<(u64, u64), (usize, usize)>,
     entries: Vec<Entry>,
     names: Vec<u8>,
+    /// Listings shared with other scans, looked up where this one has none (the
+    /// collections' listings under each project's own, say).
+    base: Option<Arc<Scan>>,
 }
 
 impl Default for Scan {
@@ -140,12 +144,24 @@ impl Scan {
             folders: HashMap::new(),
             entries: Vec::new(),
             names: Vec::new(),
+            base: None,
+        }
+    }
+
+    /// An empty scan over `base`: its roots and folders are found where this scan has
+    /// none of its own.
+    pub fn over(base: Arc<Scan>) -> Scan {
+        Scan {
+            base: Some(base),
+            ..Scan::new()
         }
     }
 
     /// When the first listing may have been read (nanoseconds since the epoch).
     pub fn started_ns(&self) -> i128 {
-        self.started_ns
+        self.base
+            .as_ref()
+            .map_or(self.started_ns, |b| b.started_ns().min(self.started_ns))
     }
 
     /// Notes that a walk began at the folder `path`, of identity `id`.
@@ -189,7 +205,8 @@ impl Scan {
             .insert(id, (mark.entries, self.entries.len() - mark.entries));
     }
 
-    /// Takes every listing and root of `other`, and its start if earlier.
+    /// Takes every listing and root of `other` (not those of its base), and its start if
+    /// earlier.
     pub fn absorb(&mut self, other: Scan) {
         self.started_ns = self.started_ns.min(other.started_ns);
         let (entries, names) = (self.entries.len(), self.names.len() as u32);
@@ -207,7 +224,7 @@ impl Scan {
         self.roots.extend(other.roots);
     }
 
-    /// Folders listed.
+    /// Folders listed (its base's not counted).
     pub fn len(&self) -> usize {
         self.folders.len()
     }
@@ -218,7 +235,9 @@ impl Scan {
 
     /// The listing of the folder of identity `id`, when it was read whole.
     pub fn folder(&self, id: (u64, u64)) -> Option<Listing<'_>> {
-        let &(start, len) = self.folders.get(&id)?;
+        let Some(&(start, len)) = self.folders.get(&id) else {
+            return self.base.as_deref()?.folder(id);
+        };
         Some(Listing {
             names: &self.names,
             entries: &self.entries[start..start + len],
@@ -228,9 +247,9 @@ impl Scan {
     /// The listing of the folder at `dir`, reached from a root through folders listed
     /// whole (not through a symbolic link).
     pub fn listing(&self, dir: &Path) -> Option<Listing<'_>> {
-        let (root, id) = dir
-            .ancestors()
-            .find_map(|a| Some((a, *self.roots.get(a)?)))?;
+        let Some((root, id)) = dir.ancestors().find_map(|a| Some((a, *self.roots.get(a)?))) else {
+            return self.base.as_deref()?.listing(dir);
+        };
         let mut listing = self.folder(id)?;
         for c in dir.strip_prefix(root).ok()?.components() {
             let e = listing.find(c.as_os_str())?;

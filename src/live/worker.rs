@@ -24,6 +24,7 @@ use crate::projects::KnownProject;
 use crate::transient::is_cookie;
 use crate::watcher::{Depth, Watcher};
 
+use super::recompute;
 use super::recorder::Recorder;
 use super::upkeep::{Backlog, Job};
 use super::{Live, Reports, State, View, flatten};
@@ -238,23 +239,57 @@ impl Worker {
         let watching = Instant::now();
         let mut scan = Scan::new();
         let read_persisted = (initial || self.journal_gap) && !derived_lost;
+        // A full batch recomputes every project (its memo emptied above): each is computed
+        // as soon as the roots it reads are watched, while the walk goes on.
+        let gated = dirty.full && relist;
+        let mut early = None;
         let ((added_roots, fell_back), (persisted, read_ms)) = std::thread::scope(|s| {
             let reader = read_persisted.then(|| s.spawn(|| read_known_drift(store)));
-            let walked = if relist {
-                let wanted = self.wanted_roots(&projects);
-                self.watcher.set_roots(&wanted, Some(&mut scan))
-            } else {
-                (Vec::new(), Vec::new())
+            let join = || {
+                reader.map_or((None, 0), |r| {
+                    r.join().expect("drift state reader panicked")
+                })
             };
-            let read = reader.map_or((None, 0), |r| {
-                r.join().expect("drift state reader panicked")
-            });
-            (walked, read)
+            let wanted = relist.then(|| self.wanted_roots(&projects));
+            let walked = match wanted {
+                Some(wanted) if gated => {
+                    let mut read = None;
+                    let prior = || {
+                        let r = join();
+                        let prior = match (&r.0, initial) {
+                            (Some(p), true) => p.clone(),
+                            _ => old.reports.clone(),
+                        };
+                        read = Some(r);
+                        prior
+                    };
+                    let both = recompute::while_walking(
+                        &mut self.watcher,
+                        &wanted,
+                        &active,
+                        &home,
+                        &engine,
+                        &self.memo,
+                        prior,
+                    );
+                    let walked = both.walked.clone();
+                    early = Some(both);
+                    return (walked, read.expect("read before the drift threads start"));
+                }
+                Some(wanted) => self.watcher.set_roots(&wanted, Some(&mut scan)),
+                None => (Vec::new(), Vec::new()),
+            };
+            (walked, join())
         });
-        let watch_ms = watching.elapsed().as_millis() as u64;
-        for r in &added_roots {
-            self.memo.invalidate(r);
-        }
+        let watch_ms = match &early {
+            Some(both) => both.walk_ms,
+            None => {
+                for r in &added_roots {
+                    self.memo.invalidate(r);
+                }
+                watching.elapsed().as_millis() as u64
+            }
+        };
 
         let colls = collections_dir(&home);
         let mut affected: BTreeSet<PathBuf> = BTreeSet::new();
@@ -314,12 +349,18 @@ impl Worker {
             _ => old.reports.clone(),
         };
         let computing = Instant::now();
-        let scanned = scan.len();
-        self.memo
-            .use_scan((!scan.is_empty()).then(|| Arc::new(scan)));
-        let computed = self.compute(&affected, &prior);
-        self.memo.use_scan(None);
-        let compute_ms = computing.elapsed().as_millis() as u64;
+        let (computed, scanned, compute_ms) = match early {
+            // Computed while the walk went on: the time it took past the walk's end.
+            Some(both) => (self.merge(both.parts), both.folders, both.past_walk_ms),
+            None => {
+                let scanned = scan.len();
+                self.memo
+                    .use_scan((!scan.is_empty()).then(|| Arc::new(scan)));
+                let computed = self.compute(&affected, &prior);
+                self.memo.use_scan(None);
+                (computed, scanned, computing.elapsed().as_millis() as u64)
+            }
+        };
         for (project, mut r) in computed {
             self.backlog.bases.append(&mut r.bases);
             let mine: Reports = r.artifacts.into_iter().map(|a| (a.key(), a)).collect();

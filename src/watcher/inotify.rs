@@ -30,7 +30,7 @@ use std::thread::JoinHandle;
 use inotify::{EventMask, Inotify, WatchDescriptor, WatchMask, Watches};
 use tokio::sync::mpsc;
 
-use super::{Depth, Hint, Overflow, Stage, WatchError, count};
+use super::{Depth, Hint, Listed, Overflow, Stage, WatchError, count};
 use crate::hash::scan::Scan;
 use crate::transient::is_transient;
 
@@ -299,15 +299,15 @@ impl Kernel {
 
     /// Watches each of `roots` (a [`Depth::Recursive`] one with every folder below it), on
     /// up to one thread per core, the tree locked only to note each watch (so the event
-    /// reader is never held up by a long walk); with a `scan`, records there the listings
-    /// of the recursive roots' folders.
+    /// reader is never held up by a long walk); with `listed`, hands it each root watched,
+    /// once its walk is done, with the listings of its folders.
     ///
     /// Returns each root's outcome, in order. A root that fails (the watch limit is
     /// exhausted, a folder cannot be watched) is left with nothing watched.
     pub(super) fn watch_all(
         &mut self,
         roots: &[(PathBuf, Depth)],
-        mut scan: Option<&mut Scan>,
+        listed: Option<Listed<'_>>,
     ) -> Vec<Result<(), WatchError>> {
         let threads = std::thread::available_parallelism()
             .map_or(1, |n| n.get())
@@ -316,9 +316,7 @@ impl Kernel {
         let next = AtomicUsize::new(0);
         let tree = &self.tree;
         let watches = lock(tree).watches.clone();
-        let scanning = scan.is_some();
         let work = || {
-            let mut part = scanning.then(Scan::new);
             let mut watches = watches.clone();
             let mut done = Vec::new();
             loop {
@@ -333,12 +331,12 @@ impl Kernel {
                 // listing this walk reads next.
                 // A root left unwatched is polled: its listings are dropped, since a
                 // change made after them and before the poller's first look would be lost.
-                let mut listed = scanning.then(Scan::new);
+                let mut scan = listed.map(|_| Scan::new());
                 let walked = walk(
                     root,
                     recursive,
                     true,
-                    listed.as_mut(),
+                    scan.as_mut(),
                     &mut |d, ino, is_root| {
                         let wd = watches.add(d, mask(is_root))?;
                         lock(tree).note(wd, Arc::from(d), ino, recursive, is_root);
@@ -347,8 +345,8 @@ impl Kernel {
                 );
                 let walked = match walked {
                     Ok(()) => {
-                        if let (Some(part), Some(listed)) = (part.as_mut(), listed) {
-                            part.absorb(listed);
+                        if let (Some(listed), Some(scan)) = (listed, scan) {
+                            listed(root, scan);
                         }
                         Ok(())
                     }
@@ -363,26 +361,19 @@ impl Kernel {
                 };
                 done.push((i, walked));
             }
-            (done, part)
+            done
         };
-        let parts: Vec<_> = if threads == 1 {
-            vec![work()]
+        let mut outcomes: Vec<_> = if threads == 1 {
+            work()
         } else {
             std::thread::scope(|s| {
                 let walkers: Vec<_> = (0..threads).map(|_| s.spawn(work)).collect();
                 walkers
                     .into_iter()
-                    .map(|h| h.join().expect("watch walk panicked"))
+                    .flat_map(|h| h.join().expect("watch walk panicked"))
                     .collect()
             })
         };
-        let mut outcomes = Vec::with_capacity(roots.len());
-        for (done, part) in parts {
-            outcomes.extend(done);
-            if let (Some(scan), Some(part)) = (scan.as_deref_mut(), part) {
-                scan.absorb(part);
-            }
-        }
         outcomes.sort_by_key(|(i, _)| *i);
         outcomes.into_iter().map(|(_, walked)| walked).collect()
     }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use notify::{EventKind, RecursiveMode, Watcher as _};
 use tokio::sync::mpsc;
 
-use super::{Depth, Hint, Overflow, Stage, WatchError, count};
+use super::{Depth, Hint, Listed, Overflow, Stage, WatchError, count};
 use crate::hash::scan::Scan;
 use crate::transient::is_transient;
 
@@ -27,13 +27,23 @@ impl Kernel {
     }
 
     /// Watches each of `roots`, returning each one's outcome in order; notify's walks
-    /// leave no listings behind, so `scan` stays empty and the hash walks read the disk.
+    /// leave no listings behind, so each root watched is handed to `listed` with an empty
+    /// scan and the hash walks read the disk.
     pub(super) fn watch_all(
         &mut self,
         roots: &[(PathBuf, Depth)],
-        _scan: Option<&mut Scan>,
+        listed: Option<Listed<'_>>,
     ) -> Vec<Result<(), WatchError>> {
-        roots.iter().map(|(r, d)| self.watch(r, *d)).collect()
+        roots
+            .iter()
+            .map(|(r, d)| {
+                let watched = self.watch(r, *d);
+                if let (Ok(()), Some(listed)) = (&watched, listed) {
+                    listed(r, Scan::new());
+                }
+                watched
+            })
+            .collect()
     }
 
     /// Watches `root`.
