@@ -24,7 +24,7 @@ use crate::projects::KnownProject;
 use crate::transient::is_cookie;
 use crate::watcher::{Depth, Watcher};
 
-use super::recompute;
+use super::recompute::{self, Prior};
 use super::recorder::Recorder;
 use super::upkeep::{Backlog, Job};
 use super::{Live, Reports, State, View, flatten};
@@ -256,14 +256,11 @@ impl Worker {
                     let mut read = None;
                     let prior = || {
                         let r = join();
-                        let prior = match (&r.0, initial) {
-                            (Some(p), true) => p.clone(),
-                            _ => old.reports.clone(),
-                        };
+                        let prior = prior_of(r.0.as_ref(), initial, &old);
                         read = Some(r);
                         prior
                     };
-                    let both = recompute::while_walking(
+                    let mut both = recompute::while_walking(
                         &mut self.watcher,
                         &wanted,
                         &active,
@@ -272,7 +269,7 @@ impl Worker {
                         &self.memo,
                         prior,
                     );
-                    let walked = both.walked.clone();
+                    let walked = std::mem::take(&mut both.walked);
                     early = Some(both);
                     return (walked, read.expect("read before the drift threads start"));
                 }
@@ -341,13 +338,6 @@ impl Worker {
         scope.extend(old.reports.keys().filter(|p| !active.contains(*p)).cloned());
         self.project_problems
             .retain(|p, _| active.contains(p) && !affected.contains(p));
-        // The first batch computes against the drift persisted by the last run; later ones
-        // against the state in memory. Either is what a deployment file that cannot be read
-        // now held.
-        let prior = match (&persisted, initial) {
-            (Some(p), true) => p.clone(),
-            _ => old.reports.clone(),
-        };
         let computing = Instant::now();
         let (computed, scanned, compute_ms) = match early {
             // Computed while the walk went on: the time it took past the walk's end.
@@ -356,6 +346,7 @@ impl Worker {
                 let scanned = scan.len();
                 self.memo
                     .use_scan((!scan.is_empty()).then(|| Arc::new(scan)));
+                let prior = prior_of(persisted.as_ref(), initial, &old);
                 let computed = self.compute(&affected, &prior);
                 self.memo.use_scan(None);
                 (computed, scanned, computing.elapsed().as_millis() as u64)
@@ -550,10 +541,20 @@ impl Worker {
     }
 }
 
+/// The reports a batch computes against: the first batch against the drift persisted by the
+/// last run, later ones against the state in memory. Either is what a deployment file that
+/// cannot be read now held.
+fn prior_of(persisted: Option<&Prior>, initial: bool, old: &State) -> Prior {
+    match (persisted, initial) {
+        (Some(p), true) => p.clone(),
+        _ => old.reports.clone(),
+    }
+}
+
 /// The persisted drift state, each project's reports keyed by artifact (`None` when it
 /// cannot be read: the batch then diffs against the state in memory), and the
 /// milliseconds the read took.
-fn read_known_drift(store: &crate::store::Store) -> (Option<BTreeMap<PathBuf, Arc<Reports>>>, u64) {
+fn read_known_drift(store: &crate::store::Store) -> (Option<Prior>, u64) {
     let reading = Instant::now();
     let persisted = match store.known_drift() {
         Ok(v) => Some(by_project(v)),
