@@ -21,6 +21,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
+use compact_str::CompactString;
+
 use crate::config::{self, Config};
 use crate::drift::{self, Side};
 use crate::formats::Problem;
@@ -282,25 +284,26 @@ impl Engine {
                 let verdict = drift::classify(&rec.content_hash, &c_side, &p_side);
                 report.artifacts.push(ArtifactReport {
                     project: project.to_path_buf(),
-                    profile_root: file.root.clone(),
-                    name: rec.artifact_name.clone(),
-                    artifact_type: rec.artifact_type.clone(),
+                    profile_root: file.root.as_str().into(),
+                    name: rec.artifact_name.as_str().into(),
+                    artifact_type: rec.artifact_type.as_str().into(),
                     kind: verdict.kind,
-                    recommendation: verdict.recommendation.to_string(),
-                    change_origin: verdict.change_origin.to_string(),
+                    recommendation: verdict.recommendation.into(),
+                    change_origin: verdict.change_origin.into(),
                     deployed_sha: Some(ContentHash::new(&rec.content_hash)),
                     collection_version: c_path.as_deref().map(|p| {
                         memo.version(&self.index, p, Variant::DeployedCopy)
-                            .unwrap_or_else(|| "unknown".into())
+                            .map_or_else(|| "unknown".into(), Into::into)
                     }),
                     project_version: matches!(p_side, Side::Hash(_))
                         .then(|| memo.version(&self.index, &p_path, Variant::Legacy))
-                        .flatten(),
+                        .flatten()
+                        .map(Into::into),
                     error: side_error(&c_side).or_else(|| side_error(&p_side)),
                     collection_sha: side_hash(c_side),
                     project_sha: side_hash(p_side),
-                    last_deployed: Some(format!("{}Z", rec.deployed_at)),
-                    collection: rec.from_collection.clone(),
+                    last_deployed: Some(compact_str::format_compact!("{}Z", rec.deployed_at)),
+                    collection: rec.from_collection.as_str().into(),
                     artifact_path: rec.artifact_path.clone(),
                     collection_path: source.map(|a| a.path.clone()),
                 });
@@ -329,23 +332,23 @@ impl Engine {
                 let verdict = drift::added();
                 report.artifacts.push(ArtifactReport {
                     project: project.to_path_buf(),
-                    profile_root: String::new(),
-                    name: a.name.clone(),
-                    artifact_type: a.artifact_type.clone(),
+                    profile_root: CompactString::default(),
+                    name: a.name.as_str().into(),
+                    artifact_type: a.artifact_type.as_str().into(),
                     kind: verdict.kind,
-                    recommendation: verdict.recommendation.to_string(),
-                    change_origin: verdict.change_origin.to_string(),
+                    recommendation: verdict.recommendation.into(),
+                    change_origin: verdict.change_origin.into(),
                     deployed_sha: None,
                     collection_version: Some(
                         memo.version(&self.index, &path, Variant::DeployedCopy)
-                            .unwrap_or_else(|| "unknown".into()),
+                            .map_or_else(|| "unknown".into(), Into::into),
                     ),
                     project_version: None,
                     error: side_error(&side),
                     collection_sha: side_hash(side),
                     project_sha: None,
                     last_deployed: None,
-                    collection: name.clone(),
+                    collection: name.as_str().into(),
                     artifact_path: a.path.clone(),
                     collection_path: Some(a.path.clone()),
                 });
@@ -478,9 +481,9 @@ fn side_hash(s: Side) -> Option<ContentHash> {
     }
 }
 
-fn side_error(s: &Side) -> Option<String> {
+fn side_error(s: &Side) -> Option<CompactString> {
     match s {
-        Side::Unreadable(e) => Some(e.clone()),
+        Side::Unreadable(e) => Some(e.as_str().into()),
         _ => None,
     }
 }

@@ -36,14 +36,14 @@ fn from_report(
 ) -> Event {
     Event {
         project: r.project.display().to_string(),
-        profile_root: r.profile_root.clone(),
-        name: r.name.clone(),
-        artifact_type: r.artifact_type.clone(),
+        profile_root: r.profile_root.to_string(),
+        name: r.name.to_string(),
+        artifact_type: r.artifact_type.to_string(),
         deployed_sha: r.deployed_sha.as_ref().map(ToString::to_string),
         collection_sha: r.collection_sha.as_ref().map(ToString::to_string),
         project_sha: r.project_sha.as_ref().map(ToString::to_string),
-        recommendation: r.recommendation.clone(),
-        message: r.error.clone().unwrap_or_default(),
+        recommendation: r.recommendation.to_string(),
+        message: r.error.as_deref().unwrap_or_default().to_string(),
         operation: operation_of(r).map(|id| id.to_string()).unwrap_or_default(),
         ..Event::blank(kind)
     }

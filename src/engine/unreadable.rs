@@ -82,22 +82,22 @@ pub(super) fn report(
     let verdict = drift::unreadable();
     ArtifactReport {
         project: project.to_path_buf(),
-        profile_root: profile_root.to_string(),
-        name: name.to_string(),
-        artifact_type: artifact_type.to_string(),
+        profile_root: profile_root.into(),
+        name: name.into(),
+        artifact_type: artifact_type.into(),
         kind: verdict.kind,
-        recommendation: verdict.recommendation.to_string(),
-        change_origin: verdict.change_origin.to_string(),
+        recommendation: verdict.recommendation.into(),
+        change_origin: verdict.change_origin.into(),
         deployed_sha: None,
         collection_sha: None,
         project_sha: None,
         collection_version: None,
         project_version: None,
         last_deployed: None,
-        collection: collection.to_string(),
+        collection: collection.into(),
         artifact_path,
         collection_path: None,
-        error: Some(why),
+        error: Some(why.into()),
     }
 }
 

@@ -162,7 +162,7 @@ impl Worker {
                 && let Some(loc) = new.collection_location()
             {
                 let path = collections_dir(&home).join(&new.collection).join(rel);
-                let root = SnapshotTarget::Collection(new.collection.clone());
+                let root = SnapshotTarget::Collection(new.collection.to_string());
                 let known = old.is_some_and(|o| o.collection_sha.is_some());
                 found(loc, &sha.to_string(), path, root, known);
             }

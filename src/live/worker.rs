@@ -319,7 +319,9 @@ impl Worker {
             }
             if !dirty_collections.is_empty() {
                 for r in old.all() {
-                    if dirty_collections.contains(&r.collection) && active.contains(&r.project) {
+                    if dirty_collections.contains(r.collection.as_str())
+                        && active.contains(&r.project)
+                    {
                         affected.insert(r.project.clone());
                     }
                 }

@@ -4,6 +4,8 @@
 
 use std::path::PathBuf;
 
+use compact_str::CompactString;
+
 use crate::drift::DriftKind;
 use crate::formats;
 
@@ -14,25 +16,25 @@ use super::{ContentHash, Location};
 pub struct ArtifactReport {
     pub project: PathBuf,
     /// Profile root, e.g. `.claude`; empty for `added`.
-    pub profile_root: String,
-    pub name: String,
-    pub artifact_type: String,
+    pub profile_root: CompactString,
+    pub name: CompactString,
+    pub artifact_type: CompactString,
     pub kind: DriftKind,
-    pub recommendation: String,
-    pub change_origin: String,
+    pub recommendation: CompactString,
+    pub change_origin: CompactString,
     pub deployed_sha: Option<ContentHash>,
     pub collection_sha: Option<ContentHash>,
     pub project_sha: Option<ContentHash>,
-    pub collection_version: Option<String>,
-    pub project_version: Option<String>,
+    pub collection_version: Option<CompactString>,
+    pub project_version: Option<CompactString>,
     /// `deployed_at` with `Z` appended, as `sync-check` prints it.
-    pub last_deployed: Option<String>,
-    pub collection: String,
+    pub last_deployed: Option<CompactString>,
+    pub collection: CompactString,
     pub artifact_path: PathBuf,
     /// Path of the collection copy, relative to the collection folder, when it exists.
     #[serde(default)]
     pub collection_path: Option<PathBuf>,
-    pub error: Option<String>,
+    pub error: Option<CompactString>,
 }
 
 impl ArtifactReport {

@@ -287,11 +287,11 @@ impl Worker {
             self.policy.input(
                 Input::Drift(Change {
                     project: r.project.display().to_string(),
-                    profile_root: r.profile_root.clone(),
-                    name: r.name.clone(),
-                    artifact_type: r.artifact_type.clone(),
+                    profile_root: r.profile_root.to_string(),
+                    name: r.name.to_string(),
+                    artifact_type: r.artifact_type.to_string(),
                     new: Some(r.kind),
-                    message: r.error.clone().unwrap_or_default(),
+                    message: r.error.as_deref().unwrap_or_default().to_string(),
                 }),
                 &n,
             );

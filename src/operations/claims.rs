@@ -39,9 +39,7 @@ impl Claim {
                     && r.artifact_path == path
                     && (r.profile_root == self.location.root || r.profile_root.is_empty())
             }
-            Scope::Collection(n) => {
-                &r.collection == n && r.collection_path.as_deref() == Some(path)
-            }
+            Scope::Collection(n) => r.collection == n && r.collection_path.as_deref() == Some(path),
         }
     }
 }
@@ -103,8 +101,8 @@ mod tests {
             name: "canvas".into(),
             artifact_type: "skill".into(),
             kind: DriftKind::Modified,
-            recommendation: String::new(),
-            change_origin: String::new(),
+            recommendation: Default::default(),
+            change_origin: Default::default(),
             deployed_sha: None,
             collection_sha: None,
             project_sha: None,

@@ -111,7 +111,7 @@ impl Filter {
 
     fn report(&self, r: &ArtifactReport) -> bool {
         (self.projects.is_empty() || self.projects.contains(&r.project))
-            && (self.types.is_empty() || self.types.contains(&r.artifact_type))
+            && (self.types.is_empty() || self.types.iter().any(|t| *t == r.artifact_type))
             && crate::live::drift_matches(&self.drift, None, Some(r.kind))
     }
 }
