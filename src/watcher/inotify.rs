@@ -17,22 +17,25 @@
 //! deletion or move is a removal of the root. A kernel queue overflow raises
 //! [`Overflow`].
 
-use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::{DirEntryExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
-use inotify::{EventMask, Inotify, WatchDescriptor, WatchMask, Watches};
+use inotify::{EventMask, Inotify, WatchMask};
 use tokio::sync::mpsc;
 
 use super::{Depth, Hint, Listed, Overflow, Stage, WatchError, count};
 use crate::hash::scan::Scan;
 use crate::transient::is_transient;
+
+mod tree;
+
+use tree::{Tree, add_watch};
 
 /// What every folder is watched for; a root also for its own deletion or move.
 const MASK: WatchMask = WatchMask::ATTRIB
@@ -49,24 +52,6 @@ const ROOT_MASK: WatchMask = MASK
 /// What a folder is watched for.
 fn mask(root: bool) -> WatchMask {
     if root { ROOT_MASK } else { MASK }
-}
-
-/// The watches held: each folder's descriptor, and back. Shared by the thread reading
-/// events and the watcher's calls, behind one lock.
-struct Tree {
-    watches: Watches,
-    folders: HashMap<WatchDescriptor, Folder>,
-    by_path: HashMap<Arc<Path>, WatchDescriptor>,
-}
-
-struct Folder {
-    path: Arc<Path>,
-    /// Its inode (0: not known), to tell it from another folder put at its path since.
-    ino: u64,
-    /// Whether folders created below it are watched too.
-    recursive: bool,
-    /// Whether it is a root (its own deletion is a change).
-    root: bool,
 }
 
 /// The Linux kernel watcher; dropping it stops its thread.
@@ -88,81 +73,18 @@ impl Tree {
     /// # Errors
     /// As [`walk`].
     fn add(&mut self, dir: &Path, recursive: bool, root: bool) -> io::Result<()> {
-        walk(dir, recursive, root, None, &mut |d, ino, is_root| {
-            self.watch_one(d, ino, recursive, is_root)
-        })
-    }
-
-    fn watch_one(&mut self, dir: &Path, ino: u64, recursive: bool, root: bool) -> io::Result<()> {
-        let wd = self.watches.add(dir, mask(root))?;
-        self.note(wd, Arc::from(dir), ino, recursive, root);
-        Ok(())
-    }
-
-    /// Records the watch `wd` of the folder at `path`.
-    fn note(
-        &mut self,
-        wd: WatchDescriptor,
-        path: Arc<Path>,
-        ino: u64,
-        recursive: bool,
-        root: bool,
-    ) {
-        // The same folder reached by a second path keeps one descriptor: the last path wins.
-        if let Some(old) = self.folders.insert(
-            wd.clone(),
-            Folder {
-                path: Arc::clone(&path),
-                ino,
-                recursive,
-                root,
+        let fd = Arc::clone(self.fd());
+        walk(
+            dir,
+            recursive,
+            root,
+            None,
+            &mut |d, parent, ino, is_root| {
+                let wd = add_watch(&fd, d, mask(is_root))?;
+                self.note(wd, parent, d, ino, recursive, is_root);
+                Ok(wd)
             },
-        ) && old.path != path
-            && self.by_path.get(&old.path) == Some(&wd)
-        {
-            self.by_path.remove(&old.path);
-        }
-        self.by_path.insert(path, wd);
-    }
-
-    /// Drops the watches of a folder gone from `dir` (renamed away or deleted), unless
-    /// the folder watched at `dir` is still there (another one was swapped away).
-    fn gone(&mut self, dir: &Path) {
-        let here = std::fs::symlink_metadata(dir).ok().filter(|m| m.is_dir());
-        let watched = self.by_path.get(dir).and_then(|wd| self.folders.get(wd));
-        if let (Some(m), Some(f)) = (here, watched)
-            && f.ino != 0
-            && f.ino == m.ino()
-        {
-            return;
-        }
-        self.remove(dir, true);
-    }
-
-    /// Drops the watches of `dir` and, with `below`, of every folder below it but the
-    /// roots watched on their own.
-    fn remove(&mut self, dir: &Path, below: bool) {
-        let gone: Vec<(Arc<Path>, WatchDescriptor)> = if below {
-            self.by_path
-                .iter()
-                .filter(|(p, wd)| {
-                    &***p == dir
-                        || (p.starts_with(dir) && !self.folders.get(*wd).is_some_and(|f| f.root))
-                })
-                .map(|(p, wd)| (Arc::clone(p), wd.clone()))
-                .collect()
-        } else {
-            self.by_path
-                .get_key_value(dir)
-                .map(|(p, wd)| (Arc::clone(p), wd.clone()))
-                .into_iter()
-                .collect()
-        };
-        for (p, wd) in gone {
-            self.by_path.remove(&p);
-            self.folders.remove(&wd);
-            let _ = self.watches.remove(wd);
-        }
+        )
     }
 }
 
@@ -171,8 +93,13 @@ fn vanished(e: &io::Error) -> bool {
     matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR))
 }
 
-/// Walks `dir`, calling `watch` on each folder (with its inode, and whether it is `dir`
-/// as a `root`) before its entries are read, so nothing created meanwhile is missed; below
+/// Watches the folder at a path: given the watch descriptor of the folder it was found in
+/// (`None`: the walk began there), its inode, and whether it is a root; gives its own.
+type Watch<'a> = dyn FnMut(&Path, Option<i32>, u64, bool) -> io::Result<i32> + 'a;
+
+/// Walks `dir`, calling `watch` on each folder (with the watch descriptor of the folder it
+/// was found in, `None` for `dir`; its inode; and whether it is `dir` as a `root`) before
+/// its entries are read, so nothing created meanwhile is missed; below
 /// `dir` only when `recursive`, following symbolic links to folders once. With a `scan`,
 /// records each listing read whole, every entry with its `lstat` through the open folder.
 /// Folders that vanish meanwhile are skipped.
@@ -184,23 +111,24 @@ fn walk(
     recursive: bool,
     root: bool,
     mut scan: Option<&mut Scan>,
-    watch: &mut dyn FnMut(&Path, u64, bool) -> io::Result<()>,
+    watch: &mut Watch<'_>,
 ) -> io::Result<()> {
     let top = std::fs::metadata(dir).ok();
     let id = top.as_ref().map(|m| (m.dev(), m.ino()));
     if let (Some(scan), Some(id)) = (scan.as_deref_mut(), id) {
         scan.root(dir.to_path_buf(), id);
     }
-    // Each folder to watch, with its identity (device, inode) when known.
-    let mut pending = vec![(dir.to_path_buf(), id)];
+    // Each folder to watch, with its identity (device, inode) when known, and the watch of
+    // the folder it was found in.
+    let mut pending = vec![(dir.to_path_buf(), id, None)];
     let mut first = true;
-    while let Some((d, id)) = pending.pop() {
+    while let Some((d, id, parent)) = pending.pop() {
         let is_root = root && std::mem::take(&mut first);
-        match watch(&d, id.map_or(0, |(_, ino)| ino), is_root) {
-            Ok(()) => {}
+        let wd = match watch(&d, parent, id.map_or(0, |(_, ino)| ino), is_root) {
+            Ok(wd) => wd,
             Err(e) if d != dir && vanished(&e) => continue,
             Err(e) => return Err(e),
-        }
+        };
         if !recursive {
             continue;
         }
@@ -239,9 +167,9 @@ fn walk(
                 continue;
             }
             if t.is_dir() {
-                pending.push((path, Some(lstat_id.unwrap_or((0, e.ino())))));
+                pending.push((path, Some(lstat_id.unwrap_or((0, e.ino()))), Some(wd)));
             } else if let Some(target) = link_to_new_folder(&path) {
-                pending.push((path, Some((target.dev(), target.ino()))));
+                pending.push((path, Some((target.dev(), target.ino())), Some(wd)));
             }
         }
         if let (Some(scan), Some((mark, id))) = (scan.as_deref_mut(), listing.take()) {
@@ -275,11 +203,8 @@ impl Kernel {
         }
         // SAFETY: pipe2 succeeded: both descriptors are open and owned by nothing else.
         let (read, wake) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
-        let tree = Arc::new(Mutex::new(Tree {
-            watches: inotify.watches(),
-            folders: HashMap::new(),
-            by_path: HashMap::new(),
-        }));
+        let fd = inotify.as_fd().try_clone_to_owned()?;
+        let tree = Arc::new(Mutex::new(Tree::new(Arc::new(fd))));
         let reader = Reader {
             tree: Arc::clone(&tree),
             inotify,
@@ -315,9 +240,8 @@ impl Kernel {
             .max(1);
         let next = AtomicUsize::new(0);
         let tree = &self.tree;
-        let watches = lock(tree).watches.clone();
+        let fd = Arc::clone(lock(tree).fd());
         let work = || {
-            let mut watches = watches.clone();
             let mut done = Vec::new();
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
@@ -337,10 +261,10 @@ impl Kernel {
                     recursive,
                     true,
                     scan.as_mut(),
-                    &mut |d, ino, is_root| {
-                        let wd = watches.add(d, mask(is_root))?;
-                        lock(tree).note(wd, Arc::from(d), ino, recursive, is_root);
-                        Ok(())
+                    &mut |d, parent, ino, is_root| {
+                        let wd = add_watch(&fd, d, mask(is_root))?;
+                        lock(tree).note(wd, parent, d, ino, recursive, is_root);
+                        Ok(wd)
                     },
                 );
                 let walked = match walked {
@@ -450,8 +374,9 @@ impl Reader {
                     let mut tree = lock(&self.tree);
                     let mut moved = Moved::default();
                     for e in events {
+                        let wd = e.wd.get_watch_descriptor_id();
                         if let Some((path, stage)) =
-                            self.event(&mut tree, &mut moved, e.wd, e.mask, e.name)
+                            self.event(&mut tree, &mut moved, wd, e.mask, e.name)
                         {
                             push(&mut hints, path, stage);
                         }
@@ -501,7 +426,7 @@ impl Reader {
         &self,
         tree: &mut Tree,
         moved: &mut Moved,
-        wd: WatchDescriptor,
+        wd: i32,
         mask: EventMask,
         name: Option<&OsStr>,
     ) -> Option<(PathBuf, Stage)> {
@@ -510,20 +435,16 @@ impl Reader {
             self.overflow.raise();
             return None;
         }
-        let folder = tree.folders.get(&wd)?;
+        let folder = tree.folder(wd)?;
         let (recursive, root) = (folder.recursive, folder.root);
-        let path = match name {
-            Some(n) => folder.path.join(n),
-            None => folder.path.to_path_buf(),
-        };
         if mask.contains(EventMask::IGNORED) {
-            if let Some(f) = tree.folders.remove(&wd)
-                && tree.by_path.get(&f.path) == Some(&wd)
-            {
-                tree.by_path.remove(&f.path);
-            }
+            tree.forget(wd);
             count::changed();
             return None;
+        }
+        let mut path = tree.path(wd)?;
+        if let Some(n) = name {
+            path.push(n);
         }
         if mask.intersects(EventMask::DELETE_SELF | EventMask::MOVE_SELF) {
             // A folder below a root reports its own end through its parent.
