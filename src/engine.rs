@@ -293,12 +293,11 @@ impl Engine {
                     deployed_sha: Some(ContentHash::new(&rec.content_hash)),
                     collection_version: c_path.as_deref().map(|p| {
                         memo.version(&self.index, p, Variant::DeployedCopy)
-                            .map_or_else(|| "unknown".into(), Into::into)
+                            .unwrap_or_else(|| "unknown".into())
                     }),
                     project_version: matches!(p_side, Side::Hash(_))
                         .then(|| memo.version(&self.index, &p_path, Variant::Legacy))
-                        .flatten()
-                        .map(Into::into),
+                        .flatten(),
                     error: side_error(&c_side).or_else(|| side_error(&p_side)),
                     collection_sha: side_hash(c_side),
                     project_sha: side_hash(p_side),
@@ -341,7 +340,7 @@ impl Engine {
                     deployed_sha: None,
                     collection_version: Some(
                         memo.version(&self.index, &path, Variant::DeployedCopy)
-                            .map_or_else(|| "unknown".into(), Into::into),
+                            .unwrap_or_else(|| "unknown".into()),
                     ),
                     project_version: None,
                     error: side_error(&side),

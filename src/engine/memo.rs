@@ -10,6 +10,8 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use compact_str::CompactString;
+
 use crate::drift::Side;
 use crate::formats::frontmatter;
 use crate::hash::scan::{Kind, Scan};
@@ -88,7 +90,12 @@ impl SideMemo {
 
     /// The version the front matter of the artifact at `path` declares
     /// ([`frontmatter::version_of`]), from the memo or the index's cache, or read once.
-    pub fn version(&mut self, index: &HashIndex, path: &Path, variant: Variant) -> Option<String> {
+    pub fn version(
+        &mut self,
+        index: &HashIndex,
+        path: &Path,
+        variant: Variant,
+    ) -> Option<CompactString> {
         let m = self.entry(index, path, variant);
         if m.version.is_none() {
             m.version = Some(match &m.digest {
@@ -96,7 +103,7 @@ impl SideMemo {
                 None => frontmatter::version_of(path),
             });
         }
-        m.version.clone().flatten()
+        m.version.as_ref()?.as_deref().map(CompactString::from)
     }
 
     /// Whether something exists at `path` (a symbolic link followed): from the scan's

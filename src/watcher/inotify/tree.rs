@@ -69,6 +69,11 @@ pub(super) fn add_watch(fd: &OwnedFd, dir: &Path, mask: WatchMask) -> io::Result
     }
 }
 
+/// Where the folder named `name` in the folder `parent` sits in the index of children.
+fn place_hash(hasher: &RandomState, parent: i32, name: &OsStr) -> u64 {
+    hasher.hash_one((parent, name.as_bytes()))
+}
+
 impl Tree {
     /// An empty table of the watches of the inotify instance `fd`.
     pub(super) fn new(fd: Arc<OwnedFd>) -> Tree {
@@ -91,13 +96,9 @@ impl Tree {
         self.folders.get(&wd)
     }
 
-    fn child_hash(&self, parent: i32, name: &[u8]) -> u64 {
-        self.hasher.hash_one((parent, name))
-    }
-
     /// The folder named `name` in the folder `parent`.
     fn child(&self, parent: i32, name: &OsStr) -> Option<i32> {
-        let h = self.child_hash(parent, name.as_bytes());
+        let h = place_hash(&self.hasher, parent, name);
         self.children
             .find(h, |c| {
                 self.folders
@@ -160,25 +161,29 @@ impl Tree {
             Some(n) if parent != NONE => n.into(),
             _ => path.as_os_str().into(),
         };
-        self.unindex(wd);
+        self.forget(wd);
         // Whatever was found at that place before is found there no more.
         if parent == NONE {
             self.tops.insert(path.to_path_buf(), wd);
         } else {
-            let h = self.child_hash(parent, name.as_bytes());
-            let folders = &self.folders;
-            match self.children.find_entry(h, |c| {
-                folders
-                    .get(c)
-                    .is_some_and(|f| f.parent == parent && f.name == name)
-            }) {
-                Ok(mut e) => *e.get_mut() = wd,
-                Err(_) => {
-                    let hasher = &self.hasher;
-                    self.children.insert_unique(h, wd, |c| {
+            let h = place_hash(&self.hasher, parent, &name);
+            match self.child(parent, &name) {
+                Some(before) => {
+                    if let Ok(mut e) = self.children.find_entry(h, |&c| c == before) {
+                        *e.get_mut() = wd;
+                    }
+                }
+                None => {
+                    let Tree {
+                        folders,
+                        children,
+                        hasher,
+                        ..
+                    } = self;
+                    children.insert_unique(h, wd, |c| {
                         folders
                             .get(c)
-                            .map_or(0, |f| hasher.hash_one((f.parent, f.name.as_bytes())))
+                            .map_or(0, |f| place_hash(hasher, f.parent, &f.name))
                     });
                 }
             }
@@ -195,25 +200,22 @@ impl Tree {
         );
     }
 
-    /// Forgets where the folder `wd` is found, if it is still found there, and the folder.
-    fn unindex(&mut self, wd: i32) -> Option<Folder> {
-        let f = self.folders.remove(&wd)?;
+    /// Forgets the folder `wd` (its watch dropped, or about to be noted anew) and where it
+    /// is found, if it is still found there.
+    pub(super) fn forget(&mut self, wd: i32) {
+        let Some(f) = self.folders.remove(&wd) else {
+            return;
+        };
         if f.parent == NONE {
             if self.tops.get(Path::new(&f.name)) == Some(&wd) {
                 self.tops.remove(Path::new(&f.name));
             }
         } else {
-            let h = self.child_hash(f.parent, f.name.as_bytes());
+            let h = place_hash(&self.hasher, f.parent, &f.name);
             if let Ok(e) = self.children.find_entry(h, |&c| c == wd) {
                 e.remove();
             }
         }
-        Some(f)
-    }
-
-    /// Forgets the folder `wd`, whose watch the kernel dropped.
-    pub(super) fn forget(&mut self, wd: i32) {
-        self.unindex(wd);
     }
 
     /// Drops the watches of a folder gone from `dir` (renamed away or deleted), unless
@@ -262,7 +264,7 @@ impl Tree {
             }));
         }
         for wd in gone {
-            self.unindex(wd);
+            self.forget(wd);
             // SAFETY: `fd` is an open descriptor; a descriptor the kernel has dropped
             // already only makes the call fail.
             unsafe { libc::inotify_rm_watch(self.fd.as_raw_fd(), wd) };
@@ -284,6 +286,14 @@ mod tests {
         Tree::new(Arc::new(unsafe { OwnedFd::from_raw_fd(fd) }))
     }
 
+    /// A table watching a new temporary folder as a root.
+    fn rooted() -> (tempfile::TempDir, Tree, i32) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut t = tree();
+        let root = watch(&mut t, dir.path(), None, true);
+        (dir, t, root)
+    }
+
     /// Watches `path` (made if needed) as the walk would, from `parent`.
     fn watch(t: &mut Tree, path: &Path, parent: Option<i32>, root: bool) -> i32 {
         std::fs::create_dir_all(path).unwrap();
@@ -295,9 +305,7 @@ mod tests {
 
     #[test]
     fn folders_are_found_by_path_and_give_their_path() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut t = tree();
-        let root = watch(&mut t, dir.path(), None, true);
+        let (dir, mut t, root) = rooted();
         let a = watch(&mut t, &dir.path().join("a"), Some(root), false);
         let b = watch(&mut t, &dir.path().join("a/b"), Some(a), false);
         // Found by its path alone, as a folder created below a watched one is.
@@ -314,9 +322,7 @@ mod tests {
 
     #[test]
     fn removing_a_folder_drops_every_folder_below_it_but_roots() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut t = tree();
-        let root = watch(&mut t, dir.path(), None, true);
+        let (dir, mut t, root) = rooted();
         let a = watch(&mut t, &dir.path().join("a"), Some(root), false);
         let b = watch(&mut t, &dir.path().join("a/b"), Some(a), false);
         let own = watch(&mut t, &dir.path().join("a/own"), None, true);
@@ -340,9 +346,7 @@ mod tests {
 
     #[test]
     fn the_last_path_a_folder_is_reached_by_wins() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut t = tree();
-        let root = watch(&mut t, dir.path(), None, true);
+        let (dir, mut t, root) = rooted();
         let real = watch(&mut t, &dir.path().join("real"), Some(root), false);
         std::os::unix::fs::symlink(dir.path().join("real"), dir.path().join("link")).unwrap();
         // The kernel gives the same folder the same descriptor.
@@ -358,9 +362,7 @@ mod tests {
 
     #[test]
     fn a_folder_put_where_another_was_replaces_it() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut t = tree();
-        let root = watch(&mut t, dir.path(), None, true);
+        let (dir, mut t, root) = rooted();
         let old = watch(&mut t, &dir.path().join("a"), Some(root), false);
         std::fs::rename(dir.path().join("a"), dir.path().join("gone")).unwrap();
         let new = watch(&mut t, &dir.path().join("a"), Some(root), false);
