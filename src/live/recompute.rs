@@ -9,7 +9,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
-use crate::engine::{Collections, DriftReport, Engine, SideMemo};
+use crate::engine::{Base, Collections, DriftReport, Engine, SideMemo};
+use crate::formats::Problem;
 use crate::hash::scan::Scan;
 use crate::watcher::{Depth, Watcher};
 
@@ -21,7 +22,25 @@ use super::worker::Worker;
 pub(super) type Prior = BTreeMap<PathBuf, Arc<Reports>>;
 
 /// What one drift thread computed, with the memo and collections it read, to merge.
-type Part = (Vec<(PathBuf, DriftReport)>, SideMemo, Collections);
+type Part = (Vec<(PathBuf, Computed)>, SideMemo, Collections);
+
+/// One project's drift, its reports keyed by artifact where they were computed (on the
+/// drift threads, not in the batch's serial part).
+pub(super) struct Computed {
+    pub(super) reports: Reports,
+    pub(super) problems: Vec<Problem>,
+    pub(super) bases: Vec<Base>,
+}
+
+impl From<DriftReport> for Computed {
+    fn from(r: DriftReport) -> Computed {
+        Computed {
+            reports: r.artifacts.into_iter().map(|a| (a.key(), a)).collect(),
+            problems: r.problems,
+            bases: r.bases,
+        }
+    }
+}
 
 impl Worker {
     /// Recomputes `projects`, one thread per available core (at most one per project), in
@@ -30,7 +49,7 @@ impl Worker {
         &mut self,
         projects: &BTreeSet<PathBuf>,
         prior: &Prior,
-    ) -> Vec<(PathBuf, DriftReport)> {
+    ) -> Vec<(PathBuf, Computed)> {
         let engine = Arc::clone(&self.live.engine);
         let list: Vec<&PathBuf> = projects.iter().collect();
         if workers(list.len()) == 1 {
@@ -41,7 +60,7 @@ impl Worker {
                 .map(|p| {
                     let report =
                         engine.project_drift(p, previous(prior, p), &mut colls, &mut self.memo);
-                    (p.clone(), report)
+                    (p.clone(), report.into())
                 })
                 .collect();
             self.note_collections(&colls);
@@ -58,7 +77,7 @@ impl Worker {
 
     /// Merges what drift threads computed: their memos, the collections' problems, and
     /// the reports, in the order of their projects.
-    pub(super) fn merge(&mut self, parts: Vec<Part>) -> Vec<(PathBuf, DriftReport)> {
+    pub(super) fn merge(&mut self, parts: Vec<Part>) -> Vec<(PathBuf, Computed)> {
         let mut out = Vec::new();
         for (done, memo, colls) in parts {
             out.extend(done);
@@ -153,7 +172,7 @@ fn spread(
                         }
                         let report =
                             engine.project_drift(&p, previous(prior, &p), &mut colls, &mut memo);
-                        done.push((p, report));
+                        done.push((p, Computed::from(report)));
                     }
                     memo.use_scan(None);
                     (done, memo, colls)

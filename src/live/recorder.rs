@@ -222,7 +222,11 @@ impl Desk {
         if job.number > 0 {
             self.received = job.number;
         }
-        for w in job.bulk {
+        let mut bulk = job.bulk;
+        if let Some(first) = job.first_seen {
+            bulk.extend(first.plan());
+        }
+        for w in bulk {
             *self.queued_at.entry(w.location().clone()).or_default() += 1;
             self.queued.push_back((job.number, w));
         }

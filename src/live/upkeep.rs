@@ -1,6 +1,7 @@
 //! What a batch hands to history: the worker turns the batch's changed artifacts into
 //! history work ([`Worker::queue_history`]) and sends it, with the batch's barriers, to the
-//! history recorder ([`super::recorder`]), which records it on its own thread.
+//! history recorder ([`super::recorder`]), which records it on its own thread (and, for the
+//! first batch, whose every artifact is first seen, also plans it there).
 //!
 //! A change of content already seen becomes a version before the batch's barriers are
 //! released (the recorder releases them once it is recorded): every settled save is a
@@ -11,8 +12,9 @@
 //! goes on with the next change; history queries and write-backs wait for the bulk work
 //! queued before them ([`super::Live::sync_history`]).
 
-use std::collections::{BTreeSet, HashSet};
-use std::path::PathBuf;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use tokio::sync::oneshot;
@@ -23,7 +25,7 @@ use crate::history::Capture;
 use crate::model::{ArtifactReport, Location, Origin, SnapshotTarget};
 
 use super::worker::Worker;
-use super::{Live, View};
+use super::{Live, Reports, View, flatten};
 
 /// One piece of history work: content to record, and the root whose automatic snapshot
 /// it makes due (none for a base: the deployment itself changed nothing).
@@ -78,6 +80,8 @@ pub(super) struct Job {
     pub(super) changes: Vec<Work>,
     /// Bases and first-seen content, recorded in the background, oldest batch first.
     pub(super) bulk: Vec<Work>,
+    /// The first batch's bulk work, still to be planned.
+    pub(super) first_seen: Option<FirstSeen>,
     /// The sync cookies the batch answers.
     pub(super) cookies: Vec<String>,
     /// The control messages (project refresh, reconcile) the batch answers.
@@ -104,16 +108,8 @@ impl Backlog {
 }
 
 impl Worker {
-    /// Turns the batch's history work into a [`Job`]: `changed` artifacts whose content
-    /// differs from `previous` become versions (recorded before the batch's barriers are
-    /// answered when their location had content already), content seen for the first time
-    /// and bases become bulk work (first-seen content that is a base queued now is recorded
-    /// as that base).
-    ///
-    /// At start `previous` is empty and `changed` is every artifact: the last run may
-    /// have stopped with its bulk work undone (the drift state it persisted does not say),
-    /// so all of it is queued again; content already recorded is skipped when its turn
-    /// comes, for the cost of a lookup.
+    /// Turns the batch's history work into a [`Job`] ([`plan`]), the bases the batch found
+    /// included.
     ///
     /// `reserved` is the job's number when [`Backlog::reserve`] took it already (the job
     /// then carries it even with nothing to record).
@@ -123,64 +119,12 @@ impl Worker {
         changed: impl Iterator<Item = (&'a String, &'a ArtifactReport)>,
         reserved: Option<u64>,
     ) -> Job {
-        let home = self.live.engine.paths().skillmeat_home.clone();
-        // First-seen content that is a base queued now is recorded as that base.
-        let based: HashSet<(&Location, &str)> = self
-            .backlog
-            .bases
-            .iter()
-            .map(|b| (&b.location, b.content_hash.as_str()))
-            .collect();
-        let mut seen = BTreeSet::new();
-        let (mut changes, mut first_seen) = (Vec::new(), Vec::new());
-        for (key, new) in changed {
-            let old = previous.get(key);
-            let mut found = |loc: Location, hash: &str, path, root, known: bool| {
-                // A change of known content is always a version (back to the base's
-                // content too: the newest version must be what the file holds).
-                if (!known && based.contains(&(&loc, hash))) || !seen.insert(loc.clone()) {
-                    return;
-                }
-                let work = Work::version(loc, path, hash, root);
-                if known {
-                    changes.push(work);
-                } else {
-                    first_seen.push(work);
-                }
-            };
-            if let Some(sha) = &new.project_sha
-                && old.is_none_or(|o| o.project_sha != new.project_sha)
-            {
-                let loc = new.project_location();
-                let path = new.project.join(&new.profile_root).join(&new.artifact_path);
-                let root = SnapshotTarget::Project(new.project.clone());
-                let known = old.is_some_and(|o| o.project_sha.is_some());
-                found(loc, &sha.to_string(), path, root, known);
-            }
-            if let (Some(sha), Some(rel)) = (&new.collection_sha, &new.collection_path)
-                && old.is_none_or(|o| o.collection_sha != new.collection_sha)
-                && let Some(loc) = new.collection_location()
-            {
-                let path = collections_dir(&home).join(&new.collection).join(rel);
-                let root = SnapshotTarget::Collection(new.collection.to_string());
-                let known = old.is_some_and(|o| o.collection_sha.is_some());
-                found(loc, &sha.to_string(), path, root, known);
-            }
-        }
-        drop(based);
-        let mut bulk: Vec<Work> = std::mem::take(&mut self.backlog.bases)
-            .into_iter()
-            .map(Work::base)
-            .collect();
-        bulk.append(&mut first_seen);
+        let home = &self.live.engine.paths().skillmeat_home;
+        let bases = std::mem::take(&mut self.backlog.bases);
+        let (changes, bulk) = plan(home, bases, previous, changed);
         if bulk.is_empty() && changes.is_empty() && reserved.is_none() {
             return Job::default();
         }
-        // Bases first, then new content; collection copies first in each: a deployment's
-        // base and first version attach to the collection version it was deployed from,
-        // which must exist by then.
-        bulk.sort_by_key(|w| (!w.is_base(), !is_collection(w.location())));
-        changes.sort_by_key(|w| !is_collection(w.location()));
         let number = reserved.unwrap_or_else(|| self.backlog.reserve(&self.live));
         Job {
             number,
@@ -189,6 +133,119 @@ impl Worker {
             ..Job::default()
         }
     }
+
+    /// The first batch's history work, planned by the recorder ([`FirstSeen::plan`]):
+    /// every artifact it found (the previous run may have stopped with its bulk work
+    /// undone; the drift state it persisted does not say) and the bases. `reports` are
+    /// shared, not copied.
+    pub(super) fn queue_first_seen(
+        &mut self,
+        reports: &BTreeMap<PathBuf, Arc<Reports>>,
+        number: u64,
+    ) -> Job {
+        Job {
+            number,
+            first_seen: Some(FirstSeen {
+                home: self.live.engine.paths().skillmeat_home.clone(),
+                reports: reports.clone(),
+                bases: std::mem::take(&mut self.backlog.bases),
+            }),
+            ..Job::default()
+        }
+    }
+}
+
+/// Every artifact a start found, to be planned as bulk work on the recorder's thread:
+/// that takes tens of milliseconds on a large tree, which the first answer does not wait
+/// for.
+#[derive(Debug)]
+pub(super) struct FirstSeen {
+    home: PathBuf,
+    reports: BTreeMap<PathBuf, Arc<Reports>>,
+    bases: Vec<Base>,
+}
+
+impl FirstSeen {
+    /// The bulk work: all of it first seen (content already recorded is skipped when its
+    /// turn comes, for the cost of a lookup).
+    pub(super) fn plan(self) -> Vec<Work> {
+        let all = flatten(&self.reports, None);
+        let (changes, bulk) = plan(
+            &self.home,
+            self.bases,
+            &View::new(),
+            all.iter().map(|(k, r)| (*k, *r)),
+        );
+        debug_assert!(
+            changes.is_empty(),
+            "nothing is known before the first batch"
+        );
+        bulk
+    }
+}
+
+/// The history work of `changed` artifacts and `bases`: artifacts whose content differs
+/// from `previous` become versions — changes (recorded before the batch's barriers are
+/// answered) when their location had content already, bulk work when the content is seen
+/// for the first time — and bases become bulk work (first-seen content that is a base
+/// queued now is recorded as that base). Returns the changes and the bulk work, each in
+/// the order it is recorded.
+fn plan<'a>(
+    home: &Path,
+    bases: Vec<Base>,
+    previous: &View<'_>,
+    changed: impl Iterator<Item = (&'a String, &'a ArtifactReport)>,
+) -> (Vec<Work>, Vec<Work>) {
+    // First-seen content that is a base queued now is recorded as that base.
+    let based: HashSet<(&Location, &str)> = bases
+        .iter()
+        .map(|b| (&b.location, b.content_hash.as_str()))
+        .collect();
+    let mut seen = BTreeSet::new();
+    let (mut changes, mut first_seen) = (Vec::new(), Vec::new());
+    for (key, new) in changed {
+        let old = previous.get(key);
+        let mut found = |loc: Location, hash: &str, path, root, known: bool| {
+            // A change of known content is always a version (back to the base's
+            // content too: the newest version must be what the file holds).
+            if (!known && based.contains(&(&loc, hash))) || !seen.insert(loc.clone()) {
+                return;
+            }
+            let work = Work::version(loc, path, hash, root);
+            if known {
+                changes.push(work);
+            } else {
+                first_seen.push(work);
+            }
+        };
+        if let Some(sha) = &new.project_sha
+            && old.is_none_or(|o| o.project_sha != new.project_sha)
+        {
+            let loc = new.project_location();
+            let path = new.project.join(&new.profile_root).join(&new.artifact_path);
+            let root = SnapshotTarget::Project(new.project.clone());
+            let known = old.is_some_and(|o| o.project_sha.is_some());
+            found(loc, &sha.to_string(), path, root, known);
+        }
+        if let (Some(sha), Some(rel)) = (&new.collection_sha, &new.collection_path)
+            && old.is_none_or(|o| o.collection_sha != new.collection_sha)
+            && let Some(loc) = new.collection_location()
+        {
+            let path = collections_dir(home).join(&new.collection).join(rel);
+            let root = SnapshotTarget::Collection(new.collection.to_string());
+            let known = old.is_some_and(|o| o.collection_sha.is_some());
+            found(loc, &sha.to_string(), path, root, known);
+        }
+    }
+    drop(based);
+    let mut bulk: Vec<Work> = bases.into_iter().map(Work::base).collect();
+    bulk.append(&mut first_seen);
+    // Bases first, then new content; collection copies first in each: a deployment's
+    // base and first version attach to the collection version it was deployed from,
+    // which must exist by then.
+    bulk.sort_by_key(|w| (!w.is_base(), !is_collection(w.location())));
+    changes.sort_by_key(|w| !is_collection(w.location()));
+    (changes, bulk)
 }
 
 pub(super) fn is_collection(loc: &Location) -> bool {

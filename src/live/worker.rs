@@ -27,7 +27,7 @@ use crate::watcher::{Depth, Watcher};
 use super::recompute::{self, Prior};
 use super::recorder::Recorder;
 use super::upkeep::{Backlog, Job};
-use super::{Live, Reports, State, View, flatten};
+use super::{Live, Reports, State, flatten};
 
 /// Profile roots watched even before they hold a deployment file.
 const KNOWN_ROOTS: [&str; 4] = [".claude", ".codex", ".gemini", ".cursor"];
@@ -356,8 +356,7 @@ impl Worker {
         };
         for (project, mut r) in computed {
             self.backlog.bases.append(&mut r.bases);
-            let mine: Reports = r.artifacts.into_iter().map(|a| (a.key(), a)).collect();
-            reports.insert(project.clone(), Arc::new(mine));
+            reports.insert(project.clone(), Arc::new(r.reports));
             self.project_problems.insert(project, r.problems);
         }
 
@@ -373,20 +372,22 @@ impl Worker {
         problems.extend(self.collection_problems.values().flatten().cloned());
         problems.extend(self.project_problems.values().flatten().cloned());
 
-        let (previous, current) = match &persisted {
-            Some(p) => (flatten(p, None), flatten(&reports, None)),
-            None if initial || derived_lost => {
-                let present: BTreeSet<PathBuf> = reports.keys().cloned().collect();
-                (
-                    flatten(&old.reports, Some(&present)),
-                    flatten(&reports, None),
-                )
-            }
-            None => (
-                flatten(&old.reports, Some(&scope)),
-                flatten(&reports, Some(&scope)),
-            ),
+        // The projects compared, against what: every project the persisted state or the
+        // batch knows, the present ones at start or after a repair, else the scope. Only
+        // those whose reports differ are flattened and diffed (keys name their project, so
+        // the others add no event and no change): after a warm restart, none.
+        let (before, compared): (&Prior, BTreeSet<&PathBuf>) = match &persisted {
+            Some(p) => (p, p.keys().chain(reports.keys()).collect()),
+            None if initial || derived_lost => (&old.reports, reports.keys().collect()),
+            None => (&old.reports, scope.iter().collect()),
         };
+        let differing: BTreeSet<PathBuf> = compared
+            .into_iter()
+            .filter(|p| before.get(*p).map(|r| &**r) != reports.get(*p).map(|r| &**r))
+            .cloned()
+            .collect();
+        let previous = flatten(before, Some(&differing));
+        let current = flatten(&reports, Some(&differing));
         let claims = &self.live.claims;
         let mut events = journal::diff(&previous, &current, None, |r| claims.operation_of(r));
         events.extend(journal::problem_events(&old.problems, &problems));
@@ -508,15 +509,14 @@ impl Worker {
         if initial {
             // Everything is first seen, so bulk work, which no barrier waits for: the
             // barriers are answered before it is queued (a history query that passes them
-            // still waits for it, its number taken first).
+            // still waits for it, its number taken first). The recorder plans it.
             let number = self.backlog.reserve(&self.live);
             self.recorder.send(Job {
                 cookies,
                 acks: dirty.acks,
                 ..Job::default()
             });
-            let all = current.iter().map(|(k, r)| (*k, *r));
-            let job = self.queue_history(&View::new(), all, Some(number));
+            let job = self.queue_first_seen(&reports, number);
             self.recorder.send(job);
         } else {
             let changed = changes.iter().filter_map(|(k, r)| Some(*k).zip(*r));
@@ -525,7 +525,9 @@ impl Worker {
             job.acks = dirty.acks;
             self.recorder.send(job);
         }
-        if dirty.full {
+        // After the first, the recorder gives the memory back once its backlog is done
+        // (the first answer does not wait for that).
+        if dirty.full && !initial {
             crate::heap::release_freed();
         }
         tracing::debug!(
@@ -537,6 +539,7 @@ impl Worker {
             scanned,
             read_ms,
             compute_ms,
+            differing = differing.len(),
             elapsed_ms = started.elapsed().as_millis() as u64,
             "batch applied"
         );
