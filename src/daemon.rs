@@ -154,15 +154,16 @@ pub async fn serve(
         .set_serving::<pb::skillmeat_daemon_server::SkillmeatDaemonServer<DaemonService>>()
         .await;
     // Reflection in both versions: grpcurl and grpc-go use v1, grpcio's Python client and
-    // older tools only v1alpha. The health service is described too.
+    // older tools only v1alpha. The health service is described too. Each is built on its
+    // first call (see `rpc::lazy`).
     let reflection = || {
         tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
     };
-    let reflection_err = |e| DaemonError::StartFailed(format!("reflection: {e}"));
-    let reflection_v1 = reflection().build_v1().map_err(reflection_err)?;
-    let reflection_v1alpha = reflection().build_v1alpha().map_err(reflection_err)?;
+    let reflection_v1 = rpc::Lazy::new(move || reflection().build_v1().map_err(|e| e.to_string()));
+    let reflection_v1alpha =
+        rpc::Lazy::new(move || reflection().build_v1alpha().map_err(|e| e.to_string()));
     // Every connection goes through the authority layer, so clients that send the socket
     // path as `:authority` are served; the server's limits are the ones the layer enforces.
     let incoming = UnixListenerStream::new(listener).map(|c| c.map(authority::Connection::new));

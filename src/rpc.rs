@@ -13,10 +13,12 @@
 //! - `watch`: the `Watch` stream (filter, replay, live events, resync, heartbeats);
 //! - `status`: which `tonic::Status` each domain error answers with;
 //! - `history`, `ops`, `notify`: the history, write-back and desktop notification
-//!   handlers.
+//!   handlers;
+//! - `lazy`: services built on their first call (reflection).
 
 mod convert;
 mod history;
+mod lazy;
 mod notify;
 mod ops;
 mod service;
@@ -35,6 +37,7 @@ use crate::live::Live;
 use crate::notifier::Notifier;
 
 /// The generated protocol types and stubs, compiled once in the wire crate.
+pub use lazy::Lazy;
 pub use skillmeatd_proto::pb;
 
 pub use skillmeatd_proto::PROTOCOL_VERSION;
