@@ -10,8 +10,9 @@
 //! holds are answered. A change thus waits for the piece of bulk work under way and one
 //! commit at most; changes that find the recorder idle still let bulk work have
 //! [`SHARE`] of their store batch, so the backlog advances under a steady stream of them. Once nothing is queued, the automatic snapshots due are taken and
-//! retention runs. Barriers of a batch with no changes are answered as soon as the
-//! recorder receives it, when no earlier change waits.
+//! retention runs. Barriers of a batch with no changes are answered at once when no
+//! earlier change waits ([`Recorder::answer`], on the worker's thread: a start's bulk work
+//! under way does not delay the first answer), else with the changes before them.
 //!
 //! Every history write of the daemon's own goes through this one thread, in the order of
 //! the batches, so the ordering rules of a location's history (a queued base before a
@@ -26,6 +27,7 @@
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TryRecvError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -64,6 +66,9 @@ enum Message {
 /// The worker's handle on the recorder thread; dropping it stops the thread (after the
 /// changes already handed over are recorded) and waits for it.
 pub(super) struct Recorder {
+    live: Arc<Live>,
+    /// Batches with changes handed over whose barriers are not answered yet.
+    unanswered: Arc<AtomicUsize>,
     tx: Option<SyncSender<Message>>,
     thread: Option<JoinHandle<()>>,
 }
@@ -81,8 +86,12 @@ impl Recorder {
     /// The thread cannot be spawned.
     pub(super) fn start(live: Arc<Live>) -> Recorder {
         let (tx, rx) = std::sync::mpsc::sync_channel(INBOX);
+        let unanswered = Arc::new(AtomicUsize::new(0));
         let desk = Desk {
-            live,
+            live: Arc::clone(&live),
+            unanswered: Arc::clone(&unanswered),
+            committing: false,
+            deferred: Vec::new(),
             rx,
             open: true,
             ahead: VecDeque::new(),
@@ -98,6 +107,8 @@ impl Recorder {
             .spawn(move || desk.run())
             .expect("cannot start the history recorder thread");
         Recorder {
+            live,
+            unanswered,
             tx: Some(tx),
             thread: Some(thread),
         }
@@ -110,7 +121,25 @@ impl Recorder {
     /// The recorder thread is gone (it panicked): the live task stops, as when the worker
     /// panics.
     pub(super) fn send(&self, job: Job) {
+        if !job.changes.is_empty() {
+            self.unanswered.fetch_add(1, Ordering::AcqRel);
+        }
         self.message(Message::Job(job));
+    }
+
+    /// Answers the barriers of a batch that has no history work: at once when every
+    /// earlier batch's changes are recorded (a start's bulk work under way does not hold
+    /// them up, nor does the recorder's planning of it), else once they are.
+    pub(super) fn answer(&self, cookies: Vec<String>, acks: Vec<oneshot::Sender<()>>) {
+        if self.unanswered.load(Ordering::Acquire) == 0 {
+            answer(&self.live, &cookies, acks);
+        } else {
+            self.send(Job {
+                cookies,
+                acks,
+                ..Job::default()
+            });
+        }
     }
 
     /// Makes retention run at the next upkeep.
@@ -147,6 +176,13 @@ struct Ahead {
 /// The recorder thread's state.
 struct Desk {
     live: Arc<Live>,
+    /// Shared with [`Recorder`]: lowered once a batch's changes are recorded and its
+    /// barriers answered.
+    unanswered: Arc<AtomicUsize>,
+    /// The store batch being built holds changes not committed yet.
+    committing: bool,
+    /// Barriers received while `committing`: answered after the commit.
+    deferred: Vec<(Vec<String>, Vec<oneshot::Sender<()>>)>,
     rx: Receiver<Message>,
     /// Whether the worker may still send (else the thread ends).
     open: bool,
@@ -241,6 +277,9 @@ impl Desk {
             // Answered with the changes before them.
             last.cookies.extend(job.cookies);
             last.acks.extend(job.acks);
+        } else if self.committing {
+            // Earlier changes are in the store batch under way.
+            self.deferred.push((job.cookies, job.acks));
         } else {
             answer(&self.live, &job.cookies, job.acks);
         }
@@ -264,6 +303,9 @@ impl Desk {
             self.queued_at.clear();
             for a in std::mem::take(&mut self.ahead) {
                 answer(&self.live, &a.cookies, a.acks);
+                if !a.changes.is_empty() {
+                    self.unanswered.fetch_sub(1, Ordering::AcqRel);
+                }
             }
             self.publish_done();
             return;
@@ -275,15 +317,18 @@ impl Desk {
         let mut batch = history.batch();
         let (mut changes, mut bulk) = (0, 0);
         let mut answered = Vec::new();
+        let mut with_changes = 0;
         let mut bulk_started = None;
         loop {
             while let Some(a) = self.ahead.pop_front() {
                 let work = self.take_queued_at(a.number, &a.changes);
                 changes += a.changes.len();
+                with_changes += usize::from(!a.changes.is_empty());
                 for w in work.into_iter().chain(a.changes) {
                     self.add(&mut batch, w);
                 }
                 answered.push((a.cookies, a.acks));
+                self.committing = true;
             }
             // Changes waiting for this commit still leave bulk work a short share, so a
             // steady stream of changes cannot starve the backlog (and the history queries
@@ -311,9 +356,11 @@ impl Desk {
             tracing::warn!("cannot record versions: {e}");
             0
         });
-        for (cookies, acks) in answered {
+        self.committing = false;
+        for (cookies, acks) in answered.into_iter().chain(self.deferred.drain(..)) {
             answer(&self.live, &cookies, acks);
         }
+        self.unanswered.fetch_sub(with_changes, Ordering::AcqRel);
         self.publish_done();
         tracing::debug!(
             changes,

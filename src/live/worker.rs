@@ -26,7 +26,7 @@ use crate::watcher::{Depth, Watcher};
 
 use super::recompute::{self, Prior};
 use super::recorder::Recorder;
-use super::upkeep::{Backlog, Job};
+use super::upkeep::Backlog;
 use super::{Live, Reports, State, flatten};
 
 /// Profile roots watched even before they hold a deployment file.
@@ -154,11 +154,7 @@ impl Worker {
             // Only sync cookies: every change before them is in the state already (batches
             // are applied in the order of their hints), so they are answered as soon as the
             // changes of earlier batches are recorded.
-            self.recorder.send(Job {
-                cookies,
-                acks: dirty.acks,
-                ..Job::default()
-            });
+            self.recorder.answer(cookies, dirty.acks);
             return;
         }
         let started = Instant::now();
@@ -511,11 +507,7 @@ impl Worker {
             // barriers are answered before it is queued (a history query that passes them
             // still waits for it, its number taken first). The recorder plans it.
             let number = self.backlog.reserve(&self.live);
-            self.recorder.send(Job {
-                cookies,
-                acks: dirty.acks,
-                ..Job::default()
-            });
+            self.recorder.answer(cookies, dirty.acks);
             let job = self.queue_first_seen(&reports, number);
             self.recorder.send(job);
         } else {
