@@ -20,6 +20,7 @@
 
 use std::fs::Metadata;
 use std::io::{self, Read};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -125,20 +126,30 @@ pub struct ListedFile {
     /// Path relative to the hashed folder, `/`-separated, as raw bytes (empty for a single
     /// file, whose name is not hashed).
     pub rel: Vec<u8>,
-    /// Where to read it.
-    pub abs: PathBuf,
     pub stamp: FileStamp,
 }
 
 /// Everything a hash of one path reads, in feed order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Listing {
+    /// The path hashed.
+    pub root: PathBuf,
     /// The path was a single file (hash = SHA-256 of its bytes, no name).
     pub single_file: bool,
     pub files: Vec<ListedFile>,
 }
 
 impl Listing {
+    /// Where to read `file`: built when it is read, not for every file listed (a stamp
+    /// check, the usual case, reads none).
+    pub fn path_of(&self, file: &ListedFile) -> PathBuf {
+        if self.single_file {
+            self.root.clone()
+        } else {
+            self.root.join(std::ffi::OsStr::from_bytes(&file.rel))
+        }
+    }
+
     /// A digest of every name, identity and metadata in the listing: equal digests mean no
     /// file was added, removed, renamed or touched, so a cached hash still holds.
     pub fn stamp_digest(&self) -> [u8; 32] {
@@ -202,14 +213,14 @@ pub fn hash_listing(listing: &Listing) -> Result<String, HashError> {
         if !listing.single_file {
             h.update(&f.rel);
         }
-        let mut file =
-            crate::regular::open(&f.abs).map_err(|e| HashError::io(&f.abs, "open", e))?;
+        let abs = listing.path_of(f);
+        let mut file = crate::regular::open(&abs).map_err(|e| HashError::io(&abs, "open", e))?;
         loop {
             let n = match file.read(&mut buf) {
                 Ok(0) => break,
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(HashError::io(&f.abs, "read", e)),
+                Err(e) => return Err(HashError::io(&abs, "read", e)),
             };
             h.update(&buf[..n]);
         }

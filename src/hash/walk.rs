@@ -45,10 +45,10 @@ pub fn walk_in(path: &Path, variant: Variant, scan: Option<&Scan>) -> Result<Lis
             });
         }
         return Ok(Listing {
+            root: path.to_path_buf(),
             single_file: true,
             files: vec![ListedFile {
                 rel: Vec::new(),
-                abs: path.to_path_buf(),
                 stamp: meta.stamp,
             }],
         });
@@ -62,6 +62,7 @@ pub fn walk_in(path: &Path, variant: Variant, scan: Option<&Scan>) -> Result<Lis
     };
     walk.dir(path, (meta.stamp.dev, meta.stamp.ino), &mut Vec::new())?;
     Ok(Listing {
+        root: path.to_path_buf(),
         single_file: false,
         files,
     })
@@ -135,8 +136,10 @@ impl<'a> Walk<'a> {
             if variant == Variant::DeployedCopy && copy_ignores(name) {
                 continue;
             }
-            let abs = dir.join(std::ffi::OsStr::from_bytes(name));
+            // Built only where needed: not for a plain file, the usual entry.
+            let abs = || dir.join(std::ffi::OsStr::from_bytes(name));
             let (meta, via_link) = if lstat.kind == Kind::Link {
+                let abs = abs();
                 match fs::metadata(&abs) {
                     Ok(m) => (Stat::from(&m), true),
                     Err(e) if e.kind() == io::ErrorKind::NotFound => {
@@ -162,23 +165,23 @@ impl<'a> Walk<'a> {
                 Kind::Folder => {
                     let id = (meta.stamp.dev, meta.stamp.ino);
                     if self.ancestors.contains(&id) {
-                        return Err(HashError::SymlinkLoop { path: abs });
+                        return Err(HashError::SymlinkLoop { path: abs() });
                     }
                     // The legacy hash never descends through a symlinked folder; a deploy
                     // copies it as a real folder, which then is hashed.
                     if !via_link || variant == Variant::DeployedCopy {
                         self.ancestors.push(id);
-                        self.dir(&abs, id, rel)?;
+                        self.dir(&abs(), id, rel)?;
                         self.ancestors.pop();
                     }
                 }
                 Kind::File => self.out.push(ListedFile {
                     rel: rel.clone(),
-                    abs,
                     stamp: meta.stamp,
                 }),
                 _ if variant == Variant::DeployedCopy => {
                     // SkillMeat's hash skips it; a deploy's copy stops on it.
+                    let abs = abs();
                     let kind = fs::metadata(&abs).map_or("not a regular file", |m| {
                         crate::regular::describe(m.file_type())
                     });

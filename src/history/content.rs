@@ -70,23 +70,22 @@ impl Content {
         let listing = hash::walk(path, variant)?;
         let mut files = Vec::with_capacity(listing.files.len());
         for f in &listing.files {
+            let abs = listing.path_of(f);
             let rel = String::from_utf8(f.rel.clone()).map_err(|_| {
-                HistoryError::Invalid(format!("{}: file name is not UTF-8", f.abs.display()))
+                HistoryError::Invalid(format!("{}: file name is not UTF-8", abs.display()))
             })?;
-            let bytes = crate::regular::read(&f.abs).map_err(|e| {
+            let bytes = crate::regular::read(&abs).map_err(|e| {
                 if e.kind() == std::io::ErrorKind::NotFound {
-                    HistoryError::Hash(hash::HashError::NotFound {
-                        path: f.abs.clone(),
-                    })
+                    HistoryError::Hash(hash::HashError::NotFound { path: abs.clone() })
                 } else {
-                    HistoryError::io(&f.abs, "read")(e)
+                    HistoryError::io(&abs, "read")(e)
                 }
             })?;
-            let meta = fs::metadata(&f.abs).map_err(HistoryError::io(&f.abs, "stat"))?;
-            let symlink = fs::symlink_metadata(&f.abs)
+            let meta = fs::metadata(&abs).map_err(HistoryError::io(&abs, "stat"))?;
+            let symlink = fs::symlink_metadata(&abs)
                 .ok()
                 .filter(|m| m.file_type().is_symlink())
-                .and_then(|_| fs::read_link(&f.abs).ok())
+                .and_then(|_| fs::read_link(&abs).ok())
                 .map(|t| t.to_string_lossy().into_owned());
             files.push(FileContent {
                 path: rel,
