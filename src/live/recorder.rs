@@ -90,8 +90,7 @@ impl Recorder {
         let desk = Desk {
             live: Arc::clone(&live),
             unanswered: Arc::clone(&unanswered),
-            committing: false,
-            deferred: Vec::new(),
+            answering: Vec::new(),
             rx,
             open: true,
             ahead: VecDeque::new(),
@@ -165,7 +164,8 @@ impl Drop for Recorder {
     }
 }
 
-/// The changes of one batch, and the barriers answered once they are recorded.
+/// The changes of one batch (it has some), and the barriers answered once they are
+/// recorded.
 struct Ahead {
     number: u64,
     changes: Vec<Work>,
@@ -179,10 +179,10 @@ struct Desk {
     /// Shared with [`Recorder`]: lowered once a batch's changes are recorded and its
     /// barriers answered.
     unanswered: Arc<AtomicUsize>,
-    /// The store batch being built holds changes not committed yet.
-    committing: bool,
-    /// Barriers received while `committing`: answered after the commit.
-    deferred: Vec<(Vec<String>, Vec<oneshot::Sender<()>>)>,
+    /// The barriers the store batch being built answers once committed: those of the
+    /// batches whose changes it holds, and of batches without changes received meanwhile
+    /// (empty: no change waits for a commit).
+    answering: Vec<(Vec<String>, Vec<oneshot::Sender<()>>)>,
     rx: Receiver<Message>,
     /// Whether the worker may still send (else the thread ends).
     open: bool,
@@ -277,9 +277,9 @@ impl Desk {
             // Answered with the changes before them.
             last.cookies.extend(job.cookies);
             last.acks.extend(job.acks);
-        } else if self.committing {
+        } else if !self.answering.is_empty() {
             // Earlier changes are in the store batch under way.
-            self.deferred.push((job.cookies, job.acks));
+            self.answering.push((job.cookies, job.acks));
         } else {
             answer(&self.live, &job.cookies, job.acks);
         }
@@ -303,9 +303,7 @@ impl Desk {
             self.queued_at.clear();
             for a in std::mem::take(&mut self.ahead) {
                 answer(&self.live, &a.cookies, a.acks);
-                if !a.changes.is_empty() {
-                    self.unanswered.fetch_sub(1, Ordering::AcqRel);
-                }
+                self.unanswered.fetch_sub(1, Ordering::AcqRel);
             }
             self.publish_done();
             return;
@@ -316,26 +314,25 @@ impl Desk {
         let history = engine.history();
         let mut batch = history.batch();
         let (mut changes, mut bulk) = (0, 0);
-        let mut answered = Vec::new();
-        let mut with_changes = 0;
+        // Batches with changes in this store batch (each `Ahead` holds some).
+        let mut batches = 0;
         let mut bulk_started = None;
         loop {
             while let Some(a) = self.ahead.pop_front() {
                 let work = self.take_queued_at(a.number, &a.changes);
                 changes += a.changes.len();
-                with_changes += usize::from(!a.changes.is_empty());
+                batches += 1;
                 for w in work.into_iter().chain(a.changes) {
                     self.add(&mut batch, w);
                 }
-                answered.push((a.cookies, a.acks));
-                self.committing = true;
+                self.answering.push((a.cookies, a.acks));
             }
             // Changes waiting for this commit still leave bulk work a short share, so a
             // steady stream of changes cannot starve the backlog (and the history queries
             // waiting for it).
             let now = Instant::now();
             let bulk_from = *bulk_started.get_or_insert(now);
-            let until = if answered.is_empty() {
+            let until = if self.answering.is_empty() {
                 until
             } else {
                 bulk_from + SHARE
@@ -356,11 +353,10 @@ impl Desk {
             tracing::warn!("cannot record versions: {e}");
             0
         });
-        self.committing = false;
-        for (cookies, acks) in answered.into_iter().chain(self.deferred.drain(..)) {
+        for (cookies, acks) in std::mem::take(&mut self.answering) {
             answer(&self.live, &cookies, acks);
         }
-        self.unanswered.fetch_sub(with_changes, Ordering::AcqRel);
+        self.unanswered.fetch_sub(batches, Ordering::AcqRel);
         self.publish_done();
         tracing::debug!(
             changes,

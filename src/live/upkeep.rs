@@ -25,7 +25,7 @@ use crate::history::Capture;
 use crate::model::{ArtifactReport, Location, Origin, SnapshotTarget};
 
 use super::worker::Worker;
-use super::{Live, Reports, View, flatten};
+use super::{Live, Reports, View};
 
 /// One piece of history work: content to record, and the root whose automatic snapshot
 /// it makes due (none for a base: the deployment itself changed nothing).
@@ -169,13 +169,10 @@ impl FirstSeen {
     /// The bulk work: all of it first seen (content already recorded is skipped when its
     /// turn comes, for the cost of a lookup).
     pub(super) fn plan(self) -> Vec<Work> {
-        let all = flatten(&self.reports, None);
-        let (changes, bulk) = plan(
-            &self.home,
-            self.bases,
-            &View::new(),
-            all.iter().map(|(k, r)| (*k, *r)),
-        );
+        // Project by project: no location is in two projects' reports but a collection's,
+        // whose work is the same from either.
+        let all = self.reports.values().flat_map(|r| r.iter());
+        let (changes, bulk) = plan(&self.home, self.bases, &View::new(), all);
         debug_assert!(
             changes.is_empty(),
             "nothing is known before the first batch"
