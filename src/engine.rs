@@ -16,12 +16,13 @@ mod unreadable;
 
 pub use memo::SideMemo;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
 use compact_str::CompactString;
+use hashbrown::HashMap;
 
 use crate::config::{self, Config};
 use crate::drift::{self, Side};

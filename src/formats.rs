@@ -64,38 +64,74 @@ pub(crate) fn read_toml(path: &Path) -> Result<toml::Table, String> {
 
 /// Parses TOML bytes into a table, describing a failure in one line with its position.
 pub fn parse_toml(bytes: &[u8]) -> Result<toml::Table, String> {
-    let text = std::str::from_utf8(bytes).map_err(|_| "not valid UTF-8".to_string())?;
-    text.parse::<toml::Table>().map_err(|e| {
-        let msg = e.message().to_string();
-        match e.span() {
-            Some(span) => {
-                let line = text[..span.start.min(text.len())].lines().count().max(1);
-                format!("invalid TOML at line {line}: {msg}")
-            }
-            None => format!("invalid TOML: {msg}"),
+    let text = toml_text(bytes)?;
+    text.parse::<toml::Table>()
+        .map_err(|e| describe_toml_error(text, &e))
+}
+
+/// Parses TOML bytes into a table that borrows its strings from them (no copy of each
+/// string, no second tree built), for the files read on every start; a failure is
+/// described as by [`parse_toml`].
+pub(crate) fn parse_toml_borrowed(bytes: &[u8]) -> Result<toml::de::DeTable<'_>, String> {
+    let text = toml_text(bytes)?;
+    toml::de::DeTable::parse(text)
+        .map(toml::Spanned::into_inner)
+        .map_err(|e| describe_toml_error(text, &e))
+}
+
+fn toml_text(bytes: &[u8]) -> Result<&str, String> {
+    std::str::from_utf8(bytes).map_err(|_| "not valid UTF-8".to_string())
+}
+
+fn describe_toml_error(text: &str, e: &toml::de::Error) -> String {
+    let msg = e.message();
+    match e.span() {
+        Some(span) => {
+            let line = text[..span.start.min(text.len())].lines().count().max(1);
+            format!("invalid TOML at line {line}: {msg}")
         }
-    })
+        None => format!("invalid TOML: {msg}"),
+    }
+}
+
+/// A TOML table, parsed owned or borrowed, as the field checks read it.
+pub(crate) trait Fields {
+    /// The value at `key`: its string, or the name of its type (`integer`, `table`, …).
+    fn field(&self, key: &str) -> Option<Result<&str, &'static str>>;
+}
+
+impl Fields for toml::Table {
+    fn field(&self, key: &str) -> Option<Result<&str, &'static str>> {
+        self.get(key).map(|v| v.as_str().ok_or(v.type_str()))
+    }
+}
+
+impl Fields for toml::de::DeTable<'_> {
+    fn field(&self, key: &str) -> Option<Result<&str, &'static str>> {
+        self.get(key)
+            .map(|v| v.get_ref().as_str().ok_or(v.get_ref().type_str()))
+    }
 }
 
 /// A string field of a TOML table.
-pub(crate) fn str_field<'a>(t: &'a toml::Table, key: &str) -> Option<&'a str> {
-    t.get(key).and_then(toml::Value::as_str)
+pub(crate) fn str_field<'a>(t: &'a impl Fields, key: &str) -> Option<&'a str> {
+    t.field(key).and_then(Result::ok)
 }
 
 /// What is wrong with the string fields `keys` of `t`, in one line: each present with
 /// another type (``artifact_type: expected a string, found an integer``), then those
 /// missing (``missing required key(s): name, path``). `None` when all are strings.
-pub(crate) fn string_fields_problem(t: &toml::Table, keys: &[&str]) -> Option<String> {
+pub(crate) fn string_fields_problem(t: &impl Fields, keys: &[&str]) -> Option<String> {
     let mut parts = Vec::new();
     let mut missing = Vec::new();
     for &k in keys {
-        match t.get(k) {
+        match t.field(k) {
             None => missing.push(k),
-            Some(v) if !v.is_str() => parts.push(format!(
+            Some(Err(type_name)) => parts.push(format!(
                 "{k}: expected a string, found {}",
-                with_article(v.type_str())
+                with_article(type_name)
             )),
-            Some(_) => {}
+            Some(Ok(_)) => {}
         }
     }
     if !missing.is_empty() {

@@ -9,7 +9,9 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{Problem, is_contained, parse_toml, str_field, string_fields_problem};
+use toml::de::{DeTable, DeValue};
+
+use super::{Problem, is_contained, parse_toml_borrowed, str_field, string_fields_problem};
 
 /// The deployment file's name inside a profile root.
 pub const FILE_NAME: &str = ".skillmeat-deployed.toml";
@@ -119,7 +121,7 @@ pub fn parse(path: &Path, root: &str, bytes: &[u8]) -> DeploymentFile {
         path: path.clone(),
         ..Default::default()
     };
-    let table = match parse_toml(bytes) {
+    let table = match parse_toml_borrowed(bytes) {
         Ok(t) => t,
         Err(e) => {
             file.problems.push(Problem::new(&path, &e));
@@ -127,9 +129,9 @@ pub fn parse(path: &Path, root: &str, bytes: &[u8]) -> DeploymentFile {
             return file;
         }
     };
-    let records = match table.get("deployed") {
+    let records = match table.get("deployed").map(toml::Spanned::get_ref) {
         None => return file,
-        Some(toml::Value::Array(a)) => a,
+        Some(DeValue::Array(a)) => a,
         Some(_) => {
             let e = "`deployed` is not an array of tables";
             file.problems.push(Problem::new(&path, e));
@@ -138,6 +140,7 @@ pub fn parse(path: &Path, root: &str, bytes: &[u8]) -> DeploymentFile {
         }
     };
     for (i, r) in records.iter().enumerate() {
+        let r = r.get_ref();
         match r
             .as_table()
             .ok_or_else(|| "not a table".to_string())
@@ -174,7 +177,7 @@ pub fn parse(path: &Path, root: &str, bytes: &[u8]) -> DeploymentFile {
 }
 
 /// Parses one record; a usable record may still carry a warning (unknown platform).
-fn parse_record(r: &toml::Table) -> Result<(Deployment, Option<String>), String> {
+fn parse_record(r: &DeTable<'_>) -> Result<(Deployment, Option<String>), String> {
     const REQUIRED: [&str; 5] = [
         "artifact_name",
         "artifact_type",

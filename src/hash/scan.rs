@@ -15,7 +15,7 @@
 //! does not hold (a folder it could not read whole, a symbolic link's target, anything
 //! outside the roots it walked) is read from the disk as before.
 
-use std::collections::HashMap;
+use hashbrown::HashMap;
 use std::ffi::OsStr;
 use std::fs::{FileType, Metadata};
 use std::os::unix::ffi::OsStrExt;

@@ -23,6 +23,9 @@ use super::{Store, StoreError};
 
 const NEXT_CURSOR: &str = "next_cursor";
 
+/// Events per sled batch when appending (see [`Store::append_events`]).
+const APPEND_CHUNK: usize = 256;
+
 fn corrupt(tree: &'static str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt {
         tree,
@@ -58,10 +61,19 @@ impl Store {
         let Some(last) = events.last() else {
             return Ok(());
         };
-        let mut batch = sled::Batch::default();
-        for e in events {
-            let v = serde_json::to_vec(e).map_err(|e| corrupt("journal", e))?;
-            batch.insert(&e.cursor.to_be_bytes(), v);
+        // Applied in chunks, flushed once: sled keeps every node a batch replaces until the
+        // batch ends, so a start's thousands of events in one batch would peak at tens of
+        // megabytes that the allocator keeps. A crash between chunks leaves a durable prefix
+        // whose drift state was not written: the next start tells those changes again, as
+        // after a crash between the journal and the drift state.
+        let mut batches = Vec::with_capacity(events.len().div_ceil(APPEND_CHUNK));
+        for chunk in events.chunks(APPEND_CHUNK) {
+            let mut batch = sled::Batch::default();
+            for e in chunk {
+                let v = serde_json::to_vec(e).map_err(|e| corrupt("journal", e))?;
+                batch.insert(&e.cursor.to_be_bytes(), v);
+            }
+            batches.push(batch);
         }
         let next = self.frame(
             TreeId::Meta,
@@ -74,7 +86,9 @@ impl Store {
         }
         let result = self
             .with(|h| {
-                h.journal.apply_batch(batch)?;
+                for batch in batches {
+                    h.journal.apply_batch(batch)?;
+                }
                 h.counts.journal_events.add(keys.len() as i64);
                 h.meta.insert(NEXT_CURSOR, next)?;
                 Ok(())
