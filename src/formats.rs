@@ -74,9 +74,49 @@ pub fn parse_toml(bytes: &[u8]) -> Result<toml::Table, String> {
 /// described as by [`parse_toml`].
 pub(crate) fn parse_toml_borrowed(bytes: &[u8]) -> Result<toml::de::DeTable<'_>, String> {
     let text = toml_text(bytes)?;
-    toml::de::DeTable::parse(text)
+    let table = toml::de::DeTable::parse(text)
         .map(toml::Spanned::into_inner)
-        .map_err(|e| describe_toml_error(text, &e))
+        .map_err(|e| describe_toml_error(text, &e))?;
+    check_numbers(text, &table)?;
+    Ok(table)
+}
+
+/// Refuses a number a [`toml::Table`] cannot hold (an integer beyond `i64`, a float that
+/// overflows), as [`parse_toml`] does: a borrowed table keeps numbers as their text.
+fn check_numbers(text: &str, table: &toml::de::DeTable<'_>) -> Result<(), String> {
+    use toml::de::DeValue;
+    let mut pending: Vec<&toml::Spanned<DeValue<'_>>> = table.values().collect();
+    while let Some(v) = pending.pop() {
+        let problem = match v.get_ref() {
+            DeValue::Integer(i) => i64::from_str_radix(i.as_str(), i.radix())
+                .is_err()
+                .then_some("integer number overflowed"),
+            DeValue::Float(f) => f
+                .as_str()
+                .parse::<f64>()
+                .ok()
+                .filter(|x| x.is_finite() || f.as_str().contains("inf"))
+                .is_none()
+                .then_some("floating-point number overflowed"),
+            DeValue::Array(a) => {
+                pending.extend(a.iter());
+                None
+            }
+            DeValue::Table(t) => {
+                pending.extend(t.values());
+                None
+            }
+            DeValue::String(_) | DeValue::Boolean(_) | DeValue::Datetime(_) => None,
+        };
+        if let Some(msg) = problem {
+            let line = text[..v.span().start.min(text.len())]
+                .lines()
+                .count()
+                .max(1);
+            return Err(format!("invalid TOML at line {line}: {msg}"));
+        }
+    }
+    Ok(())
 }
 
 fn toml_text(bytes: &[u8]) -> Result<&str, String> {
@@ -164,6 +204,23 @@ pub(crate) fn is_contained(rel: &Path) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_borrowed_table_refuses_the_numbers_an_owned_one_does() {
+        for text in [
+            "x = 999999999999999999999999999\n",
+            "[a]\nb = [1, 2, {c = 0x1ffffffffffffffff}]\n",
+            "x = 1e999\n",
+        ] {
+            let owned = parse_toml(text.as_bytes()).unwrap_err();
+            let borrowed = parse_toml_borrowed(text.as_bytes()).unwrap_err();
+            assert!(owned.starts_with("invalid TOML at line"), "{owned}");
+            assert!(borrowed.starts_with("invalid TOML at line"), "{borrowed}");
+        }
+        let fine = "x = -9223372036854775808\ny = inf\nz = [1.5, {w = 0o777}]\n";
+        assert!(parse_toml(fine.as_bytes()).is_ok());
+        assert!(parse_toml_borrowed(fine.as_bytes()).is_ok());
+    }
 
     #[test]
     fn normalize_strips_one_known_extension() {

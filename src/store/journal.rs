@@ -440,6 +440,33 @@ mod tests {
     }
 
     #[test]
+    fn an_append_larger_than_a_batch_is_kept_whole_and_in_order() {
+        let d = tempfile::tempdir().unwrap();
+        let n = APPEND_CHUNK as u64 * 2 + 7;
+        let events: Vec<Event> = (1..=n)
+            .map(|c| Event {
+                cursor: c,
+                ..Event::polling(&format!("/p{c}"), "a reason")
+            })
+            .collect();
+        {
+            let store = Store::open(d.path()).unwrap();
+            store.append_events(&events).unwrap();
+            assert_eq!(store.journal_len(), events.len());
+        }
+        let store = Store::open(d.path()).unwrap();
+        let read = store.events_after(0, usize::MAX).unwrap();
+        let projects = |e: &[Event]| e.iter().map(|e| e.project.clone()).collect::<Vec<_>>();
+        assert_eq!(projects(&read), projects(&events));
+        assert_eq!(read.last().unwrap().cursor, n);
+        assert_eq!(store.next_cursor().unwrap(), n + 1);
+        assert_eq!(
+            store.events_after(APPEND_CHUNK as u64, 3).unwrap()[0].cursor,
+            APPEND_CHUNK as u64 + 1
+        );
+    }
+
+    #[test]
     fn a_projects_records_are_replaced_whole_and_removed_with_it() {
         let d = tempfile::tempdir().unwrap();
         let store = Store::open(d.path()).unwrap();
