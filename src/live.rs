@@ -75,6 +75,16 @@ pub struct State {
 pub type Reports = BTreeMap<String, ArtifactReport>;
 
 impl State {
+    /// How a sync barrier finds what it must wait for: whether SkillMeat's home is watched
+    /// by kernel events, whether any root is, and how many roots are polled.
+    pub fn watching(&self) -> (bool, bool, usize) {
+        (
+            self.home_watched,
+            self.watched_roots > self.polled.len(),
+            self.polled.len(),
+        )
+    }
+
     /// Every report.
     pub fn all(&self) -> impl Iterator<Item = &ArtifactReport> + '_ {
         self.reports.values().flat_map(|r| r.values())
@@ -137,6 +147,10 @@ pub struct Live {
     /// take them).
     history_queued: AtomicU64,
     history_done: tokio::sync::watch::Sender<u64>,
+    /// Counts the changes of the way folders are watched ([`State::watching`], or a kernel
+    /// watcher replaced), sent once the state that shows the change is published: sync
+    /// barriers planned before it are planned again.
+    rewatched: tokio::sync::watch::Sender<u64>,
 }
 
 impl std::fmt::Debug for Control {
@@ -277,6 +291,7 @@ pub fn new(engine: Arc<Engine>) -> (Arc<Live>, Task) {
         resyncs: tokio::sync::watch::channel((0, "")).0,
         history_queued: AtomicU64::new(0),
         history_done: tokio::sync::watch::channel(0).0,
+        rewatched: tokio::sync::watch::channel(0).0,
     });
     (
         Arc::clone(&live),

@@ -29,7 +29,7 @@ use tokio::sync::oneshot;
 
 use crate::transient::cookie_name;
 
-use super::{Control, Live, SyncError};
+use super::{Control, Live, State, SyncError};
 
 /// How long a sync barrier waits for its cookies beyond the longest settle window.
 const SYNC_TIMEOUT: Duration = Duration::from_secs(10);
@@ -109,18 +109,34 @@ impl Live {
     /// is in the state (its history work may still be under way; see
     /// [`Live::sync_history`]).
     ///
+    /// A barrier is planned from the published state (which folders are watched how); when
+    /// the way of watching changes while it waits (a reload switched polling on or off),
+    /// it is planned again from the new state: a cookie file written for a kernel watcher
+    /// the switch dropped would never be seen. A barrier planned later covers every change
+    /// the first one had to.
+    ///
     /// # Errors
     /// A cookie was not seen within [`SYNC_TIMEOUT`] past the longest settle window, or the
     /// daemon is shutting down.
     pub async fn sync(&self) -> Result<(), SyncError> {
+        loop {
+            let mut rewatched = self.rewatched.subscribe();
+            rewatched.borrow_and_update();
+            if let Some(outcome) = self.sync_as_watched(&mut rewatched).await {
+                return outcome;
+            }
+            tracing::debug!("the way of watching changed during a sync barrier; planning it again");
+        }
+    }
+
+    /// One barrier planned from the state published now; `None` when `rewatched` saw the
+    /// way of watching change before it was answered.
+    async fn sync_as_watched(
+        &self,
+        rewatched: &mut tokio::sync::watch::Receiver<u64>,
+    ) -> Option<Result<(), SyncError>> {
         let home = self.engine.paths().skillmeat_home.clone();
-        let (home_watched, kernel_roots, polled) = self.with_state(|s| {
-            (
-                s.home_watched,
-                s.watched_roots > s.polled.len(),
-                s.polled.len(),
-            )
-        });
+        let (home_watched, kernel_roots, polled) = self.with_state(State::watching);
         let mut waits: Vec<Wait<'_>> = Vec::new();
         let mut reconcile = false;
         if kernel_roots {
@@ -153,29 +169,32 @@ impl Live {
         }
         if reconcile {
             let (tx, rx) = oneshot::channel();
-            self.control
-                .send(Control::Reconcile(tx))
-                .await
-                .map_err(|_| SyncError::ShuttingDown)?;
+            if self.control.send(Control::Reconcile(tx)).await.is_err() {
+                return Some(Err(SyncError::ShuttingDown));
+            }
             waits.push(("a full reconcile".into(), rx, None));
         }
         let after = SYNC_TIMEOUT + Duration::from_millis(self.engine.config().watch.max_settle_ms);
         let deadline = tokio::time::Instant::now() + after;
         let mut late = Vec::new();
         for (covers, rx, _cookie) in waits {
-            match tokio::time::timeout_at(deadline, rx).await {
-                Ok(Ok(())) => {}
-                Ok(Err(_)) => return Err(SyncError::ShuttingDown),
-                Err(_) => late.push(covers),
+            tokio::select! {
+                answer = tokio::time::timeout_at(deadline, rx) => match answer {
+                    Ok(Ok(())) => {}
+                    Ok(Err(_)) => return Some(Err(SyncError::ShuttingDown)),
+                    Err(_) => late.push(covers),
+                },
+                // The sender lives as long as `self`: this is a change, never a close.
+                _ = rewatched.changed() => return None,
             }
         }
-        if late.is_empty() {
+        Some(if late.is_empty() {
             Ok(())
         } else {
             Err(SyncError::Timeout {
                 after,
                 waiting: late,
             })
-        }
+        })
     }
 }

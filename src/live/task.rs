@@ -55,6 +55,7 @@ impl Task {
             cursor_known: false,
             store_changed: None,
             applied_generation: 0,
+            rewatched: false,
         };
         let store = self.live.engine.store().generations();
         let conditions = self.live.engine.store().conditions();

@@ -75,6 +75,9 @@ pub(super) struct Worker {
     pub(super) store_changed: Option<crate::store::Generation>,
     /// The store generation the live state was last rebuilt for.
     pub(super) applied_generation: u64,
+    /// A reload replaced the way every root is watched (polling switched on or off); the
+    /// next published state tells sync barriers so.
+    pub(super) rewatched: bool,
 }
 
 impl Worker {
@@ -97,6 +100,7 @@ impl Worker {
             .set_poll_interval(Duration::from_millis(config.watch.poll_interval_ms));
         if self.watcher.force_polling() != config.watch.force_polling {
             self.watcher.set_force_polling(config.watch.force_polling);
+            self.rewatched = true;
             dirty.full = true;
         }
         if self.seen.history.retention != config.history.retention {
@@ -479,18 +483,20 @@ impl Worker {
                 tracing::warn!(error = %e, "cannot prune the journal");
             }
         }
-        {
-            let mut s = self.live.state.write().expect("state lock poisoned");
-            *s = Arc::new(State {
-                cursor,
-                reports: reports.clone(),
-                problems,
-                projects,
-                polled: self.watcher.polled().clone(),
-                watched_roots: self.watcher.roots().len(),
-                home_watched: self.watcher.roots().contains_key(&home)
-                    && !self.watcher.polled().contains_key(&home),
-            });
+        let state = State {
+            cursor,
+            reports: reports.clone(),
+            problems,
+            projects,
+            polled: self.watcher.polled().clone(),
+            watched_roots: self.watcher.roots().len(),
+            home_watched: self.watcher.roots().contains_key(&home)
+                && !self.watcher.polled().contains_key(&home),
+        };
+        let rewatched = std::mem::take(&mut self.rewatched) || state.watching() != old.watching();
+        *self.live.state.write().expect("state lock poisoned") = Arc::new(state);
+        if rewatched {
+            self.live.rewatched.send_modify(|n| *n += 1);
         }
         for e in events {
             let _ = self.live.events.send(Arc::new(e));

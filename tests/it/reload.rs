@@ -179,6 +179,65 @@ fn sighup_switches_polling_on_and_changes_are_still_seen() {
     assert_eq!(v["drift_count"], 1, "{v:#}");
 }
 
+/// Queries made while SIGHUP switches polling on and off are all answered: a barrier
+/// planned against the way of watching that a switch just replaced is planned again
+/// (its cookie file would never be seen by the kernel watcher the switch dropped).
+#[test]
+fn queries_during_polling_switches_are_all_answered() {
+    let env = Env::new();
+    let project = setup(&env);
+    let file = env.skillmeat_home.join("daemon.toml");
+    write(&file, scan_config(&env, ""));
+    let d = env.daemon();
+    let polled = |s: &Value| s["polled_roots"].as_array().unwrap().len();
+    env.smctl_json(&["status"]);
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let mut switching = Vec::new();
+    let mut failures = std::thread::scope(|s| {
+        let queries = s.spawn(|| {
+            let mut failures = Vec::new();
+            let mut asked = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) || asked < 20 {
+                let out = env.smctl(&["status", "--format", "json"]);
+                asked += 1;
+                if !out.status.success() {
+                    failures.push(String::from_utf8_lossy(&out.stderr).into_owned());
+                }
+            }
+            failures
+        });
+        for round in 0..30 {
+            let on = round % 2 == 0;
+            let extra = if on {
+                "[watch]\nforce_polling = true\npoll_interval_ms = 100\n"
+            } else {
+                ""
+            };
+            write(&file, scan_config(&env, extra));
+            d.signal(libc::SIGHUP);
+            eventually(WAIT, "the switch", || {
+                let out = env.smctl(&["status", "--format", "json"]);
+                if !out.status.success() {
+                    switching.push(String::from_utf8_lossy(&out.stderr).into_owned());
+                }
+                let s: Value = serde_json::from_slice(&out.stdout).ok()?;
+                ((polled(&s) > 0) == on).then_some(())
+            });
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        queries.join().unwrap()
+    });
+    failures.append(&mut switching);
+    assert!(
+        failures.is_empty(),
+        "{} failed: {failures:#?}",
+        failures.len()
+    );
+    write(&project.join(".claude/commands/hello.md"), "edited\n");
+    let v = env.smctl_json(&["drift", "--sync"]);
+    assert_eq!(v["drift_count"], 1, "{v:#}");
+}
+
 /// The automatic snapshots of `project`.
 fn auto_snapshots(env: &Env, project: &Path) -> usize {
     env.smctl_json(&["snapshot", "list", project.to_str().unwrap()])["snapshots"]
